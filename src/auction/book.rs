@@ -1,0 +1,888 @@
+//! The book: every lot and every dealer, and the one function that changes them.
+//!
+//! `apply(seq, now_ms, command)` is the whole interface that changes state. It reads no
+//! clock and no random source, does no I/O and never lets hash-map order reach its output,
+//! so the same command log always yields the same state and the same events. The engine
+//! owns the only `Book` and is its only writer.
+
+use super::command::{BidId, Canceller, Command, DealerStatus, Listing, TokenHash};
+use super::event::{BidOutcome, Event, LotStatus, Outcome, Refusal, Rejection};
+use super::ids::{DealerId, LotId, SellerId, ServiceId};
+use super::lot::{Lead, Lot};
+use super::money::{Fen, FEN_PER_YUAN, MAX_AMOUNT};
+use super::rules::Rules;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+/// What a repeated `bid_id` is answered with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The lot the first bid named.
+    pub lot: LotId,
+    /// Its first result.
+    pub outcome: BidOutcome,
+}
+
+/// A dealer of the alliance and its standing in the book.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dealer {
+    /// Its id.
+    pub id: DealerId,
+    /// Display name.
+    pub name: String,
+    /// Only `active` dealers may bid.
+    pub status: DealerStatus,
+    /// Deposit in fen.
+    pub deposit: Fen,
+    /// Sellers whose cars this dealer may not bid on (sorted, deduplicated).
+    pub linked_sellers: Vec<SellerId>,
+    /// Sum of this dealer's leading maxima and its sold-but-unpaid prices.
+    pub exposure: Fen,
+    /// Digest of its token.
+    pub token_hash: TokenHash,
+    /// First result of every `bid_id` this dealer used. Serialized in key order so the
+    /// snapshot bytes do not depend on hash order.
+    #[serde(with = "sorted_map")]
+    pub receipts: HashMap<BidId, Receipt>,
+}
+
+/// A private seller.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seller {
+    /// Its id.
+    pub id: SellerId,
+    /// Display name.
+    pub name: String,
+    /// Digest of its token.
+    pub token_hash: TokenHash,
+}
+
+/// A service principal (the alliance's consumer site).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Service {
+    /// Its id.
+    pub id: ServiceId,
+    /// Display name.
+    pub name: String,
+    /// Digest of its token.
+    pub token_hash: TokenHash,
+}
+
+/// All auction state. Serializes to the snapshot; the timer index is derived and rebuilt
+/// on load.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(from = "BookData")]
+pub struct Book {
+    rules: Rules,
+    last_seq: u64,
+    last_now: u64,
+    lots: Vec<Lot>,
+    dealers: Vec<Dealer>,
+    sellers: Vec<Seller>,
+    services: Vec<Service>,
+    /// (deadline, lot) for every lot with a pending timer. Derived from `lots`.
+    #[serde(skip)]
+    timers: BTreeSet<(u64, LotId)>,
+}
+
+/// `Book` as stored: everything but the derived indexes.
+#[derive(Deserialize)]
+struct BookData {
+    rules: Rules,
+    last_seq: u64,
+    last_now: u64,
+    lots: Vec<Lot>,
+    dealers: Vec<Dealer>,
+    sellers: Vec<Seller>,
+    services: Vec<Service>,
+}
+
+impl From<BookData> for Book {
+    fn from(d: BookData) -> Self {
+        let timers = d
+            .lots
+            .iter()
+            .filter_map(|l| l.deadline().map(|t| (t, l.id)))
+            .collect();
+        Self {
+            rules: d.rules,
+            last_seq: d.last_seq,
+            last_now: d.last_now,
+            lots: d.lots,
+            dealers: d.dealers,
+            sellers: d.sellers,
+            services: d.services,
+            timers,
+        }
+    }
+}
+
+impl PartialEq for Book {
+    fn eq(&self, other: &Self) -> bool {
+        // The timer index is derived from the lots, so it need not be compared.
+        self.rules == other.rules
+            && self.last_seq == other.last_seq
+            && self.last_now == other.last_now
+            && self.lots == other.lots
+            && self.dealers == other.dealers
+            && self.sellers == other.sellers
+            && self.services == other.services
+    }
+}
+
+impl Default for Book {
+    fn default() -> Self {
+        Self::new(Rules::default())
+    }
+}
+
+impl Book {
+    /// An empty book under `rules`.
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            rules,
+            last_seq: 0,
+            last_now: 0,
+            lots: Vec::new(),
+            dealers: Vec::new(),
+            sellers: Vec::new(),
+            services: Vec::new(),
+            timers: BTreeSet::new(),
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Sequence number of the last command applied (0 for an empty book).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The book's time: the latest `now_ms` it was given.
+    pub fn last_now(&self) -> u64 {
+        self.last_now
+    }
+
+    /// A lot by id.
+    pub fn lot(&self, id: LotId) -> Option<&Lot> {
+        self.lots.get(id.index())
+    }
+
+    /// All lots, in id order.
+    pub fn lots(&self) -> &[Lot] {
+        &self.lots
+    }
+
+    /// A dealer by id.
+    pub fn dealer(&self, id: DealerId) -> Option<&Dealer> {
+        self.dealers.get(id.index())
+    }
+
+    /// All dealers, in id order.
+    pub fn dealers(&self) -> &[Dealer] {
+        &self.dealers
+    }
+
+    /// A seller by id.
+    pub fn seller(&self, id: SellerId) -> Option<&Seller> {
+        self.sellers.get(id.index())
+    }
+
+    /// All sellers, in id order.
+    pub fn sellers(&self) -> &[Seller] {
+        &self.sellers
+    }
+
+    /// All service principals, in id order.
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+
+    /// A dealer's buying power: deposit × leverage.
+    pub fn buying_power(&self, dealer: &Dealer) -> Fen {
+        self.rules.buying_power(dealer.deposit)
+    }
+
+    /// The earliest time a `Tick` has work to do, if any timer is pending.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.timers.first().map(|&(t, _)| t)
+    }
+
+    /// Applies one command and returns what it did.
+    pub fn apply(&mut self, seq: u64, now_ms: u64, command: Command) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.apply_into(seq, now_ms, command, &mut out);
+        out
+    }
+
+    /// Applies one command, appending its events to `out` (the hot path: `out` is reused).
+    ///
+    /// `seq` must exceed the last applied sequence number, else the command is refused
+    /// whole. Time never runs backwards in the book: a `now_ms` below the latest one seen
+    /// is read as the latest one, so a clock step back on the engine's host cannot reopen
+    /// a closed window.
+    pub fn apply_into(&mut self, seq: u64, now_ms: u64, command: Command, out: &mut Vec<Event>) {
+        if seq <= self.last_seq {
+            out.push(Event::Refused(Refusal::OutOfOrder));
+            return;
+        }
+        self.last_seq = seq;
+        let now = now_ms.max(self.last_now);
+        self.last_now = now;
+        match command {
+            Command::PlaceBid {
+                dealer,
+                lot,
+                amount,
+                max,
+                bid_id,
+            } => self.place_bid(seq, now, dealer, lot, amount, max, bid_id, out),
+            Command::Tick => self.tick(now, out),
+            Command::Configure(rules) => {
+                self.rules = *rules;
+                out.push(Event::Configured);
+            }
+            Command::RegisterSeller { name, token_hash } => {
+                let id = SellerId(next_id(self.sellers.len()));
+                self.sellers.push(Seller {
+                    id,
+                    name,
+                    token_hash,
+                });
+                out.push(Event::SellerRegistered { seller: id });
+            }
+            Command::RegisterService { name, token_hash } => {
+                let id = ServiceId(next_id(self.services.len()));
+                self.services.push(Service {
+                    id,
+                    name,
+                    token_hash,
+                });
+                out.push(Event::ServiceRegistered { service: id });
+            }
+            Command::RegisterDealer {
+                name,
+                deposit,
+                mut linked_sellers,
+                token_hash,
+            } => {
+                if deposit > MAX_AMOUNT {
+                    out.push(Event::Refused(Refusal::InvalidAmount));
+                    return;
+                }
+                if linked_sellers.iter().any(|s| self.seller(*s).is_none()) {
+                    out.push(Event::Refused(Refusal::UnknownSeller));
+                    return;
+                }
+                linked_sellers.sort_unstable();
+                linked_sellers.dedup();
+                let id = DealerId(next_id(self.dealers.len()));
+                self.dealers.push(Dealer {
+                    id,
+                    name,
+                    status: DealerStatus::Active,
+                    deposit,
+                    linked_sellers,
+                    exposure: 0,
+                    token_hash,
+                    receipts: HashMap::new(),
+                });
+                out.push(Event::DealerRegistered { dealer: id });
+            }
+            Command::SetDeposit { dealer, deposit } => {
+                if deposit > MAX_AMOUNT {
+                    out.push(Event::Refused(Refusal::InvalidAmount));
+                    return;
+                }
+                self.change_dealer(dealer, out, |d| d.deposit = deposit);
+            }
+            Command::SetDealerStatus { dealer, status, .. } => {
+                // Open leading bids of a suspended or expelled dealer stand (the alliance's
+                // default): the dealer committed to them while in good standing.
+                self.change_dealer(dealer, out, |d| d.status = status);
+            }
+            Command::ListCar { seller, listing } => self.list(now, seller, listing, out),
+            Command::CancelLot { lot, by } => self.cancel(lot, by, out),
+            Command::Decide {
+                lot,
+                seller,
+                accept,
+            } => self.decide(lot, seller, accept, out),
+            Command::Settle { lot } => self.settle(lot, out),
+            Command::Resume => self.resume(now, out),
+        }
+    }
+
+    fn change_dealer(
+        &mut self,
+        id: DealerId,
+        out: &mut Vec<Event>,
+        change: impl FnOnce(&mut Dealer),
+    ) {
+        let Some(d) = self.dealers.get_mut(id.index()) else {
+            out.push(Event::Refused(Refusal::UnknownDealer));
+            return;
+        };
+        change(d);
+        out.push(Event::DealerChanged {
+            dealer: id,
+            status: d.status,
+            deposit: d.deposit,
+            exposure: d.exposure,
+        });
+    }
+
+    fn list(&mut self, now: u64, seller: SellerId, listing: Box<Listing>, out: &mut Vec<Event>) {
+        if self.seller(seller).is_none() {
+            out.push(Event::Refused(Refusal::UnknownSeller));
+            return;
+        }
+        let r = &self.rules;
+        let duration = listing.duration_ms.unwrap_or(r.default_duration_ms);
+        let starts_at = listing.starts_at.unwrap_or(now).max(now);
+        let prices_ok = listing.start_price >= FEN_PER_YUAN
+            && listing.start_price <= listing.reserve
+            && listing.reserve <= MAX_AMOUNT
+            && listing
+                .buy_now
+                .is_none_or(|b| listing.reserve <= b && b <= MAX_AMOUNT);
+        let ends_at = starts_at.checked_add(duration);
+        let (true, Some(ends_at), true) = (
+            prices_ok,
+            ends_at,
+            (r.min_duration_ms..=r.max_duration_ms).contains(&duration),
+        ) else {
+            out.push(Event::Refused(Refusal::InvalidListing));
+            return;
+        };
+        let id = LotId(next_id(self.lots.len()));
+        let status = if starts_at <= now {
+            LotStatus::Live
+        } else {
+            LotStatus::Scheduled
+        };
+        let lot = Lot {
+            id,
+            seller,
+            listing: Arc::from(listing),
+            status,
+            starts_at,
+            ends_at,
+            decision_deadline: None,
+            extensions: 0,
+            bids: 0,
+            price: None,
+            lead: None,
+            settled: false,
+        };
+        if let Some(t) = lot.deadline() {
+            self.timers.insert((t, id));
+        }
+        self.lots.push(lot);
+        out.push(Event::Listed {
+            lot: id,
+            status,
+            starts_at,
+            ends_at,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)] // the fields of one PlaceBid, unpacked
+    fn place_bid(
+        &mut self,
+        seq: u64,
+        now: u64,
+        dealer: DealerId,
+        lot: LotId,
+        amount: Fen,
+        max: Option<Fen>,
+        bid_id: BidId,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(d) = self.dealers.get(dealer.index()) else {
+            // No account, so nowhere to remember the bid_id: the answer is the same anyway.
+            out.push(Event::Bid {
+                lot,
+                dealer,
+                outcome: BidOutcome::Rejected(Rejection::NotEligible),
+                duplicate: false,
+            });
+            return;
+        };
+        if let Some(r) = d.receipts.get(&bid_id) {
+            out.push(Event::Bid {
+                lot: r.lot,
+                dealer,
+                outcome: r.outcome,
+                duplicate: true,
+            });
+            return;
+        }
+        // The direct answer goes first; the bid's effects follow it.
+        let at = out.len();
+        let outcome = match self.try_bid(seq, now, dealer, lot, amount, max, out) {
+            Ok(accepted) => accepted,
+            Err(rejection) => BidOutcome::Rejected(rejection),
+        };
+        self.dealers[dealer.index()]
+            .receipts
+            .insert(bid_id, Receipt { lot, outcome });
+        out.insert(
+            at,
+            Event::Bid {
+                lot,
+                dealer,
+                outcome,
+                duplicate: false,
+            },
+        );
+    }
+
+    /// Decides a bid and, when it is accepted, applies it. Checks come in the contract's
+    /// order of precedence; nothing is changed before every check has passed.
+    #[allow(clippy::too_many_arguments)]
+    fn try_bid(
+        &mut self,
+        seq: u64,
+        now: u64,
+        dealer: DealerId,
+        lot_id: LotId,
+        amount: Fen,
+        max: Option<Fen>,
+        out: &mut Vec<Event>,
+    ) -> Result<BidOutcome, Rejection> {
+        let d = &self.dealers[dealer.index()];
+        let lot = self
+            .lots
+            .get(lot_id.index())
+            .ok_or(Rejection::UnknownAuction)?;
+        if d.status != DealerStatus::Active {
+            return Err(Rejection::NotEligible);
+        }
+        if d.linked_sellers.binary_search(&lot.seller).is_ok() {
+            return Err(Rejection::OwnListing);
+        }
+        // A bid stamped at exactly `ends_at` still counts when it was sequenced before the
+        // closing tick: order by seq decides a same-millisecond race.
+        if lot.status != LotStatus::Live || now > lot.ends_at {
+            return Err(Rejection::NotLive);
+        }
+        let power = self.rules.buying_power(d.deposit);
+        let exposure = d.exposure;
+        let inc = &self.rules.increments;
+        let reserve = lot.reserve();
+
+        if let Some(lead) = lot.lead.filter(|l| l.dealer == dealer) {
+            // The leader raises its max: `amount` is ignored, the price moves only to meet
+            // the reserve, and the close is not extended.
+            let new_max = max.ok_or(Rejection::Invalid)?;
+            if new_max <= lead.max || new_max > MAX_AMOUNT {
+                return Err(Rejection::Invalid);
+            }
+            if exposure - lead.max + new_max > power {
+                return Err(Rejection::ExposureLimit);
+            }
+            let lot = &mut self.lots[lot_id.index()];
+            let price_before = lot.price;
+            lot.lead = Some(Lead {
+                max: new_max,
+                ..lead
+            });
+            if new_max >= reserve {
+                lot.price = lot.price.map(|p| p.max(reserve));
+            }
+            lot.bids += 1;
+            let (price, ends_at) = (lot.price.unwrap_or(0), lot.ends_at);
+            self.dealers[dealer.index()].exposure = exposure - lead.max + new_max;
+            let lot = &self.lots[lot_id.index()];
+            debug_assert!(lot.price >= price_before);
+            out.push(Event::Updated(lot.update(inc)));
+            return Ok(BidOutcome::Accepted {
+                price,
+                leading: true,
+                ends_at,
+                seq,
+            });
+        }
+
+        if amount == 0 || amount > MAX_AMOUNT {
+            return Err(Rejection::Invalid);
+        }
+        let new_max = max.unwrap_or(amount);
+        if new_max < amount || new_max > MAX_AMOUNT {
+            return Err(Rejection::Invalid);
+        }
+
+        if let Some(buy_now) = lot.buy_now().filter(|&b| amount >= b) {
+            if exposure.saturating_add(buy_now) > power {
+                return Err(Rejection::ExposureLimit);
+            }
+            return Ok(self.buy_now(seq, lot_id, dealer, buy_now, out));
+        }
+
+        let min_next = lot.min_next(inc);
+        if amount < min_next {
+            return Err(Rejection::BelowMinimum { min_next });
+        }
+        if exposure.saturating_add(new_max) > power {
+            // Checked against the bid's own max whether or not it would lead: the answer
+            // must not reveal where the leader's hidden max lies.
+            return Err(Rejection::ExposureLimit);
+        }
+
+        // Accepted. Work out the new lead and price.
+        let old_lead = lot.lead;
+        let (lead, price, displaced) = match old_lead {
+            None => {
+                let price = amount;
+                (
+                    Lead {
+                        dealer,
+                        max: new_max,
+                        amount,
+                    },
+                    price,
+                    None,
+                )
+            }
+            Some(old) if new_max > old.max => {
+                // The challenger takes the lead; the old leader's max is the runner-up's.
+                let over_runner_up = old.max.saturating_add(inc.increment(old.max));
+                let price = amount.max(over_runner_up.min(new_max));
+                (
+                    Lead {
+                        dealer,
+                        max: new_max,
+                        amount,
+                    },
+                    price,
+                    Some(old.dealer),
+                )
+            }
+            Some(old) => {
+                // The leader's proxy answers; equal maxima go to the earlier bid, at that max.
+                let over_runner_up = new_max.saturating_add(inc.increment(new_max));
+                let price = old.amount.max(over_runner_up.min(old.max));
+                (old, price, None)
+            }
+        };
+        let price = if lead.max >= reserve {
+            price.max(reserve)
+        } else {
+            price
+        };
+
+        let extend_window = self.rules.extend_window_ms;
+        let extend_by = self.rules.extend_by_ms;
+        let max_extensions = self.rules.max_extensions;
+        let lot = &mut self.lots[lot_id.index()];
+        debug_assert!(lot.price.is_none_or(|p| price > p), "price must rise");
+        lot.price = Some(price);
+        lot.lead = Some(lead);
+        lot.bids += 1;
+
+        // Soft close: this bid changed the price (every accepted challenger does).
+        let mut extended = None;
+        if now.saturating_add(extend_window) >= lot.ends_at && lot.extensions < max_extensions {
+            let new_end = lot.ends_at.max(now.saturating_add(extend_by));
+            if new_end != lot.ends_at {
+                extended = Some((lot.ends_at, new_end));
+                lot.ends_at = new_end;
+                lot.extensions += 1;
+            }
+        }
+        let update = lot.update(inc);
+        let extensions = lot.extensions;
+
+        if let Some(old) = old_lead {
+            self.dealers[old.dealer.index()].exposure -= old.max;
+        }
+        self.dealers[lead.dealer.index()].exposure += lead.max;
+        if let Some((old_end, new_end)) = extended {
+            self.timers.remove(&(old_end, lot_id));
+            self.timers.insert((new_end, lot_id));
+            out.push(Event::Extended {
+                lot: lot_id,
+                ends_at: new_end,
+                extensions,
+            });
+        }
+        if let Some(loser) = displaced {
+            out.push(Event::Outbid {
+                lot: lot_id,
+                dealer: loser,
+                price,
+                min_next: update.min_next,
+            });
+        }
+        out.push(Event::Updated(update));
+        Ok(BidOutcome::Accepted {
+            price,
+            leading: lead.dealer == dealer,
+            ends_at: update.ends_at,
+            seq,
+        })
+    }
+
+    /// A bid reached the buy-now price: sold at once to the bidder at that price.
+    fn buy_now(
+        &mut self,
+        seq: u64,
+        lot_id: LotId,
+        dealer: DealerId,
+        buy_now: Fen,
+        out: &mut Vec<Event>,
+    ) -> BidOutcome {
+        let idx = lot_id.index();
+        let lot = &mut self.lots[idx];
+        let old_exposure = lot.leader_exposure();
+        let old_leader = lot.lead.map(|l| l.dealer);
+        self.timers.remove(&(lot.ends_at, lot_id));
+        lot.lead = Some(Lead {
+            dealer,
+            max: buy_now,
+            amount: buy_now,
+        });
+        lot.price = Some(buy_now);
+        lot.bids += 1;
+        lot.status = LotStatus::Sold;
+        let (seller, ends_at) = (lot.seller, lot.ends_at);
+        if let Some(old) = old_leader {
+            self.dealers[old.index()].exposure -= old_exposure;
+        }
+        self.dealers[dealer.index()].exposure += buy_now;
+        out.push(Event::Updated(
+            self.lots[idx].update(&self.rules.increments),
+        ));
+        out.push(Event::Closed {
+            lot: lot_id,
+            outcome: Outcome::Sold,
+            price: Some(buy_now),
+            leader: Some(dealer),
+            seller,
+        });
+        BidOutcome::Accepted {
+            price: buy_now,
+            leading: true,
+            ends_at,
+            seq,
+        }
+    }
+
+    /// Moves a lot to a new status (or settles it) and keeps its leader's exposure and the
+    /// timer index in step with the change.
+    fn transition(&mut self, lot_id: LotId, change: impl FnOnce(&mut Lot)) {
+        let lot = &mut self.lots[lot_id.index()];
+        let (exposure_before, deadline_before) = (lot.leader_exposure(), lot.deadline());
+        change(lot);
+        let (exposure_after, deadline_after) = (lot.leader_exposure(), lot.deadline());
+        if let Some(lead) = lot.lead {
+            let d = &mut self.dealers[lead.dealer.index()];
+            d.exposure = d.exposure - exposure_before + exposure_after;
+        }
+        if deadline_before != deadline_after {
+            if let Some(t) = deadline_before {
+                self.timers.remove(&(t, lot_id));
+            }
+            if let Some(t) = deadline_after {
+                self.timers.insert((t, lot_id));
+            }
+        }
+    }
+
+    fn tick(&mut self, now: u64, out: &mut Vec<Event>) {
+        while let Some(&(deadline, lot_id)) = self.timers.first() {
+            if deadline > now {
+                break;
+            }
+            self.fire(lot_id, out);
+        }
+    }
+
+    /// Runs the timer of one due lot: open it, close it, or lapse its decision window.
+    fn fire(&mut self, lot_id: LotId, out: &mut Vec<Event>) {
+        let decision_window = self.rules.decision_window_ms;
+        let lot = &self.lots[lot_id.index()];
+        match lot.status {
+            LotStatus::Scheduled => {
+                self.transition(lot_id, |l| l.status = LotStatus::Live);
+            }
+            LotStatus::Live => {
+                let outcome = match lot.lead {
+                    None => Outcome::NoSale,
+                    Some(_) if lot.reserve_met() => Outcome::Sold,
+                    Some(_) => Outcome::PendingSeller,
+                };
+                self.transition(lot_id, |l| match outcome {
+                    Outcome::NoSale => l.status = LotStatus::NoSale,
+                    Outcome::Sold => l.status = LotStatus::Sold,
+                    Outcome::PendingSeller => {
+                        l.status = LotStatus::PendingSeller;
+                        // From the scheduled close, not from when the tick ran.
+                        l.decision_deadline = Some(l.ends_at.saturating_add(decision_window));
+                    }
+                });
+                self.push_closed(lot_id, outcome, out);
+            }
+            LotStatus::PendingSeller => {
+                self.transition(lot_id, |l| l.status = LotStatus::NoSale);
+                self.push_closed(lot_id, Outcome::NoSale, out);
+            }
+            LotStatus::Sold | LotStatus::NoSale | LotStatus::Cancelled => {
+                // A final lot has no timer; drop a stale entry rather than loop on it.
+                debug_assert!(false, "timer on a final lot");
+                self.timers.retain(|&(_, id)| id != lot_id);
+                return;
+            }
+        }
+        out.push(Event::Updated(
+            self.lots[lot_id.index()].update(&self.rules.increments),
+        ));
+    }
+
+    fn push_closed(&self, lot_id: LotId, outcome: Outcome, out: &mut Vec<Event>) {
+        let lot = &self.lots[lot_id.index()];
+        out.push(Event::Closed {
+            lot: lot_id,
+            outcome,
+            price: lot.price,
+            leader: lot.lead.map(|l| l.dealer),
+            seller: lot.seller,
+        });
+    }
+
+    fn resume(&mut self, now: u64, out: &mut Vec<Event>) {
+        let grace = self.rules.outage_grace_ms;
+        let until = now.saturating_add(grace);
+        let due: Vec<LotId> = self
+            .timers
+            .range(..=(now, LotId(u32::MAX)))
+            .map(|&(_, id)| id)
+            .collect();
+        for lot_id in due {
+            self.transition(lot_id, |l| {
+                if l.status == LotStatus::Scheduled {
+                    l.status = LotStatus::Live;
+                }
+                match l.status {
+                    LotStatus::Live if l.ends_at <= now => l.ends_at = until,
+                    LotStatus::PendingSeller => l.decision_deadline = Some(until),
+                    _ => {}
+                }
+            });
+            let lot = &self.lots[lot_id.index()];
+            if lot.status == LotStatus::Live && lot.ends_at == until {
+                out.push(Event::Extended {
+                    lot: lot_id,
+                    ends_at: until,
+                    extensions: lot.extensions,
+                });
+            }
+            out.push(Event::Updated(lot.update(&self.rules.increments)));
+        }
+    }
+
+    fn cancel(&mut self, lot_id: LotId, by: Canceller, out: &mut Vec<Event>) {
+        let Some(lot) = self.lot(lot_id) else {
+            out.push(Event::Refused(Refusal::UnknownLot));
+            return;
+        };
+        let refusal = match by {
+            _ if lot.status.is_final() => Some(Refusal::WrongState),
+            Canceller::Seller(s) if s != lot.seller => Some(Refusal::NotAllowed),
+            Canceller::Seller(_) if lot.status == LotStatus::PendingSeller => {
+                Some(Refusal::WrongState)
+            }
+            Canceller::Seller(_) if lot.bids > 0 => Some(Refusal::NotAllowed),
+            _ => None,
+        };
+        if let Some(r) = refusal {
+            out.push(Event::Refused(r));
+            return;
+        }
+        self.transition(lot_id, |l| l.status = LotStatus::Cancelled);
+        out.push(Event::Cancelled { lot: lot_id });
+        out.push(Event::Updated(
+            self.lots[lot_id.index()].update(&self.rules.increments),
+        ));
+    }
+
+    fn decide(&mut self, lot_id: LotId, seller: SellerId, accept: bool, out: &mut Vec<Event>) {
+        let Some(lot) = self.lot(lot_id) else {
+            out.push(Event::Refused(Refusal::UnknownLot));
+            return;
+        };
+        if lot.seller != seller {
+            out.push(Event::Refused(Refusal::NotAllowed));
+            return;
+        }
+        if lot.status != LotStatus::PendingSeller {
+            out.push(Event::Refused(Refusal::WrongState));
+            return;
+        }
+        let (status, outcome) = if accept {
+            (LotStatus::Sold, Outcome::Sold)
+        } else {
+            (LotStatus::NoSale, Outcome::NoSale)
+        };
+        self.transition(lot_id, |l| {
+            l.status = status;
+            l.decision_deadline = None;
+        });
+        self.push_closed(lot_id, outcome, out);
+        out.push(Event::Updated(
+            self.lots[lot_id.index()].update(&self.rules.increments),
+        ));
+    }
+
+    fn settle(&mut self, lot_id: LotId, out: &mut Vec<Event>) {
+        let Some(lot) = self.lot(lot_id) else {
+            out.push(Event::Refused(Refusal::UnknownLot));
+            return;
+        };
+        let (LotStatus::Sold, false, Some(lead)) = (lot.status, lot.settled, lot.lead) else {
+            out.push(Event::Refused(Refusal::WrongState));
+            return;
+        };
+        self.transition(lot_id, |l| l.settled = true);
+        out.push(Event::Settled {
+            lot: lot_id,
+            dealer: lead.dealer,
+        });
+    }
+}
+
+/// The next id for a table of `len` entries (ids start at 1). Four billion entries of any
+/// kind is far beyond one engine; reaching it is a bug worth stopping for.
+fn next_id(len: usize) -> u32 {
+    u32::try_from(len + 1).expect("id space exhausted")
+}
+
+/// Serializes a hash map in key order, so bytes do not depend on the hasher's seed.
+mod sorted_map {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::{BTreeMap, HashMap};
+    use std::hash::Hash;
+
+    pub(super) fn serialize<K, V, S>(map: &HashMap<K, V>, s: S) -> Result<S::Ok, S::Error>
+    where
+        K: Serialize + Ord + Eq + Hash,
+        V: Serialize,
+        S: Serializer,
+    {
+        map.iter().collect::<BTreeMap<_, _>>().serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, K, V, D>(d: D) -> Result<HashMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Eq + Hash,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        HashMap::<K, V>::deserialize(d)
+    }
+}

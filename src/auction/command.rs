@@ -1,0 +1,188 @@
+//! Commands: every input that can change the book.
+//!
+//! A command is what a client, an operator or a timer asked for, before any rule was
+//! applied. The sequencer stamps it with a sequence number and a time and journals it; the
+//! book applies it. Commands are imperative (`PlaceBid`), events past tense.
+
+use super::ids::{DealerId, LotId, SellerId};
+use super::money::Fen;
+use super::rules::Rules;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// A SHA-256 digest of a bearer token. The book stores only digests, never tokens.
+pub type TokenHash = [u8; 32];
+
+/// A client-chosen bid id (at most 64 bytes, checked at decode time by the gateway).
+pub type BidId = Arc<str>;
+
+/// Standing of a dealer in the alliance.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DealerStatus {
+    /// May bid.
+    Active,
+    /// Temporarily barred by the alliance or an admin; may be reinstated.
+    Suspended,
+    /// Removed from the alliance.
+    Expelled,
+}
+
+/// Who asked to cancel a lot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Canceller {
+    /// The lot's own seller: allowed only before the first accepted bid.
+    Seller(SellerId),
+    /// An operator: allowed until the lot has an outcome.
+    Admin,
+}
+
+/// The car as the seller described it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vehicle {
+    /// 17-character VIN, validated by the API before it becomes a command.
+    pub vin: String,
+    /// Manufacturer.
+    pub make: String,
+    /// Model name.
+    pub model: String,
+    /// Model year.
+    pub year: u16,
+    /// Odometer reading.
+    pub mileage_km: u32,
+    /// Where the car stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+}
+
+/// The inspection report the dealers bid on, carried unchanged to certified inventory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspection {
+    /// Major structural (frame) damage found.
+    pub structural_damage: bool,
+    /// Fire damage found.
+    pub fire: bool,
+    /// Flood damage found.
+    pub flood: bool,
+    /// Odometer tampering found.
+    pub odometer_tampered: bool,
+    /// The title can be transferred to a buyer.
+    pub title_transferable: bool,
+    /// Overall grade, 0–5.
+    pub grade: u8,
+    /// The inspector's notes.
+    pub notes: String,
+}
+
+/// A seller's listing, as validated by the API.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    /// The car.
+    pub vehicle: Vehicle,
+    /// Its inspection.
+    pub inspection: Inspection,
+    /// First bid must be at least this.
+    pub start_price: Fen,
+    /// Hidden from dealers; the lot sells outright only at or above it.
+    pub reserve: Fen,
+    /// Optional price that closes the lot at once.
+    pub buy_now: Option<Fen>,
+    /// When bidding opens; `None` or a past time opens it at once.
+    pub starts_at: Option<u64>,
+    /// Auction length; `None` takes the configured default.
+    pub duration_ms: Option<u64>,
+}
+
+/// Every input to the book.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Replace the rules from now on (journaled at start when the configuration changed).
+    Configure(Box<Rules>),
+    /// Create a seller account.
+    RegisterSeller {
+        /// Display name.
+        name: String,
+        /// Digest of the seller's token.
+        token_hash: TokenHash,
+    },
+    /// Create a dealer account.
+    RegisterDealer {
+        /// Display name.
+        name: String,
+        /// Deposit in fen; buying power is deposit × leverage.
+        deposit: Fen,
+        /// Sellers whose cars this dealer may not bid on.
+        linked_sellers: Vec<SellerId>,
+        /// Digest of the dealer's token.
+        token_hash: TokenHash,
+    },
+    /// Create a service principal (the consumer site of the alliance).
+    RegisterService {
+        /// Display name.
+        name: String,
+        /// Digest of the service's token.
+        token_hash: TokenHash,
+    },
+    /// Set a dealer's deposit.
+    SetDeposit {
+        /// The dealer.
+        dealer: DealerId,
+        /// New deposit in fen.
+        deposit: Fen,
+    },
+    /// Change a dealer's standing (admin, or the alliance's sanctions).
+    SetDealerStatus {
+        /// The dealer.
+        dealer: DealerId,
+        /// New status.
+        status: DealerStatus,
+        /// Why, for the audit trail.
+        reason: String,
+    },
+    /// List a car.
+    ListCar {
+        /// The seller listing it.
+        seller: SellerId,
+        /// What is listed.
+        listing: Box<Listing>,
+    },
+    /// A dealer's bid (plain, or proxy with `max`).
+    PlaceBid {
+        /// The bidder.
+        dealer: DealerId,
+        /// The lot.
+        lot: LotId,
+        /// Placed amount in fen.
+        amount: Fen,
+        /// Proxy ceiling in fen.
+        max: Option<Fen>,
+        /// Client-chosen id, unique per dealer.
+        bid_id: BidId,
+    },
+    /// Cancel a lot.
+    CancelLot {
+        /// The lot.
+        lot: LotId,
+        /// Who asks.
+        by: Canceller,
+    },
+    /// The seller's answer to a best offer under the reserve.
+    Decide {
+        /// The lot.
+        lot: LotId,
+        /// The seller answering.
+        seller: SellerId,
+        /// Sell at the price (true) or not.
+        accept: bool,
+    },
+    /// The buyer paid: a sold lot no longer counts against the buyer's buying power.
+    Settle {
+        /// The lot.
+        lot: LotId,
+    },
+    /// Fire every timer due at or before the command's time.
+    Tick,
+    /// First command after a restart: lots whose close (or decision deadline) passed while
+    /// the engine was down get `outage_grace_ms` more, instead of closing unseen.
+    Resume,
+}

@@ -1,0 +1,273 @@
+//! Events: what applying a command did.
+//!
+//! Events are small, self-contained values (no references into the book), so the engine
+//! can hand them to the fan-out and the journal's consumers after the book has moved on.
+
+use super::command::DealerStatus;
+use super::ids::{DealerId, LotId, SellerId, ServiceId};
+use super::money::Fen;
+use serde::{Deserialize, Serialize};
+
+/// Where a lot is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LotStatus {
+    /// Listed, bidding not yet open.
+    Scheduled,
+    /// Taking bids.
+    Live,
+    /// Closed under the reserve with bids: waiting for the seller.
+    PendingSeller,
+    /// Sold (final).
+    Sold,
+    /// Not sold (final).
+    NoSale,
+    /// Cancelled (final).
+    Cancelled,
+}
+
+impl LotStatus {
+    /// Whether the lot can change no more.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Sold | Self::NoSale | Self::Cancelled)
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Live => "live",
+            Self::PendingSeller => "pending_seller",
+            Self::Sold => "sold",
+            Self::NoSale => "no_sale",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// How a lot's bidding ended (or the seller's later decision).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Sold to the leader at the price.
+    Sold,
+    /// Not sold.
+    NoSale,
+    /// Under the reserve: the seller decides.
+    PendingSeller,
+}
+
+impl Outcome {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sold => "sold",
+            Self::NoSale => "no_sale",
+            Self::PendingSeller => "pending_seller",
+        }
+    }
+}
+
+/// Why a bid was not accepted. The names are the contract's `reason` strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rejection {
+    /// Below `min_next`.
+    BelowMinimum {
+        /// The lowest acceptable amount.
+        min_next: Fen,
+    },
+    /// Not started, closed, pending or cancelled.
+    NotLive,
+    /// No such lot.
+    UnknownAuction,
+    /// Not an active dealer.
+    NotEligible,
+    /// The dealer is linked to the car's seller.
+    OwnListing,
+    /// Buying power exceeded.
+    ExposureLimit,
+    /// Decoded, but breaks a rule (amount 0, max < amount, amount over the cap, a leader's
+    /// raise that does not raise).
+    Invalid,
+}
+
+impl Rejection {
+    /// The contract's `reason` string.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::BelowMinimum { .. } => "below_minimum",
+            Self::NotLive => "not_live",
+            Self::UnknownAuction => "unknown_auction",
+            Self::NotEligible => "not_eligible",
+            Self::OwnListing => "own_listing",
+            Self::ExposureLimit => "exposure_limit",
+            Self::Invalid => "invalid",
+        }
+    }
+}
+
+/// The result of a bid, as first decided. A repeated `bid_id` gets this again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BidOutcome {
+    /// Accepted.
+    Accepted {
+        /// The price right after the bid.
+        price: Fen,
+        /// Whether the bidder leads right after the bid.
+        leading: bool,
+        /// `ends_at` right after the bid.
+        ends_at: u64,
+        /// Sequence number of the accepting command.
+        seq: u64,
+    },
+    /// Not accepted; nothing changed.
+    Rejected(Rejection),
+}
+
+/// Why a non-bid command was refused. Nothing changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Refusal {
+    /// No such lot.
+    UnknownLot,
+    /// No such dealer.
+    UnknownDealer,
+    /// No such seller.
+    UnknownSeller,
+    /// The actor may not do this to this lot (not its seller, or bids already placed).
+    NotAllowed,
+    /// The lot is not in a state where this applies.
+    WrongState,
+    /// A listing breaks a rule the API should have caught (duration, price order, caps).
+    InvalidListing,
+    /// An amount over the cap.
+    InvalidAmount,
+    /// A command with a sequence number not above the last one applied.
+    OutOfOrder,
+}
+
+/// The public state of a lot after a change: what every subscriber's `update` carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotUpdate {
+    /// The lot.
+    pub lot: LotId,
+    /// Status.
+    pub status: LotStatus,
+    /// Current price (`None` before the first accepted bid).
+    pub price: Option<Fen>,
+    /// Lowest acceptable next bid.
+    pub min_next: Fen,
+    /// Count of accepted bids.
+    pub bids: u32,
+    /// Whether the price has reached the reserve.
+    pub reserve_met: bool,
+    /// Who leads (never sent to other dealers; the gateway turns it into `leading`).
+    pub leader: Option<DealerId>,
+    /// When bidding closes.
+    pub ends_at: u64,
+}
+
+/// Everything the book reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// Rules replaced.
+    Configured,
+    /// A seller account exists.
+    SellerRegistered {
+        /// Its id.
+        seller: SellerId,
+    },
+    /// A dealer account exists.
+    DealerRegistered {
+        /// Its id.
+        dealer: DealerId,
+    },
+    /// A service principal exists.
+    ServiceRegistered {
+        /// Its id.
+        service: ServiceId,
+    },
+    /// A dealer's status or deposit changed.
+    DealerChanged {
+        /// The dealer.
+        dealer: DealerId,
+        /// Status now.
+        status: DealerStatus,
+        /// Deposit now.
+        deposit: Fen,
+        /// Exposure now.
+        exposure: Fen,
+    },
+    /// A lot was listed.
+    Listed {
+        /// The new lot.
+        lot: LotId,
+        /// `scheduled` or `live`.
+        status: LotStatus,
+        /// When bidding opens.
+        starts_at: u64,
+        /// When bidding closes.
+        ends_at: u64,
+    },
+    /// The direct answer to a `PlaceBid`.
+    Bid {
+        /// The lot named by the bid.
+        lot: LotId,
+        /// The bidder.
+        dealer: DealerId,
+        /// The result (the first one, for a repeat).
+        outcome: BidOutcome,
+        /// True when this `bid_id` was seen before and nothing was applied.
+        duplicate: bool,
+    },
+    /// A dealer lost the lead.
+    Outbid {
+        /// The lot.
+        lot: LotId,
+        /// The dealer who lost the lead.
+        dealer: DealerId,
+        /// Price now.
+        price: Fen,
+        /// Lowest acceptable next bid.
+        min_next: Fen,
+    },
+    /// A soft-close extension.
+    Extended {
+        /// The lot.
+        lot: LotId,
+        /// New close time.
+        ends_at: u64,
+        /// Extensions so far.
+        extensions: u32,
+    },
+    /// A lot's public state changed.
+    Updated(LotUpdate),
+    /// A lot closed, or its seller decided, or the decision window lapsed.
+    Closed {
+        /// The lot.
+        lot: LotId,
+        /// What happened.
+        outcome: Outcome,
+        /// The price (the buy-now price for a buy-now sale), if any bid was accepted.
+        price: Option<Fen>,
+        /// The buyer of a `sold` outcome, or the best bidder while `pending_seller`.
+        leader: Option<DealerId>,
+        /// The seller.
+        seller: SellerId,
+    },
+    /// A lot was cancelled.
+    Cancelled {
+        /// The lot.
+        lot: LotId,
+    },
+    /// A sold lot was paid for.
+    Settled {
+        /// The lot.
+        lot: LotId,
+        /// The buyer.
+        dealer: DealerId,
+    },
+    /// A non-bid command changed nothing.
+    Refused(Refusal),
+}

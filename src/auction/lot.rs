@@ -1,0 +1,109 @@
+//! One car's lot: its listing, its bidding state and what it commits its leader to.
+
+use super::command::Listing;
+use super::event::{LotStatus, LotUpdate};
+use super::ids::{DealerId, LotId, SellerId};
+use super::money::{Fen, Increments};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The dealer currently winning a lot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lead {
+    /// The leader.
+    pub dealer: DealerId,
+    /// The leader's proxy ceiling (its amount when it gave no `max`).
+    pub max: Fen,
+    /// The amount of the bid that made it leader: the price is never below it.
+    pub amount: Fen,
+}
+
+/// A lot and its bidding state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lot {
+    /// Its id.
+    pub id: LotId,
+    /// Who listed it.
+    pub seller: SellerId,
+    /// The listing as the seller gave it (shared: snapshots and views need not copy it).
+    pub listing: Arc<Listing>,
+    /// Where it is in its life.
+    pub status: LotStatus,
+    /// When bidding opens.
+    pub starts_at: u64,
+    /// When bidding closes (moved later by soft-close extensions, never earlier).
+    pub ends_at: u64,
+    /// While `pending_seller`: when the seller's decision window lapses.
+    pub decision_deadline: Option<u64>,
+    /// Soft-close extensions so far.
+    pub extensions: u32,
+    /// Accepted bids.
+    pub bids: u32,
+    /// Current price; `None` before the first accepted bid.
+    pub price: Option<Fen>,
+    /// Who leads.
+    pub lead: Option<Lead>,
+    /// Whether a sold lot has been paid for (it then stops counting against the buyer).
+    pub settled: bool,
+}
+
+impl Lot {
+    /// The hidden reserve.
+    pub fn reserve(&self) -> Fen {
+        self.listing.reserve
+    }
+
+    /// Whether the price has reached the reserve.
+    pub fn reserve_met(&self) -> bool {
+        self.price.is_some_and(|p| p >= self.listing.reserve)
+    }
+
+    /// The buy-now price while it is still on offer (it is withdrawn once the reserve is met).
+    pub fn buy_now(&self) -> Option<Fen> {
+        self.listing.buy_now.filter(|_| !self.reserve_met())
+    }
+
+    /// Lowest acceptable next bid: the start price, then price + increment(price).
+    pub fn min_next(&self, increments: &Increments) -> Fen {
+        match self.price {
+            None => self.listing.start_price,
+            // Prices are capped at MAX_AMOUNT, far below u64::MAX, so this never saturates.
+            Some(p) => p.saturating_add(increments.increment(p)),
+        }
+    }
+
+    /// The next time a timer must look at this lot, if any.
+    pub fn deadline(&self) -> Option<u64> {
+        match self.status {
+            LotStatus::Scheduled => Some(self.starts_at),
+            LotStatus::Live => Some(self.ends_at),
+            LotStatus::PendingSeller => self.decision_deadline,
+            LotStatus::Sold | LotStatus::NoSale | LotStatus::Cancelled => None,
+        }
+    }
+
+    /// What this lot adds to its leader's exposure: the leader's max while live; the price
+    /// while waiting for the seller or sold and unpaid; nothing otherwise.
+    pub fn leader_exposure(&self) -> Fen {
+        match (self.status, self.lead) {
+            (LotStatus::Live, Some(lead)) => lead.max,
+            (LotStatus::PendingSeller, Some(_)) => self.price.unwrap_or(0),
+            (LotStatus::Sold, Some(_)) if !self.settled => self.price.unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// The public state every subscriber sees (with the leader, which the gateway hides).
+    pub fn update(&self, increments: &Increments) -> LotUpdate {
+        LotUpdate {
+            lot: self.id,
+            status: self.status,
+            price: self.price,
+            min_next: self.min_next(increments),
+            bids: self.bids,
+            reserve_met: self.reserve_met(),
+            leader: self.lead.map(|l| l.dealer),
+            ends_at: self.ends_at,
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The auction rules the book runs under.
+//!
+//! Rules are data, not constants: the engine builds them from configuration and journals
+//! them (`Command::Configure`), so a replay applies exactly the rules the live engine did,
+//! whatever the configuration file says on the day of the replay.
+
+use super::money::{Fen, Increments};
+use serde::{Deserialize, Serialize};
+
+/// Every tunable rule of the auction core. Defaults are the contract's defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rules {
+    /// Auction length when a listing does not choose one (20 minutes).
+    pub default_duration_ms: u64,
+    /// Shortest auction a listing may choose.
+    pub min_duration_ms: u64,
+    /// Longest auction a listing may choose.
+    pub max_duration_ms: u64,
+    /// A price- or leader-changing bid this close to `ends_at` extends the lot.
+    pub extend_window_ms: u64,
+    /// An extension moves `ends_at` to `now + extend_by_ms` (never earlier).
+    pub extend_by_ms: u64,
+    /// After this many extensions the close is hard.
+    pub max_extensions: u32,
+    /// How long a seller has to accept or reject a best offer under the reserve.
+    pub decision_window_ms: u64,
+    /// Buying power = deposit × leverage.
+    pub leverage: u64,
+    /// The increment ladder.
+    pub increments: Increments,
+    /// Lots whose close passed while the engine was down get this long after recovery.
+    pub outage_grace_ms: u64,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            default_duration_ms: 1_200_000,
+            min_duration_ms: 60_000,
+            max_duration_ms: 604_800_000,
+            extend_window_ms: 30_000,
+            extend_by_ms: 30_000,
+            max_extensions: 40,
+            decision_window_ms: 86_400_000,
+            leverage: 10,
+            increments: Increments::standard(),
+            outage_grace_ms: 300_000,
+        }
+    }
+}
+
+impl Rules {
+    /// Buying power for a deposit. Saturates: a cap of `u64::MAX` is "no cap", which is the
+    /// honest reading of a deposit so large the product does not fit.
+    pub fn buying_power(&self, deposit: Fen) -> Fen {
+        deposit.checked_mul(self.leverage).unwrap_or(Fen::MAX)
+    }
+}

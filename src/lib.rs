@@ -1,0 +1,9 @@
+//! gavel: the live auction engine of a used-car dealer alliance.
+//!
+//! Module map:
+//! - [`auction`]: the pure, deterministic core — lots, dealers, bidding rules. No I/O.
+//! - [`config`]: one typed configuration from `config/*.toml` and `GAVEL_*` overrides.
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod auction;
+pub mod config;
