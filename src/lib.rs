@@ -3,7 +3,9 @@
 //! Module map:
 //! - [`auction`]: the pure, deterministic core — lots, dealers, bidding rules. No I/O.
 //! - [`config`]: one typed configuration from `config/*.toml` and `GAVEL_*` overrides.
+//! - [`store`]: the durable journal (Redis, file, memory) and snapshots.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod auction;
 pub mod config;
+pub mod store;

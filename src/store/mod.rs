@@ -1,0 +1,129 @@
+//! Durable storage of the command log, the outcomes stream and snapshots.
+//!
+//! Owns the bytes on disk or in Redis and nothing else: it never applies a command and
+//! never decides what a command means. The engine hands it whole batches (one group
+//! commit each) and learns when they are durable; recovery reads them back in order.
+//!
+//! Implementations: `redis` (production), `file` (the embedded default), `memory` (unit
+//! tests of the engine only).
+
+use crate::auction::{Command, DealerId, LotId, Outcome, SellerId};
+use serde::{Deserialize, Serialize};
+
+/// One sequenced command: the only inputs the book ever sees.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Sequence number (consecutive, from 1).
+    pub seq: u64,
+    /// The engine's clock reading when it sequenced the command.
+    pub now_ms: u64,
+    /// The command.
+    pub command: Command,
+}
+
+/// A closing outcome, published for downstream consumers (the alliance pipeline).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeRecord {
+    /// Sequence number of the command that produced it.
+    pub seq: u64,
+    /// The lot.
+    pub lot: LotId,
+    /// What happened (a `pending_seller` is followed by a second record when decided).
+    pub outcome: Outcome,
+    /// Price, if any bid was accepted.
+    pub price: Option<u64>,
+    /// The buyer (sold) or the best bidder (pending).
+    pub dealer: Option<DealerId>,
+    /// The seller.
+    pub seller: SellerId,
+}
+
+/// One group commit: consecutive entries and the outcomes they produced. Written and
+/// read back as a unit: a batch is durable whole or not at all.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// The entries, with consecutive `seq`.
+    pub entries: Vec<Entry>,
+    /// The outcomes the entries produced, in order.
+    pub outcomes: Vec<OutcomeRecord>,
+}
+
+impl Batch {
+    /// Sequence number of the first entry (0 for an empty batch).
+    pub fn first_seq(&self) -> u64 {
+        self.entries.first().map_or(0, |e| e.seq)
+    }
+
+    /// Sequence number of the last entry (0 for an empty batch).
+    pub fn last_seq(&self) -> u64 {
+        self.entries.last().map_or(0, |e| e.seq)
+    }
+}
+
+/// A serialized `Book` and the last sequence number it includes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// The book reflects every entry up to and including this one.
+    pub seq: u64,
+    /// `rmp_serde` bytes of the `Book`.
+    pub bytes: Vec<u8>,
+}
+
+/// What went wrong in storage. Every variant means "not durable": the engine must not
+/// acknowledge anything in the batch.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store is unreachable or an I/O call failed; retrying later may work.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Another engine holds the journal (or took it over): this one must stop writing.
+    #[error("journal owned by another engine: {0}")]
+    Fenced(String),
+    /// An append did not follow the last durable sequence number.
+    #[error("out-of-order append: expected seq {expected}, got {got}")]
+    OutOfOrder {
+        /// The seq the journal expected next.
+        expected: u64,
+        /// The seq it was given.
+        got: u64,
+    },
+    /// Stored bytes do not decode; recovery cannot go past them.
+    #[error("corrupt journal: {0}")]
+    Corrupt(String),
+    /// The store's settings do not meet what the configuration requires.
+    #[error("storage misconfigured: {0}")]
+    Misconfigured(String),
+}
+
+/// The durable log behind the engine. One owner at a time; methods are called from one
+/// task, in order.
+#[allow(async_fn_in_trait)] // used generically by the engine, never as `dyn`
+pub trait Journal: Send + 'static {
+    /// A one-line description for the startup banner: where the journal is and what
+    /// durability it gives (e.g. "redis://… appendfsync=always").
+    fn describe(&self) -> String;
+
+    /// Appends one batch and returns once it is durable under the journal's policy.
+    /// `batch.first_seq()` must be the last durable seq + 1.
+    async fn append(&mut self, batch: &Batch) -> Result<(), StoreError>;
+
+    /// Batches holding entries with `seq > after`, in order, at most `max_batches` of
+    /// them; an empty vector means the end of the log. A batch that straddles `after` is
+    /// returned whole; the caller skips entries it already has.
+    async fn read_after(
+        &mut self,
+        after: u64,
+        max_batches: usize,
+    ) -> Result<Vec<Batch>, StoreError>;
+
+    /// Stores a snapshot. Older snapshots may be dropped; the log is kept unless the
+    /// retention configuration says otherwise.
+    async fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError>;
+
+    /// The newest snapshot, if any.
+    async fn load_snapshot(&mut self) -> Result<Option<Snapshot>, StoreError>;
+
+    /// Whether the journal is reachable now (for `/readyz`).
+    async fn ping(&mut self) -> Result<(), StoreError>;
+}
