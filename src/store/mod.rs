@@ -9,6 +9,7 @@
 
 use crate::auction::{Command, DealerId, LotId, Outcome, SellerId};
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 
 /// One sequenced command: the only inputs the book ever sees.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +41,7 @@ pub struct OutcomeRecord {
 
 /// One group commit: consecutive entries and the outcomes they produced. Written and
 /// read back as a unit: a batch is durable whole or not at all.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
     /// The entries, with consecutive `seq`.
     pub entries: Vec<Entry>,
@@ -97,8 +98,8 @@ pub enum StoreError {
 }
 
 /// The durable log behind the engine. One owner at a time; methods are called from one
-/// task, in order.
-#[allow(async_fn_in_trait)] // used generically by the engine, never as `dyn`
+/// task, in order. Futures are `Send` so the journal can live on its own task;
+/// implementations may write `async fn` for these methods.
 pub trait Journal: Send + 'static {
     /// A one-line description for the startup banner: where the journal is and what
     /// durability it gives (e.g. "redis://… appendfsync=always").
@@ -106,24 +107,29 @@ pub trait Journal: Send + 'static {
 
     /// Appends one batch and returns once it is durable under the journal's policy.
     /// `batch.first_seq()` must be the last durable seq + 1.
-    async fn append(&mut self, batch: &Batch) -> Result<(), StoreError>;
+    fn append(&mut self, batch: &Batch) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Batches holding entries with `seq > after`, in order, at most `max_batches` of
     /// them; an empty vector means the end of the log. A batch that straddles `after` is
     /// returned whole; the caller skips entries it already has.
-    async fn read_after(
+    fn read_after(
         &mut self,
         after: u64,
         max_batches: usize,
-    ) -> Result<Vec<Batch>, StoreError>;
+    ) -> impl Future<Output = Result<Vec<Batch>, StoreError>> + Send;
 
     /// Stores a snapshot. Older snapshots may be dropped; the log is kept unless the
     /// retention configuration says otherwise.
-    async fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError>;
+    fn save_snapshot(
+        &mut self,
+        snapshot: &Snapshot,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The newest snapshot, if any.
-    async fn load_snapshot(&mut self) -> Result<Option<Snapshot>, StoreError>;
+    fn load_snapshot(
+        &mut self,
+    ) -> impl Future<Output = Result<Option<Snapshot>, StoreError>> + Send;
 
     /// Whether the journal is reachable now (for `/readyz`).
-    async fn ping(&mut self) -> Result<(), StoreError>;
+    fn ping(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

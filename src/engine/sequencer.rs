@@ -1,0 +1,575 @@
+//! The sequencer task, the journal writer task, and the handle clients submit through.
+
+use crate::auction::{Book, Command, Event, Rules};
+use crate::metrics::{Counter, Gauge, Histogram, BATCH_SIZE, LATENCY_US};
+use crate::store::{Batch, Entry, Journal, OutcomeRecord, Snapshot, StoreError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::recovery::recover;
+
+/// Engine settings (see `[engine]` in config/default.toml for the reasons behind each).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Bound of the command queue in front of the sequencer.
+    pub queue_capacity: usize,
+    /// Most commands in one journal write.
+    pub max_batch: usize,
+    /// How long a command may wait to be sequenced before it is answered `unavailable`.
+    pub max_wait: Duration,
+    /// A journal write slower than this counts as failed.
+    pub append_timeout: Duration,
+    /// Take a snapshot after this many commands ...
+    pub snapshot_every_commands: u64,
+    /// ... or this much time, whichever comes first (0 commands disables snapshots).
+    pub snapshot_every: Duration,
+    /// First wait before retrying a failed journal; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    /// Longest wait between journal retries.
+    pub retry_max: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 65_536,
+            max_batch: 4_096,
+            max_wait: Duration::from_secs(2),
+            append_timeout: Duration::from_secs(2),
+            snapshot_every_commands: 1_000_000,
+            snapshot_every: Duration::from_secs(300),
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A command that is durable and applied.
+#[derive(Debug)]
+pub struct Applied {
+    /// Its sequence number.
+    pub seq: u64,
+    /// What it did.
+    pub events: Vec<Event>,
+}
+
+/// The engine could not make the command durable in time; nothing happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the engine could not make the command durable in time")]
+pub struct Unavailable;
+
+/// Receives every durable command, in order, after its batch is durable.
+pub trait Publisher: Send + 'static {
+    /// The durable state after (re)covery: rebuild every view from it.
+    fn reset(&mut self, book: &Book);
+    /// One durable command and its events.
+    fn publish(&mut self, entry: &Entry, events: &[Event]);
+}
+
+/// Does nothing; for tools and tests that only want replies.
+impl Publisher for () {
+    fn reset(&mut self, _: &Book) {}
+    fn publish(&mut self, _: &Entry, _: &[Event]) {}
+}
+
+/// The engine's measurements.
+#[derive(Debug)]
+pub struct EngineMetrics {
+    /// Commands made durable.
+    pub commands: Counter,
+    /// Journal writes made durable.
+    pub batches: Counter,
+    /// Commands per journal write.
+    pub batch_size: Histogram,
+    /// Journal write latency (µs).
+    pub write_latency_us: Histogram,
+    /// Commands answered `unavailable`.
+    pub unavailable: Counter,
+    /// Journal failures that forced a rebuild from the journal.
+    pub recoveries: Counter,
+    /// 1 while the journal is usable, 0 while recovering.
+    pub ready: Gauge,
+}
+
+impl Default for EngineMetrics {
+    fn default() -> Self {
+        Self {
+            commands: Counter::default(),
+            batches: Counter::default(),
+            batch_size: Histogram::new(BATCH_SIZE),
+            write_latency_us: Histogram::new(LATENCY_US),
+            unavailable: Counter::default(),
+            recoveries: Counter::default(),
+            ready: Gauge::default(),
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<Applied, Unavailable>>;
+
+struct Request {
+    command: Command,
+    deadline: Instant,
+    reply: Reply,
+}
+
+/// Submits commands to the engine. Cheap to clone; the engine stops once every handle is
+/// dropped and its last batch is durable.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: mpsc::Sender<Request>,
+    pings: mpsc::Sender<oneshot::Sender<Result<(), StoreError>>>,
+    max_wait: Duration,
+    metrics: Arc<EngineMetrics>,
+}
+
+impl EngineHandle {
+    /// Sequences `command`, waits until it is durable, and returns what it did — or
+    /// `Unavailable` if that could not happen within the configured wait (then nothing
+    /// happened: retrying is safe).
+    pub async fn submit(&self, command: Command) -> Result<Applied, Unavailable> {
+        let deadline = Instant::now() + self.max_wait;
+        let (reply, rx) = oneshot::channel();
+        let req = Request {
+            command,
+            deadline,
+            reply,
+        };
+        let sent = tokio::time::timeout_at(deadline.into(), self.tx.send(req)).await;
+        if !matches!(sent, Ok(Ok(()))) {
+            self.metrics.unavailable.inc();
+            return Err(Unavailable);
+        }
+        // The engine answers every request it took (applied or unavailable); a dropped
+        // sender means it stopped, which is unavailable too.
+        rx.await.unwrap_or(Err(Unavailable))
+    }
+
+    /// Whether the journal answers now and the engine is not rebuilding (for `/readyz`).
+    pub async fn ready(&self) -> bool {
+        if self.metrics.ready.get() == 0 {
+            return false;
+        }
+        let (done, rx) = oneshot::channel();
+        let ping = async {
+            self.pings.try_send(done).ok()?;
+            rx.await.ok()
+        };
+        matches!(
+            tokio::time::timeout(self.max_wait, ping).await,
+            Ok(Some(Ok(())))
+        )
+    }
+
+    /// The engine's measurements.
+    pub fn metrics(&self) -> &Arc<EngineMetrics> {
+        &self.metrics
+    }
+}
+
+/// Work for the task that owns the journal.
+enum Job {
+    Append {
+        batch: Arc<Batch>,
+        snapshot: Option<Snapshot>,
+        done: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Recover {
+        rules: Rules,
+        done: oneshot::Sender<Result<Book, StoreError>>,
+    },
+}
+
+/// Recovers the book from `journal`, journals a `Configure` if `rules` differ from the
+/// journaled ones, and starts the engine. Fails if the first recovery fails: an engine
+/// that cannot read its journal must not start.
+pub async fn spawn<J: Journal, P: Publisher>(
+    journal: J,
+    rules: Rules,
+    publisher: P,
+    config: EngineConfig,
+) -> Result<(EngineHandle, JoinHandle<Result<(), StoreError>>), StoreError> {
+    let metrics = Arc::new(EngineMetrics::default());
+    // The sequencer keeps one write in flight, so its queue never fills; pings have their
+    // own small queue so a burst of readiness checks can never crowd out a write.
+    let (jobs, job_rx) = mpsc::channel(2);
+    let (pings, ping_rx) = mpsc::channel(4);
+    tokio::spawn(writer(journal, job_rx, ping_rx, config.append_timeout));
+    let book = recover_via(&jobs, rules.clone()).await?;
+    let (tx, rx) = mpsc::channel(config.queue_capacity);
+    let mut seq = Sequencer {
+        clock: book.last_now(),
+        book,
+        rules,
+        publisher,
+        jobs,
+        rx,
+        pending: Vec::new(),
+        batch: Batch::default(),
+        inflight: None,
+        since_snapshot: 0,
+        last_snapshot: Instant::now(),
+        metrics: metrics.clone(),
+        config: config.clone(),
+        events: Vec::new(),
+    };
+    seq.after_recovery();
+    let task = tokio::spawn(async move { seq.run().await });
+    Ok((
+        EngineHandle {
+            tx,
+            pings,
+            max_wait: config.max_wait,
+            metrics,
+        },
+        task,
+    ))
+}
+
+async fn recover_via(jobs: &mpsc::Sender<Job>, rules: Rules) -> Result<Book, StoreError> {
+    let (done, rx) = oneshot::channel();
+    jobs.send(Job::Recover { rules, done })
+        .await
+        .map_err(|_| StoreError::Unavailable("journal writer stopped".into()))?;
+    rx.await
+        .map_err(|_| StoreError::Unavailable("journal writer stopped".into()))?
+}
+
+/// Owns the journal: appends batches in order, saves snapshots after the batch they
+/// cover, and rebuilds the book on request.
+async fn writer<J: Journal>(
+    mut journal: J,
+    mut jobs: mpsc::Receiver<Job>,
+    mut pings: mpsc::Receiver<oneshot::Sender<Result<(), StoreError>>>,
+    timeout: Duration,
+) {
+    loop {
+        let job = tokio::select! {
+            biased;
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+            Some(done) = pings.recv() => {
+                let res = match tokio::time::timeout(timeout, journal.ping()).await {
+                    Ok(r) => r,
+                    Err(_) => Err(StoreError::Unavailable("journal ping timed out".into())),
+                };
+                let _ = done.send(res);
+                continue;
+            }
+        };
+        match job {
+            Job::Append {
+                batch,
+                snapshot,
+                done,
+            } => {
+                let res = match tokio::time::timeout(timeout, journal.append(&batch)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(StoreError::Unavailable(format!(
+                        "journal write took longer than {timeout:?}"
+                    ))),
+                };
+                if res.is_ok() {
+                    if let Some(s) = snapshot {
+                        // A failed snapshot costs only replay time at the next start.
+                        if let Err(e) = journal.save_snapshot(&s).await {
+                            tracing::warn!(seq = s.seq, error = %e, "snapshot not saved");
+                        }
+                    }
+                }
+                let _ = done.send(res);
+            }
+            Job::Recover { rules, done } => {
+                let res = recover(&mut journal, rules, &mut ()).await.map(|r| r.book);
+                let _ = done.send(res);
+            }
+        }
+    }
+}
+
+/// A command applied to the book, waiting for its batch to be durable.
+struct Pending {
+    events: Vec<Event>,
+    reply: Option<Reply>,
+}
+
+struct Inflight {
+    batch: Arc<Batch>,
+    pending: Vec<Pending>,
+    started: Instant,
+    done: oneshot::Receiver<Result<(), StoreError>>,
+}
+
+struct Sequencer<P> {
+    book: Book,
+    rules: Rules,
+    publisher: P,
+    jobs: mpsc::Sender<Job>,
+    rx: mpsc::Receiver<Request>,
+    /// Applied, not yet handed to the writer; parallel to `batch.entries`.
+    pending: Vec<Pending>,
+    batch: Batch,
+    inflight: Option<Inflight>,
+    /// Latest clock reading: the engine's time never runs backwards.
+    clock: u64,
+    since_snapshot: u64,
+    last_snapshot: Instant,
+    metrics: Arc<EngineMetrics>,
+    config: EngineConfig,
+    /// Reused buffer for `Book::apply_into`.
+    events: Vec<Event>,
+}
+
+impl<P: Publisher> Sequencer<P> {
+    async fn run(mut self) -> Result<(), StoreError> {
+        let mut open = true;
+        loop {
+            let room = self.pending.len() < self.config.max_batch;
+            let timer = self.book.next_deadline().map(|t| self.sleep_until_ms(t));
+            tokio::select! {
+                biased;
+                done = async { (&mut self.inflight.as_mut().expect("guarded").done).await },
+                    if self.inflight.is_some() =>
+                {
+                    let res = done.unwrap_or_else(|_| Err(StoreError::Unavailable("journal writer stopped".into())));
+                    self.write_finished(res).await?;
+                }
+                req = self.rx.recv(), if open && room => match req {
+                    Some(req) => {
+                        self.sequence(req);
+                        // Take whatever else is already queued: one wake-up, many commands.
+                        while self.pending.len() < self.config.max_batch {
+                            match self.rx.try_recv() {
+                                Ok(req) => self.sequence(req),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    None => open = false,
+                },
+                () = async { timer.expect("guarded").await }, if timer.is_some() && room => {
+                    let now = self.now_ms();
+                    self.apply(now, Command::Tick, None);
+                }
+            }
+            if self.inflight.is_none() && !self.pending.is_empty() {
+                self.start_write();
+            }
+            if !open && self.inflight.is_none() && self.pending.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn sleep_until_ms(&self, deadline_ms: u64) -> tokio::time::Sleep {
+        let wait = deadline_ms.saturating_sub(wall_ms());
+        tokio::time::sleep(Duration::from_millis(wait))
+    }
+
+    fn now_ms(&mut self) -> u64 {
+        self.clock = self.clock.max(wall_ms());
+        self.clock
+    }
+
+    fn sequence(&mut self, req: Request) {
+        if Instant::now() > req.deadline {
+            self.metrics.unavailable.inc();
+            let _ = req.reply.send(Err(Unavailable));
+            return;
+        }
+        let now = self.now_ms();
+        // Due timers run first, so a bid is judged against a book that is up to date.
+        if self.book.next_deadline().is_some_and(|t| t <= now) {
+            self.apply(now, Command::Tick, None);
+        }
+        self.apply(now, req.command, Some(req.reply));
+    }
+
+    fn apply(&mut self, now: u64, command: Command, reply: Option<Reply>) {
+        let seq = self.book.last_seq() + 1;
+        let entry = Entry {
+            seq,
+            now_ms: now,
+            command: command.clone(),
+        };
+        self.events.clear();
+        self.book.apply_into(seq, now, command, &mut self.events);
+        for e in &self.events {
+            if let Event::Closed {
+                lot,
+                outcome,
+                price,
+                leader,
+                seller,
+            } = *e
+            {
+                self.batch.outcomes.push(OutcomeRecord {
+                    seq,
+                    lot,
+                    outcome,
+                    price,
+                    dealer: leader,
+                    seller,
+                });
+            }
+        }
+        self.batch.entries.push(entry);
+        self.pending.push(Pending {
+            events: std::mem::take(&mut self.events),
+            reply,
+        });
+        self.since_snapshot += 1;
+    }
+
+    fn start_write(&mut self) {
+        let batch = Arc::new(std::mem::take(&mut self.batch));
+        let snapshot = self.snapshot_due().then(|| self.snapshot()).flatten();
+        let (done, rx) = oneshot::channel();
+        let job = Job::Append {
+            batch: batch.clone(),
+            snapshot,
+            done,
+        };
+        // The writer takes one job at a time and we keep one write in flight, so the
+        // channel has room; if the writer is gone, the failure shows up on `rx`.
+        let _ = self.jobs.try_send(job);
+        self.inflight = Some(Inflight {
+            batch,
+            pending: std::mem::take(&mut self.pending),
+            started: Instant::now(),
+            done: rx,
+        });
+    }
+
+    fn snapshot_due(&self) -> bool {
+        self.config.snapshot_every_commands > 0
+            && (self.since_snapshot >= self.config.snapshot_every_commands
+                || self.last_snapshot.elapsed() >= self.config.snapshot_every)
+    }
+
+    fn snapshot(&mut self) -> Option<Snapshot> {
+        self.since_snapshot = 0;
+        self.last_snapshot = Instant::now();
+        match rmp_serde::to_vec(&self.book) {
+            Ok(bytes) => Some(Snapshot {
+                seq: self.book.last_seq(),
+                bytes,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "book did not serialize; no snapshot");
+                None
+            }
+        }
+    }
+
+    async fn write_finished(&mut self, res: Result<(), StoreError>) -> Result<(), StoreError> {
+        let Some(inflight) = self.inflight.take() else {
+            return Ok(());
+        };
+        match res {
+            Ok(()) => {
+                let n = inflight.pending.len() as u64;
+                self.metrics.commands.add(n);
+                self.metrics.batches.inc();
+                self.metrics.batch_size.observe(n);
+                self.metrics
+                    .write_latency_us
+                    .observe(inflight.started.elapsed().as_micros() as u64);
+                for (entry, p) in inflight.batch.entries.iter().zip(inflight.pending) {
+                    self.publisher.publish(entry, &p.events);
+                    if let Some(reply) = p.reply {
+                        let _ = reply.send(Ok(Applied {
+                            seq: entry.seq,
+                            events: p.events,
+                        }));
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "journal write failed; rebuilding from the journal");
+                self.fail_all(inflight.pending);
+                self.recover_after_failure(e).await
+            }
+        }
+    }
+
+    /// Answers `unavailable` to everything not durable and drops it from memory.
+    fn fail_all(&mut self, inflight: Vec<Pending>) {
+        let pending = std::mem::take(&mut self.pending);
+        self.batch = Batch::default();
+        for p in inflight.into_iter().chain(pending) {
+            if let Some(reply) = p.reply {
+                self.metrics.unavailable.inc();
+                let _ = reply.send(Err(Unavailable));
+            }
+        }
+    }
+
+    async fn recover_after_failure(&mut self, first: StoreError) -> Result<(), StoreError> {
+        self.metrics.ready.set(0);
+        self.metrics.recoveries.inc();
+        if matches!(first, StoreError::Fenced(_)) {
+            return Err(first);
+        }
+        let mut wait = self.config.retry_min;
+        loop {
+            // Whatever arrives meanwhile is answered at once rather than left to age.
+            let sleep = tokio::time::sleep(wait);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    Some(req) = self.rx.recv() => {
+                        self.metrics.unavailable.inc();
+                        let _ = req.reply.send(Err(Unavailable));
+                    }
+                }
+            }
+            match recover_via(&self.jobs, self.rules.clone()).await {
+                Ok(book) => {
+                    tracing::info!(seq = book.last_seq(), "journal back; book rebuilt");
+                    self.book = book;
+                    self.clock = self.clock.max(self.book.last_now());
+                    self.after_recovery();
+                    return Ok(());
+                }
+                Err(e @ StoreError::Fenced(_)) | Err(e @ StoreError::Corrupt(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?wait, "journal still unavailable");
+                    wait = (wait * 2).min(self.config.retry_max);
+                }
+            }
+        }
+    }
+
+    /// After the book was rebuilt: tell the publisher, journal new rules if the
+    /// configuration changed, and give lots whose close passed during the outage their
+    /// grace period (both as journaled commands, so replays see them).
+    fn after_recovery(&mut self) {
+        self.publisher.reset(&self.book);
+        self.metrics.ready.set(1);
+        if *self.book.rules() != self.rules {
+            let now = self.now_ms();
+            self.apply(now, Command::Configure(Box::new(self.rules.clone())), None);
+        }
+        let now = self.now_ms();
+        if self.book.next_deadline().is_some_and(|t| t <= now) {
+            self.apply(now, Command::Resume, None);
+        }
+        if !self.pending.is_empty() {
+            self.start_write();
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch by the host clock (the engine's only clock).
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
