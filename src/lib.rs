@@ -11,5 +11,6 @@
 pub mod auction;
 pub mod config;
 pub mod engine;
+pub mod gateway;
 pub mod metrics;
 pub mod store;

@@ -13,8 +13,10 @@
 
 mod recovery;
 mod sequencer;
+mod verify;
 
 pub use recovery::{recover, Recovered, ReplayObserver};
 pub use sequencer::{
     spawn, Applied, EngineConfig, EngineHandle, EngineMetrics, Publisher, Unavailable,
 };
+pub use verify::{digests, verify, Verification};

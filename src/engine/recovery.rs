@@ -27,14 +27,22 @@ pub trait ReplayObserver {
 /// Observes nothing.
 impl ReplayObserver for () {}
 
-/// Loads the newest snapshot (or an empty book under `rules`) and replays every later
-/// entry, showing each to `observer`.
+/// Loads the newest snapshot (when `use_snapshot`; else the log is replayed from its first
+/// entry) and replays every later entry, showing each to `observer`.
+///
+/// An empty log starts from the default rules: the engine journals a `Configure` when its
+/// configuration differs, so the log alone says which rules applied.
 pub async fn recover<J: Journal>(
     journal: &mut J,
-    rules: Rules,
+    use_snapshot: bool,
     observer: &mut impl ReplayObserver,
 ) -> Result<Recovered, StoreError> {
-    let (mut book, snapshot_seq) = match journal.load_snapshot().await? {
+    let snapshot = if use_snapshot {
+        journal.load_snapshot().await?
+    } else {
+        None
+    };
+    let (mut book, snapshot_seq) = match snapshot {
         Some(s) => {
             let book: Book = rmp_serde::from_slice(&s.bytes)
                 .map_err(|e| StoreError::Corrupt(format!("snapshot at seq {}: {e}", s.seq)))?;
@@ -47,7 +55,7 @@ pub async fn recover<J: Journal>(
             }
             (book, s.seq)
         }
-        None => (Book::new(rules), 0),
+        None => (Book::new(Rules::default()), 0),
     };
     let mut replayed = 0u64;
     let mut events = Vec::new();

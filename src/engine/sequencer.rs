@@ -177,7 +177,6 @@ enum Job {
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     Recover {
-        rules: Rules,
         done: oneshot::Sender<Result<Book, StoreError>>,
     },
 }
@@ -197,7 +196,7 @@ pub async fn spawn<J: Journal, P: Publisher>(
     let (jobs, job_rx) = mpsc::channel(2);
     let (pings, ping_rx) = mpsc::channel(4);
     tokio::spawn(writer(journal, job_rx, ping_rx, config.append_timeout));
-    let book = recover_via(&jobs, rules.clone()).await?;
+    let book = recover_via(&jobs).await?;
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let mut seq = Sequencer {
         clock: book.last_now(),
@@ -228,9 +227,9 @@ pub async fn spawn<J: Journal, P: Publisher>(
     ))
 }
 
-async fn recover_via(jobs: &mpsc::Sender<Job>, rules: Rules) -> Result<Book, StoreError> {
+async fn recover_via(jobs: &mpsc::Sender<Job>) -> Result<Book, StoreError> {
     let (done, rx) = oneshot::channel();
-    jobs.send(Job::Recover { rules, done })
+    jobs.send(Job::Recover { done })
         .await
         .map_err(|_| StoreError::Unavailable("journal writer stopped".into()))?;
     rx.await
@@ -283,8 +282,8 @@ async fn writer<J: Journal>(
                 }
                 let _ = done.send(res);
             }
-            Job::Recover { rules, done } => {
-                let res = recover(&mut journal, rules, &mut ()).await.map(|r| r.book);
+            Job::Recover { done } => {
+                let res = recover(&mut journal, true, &mut ()).await.map(|r| r.book);
                 let _ = done.send(res);
             }
         }
@@ -530,7 +529,7 @@ impl<P: Publisher> Sequencer<P> {
                     }
                 }
             }
-            match recover_via(&self.jobs, self.rules.clone()).await {
+            match recover_via(&self.jobs).await {
                 Ok(book) => {
                     tracing::info!(seq = book.last_seq(), "journal back; book rebuilt");
                     self.book = book;

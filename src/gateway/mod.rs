@@ -1,0 +1,3 @@
+//! The live gateway: WebSocket sessions, fan-out, and the wire protocol.
+
+pub mod outbound;

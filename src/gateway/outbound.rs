@@ -1,0 +1,247 @@
+//! A session's outbound queue: bounded, conflating, never dropping a reply.
+//!
+//! The hub pushes from the engine's task and must never wait on a slow client. When a
+//! session's queue is at its bound, a new `update` for an auction replaces the queued one
+//! for the same auction (the newest state is all a client needs), replies to the dealer's
+//! own requests are always kept, and a queue that stays full past the slow-consumer timeout
+//! marks the session for closing. So memory per session is bounded by the queue bound, one
+//! update per subscribed auction and the dealer's in-flight requests.
+
+use crate::auction::LotId;
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// What a queued frame is, which decides what may happen to it under pressure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// An answer to this client's own request (`bid_result`, `snapshot`, `pong`, `error`):
+    /// never dropped or replaced.
+    Reply,
+    /// A state broadcast for one auction: replaced by a newer one when the queue is full.
+    Update(LotId),
+    /// Any other push (`outbid`, `closed`): kept.
+    Event,
+}
+
+/// Why a session must close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client did not read for longer than the slow-consumer timeout.
+    SlowConsumer,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+struct State<F> {
+    items: VecDeque<(Kind, F)>,
+    /// When the queue first reached its bound without being drained since.
+    full_since: Option<Instant>,
+    close: Option<CloseReason>,
+    conflated: u64,
+}
+
+/// The queue shared by the hub (producer) and the session's writer (consumer).
+pub struct Outbound<F> {
+    state: Mutex<State<F>>,
+    notify: Notify,
+    bound: usize,
+    slow_timeout: Duration,
+}
+
+/// What a push did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued at the back.
+    Queued,
+    /// Replaced a queued update for the same auction.
+    Conflated,
+    /// The session is closing; the frame was discarded.
+    Closed,
+}
+
+impl<F> Outbound<F> {
+    /// A queue holding about `bound` frames before it conflates.
+    pub fn new(bound: usize, slow_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                full_since: None,
+                close: None,
+                conflated: 0,
+            }),
+            notify: Notify::new(),
+            bound: bound.max(1),
+            slow_timeout,
+        })
+    }
+
+    /// Queues a frame; `now` is passed in so the policy is testable without a clock.
+    pub fn push(&self, kind: Kind, frame: F, now: Instant) -> Pushed {
+        let mut s = self.state.lock();
+        if s.close.is_some() {
+            return Pushed::Closed;
+        }
+        let full = s.items.len() >= self.bound;
+        if full {
+            let since = *s.full_since.get_or_insert(now);
+            if now.duration_since(since) > self.slow_timeout {
+                s.close = Some(CloseReason::SlowConsumer);
+                s.items.clear();
+                drop(s);
+                self.notify.notify_one();
+                return Pushed::Closed;
+            }
+            if let Kind::Update(lot) = kind {
+                let queued = s
+                    .items
+                    .iter_mut()
+                    .rev()
+                    .find(|(k, _)| *k == Kind::Update(lot));
+                if let Some(slot) = queued {
+                    slot.1 = frame;
+                    s.conflated += 1;
+                    return Pushed::Conflated;
+                }
+            }
+        }
+        s.items.push_back((kind, frame));
+        drop(s);
+        self.notify.notify_one();
+        Pushed::Queued
+    }
+
+    /// Asks the session to close (its writer sends a close frame and stops).
+    pub fn close(&self, reason: CloseReason) {
+        self.state.lock().close.get_or_insert(reason);
+        self.notify.notify_one();
+    }
+
+    /// Takes everything queued, waiting until there is something or the session must
+    /// close. Returns the frames and, once closing, the reason.
+    pub async fn take(&self, into: &mut Vec<F>) -> Option<CloseReason> {
+        loop {
+            // Register interest before checking, so a push between the check and the
+            // wait is not missed.
+            let notified = self.notify.notified();
+            {
+                let mut s = self.state.lock();
+                if let Some(r) = s.close {
+                    into.extend(s.items.drain(..).map(|(_, f)| f));
+                    return Some(r);
+                }
+                if !s.items.is_empty() {
+                    into.extend(s.items.drain(..).map(|(_, f)| f));
+                    s.full_since = None;
+                    return None;
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// Updates replaced by newer ones so far.
+    pub fn conflated(&self) -> u64 {
+        self.state.lock().conflated
+    }
+
+    /// Frames waiting now.
+    pub fn len(&self) -> usize {
+        self.state.lock().items.len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(q: &Outbound<u32>) -> Vec<u32> {
+        let mut s = q.state.lock();
+        s.full_since = None;
+        s.items.drain(..).map(|(_, f)| f).collect()
+    }
+
+    #[test]
+    fn below_the_bound_everything_queues_in_order() {
+        let q = Outbound::new(4, Duration::from_secs(5));
+        let t = Instant::now();
+        assert_eq!(q.push(Kind::Update(LotId(1)), 1, t), Pushed::Queued);
+        assert_eq!(q.push(Kind::Update(LotId(1)), 2, t), Pushed::Queued);
+        assert_eq!(q.push(Kind::Reply, 3, t), Pushed::Queued);
+        assert_eq!(drain(&q), vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn at_the_bound_updates_conflate_and_replies_are_kept() {
+        let q = Outbound::new(2, Duration::from_secs(5));
+        let t = Instant::now();
+        q.push(Kind::Update(LotId(1)), 10, t);
+        q.push(Kind::Update(LotId(2)), 20, t);
+        // Full: a newer update for lot 1 replaces the queued one in place.
+        assert_eq!(q.push(Kind::Update(LotId(1)), 11, t), Pushed::Conflated);
+        // A reply is never dropped, even past the bound.
+        assert_eq!(q.push(Kind::Reply, 99, t), Pushed::Queued);
+        // An update for a lot with nothing queued still gets its one slot.
+        assert_eq!(q.push(Kind::Update(LotId(3)), 30, t), Pushed::Queued);
+        assert_eq!(q.push(Kind::Update(LotId(3)), 31, t), Pushed::Conflated);
+        assert_eq!(drain(&q), vec![11, 20, 99, 31]);
+        assert_eq!(q.conflated(), 2);
+    }
+
+    #[test]
+    fn full_past_the_timeout_closes_the_session() {
+        let q = Outbound::new(1, Duration::from_secs(5));
+        let t = Instant::now();
+        q.push(Kind::Event, 1, t);
+        q.push(Kind::Event, 2, t); // full from t
+        assert_eq!(
+            q.push(Kind::Event, 3, t + Duration::from_secs(4)),
+            Pushed::Queued
+        );
+        assert_eq!(
+            q.push(Kind::Event, 4, t + Duration::from_secs(6)),
+            Pushed::Closed
+        );
+        assert_eq!(q.push(Kind::Reply, 5, t), Pushed::Closed);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn draining_resets_the_slow_consumer_clock() {
+        let q = Outbound::new(1, Duration::from_secs(5));
+        let t = Instant::now();
+        q.push(Kind::Event, 1, t);
+        q.push(Kind::Event, 2, t);
+        drain(&q);
+        q.push(Kind::Event, 3, t + Duration::from_secs(10));
+        assert_eq!(
+            q.push(Kind::Event, 4, t + Duration::from_secs(11)),
+            Pushed::Queued
+        );
+    }
+
+    #[tokio::test]
+    async fn take_waits_for_a_push_and_reports_close() {
+        let q = Outbound::<u32>::new(4, Duration::from_secs(5));
+        let q2 = q.clone();
+        let waiter = tokio::spawn(async move {
+            let mut got = Vec::new();
+            let closed = q2.take(&mut got).await;
+            (got, closed)
+        });
+        tokio::task::yield_now().await;
+        q.push(Kind::Reply, 7, Instant::now());
+        let (got, closed) = waiter.await.expect("join");
+        assert_eq!((got, closed), (vec![7], None));
+        q.close(CloseReason::Shutdown);
+        let mut got = Vec::new();
+        assert_eq!(q.take(&mut got).await, Some(CloseReason::Shutdown));
+    }
+}
