@@ -401,3 +401,15 @@ fn vin_check_digit_is_none_outside_the_alphabet() {
         assert_eq!(vin_value(c), Some(v), "{}", c as char);
     }
 }
+
+#[test]
+fn the_listing_example_in_docs_protocol_is_valid() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md");
+    let doc = std::fs::read_to_string(path).expect("docs/protocol.md");
+    let section = &doc[doc.find("### Listings").expect("a Listings section")..];
+    let start = section.find("```json\n").expect("an example") + "```json\n".len();
+    let end = start + section[start..].find("```").expect("closed");
+    let listing = validate_listing(&section.as_bytes()[start..end], &BOUNDS).expect("valid");
+    assert_eq!(listing.vehicle.vin, "LFV2A21K0M3123456");
+    assert_eq!(listing.duration_ms, Some(1_200_000));
+}

@@ -1344,3 +1344,204 @@ fn auction_refs_name_lots_only_when_well_formed() {
         assert_eq!(AuctionRef::new(bad).lot(), None, "{bad}");
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// docs/protocol.md: its examples are this encoder's output
+
+/// Every example in docs/protocol.md: (name, JSON text, MessagePack bytes), produced by
+/// the same code the server runs.
+fn doc_examples() -> Vec<(&'static str, String, Vec<u8>)> {
+    let client = |m: ClientMessage| (serde_json::to_string(&m).unwrap(), mp(&m));
+    let server = |m: ServerMessage| {
+        let Frame::Text(t) = encode(Format::Json, &m) else {
+            unreachable!()
+        };
+        (
+            t.to_string(),
+            encode(Format::MsgPack, &m).as_bytes().to_vec(),
+        )
+    };
+    let decode_error = |frame: &str| decode_json(frame.as_bytes()).unwrap_err().into_message();
+    let mut snapshot = view(Some(5_200_000), false, Some(9_000_000), Some("Changchun"));
+    snapshot.min_next = 5_250_000;
+    snapshot.bids = 3;
+    snapshot.vehicle.vin = "LFV2A21K0M3123456".into();
+    snapshot.vehicle.make = "FAW-Volkswagen".into();
+    snapshot.vehicle.model = "Sagitar".into();
+    snapshot.vehicle.year = 2021;
+    snapshot.vehicle.mileage_km = 48_500;
+    snapshot.inspection.notes = "Front bumper resprayed; tyres 60%.".into();
+    let after = crate::auction::LotUpdate {
+        lot: LotId(17),
+        status: LotStatus::Live,
+        price: Some(5_250_000),
+        min_next: 5_300_000,
+        bids: 4,
+        reserve_met: false,
+        leader: Some(DealerId(3)),
+        ends_at: 1_760_001_230_000,
+    };
+    let examples: Vec<(&str, (String, Vec<u8>))> = vec![
+        ("subscribe", client(subscribe(n(1), "A17"))),
+        (
+            "unsubscribe",
+            client(ClientMessage {
+                req: n(2),
+                request: Request::Unsubscribe {
+                    auction: AuctionRef::new("A17"),
+                },
+            }),
+        ),
+        (
+            "bid",
+            client(bid(s("r-3"), "A17", 5_250_000, Some(6_000_000), "d3-0001")),
+        ),
+        ("ping", client(ping(n(4)))),
+        (
+            "snapshot",
+            server(ServerMessage::Snapshot(Snapshot {
+                req: n(1),
+                auction: snapshot,
+            })),
+        ),
+        (
+            "bid_result accepted",
+            server(ServerMessage::BidResult(BidResult::from_outcome(
+                s("r-3"),
+                "d3-0001".into(),
+                LotId(17),
+                &BidOutcome::Accepted {
+                    price: 5_250_000,
+                    leading: true,
+                    ends_at: 1_760_001_230_000,
+                    seq: 8_812,
+                },
+            ))),
+        ),
+        (
+            "bid_result below_minimum",
+            server(ServerMessage::BidResult(BidResult::from_outcome(
+                None,
+                "d5-0042".into(),
+                LotId(17),
+                &BidOutcome::Rejected(Rejection::BelowMinimum {
+                    min_next: 5_300_000,
+                }),
+            ))),
+        ),
+        (
+            "bid_result rate_limited",
+            server(ServerMessage::BidResult(BidResult::refused(
+                None,
+                "d5-0043".into(),
+                AuctionRef::new("A17"),
+                RejectReason::RateLimited,
+            ))),
+        ),
+        (
+            "update to the leader",
+            server(ServerMessage::Update(Update::new(8_812, &after, true))),
+        ),
+        (
+            "update to everyone else",
+            server(ServerMessage::Update(Update::new(8_812, &after, false))),
+        ),
+        (
+            "outbid",
+            server(ServerMessage::Outbid(Outbid::new(
+                LotId(17),
+                5_250_000,
+                5_300_000,
+            ))),
+        ),
+        (
+            "closed sold, to the buyer",
+            server(ServerMessage::Closed(Closed::new(
+                LotId(17),
+                Outcome::Sold,
+                Some(6_100_000),
+                true,
+            ))),
+        ),
+        (
+            "closed pending_seller",
+            server(ServerMessage::Closed(Closed::new(
+                LotId(17),
+                Outcome::PendingSeller,
+                Some(5_250_000),
+                false,
+            ))),
+        ),
+        (
+            "unsubscribed",
+            server(ServerMessage::Unsubscribed(Reply { req: n(2) })),
+        ),
+        ("pong", server(ServerMessage::Pong(Reply { req: n(4) }))),
+        (
+            "error bad_message",
+            server(decode_error(
+                r#"{"type":"bid","req":7,"auction":"A17","amount":-1,"bid_id":"x"}"#,
+            )),
+        ),
+        (
+            "error unknown_type",
+            server(decode_error(r#"{"type":"bet","req":8}"#)),
+        ),
+        (
+            "error unknown_auction",
+            server(ServerMessage::Error(ErrorReply {
+                code: ErrorCode::UnknownAuction,
+                message: "no such auction".into(),
+                req: n(9),
+            })),
+        ),
+    ];
+    examples
+        .into_iter()
+        .map(|(name, (j, m))| (name, j, m))
+        .collect()
+}
+
+fn hex_block(bytes: &[u8]) -> String {
+    bytes
+        .chunks(16)
+        .map(|line| {
+            line.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How an example appears in docs/protocol.md.
+fn doc_snippet(json: &str, msgpack: &[u8]) -> String {
+    format!(
+        "```json\n{json}\n```\n\nMessagePack ({} bytes):\n\n```text\n{}\n```\n",
+        msgpack.len(),
+        hex_block(msgpack)
+    )
+}
+
+#[test]
+fn docs_protocol_examples_are_this_encoders_output() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md");
+    let doc = std::fs::read_to_string(path).unwrap_or_default();
+    let mut missing = Vec::new();
+    for (name, json, msgpack) in doc_examples() {
+        // The MessagePack bytes really are the same message as the JSON.
+        let a: Value = serde_json::from_str(&json).unwrap();
+        let b: Value = rmp_serde::from_slice(&msgpack).unwrap();
+        assert_eq!(a, b, "{name}");
+        let snippet = doc_snippet(&json, &msgpack);
+        if !doc.contains(&snippet) {
+            missing.push(format!("#### {name}\n\n{snippet}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/protocol.md is out of date; these examples are missing or differ:\n\n{}",
+        missing.join("\n")
+    );
+}
