@@ -458,21 +458,97 @@ struct Slots {
 }
 
 impl Slots {
-    fn slot(&mut self, key: &str) -> Option<(&'static str, &mut Option<Loose>)> {
+    fn slot(&mut self, key: Key) -> Option<(&'static str, &mut Option<Loose>)> {
         Some(match key {
-            "type" => ("type", &mut self.ty),
-            "req" => ("req", &mut self.req),
-            "auction" => ("auction", &mut self.auction),
-            "amount" => ("amount", &mut self.amount),
-            "max" => ("max", &mut self.max),
-            "bid_id" => ("bid_id", &mut self.bid_id),
-            _ => return None,
+            Key::Type => ("type", &mut self.ty),
+            Key::Req => ("req", &mut self.req),
+            Key::Auction => ("auction", &mut self.auction),
+            Key::Amount => ("amount", &mut self.amount),
+            Key::Max => ("max", &mut self.max),
+            Key::BidId => ("bid_id", &mut self.bid_id),
+            Key::Other => return None,
         })
     }
 
     /// `req` if it was read and is valid; what an error echoes.
     fn readable_req(&self) -> Option<Req> {
         check_req(self.req.as_ref()).ok().flatten()
+    }
+}
+
+/// A key of the message map: one of the known field names, or anything else (an unknown
+/// name, or a non-string key, which MessagePack allows: both are extra fields). Reading a
+/// key allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Key {
+    Type,
+    Req,
+    Auction,
+    Amount,
+    Max,
+    BidId,
+    Other,
+}
+
+/// Reads a [`Key`]; a container used as a key is walked with the same depth budget.
+struct KeySeed(LooseSeed);
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a map key")
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+        Ok(match v {
+            "type" => Key::Type,
+            "req" => Key::Req,
+            "auction" => Key::Auction,
+            "amount" => Key::Amount,
+            "max" => Key::Max,
+            "bid_id" => Key::BidId,
+            _ => Key::Other,
+        })
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+    fn visit_bytes<E>(self, _: &[u8]) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+    fn visit_none<E>(self) -> Result<Key, E> {
+        Ok(Key::Other)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        self.0.deserialize(d).map(|_| Key::Other)
+    }
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        self.0.visit_newtype_struct(d).map(|_| Key::Other)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Key, A::Error> {
+        self.0.visit_seq(seq).map(|_| Key::Other)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Key, A::Error> {
+        self.0.visit_map(map).map(|_| Key::Other)
     }
 }
 
@@ -500,12 +576,8 @@ impl<'de> Visitor<'de> for FrameSeed<'_> {
         let below = LooseSeed {
             depth: MAX_DEPTH - 1,
         };
-        while let Some(key) = map.next_key_seed(below)? {
-            let slot = match &key {
-                Loose::Str(k) => self.out.slot(k),
-                _ => None, // a non-string key (MessagePack allows it) is an extra field
-            };
-            match slot {
+        while let Some(key) = map.next_key_seed(KeySeed(below))? {
+            match self.out.slot(key) {
                 Some((name, slot)) => {
                     let value = map.next_value_seed(below)?;
                     if slot.is_some() {
