@@ -2,15 +2,22 @@
 //!
 //! Module map:
 //! - [`auction`]: the pure, deterministic core — lots, dealers, bidding rules. No I/O.
-//! - [`config`]: one typed configuration from `config/*.toml` and `GAVEL_*` overrides.
 //! - [`engine`]: the single-writer sequencer: clock, timers, group commit, ack after durable.
-//! - [`metrics`]: counters and histograms in Prometheus text.
 //! - [`store`]: the durable journal (Redis, file, memory) and snapshots.
+//! - [`gateway`]: WebSocket sessions, the hub's fan-out, wire types, codecs and limits.
+//! - [`api`]: HTTP routes, listing validation, bearer tokens.
+//! - [`server`]: one listener for both, connection limit, graceful shutdown.
+//! - [`config`]: one typed configuration from `config/*.toml` and `GAVEL_*` overrides.
+//! - [`metrics`]: counters and histograms in Prometheus text.
+//! - [`demo`]: `serve --demo` seeding.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod api;
 pub mod auction;
 pub mod config;
+pub mod demo;
 pub mod engine;
 pub mod gateway;
 pub mod metrics;
+pub mod server;
 pub mod store;

@@ -1,0 +1,702 @@
+//! Wire types: the messages of the v1 WebSocket contract, kept apart from domain types.
+//!
+//! The domain (`crate::auction`) may rename or reshape its types for its own reasons; the
+//! contract may not change without a new version. So every message a client sees is built
+//! here from domain values by an explicit conversion, and nothing in this module derives
+//! its wire shape from a domain type's serde attributes. The conversions are also where
+//! the privacy rule lives: a `LotUpdate` carries its leader's id, and the only thing that
+//! leaves this module is a per-receiver `leading` flag.
+//!
+//! Client messages are decoded by hand in [`super::codec`] (to get the contract's exact
+//! error codes and `req` echo); they implement `Serialize` so test clients and the load
+//! generator can produce them. Server messages derive both directions, so a client can
+//! read them back.
+
+use crate::auction::Lot;
+use crate::auction::{
+    BidId, BidOutcome, DealerId, Fen, Increments, LotId, LotStatus, LotUpdate, Outcome, Rejection,
+    SellerId,
+};
+use serde::de::{self, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::sync::Arc;
+
+/// The longest `req`, `bid_id` or auction id a client may send, in bytes (UTF-8).
+pub const MAX_ID_BYTES: usize = 64;
+
+/// A client's request tag, echoed in the direct reply: a string (≤ 64 bytes) or an integer.
+///
+/// Integers keep their sign on the way back: a non-negative integer is `UInt`, a negative
+/// one `Int`, so an echo is the same JSON number or MessagePack int the client sent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Req {
+    /// A string tag.
+    Str(Arc<str>),
+    /// A negative integer tag.
+    Int(i64),
+    /// A non-negative integer tag.
+    UInt(u64),
+}
+
+impl Req {
+    /// A req from a signed integer (normalised: non-negative values become `UInt`).
+    pub fn from_i64(v: i64) -> Self {
+        match u64::try_from(v) {
+            Ok(u) => Self::UInt(u),
+            Err(_) => Self::Int(v),
+        }
+    }
+
+    /// A string req, or `None` if it is longer than [`MAX_ID_BYTES`].
+    pub fn from_str_checked(s: &str) -> Option<Self> {
+        (s.len() <= MAX_ID_BYTES).then(|| Self::Str(s.into()))
+    }
+}
+
+impl Serialize for Req {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Str(v) => s.serialize_str(v),
+            Self::Int(v) => s.serialize_i64(*v),
+            Self::UInt(v) => s.serialize_u64(*v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Req {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Req;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string of at most 64 bytes or an integer")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Req, E> {
+                Ok(Req::UInt(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Req, E> {
+                Ok(Req::from_i64(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Req, E> {
+                Req::from_str_checked(v).ok_or_else(|| E::custom("req longer than 64 bytes"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An auction id as it travels on the wire (`A17`): opaque to clients.
+///
+/// Kept as the string the client sent, so a reply can echo it exactly even when it names
+/// no lot; [`AuctionRef::lot`] gives the lot it names, if any.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AuctionRef(Arc<str>);
+
+impl AuctionRef {
+    /// Wraps a string as sent (the decoder has checked its length).
+    pub fn new(s: &str) -> Self {
+        Self(s.into())
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The lot this id names, if it is a well-formed lot id (it may still be unknown).
+    pub fn lot(&self) -> Option<LotId> {
+        self.0.parse().ok()
+    }
+}
+
+impl From<Arc<str>> for AuctionRef {
+    fn from(s: Arc<str>) -> Self {
+        Self(s)
+    }
+}
+
+impl From<LotId> for AuctionRef {
+    fn from(lot: LotId) -> Self {
+        Self(lot.to_string().into())
+    }
+}
+
+impl fmt::Display for AuctionRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for AuctionRef {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for AuctionRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(Self::new(&s))
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Client → server
+
+/// A decoded client message: its optional `req` tag and what it asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientMessage {
+    /// Echoed in the direct reply.
+    pub req: Option<Req>,
+    /// The request itself.
+    pub request: Request,
+}
+
+/// What a client asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// `subscribe`: send me a snapshot now and the auction's updates from now on.
+    Subscribe {
+        /// The auction.
+        auction: AuctionRef,
+    },
+    /// `unsubscribe`: stop sending me this auction's updates.
+    Unsubscribe {
+        /// The auction.
+        auction: AuctionRef,
+    },
+    /// `bid`: place a bid (or raise my max while I lead).
+    Bid(BidRequest),
+    /// `ping`: answer `pong`.
+    Ping,
+}
+
+impl Request {
+    /// The contract's `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Subscribe { .. } => "subscribe",
+            Self::Unsubscribe { .. } => "unsubscribe",
+            Self::Bid(_) => "bid",
+            Self::Ping => "ping",
+        }
+    }
+}
+
+/// The fields of a `bid` as decoded. Amounts are not checked against the rules here: an
+/// amount of 0, over 10^12, or a `max` below `amount` decodes and the engine answers
+/// `invalid`, because only the engine knows, for instance, that a leader's `amount` is
+/// ignored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BidRequest {
+    /// The auction as the client named it.
+    pub auction: AuctionRef,
+    /// Placed amount, fen.
+    pub amount: Fen,
+    /// Proxy ceiling, fen.
+    pub max: Option<Fen>,
+    /// Client-chosen idempotency key (≤ 64 bytes).
+    pub bid_id: BidId,
+}
+
+impl Serialize for ClientMessage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let fields = match &self.request {
+            Request::Subscribe { .. } | Request::Unsubscribe { .. } => 2,
+            Request::Bid(b) => 4 + usize::from(b.max.is_some()),
+            Request::Ping => 1,
+        } + usize::from(self.req.is_some());
+        let mut m = s.serialize_map(Some(fields))?;
+        m.serialize_entry("type", self.request.type_name())?;
+        if let Some(req) = &self.req {
+            m.serialize_entry("req", req)?;
+        }
+        match &self.request {
+            Request::Subscribe { auction } | Request::Unsubscribe { auction } => {
+                m.serialize_entry("auction", auction)?;
+            }
+            Request::Bid(b) => {
+                m.serialize_entry("auction", &b.auction)?;
+                m.serialize_entry("amount", &b.amount)?;
+                if let Some(max) = b.max {
+                    m.serialize_entry("max", &max)?;
+                }
+                m.serialize_entry("bid_id", &*b.bid_id)?;
+            }
+            Request::Ping => {}
+        }
+        m.end()
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Server → client
+
+/// A lot's status on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Listed, not yet open.
+    Scheduled,
+    /// Taking bids.
+    Live,
+    /// Closed under the reserve; the seller decides.
+    PendingSeller,
+    /// Sold.
+    Sold,
+    /// Not sold.
+    NoSale,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl From<LotStatus> for Status {
+    fn from(s: LotStatus) -> Self {
+        match s {
+            LotStatus::Scheduled => Self::Scheduled,
+            LotStatus::Live => Self::Live,
+            LotStatus::PendingSeller => Self::PendingSeller,
+            LotStatus::Sold => Self::Sold,
+            LotStatus::NoSale => Self::NoSale,
+            LotStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+/// The `outcome` of a `closed` message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClosedOutcome {
+    /// Sold to the leader.
+    Sold,
+    /// Not sold.
+    NoSale,
+    /// Under the reserve: waiting for the seller (a second `closed` follows).
+    PendingSeller,
+}
+
+impl From<Outcome> for ClosedOutcome {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Sold => Self::Sold,
+            Outcome::NoSale => Self::NoSale,
+            Outcome::PendingSeller => Self::PendingSeller,
+        }
+    }
+}
+
+/// `bid_result.reason`: every way a bid can be refused, including the two the gateway
+/// decides before the engine sees the bid (`rate_limited`, `unavailable`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// Below `min_next` (sent with `min_next`).
+    BelowMinimum,
+    /// Not started, closed, pending or cancelled.
+    NotLive,
+    /// No such auction.
+    UnknownAuction,
+    /// Not an active dealer.
+    NotEligible,
+    /// A dealer linked to the car's seller.
+    OwnListing,
+    /// Buying power exceeded.
+    ExposureLimit,
+    /// The dealer's bid rate was exceeded (gateway; a retry is a fresh attempt).
+    RateLimited,
+    /// Decoded, but breaks a rule.
+    Invalid,
+    /// Could not be made durable in time; nothing happened (a retry is a fresh attempt).
+    Unavailable,
+}
+
+impl From<Rejection> for RejectReason {
+    fn from(r: Rejection) -> Self {
+        match r {
+            Rejection::BelowMinimum { .. } => Self::BelowMinimum,
+            Rejection::NotLive => Self::NotLive,
+            Rejection::UnknownAuction => Self::UnknownAuction,
+            Rejection::NotEligible => Self::NotEligible,
+            Rejection::OwnListing => Self::OwnListing,
+            Rejection::ExposureLimit => Self::ExposureLimit,
+            Rejection::Invalid => Self::Invalid,
+        }
+    }
+}
+
+/// `error.code`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame does not decode into a known message.
+    BadMessage,
+    /// `type` is a string but names no message.
+    UnknownType,
+    /// `subscribe` to an auction that does not exist.
+    UnknownAuction,
+}
+
+impl ErrorCode {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadMessage => "bad_message",
+            Self::UnknownType => "unknown_type",
+            Self::UnknownAuction => "unknown_auction",
+        }
+    }
+}
+
+/// Who is looking at a lot: decides `leading` and whether `reserve` is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Viewer {
+    /// A dealer (sees `leading: true` only while it leads).
+    Dealer(DealerId),
+    /// A seller (sees `reserve` of its own lots only).
+    Seller(SellerId),
+    /// Anyone else with a token (admin, service): sees neither.
+    Other,
+}
+
+/// The car, as shown in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VehicleView {
+    /// VIN.
+    pub vin: String,
+    /// Manufacturer.
+    pub make: String,
+    /// Model.
+    pub model: String,
+    /// Model year.
+    pub year: u16,
+    /// Odometer, km.
+    pub mileage_km: u32,
+    /// Where the car stands (omitted when unknown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+}
+
+/// The inspection report, as shown in a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InspectionView {
+    /// Structural (frame) damage.
+    pub structural_damage: bool,
+    /// Fire damage.
+    pub fire: bool,
+    /// Flood damage.
+    pub flood: bool,
+    /// Odometer tampering.
+    pub odometer_tampered: bool,
+    /// Title can be transferred.
+    pub title_transferable: bool,
+    /// Grade 0–5.
+    pub grade: u8,
+    /// Inspector's notes.
+    pub notes: String,
+}
+
+/// The snapshot object: the `auction` of a `snapshot` message and the body of
+/// `GET /v1/auctions/{id}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuctionView {
+    /// Auction id.
+    pub id: AuctionRef,
+    /// Status.
+    pub status: Status,
+    /// Current price; `null` before the first accepted bid.
+    pub price: Option<Fen>,
+    /// Lowest acceptable next bid.
+    pub min_next: Fen,
+    /// Count of accepted bids.
+    pub bids: u32,
+    /// Whether the price has reached the reserve.
+    pub reserve_met: bool,
+    /// True only for the dealer who leads.
+    pub leading: bool,
+    /// When bidding opens (ms).
+    pub starts_at: u64,
+    /// When bidding closes (ms).
+    pub ends_at: u64,
+    /// Buy-now price while on offer (omitted once withdrawn or when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buy_now: Option<Fen>,
+    /// The reserve: present only for the lot's own seller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserve: Option<Fen>,
+    /// The car.
+    pub vehicle: VehicleView,
+    /// Its inspection.
+    pub inspection: InspectionView,
+}
+
+impl AuctionView {
+    /// The view of `lot` for `viewer`.
+    pub fn new(lot: &Lot, increments: &Increments, viewer: Viewer) -> Self {
+        let l = &lot.listing;
+        let leading = match viewer {
+            Viewer::Dealer(d) => lot.lead.is_some_and(|lead| lead.dealer == d),
+            Viewer::Seller(_) | Viewer::Other => false,
+        };
+        let reserve = match viewer {
+            Viewer::Seller(s) if s == lot.seller => Some(lot.reserve()),
+            _ => None,
+        };
+        Self {
+            id: lot.id.into(),
+            status: lot.status.into(),
+            price: lot.price,
+            min_next: lot.min_next(increments),
+            bids: lot.bids,
+            reserve_met: lot.reserve_met(),
+            leading,
+            starts_at: lot.starts_at,
+            ends_at: lot.ends_at,
+            buy_now: lot.buy_now(),
+            reserve,
+            vehicle: VehicleView {
+                vin: l.vehicle.vin.clone(),
+                make: l.vehicle.make.clone(),
+                model: l.vehicle.model.clone(),
+                year: l.vehicle.year,
+                mileage_km: l.vehicle.mileage_km,
+                city: l.vehicle.city.clone(),
+            },
+            inspection: InspectionView {
+                structural_damage: l.inspection.structural_damage,
+                fire: l.inspection.fire,
+                flood: l.inspection.flood,
+                odometer_tampered: l.inspection.odometer_tampered,
+                title_transferable: l.inspection.title_transferable,
+                grade: l.inspection.grade,
+                notes: l.inspection.notes.clone(),
+            },
+        }
+    }
+}
+
+/// Every message the server sends on the WebSocket. Serialized as a map whose `type` is
+/// the variant name in snake case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Reply to `subscribe`.
+    Snapshot(Snapshot),
+    /// Reply to `bid`.
+    BidResult(BidResult),
+    /// A lot's public state changed.
+    Update(Update),
+    /// To the dealer who just lost the lead.
+    Outbid(Outbid),
+    /// A lot closed (or its seller decided).
+    Closed(Closed),
+    /// Reply to `unsubscribe`.
+    Unsubscribed(Reply),
+    /// Reply to `ping`.
+    Pong(Reply),
+    /// A frame could not be served.
+    Error(ErrorReply),
+}
+
+/// `snapshot`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Echo of the `subscribe`'s `req`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<Req>,
+    /// The auction as this receiver sees it.
+    pub auction: AuctionView,
+}
+
+/// `bid_result`. Which optional fields are present depends on `accepted`; build it with
+/// [`BidResult::from_outcome`] or [`BidResult::refused`] rather than by hand.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BidResult {
+    /// Echo of the `bid`'s `req`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<Req>,
+    /// The bid's `bid_id`.
+    pub bid_id: BidId,
+    /// The auction.
+    pub auction: AuctionRef,
+    /// Whether the bid was accepted.
+    pub accepted: bool,
+    /// Accepted: the price right after the bid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<Fen>,
+    /// Accepted: whether the bidder leads right after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leading: Option<bool>,
+    /// Accepted: the close time right after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ends_at: Option<u64>,
+    /// Accepted: the sequence number of the accepting command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Refused: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<RejectReason>,
+    /// Refused as `below_minimum`: the lowest acceptable amount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_next: Option<Fen>,
+}
+
+impl BidResult {
+    /// The reply for an outcome the engine decided (first time or repeat).
+    pub fn from_outcome(req: Option<Req>, bid_id: BidId, lot: LotId, outcome: &BidOutcome) -> Self {
+        let mut r = Self::refused(req, bid_id, lot.into(), RejectReason::Invalid);
+        match *outcome {
+            BidOutcome::Accepted {
+                price,
+                leading,
+                ends_at,
+                seq,
+            } => {
+                r.accepted = true;
+                r.reason = None;
+                r.price = Some(price);
+                r.leading = Some(leading);
+                r.ends_at = Some(ends_at);
+                r.seq = Some(seq);
+            }
+            BidOutcome::Rejected(rejection) => {
+                r.reason = Some(rejection.into());
+                if let Rejection::BelowMinimum { min_next } = rejection {
+                    r.min_next = Some(min_next);
+                }
+            }
+        }
+        r
+    }
+
+    /// A refusal decided without the engine's outcome (`rate_limited`, `unavailable`, or an
+    /// auction id that names no lot). `below_minimum` needs a `min_next`: use
+    /// [`BidResult::from_outcome`] for it.
+    pub fn refused(
+        req: Option<Req>,
+        bid_id: BidId,
+        auction: AuctionRef,
+        reason: RejectReason,
+    ) -> Self {
+        Self {
+            req,
+            bid_id,
+            auction,
+            accepted: false,
+            price: None,
+            leading: None,
+            ends_at: None,
+            seq: None,
+            reason: Some(reason),
+            min_next: None,
+        }
+    }
+}
+
+/// `update`: a lot's public state, with `leading` for this receiver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    /// The auction.
+    pub auction: AuctionRef,
+    /// Sequence number of the command that caused it.
+    pub seq: u64,
+    /// Status.
+    pub status: Status,
+    /// Price; `null` before the first accepted bid.
+    pub price: Option<Fen>,
+    /// Lowest acceptable next bid.
+    pub min_next: Fen,
+    /// Count of accepted bids.
+    pub bids: u32,
+    /// Whether the reserve is met.
+    pub reserve_met: bool,
+    /// True only for the leader.
+    pub leading: bool,
+    /// When bidding closes.
+    pub ends_at: u64,
+}
+
+impl Update {
+    /// The update for one class of receiver: the leader (`leading: true`) or everyone else.
+    pub fn new(seq: u64, u: &LotUpdate, leading: bool) -> Self {
+        Self {
+            auction: u.lot.into(),
+            seq,
+            status: u.status.into(),
+            price: u.price,
+            min_next: u.min_next,
+            bids: u.bids,
+            reserve_met: u.reserve_met,
+            leading,
+            ends_at: u.ends_at,
+        }
+    }
+}
+
+/// `outbid`: to the dealer who just lost the lead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outbid {
+    /// The auction.
+    pub auction: AuctionRef,
+    /// The price now.
+    pub price: Fen,
+    /// Lowest acceptable next bid.
+    pub min_next: Fen,
+}
+
+impl Outbid {
+    /// From the fields of `Event::Outbid`.
+    pub fn new(lot: LotId, price: Fen, min_next: Fen) -> Self {
+        Self {
+            auction: lot.into(),
+            price,
+            min_next,
+        }
+    }
+}
+
+/// `closed`: to every subscriber, with `won` for this receiver.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Closed {
+    /// The auction.
+    pub auction: AuctionRef,
+    /// What happened.
+    pub outcome: ClosedOutcome,
+    /// Final (or best) price; `null` when no bid was accepted.
+    pub price: Option<Fen>,
+    /// True only for the buyer of a `sold` outcome.
+    pub won: bool,
+}
+
+impl Closed {
+    /// The message for one class of receiver.
+    pub fn new(lot: LotId, outcome: Outcome, price: Option<Fen>, won: bool) -> Self {
+        Self {
+            auction: lot.into(),
+            outcome: outcome.into(),
+            price,
+            won: won && outcome == Outcome::Sold,
+        }
+    }
+}
+
+/// `unsubscribed` and `pong`: only the echoed `req`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reply {
+    /// Echo of the request's `req`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<Req>,
+}
+
+/// `error`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// What went wrong.
+    pub code: ErrorCode,
+    /// For people; never internal detail.
+    pub message: String,
+    /// Echo of the frame's `req`, when it could be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub req: Option<Req>,
+}
