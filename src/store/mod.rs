@@ -10,6 +10,8 @@
 use crate::auction::{Command, DealerId, LotId, Outcome, SellerId};
 use serde::{Deserialize, Serialize};
 
+pub mod memory;
+
 /// One sequenced command: the only inputs the book ever sees.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -126,4 +128,26 @@ pub trait Journal: Send + 'static {
 
     /// Whether the journal is reachable now (for `/readyz`).
     async fn ping(&mut self) -> Result<(), StoreError>;
+}
+
+/// Checks that `batch` is non-empty, internally consecutive and starts right after
+/// `last_seq`. Shared by the journals so they refuse the same things.
+pub(crate) fn check_order(last_seq: u64, batch: &Batch) -> Result<(), StoreError> {
+    if batch.entries.is_empty() {
+        // An empty batch has nothing to make durable; it can only be a caller bug, and it
+        // is reported as such rather than silently "succeeding".
+        return Err(StoreError::OutOfOrder {
+            expected: last_seq + 1,
+            got: 0,
+        });
+    }
+    for (expected, entry) in (last_seq + 1..).zip(&batch.entries) {
+        if entry.seq != expected {
+            return Err(StoreError::OutOfOrder {
+                expected,
+                got: entry.seq,
+            });
+        }
+    }
+    Ok(())
 }
