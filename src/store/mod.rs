@@ -10,6 +10,7 @@
 use crate::auction::{Command, DealerId, LotId, Outcome, SellerId};
 use serde::{Deserialize, Serialize};
 
+pub mod file;
 pub mod memory;
 
 /// One sequenced command: the only inputs the book ever sees.
