@@ -108,7 +108,11 @@ pub trait Journal: Send + 'static {
     fn describe(&self) -> String;
 
     /// Appends one batch and returns once it is durable under the journal's policy.
-    /// `batch.first_seq()` must be the last durable seq + 1.
+    /// `batch.first_seq()` must be the last durable seq + 1, and the entries consecutive;
+    /// otherwise (an empty batch included) nothing is written and the result is
+    /// `OutOfOrder`. If the returned future is dropped before it completes, the batch may
+    /// or may not have become durable: appending it again then tells (`OutOfOrder` if it
+    /// landed), and reading the tail back says what is there.
     async fn append(&mut self, batch: &Batch) -> Result<(), StoreError>;
 
     /// Batches holding entries with `seq > after`, in order, at most `max_batches` of
