@@ -11,6 +11,9 @@ use crate::auction::{Command, DealerId, LotId, Outcome, SellerId};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 
+pub mod file;
+pub mod memory;
+
 /// One sequenced command: the only inputs the book ever sees.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -106,7 +109,11 @@ pub trait Journal: Send + 'static {
     fn describe(&self) -> String;
 
     /// Appends one batch and returns once it is durable under the journal's policy.
-    /// `batch.first_seq()` must be the last durable seq + 1.
+    /// `batch.first_seq()` must be the last durable seq + 1, and the entries consecutive;
+    /// otherwise (an empty batch included) nothing is written and the result is
+    /// `OutOfOrder`. If the returned future is dropped before it completes, the batch may
+    /// or may not have become durable: appending it again then tells (`OutOfOrder` if it
+    /// landed), and reading the tail back says what is there.
     fn append(&mut self, batch: &Batch) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Batches holding entries with `seq > after`, in order, at most `max_batches` of
@@ -132,4 +139,26 @@ pub trait Journal: Send + 'static {
 
     /// Whether the journal is reachable now (for `/readyz`).
     fn ping(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Checks that `batch` is non-empty, internally consecutive and starts right after
+/// `last_seq`. Shared by the journals so they refuse the same things.
+pub(crate) fn check_order(last_seq: u64, batch: &Batch) -> Result<(), StoreError> {
+    if batch.entries.is_empty() {
+        // An empty batch has nothing to make durable; it can only be a caller bug, and it
+        // is reported as such rather than silently "succeeding".
+        return Err(StoreError::OutOfOrder {
+            expected: last_seq + 1,
+            got: 0,
+        });
+    }
+    for (expected, entry) in (last_seq + 1..).zip(&batch.entries) {
+        if entry.seq != expected {
+            return Err(StoreError::OutOfOrder {
+                expected,
+                got: entry.seq,
+            });
+        }
+    }
+    Ok(())
 }
