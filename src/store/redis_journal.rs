@@ -341,6 +341,16 @@ impl Scripts {
             release: Lua::new(RELEASE_LUA),
         }
     }
+
+    fn all(&self) -> [&Lua; 5] {
+        [
+            &self.open,
+            &self.append,
+            &self.snapshot,
+            &self.renew,
+            &self.release,
+        ]
+    }
 }
 
 /// What the lease-guarded scripts need to know about the lease.
@@ -601,6 +611,17 @@ impl RedisJournal {
                 persistence.appendonly, persistence.appendfsync, persistence.durability
             )));
         }
+
+        // Load every script now, so the first append does not pay for a NOSCRIPT round
+        // trip. (After a Redis restart the cache is empty again; `Request::Script` reloads.)
+        let mut load = redis::pipe();
+        for lua in scripts.all() {
+            load.add_command(lua.load.clone());
+        }
+        let _: Vec<String> = link
+            .query("load scripts", Request::Pipe(&load))
+            .await
+            .map_err(Failure::plain)?;
 
         let owner = owner_id();
         let mut take = scripts.open.evalsha(&[&keys.lease, &keys.epoch]);
