@@ -7,12 +7,16 @@
 //! Implementations: `redis` (production), `file` (the embedded default), `memory` (unit
 //! tests of the engine only).
 
+pub mod redis_journal;
+
 use crate::auction::{Command, DealerId, LotId, Outcome, SellerId};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 
 pub mod file;
 pub mod memory;
+
+pub use redis_journal::{Durability, Persistence, RedisJournal, RedisJournalConfig};
 
 /// One sequenced command: the only inputs the book ever sees.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

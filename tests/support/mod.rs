@@ -1,0 +1,14 @@
+//! Helpers shared by the integration tests: `mod support;` in a test file brings them in.
+//! Not every test binary uses every helper.
+#![allow(dead_code, unreachable_pub)]
+
+pub mod redis_server;
+
+/// Sends the library's `tracing` output to the test's captured output, filtered by
+/// `RUST_LOG` (nothing by default). Safe to call from every test.
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+}
