@@ -33,7 +33,7 @@ fn bid(seq: u64) -> Entry {
             dealer: DealerId(1 + (seq * 7919 % 3000) as u32),
             lot: LotId(1 + (seq * 104_729 % 2000) as u32),
             amount: 10_000_000 + (seq % 500) * 50_000,
-            max: (seq % 4 == 0).then_some(12_000_000),
+            max: seq.is_multiple_of(4).then_some(12_000_000),
             bid_id: Arc::from(format!(
                 "c-{:016x}-{:06}",
                 seq.wrapping_mul(0x9e37_79b9),

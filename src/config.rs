@@ -17,6 +17,8 @@ pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 const SHORT_ENV: &[(&str, &str, &str)] = &[
     ("GAVEL_LISTEN", "server", "listen"),
     ("GAVEL_ADMIN_TOKEN", "server", "admin_token"),
+    ("GAVEL_REDIS_URL", "store", "redis_url"),
+    ("GAVEL_DATA_DIR", "store", "data_dir"),
 ];
 
 /// Everything gavel can be configured with.
@@ -29,8 +31,124 @@ pub struct Config {
     pub auction: AuctionConfig,
     /// Dealer rules.
     pub dealers: DealersConfig,
+    /// The journal.
+    pub store: StoreConfig,
+    /// The sequencer.
+    pub engine: EngineSection,
+    /// WebSocket and HTTP limits.
+    pub gateway: GatewayConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// File journal fsync policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncSetting {
+    /// fsync every batch before acknowledging it.
+    Batch,
+    /// fsync in the background every `fsync_interval_ms`.
+    Interval,
+}
+
+/// How many old segments to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Retention {
+    /// `"all"`: keep the whole log.
+    All(AllMarker),
+    /// Keep this many segments behind the newest snapshot.
+    Behind(usize),
+}
+
+/// The word `all`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AllMarker {
+    /// Keep everything.
+    All,
+}
+
+/// `[store]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// File journal directory.
+    pub data_dir: String,
+    /// Redis URL; empty selects the file journal.
+    pub redis_url: String,
+    /// Redis key prefix.
+    pub redis_prefix: String,
+    /// Redis lease ttl.
+    pub lease_ttl_ms: u64,
+    /// Redis call timeout.
+    pub redis_timeout_ms: u64,
+    /// Require appendfsync always.
+    pub require_fsync: bool,
+    /// File journal fsync policy.
+    pub fsync: FsyncSetting,
+    /// Interval for `fsync = "interval"`.
+    pub fsync_interval_ms: u64,
+    /// Segment size.
+    pub segment_bytes: u64,
+    /// Segment retention.
+    pub retain_segments_behind_snapshot: Retention,
+}
+
+/// `[engine]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// Bound of the command queue.
+    pub queue_capacity: usize,
+    /// Most commands per journal write.
+    pub max_batch: usize,
+    /// Longest wait before `unavailable`.
+    pub max_wait_ms: u64,
+    /// A slower journal write counts as failed.
+    pub append_timeout_ms: u64,
+    /// Snapshot every this many commands (0: never).
+    pub snapshot_every_commands: u64,
+    /// ... or every this many seconds.
+    pub snapshot_every_s: u64,
+}
+
+/// `[gateway]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Largest client frame/message.
+    pub max_message_bytes: usize,
+    /// Open connections.
+    pub max_connections: usize,
+    /// WebSocket connections per dealer.
+    pub max_connections_per_dealer: usize,
+    /// Bids back to back.
+    pub bid_burst: u32,
+    /// Bids per second sustained.
+    pub bid_rate_per_s: u32,
+    /// Bids awaiting results per connection.
+    pub max_inflight_bids: usize,
+    /// Auctions one connection may watch.
+    pub max_subscriptions: usize,
+    /// Frames queued per connection before conflation.
+    pub outbound_queue: usize,
+    /// Full queue this long closes the connection.
+    pub slow_consumer_timeout_ms: u64,
+    /// Silence this long closes the connection.
+    pub idle_timeout_s: u64,
+    /// Server ping interval.
+    pub ping_interval_s: u64,
+    /// tungstenite write buffer.
+    pub write_buffer_bytes: usize,
+    /// tungstenite write buffer cap.
+    pub max_write_buffer_bytes: usize,
+    /// Bad frames tolerated in the window.
+    pub bad_frames_limit: usize,
+    /// The bad-frame window.
+    pub bad_frames_window_s: u64,
+    /// Graceful shutdown deadline.
+    pub shutdown_deadline_s: u64,
 }
 
 /// `[server]`
@@ -186,6 +304,43 @@ impl Config {
         if let Err(e) = self.increments() {
             p.push(format!("auction.increments: {e}"));
         }
+        if self.store.fsync == FsyncSetting::Interval && self.store.fsync_interval_ms == 0 {
+            p.push("store.fsync_interval_ms must be at least 1".into());
+        }
+        if self.store.segment_bytes == 0 {
+            p.push("store.segment_bytes must be at least 1".into());
+        }
+        if self.store.redis_prefix.is_empty() {
+            p.push("store.redis_prefix must not be empty".into());
+        }
+        let g = &self.gateway;
+        for (name, v) in [
+            ("gateway.max_message_bytes", g.max_message_bytes),
+            ("gateway.max_connections", g.max_connections),
+            (
+                "gateway.max_connections_per_dealer",
+                g.max_connections_per_dealer,
+            ),
+            ("gateway.max_inflight_bids", g.max_inflight_bids),
+            ("gateway.max_subscriptions", g.max_subscriptions),
+            ("gateway.outbound_queue", g.outbound_queue),
+            ("gateway.write_buffer_bytes", g.write_buffer_bytes),
+            ("engine.queue_capacity", self.engine.queue_capacity),
+            ("engine.max_batch", self.engine.max_batch),
+        ] {
+            if v == 0 {
+                p.push(format!("{name} must be at least 1"));
+            }
+        }
+        if g.bid_rate_per_s == 0 || g.bid_burst == 0 {
+            p.push("gateway.bid_rate_per_s and gateway.bid_burst must be at least 1".into());
+        }
+        if g.idle_timeout_s <= g.ping_interval_s {
+            p.push("gateway.idle_timeout_s must exceed gateway.ping_interval_s".into());
+        }
+        if g.max_write_buffer_bytes <= g.write_buffer_bytes {
+            p.push("gateway.max_write_buffer_bytes must exceed gateway.write_buffer_bytes".into());
+        }
         if self.dealers.leverage == 0 {
             p.push("dealers.leverage must be at least 1".into());
         }
@@ -228,6 +383,20 @@ impl Config {
             })
             .collect::<Result<Vec<_>, String>>()?;
         Increments::new(tiers, yuan(self.auction.increment_above)?).map_err(|e| e.to_string())
+    }
+
+    /// The engine settings this configuration describes.
+    pub fn engine(&self) -> crate::engine::EngineConfig {
+        let e = &self.engine;
+        crate::engine::EngineConfig {
+            queue_capacity: e.queue_capacity,
+            max_batch: e.max_batch,
+            max_wait: std::time::Duration::from_millis(e.max_wait_ms),
+            append_timeout: std::time::Duration::from_millis(e.append_timeout_ms),
+            snapshot_every_commands: e.snapshot_every_commands,
+            snapshot_every: std::time::Duration::from_secs(e.snapshot_every_s),
+            ..crate::engine::EngineConfig::default()
+        }
     }
 
     /// The auction rules this configuration describes.

@@ -1,9 +1,14 @@
 //! The `gavel` binary: parse arguments, load configuration, wire the parts, run.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use gavel::config::{Config, LogFormat};
+use gavel::config::{Config, FsyncSetting, LogFormat, Retention};
+use gavel::store::file::{FileJournal, FileJournalConfig, FsyncPolicy};
+use gavel::store::redis_journal::{RedisJournal, RedisJournalConfig};
+use gavel::store::Journal;
 use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -16,45 +21,216 @@ struct Cli {
     command: Cmd,
 }
 
+#[derive(clap::Args)]
+struct JournalArgs {
+    /// A TOML file layered over the built-in defaults (config/default.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Journal to Redis at this URL instead of files (also GAVEL_REDIS_URL).
+    #[arg(long)]
+    redis: Option<String>,
+    /// Directory of the file journal (also GAVEL_DATA_DIR; default ./data).
+    #[arg(long)]
+    data: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the engine.
+    /// Run the engine: HTTP API and WebSocket on one listener.
     Serve {
-        /// A TOML file layered over the built-in defaults (config/default.toml).
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        journal: JournalArgs,
         /// Listen address (overrides server.listen and GAVEL_LISTEN).
         #[arg(long)]
         listen: Option<String>,
+        /// Seed demo sellers, dealers and live auctions, and print their tokens.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Rebuild every auction from the journal alone and compare with published outcomes.
+    Replay {
+        #[command(flatten)]
+        journal: JournalArgs,
+        /// Compare recomputed outcomes with the published ones; exit 1 on any difference.
+        #[arg(long)]
+        verify: bool,
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gavel: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gavel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Cmd::Serve { config, listen } => {
-            let mut config = Config::load(config.as_deref()).map_err(anyhow::Error::msg)?;
+        Cmd::Serve {
+            journal,
+            listen,
+            demo,
+        } => {
+            let mut config = load(&journal)?;
             if let Some(l) = listen {
                 config.server.listen = l;
             }
             init_tracing(&config);
-            let rules = config.rules();
-            println!(
-                "gavel {} (auction core only: the gateway is not built yet)",
-                env!("CARGO_PKG_VERSION")
-            );
-            println!("would listen on {}", config.server.listen);
-            println!("auction rules: {rules:#?}");
-            println!("waiting; Ctrl-C to stop");
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .context("starting the runtime")?
-                .block_on(tokio::signal::ctrl_c())
-                .context("waiting for Ctrl-C")?;
-            Ok(())
+            if demo && config.server.admin_token.is_empty() {
+                let (token, _) = gavel::api::token::new_token();
+                println!("demo admin token (set GAVEL_ADMIN_TOKEN to choose your own): {token}");
+                config.server.admin_token = token;
+            }
+            if config.store.redis_url.is_empty() {
+                let j = open_file(&config).await?;
+                serve(config, j, demo).await
+            } else {
+                let j = open_redis(&config).await?;
+                serve(config, j, demo).await
+            }
+        }
+        Cmd::Replay { journal, verify } => {
+            let config = load(&journal)?;
+            if !verify {
+                bail!("replay needs --verify (the only mode so far)");
+            }
+            if config.store.redis_url.is_empty() {
+                let mut j = open_file(&config).await?;
+                replay(&mut j).await
+            } else {
+                let mut j = open_redis(&config).await?;
+                replay(&mut j).await
+            }
         }
     }
+}
+
+fn load(args: &JournalArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(args.config.as_deref()).map_err(anyhow::Error::msg)?;
+    if let Some(url) = &args.redis {
+        config.store.redis_url = url.clone();
+    }
+    if let Some(dir) = &args.data {
+        config.store.data_dir = dir.display().to_string();
+    }
+    Ok(config)
+}
+
+async fn open_file(config: &Config) -> anyhow::Result<FileJournal> {
+    let s = &config.store;
+    let fc = FileJournalConfig {
+        fsync: match s.fsync {
+            FsyncSetting::Batch => FsyncPolicy::Batch,
+            FsyncSetting::Interval => {
+                FsyncPolicy::Interval(Duration::from_millis(s.fsync_interval_ms))
+            }
+        },
+        segment_bytes: s.segment_bytes,
+        retain_segments_behind_snapshot: match s.retain_segments_behind_snapshot {
+            Retention::All(_) => None,
+            Retention::Behind(n) => Some(n),
+        },
+    };
+    FileJournal::open(&s.data_dir, fc)
+        .await
+        .with_context(|| format!("opening the file journal in {}", s.data_dir))
+}
+
+async fn open_redis(config: &Config) -> anyhow::Result<RedisJournal> {
+    let s = &config.store;
+    let rc = RedisJournalConfig {
+        url: s.redis_url.clone(),
+        prefix: s.redis_prefix.clone(),
+        lease_ttl_ms: s.lease_ttl_ms,
+        op_timeout_ms: s.redis_timeout_ms,
+        require_fsync: s.require_fsync,
+    };
+    RedisJournal::open(&rc)
+        .await
+        .context("opening the Redis journal")
+}
+
+async fn serve<J: Journal>(config: Config, journal: J, demo: bool) -> anyhow::Result<ExitCode> {
+    let describe = journal.describe();
+    let running = gavel::server::start(&config, journal).await?;
+    println!(
+        "gavel {} listening on http://{}",
+        env!("CARGO_PKG_VERSION"),
+        running.addr
+    );
+    println!(
+        "  WebSocket: ws://{}/v1/ws?token=TOKEN[&format=msgpack]",
+        running.addr
+    );
+    println!("  journal: {describe}");
+    if config.server.admin_token.is_empty() {
+        println!("  admin API disabled: set GAVEL_ADMIN_TOKEN to enable it");
+    }
+    if demo {
+        gavel::demo::seed(&running.engine, running.addr).await?;
+    }
+    let stopped_by = wait_for_signal().await;
+    println!("{stopped_by}: shutting down");
+    running.shutdown().await?;
+    println!("journal flushed; bye");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn replay<J: Journal>(journal: &mut J) -> anyhow::Result<ExitCode> {
+    let started = std::time::Instant::now();
+    let v = gavel::engine::verify(journal).await?;
+    for line in &v.digests {
+        println!("{line}");
+    }
+    for m in &v.mismatches {
+        println!("MISMATCH {m}");
+    }
+    println!(
+        "replayed {} commands in {:.2?}; {} outcomes recomputed, {} published; {}",
+        v.commands,
+        started.elapsed(),
+        v.recomputed,
+        v.published,
+        if v.ok() {
+            "all agree"
+        } else {
+            "DIFFERENCES FOUND"
+        }
+    );
+    Ok(if v.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn wait_for_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            return tokio::select! {
+                _ = tokio::signal::ctrl_c() => "Ctrl-C",
+                _ = term.recv() => "SIGTERM",
+            };
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "Ctrl-C"
 }
 
 fn init_tracing(config: &Config) {

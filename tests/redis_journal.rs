@@ -63,7 +63,7 @@ fn bid(seq: u64) -> Entry {
             dealer: DealerId(1 + (seq % 50) as u32),
             lot: LotId(1 + (seq % 20) as u32),
             amount: 8_500_000 + seq * 10_000,
-            max: (seq % 3 == 0).then_some(9_900_000),
+            max: seq.is_multiple_of(3).then_some(9_900_000),
             bid_id: Arc::from(format!("bid-{seq}")),
         },
     }

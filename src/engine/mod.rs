@@ -15,8 +15,12 @@ mod recovery;
 mod sequencer;
 mod verify;
 
+#[cfg(test)]
+mod tests;
+
 pub use recovery::{recover, Recovered, ReplayObserver};
 pub use sequencer::{
-    spawn, Applied, EngineConfig, EngineHandle, EngineMetrics, Publisher, Unavailable,
+    render_metrics, spawn, Applied, EngineConfig, EngineHandle, EngineMetrics, Publisher,
+    Unavailable,
 };
 pub use verify::{digests, verify, Verification};

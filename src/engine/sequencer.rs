@@ -5,7 +5,7 @@ use crate::metrics::{Counter, Gauge, Histogram, BATCH_SIZE, LATENCY_US};
 use crate::store::{Batch, Entry, Journal, OutcomeRecord, Snapshot, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::recovery::recover;
@@ -120,6 +120,7 @@ struct Request {
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: mpsc::Sender<Request>,
+    stop: Arc<watch::Sender<bool>>,
     pings: mpsc::Sender<oneshot::Sender<Result<(), StoreError>>>,
     max_wait: Duration,
     metrics: Arc<EngineMetrics>,
@@ -163,6 +164,13 @@ impl EngineHandle {
         )
     }
 
+    /// Stops taking commands: those already queued are applied and made durable, later
+    /// submissions are `unavailable`, and the engine task ends once the journal has
+    /// everything (await its `JoinHandle` to know).
+    pub fn close(&self) {
+        let _ = self.stop.send(true);
+    }
+
     /// The engine's measurements.
     pub fn metrics(&self) -> &Arc<EngineMetrics> {
         &self.metrics
@@ -198,6 +206,7 @@ pub async fn spawn<J: Journal, P: Publisher>(
     tokio::spawn(writer(journal, job_rx, ping_rx, config.append_timeout));
     let book = recover_via(&jobs).await?;
     let (tx, rx) = mpsc::channel(config.queue_capacity);
+    let (stop, stop_rx) = watch::channel(false);
     let mut seq = Sequencer {
         clock: book.last_now(),
         book,
@@ -213,12 +222,14 @@ pub async fn spawn<J: Journal, P: Publisher>(
         metrics: metrics.clone(),
         config: config.clone(),
         events: Vec::new(),
+        stop: stop_rx,
     };
     seq.after_recovery();
     let task = tokio::spawn(async move { seq.run().await });
     Ok((
         EngineHandle {
             tx,
+            stop: Arc::new(stop),
             pings,
             max_wait: config.max_wait,
             metrics,
@@ -321,6 +332,8 @@ struct Sequencer<P> {
     config: EngineConfig,
     /// Reused buffer for `Book::apply_into`.
     events: Vec<Event>,
+    /// Becomes true when the engine is asked to stop.
+    stop: watch::Receiver<bool>,
 }
 
 impl<P: Publisher> Sequencer<P> {
@@ -353,6 +366,10 @@ impl<P: Publisher> Sequencer<P> {
                 () = async { timer.expect("guarded").await }, if timer.is_some() && room => {
                     let now = self.now_ms();
                     self.apply(now, Command::Tick, None);
+                }
+                _ = self.stop.changed(), if open => {
+                    // Refuse new sends; what is queued is still drained below.
+                    self.rx.close();
                 }
             }
             if self.inflight.is_none() && !self.pending.is_empty() {
@@ -571,4 +588,58 @@ fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Renders the engine's measurements in Prometheus text.
+pub fn render_metrics(m: &EngineMetrics, out: &mut String) {
+    use crate::metrics::render_value;
+    render_value(
+        out,
+        "gavel_engine_commands_total",
+        "counter",
+        "Commands made durable.",
+        m.commands.get(),
+    );
+    render_value(
+        out,
+        "gavel_journal_batches_total",
+        "counter",
+        "Journal writes made durable.",
+        m.batches.get(),
+    );
+    m.batch_size.render(
+        out,
+        "gavel_journal_batch_commands",
+        "Commands per journal write.",
+        "",
+        1.0,
+    );
+    m.write_latency_us.render(
+        out,
+        "gavel_journal_write_seconds",
+        "Journal write latency.",
+        "",
+        1e6,
+    );
+    render_value(
+        out,
+        "gavel_engine_unavailable_total",
+        "counter",
+        "Commands answered unavailable.",
+        m.unavailable.get(),
+    );
+    render_value(
+        out,
+        "gavel_engine_recoveries_total",
+        "counter",
+        "Rebuilds from the journal after a failed write.",
+        m.recoveries.get(),
+    );
+    render_value(
+        out,
+        "gavel_engine_ready",
+        "gauge",
+        "1 while the journal is usable.",
+        m.ready.get(),
+    );
 }

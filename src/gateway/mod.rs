@@ -1,17 +1,23 @@
-//! The WebSocket gateway's pure parts: wire types, codecs and limits.
+//! The live gateway: WebSocket sessions, the hub's fan-out, and the v1 wire contract.
 //!
-//! Owns the v1 WebSocket contract's bytes (docs/protocol.md): what a client may send, what
-//! it gets back, how each is spelled in JSON and MessagePack, and the per-connection and
-//! per-dealer limits. It must not do I/O, read a clock or hold a lock: the server (sessions,
-//! listener, fan-out) drives these parts and passes time in, so every decision here is
-//! testable on its own.
+//! Owns the connection side of the engine: what a client may send and gets back, how each
+//! is spelled in JSON and MessagePack (docs/protocol.md), per-connection and per-dealer
+//! limits, the hub that turns durable events into per-receiver messages, and each
+//! session's bounded outbound queue. Must not: decide an auction rule (the engine does) or
+//! let a dealer's id reach another dealer.
 //!
 //! - [`wire`]: client and server messages, kept apart from the domain types.
 //! - [`codec`]: frame ⇄ message, the exact error codes, shared encodings for fan-out.
-//! - [`limits`]: the bid-rate token bucket and the bad-frame counter.
+//! - [`limits`]: the bid-rate token bucket and the bad-frame counter (pure, time passed in).
+//! - [`outbound`]: a session's bounded, conflating queue.
+//! - [`hub`]: principals, durable lot views, subscriptions, fan-out (the engine's publisher).
+//! - [`session`]: one WebSocket connection's reader and writer.
 
 pub mod codec;
+pub mod hub;
 pub mod limits;
+pub mod outbound;
+pub mod session;
 pub mod wire;
 
 pub use codec::{decode, encode, Broadcast, DecodeError, Format, Frame};
@@ -21,3 +27,62 @@ pub use wire::{
     ErrorCode, ErrorReply, Outbid, RejectReason, Reply, Req, Request, ServerMessage, Snapshot,
     Status, Update, Viewer, MAX_ID_BYTES,
 };
+
+use crate::metrics::render_value;
+use session::SessionCtx;
+use std::fmt::Write as _;
+
+/// Renders the gateway's measurements in Prometheus text.
+pub fn render_metrics(ctx: &SessionCtx, out: &mut String) {
+    let m = &ctx.metrics;
+    render_value(
+        out,
+        "gavel_ws_sessions",
+        "gauge",
+        "Open WebSocket sessions.",
+        m.sessions.get(),
+    );
+    let _ = writeln!(out, "# HELP gavel_bids_total Bids answered, by result.");
+    let _ = writeln!(out, "# TYPE gavel_bids_total counter");
+    let mut rows: Vec<_> = m.bids.iter().map(|e| (*e.key(), e.value().get())).collect();
+    rows.sort_unstable();
+    for (result, n) in rows {
+        let _ = writeln!(out, "gavel_bids_total{{result=\"{result}\"}} {n}");
+    }
+    m.ack_latency_us.render(
+        out,
+        "gavel_bid_ack_seconds",
+        "From a bid frame's arrival to its durable result.",
+        "",
+        1e6,
+    );
+    render_value(
+        out,
+        "gavel_bad_frames_total",
+        "counter",
+        "Undecodable client frames.",
+        m.bad_frames.get(),
+    );
+    render_value(
+        out,
+        "gavel_policy_closes_total",
+        "counter",
+        "Sessions closed for bad frames, oversize frames or not reading.",
+        m.policy_closes.get(),
+    );
+    let h = &ctx.hub.metrics;
+    render_value(
+        out,
+        "gavel_queue_conflations_total",
+        "counter",
+        "Updates replaced in a full session queue.",
+        h.conflations.get(),
+    );
+    render_value(
+        out,
+        "gavel_lot_closes_total",
+        "counter",
+        "Lots closed, and seller decisions.",
+        h.closes.get(),
+    );
+}

@@ -16,7 +16,7 @@ fn bid_batch(first: u64, n: u64) -> Batch {
                     dealer: DealerId(1 + (seq % 50) as u32),
                     lot: LotId(1 + (seq % 7) as u32),
                     amount: 8_000_000 + seq * 20_000,
-                    max: (seq % 3 == 0).then_some(9_000_000),
+                    max: seq.is_multiple_of(3).then_some(9_000_000),
                     bid_id: format!("b-{seq:08x}-7f3c-4c1e-9a51-3e2f1c0b8d77").into(),
                 },
             })

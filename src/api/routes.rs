@@ -1,0 +1,577 @@
+//! HTTP routes for sellers, dealers, operators, health and metrics.
+//!
+//! Every state change is a command through the engine, answered only once durable; reads
+//! come from the hub's durable views. Errors are `{error: {code, message}}` with a fitting
+//! status and never carry internal detail.
+
+use super::token::{hash_token, new_token};
+use super::validate::{validate_listing, ListingBounds, ValidationErrors};
+use crate::auction::{
+    Canceller, Command, DealerId, DealerStatus, Event, LotId, LotStatus, Refusal, SellerId,
+    MAX_AMOUNT,
+};
+use crate::gateway::hub::{Hub, Principal};
+use crate::gateway::session::SessionCtx;
+use crate::gateway::wire::Viewer;
+use axum::body::Bytes;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// What the HTTP handlers share.
+pub struct ApiState {
+    /// Sessions' shared state (hub, engine, limits).
+    pub ctx: Arc<SessionCtx>,
+    /// Auction rules for listing validation.
+    pub bounds_min_duration_s: u64,
+    /// Longest listing.
+    pub bounds_max_duration_s: u64,
+    /// Prometheus text of everything else (engine, journal); appended to /metrics.
+    pub extra_metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
+}
+
+type AppState = Arc<ApiState>;
+
+/// An HTTP error as the contract shapes it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the engine could not make this durable in time; nothing happened, retry",
+        )
+    }
+
+    fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this token may not do that",
+        )
+    }
+
+    fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no such {what}"),
+        )
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::UnknownLot => Self::not_found("auction"),
+            Refusal::UnknownDealer => Self::not_found("dealer"),
+            Refusal::UnknownSeller => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_seller",
+                "a linked seller does not exist",
+            ),
+            Refusal::NotAllowed => Self::forbidden(),
+            Refusal::WrongState => Self::new(
+                StatusCode::CONFLICT,
+                "wrong_state",
+                "the auction is not in a state that allows this",
+            ),
+            Refusal::InvalidListing | Refusal::InvalidAmount => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "the request breaks an auction rule",
+            ),
+            Refusal::OutOfOrder => Self::unavailable(),
+        }
+    }
+}
+
+/// The caller, from `Authorization: Bearer T`.
+pub struct Caller(pub Principal);
+
+#[axum::async_trait]
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "a bearer token is required",
+            )
+        })?;
+        state
+            .ctx
+            .hub
+            .authenticate(&hash_token(token))
+            .map(Caller)
+            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown token"))
+    }
+}
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// A JSON body whose decoding failure is a contract-shaped 400.
+struct Body<T>(T);
+
+#[axum::async_trait]
+impl<T: DeserializeOwned> axum::extract::FromRequest<AppState> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|_| ApiError::bad_request("the body could not be read"))?;
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// The routes of the HTTP API (the WebSocket route is added by the server).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/sellers", post(create_seller))
+        .route("/v1/dealers", post(create_dealer))
+        .route("/v1/dealers/:id/deposit", post(set_deposit))
+        .route("/v1/dealers/:id/status", post(set_status))
+        .route("/v1/service-tokens", post(create_service))
+        .route("/v1/listings", post(create_listing))
+        .route("/v1/auctions", get(list_auctions))
+        .route("/v1/auctions/:id", get(get_auction))
+        .route("/v1/auctions/:id/decision", post(decide))
+        .route("/v1/auctions/:id/cancel", post(cancel))
+        .route("/v1/auctions/:id/settle", post(settle))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn submit(state: &ApiState, command: Command) -> Result<(u64, Vec<Event>), ApiError> {
+    let applied = state
+        .ctx
+        .engine
+        .submit(command)
+        .await
+        .map_err(|_| ApiError::unavailable())?;
+    if let Some(Event::Refused(r)) = applied.events.first() {
+        return Err((*r).into());
+    }
+    Ok((applied.seq, applied.events))
+}
+
+fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+    match caller.0 {
+        Principal::Admin => Ok(()),
+        _ => Err(ApiError::forbidden()),
+    }
+}
+
+fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found(what))
+}
+
+fn check_name(name: &str) -> Result<String, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "name must be 1 to 200 characters",
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn check_amount(v: u64, field: &str) -> Result<u64, ApiError> {
+    if v > MAX_AMOUNT {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("{field} is above 10^12 fen"),
+        ));
+    }
+    Ok(v)
+}
+
+#[derive(Deserialize)]
+struct NameBody {
+    name: String,
+}
+
+async fn create_seller(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(b): Body<NameBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&caller)?;
+    let (token, token_hash) = new_token();
+    let command = Command::RegisterSeller {
+        name: check_name(&b.name)?,
+        token_hash,
+    };
+    let (_, events) = submit(&s, command).await?;
+    let id = events.iter().find_map(|e| match e {
+        Event::SellerRegistered { seller } => Some(seller.to_string()),
+        _ => None,
+    });
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "token": token}))))
+}
+
+async fn create_service(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(b): Body<NameBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&caller)?;
+    let (token, token_hash) = new_token();
+    let command = Command::RegisterService {
+        name: check_name(&b.name)?,
+        token_hash,
+    };
+    let (_, events) = submit(&s, command).await?;
+    let id = events.iter().find_map(|e| match e {
+        Event::ServiceRegistered { service } => Some(service.to_string()),
+        _ => None,
+    });
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "token": token}))))
+}
+
+#[derive(Deserialize)]
+struct DealerBody {
+    name: String,
+    deposit: u64,
+    #[serde(default)]
+    linked_sellers: Vec<String>,
+}
+
+async fn create_dealer(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(b): Body<DealerBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&caller)?;
+    let linked_sellers = b
+        .linked_sellers
+        .iter()
+        .map(|raw| {
+            raw.parse::<SellerId>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_seller",
+                    format!("{raw:?} is not a seller id"),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let (token, token_hash) = new_token();
+    let command = Command::RegisterDealer {
+        name: check_name(&b.name)?,
+        deposit: check_amount(b.deposit, "deposit")?,
+        linked_sellers,
+        token_hash,
+    };
+    let (_, events) = submit(&s, command).await?;
+    let id = events.iter().find_map(|e| match e {
+        Event::DealerRegistered { dealer } => Some(dealer.to_string()),
+        _ => None,
+    });
+    Ok((StatusCode::CREATED, Json(json!({"id": id, "token": token}))))
+}
+
+fn dealer_json(events: &[Event], leverage: u64) -> Value {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::DealerChanged {
+                dealer,
+                status,
+                deposit,
+                exposure,
+            } => Some(json!({
+                "id": dealer.to_string(),
+                "status": status,
+                "deposit": deposit,
+                "buying_power": deposit.checked_mul(leverage),
+                "exposure": exposure,
+            })),
+            _ => None,
+        })
+        .unwrap_or(Value::Null)
+}
+
+#[derive(Deserialize)]
+struct DepositBody {
+    deposit: u64,
+}
+
+async fn set_deposit(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(b): Body<DepositBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&caller)?;
+    let dealer: DealerId = parse_id(&id, "dealer")?;
+    let command = Command::SetDeposit {
+        dealer,
+        deposit: check_amount(b.deposit, "deposit")?,
+    };
+    let (_, events) = submit(&s, command).await?;
+    Ok(Json(dealer_json(&events, s.ctx.hub.leverage())))
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    status: DealerStatus,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn set_status(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(b): Body<StatusBody>,
+) -> Result<impl IntoResponse, ApiError> {
+    require_admin(&caller)?;
+    let dealer: DealerId = parse_id(&id, "dealer")?;
+    let command = Command::SetDealerStatus {
+        dealer,
+        status: b.status,
+        reason: b.reason.chars().take(1000).collect(),
+    };
+    let (_, events) = submit(&s, command).await?;
+    Ok(Json(dealer_json(&events, s.ctx.hub.leverage())))
+}
+
+async fn create_listing(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let Principal::Seller(seller) = caller.0 else {
+        return Err(ApiError::forbidden());
+    };
+    let bounds = ListingBounds {
+        current_year: current_year(),
+        min_duration_s: s.bounds_min_duration_s,
+        max_duration_s: s.bounds_max_duration_s,
+    };
+    let listing = match validate_listing(&body, &bounds) {
+        Ok(l) => l,
+        Err(errors) => {
+            return Ok((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(ValidationErrors { errors }),
+            )
+                .into_response())
+        }
+    };
+    let command = Command::ListCar {
+        seller,
+        listing: Box::new(listing),
+    };
+    let (_, events) = submit(&s, command).await?;
+    let body = events.iter().find_map(|e| match e {
+        Event::Listed {
+            lot,
+            status,
+            starts_at,
+            ends_at,
+        } => Some(json!({
+            "auction": lot.to_string(),
+            "status": status,
+            "starts_at": starts_at,
+            "ends_at": ends_at,
+        })),
+        _ => None,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+fn view_of(hub: &Hub, lot: LotId, viewer: Viewer) -> Result<Json<Value>, ApiError> {
+    let view = hub
+        .view(lot, viewer)
+        .ok_or_else(|| ApiError::not_found("auction"))?;
+    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+}
+
+async fn get_auction(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lot: LotId = parse_id(&id, "auction")?;
+    view_of(&s.ctx.hub, lot, caller.0.viewer())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+}
+
+async fn list_auctions(
+    State(s): State<AppState>,
+    caller: Caller,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            serde_json::from_value::<LotStatus>(Value::String(raw.to_string()))
+                .map_err(|_| ApiError::bad_request(format!("unknown status {raw:?}")))?,
+        ),
+    };
+    let views = s.ctx.hub.views(caller.0.viewer(), |l| {
+        status.is_none_or(|st| l.status == st)
+    });
+    Ok(Json(json!({ "auctions": views })))
+}
+
+#[derive(Deserialize)]
+struct DecisionBody {
+    accept: bool,
+}
+
+async fn decide(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(b): Body<DecisionBody>,
+) -> Result<Json<Value>, ApiError> {
+    let lot: LotId = parse_id(&id, "auction")?;
+    let Principal::Seller(seller) = caller.0 else {
+        return Err(ApiError::forbidden());
+    };
+    submit(
+        &s,
+        Command::Decide {
+            lot,
+            seller,
+            accept: b.accept,
+        },
+    )
+    .await?;
+    view_of(&s.ctx.hub, lot, caller.0.viewer())
+}
+
+async fn cancel(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let lot: LotId = parse_id(&id, "auction")?;
+    let by = match caller.0 {
+        Principal::Admin => Canceller::Admin,
+        Principal::Seller(seller) => Canceller::Seller(seller),
+        _ => return Err(ApiError::forbidden()),
+    };
+    submit(&s, Command::CancelLot { lot, by }).await?;
+    view_of(&s.ctx.hub, lot, caller.0.viewer())
+}
+
+async fn settle(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&caller)?;
+    let lot: LotId = parse_id(&id, "auction")?;
+    submit(&s, Command::Settle { lot }).await?;
+    view_of(&s.ctx.hub, lot, caller.0.viewer())
+}
+
+async fn ready(State(s): State<AppState>) -> Response {
+    if s.ctx.engine.ready().await {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "journal unavailable\n").into_response()
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let mut out = String::new();
+    crate::gateway::render_metrics(&s.ctx, &mut out);
+    (s.extra_metrics)(&mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// This calendar year (UTC), for the model-year bound.
+fn current_year() -> u16 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    year_of(ms)
+}
+
+/// The UTC calendar year of a Unix time in ms (proleptic Gregorian, days-from-civil).
+pub fn year_of(ms: u64) -> u16 {
+    let days = (ms / 86_400_000) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    u16::try_from(year).unwrap_or(u16::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::year_of;
+
+    #[test]
+    fn year_of_known_instants() {
+        assert_eq!(year_of(0), 1970);
+        assert_eq!(year_of(1_767_225_599_999), 2025); // 2025-12-31T23:59:59.999Z
+        assert_eq!(year_of(1_767_225_600_000), 2026); // 2026-01-01T00:00:00Z
+        assert_eq!(year_of(951_782_400_000), 2000); // 2000-02-29
+    }
+}

@@ -1,0 +1,440 @@
+//! One dealer's (or seller's, or operator's) WebSocket connection.
+//!
+//! A reader loop decodes frames and answers them; a writer task drains the session's
+//! bounded outbound queue into the socket and pings the client. Bids go to the engine
+//! from their own small task each, so a connection keeps reading while its bids wait to
+//! become durable; their results are queued as replies, which are never dropped.
+
+use super::codec::{self, Format, Frame};
+use super::hub::{Hub, Principal, SessionLink};
+use super::limits::{
+    BadFrames, BidRate, TokenBucket, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION,
+};
+use super::outbound::{CloseReason, Kind, Outbound};
+use super::wire::{
+    BidRequest, BidResult, ClientMessage, ErrorCode, ErrorReply, RejectReason, Reply, Req, Request,
+    ServerMessage, Snapshot,
+};
+use crate::auction::{Command, DealerId, Event, LotId};
+use crate::config::GatewayConfig;
+use crate::engine::EngineHandle;
+use crate::metrics::{Counter, Gauge};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use dashmap::DashMap;
+use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Everything sessions share.
+pub struct SessionCtx {
+    /// Subscriptions and durable state.
+    pub hub: Arc<Hub>,
+    /// Where bids go.
+    pub engine: EngineHandle,
+    /// Limits.
+    pub config: GatewayConfig,
+    /// One token bucket per dealer, shared by all of that dealer's connections.
+    pub rates: DashMap<DealerId, Mutex<TokenBucket>>,
+    /// The process's monotonic zero, for the limiters' millisecond clocks.
+    pub epoch: Instant,
+    /// Flips to true when the server shuts down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Measurements.
+    pub metrics: SessionMetrics,
+}
+
+/// Gateway measurements.
+#[derive(Debug)]
+pub struct SessionMetrics {
+    /// Open WebSocket sessions.
+    pub sessions: Gauge,
+    /// Bids answered, by outcome: accepted, and each rejection reason.
+    pub bids: DashMap<&'static str, Counter>,
+    /// Acknowledgement latency: from the bid frame's arrival to its result being queued (µs).
+    pub ack_latency_us: crate::metrics::Histogram,
+    /// Undecodable frames.
+    pub bad_frames: Counter,
+    /// Sessions closed for too many bad frames, an oversized frame, or not reading.
+    pub policy_closes: Counter,
+}
+
+impl Default for SessionMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SessionMetrics {
+    /// Empty measurements.
+    pub fn new() -> Self {
+        Self {
+            sessions: Gauge::default(),
+            bids: DashMap::new(),
+            ack_latency_us: crate::metrics::Histogram::new(crate::metrics::LATENCY_US),
+            bad_frames: Counter::default(),
+            policy_closes: Counter::default(),
+        }
+    }
+
+    fn count_bid(&self, outcome: &'static str) {
+        self.bids.entry(outcome).or_default().inc();
+    }
+}
+
+impl SessionCtx {
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn allow_bid(&self, dealer: DealerId) -> bool {
+        let now = self.now_ms();
+        let rate = BidRate {
+            burst: self.config.bid_burst,
+            per_second: self.config.bid_rate_per_s,
+        };
+        let bucket = self
+            .rates
+            .entry(dealer)
+            .or_insert_with(|| Mutex::new(TokenBucket::new(rate, now)));
+        let allowed = bucket.lock().try_take(now);
+        allowed
+    }
+}
+
+/// Why the reader stopped, which decides the close frame.
+enum End {
+    /// The client closed or the socket failed: nothing more to send.
+    Gone,
+    /// The server closes with this code and reason.
+    Close(u16, &'static str),
+}
+
+/// Runs a session until the client leaves, misbehaves, or the server shuts down.
+pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, format: Format) {
+    let cfg = &ctx.config;
+    let out = Outbound::new(
+        cfg.outbound_queue,
+        Duration::from_millis(cfg.slow_consumer_timeout_ms),
+    );
+    let link = ctx.hub.connect(principal, format, out.clone());
+    ctx.metrics.sessions.inc();
+    let (sink, mut stream) = socket.split();
+    let (end_tx, end_rx) = watch::channel(None::<(u16, &'static str)>);
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        out.clone(),
+        end_rx,
+        Duration::from_secs(cfg.ping_interval_s),
+        Duration::from_millis(cfg.slow_consumer_timeout_ms),
+    ));
+    let mut session = Session {
+        ctx: ctx.clone(),
+        link: link.clone(),
+        subscribed: HashSet::new(),
+        bad: BadFrames::new(cfg.bad_frames_limit, cfg.bad_frames_window_s * 1000),
+        inflight: Arc::new(AtomicUsize::new(0)),
+    };
+    let idle = Duration::from_secs(cfg.idle_timeout_s);
+    let mut shutdown = ctx.shutdown.clone();
+    let mut writer_done = false;
+    let end = loop {
+        if *shutdown.borrow() {
+            break End::Close(1001, "server shutting down");
+        }
+        let next = tokio::select! {
+            next = tokio::time::timeout(idle, stream.next()) => next,
+            _ = shutdown.changed() => continue,
+            // The writer gave up on the client (slow consumer, dead socket): stop reading.
+            _ = &mut writer => {
+                writer_done = true;
+                break End::Gone;
+            }
+        };
+        let msg = match next {
+            Err(_) => break End::Close(1001, "idle timeout"),
+            Ok(None) => break End::Gone,
+            Ok(Some(Err(e))) => break read_error(e),
+            Ok(Some(Ok(m))) => m,
+        };
+        let (bytes, text) = match &msg {
+            Message::Text(t) => (t.as_bytes(), true),
+            Message::Binary(b) => (b.as_slice(), false),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => break End::Gone,
+        };
+        if let Some(end) = session.frame(bytes, text) {
+            break end;
+        }
+    };
+    if let End::Close(code, _) = end {
+        if code == CLOSE_POLICY_VIOLATION || code == CLOSE_MESSAGE_TOO_BIG {
+            ctx.metrics.policy_closes.inc();
+        }
+    }
+    let _ = end_tx.send(match end {
+        End::Close(code, reason) => Some((code, reason)),
+        End::Gone => Some((1000, "")),
+    });
+    out.close(CloseReason::Shutdown);
+    ctx.hub
+        .disconnect(&link, session.subscribed.iter().copied());
+    ctx.metrics.sessions.dec();
+    // The writer sends what is queued and the close frame, within its own timeouts.
+    if !writer_done {
+        let _ = writer.await;
+    }
+}
+
+/// Maps a read error to a close: an oversized frame is 1009, anything else ends quietly.
+fn read_error(e: axum::Error) -> End {
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+    match e.into_inner().downcast::<WsError>() {
+        Ok(ws) => match *ws {
+            WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+                End::Close(CLOSE_MESSAGE_TOO_BIG, "message too big")
+            }
+            _ => End::Gone,
+        },
+        Err(_) => End::Gone,
+    }
+}
+
+struct Session {
+    ctx: Arc<SessionCtx>,
+    link: Arc<SessionLink>,
+    subscribed: HashSet<LotId>,
+    bad: BadFrames,
+    inflight: Arc<AtomicUsize>,
+}
+
+impl Session {
+    fn reply(&self, msg: &ServerMessage) {
+        let frame = codec::encode(self.link.format, msg);
+        self.link.out.push(Kind::Reply, frame, Instant::now());
+    }
+
+    /// Handles one data frame; `Some` ends the session.
+    fn frame(&mut self, bytes: &[u8], text: bool) -> Option<End> {
+        let format = self.link.format;
+        let decoded = if text != (format == Format::Json) {
+            Err(ServerMessage::Error(ErrorReply {
+                code: ErrorCode::BadMessage,
+                message: format!(
+                    "this connection speaks {}: send {} frames",
+                    format.as_str(),
+                    if format == Format::Json {
+                        "text"
+                    } else {
+                        "binary"
+                    }
+                ),
+                req: None,
+            }))
+        } else {
+            codec::decode(format, bytes).map_err(|e| e.into_message())
+        };
+        match decoded {
+            Ok(msg) => {
+                self.request(msg);
+                None
+            }
+            Err(error) => {
+                self.ctx.metrics.bad_frames.inc();
+                self.reply(&error);
+                self.bad
+                    .record(self.ctx.now_ms())
+                    .then_some(End::Close(CLOSE_POLICY_VIOLATION, "too many bad frames"))
+            }
+        }
+    }
+
+    fn request(&mut self, ClientMessage { req, request }: ClientMessage) {
+        match request {
+            Request::Ping => self.reply(&ServerMessage::Pong(Reply { req })),
+            Request::Subscribe { auction } => {
+                let lot = auction.lot();
+                let known = lot.is_some_and(|l| self.watch(l));
+                let view = lot
+                    .filter(|_| known)
+                    .and_then(|l| self.ctx.hub.view(l, self.link.principal.viewer()));
+                match view {
+                    Some(auction) => {
+                        self.reply(&ServerMessage::Snapshot(Snapshot { req, auction }))
+                    }
+                    None => self.reply(&ServerMessage::Error(ErrorReply {
+                        code: ErrorCode::UnknownAuction,
+                        message: format!("no auction {auction}"),
+                        req,
+                    })),
+                }
+            }
+            Request::Unsubscribe { auction } => {
+                if let Some(lot) = auction.lot() {
+                    self.ctx.hub.unsubscribe(&self.link, lot);
+                    self.subscribed.remove(&lot);
+                }
+                self.reply(&ServerMessage::Unsubscribed(Reply { req }));
+            }
+            Request::Bid(bid) => self.bid(req, bid),
+        }
+    }
+
+    /// Subscribes to a lot if the session has room; false if unknown or over the cap.
+    fn watch(&mut self, lot: LotId) -> bool {
+        if self.subscribed.contains(&lot) {
+            return true;
+        }
+        if self.subscribed.len() >= self.ctx.config.max_subscriptions {
+            return false;
+        }
+        let ok = self.ctx.hub.subscribe(&self.link, lot);
+        if ok {
+            self.subscribed.insert(lot);
+        }
+        ok
+    }
+
+    fn bid(&mut self, req: Option<Req>, bid: BidRequest) {
+        let arrived = Instant::now();
+        let refuse = |reason| {
+            BidResult::refused(req.clone(), bid.bid_id.clone(), bid.auction.clone(), reason)
+        };
+        let Some(dealer) = self.link.principal.dealer() else {
+            self.ctx.metrics.count_bid("not_eligible");
+            self.reply(&ServerMessage::BidResult(refuse(RejectReason::NotEligible)));
+            return;
+        };
+        if self.inflight.load(Ordering::Relaxed) >= self.ctx.config.max_inflight_bids
+            || !self.ctx.allow_bid(dealer)
+        {
+            self.ctx.metrics.count_bid("rate_limited");
+            self.reply(&ServerMessage::BidResult(refuse(RejectReason::RateLimited)));
+            return;
+        }
+        // An id that names no lot is still a bid: the engine answers (and journals)
+        // `unknown_auction` for it like for any other unknown lot.
+        let lot = bid.auction.lot().unwrap_or(LotId(0));
+        // A dealer who bids watches the auction from then on.
+        self.watch(lot);
+        let command = Command::PlaceBid {
+            dealer,
+            lot,
+            amount: bid.amount,
+            max: bid.max,
+            bid_id: bid.bid_id.clone(),
+        };
+        let ctx = self.ctx.clone();
+        let link = self.link.clone();
+        let inflight = self.inflight.clone();
+        inflight.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let result = match ctx.engine.submit(command).await {
+                Ok(applied) => applied.events.iter().find_map(|e| match e {
+                    Event::Bid { lot, outcome, .. } => Some(BidResult::from_outcome(
+                        req.clone(),
+                        bid.bid_id.clone(),
+                        *lot,
+                        outcome,
+                    )),
+                    _ => None,
+                }),
+                Err(_) => None,
+            };
+            let mut result = result.unwrap_or_else(|| {
+                BidResult::refused(
+                    req,
+                    bid.bid_id.clone(),
+                    bid.auction.clone(),
+                    RejectReason::Unavailable,
+                )
+            });
+            // Echo the auction as the client named it.
+            result.auction = bid.auction;
+            let label = match (result.accepted, result.reason) {
+                (true, _) => "accepted",
+                (false, Some(r)) => reason_label(r),
+                (false, None) => "unknown",
+            };
+            ctx.metrics.count_bid(label);
+            ctx.metrics
+                .ack_latency_us
+                .observe(arrived.elapsed().as_micros() as u64);
+            let frame = codec::encode(link.format, &ServerMessage::BidResult(result));
+            link.out.push(Kind::Reply, frame, Instant::now());
+            inflight.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+}
+
+fn reason_label(r: RejectReason) -> &'static str {
+    match r {
+        RejectReason::BelowMinimum => "below_minimum",
+        RejectReason::NotLive => "not_live",
+        RejectReason::UnknownAuction => "unknown_auction",
+        RejectReason::NotEligible => "not_eligible",
+        RejectReason::OwnListing => "own_listing",
+        RejectReason::ExposureLimit => "exposure_limit",
+        RejectReason::RateLimited => "rate_limited",
+        RejectReason::Invalid => "invalid",
+        RejectReason::Unavailable => "unavailable",
+    }
+}
+
+/// Drains the queue into the socket, pings the client, and sends the close frame.
+async fn write_loop(
+    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    out: Arc<Outbound<Frame>>,
+    mut end: watch::Receiver<Option<(u16, &'static str)>>,
+    ping_every: Duration,
+    send_timeout: Duration,
+) {
+    let mut batch = Vec::new();
+    let mut ping = tokio::time::interval(ping_every);
+    ping.tick().await; // the first tick is immediate
+    let close = loop {
+        tokio::select! {
+            closing = out.take(&mut batch) => {
+                for frame in batch.drain(..) {
+                    let msg = match frame {
+                        Frame::Text(t) => Message::Text(t.to_string()),
+                        Frame::Binary(b) => Message::Binary(b.to_vec()),
+                    };
+                    // A client that does not take its frames within the timeout is gone.
+                    match tokio::time::timeout(send_timeout, sink.feed(msg)).await {
+                        Ok(Ok(())) => {}
+                        _ => return,
+                    }
+                }
+                if !matches!(tokio::time::timeout(send_timeout, sink.flush()).await, Ok(Ok(()))) {
+                    return;
+                }
+                match closing {
+                    Some(CloseReason::SlowConsumer) => break Some((CLOSE_POLICY_VIOLATION, "slow consumer")),
+                    Some(CloseReason::Shutdown) => break *end.borrow(),
+                    None => {}
+                }
+            }
+            _ = ping.tick() => {
+                if !matches!(tokio::time::timeout(send_timeout, sink.send(Message::Ping(Vec::new()))).await, Ok(Ok(()))) {
+                    return;
+                }
+            }
+            _ = end.changed() => {
+                // The reader ended: send what is left, then the close frame.
+                out.close(CloseReason::Shutdown);
+            }
+        }
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(Some(frame)))).await;
+    }
+    let _ = tokio::time::timeout(send_timeout, sink.close()).await;
+}

@@ -1,0 +1,257 @@
+//! The server: one listener for the HTTP API and the WebSocket endpoint, wired to the
+//! engine and the hub, with a connection limit and graceful shutdown.
+
+use crate::api::routes::{self, ApiState};
+use crate::api::token::hash_token;
+use crate::config::Config;
+use crate::engine::{self, EngineHandle};
+use crate::gateway::codec::Format;
+use crate::gateway::hub::{Hub, HubPublisher, Principal};
+use crate::gateway::session::{self, SessionCtx, SessionMetrics};
+use crate::store::{Journal, StoreError};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Extension;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tower::ServiceExt;
+
+/// Why the server could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServeError {
+    /// The journal refused (owned elsewhere, unreachable, corrupt, misconfigured).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The engine did not finish flushing within the shutdown deadline.
+    #[error("shutdown deadline passed before the journal was flushed")]
+    ShutdownTimeout,
+}
+
+/// A running server.
+pub struct Running {
+    /// The address it listens on (useful with port 0).
+    pub addr: SocketAddr,
+    /// Submit commands directly (demo seeding, tests).
+    pub engine: EngineHandle,
+    /// Subscriptions and durable views.
+    pub hub: Arc<Hub>,
+    shutdown: watch::Sender<bool>,
+    accept: JoinHandle<()>,
+    engine_task: JoinHandle<Result<(), StoreError>>,
+    deadline: Duration,
+}
+
+/// A connection slot, held by the HTTP connection and, after an upgrade, by its session.
+#[derive(Clone)]
+struct Slot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+
+/// Recovers the engine from `journal` and starts serving on `config.server.listen`.
+pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, ServeError> {
+    let admin =
+        (!config.server.admin_token.is_empty()).then(|| hash_token(&config.server.admin_token));
+    let hub = Hub::new(admin);
+    let describe = journal.describe();
+    let (engine, engine_task) = engine::spawn(
+        journal,
+        config.rules(),
+        HubPublisher(hub.clone()),
+        config.engine(),
+    )
+    .await?;
+    let listener = TcpListener::bind(&config.server.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.server.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.server.listen.clone(),
+        source,
+    })?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let ctx = Arc::new(SessionCtx {
+        hub: hub.clone(),
+        engine: engine.clone(),
+        config: config.gateway.clone(),
+        rates: Default::default(),
+        epoch: Instant::now(),
+        shutdown: shutdown_rx.clone(),
+        metrics: SessionMetrics::new(),
+    });
+    let engine_metrics = engine.metrics().clone();
+    let state = Arc::new(ApiState {
+        ctx: ctx.clone(),
+        bounds_min_duration_s: config.auction.min_duration_s,
+        bounds_max_duration_s: config.auction.max_duration_s,
+        extra_metrics: Arc::new(move |out: &mut String| {
+            crate::engine::render_metrics(&engine_metrics, out);
+        }),
+    });
+    let app = routes::router(state.clone()).merge(
+        axum::Router::new()
+            .route("/v1/ws", get(ws_upgrade))
+            .with_state(state),
+    );
+    tracing::info!(%addr, journal = %describe, "gavel listening");
+    let accept = tokio::spawn(accept_loop(
+        listener,
+        app,
+        config.gateway.max_connections,
+        shutdown_rx,
+    ));
+    Ok(Running {
+        addr,
+        engine,
+        hub,
+        shutdown,
+        accept,
+        engine_task,
+        deadline: Duration::from_secs(config.gateway.shutdown_deadline_s),
+    })
+}
+
+impl Running {
+    /// Graceful shutdown: stop accepting, close every session with 1001, let queued
+    /// commands become durable, and wait for the engine to flush — all within the
+    /// configured deadline.
+    pub async fn shutdown(self) -> Result<(), ServeError> {
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout_at(deadline, self.accept).await;
+        self.engine.close();
+        drop(self.engine);
+        match tokio::time::timeout_at(deadline, self.engine_task).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(e.into()),
+            Ok(Err(_)) => Err(ServeError::ShutdownTimeout),
+            Err(_) => Err(ServeError::ShutdownTimeout),
+        }
+    }
+
+    /// Waits until the engine stops by itself (only on a fatal journal error).
+    pub fn engine_finished(&self) -> bool {
+        self.engine_task.is_finished()
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: axum::Router,
+    max_connections: usize,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        // The permit comes before accept, so the limit holds even under a connect flood.
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    backoff = Duration::from_millis(5);
+                    stream
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait rather than spin.
+                    tracing::warn!(error = %e, ?backoff, "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let slot = Slot(Arc::new(permit));
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(slot.clone());
+                app.clone().oneshot(req)
+            });
+        let conn = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    // HTTP requests in progress finish; upgraded sessions close themselves on shutdown.
+    graceful.shutdown().await;
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+    format: Option<String>,
+}
+
+async fn ws_upgrade(
+    State(state): State<Arc<ApiState>>,
+    Extension(slot): Extension<Slot>,
+    Query(q): Query<WsQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let ctx = state.ctx.clone();
+    let token = q.token.as_deref().or_else(|| {
+        headers
+            .get(axum::http::header::AUTHORIZATION)?
+            .to_str()
+            .ok()?
+            .strip_prefix("Bearer ")
+    });
+    let Some(principal) = token.and_then(|t| ctx.hub.authenticate(&hash_token(t.trim()))) else {
+        return (StatusCode::UNAUTHORIZED, "a valid token is required\n").into_response();
+    };
+    let Some(format) = Format::from_query(q.format.as_deref()) else {
+        return (StatusCode::BAD_REQUEST, "format must be json or msgpack\n").into_response();
+    };
+    if let Principal::Dealer(d) = principal {
+        if ctx.hub.dealer_connections(d) >= ctx.config.max_connections_per_dealer {
+            return (
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many connections for this dealer\n",
+            )
+                .into_response();
+        }
+    }
+    let g = &ctx.config;
+    ws.write_buffer_size(g.write_buffer_bytes)
+        .max_write_buffer_size(g.max_write_buffer_bytes)
+        .max_message_size(g.max_message_bytes)
+        .max_frame_size(g.max_message_bytes)
+        .on_upgrade(move |socket| async move {
+            let _slot = slot; // the connection counts until the session ends
+            session::run(socket, ctx, principal, format).await;
+        })
+}
