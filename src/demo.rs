@@ -22,13 +22,12 @@ async fn run(engine: &EngineHandle, command: Command) -> Result<Vec<Event>, Demo
     Ok(applied.events)
 }
 
-/// A VIN with a correct check digit, from 16 chosen characters.
+/// `base` (17 characters) with its check digit (position 9) made correct.
 fn vin(base: &str) -> String {
     let mut v: Vec<char> = base.chars().collect();
-    v.insert(8, '0');
-    let s: String = v.iter().collect();
-    let check = vin_check_digit(&s).unwrap_or('0');
-    v[8] = check;
+    if let Some(check) = vin_check_digit(base) {
+        v[8] = check;
+    }
     v.into_iter().collect()
 }
 
@@ -147,4 +146,22 @@ pub async fn seed(engine: &EngineHandle, addr: SocketAddr) -> Result<(), DemoErr
         "try: websocat 'ws://{addr}/v1/ws?token=DEALER_TOKEN' then {{\"type\":\"subscribe\",\"auction\":\"A1\"}}"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_vins_have_valid_check_digits() {
+        for base in [
+            "LSVAU2A37N2123456",
+            "LFV2A21K5L3456789",
+            "LGBH52E09M4567890",
+        ] {
+            let v = vin(base);
+            assert_eq!(v.len(), 17, "{v}");
+            assert_eq!(vin_check_digit(&v), v.chars().nth(8), "{v}");
+        }
+    }
 }
