@@ -183,11 +183,19 @@ async fn serve<J: Journal>(config: Config, journal: J, demo: bool) -> anyhow::Re
     if demo {
         gavel::demo::seed(&running.engine, running.addr).await?;
     }
-    let stopped_by = wait_for_signal().await;
-    println!("{stopped_by}: shutting down");
-    running.shutdown().await?;
-    println!("journal flushed; bye");
-    Ok(ExitCode::SUCCESS)
+    tokio::select! {
+        stopped_by = wait_for_signal() => {
+            println!("{stopped_by}: shutting down");
+            running.shutdown().await?;
+            println!("journal flushed; bye");
+            Ok(ExitCode::SUCCESS)
+        }
+        () = running.engine_stopped() => {
+            // The reason was logged; whatever it is, the journal is no longer ours.
+            let err = running.shutdown().await.err();
+            bail!("the engine stopped: {}", err.map_or_else(|| "see the log".to_string(), |e| e.to_string()))
+        }
+    }
 }
 
 async fn replay<J: Journal>(journal: &mut J) -> anyhow::Result<ExitCode> {

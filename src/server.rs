@@ -57,6 +57,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     accept: JoinHandle<()>,
     engine_task: JoinHandle<Result<(), StoreError>>,
+    /// Becomes true when the engine task has ended (a fatal journal error, or shutdown).
+    engine_done: watch::Receiver<bool>,
     deadline: Duration,
 }
 
@@ -118,6 +120,17 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         config.gateway.max_connections,
         shutdown_rx,
     ));
+    let (done_tx, engine_done) = watch::channel(false);
+    let engine_task = tokio::spawn(async move {
+        let result = engine_task
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("engine task failed: {e}"))));
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "engine stopped");
+        }
+        let _ = done_tx.send(true);
+        result
+    });
     Ok(Running {
         addr,
         engine,
@@ -125,6 +138,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         shutdown,
         accept,
         engine_task,
+        engine_done,
         deadline: Duration::from_secs(config.gateway.shutdown_deadline_s),
     })
 }
@@ -147,9 +161,12 @@ impl Running {
         }
     }
 
-    /// Waits until the engine stops by itself (only on a fatal journal error).
-    pub fn engine_finished(&self) -> bool {
-        self.engine_task.is_finished()
+    /// Resolves when the engine has stopped by itself, which only a fatal journal error
+    /// causes (another engine took the journal over, or it is corrupt): the server must
+    /// then exit rather than keep accepting bids it cannot make durable.
+    pub async fn engine_stopped(&self) {
+        let mut done = self.engine_done.clone();
+        let _ = done.wait_for(|d| *d).await;
     }
 }
 
