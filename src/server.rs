@@ -267,8 +267,13 @@ async fn ws_upgrade(
         .max_write_buffer_size(g.max_write_buffer_bytes)
         .max_message_size(g.max_message_bytes)
         .max_frame_size(g.max_message_bytes)
-        .on_upgrade(move |socket| async move {
-            let _slot = slot; // the connection counts until the session ends
-            session::run(socket, ctx, principal, format).await;
+        .on_upgrade(move |socket| {
+            use tracing::Instrument;
+            let span = tracing::info_span!("session", principal = %principal, format = format.as_str());
+            async move {
+                let _slot = slot; // the connection counts until the session ends
+                session::run(socket, ctx, principal, format).await;
+            }
+            .instrument(span)
         })
 }

@@ -36,6 +36,18 @@ pub enum Principal {
     Service(ServiceId),
 }
 
+impl std::fmt::Display for Principal {
+    /// For logs: the account id (`D3`, `S5`, `V1`) or `admin`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Admin => f.write_str("admin"),
+            Self::Dealer(d) => d.fmt(f),
+            Self::Seller(s) => s.fmt(f),
+            Self::Service(v) => v.fmt(f),
+        }
+    }
+}
+
 impl Principal {
     /// The dealer behind the principal, if it is one.
     pub fn dealer(self) -> Option<DealerId> {
@@ -355,7 +367,11 @@ impl Publisher for HubPublisher {
                     status,
                     starts_at,
                     ends_at,
-                } => hub.project_listing(entry, lot, status, starts_at, ends_at),
+                } => {
+                    let _auction = tracing::info_span!("auction", id = %lot).entered();
+                    tracing::info!(seq = entry.seq, status = status.as_str(), ends_at, "listed");
+                    hub.project_listing(entry, lot, status, starts_at, ends_at);
+                }
                 Event::Bid {
                     lot,
                     dealer,
@@ -394,6 +410,8 @@ impl Publisher for HubPublisher {
                     leader,
                     ..
                 } => {
+                    let _auction = tracing::info_span!("auction", id = %lot).entered();
+                    tracing::info!(seq = entry.seq, outcome = outcome.as_str(), ?price, "closed");
                     hub.metrics.closes.inc();
                     let b = Broadcast::closed(lot, outcome, price, leader);
                     hub.fan_out(lot, &b, false, now);

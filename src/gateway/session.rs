@@ -122,6 +122,7 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
     );
     let link = ctx.hub.connect(principal, format, out.clone());
     ctx.metrics.sessions.inc();
+    tracing::debug!(session = link.id, "connected");
     let (sink, mut stream) = socket.split();
     let (end_tx, end_rx) = watch::channel(None::<(u16, &'static str)>);
     let mut writer = tokio::spawn(write_loop(
@@ -170,10 +171,14 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
             break end;
         }
     };
-    if let End::Close(code, _) = end {
-        if code == CLOSE_POLICY_VIOLATION || code == CLOSE_MESSAGE_TOO_BIG {
-            ctx.metrics.policy_closes.inc();
+    match end {
+        End::Close(code, reason) => {
+            if code == CLOSE_POLICY_VIOLATION || code == CLOSE_MESSAGE_TOO_BIG {
+                ctx.metrics.policy_closes.inc();
+            }
+            tracing::info!(session = link.id, code, reason, "closing");
         }
+        End::Gone => tracing::debug!(session = link.id, "client left"),
     }
     let _ = end_tx.send(match end {
         End::Close(code, reason) => Some((code, reason)),
