@@ -311,7 +311,7 @@ impl Book {
                 lot,
                 seller,
                 accept,
-            } => self.decide(lot, seller, accept, out),
+            } => self.decide(now, lot, seller, accept, out),
             Command::Settle { lot } => self.settle(lot, out),
             Command::Resume => self.resume(now, out),
         }
@@ -811,7 +811,14 @@ impl Book {
         ));
     }
 
-    fn decide(&mut self, lot_id: LotId, seller: SellerId, accept: bool, out: &mut Vec<Event>) {
+    fn decide(
+        &mut self,
+        now: u64,
+        lot_id: LotId,
+        seller: SellerId,
+        accept: bool,
+        out: &mut Vec<Event>,
+    ) {
         let Some(lot) = self.lot(lot_id) else {
             out.push(Event::Refused(Refusal::UnknownLot));
             return;
@@ -820,7 +827,11 @@ impl Book {
             out.push(Event::Refused(Refusal::NotAllowed));
             return;
         }
-        if lot.status != LotStatus::PendingSeller {
+        // The window is closed once its deadline has passed, whether or not the lapse timer
+        // has run yet: as with a bid at `ends_at`, a decision stamped at the deadline itself
+        // counts when it is sequenced before the lapse tick.
+        if lot.status != LotStatus::PendingSeller || lot.decision_deadline.is_some_and(|t| now > t)
+        {
             out.push(Event::Refused(Refusal::WrongState));
             return;
         }
