@@ -12,6 +12,7 @@ use super::lot::{Lead, Lot};
 use super::money::{Fen, FEN_PER_YUAN, MAX_AMOUNT};
 use super::rules::Rules;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -403,7 +404,7 @@ impl Book {
         bid_id: BidId,
         out: &mut Vec<Event>,
     ) {
-        let Some(d) = self.dealers.get(dealer.index()) else {
+        let Some(d) = self.dealers.get_mut(dealer.index()) else {
             // No account, so nowhere to remember the bid_id: the answer is the same anyway.
             out.push(Event::Bid {
                 lot,
@@ -413,33 +414,40 @@ impl Book {
             });
             return;
         };
-        if let Some(r) = d.receipts.get(&bid_id) {
-            out.push(Event::Bid {
-                lot: r.lot,
-                dealer,
-                outcome: r.outcome,
-                duplicate: true,
-            });
-            return;
+        // The receipts leave the dealer for the length of this bid, so the bid_id is hashed
+        // once (one entry serves the lookup and the insert) while `try_bid` borrows the
+        // book; `try_bid` never reads receipts. Hashing was the largest cost of a bid.
+        let mut receipts = std::mem::take(&mut d.receipts);
+        match receipts.entry(bid_id) {
+            Entry::Occupied(first) => {
+                let r = first.get();
+                out.push(Event::Bid {
+                    lot: r.lot,
+                    dealer,
+                    outcome: r.outcome,
+                    duplicate: true,
+                });
+            }
+            Entry::Vacant(slot) => {
+                // The direct answer goes first; the bid's effects follow it.
+                let at = out.len();
+                let outcome = match self.try_bid(seq, now, dealer, lot, amount, max, out) {
+                    Ok(accepted) => accepted,
+                    Err(rejection) => BidOutcome::Rejected(rejection),
+                };
+                slot.insert(Receipt { lot, outcome });
+                out.insert(
+                    at,
+                    Event::Bid {
+                        lot,
+                        dealer,
+                        outcome,
+                        duplicate: false,
+                    },
+                );
+            }
         }
-        // The direct answer goes first; the bid's effects follow it.
-        let at = out.len();
-        let outcome = match self.try_bid(seq, now, dealer, lot, amount, max, out) {
-            Ok(accepted) => accepted,
-            Err(rejection) => BidOutcome::Rejected(rejection),
-        };
-        self.dealers[dealer.index()]
-            .receipts
-            .insert(bid_id, Receipt { lot, outcome });
-        out.insert(
-            at,
-            Event::Bid {
-                lot,
-                dealer,
-                outcome,
-                duplicate: false,
-            },
-        );
+        self.dealers[dealer.index()].receipts = receipts;
     }
 
     /// Decides a bid and, when it is accepted, applies it. Checks come in the contract's
