@@ -12,6 +12,7 @@ use super::lot::{Lead, Lot};
 use super::money::{Fen, FEN_PER_YUAN, MAX_AMOUNT};
 use super::rules::Rules;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -311,7 +312,7 @@ impl Book {
                 lot,
                 seller,
                 accept,
-            } => self.decide(lot, seller, accept, out),
+            } => self.decide(now, lot, seller, accept, out),
             Command::Settle { lot } => self.settle(lot, out),
             Command::Resume => self.resume(now, out),
         }
@@ -349,7 +350,7 @@ impl Book {
             && listing.reserve <= MAX_AMOUNT
             && listing
                 .buy_now
-                .is_none_or(|b| listing.reserve <= b && b <= MAX_AMOUNT);
+                .map_or(true, |b| listing.reserve <= b && b <= MAX_AMOUNT);
         let ends_at = starts_at.checked_add(duration);
         let (true, Some(ends_at), true) = (
             prices_ok,
@@ -403,7 +404,7 @@ impl Book {
         bid_id: BidId,
         out: &mut Vec<Event>,
     ) {
-        let Some(d) = self.dealers.get(dealer.index()) else {
+        let Some(d) = self.dealers.get_mut(dealer.index()) else {
             // No account, so nowhere to remember the bid_id: the answer is the same anyway.
             out.push(Event::Bid {
                 lot,
@@ -413,33 +414,40 @@ impl Book {
             });
             return;
         };
-        if let Some(r) = d.receipts.get(&bid_id) {
-            out.push(Event::Bid {
-                lot: r.lot,
-                dealer,
-                outcome: r.outcome,
-                duplicate: true,
-            });
-            return;
+        // The receipts leave the dealer for the length of this bid, so the bid_id is hashed
+        // once (one entry serves the lookup and the insert) while `try_bid` borrows the
+        // book; `try_bid` never reads receipts. Hashing was the largest cost of a bid.
+        let mut receipts = std::mem::take(&mut d.receipts);
+        match receipts.entry(bid_id) {
+            Entry::Occupied(first) => {
+                let r = first.get();
+                out.push(Event::Bid {
+                    lot: r.lot,
+                    dealer,
+                    outcome: r.outcome,
+                    duplicate: true,
+                });
+            }
+            Entry::Vacant(slot) => {
+                // The direct answer goes first; the bid's effects follow it.
+                let at = out.len();
+                let outcome = match self.try_bid(seq, now, dealer, lot, amount, max, out) {
+                    Ok(accepted) => accepted,
+                    Err(rejection) => BidOutcome::Rejected(rejection),
+                };
+                slot.insert(Receipt { lot, outcome });
+                out.insert(
+                    at,
+                    Event::Bid {
+                        lot,
+                        dealer,
+                        outcome,
+                        duplicate: false,
+                    },
+                );
+            }
         }
-        // The direct answer goes first; the bid's effects follow it.
-        let at = out.len();
-        let outcome = match self.try_bid(seq, now, dealer, lot, amount, max, out) {
-            Ok(accepted) => accepted,
-            Err(rejection) => BidOutcome::Rejected(rejection),
-        };
-        self.dealers[dealer.index()]
-            .receipts
-            .insert(bid_id, Receipt { lot, outcome });
-        out.insert(
-            at,
-            Event::Bid {
-                lot,
-                dealer,
-                outcome,
-                duplicate: false,
-            },
-        );
+        self.dealers[dealer.index()].receipts = receipts;
     }
 
     /// Decides a bid and, when it is accepted, applies it. Checks come in the contract's
@@ -580,7 +588,7 @@ impl Book {
         let extend_by = self.rules.extend_by_ms;
         let max_extensions = self.rules.max_extensions;
         let lot = &mut self.lots[lot_id.index()];
-        debug_assert!(lot.price.is_none_or(|p| price > p), "price must rise");
+        debug_assert!(lot.price.map_or(true, |p| price > p), "price must rise");
         lot.price = Some(price);
         lot.lead = Some(lead);
         lot.bids += 1;
@@ -811,7 +819,14 @@ impl Book {
         ));
     }
 
-    fn decide(&mut self, lot_id: LotId, seller: SellerId, accept: bool, out: &mut Vec<Event>) {
+    fn decide(
+        &mut self,
+        now: u64,
+        lot_id: LotId,
+        seller: SellerId,
+        accept: bool,
+        out: &mut Vec<Event>,
+    ) {
         let Some(lot) = self.lot(lot_id) else {
             out.push(Event::Refused(Refusal::UnknownLot));
             return;
@@ -820,7 +835,11 @@ impl Book {
             out.push(Event::Refused(Refusal::NotAllowed));
             return;
         }
-        if lot.status != LotStatus::PendingSeller {
+        // The window is closed once its deadline has passed, whether or not the lapse timer
+        // has run yet: as with a bid at `ends_at`, a decision stamped at the deadline itself
+        // counts when it is sequenced before the lapse tick.
+        if lot.status != LotStatus::PendingSeller || lot.decision_deadline.is_some_and(|t| now > t)
+        {
             out.push(Event::Refused(Refusal::WrongState));
             return;
         }
