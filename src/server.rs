@@ -269,7 +269,8 @@ async fn ws_upgrade(
         .max_frame_size(g.max_message_bytes)
         .on_upgrade(move |socket| {
             use tracing::Instrument;
-            let span = tracing::info_span!("session", principal = %principal, format = format.as_str());
+            let span =
+                tracing::info_span!("session", principal = %principal, format = format.as_str());
             async move {
                 let _slot = slot; // the connection counts until the session ends
                 session::run(socket, ctx, principal, format).await;

@@ -350,7 +350,7 @@ impl Book {
             && listing.reserve <= MAX_AMOUNT
             && listing
                 .buy_now
-                .map_or(true, |b| listing.reserve <= b && b <= MAX_AMOUNT);
+                .is_none_or(|b| listing.reserve <= b && b <= MAX_AMOUNT);
         let ends_at = starts_at.checked_add(duration);
         let (true, Some(ends_at), true) = (
             prices_ok,
@@ -588,7 +588,7 @@ impl Book {
         let extend_by = self.rules.extend_by_ms;
         let max_extensions = self.rules.max_extensions;
         let lot = &mut self.lots[lot_id.index()];
-        debug_assert!(lot.price.map_or(true, |p| price > p), "price must rise");
+        debug_assert!(lot.price.is_none_or(|p| price > p), "price must rise");
         lot.price = Some(price);
         lot.lead = Some(lead);
         lot.bids += 1;

@@ -411,7 +411,12 @@ impl Publisher for HubPublisher {
                     ..
                 } => {
                     let _auction = tracing::info_span!("auction", id = %lot).entered();
-                    tracing::info!(seq = entry.seq, outcome = outcome.as_str(), ?price, "closed");
+                    tracing::info!(
+                        seq = entry.seq,
+                        outcome = outcome.as_str(),
+                        ?price,
+                        "closed"
+                    );
                     hub.metrics.closes.inc();
                     let b = Broadcast::closed(lot, outcome, price, leader);
                     hub.fan_out(lot, &b, false, now);
