@@ -181,6 +181,8 @@ pub struct AuctionConfig {
     pub decision_window_s: u64,
     /// Extra time for lots whose close passed during an outage.
     pub outage_grace_s: u64,
+    /// How long a bid_id is remembered after its lot stops taking bids.
+    pub bid_id_retention_s: u64,
     /// `[below, step]` increment bands in yuan.
     pub increments: Vec<[u64; 2]>,
     /// Increment above the last band, in yuan.
@@ -358,6 +360,7 @@ impl Config {
             ("extend_by_s", a.extend_by_s),
             ("decision_window_s", a.decision_window_s),
             ("outage_grace_s", a.outage_grace_s),
+            ("bid_id_retention_s", a.bid_id_retention_s),
         ] {
             if v > 10 * 365 * 86_400 {
                 p.push(format!("auction.{name} is over ten years"));
@@ -415,6 +418,7 @@ impl Config {
             // Validated at load; a Config only exists once validation passed.
             increments: self.increments().unwrap_or_default(),
             outage_grace_ms: ms(a.outage_grace_s),
+            bid_id_retention_ms: ms(a.bid_id_retention_s),
         }
     }
 }

@@ -23,7 +23,14 @@ pub struct Receipt {
     pub lot: LotId,
     /// Its first result.
     pub outcome: BidOutcome,
+    /// Book time of the first bid: receipts are forgotten `bid_id_retention_ms` later,
+    /// once their lot can take no more bids.
+    pub at: u64,
 }
+
+/// How often (in book time) a `Tick` looks for receipts past their retention. Pruning
+/// scans every receipt, so it runs rarely; memory holds at most an hour's worth extra.
+const PRUNE_EVERY_MS: u64 = 3_600_000;
 
 /// A dealer of the alliance and its standing in the book.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +85,8 @@ pub struct Book {
     rules: Rules,
     last_seq: u64,
     last_now: u64,
+    /// Book time of the last receipt pruning.
+    pruned_at: u64,
     lots: Vec<Lot>,
     dealers: Vec<Dealer>,
     sellers: Vec<Seller>,
@@ -93,6 +102,7 @@ struct BookData {
     rules: Rules,
     last_seq: u64,
     last_now: u64,
+    pruned_at: u64,
     lots: Vec<Lot>,
     dealers: Vec<Dealer>,
     sellers: Vec<Seller>,
@@ -110,6 +120,7 @@ impl From<BookData> for Book {
             rules: d.rules,
             last_seq: d.last_seq,
             last_now: d.last_now,
+            pruned_at: d.pruned_at,
             lots: d.lots,
             dealers: d.dealers,
             sellers: d.sellers,
@@ -125,6 +136,7 @@ impl PartialEq for Book {
         self.rules == other.rules
             && self.last_seq == other.last_seq
             && self.last_now == other.last_now
+            && self.pruned_at == other.pruned_at
             && self.lots == other.lots
             && self.dealers == other.dealers
             && self.sellers == other.sellers
@@ -145,6 +157,7 @@ impl Book {
             rules,
             last_seq: 0,
             last_now: 0,
+            pruned_at: 0,
             lots: Vec::new(),
             dealers: Vec::new(),
             sellers: Vec::new(),
@@ -435,7 +448,11 @@ impl Book {
                     Ok(accepted) => accepted,
                     Err(rejection) => BidOutcome::Rejected(rejection),
                 };
-                slot.insert(Receipt { lot, outcome });
+                slot.insert(Receipt {
+                    lot,
+                    outcome,
+                    at: now,
+                });
                 out.insert(
                     at,
                     Event::Bid {
@@ -708,6 +725,27 @@ impl Book {
                 break;
             }
             self.fire(lot_id, out);
+        }
+        if now >= self.pruned_at.saturating_add(PRUNE_EVERY_MS) {
+            self.prune_receipts(now);
+        }
+    }
+
+    /// Forgets `bid_id`s older than the retention whose lot takes no more bids (final, or
+    /// a lot that does not exist), so memory does not grow with every bid ever placed. A
+    /// retry of a forgotten `bid_id` is a fresh attempt; its lot is closed, so it changes
+    /// nothing. Receipts of lots still open are kept whatever their age.
+    fn prune_receipts(&mut self, now: u64) {
+        self.pruned_at = now;
+        let cutoff = now.saturating_sub(self.rules.bid_id_retention_ms);
+        let lots = &self.lots;
+        for d in &mut self.dealers {
+            d.receipts.retain(|_, r| {
+                r.at > cutoff
+                    || lots
+                        .get(r.lot.index())
+                        .is_some_and(|l| matches!(l.status, LotStatus::Scheduled | LotStatus::Live))
+            });
         }
     }
 

@@ -30,6 +30,8 @@ pub struct Rules {
     pub increments: Increments,
     /// Lots whose close passed while the engine was down get this long after recovery.
     pub outage_grace_ms: u64,
+    /// How long a `bid_id` is remembered once its lot takes no more bids.
+    pub bid_id_retention_ms: u64,
 }
 
 impl Default for Rules {
@@ -45,6 +47,7 @@ impl Default for Rules {
             leverage: 10,
             increments: Increments::standard(),
             outage_grace_ms: 300_000,
+            bid_id_retention_ms: 604_800_000,
         }
     }
 }

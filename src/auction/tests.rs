@@ -1493,6 +1493,70 @@ fn events_come_in_emission_order_bid_reply_first() {
 }
 
 #[test]
+fn bid_ids_are_forgotten_after_retention_once_their_lot_is_closed() {
+    let rules = Rules {
+        bid_id_retention_ms: 2 * HOUR,
+        ..Rules::default()
+    };
+    let mut sim = Sim::with_rules(rules);
+    let seller = sim.seller();
+    let d = sim.dealer(y(1_000_000));
+    let closing = sim.list(seller, y(10_000), y(50_000), None);
+    let open = sim.list_with(
+        seller,
+        Listing {
+            duration_ms: Some(7 * 24 * HOUR),
+            ..listing(y(10_000), y(50_000), None)
+        },
+    );
+    let open = match open[..] {
+        [Event::Listed { lot, .. }] => lot,
+        ref other => panic!("{other:?}"),
+    };
+    accepted(bid_outcome(&sim.bid_with_id(
+        d,
+        closing,
+        y(60_000),
+        None,
+        "old",
+    )));
+    accepted(bid_outcome(&sim.bid_with_id(
+        d,
+        open,
+        y(10_000),
+        None,
+        "kept",
+    )));
+    // Well past the close and the retention (and the hourly pruning): the closed lot's
+    // id is forgotten, the open lot's is kept however old.
+    sim.tick(T0 + 3 * HOUR);
+    sim.tick(T0 + 4 * HOUR + 1);
+    let retry = sim.bid_with_id(d, closing, y(60_000), None, "old");
+    assert!(
+        matches!(
+            retry[..],
+            [Event::Bid {
+                outcome: BidOutcome::Rejected(Rejection::NotLive),
+                duplicate: false,
+                ..
+            }]
+        ),
+        "{retry:?}"
+    );
+    let kept = sim.bid_with_id(d, open, y(90_000), None, "kept");
+    assert!(
+        matches!(
+            kept[..],
+            [Event::Bid {
+                duplicate: true,
+                ..
+            }]
+        ),
+        "{kept:?}"
+    );
+}
+
+#[test]
 fn a_repeated_bid_id_returns_the_first_result_and_does_nothing() {
     let (mut sim, d, lot) = market(2, y(10_000), y(50_000), None);
     let first = sim.bid_with_id(d[0], lot, y(10_000), Some(y(12_000)), "k1");
@@ -1792,6 +1856,7 @@ mod props {
             leverage: 10,
             increments: Increments::standard(),
             outage_grace_ms: 5 * SEC,
+            bid_id_retention_ms: 2 * HOUR,
         }
     }
 
