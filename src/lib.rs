@@ -2,6 +2,8 @@
 //!
 //! Module map:
 //! - [`auction`]: the pure, deterministic core — lots, dealers, bidding rules. No I/O.
+//! - [`alliance`]: the alliance's rules — certification, inventory, returns, complaints,
+//!   ratings, warnings, expulsion. Pure; applied by the book.
 //! - [`engine`]: the single-writer sequencer: clock, timers, group commit, ack after durable.
 //! - [`store`]: the durable journal (Redis, file, memory) and snapshots.
 //! - [`gateway`]: WebSocket sessions, the hub's fan-out, wire types, codecs and limits.
@@ -12,6 +14,7 @@
 //! - [`demo`]: `serve --demo` seeding.
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod alliance;
 pub mod api;
 pub mod auction;
 pub mod config;

@@ -185,4 +185,7 @@ pub enum Command {
     /// First command after a restart: lots whose close (or decision deadline) passed while
     /// the engine was down get `outage_grace_ms` more, instead of closing unseen.
     Resume,
+    /// An alliance command (hand-off, retail, return, refund, complaint, rating). Journaled
+    /// like any other, so the alliance's state and its sanctions replay with the auctions.
+    Alliance(crate::alliance::AllianceCommand),
 }

@@ -5,6 +5,7 @@
 //! whatever the configuration file says on the day of the replay.
 
 use super::money::{Fen, Increments};
+use crate::alliance::AllianceRules;
 use serde::{Deserialize, Serialize};
 
 /// Every tunable rule of the auction core. Defaults are the contract's defaults.
@@ -30,6 +31,10 @@ pub struct Rules {
     pub increments: Increments,
     /// Lots whose close passed while the engine was down get this long after recovery.
     pub outage_grace_ms: u64,
+    /// The alliance's return and complaint windows. Defaulted when absent, so snapshots
+    /// and `Configure` entries written before the alliance existed still load.
+    #[serde(default)]
+    pub alliance: AllianceRules,
 }
 
 impl Default for Rules {
@@ -45,6 +50,7 @@ impl Default for Rules {
             leverage: 10,
             increments: Increments::standard(),
             outage_grace_ms: 300_000,
+            alliance: AllianceRules::default(),
         }
     }
 }
