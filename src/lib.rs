@@ -10,6 +10,8 @@
 //! - [`api`]: HTTP routes, listing validation, bearer tokens.
 //! - [`server`]: one listener for both, connection limit, graceful shutdown.
 //! - [`config`]: one typed configuration from `config/*.toml` and `GAVEL_*` overrides.
+//! - [`pipeline`]: the alliance's hand-off of sold outcomes (Redis consumer group, or the
+//!   engine's publication with the file journal) and its durable read view.
 //! - [`metrics`]: counters and histograms in Prometheus text.
 //! - [`demo`]: `serve --demo` seeding.
 #![warn(missing_docs, unreachable_pub)]
@@ -22,5 +24,6 @@ pub mod demo;
 pub mod engine;
 pub mod gateway;
 pub mod metrics;
+pub mod pipeline;
 pub mod server;
 pub mod store;
