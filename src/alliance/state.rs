@@ -176,6 +176,26 @@ impl Alliance {
         }
     }
 
+    /// After an outage (the book's `Resume`): open complaints whose due time passed while
+    /// the engine was down become due at `until` instead. A dealer could not record a
+    /// resolution while gavel was down, and must not be sanctioned for gavel's downtime;
+    /// this is the same grace the lots get.
+    pub fn resume(&mut self, now: u64, until: u64, out: &mut Vec<AllianceEvent>) {
+        let late: Vec<(u64, ComplaintId)> = self
+            .due
+            .range(..=(now, ComplaintId(u32::MAX)))
+            .copied()
+            .collect();
+        for (due_at, id) in late {
+            self.due.remove(&(due_at, id));
+            if let Some(c) = self.complaints.get_mut(&id) {
+                c.due_at = until;
+                self.due.insert((until, id));
+                out.push(AllianceEvent::Complaint(Box::new(c.clone())));
+            }
+        }
+    }
+
     /// Takes in an event that `apply` or `tick` produced (on another copy), so a read view
     /// follows the live state without running the rules: objects are upserted whole.
     pub fn absorb(&mut self, event: &AllianceEvent) {
@@ -185,7 +205,9 @@ impl Alliance {
                 self.items.insert(item.id, (**item).clone());
             }
             AllianceEvent::Complaint(c) => {
-                self.due.remove(&(c.due_at, c.id));
+                if let Some(old) = self.complaints.get(&c.id) {
+                    self.due.remove(&(old.due_at, c.id));
+                }
                 if c.status == ComplaintStatus::Open {
                     self.due.insert((c.due_at, c.id));
                 }

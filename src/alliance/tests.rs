@@ -887,6 +887,25 @@ fn a_corrected_warning_does_not_count_toward_expulsion() {
 }
 
 #[test]
+fn the_read_view_follows_a_moved_deadline() {
+    let mut sim = Sim::new();
+    let c = sim.complain(1);
+    let mut out = Vec::new();
+    let until = T0 + 25 * H + 300_000;
+    sim.alliance.resume(T0 + 25 * H, until, &mut out);
+    sim.follow(&out); // the event-built copy must drop the old deadline
+    assert_eq!(sim.shadow.next_deadline(), Some(until));
+    sim.at(until - 1);
+    assert_eq!(sim.standing(1).violations, 0);
+    sim.at(until);
+    assert_eq!(sim.standing(1).violations, 1);
+    assert_eq!(
+        sim.alliance.complaint(c).map(|c| c.status),
+        Some(ComplaintStatus::Overdue)
+    );
+}
+
+#[test]
 fn overdue_complaints_due_together_fire_in_order_in_one_tick() {
     let mut sim = Sim::new();
     let ids: Vec<_> = (0..3).map(|_| sim.complain(1)).collect();
@@ -1071,6 +1090,35 @@ fn expulsion_is_journaled_with_its_violation_and_stops_bidding() {
         .alliance()
         .standing(DealerId(1), DealerStatus::Active);
     assert_eq!((s.violations, s.uncorrected()), (3, 3));
+}
+
+#[test]
+fn complaints_that_fell_due_during_an_outage_get_the_outage_grace() {
+    let mut m = Market::new();
+    m.alliance(AllianceCommand::OpenComplaint {
+        dealer: DealerId(1),
+        item: None,
+        consumer_ref: "c".into(),
+        text: "t".into(),
+    });
+    let grace = m.book.rules().outage_grace_ms;
+    // The engine was down from before the deadline until 25 h; its first command is Resume.
+    m.now = T0 + 25 * H;
+    let events = m.apply(Command::Resume);
+    let moved: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Alliance(AllianceEvent::Complaint(c)) => Some((c.status, c.due_at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved, [(ComplaintStatus::Open, T0 + 25 * H + grace)]);
+    assert_eq!(m.book.next_deadline(), Some(T0 + 25 * H + grace));
+    // Not resolved within the grace either: now it is overdue.
+    m.tick_at(T0 + 25 * H + grace - 1);
+    assert_eq!(m.book.alliance().record(DealerId(1)).violations, 0);
+    m.tick_at(T0 + 25 * H + grace);
+    assert_eq!(m.book.alliance().record(DealerId(1)).violations, 1);
 }
 
 #[test]

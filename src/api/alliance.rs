@@ -243,7 +243,7 @@ fn require_service(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-/// A free-text field: trimmed, without control characters other than newlines and tabs,
+/// A free-text field: trimmed, without control characters other than line breaks and tabs,
 /// at most `max` characters, and not blank when `required`.
 fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String, ApiError> {
     let t = raw.trim();
@@ -253,7 +253,9 @@ fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String, Ap
     if t.chars().count() > max {
         return Err(invalid(format!("{field} must be at most {max} characters")));
     }
-    if t.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if t.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
         return Err(invalid(format!(
             "{field} must not contain control characters"
         )));
@@ -263,7 +265,7 @@ fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String, Ap
 
 fn consumer_ref(raw: &str) -> Result<String, ApiError> {
     let r = text("consumer_ref", raw, MAX_REF_CHARS, true)?;
-    if r.contains(['\n', '\t']) {
+    if r.contains(['\n', '\r', '\t']) {
         return Err(invalid("consumer_ref must be one line"));
     }
     Ok(r)

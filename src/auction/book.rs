@@ -846,6 +846,9 @@ impl Book {
             }
             out.push(Event::Updated(lot.update(&self.rules.increments)));
         }
+        let mut events = Vec::new();
+        self.alliance.resume(now, until, &mut events);
+        self.alliance_events(events, out);
     }
 
     fn cancel(&mut self, lot_id: LotId, by: Canceller, out: &mut Vec<Event>) {
