@@ -210,14 +210,14 @@ pub enum AllianceEvent {
         /// True when the auction had been handed off before; nothing changed.
         duplicate: bool,
     },
-    /// An item as it is now.
-    Item(Box<Item>),
-    /// A complaint as it is now.
-    Complaint(Box<Complaint>),
-    /// A warning as it is now (issued, or corrected).
-    Warning(Box<Warning>),
-    /// A dealer's record as it is now.
-    Record {
+    /// An item was created or changed; as it is now.
+    ItemChanged(Box<Item>),
+    /// A complaint was opened or changed; as it is now.
+    ComplaintChanged(Box<Complaint>),
+    /// A warning was issued or corrected; as it is now.
+    WarningChanged(Box<Warning>),
+    /// A dealer's record changed; as it is now.
+    RecordChanged {
         /// The dealer.
         dealer: DealerId,
         /// Its record.

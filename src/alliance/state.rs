@@ -171,7 +171,7 @@ impl Alliance {
             if let Some(c) = self.complaints.get_mut(&id) {
                 c.status = ComplaintStatus::Overdue;
                 c.warning = Some(warning);
-                out.push(AllianceEvent::Complaint(Box::new(c.clone())));
+                out.push(AllianceEvent::ComplaintChanged(Box::new(c.clone())));
             }
         }
     }
@@ -191,7 +191,7 @@ impl Alliance {
             if let Some(c) = self.complaints.get_mut(&id) {
                 c.due_at = until;
                 self.due.insert((until, id));
-                out.push(AllianceEvent::Complaint(Box::new(c.clone())));
+                out.push(AllianceEvent::ComplaintChanged(Box::new(c.clone())));
             }
         }
     }
@@ -200,11 +200,11 @@ impl Alliance {
     /// follows the live state without running the rules: objects are upserted whole.
     pub fn absorb(&mut self, event: &AllianceEvent) {
         match event {
-            AllianceEvent::Item(item) => {
+            AllianceEvent::ItemChanged(item) => {
                 self.by_auction.insert(item.auction, item.id);
                 self.items.insert(item.id, (**item).clone());
             }
-            AllianceEvent::Complaint(c) => {
+            AllianceEvent::ComplaintChanged(c) => {
                 if let Some(old) = self.complaints.get(&c.id) {
                     self.due.remove(&(old.due_at, c.id));
                 }
@@ -213,10 +213,10 @@ impl Alliance {
                 }
                 self.complaints.insert(c.id, (**c).clone());
             }
-            AllianceEvent::Warning(w) => {
+            AllianceEvent::WarningChanged(w) => {
                 self.warnings.insert(w.id, (**w).clone());
             }
-            AllianceEvent::Record { dealer, record } => {
+            AllianceEvent::RecordChanged { dealer, record } => {
                 self.records.insert(*dealer, record.clone());
             }
             AllianceEvent::HandedOff { .. }
@@ -276,7 +276,7 @@ impl Alliance {
             item: id,
             duplicate: false,
         });
-        out.push(AllianceEvent::Item(Box::new(item.clone())));
+        out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
         self.items.insert(id, item);
         Ok(())
     }
@@ -315,7 +315,7 @@ impl Alliance {
             at: now,
             return_until: now.saturating_add(rules.return_window_ms),
         });
-        out.push(AllianceEvent::Item(Box::new(item.clone())));
+        out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
         // Selling a consumer a car whose title cannot pass to them breaks the alliance's
         // "real source" promise, whatever the report disclosed to the dealer.
         if !title_ok {
@@ -380,7 +380,7 @@ impl Alliance {
             findings,
             at: now,
         });
-        out.push(AllianceEvent::Item(Box::new(item.clone())));
+        out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
         if let Some(cause) = cause {
             self.violate(now, dealer, cause, registry, out);
         }
@@ -402,7 +402,7 @@ impl Alliance {
         item.status = ItemStatus::Refunded;
         item.refunded_at = Some(now);
         let dealer = item.dealer;
-        out.push(AllianceEvent::Item(Box::new(item.clone())));
+        out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
         let corrects = |w: &Warning| w.cause.item() == Some(id);
         self.correct(now, dealer, corrects, out);
         Ok(())
@@ -444,7 +444,7 @@ impl Alliance {
             resolved_at: None,
             warning: None,
         };
-        out.push(AllianceEvent::Complaint(Box::new(complaint.clone())));
+        out.push(AllianceEvent::ComplaintChanged(Box::new(complaint.clone())));
         self.complaints.insert(id, complaint);
         self.due.insert((due_at, id));
         Ok(())
@@ -475,7 +475,7 @@ impl Alliance {
         c.resolution = Some(resolution);
         c.resolved_at = Some(now);
         let (dealer, due_at) = (c.dealer, c.due_at);
-        out.push(AllianceEvent::Complaint(Box::new(c.clone())));
+        out.push(AllianceEvent::ComplaintChanged(Box::new(c.clone())));
         self.due.remove(&(due_at, id));
         if was == ComplaintStatus::Overdue {
             let corrects = |w: &Warning| w.cause == Cause::OverdueComplaint { complaint: id };
@@ -509,12 +509,12 @@ impl Alliance {
             return Err(AllianceRefusal::AlreadyRated);
         }
         item.rated = true;
-        out.push(AllianceEvent::Item(Box::new(item.clone())));
+        out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
         let record = self.records.entry(dealer).or_default();
         record.ratings += 1;
         record.marks += 2;
         record.marks_sum += u64::from(condition) + u64::from(service);
-        out.push(AllianceEvent::Record {
+        out.push(AllianceEvent::RecordChanged {
             dealer,
             record: record.clone(),
         });
@@ -547,8 +547,8 @@ impl Alliance {
             issued_at: now,
             corrected_at: None,
         };
-        out.push(AllianceEvent::Warning(Box::new(warning.clone())));
-        out.push(AllianceEvent::Record {
+        out.push(AllianceEvent::WarningChanged(Box::new(warning.clone())));
+        out.push(AllianceEvent::RecordChanged {
             dealer,
             record: record.clone(),
         });
@@ -578,7 +578,7 @@ impl Alliance {
             if let Some(w) = self.warnings.get_mut(id) {
                 if !w.corrected() && corrects(w) {
                     w.corrected_at = Some(now);
-                    out.push(AllianceEvent::Warning(Box::new(w.clone())));
+                    out.push(AllianceEvent::WarningChanged(Box::new(w.clone())));
                 }
             }
         }

@@ -162,7 +162,7 @@ impl Sim {
             text: "no call back".into(),
         });
         match out.first() {
-            Some(AllianceEvent::Complaint(c)) => c.id,
+            Some(AllianceEvent::ComplaintChanged(c)) => c.id,
             other => panic!("no complaint: {other:?}"),
         }
     }
@@ -567,7 +567,7 @@ fn retailing_a_car_whose_title_cannot_pass_is_a_violation_corrected_by_a_refund(
     let out = sim.retail(ItemId(1), 1);
     assert!(out.iter().any(|e| matches!(
         e,
-        AllianceEvent::Warning(w) if w.cause == Cause::TitleNotTransferable { item: ItemId(1) }
+        AllianceEvent::WarningChanged(w) if w.cause == Cause::TitleNotTransferable { item: ItemId(1) }
     )));
     assert_eq!(sim.standing(1).uncorrected(), 1);
     // The dealer takes the car back and refunds, outside any return.
@@ -913,7 +913,7 @@ fn overdue_complaints_due_together_fire_in_order_in_one_tick() {
     let overdue: Vec<_> = out
         .iter()
         .filter_map(|e| match e {
-            AllianceEvent::Complaint(c) => Some(c.id),
+            AllianceEvent::ComplaintChanged(c) => Some(c.id),
             _ => None,
         })
         .collect();
@@ -1048,7 +1048,7 @@ fn expulsion_is_journaled_with_its_violation_and_stops_bidding() {
         });
         assert!(matches!(
             events.as_slice(),
-            [Event::Alliance(AllianceEvent::Complaint(_))]
+            [Event::Alliance(AllianceEvent::ComplaintChanged(_))]
         ));
     }
     assert_eq!(m.book.next_deadline(), Some(T0 + 600_000));
@@ -1108,7 +1108,7 @@ fn complaints_that_fell_due_during_an_outage_get_the_outage_grace() {
     let moved: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
-            Event::Alliance(AllianceEvent::Complaint(c)) => Some((c.status, c.due_at)),
+            Event::Alliance(AllianceEvent::ComplaintChanged(c)) => Some((c.status, c.due_at)),
             _ => None,
         })
         .collect();
@@ -1131,7 +1131,7 @@ fn hand_off_inside_the_book_checks_the_sale_and_is_idempotent() {
             item,
             duplicate: false,
             ..
-        }), Event::Alliance(AllianceEvent::Item(i))] => {
+        }), Event::Alliance(AllianceEvent::ItemChanged(i))] => {
             assert!(i.certified, "{:?}", i.reasons);
             *item
         }

@@ -203,21 +203,21 @@ async fn submit(state: &AppState, command: AllianceCommand) -> Result<Vec<Event>
 
 fn item_of(events: &[Event]) -> Option<&Item> {
     events.iter().find_map(|e| match e {
-        Event::Alliance(AllianceEvent::Item(i)) => Some(&**i),
+        Event::Alliance(AllianceEvent::ItemChanged(i)) => Some(&**i),
         _ => None,
     })
 }
 
 fn complaint_of(events: &[Event]) -> Option<&Complaint> {
     events.iter().find_map(|e| match e {
-        Event::Alliance(AllianceEvent::Complaint(c)) => Some(&**c),
+        Event::Alliance(AllianceEvent::ComplaintChanged(c)) => Some(&**c),
         _ => None,
     })
 }
 
 fn record_of(events: &[Event]) -> Option<&Record> {
     events.iter().find_map(|e| match e {
-        Event::Alliance(AllianceEvent::Record { record, .. }) => Some(record),
+        Event::Alliance(AllianceEvent::RecordChanged { record, .. }) => Some(record),
         _ => None,
     })
 }

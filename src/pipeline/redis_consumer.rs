@@ -96,6 +96,11 @@ pub struct RedisHandoff {
     conn: MultiplexedConnection,
     engine: EngineHandle,
     hub: Arc<Hub>,
+    /// Where the next read of this consumer's own pending entries starts, and where the
+    /// next claim starts. Both walk forward page by page and wrap around, so an entry that
+    /// keeps failing at the head never hides the ones behind it.
+    own_cursor: String,
+    claim_cursor: String,
 }
 
 impl RedisHandoff {
@@ -117,6 +122,8 @@ impl RedisHandoff {
             conn,
             engine,
             hub,
+            own_cursor: "0".into(),
+            claim_cursor: "0-0".into(),
         };
         let mut create = redis::cmd("XGROUP");
         create
@@ -155,9 +162,17 @@ impl RedisHandoff {
         }
     }
 
-    /// Entries this consumer read before and has not acknowledged.
+    /// Entries this consumer read before and has not acknowledged: the next page of
+    /// them (from the start again once a page comes back short).
     pub async fn read_own_pending(&mut self) -> Result<Vec<Delivery>, HandoffError> {
-        self.read_group("0", None).await
+        let from = std::mem::replace(&mut self.own_cursor, "0".into());
+        let page = self.read_group(&from, None).await?;
+        if page.len() >= self.config.count {
+            if let Some(last) = page.last() {
+                self.own_cursor = last.id.clone();
+            }
+        }
+        Ok(page)
     }
 
     /// New entries, waiting up to the configured block time for some.
@@ -203,10 +218,12 @@ impl RedisHandoff {
             .arg(&self.config.group)
             .arg(&self.config.consumer)
             .arg(self.config.claim_idle.as_millis() as u64)
-            .arg("0-0")
+            .arg(&self.claim_cursor)
             .arg("COUNT")
             .arg(self.config.count);
         let reply: StreamAutoClaimReply = self.query(&claim, Duration::ZERO).await?;
+        // "0-0" when the scan of the pending list is complete: the next claim starts over.
+        self.claim_cursor = reply.next_stream_id;
         Ok(reply.claimed.iter().map(decode).collect())
     }
 
@@ -264,7 +281,9 @@ impl RedisHandoff {
     }
 
     /// One round: own pending entries (when `own` is set), stale ones (when `claim` is
-    /// set), then new ones. Returns whether everything read was acknowledged.
+    /// set), then new ones. Returns whether everything read was acknowledged. New entries
+    /// are read even when older ones failed, so one entry that cannot be handed off yet
+    /// never holds up the others.
     pub async fn round(&mut self, own: bool, claim: bool) -> Result<bool, HandoffError> {
         let mut all = true;
         if own {
@@ -275,10 +294,8 @@ impl RedisHandoff {
             let d = self.claim_stale().await?;
             all &= self.process(&d).await?;
         }
-        if all {
-            let d = self.read_new().await?;
-            all &= self.process(&d).await?;
-        }
+        let d = self.read_new().await?;
+        all &= self.process(&d).await?;
         Ok(all)
     }
 
