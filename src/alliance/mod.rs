@@ -13,7 +13,7 @@
 //! checks, which need this state, live here), or know how a hand-off record reached it
 //! (`crate::pipeline` does that).
 //!
-//! - [`certify`]: the certification rules and the inspection report's SHA-256.
+//! - [`certify`](mod@certify): the certification rules and the inspection report's SHA-256.
 //! - [`model`]: items, complaints, warnings, dealer records and standings.
 //! - [`command`]: commands, events, refusals, rules, the hand-off record.
 //! - [`state`]: the [`Alliance`] state machine.
