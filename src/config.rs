@@ -5,6 +5,7 @@
 //! is validated as a whole and every problem is reported together, so an operator fixes a
 //! bad configuration in one pass rather than one restart per mistake.
 
+use crate::alliance::AllianceRules;
 use crate::auction::{Increments, Rules, Tier, FEN_PER_YUAN};
 use serde::Deserialize;
 use std::fmt;
@@ -37,8 +38,40 @@ pub struct Config {
     pub engine: EngineSection,
     /// WebSocket and HTTP limits.
     pub gateway: GatewayConfig,
+    /// The alliance pipeline.
+    pub alliance: AllianceConfig,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// What happens to the open leading bids of a dealer who is expelled or suspended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeadingBids {
+    /// They stand: the dealer made them in good standing, and can still win those lots.
+    Stand,
+}
+
+/// `[alliance]` (see config/default.toml for the reasons behind each default).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllianceConfig {
+    /// "Not as described" returns are accepted this long after a retail sale.
+    pub return_window_s: u64,
+    /// A complaint must be resolved within this long of being opened.
+    pub complaint_due_s: u64,
+    /// The open leading bids of a dealer who loses the right to bid.
+    pub leading_bids_on_expulsion: LeadingBids,
+    /// Redis journal only: the consumer group that hands sold outcomes to the alliance.
+    pub consumer_group: String,
+    /// Redis journal only: this engine's consumer name in the group.
+    pub consumer_name: String,
+    /// Redis journal only: pending entries idle this long are claimed from their consumer.
+    pub claim_idle_ms: u64,
+    /// Redis journal only: how long one read waits for new outcomes.
+    pub read_block_ms: u64,
+    /// Redis journal only: most outcomes taken per read.
+    pub read_count: usize,
 }
 
 /// File journal fsync policy.
@@ -343,6 +376,36 @@ impl Config {
         if g.max_write_buffer_bytes <= g.write_buffer_bytes {
             p.push("gateway.max_write_buffer_bytes must exceed gateway.write_buffer_bytes".into());
         }
+        let al = &self.alliance;
+        for (name, v) in [
+            ("alliance.return_window_s", al.return_window_s),
+            ("alliance.complaint_due_s", al.complaint_due_s),
+            ("alliance.claim_idle_ms", al.claim_idle_ms),
+            ("alliance.read_block_ms", al.read_block_ms),
+        ] {
+            if v == 0 {
+                p.push(format!("{name} must be at least 1"));
+            }
+        }
+        for (name, v) in [
+            ("alliance.return_window_s", al.return_window_s),
+            ("alliance.complaint_due_s", al.complaint_due_s),
+        ] {
+            if v > 10 * 365 * 86_400 {
+                p.push(format!("{name} is over ten years"));
+            }
+        }
+        if al.read_count == 0 {
+            p.push("alliance.read_count must be at least 1".into());
+        }
+        for (name, v) in [
+            ("alliance.consumer_group", &al.consumer_group),
+            ("alliance.consumer_name", &al.consumer_name),
+        ] {
+            if v.is_empty() || v.chars().any(char::is_whitespace) {
+                p.push(format!("{name} must be non-empty without whitespace"));
+            }
+        }
         if self.dealers.leverage == 0 {
             p.push("dealers.leverage must be at least 1".into());
         }
@@ -419,6 +482,10 @@ impl Config {
             increments: self.increments().unwrap_or_default(),
             outage_grace_ms: ms(a.outage_grace_s),
             bid_id_retention_ms: ms(a.bid_id_retention_s),
+            alliance: AllianceRules {
+                return_window_ms: ms(self.alliance.return_window_s),
+                complaint_due_ms: ms(self.alliance.complaint_due_s),
+            },
         }
     }
 }

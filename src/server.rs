@@ -8,6 +8,7 @@ use crate::engine::{self, EngineHandle};
 use crate::gateway::codec::Format;
 use crate::gateway::hub::{Hub, HubPublisher, Principal};
 use crate::gateway::session::{self, SessionCtx, SessionMetrics};
+use crate::pipeline::{AlliancePublisher, Board, LocalFeed, RedisHandoff, RedisHandoffConfig};
 use crate::store::{Journal, StoreError};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
@@ -54,8 +55,12 @@ pub struct Running {
     pub engine: EngineHandle,
     /// Subscriptions and durable views.
     pub hub: Arc<Hub>,
+    /// The alliance's durable read view.
+    pub alliance: Arc<Board>,
     shutdown: watch::Sender<bool>,
     accept: JoinHandle<()>,
+    /// The alliance hand-off (Redis consumer group, or the local feed).
+    handoff: JoinHandle<()>,
     engine_task: JoinHandle<Result<(), StoreError>>,
     /// Becomes true when the engine task has ended (a fatal journal error, or shutdown).
     engine_done: watch::Receiver<bool>,
@@ -72,13 +77,17 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         (!config.server.admin_token.is_empty()).then(|| hash_token(&config.server.admin_token));
     let hub = Hub::new(admin);
     let describe = journal.describe();
-    let (engine, engine_task) = engine::spawn(
-        journal,
-        config.rules(),
+    // Sold outcomes reach the alliance from the journal's outcomes stream when it has one
+    // (Redis), else from the engine's durable publication (see `crate::pipeline`).
+    let stream = journal.outcome_stream();
+    let feed = stream.is_none().then(LocalFeed::new);
+    let board = Board::new();
+    let publisher = (
         HubPublisher(hub.clone()),
-        config.engine(),
-    )
-    .await?;
+        AlliancePublisher::new(board.clone(), hub.clone(), feed.clone()),
+    );
+    let (engine, engine_task) =
+        engine::spawn(journal, config.rules(), publisher, config.engine()).await?;
     let listener = TcpListener::bind(&config.server.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -99,20 +108,46 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         shutdown: shutdown_rx.clone(),
         metrics: SessionMetrics::new(),
     });
+    let handoff = match (stream, feed) {
+        (Some(stream), _) => {
+            let a = &config.alliance;
+            let consumer = RedisHandoffConfig {
+                url: stream.url,
+                stream: stream.key,
+                group: a.consumer_group.clone(),
+                consumer: a.consumer_name.clone(),
+                claim_idle: Duration::from_millis(a.claim_idle_ms),
+                block: Duration::from_millis(a.read_block_ms),
+                count: a.read_count,
+                op_timeout: Duration::from_millis(config.store.redis_timeout_ms),
+            };
+            tokio::spawn(RedisHandoff::run(
+                consumer,
+                engine.clone(),
+                hub.clone(),
+                shutdown_rx.clone(),
+            ))
+        }
+        (None, Some(feed)) => tokio::spawn(feed.run(engine.clone(), shutdown_rx.clone())),
+        (None, None) => tokio::spawn(async {}),
+    };
     let engine_metrics = engine.metrics().clone();
     let state = Arc::new(ApiState {
         ctx: ctx.clone(),
         bounds_min_duration_s: config.auction.min_duration_s,
         bounds_max_duration_s: config.auction.max_duration_s,
+        alliance: board.clone(),
         extra_metrics: Arc::new(move |out: &mut String| {
             crate::engine::render_metrics(&engine_metrics, out);
         }),
     });
-    let app = routes::router(state.clone()).merge(
-        axum::Router::new()
-            .route("/v1/ws", get(ws_upgrade))
-            .with_state(state),
-    );
+    let app = routes::router(state.clone())
+        .merge(crate::api::alliance::router(state.clone()))
+        .merge(
+            axum::Router::new()
+                .route("/v1/ws", get(ws_upgrade))
+                .with_state(state),
+        );
     tracing::info!(%addr, journal = %describe, "gavel listening");
     let accept = tokio::spawn(accept_loop(
         listener,
@@ -135,8 +170,10 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         addr,
         engine,
         hub,
+        alliance: board,
         shutdown,
         accept,
+        handoff,
         engine_task,
         engine_done,
         deadline: Duration::from_secs(config.gateway.shutdown_deadline_s),
@@ -147,10 +184,18 @@ impl Running {
     /// Graceful shutdown: stop accepting, close every session with 1001, let queued
     /// commands become durable, and wait for the engine to flush — all within the
     /// configured deadline.
-    pub async fn shutdown(self) -> Result<(), ServeError> {
+    pub async fn shutdown(mut self) -> Result<(), ServeError> {
         let deadline = tokio::time::Instant::now() + self.deadline;
         let _ = self.shutdown.send(true);
         let _ = tokio::time::timeout_at(deadline, self.accept).await;
+        // The hand-off stops at the signal; what it had not acknowledged stays pending
+        // (Redis) or is found again in the book at the next start (file journal).
+        if tokio::time::timeout_at(deadline, &mut self.handoff)
+            .await
+            .is_err()
+        {
+            self.handoff.abort();
+        }
         self.engine.close();
         drop(self.engine);
         match tokio::time::timeout_at(deadline, self.engine_task).await {

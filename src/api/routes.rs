@@ -33,11 +33,13 @@ pub struct ApiState {
     pub bounds_min_duration_s: u64,
     /// Longest listing.
     pub bounds_max_duration_s: u64,
+    /// The alliance's durable read view.
+    pub alliance: Arc<crate::pipeline::Board>,
     /// Prometheus text of everything else (engine, journal); appended to /metrics.
     pub extra_metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
 }
 
-type AppState = Arc<ApiState>;
+pub(crate) type AppState = Arc<ApiState>;
 
 /// An HTTP error as the contract shapes it.
 #[derive(Debug)]
@@ -48,7 +50,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -56,7 +58,7 @@ impl ApiError {
         }
     }
 
-    fn unavailable() -> Self {
+    pub(crate) fn unavailable() -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -64,7 +66,7 @@ impl ApiError {
         )
     }
 
-    fn forbidden() -> Self {
+    pub(crate) fn forbidden() -> Self {
         Self::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -72,7 +74,7 @@ impl ApiError {
         )
     }
 
-    fn not_found(what: &str) -> Self {
+    pub(crate) fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "not_found",
@@ -80,7 +82,7 @@ impl ApiError {
         )
     }
 
-    fn bad_request(message: impl Into<String>) -> Self {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 }
@@ -154,7 +156,7 @@ pub fn bearer(parts: &Parts) -> Option<&str> {
 }
 
 /// A JSON body whose decoding failure is a contract-shaped 400.
-struct Body<T>(T);
+pub(crate) struct Body<T>(pub(crate) T);
 
 #[axum::async_trait]
 impl<T: DeserializeOwned> axum::extract::FromRequest<AppState> for Body<T> {
@@ -210,7 +212,7 @@ fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
+pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found(what))
 }
 
@@ -226,7 +228,7 @@ fn check_name(name: &str) -> Result<String, ApiError> {
     Ok(name.to_string())
 }
 
-fn check_amount(v: u64, field: &str) -> Result<u64, ApiError> {
+pub(crate) fn check_amount(v: u64, field: &str) -> Result<u64, ApiError> {
     if v > MAX_AMOUNT {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -11,6 +11,7 @@ use super::ids::{DealerId, LotId, SellerId, ServiceId};
 use super::lot::{Lead, Lot};
 use super::money::{Fen, FEN_PER_YUAN, MAX_AMOUNT};
 use super::rules::Rules;
+use crate::alliance::{Alliance, AllianceCommand, AllianceEvent, Registry, Sale};
 use serde::{Deserialize, Serialize};
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeSet, HashMap};
@@ -25,6 +26,7 @@ pub struct Receipt {
     pub outcome: BidOutcome,
     /// Book time of the first bid: receipts are forgotten `bid_id_retention_ms` later,
     /// once their lot can take no more bids.
+    #[serde(default)]
     pub at: u64,
 }
 
@@ -91,6 +93,8 @@ pub struct Book {
     dealers: Vec<Dealer>,
     sellers: Vec<Seller>,
     services: Vec<Service>,
+    /// The alliance: inventory, complaints, warnings, dealer records.
+    alliance: Alliance,
     /// (deadline, lot) for every lot with a pending timer. Derived from `lots`.
     #[serde(skip)]
     timers: BTreeSet<(u64, LotId)>,
@@ -102,11 +106,15 @@ struct BookData {
     rules: Rules,
     last_seq: u64,
     last_now: u64,
+    #[serde(default)]
     pruned_at: u64,
     lots: Vec<Lot>,
     dealers: Vec<Dealer>,
     sellers: Vec<Seller>,
     services: Vec<Service>,
+    /// Absent from snapshots written before the alliance existed.
+    #[serde(default)]
+    alliance: Alliance,
 }
 
 impl From<BookData> for Book {
@@ -125,6 +133,7 @@ impl From<BookData> for Book {
             dealers: d.dealers,
             sellers: d.sellers,
             services: d.services,
+            alliance: d.alliance,
             timers,
         }
     }
@@ -141,6 +150,7 @@ impl PartialEq for Book {
             && self.dealers == other.dealers
             && self.sellers == other.sellers
             && self.services == other.services
+            && self.alliance == other.alliance
     }
 }
 
@@ -162,6 +172,7 @@ impl Book {
             dealers: Vec::new(),
             sellers: Vec::new(),
             services: Vec::new(),
+            alliance: Alliance::default(),
             timers: BTreeSet::new(),
         }
     }
@@ -221,9 +232,19 @@ impl Book {
         self.rules.buying_power(dealer.deposit)
     }
 
-    /// The earliest time a `Tick` has work to do, if any timer is pending.
+    /// The alliance's state.
+    pub fn alliance(&self) -> &Alliance {
+        &self.alliance
+    }
+
+    /// The earliest time a `Tick` has work to do, if any timer is pending: a lot's, or an
+    /// open complaint's due time.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.timers.first().map(|&(t, _)| t)
+        let lots = self.timers.first().map(|&(t, _)| t);
+        match (lots, self.alliance.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Applies one command and returns what it did.
@@ -328,6 +349,40 @@ impl Book {
             } => self.decide(now, lot, seller, accept, out),
             Command::Settle { lot } => self.settle(lot, out),
             Command::Resume => self.resume(now, out),
+            Command::Alliance(command) => self.alliance_command(now, command, out),
+        }
+    }
+
+    fn alliance_command(&mut self, now: u64, command: AllianceCommand, out: &mut Vec<Event>) {
+        let mut events = Vec::new();
+        let registry = BookRegistry {
+            lots: &self.lots,
+            dealers: &self.dealers,
+        };
+        self.alliance
+            .apply(now, &self.rules.alliance, command, &registry, &mut events);
+        self.alliance_events(events, out);
+    }
+
+    /// Passes alliance events on, carrying out expulsions in the same step: the sanction
+    /// is part of the journaled command (or tick) that caused it, so no crash can fall
+    /// between a violation and the dealer losing the right to bid, and a replay reaches
+    /// the same statuses.
+    fn alliance_events(&mut self, events: Vec<AllianceEvent>, out: &mut Vec<Event>) {
+        for event in events {
+            if let AllianceEvent::Expelled { dealer, .. } = event {
+                let expelled = self
+                    .dealer(dealer)
+                    .is_none_or(|d| d.status == DealerStatus::Expelled);
+                if expelled {
+                    continue; // already expelled (earlier in this step, or before)
+                }
+                out.push(Event::Alliance(event));
+                // Its open leading bids stand, as for an admin's expulsion.
+                self.change_dealer(dealer, out, |d| d.status = DealerStatus::Expelled);
+            } else {
+                out.push(Event::Alliance(event));
+            }
         }
     }
 
@@ -726,6 +781,15 @@ impl Book {
             }
             self.fire(lot_id, out);
         }
+        if self.alliance.next_deadline().is_some_and(|t| t <= now) {
+            let mut events = Vec::new();
+            let registry = BookRegistry {
+                lots: &self.lots,
+                dealers: &self.dealers,
+            };
+            self.alliance.tick(now, &registry, &mut events);
+            self.alliance_events(events, out);
+        }
         if now >= self.pruned_at.saturating_add(PRUNE_EVERY_MS) {
             self.prune_receipts(now);
         }
@@ -830,6 +894,9 @@ impl Book {
             }
             out.push(Event::Updated(lot.update(&self.rules.increments)));
         }
+        let mut events = Vec::new();
+        self.alliance.resume(now, until, &mut events);
+        self.alliance_events(events, out);
     }
 
     fn cancel(&mut self, lot_id: LotId, by: Canceller, out: &mut Vec<Event>) {
@@ -910,6 +977,33 @@ impl Book {
             lot: lot_id,
             dealer: lead.dealer,
         });
+    }
+}
+
+/// The book as the alliance sees it: sold lots and dealers' statuses. Borrows the two
+/// tables, not the book, so the alliance can be changed while it is consulted.
+struct BookRegistry<'a> {
+    lots: &'a [Lot],
+    dealers: &'a [Dealer],
+}
+
+impl Registry for BookRegistry<'_> {
+    fn sale(&self, lot: LotId) -> Option<Sale<'_>> {
+        let lot = self.lots.get(lot.index())?;
+        match (lot.status, lot.lead, lot.price) {
+            (LotStatus::Sold, Some(lead), Some(price)) => Some(Sale {
+                vin: &lot.listing.vehicle.vin,
+                inspection: &lot.listing.inspection,
+                seller: lot.seller,
+                buyer: lead.dealer,
+                price,
+            }),
+            _ => None,
+        }
+    }
+
+    fn dealer_status(&self, dealer: DealerId) -> Option<DealerStatus> {
+        self.dealers.get(dealer.index()).map(|d| d.status)
     }
 }
 

@@ -183,6 +183,10 @@ pub enum Command {
     /// Fire every timer due at or before the command's time.
     Tick,
     /// First command after a restart: lots whose close (or decision deadline) passed while
-    /// the engine was down get `outage_grace_ms` more, instead of closing unseen.
+    /// the engine was down get `outage_grace_ms` more, instead of closing unseen; so do
+    /// open complaints whose due time passed (a dealer could not answer them meanwhile).
     Resume,
+    /// An alliance command (hand-off, retail, return, refund, complaint, rating). Journaled
+    /// like any other, so the alliance's state and its sanctions replay with the auctions.
+    Alliance(crate::alliance::AllianceCommand),
 }

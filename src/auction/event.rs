@@ -270,4 +270,6 @@ pub enum Event {
     },
     /// A non-bid command changed nothing.
     Refused(Refusal),
+    /// What an alliance command or an alliance deadline did (its refusals included).
+    Alliance(crate::alliance::AllianceEvent),
 }

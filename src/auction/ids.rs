@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+/// Defines an id type: a `u32` newtype with a one-letter wire prefix, `Display` and a
+/// strict `FromStr` (one spelling per id). Shared with the alliance's ids.
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -33,25 +35,28 @@ macro_rules! id_type {
         }
 
         impl FromStr for $name {
-            type Err = ParseIdError;
+            type Err = $crate::auction::ParseIdError;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let digits = s.strip_prefix($prefix).ok_or(ParseIdError)?;
+                let digits = s
+                    .strip_prefix($prefix)
+                    .ok_or($crate::auction::ParseIdError)?;
                 // Reject signs, leading zeros and empty digits so each id has one spelling.
                 if digits.is_empty()
                     || !digits.bytes().all(|b| b.is_ascii_digit())
                     || (digits.len() > 1 && digits.starts_with('0'))
                 {
-                    return Err(ParseIdError);
+                    return Err($crate::auction::ParseIdError);
                 }
                 match digits.parse::<u32>() {
-                    Ok(0) | Err(_) => Err(ParseIdError),
+                    Ok(0) | Err(_) => Err($crate::auction::ParseIdError),
                     Ok(n) => Ok(Self(n)),
                 }
             }
         }
     };
 }
+pub(crate) use id_type;
 
 id_type!(
     /// An auction (one car's lot).

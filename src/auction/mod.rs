@@ -19,6 +19,7 @@ pub use command::{
     BidId, Canceller, Command, DealerStatus, Inspection, Listing, TokenHash, Vehicle,
 };
 pub use event::{BidOutcome, Event, LotStatus, LotUpdate, Outcome, Refusal, Rejection};
+pub(crate) use ids::id_type;
 pub use ids::{DealerId, LotId, ParseIdError, SellerId, ServiceId};
 pub use lot::{Lead, Lot};
 pub use money::{Fen, Increments, IncrementsError, Tier, FEN_PER_YUAN, MAX_AMOUNT};

@@ -5,6 +5,7 @@
 //! whatever the configuration file says on the day of the replay.
 
 use super::money::{Fen, Increments};
+use crate::alliance::AllianceRules;
 use serde::{Deserialize, Serialize};
 
 /// Every tunable rule of the auction core. Defaults are the contract's defaults.
@@ -30,8 +31,18 @@ pub struct Rules {
     pub increments: Increments,
     /// Lots whose close passed while the engine was down get this long after recovery.
     pub outage_grace_ms: u64,
-    /// How long a `bid_id` is remembered once its lot takes no more bids.
+    /// How long a `bid_id` is remembered once its lot takes no more bids. Defaulted when
+    /// absent, so logs written before it existed still load.
+    #[serde(default = "default_bid_id_retention_ms")]
     pub bid_id_retention_ms: u64,
+    /// The alliance's return and complaint windows. Defaulted when absent, so snapshots
+    /// and `Configure` entries written before the alliance existed still load.
+    #[serde(default)]
+    pub alliance: AllianceRules,
+}
+
+fn default_bid_id_retention_ms() -> u64 {
+    604_800_000
 }
 
 impl Default for Rules {
@@ -47,7 +58,8 @@ impl Default for Rules {
             leverage: 10,
             increments: Increments::standard(),
             outage_grace_ms: 300_000,
-            bid_id_retention_ms: 604_800_000,
+            bid_id_retention_ms: default_bid_id_retention_ms(),
+            alliance: AllianceRules::default(),
         }
     }
 }

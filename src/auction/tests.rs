@@ -1857,6 +1857,7 @@ mod props {
             increments: Increments::standard(),
             outage_grace_ms: 5 * SEC,
             bid_id_retention_ms: 2 * HOUR,
+            ..Rules::default()
         }
     }
 

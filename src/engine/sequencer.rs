@@ -74,6 +74,18 @@ impl Publisher for () {
     fn publish(&mut self, _: &Entry, _: &[Event]) {}
 }
 
+/// Two publishers, called in order: the first sees each entry before the second does.
+impl<A: Publisher, B: Publisher> Publisher for (A, B) {
+    fn reset(&mut self, book: &Book) {
+        self.0.reset(book);
+        self.1.reset(book);
+    }
+    fn publish(&mut self, entry: &Entry, events: &[Event]) {
+        self.0.publish(entry, events);
+        self.1.publish(entry, events);
+    }
+}
+
 /// The engine's measurements.
 #[derive(Debug)]
 pub struct EngineMetrics {

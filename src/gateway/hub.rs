@@ -173,6 +173,12 @@ impl Hub {
         self.lots.get(&lot).map(|l| l.seller)
     }
 
+    /// A lot's durable public state, listing included (the alliance's hand-off reads the
+    /// VIN and the inspection report from it). `lead` carries the leader's id only.
+    pub fn lot(&self, lot: LotId) -> Option<Lot> {
+        self.lots.get(&lot).map(|l| l.clone())
+    }
+
     /// Registers a new session.
     pub fn connect(
         &self,

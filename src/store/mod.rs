@@ -104,6 +104,24 @@ pub enum StoreError {
     Misconfigured(String),
 }
 
+/// Where a journal publishes its outcomes for consumers outside the engine.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OutcomeStream {
+    /// The Redis URL (may hold a password: never log it unredacted).
+    pub url: String,
+    /// The stream's key (`{prefix}:outcomes`): one entry per `OutcomeRecord`, field `o`.
+    pub key: String,
+}
+
+impl std::fmt::Debug for OutcomeStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutcomeStream")
+            .field("url", &redis_journal::redact_url(&self.url))
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
 /// The durable log behind the engine. One owner at a time; methods are called from one
 /// task, in order. Futures are `Send` so the journal can live on its own task;
 /// implementations may write `async fn` for these methods.
@@ -143,6 +161,13 @@ pub trait Journal: Send + 'static {
 
     /// Whether the journal is reachable now (for `/readyz`).
     fn ping(&mut self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The stream its outcomes are published on for outside consumers, if it has one
+    /// (Redis). A journal without one (file, memory) keeps outcomes inside its batches
+    /// only; the alliance then takes them from the engine's durable publication.
+    fn outcome_stream(&self) -> Option<OutcomeStream> {
+        None
+    }
 }
 
 /// Checks that `batch` is non-empty, internally consecutive and starts right after

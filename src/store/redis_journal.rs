@@ -26,7 +26,7 @@
 //! For Redis Cluster, wrap the prefix in braces (`{gavel}`) so that every key hashes to
 //! the same slot: the scripts touch several keys at once.
 
-use super::{Batch, Journal, Snapshot, StoreError};
+use super::{Batch, Journal, OutcomeStream, Snapshot, StoreError};
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamRangeReply;
 use redis::{
@@ -555,6 +555,8 @@ pub struct RedisJournal {
     lease: Lease,
     persistence: Persistence,
     description: String,
+    /// The outcomes stream, for the alliance's consumer group.
+    outcomes: OutcomeStream,
     /// The seq range of an append whose outcome is unknown (it failed `Unavailable`, so
     /// Redis may or may not have applied it). Set before each append is sent, cleared on
     /// any definite answer.
@@ -654,6 +656,10 @@ impl RedisJournal {
             scripts.clone(),
             lease.clone(),
         ));
+        let outcomes = OutcomeStream {
+            url: config.url.clone(),
+            key: keys.outcomes.clone(),
+        };
         Ok(Self {
             link,
             keys,
@@ -661,6 +667,7 @@ impl RedisJournal {
             lease,
             persistence,
             description,
+            outcomes,
             uncertain: None,
             renewer,
         })
@@ -744,6 +751,10 @@ impl RedisJournal {
 impl Journal for RedisJournal {
     fn describe(&self) -> String {
         self.description.clone()
+    }
+
+    fn outcome_stream(&self) -> Option<OutcomeStream> {
+        Some(self.outcomes.clone())
     }
 
     /// One `EVALSHA` of the append script: lease and seq checks, then the batch, its

@@ -2,6 +2,7 @@
 //! Not every test binary uses every helper.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod http;
 pub mod redis_server;
 
 /// Sends the library's `tracing` output to the test's captured output, filtered by

@@ -1,0 +1,260 @@
+//! Alliance commands, their events and refusals, the rules' windows, and the hand-off
+//! record.
+//!
+//! Like auction commands, these are journaled before they take effect and replayed on
+//! recovery, so everything here serializes, and nothing carries a time of its own: the
+//! sequencer's `now_ms` is the only clock.
+
+use super::model::{Complaint, ComplaintId, Finding, Item, ItemId, Record, Warning};
+use crate::auction::{DealerId, DealerStatus, Fen, Inspection, LotId, SellerId};
+use serde::{Deserialize, Serialize};
+
+/// The alliance's time windows. Part of the journaled `Rules`, so a replay uses the
+/// windows the live engine used.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllianceRules {
+    /// A retail sale may be returned "not as described" while `now < retail + this`.
+    /// Default 120 h (5 days).
+    pub return_window_ms: u64,
+    /// A complaint must be resolved before `opened + this`. Default 24 h.
+    pub complaint_due_ms: u64,
+}
+
+impl Default for AllianceRules {
+    fn default() -> Self {
+        Self {
+            return_window_ms: 120 * 3_600_000,
+            complaint_due_ms: 24 * 3_600_000,
+        }
+    }
+}
+
+/// One sold auction, handed to the alliance: what the dealer bought and the report it
+/// bought it on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HandOffRecord {
+    /// The auction (one inventory item per auction, however often it is handed off).
+    pub auction: LotId,
+    /// The car's VIN.
+    pub vin: String,
+    /// The private seller.
+    pub seller: SellerId,
+    /// The winning dealer.
+    pub dealer: DealerId,
+    /// The hammer price in fen.
+    pub price: Fen,
+    /// The inspection report the dealers bid on.
+    pub inspection: Inspection,
+    /// Its SHA-256 ([`super::inspection_sha256`]), as the sender computed it.
+    pub inspection_sha256: [u8; 32],
+}
+
+/// Who asks, where the rules care.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Actor {
+    /// A dealer (may act only on its own items and complaints).
+    Dealer(DealerId),
+    /// The alliance's consumer site.
+    Service,
+    /// An operator.
+    Admin,
+}
+
+/// Why a consumer returns a car. The contract knows one reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReturnReason {
+    /// The car is not as its report described it.
+    NotAsDescribed,
+}
+
+/// Every input to the alliance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AllianceCommand {
+    /// A sold auction arrives: create its inventory item (once per auction).
+    HandOff(Box<HandOffRecord>),
+    /// The holding dealer sold the car on to a consumer: the return window opens.
+    Retail {
+        /// The item.
+        item: ItemId,
+        /// Who records the sale (must be the holding dealer).
+        by: Actor,
+        /// The consumer site's reference for the buyer.
+        consumer_ref: String,
+        /// Retail price in fen.
+        price: Fen,
+    },
+    /// A consumer returns a car inside the return window.
+    Return {
+        /// The item.
+        item: ItemId,
+        /// The consumer site's reference.
+        consumer_ref: String,
+        /// Why.
+        reason: ReturnReason,
+        /// What the consumer says.
+        details: String,
+        /// What the consumer site's check found that the report did not show.
+        findings: Vec<Finding>,
+    },
+    /// The consumer's money went back: corrects the warning the car caused, if any.
+    Refund {
+        /// The item.
+        item: ItemId,
+    },
+    /// A consumer complains about a dealer.
+    OpenComplaint {
+        /// The dealer.
+        dealer: DealerId,
+        /// The car, if the complaint is about one.
+        item: Option<ItemId>,
+        /// The consumer site's reference.
+        consumer_ref: String,
+        /// The complaint.
+        text: String,
+    },
+    /// The dealer (or an operator) resolved a complaint.
+    ResolveComplaint {
+        /// The complaint.
+        complaint: ComplaintId,
+        /// Who resolves it (its dealer, or an admin).
+        by: Actor,
+        /// How.
+        resolution: String,
+    },
+    /// A consumer rates a retail sale.
+    Rate {
+        /// The dealer rated.
+        dealer: DealerId,
+        /// The item sold.
+        item: ItemId,
+        /// The consumer site's reference.
+        consumer_ref: String,
+        /// Condition as described, 1–5.
+        condition: u8,
+        /// Service, 1–5.
+        service: u8,
+    },
+}
+
+/// Why an alliance command changed nothing. The names are the API's error codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllianceRefusal {
+    /// No such inventory item.
+    UnknownItem,
+    /// No such complaint.
+    UnknownComplaint,
+    /// No such dealer.
+    UnknownDealer,
+    /// The actor may not do this (not the item's or the complaint's dealer).
+    NotAllowed,
+    /// The item or complaint belongs to another dealer than the one named.
+    WrongDealer,
+    /// The item is not in a state where this applies.
+    WrongState,
+    /// A return or rating before any retail sale.
+    NotRetailed,
+    /// A return at or after the end of the return window.
+    ReturnWindowClosed,
+    /// The item was already returned.
+    AlreadyReturned,
+    /// The retail sale was already rated.
+    AlreadyRated,
+    /// The complaint was already resolved.
+    AlreadyResolved,
+    /// A mark outside 1–5.
+    InvalidRating,
+    /// An amount of 0 or above the cap.
+    InvalidAmount,
+    /// A hand-off for an auction the book does not hold as sold.
+    NotSold,
+    /// A hand-off whose seller, buyer or price differ from the book's sale.
+    RecordMismatch,
+}
+
+impl AllianceRefusal {
+    /// The API's error code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::UnknownItem => "unknown_item",
+            Self::UnknownComplaint => "unknown_complaint",
+            Self::UnknownDealer => "unknown_dealer",
+            Self::NotAllowed => "forbidden",
+            Self::WrongDealer => "wrong_dealer",
+            Self::WrongState => "wrong_state",
+            Self::NotRetailed => "not_retailed",
+            Self::ReturnWindowClosed => "return_window_closed",
+            Self::AlreadyReturned => "already_returned",
+            Self::AlreadyRated => "already_rated",
+            Self::AlreadyResolved => "already_resolved",
+            Self::InvalidRating => "invalid_rating",
+            Self::InvalidAmount => "invalid",
+            Self::NotSold => "not_sold",
+            Self::RecordMismatch => "record_mismatch",
+        }
+    }
+}
+
+/// What applying an alliance command (or a tick) did. Objects travel whole, as they are
+/// after the change, so a read view can upsert them without running the rules again
+/// ([`super::Alliance::absorb`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AllianceEvent {
+    /// The answer to a `HandOff`: the auction's item, new or (`duplicate`) already there.
+    HandedOff {
+        /// The auction.
+        auction: LotId,
+        /// Its item.
+        item: ItemId,
+        /// True when the auction had been handed off before; nothing changed.
+        duplicate: bool,
+    },
+    /// An item was created or changed; as it is now.
+    ItemChanged(Box<Item>),
+    /// A complaint was opened or changed; as it is now.
+    ComplaintChanged(Box<Complaint>),
+    /// A warning was issued or corrected; as it is now.
+    WarningChanged(Box<Warning>),
+    /// A dealer's record changed; as it is now.
+    RecordChanged {
+        /// The dealer.
+        dealer: DealerId,
+        /// Its record.
+        record: Record,
+    },
+    /// A dealer with two uncorrected warnings committed another violation and is
+    /// expelled. The book sets the dealer's status in the same step (and drops this event
+    /// when the dealer is expelled already).
+    Expelled {
+        /// The dealer.
+        dealer: DealerId,
+        /// The warning of the violation that expelled it.
+        warning: super::model::WarningId,
+    },
+    /// The command changed nothing.
+    Refused(AllianceRefusal),
+}
+
+/// A sold auction as the book knows it.
+#[derive(Clone, Copy, Debug)]
+pub struct Sale<'a> {
+    /// The listing's VIN.
+    pub vin: &'a str,
+    /// The listing's inspection report.
+    pub inspection: &'a Inspection,
+    /// The seller.
+    pub seller: SellerId,
+    /// The buyer.
+    pub buyer: DealerId,
+    /// The price.
+    pub price: Fen,
+}
+
+/// What the alliance needs to know about the rest of the book.
+pub trait Registry {
+    /// The auction's sale, if the auction exists and is sold.
+    fn sale(&self, lot: LotId) -> Option<Sale<'_>>;
+    /// A dealer's status, if the dealer exists.
+    fn dealer_status(&self, dealer: DealerId) -> Option<DealerStatus>;
+}

@@ -1,0 +1,349 @@
+//! The alliance's objects: inventory items, complaints, warnings, and each dealer's
+//! record and public standing.
+//!
+//! Times are ms since the Unix epoch, from the command that changed the object. Deadlines
+//! are stored when they are set (`return_until`, `due_at`), so a later change of the
+//! configured windows never moves a promise already made to a consumer.
+
+use crate::auction::{id_type, DealerId, DealerStatus, Fen, Inspection, LotId, SellerId};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+id_type!(
+    /// An inventory item: one car handed off from one sold auction.
+    ItemId,
+    'I'
+);
+id_type!(
+    /// A consumer complaint against a dealer.
+    ComplaintId,
+    'C'
+);
+id_type!(
+    /// A warning issued to a dealer for a violation.
+    WarningId,
+    'W'
+);
+
+/// A certification rule a car failed. The names are the wire's `reasons`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The inspection found major structural damage.
+    StructuralDamage,
+    /// The inspection found fire damage.
+    Fire,
+    /// The inspection found flood damage.
+    Flood,
+    /// The inspection found the odometer tampered with.
+    OdometerTampered,
+    /// The title cannot be transferred to a buyer.
+    TitleNotTransferable,
+    /// The VIN is not 17 valid characters with a correct check digit.
+    VinInvalid,
+    /// The VIN differs from the listing's.
+    VinMismatch,
+    /// The report differs from the one the dealers bid on, or its hash does not match it.
+    InspectionMismatch,
+}
+
+impl Reason {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StructuralDamage => "structural_damage",
+            Self::Fire => "fire",
+            Self::Flood => "flood",
+            Self::OdometerTampered => "odometer_tampered",
+            Self::TitleNotTransferable => "title_not_transferable",
+            Self::VinInvalid => "vin_invalid",
+            Self::VinMismatch => "vin_mismatch",
+            Self::InspectionMismatch => "inspection_mismatch",
+        }
+    }
+}
+
+/// What a returned car was found to have that its report did not show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Finding {
+    /// Major structural damage.
+    StructuralDamage,
+    /// Fire damage.
+    Fire,
+    /// Flood damage.
+    Flood,
+    /// The title cannot be transferred.
+    TitleNotTransferable,
+}
+
+impl Finding {
+    /// Whether this is hidden damage (structural, fire, flood): zero tolerance.
+    pub fn is_damage(self) -> bool {
+        matches!(self, Self::StructuralDamage | Self::Fire | Self::Flood)
+    }
+}
+
+/// Where an item is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    /// Delivered to the dealer who bought it; not yet sold on.
+    InStock,
+    /// Sold to a consumer: the return window runs.
+    Retailed,
+    /// Returned by the consumer: a refund is due.
+    Returned,
+    /// The consumer's money went back (final).
+    Refunded,
+}
+
+impl ItemStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InStock => "in_stock",
+            Self::Retailed => "retailed",
+            Self::Returned => "returned",
+            Self::Refunded => "refunded",
+        }
+    }
+}
+
+/// A dealer's retail sale of an item to a consumer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetailSale {
+    /// The consumer site's reference for the buyer.
+    pub consumer_ref: String,
+    /// Retail price in fen.
+    pub price: Fen,
+    /// When the sale was recorded.
+    pub at: u64,
+    /// Returns are accepted while `now < return_until` (`at` + the return window).
+    pub return_until: u64,
+}
+
+/// An accepted "not as described" return.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnClaim {
+    /// The consumer site's reference.
+    pub consumer_ref: String,
+    /// What the consumer says is wrong.
+    pub details: String,
+    /// What the consumer site's check found that the report did not show (may be empty).
+    pub findings: Vec<Finding>,
+    /// When the return was accepted.
+    pub at: u64,
+}
+
+/// One car in a dealer's inventory, handed off from one sold auction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    /// Its id.
+    pub id: ItemId,
+    /// The auction it was bought in (one item per auction).
+    pub auction: LotId,
+    /// The VIN, as handed off.
+    pub vin: String,
+    /// Who sold it at auction.
+    pub seller: SellerId,
+    /// The dealer who bought it and holds it.
+    pub dealer: DealerId,
+    /// The auction price in fen.
+    pub price: Fen,
+    /// The inspection report, unchanged from the listing the dealers bid on.
+    pub inspection: Inspection,
+    /// SHA-256 of the report's canonical form ([`super::canonical_inspection`]).
+    pub inspection_sha256: [u8; 32],
+    /// Whether every certification rule passed. Set once, at hand-off.
+    pub certified: bool,
+    /// Every rule that failed (empty when certified).
+    pub reasons: Vec<Reason>,
+    /// Where it is now.
+    pub status: ItemStatus,
+    /// When it was handed off.
+    pub delivered_at: u64,
+    /// The retail sale, once recorded.
+    pub retail: Option<RetailSale>,
+    /// The accepted return, if any.
+    pub return_claim: Option<ReturnClaim>,
+    /// When the refund was made, if it was.
+    pub refunded_at: Option<u64>,
+    /// Whether the consumer rated this sale (one rating per retail sale).
+    pub rated: bool,
+}
+
+/// Where a complaint is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ComplaintStatus {
+    /// Waiting for the dealer, before its due time.
+    Open,
+    /// Unresolved at its due time: a violation was recorded.
+    Overdue,
+    /// Resolved (in time, or late if a warning was issued first).
+    Resolved,
+}
+
+impl ComplaintStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Overdue => "overdue",
+            Self::Resolved => "resolved",
+        }
+    }
+}
+
+/// A consumer complaint against a dealer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Complaint {
+    /// Its id.
+    pub id: ComplaintId,
+    /// The dealer complained about.
+    pub dealer: DealerId,
+    /// The car it concerns, if any.
+    pub item: Option<ItemId>,
+    /// The consumer site's reference.
+    pub consumer_ref: String,
+    /// The complaint.
+    pub text: String,
+    /// When it was opened.
+    pub opened_at: u64,
+    /// It must be resolved before this time (`opened_at` + the complaint window); still
+    /// unresolved when the clock reaches it, it is overdue.
+    pub due_at: u64,
+    /// Where it is.
+    pub status: ComplaintStatus,
+    /// How it was resolved.
+    pub resolution: Option<String>,
+    /// When it was resolved.
+    pub resolved_at: Option<u64>,
+    /// The warning it caused by going overdue.
+    pub warning: Option<WarningId>,
+}
+
+/// Why a warning was issued: the violation, and the thing whose resolution corrects it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    /// A certified car was returned with structural, fire or flood damage its report did
+    /// not show. Corrected when the consumer is refunded.
+    HiddenDamage {
+        /// The car.
+        item: ItemId,
+    },
+    /// A car was sold on to a consumer whose title cannot be transferred (retailed with a
+    /// report that says so, or a certified car returned with that finding). Corrected when
+    /// the consumer is refunded.
+    TitleNotTransferable {
+        /// The car.
+        item: ItemId,
+    },
+    /// A complaint was not resolved within its window. Corrected when it is resolved.
+    OverdueComplaint {
+        /// The complaint.
+        complaint: ComplaintId,
+    },
+}
+
+impl Cause {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::HiddenDamage { .. } => "hidden_damage",
+            Self::TitleNotTransferable { .. } => "title_not_transferable",
+            Self::OverdueComplaint { .. } => "overdue_complaint",
+        }
+    }
+
+    /// The item whose refund corrects this cause, if it is one.
+    pub fn item(self) -> Option<ItemId> {
+        match self {
+            Self::HiddenDamage { item } | Self::TitleNotTransferable { item } => Some(item),
+            Self::OverdueComplaint { .. } => None,
+        }
+    }
+}
+
+/// A warning issued for one violation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Its id.
+    pub id: WarningId,
+    /// The dealer warned.
+    pub dealer: DealerId,
+    /// The violation.
+    pub cause: Cause,
+    /// When it was issued.
+    pub issued_at: u64,
+    /// When its cause was resolved, if it was.
+    pub corrected_at: Option<u64>,
+}
+
+impl Warning {
+    /// Whether its cause has been resolved.
+    pub fn corrected(&self) -> bool {
+        self.corrected_at.is_some()
+    }
+}
+
+/// A dealer's alliance record: ratings and violations.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Ratings received (one per retail sale).
+    pub ratings: u32,
+    /// Marks received: two per rating (condition and service).
+    pub marks: u32,
+    /// Sum of all marks.
+    pub marks_sum: u64,
+    /// Violations committed (each issued one warning).
+    pub violations: u32,
+    /// The warnings, oldest first.
+    pub warnings: Vec<WarningId>,
+}
+
+impl Record {
+    /// The mean of all marks in tenths, rounded half up (`Some(38)` is 3.8); `None`
+    /// before the first rating. Integer arithmetic, so no float rounding decides a score.
+    pub fn score_tenths(&self) -> Option<u32> {
+        if self.marks == 0 {
+            return None;
+        }
+        let marks = u64::from(self.marks);
+        // round(10·sum/marks) = floor((20·sum + marks) / (2·marks))
+        let tenths = (self.marks_sum * 20 + marks) / (2 * marks);
+        u32::try_from(tenths).ok()
+    }
+}
+
+/// A dealer's public standing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    /// The dealer.
+    pub dealer: DealerId,
+    /// Mean of all marks in tenths; `None` before the first rating.
+    pub score_tenths: Option<u32>,
+    /// Ratings received.
+    pub ratings: u32,
+    /// Violations committed.
+    pub violations: u32,
+    /// Every warning, oldest first.
+    pub warnings: Vec<Warning>,
+    /// The dealer's status in the book.
+    pub status: DealerStatus,
+}
+
+impl Standing {
+    /// The score as a number with one decimal (3.8), for the wire.
+    pub fn score(&self) -> Option<f64> {
+        self.score_tenths.map(|t| f64::from(t) / 10.0)
+    }
+
+    /// Warnings whose cause is not yet resolved.
+    pub fn uncorrected(&self) -> usize {
+        self.warnings.iter().filter(|w| !w.corrected()).count()
+    }
+}

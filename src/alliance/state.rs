@@ -1,0 +1,591 @@
+//! The alliance state machine: inventory, complaints, warnings, records.
+//!
+//! `apply(now, rules, command, registry, out)` and `tick(now, registry, out)` are the only
+//! ways it changes. Every check comes before the first change, so a refused command
+//! changes nothing; maps are `BTreeMap`s, so iteration order (and thus event order and
+//! snapshot bytes) never depends on a hasher.
+
+use super::certify::{certify, inspection_sha256};
+use super::command::{
+    Actor, AllianceCommand, AllianceEvent, AllianceRefusal, AllianceRules, HandOffRecord, Registry,
+    ReturnReason,
+};
+use super::model::{
+    Cause, Complaint, ComplaintId, ComplaintStatus, Finding, Item, ItemId, ItemStatus, Record,
+    RetailSale, ReturnClaim, Standing, Warning, WarningId,
+};
+use crate::auction::{DealerId, DealerStatus, Fen, LotId, MAX_AMOUNT};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+type Outcome = Result<(), AllianceRefusal>;
+
+/// All alliance state. Lives inside the `Book` (and so in its snapshots).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Alliance {
+    items: BTreeMap<ItemId, Item>,
+    /// Auction → its item: what makes a hand-off idempotent.
+    by_auction: BTreeMap<LotId, ItemId>,
+    complaints: BTreeMap<ComplaintId, Complaint>,
+    warnings: BTreeMap<WarningId, Warning>,
+    records: BTreeMap<DealerId, Record>,
+    /// (due_at, complaint) of every open complaint: the alliance's timers.
+    due: BTreeSet<(u64, ComplaintId)>,
+}
+
+impl Alliance {
+    /// An item by id.
+    pub fn item(&self, id: ItemId) -> Option<&Item> {
+        self.items.get(&id)
+    }
+
+    /// The item handed off from an auction, if it was.
+    pub fn item_for_auction(&self, lot: LotId) -> Option<&Item> {
+        self.by_auction.get(&lot).and_then(|id| self.items.get(id))
+    }
+
+    /// Every item, in id order.
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.items.values()
+    }
+
+    /// A complaint by id.
+    pub fn complaint(&self, id: ComplaintId) -> Option<&Complaint> {
+        self.complaints.get(&id)
+    }
+
+    /// Every complaint, in id order.
+    pub fn complaints(&self) -> impl Iterator<Item = &Complaint> {
+        self.complaints.values()
+    }
+
+    /// A warning by id.
+    pub fn warning(&self, id: WarningId) -> Option<&Warning> {
+        self.warnings.get(&id)
+    }
+
+    /// A dealer's record (empty if it has none yet).
+    pub fn record(&self, dealer: DealerId) -> Record {
+        self.records.get(&dealer).cloned().unwrap_or_default()
+    }
+
+    /// A dealer's public standing, given its status in the book.
+    pub fn standing(&self, dealer: DealerId, status: DealerStatus) -> Standing {
+        let record = self.record(dealer);
+        Standing {
+            dealer,
+            score_tenths: record.score_tenths(),
+            ratings: record.ratings,
+            violations: record.violations,
+            warnings: record
+                .warnings
+                .iter()
+                .filter_map(|w| self.warnings.get(w).cloned())
+                .collect(),
+            status,
+        }
+    }
+
+    /// The earliest time a tick has work to do: the first open complaint's due time.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.due.first().map(|&(t, _)| t)
+    }
+
+    /// Applies one command at `now`, appending what it did to `out` (a refusal is one
+    /// `Refused` event and no change).
+    pub fn apply(
+        &mut self,
+        now: u64,
+        rules: &AllianceRules,
+        command: AllianceCommand,
+        registry: &impl Registry,
+        out: &mut Vec<AllianceEvent>,
+    ) {
+        let result = match command {
+            AllianceCommand::HandOff(record) => self.hand_off(now, *record, registry, out),
+            AllianceCommand::Retail {
+                item,
+                by,
+                consumer_ref,
+                price,
+            } => self.retail(now, rules, item, by, consumer_ref, price, registry, out),
+            AllianceCommand::Return {
+                item,
+                consumer_ref,
+                reason,
+                details,
+                findings,
+            } => self.return_item(
+                now,
+                item,
+                consumer_ref,
+                reason,
+                details,
+                findings,
+                registry,
+                out,
+            ),
+            AllianceCommand::Refund { item } => self.refund(now, item, out),
+            AllianceCommand::OpenComplaint {
+                dealer,
+                item,
+                consumer_ref,
+                text,
+            } => self.open_complaint(now, rules, dealer, item, consumer_ref, text, registry, out),
+            AllianceCommand::ResolveComplaint {
+                complaint,
+                by,
+                resolution,
+            } => self.resolve(now, complaint, by, resolution, out),
+            AllianceCommand::Rate {
+                dealer,
+                item,
+                consumer_ref: _,
+                condition,
+                service,
+            } => self.rate(dealer, item, condition, service, out),
+        };
+        if let Err(refusal) = result {
+            out.push(AllianceEvent::Refused(refusal));
+        }
+    }
+
+    /// Marks every open complaint whose due time is at or before `now` overdue: each is a
+    /// violation.
+    pub fn tick(&mut self, now: u64, registry: &impl Registry, out: &mut Vec<AllianceEvent>) {
+        while let Some(&(due_at, id)) = self.due.first() {
+            if due_at > now {
+                break;
+            }
+            self.due.pop_first();
+            let Some(dealer) = self.complaints.get(&id).map(|c| c.dealer) else {
+                continue;
+            };
+            let warning = self.violate(
+                now,
+                dealer,
+                Cause::OverdueComplaint { complaint: id },
+                registry,
+                out,
+            );
+            if let Some(c) = self.complaints.get_mut(&id) {
+                c.status = ComplaintStatus::Overdue;
+                c.warning = Some(warning);
+                out.push(AllianceEvent::ComplaintChanged(Box::new(c.clone())));
+            }
+        }
+    }
+
+    /// After an outage (the book's `Resume`): open complaints whose due time passed while
+    /// the engine was down become due at `until` instead. A dealer could not record a
+    /// resolution while gavel was down, and must not be sanctioned for gavel's downtime;
+    /// this is the same grace the lots get.
+    pub fn resume(&mut self, now: u64, until: u64, out: &mut Vec<AllianceEvent>) {
+        let late: Vec<(u64, ComplaintId)> = self
+            .due
+            .range(..=(now, ComplaintId(u32::MAX)))
+            .copied()
+            .collect();
+        for (due_at, id) in late {
+            self.due.remove(&(due_at, id));
+            if let Some(c) = self.complaints.get_mut(&id) {
+                c.due_at = until;
+                self.due.insert((until, id));
+                out.push(AllianceEvent::ComplaintChanged(Box::new(c.clone())));
+            }
+        }
+    }
+
+    /// Takes in an event that `apply` or `tick` produced (on another copy), so a read view
+    /// follows the live state without running the rules: objects are upserted whole.
+    pub fn absorb(&mut self, event: &AllianceEvent) {
+        match event {
+            AllianceEvent::ItemChanged(item) => {
+                self.by_auction.insert(item.auction, item.id);
+                self.items.insert(item.id, (**item).clone());
+            }
+            AllianceEvent::ComplaintChanged(c) => {
+                if let Some(old) = self.complaints.get(&c.id) {
+                    self.due.remove(&(old.due_at, c.id));
+                }
+                if c.status == ComplaintStatus::Open {
+                    self.due.insert((c.due_at, c.id));
+                }
+                self.complaints.insert(c.id, (**c).clone());
+            }
+            AllianceEvent::WarningChanged(w) => {
+                self.warnings.insert(w.id, (**w).clone());
+            }
+            AllianceEvent::RecordChanged { dealer, record } => {
+                self.records.insert(*dealer, record.clone());
+            }
+            AllianceEvent::HandedOff { .. }
+            | AllianceEvent::Expelled { .. }
+            | AllianceEvent::Refused(_) => {}
+        }
+    }
+
+    fn hand_off(
+        &mut self,
+        now: u64,
+        record: HandOffRecord,
+        registry: &impl Registry,
+        out: &mut Vec<AllianceEvent>,
+    ) -> Outcome {
+        // Idempotent by auction: at-least-once delivery upstream, one item here.
+        if let Some(&item) = self.by_auction.get(&record.auction) {
+            out.push(AllianceEvent::HandedOff {
+                auction: record.auction,
+                item,
+                duplicate: true,
+            });
+            return Ok(());
+        }
+        let sale = registry
+            .sale(record.auction)
+            .ok_or(AllianceRefusal::NotSold)?;
+        if (record.seller, record.dealer, record.price) != (sale.seller, sale.buyer, sale.price) {
+            return Err(AllianceRefusal::RecordMismatch);
+        }
+        let reasons = certify(&record, sale.vin, sale.inspection);
+        let id = ItemId(next_id(self.items.len()));
+        let item = Item {
+            id,
+            auction: record.auction,
+            // The item keeps the hash of the report it carries, recomputed here: a record
+            // whose claimed hash was wrong is not certified (`inspection_mismatch`), and
+            // its item still shows the true fingerprint of what it carries.
+            inspection_sha256: inspection_sha256(&record.inspection),
+            vin: record.vin,
+            seller: record.seller,
+            dealer: record.dealer,
+            price: record.price,
+            inspection: record.inspection,
+            certified: reasons.is_empty(),
+            reasons,
+            status: ItemStatus::InStock,
+            delivered_at: now,
+            retail: None,
+            return_claim: None,
+            refunded_at: None,
+            rated: false,
+        };
+        self.by_auction.insert(item.auction, id);
+        out.push(AllianceEvent::HandedOff {
+            auction: item.auction,
+            item: id,
+            duplicate: false,
+        });
+        out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
+        self.items.insert(id, item);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)] // the fields of one Retail, unpacked
+    fn retail(
+        &mut self,
+        now: u64,
+        rules: &AllianceRules,
+        id: ItemId,
+        by: Actor,
+        consumer_ref: String,
+        price: Fen,
+        registry: &impl Registry,
+        out: &mut Vec<AllianceEvent>,
+    ) -> Outcome {
+        let item = self.items.get(&id).ok_or(AllianceRefusal::UnknownItem)?;
+        if by != Actor::Dealer(item.dealer) {
+            return Err(AllianceRefusal::NotAllowed);
+        }
+        if item.status != ItemStatus::InStock {
+            return Err(AllianceRefusal::WrongState);
+        }
+        if price == 0 || price > MAX_AMOUNT {
+            return Err(AllianceRefusal::InvalidAmount);
+        }
+        let (dealer, title_ok) = (item.dealer, item.inspection.title_transferable);
+        let item = self
+            .items
+            .get_mut(&id)
+            .ok_or(AllianceRefusal::UnknownItem)?;
+        item.status = ItemStatus::Retailed;
+        item.retail = Some(RetailSale {
+            consumer_ref,
+            price,
+            at: now,
+            return_until: now.saturating_add(rules.return_window_ms),
+        });
+        out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
+        // Selling a consumer a car whose title cannot pass to them breaks the alliance's
+        // "real source" promise, whatever the report disclosed to the dealer.
+        if !title_ok {
+            self.violate(
+                now,
+                dealer,
+                Cause::TitleNotTransferable { item: id },
+                registry,
+                out,
+            );
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)] // the fields of one Return, unpacked
+    fn return_item(
+        &mut self,
+        now: u64,
+        id: ItemId,
+        consumer_ref: String,
+        reason: ReturnReason,
+        details: String,
+        mut findings: Vec<Finding>,
+        registry: &impl Registry,
+        out: &mut Vec<AllianceEvent>,
+    ) -> Outcome {
+        let ReturnReason::NotAsDescribed = reason;
+        let item = self.items.get(&id).ok_or(AllianceRefusal::UnknownItem)?;
+        let retail = match (item.status, &item.retail) {
+            (ItemStatus::InStock, _) | (_, None) => return Err(AllianceRefusal::NotRetailed),
+            (ItemStatus::Returned, _) => return Err(AllianceRefusal::AlreadyReturned),
+            (ItemStatus::Refunded, _) => return Err(AllianceRefusal::WrongState),
+            (ItemStatus::Retailed, Some(r)) => r,
+        };
+        // The window is half-open: at exactly retail + 120 h it has closed.
+        if now >= retail.return_until {
+            return Err(AllianceRefusal::ReturnWindowClosed);
+        }
+        findings.sort_unstable();
+        findings.dedup();
+        // Zero tolerance applies to what the alliance certified: a certified car returned
+        // with hidden damage (or a title that cannot pass) is the dealer's violation. One
+        // return is one violation, named after its gravest finding.
+        let cause = if !item.certified {
+            None
+        } else if findings.iter().any(|f| f.is_damage()) {
+            Some(Cause::HiddenDamage { item: id })
+        } else if findings.contains(&Finding::TitleNotTransferable) {
+            Some(Cause::TitleNotTransferable { item: id })
+        } else {
+            None
+        };
+        let dealer = item.dealer;
+        let item = self
+            .items
+            .get_mut(&id)
+            .ok_or(AllianceRefusal::UnknownItem)?;
+        item.status = ItemStatus::Returned;
+        item.return_claim = Some(ReturnClaim {
+            consumer_ref,
+            details,
+            findings,
+            at: now,
+        });
+        out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
+        if let Some(cause) = cause {
+            self.violate(now, dealer, cause, registry, out);
+        }
+        Ok(())
+    }
+
+    fn refund(&mut self, now: u64, id: ItemId, out: &mut Vec<AllianceEvent>) -> Outcome {
+        let item = self
+            .items
+            .get_mut(&id)
+            .ok_or(AllianceRefusal::UnknownItem)?;
+        match item.status {
+            // A refund unwinds a retail sale: after an accepted return (the usual case), or
+            // directly, when the dealer takes back a car it should not have sold.
+            ItemStatus::Returned | ItemStatus::Retailed => {}
+            ItemStatus::InStock => return Err(AllianceRefusal::NotRetailed),
+            ItemStatus::Refunded => return Err(AllianceRefusal::WrongState),
+        }
+        item.status = ItemStatus::Refunded;
+        item.refunded_at = Some(now);
+        let dealer = item.dealer;
+        out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
+        let corrects = |w: &Warning| w.cause.item() == Some(id);
+        self.correct(now, dealer, corrects, out);
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)] // the fields of one OpenComplaint, unpacked
+    fn open_complaint(
+        &mut self,
+        now: u64,
+        rules: &AllianceRules,
+        dealer: DealerId,
+        item: Option<ItemId>,
+        consumer_ref: String,
+        text: String,
+        registry: &impl Registry,
+        out: &mut Vec<AllianceEvent>,
+    ) -> Outcome {
+        registry
+            .dealer_status(dealer)
+            .ok_or(AllianceRefusal::UnknownDealer)?;
+        if let Some(item) = item {
+            let it = self.items.get(&item).ok_or(AllianceRefusal::UnknownItem)?;
+            if it.dealer != dealer {
+                return Err(AllianceRefusal::WrongDealer);
+            }
+        }
+        let id = ComplaintId(next_id(self.complaints.len()));
+        let due_at = now.saturating_add(rules.complaint_due_ms);
+        let complaint = Complaint {
+            id,
+            dealer,
+            item,
+            consumer_ref,
+            text,
+            opened_at: now,
+            due_at,
+            status: ComplaintStatus::Open,
+            resolution: None,
+            resolved_at: None,
+            warning: None,
+        };
+        out.push(AllianceEvent::ComplaintChanged(Box::new(complaint.clone())));
+        self.complaints.insert(id, complaint);
+        self.due.insert((due_at, id));
+        Ok(())
+    }
+
+    fn resolve(
+        &mut self,
+        now: u64,
+        id: ComplaintId,
+        by: Actor,
+        resolution: String,
+        out: &mut Vec<AllianceEvent>,
+    ) -> Outcome {
+        let c = self
+            .complaints
+            .get_mut(&id)
+            .ok_or(AllianceRefusal::UnknownComplaint)?;
+        match by {
+            Actor::Admin => {}
+            Actor::Dealer(d) if d == c.dealer => {}
+            Actor::Dealer(_) | Actor::Service => return Err(AllianceRefusal::NotAllowed),
+        }
+        let was = c.status;
+        if was == ComplaintStatus::Resolved {
+            return Err(AllianceRefusal::AlreadyResolved);
+        }
+        c.status = ComplaintStatus::Resolved;
+        c.resolution = Some(resolution);
+        c.resolved_at = Some(now);
+        let (dealer, due_at) = (c.dealer, c.due_at);
+        out.push(AllianceEvent::ComplaintChanged(Box::new(c.clone())));
+        self.due.remove(&(due_at, id));
+        if was == ComplaintStatus::Overdue {
+            let corrects = |w: &Warning| w.cause == Cause::OverdueComplaint { complaint: id };
+            self.correct(now, dealer, corrects, out);
+        }
+        Ok(())
+    }
+
+    fn rate(
+        &mut self,
+        dealer: DealerId,
+        id: ItemId,
+        condition: u8,
+        service: u8,
+        out: &mut Vec<AllianceEvent>,
+    ) -> Outcome {
+        if !(1..=5).contains(&condition) || !(1..=5).contains(&service) {
+            return Err(AllianceRefusal::InvalidRating);
+        }
+        let item = self
+            .items
+            .get_mut(&id)
+            .ok_or(AllianceRefusal::UnknownItem)?;
+        if item.dealer != dealer {
+            return Err(AllianceRefusal::WrongDealer);
+        }
+        if item.retail.is_none() {
+            return Err(AllianceRefusal::NotRetailed);
+        }
+        if item.rated {
+            return Err(AllianceRefusal::AlreadyRated);
+        }
+        item.rated = true;
+        out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
+        let record = self.records.entry(dealer).or_default();
+        record.ratings += 1;
+        record.marks += 2;
+        record.marks_sum += u64::from(condition) + u64::from(service);
+        out.push(AllianceEvent::RecordChanged {
+            dealer,
+            record: record.clone(),
+        });
+        Ok(())
+    }
+
+    /// Records a violation: one warning, and expulsion if the dealer already had two
+    /// uncorrected warnings. Returns the warning's id.
+    fn violate(
+        &mut self,
+        now: u64,
+        dealer: DealerId,
+        cause: Cause,
+        registry: &impl Registry,
+        out: &mut Vec<AllianceEvent>,
+    ) -> WarningId {
+        let id = WarningId(next_id(self.warnings.len()));
+        let record = self.records.entry(dealer).or_default();
+        let uncorrected_before = record
+            .warnings
+            .iter()
+            .filter(|w| self.warnings.get(w).is_some_and(|w| !w.corrected()))
+            .count();
+        record.violations += 1;
+        record.warnings.push(id);
+        let warning = Warning {
+            id,
+            dealer,
+            cause,
+            issued_at: now,
+            corrected_at: None,
+        };
+        out.push(AllianceEvent::WarningChanged(Box::new(warning.clone())));
+        out.push(AllianceEvent::RecordChanged {
+            dealer,
+            record: record.clone(),
+        });
+        self.warnings.insert(id, warning);
+        if uncorrected_before >= 2 && registry.dealer_status(dealer) != Some(DealerStatus::Expelled)
+        {
+            out.push(AllianceEvent::Expelled {
+                dealer,
+                warning: id,
+            });
+        }
+        id
+    }
+
+    /// Corrects the dealer's uncorrected warnings that `corrects` picks.
+    fn correct(
+        &mut self,
+        now: u64,
+        dealer: DealerId,
+        corrects: impl Fn(&Warning) -> bool,
+        out: &mut Vec<AllianceEvent>,
+    ) {
+        let Some(record) = self.records.get(&dealer) else {
+            return;
+        };
+        for id in &record.warnings {
+            if let Some(w) = self.warnings.get_mut(id) {
+                if !w.corrected() && corrects(w) {
+                    w.corrected_at = Some(now);
+                    out.push(AllianceEvent::WarningChanged(Box::new(w.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// The next id for a table of `len` entries (ids start at 1).
+fn next_id(len: usize) -> u32 {
+    u32::try_from(len + 1).expect("id space exhausted")
+}

@@ -1,0 +1,1214 @@
+//! The alliance's rules, table by table, on a simulated clock (no I/O, no sleeps).
+
+use super::*;
+use crate::auction::{
+    BidOutcome, Book, Command, DealerId, DealerStatus, Event, Inspection, Listing, LotId,
+    Rejection, SellerId, Vehicle,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const H: u64 = 3_600_000;
+const T0: u64 = 1_760_000_000_000;
+const VIN: &str = "1M8GDM9AXKP042788";
+
+fn clean() -> Inspection {
+    Inspection {
+        structural_damage: false,
+        fire: false,
+        flood: false,
+        odometer_tampered: false,
+        title_transferable: true,
+        grade: 4,
+        notes: "Front bumper resprayed; tyres 60%.".into(),
+    }
+}
+
+fn record(lot: u32, dealer: u32, inspection: Inspection) -> HandOffRecord {
+    HandOffRecord {
+        auction: LotId(lot),
+        vin: VIN.into(),
+        seller: SellerId(1),
+        dealer: DealerId(dealer),
+        price: 5_000_000,
+        inspection_sha256: inspection_sha256(&inspection),
+        inspection,
+    }
+}
+
+/// The book as a table: sold lots (listing VIN and report, buyer, price) and statuses.
+#[derive(Default)]
+struct Fake {
+    sales: BTreeMap<LotId, (String, Inspection, DealerId, u64)>,
+    statuses: BTreeMap<DealerId, DealerStatus>,
+}
+
+impl Registry for Fake {
+    fn sale(&self, lot: LotId) -> Option<Sale<'_>> {
+        self.sales
+            .get(&lot)
+            .map(|(vin, inspection, buyer, price)| Sale {
+                vin,
+                inspection,
+                seller: SellerId(1),
+                buyer: *buyer,
+                price: *price,
+            })
+    }
+
+    fn dealer_status(&self, dealer: DealerId) -> Option<DealerStatus> {
+        self.statuses.get(&dealer).copied()
+    }
+}
+
+/// The alliance alone on a simulated clock, with a shadow copy built only from its events
+/// (as the read view is), which must always equal it.
+struct Sim {
+    alliance: Alliance,
+    shadow: Alliance,
+    now: u64,
+    rules: AllianceRules,
+    book: Fake,
+}
+
+impl Sim {
+    fn new() -> Self {
+        let mut book = Fake::default();
+        for d in 1..=3 {
+            book.statuses.insert(DealerId(d), DealerStatus::Active);
+        }
+        Self {
+            alliance: Alliance::default(),
+            shadow: Alliance::default(),
+            now: T0,
+            rules: AllianceRules::default(),
+            book,
+        }
+    }
+
+    /// Lot `lot` sold to `dealer` with a clean report and the standard VIN.
+    fn sell(&mut self, lot: u32, dealer: u32, inspection: Inspection) {
+        self.book.sales.insert(
+            LotId(lot),
+            (VIN.into(), inspection, DealerId(dealer), 5_000_000),
+        );
+    }
+
+    fn run(&mut self, command: AllianceCommand) -> Vec<AllianceEvent> {
+        let mut out = Vec::new();
+        self.alliance
+            .apply(self.now, &self.rules, command, &self.book, &mut out);
+        self.follow(&out);
+        out
+    }
+
+    fn at(&mut self, now: u64) -> Vec<AllianceEvent> {
+        self.now = now;
+        let mut out = Vec::new();
+        self.alliance.tick(now, &self.book, &mut out);
+        self.follow(&out);
+        out
+    }
+
+    fn follow(&mut self, out: &[AllianceEvent]) {
+        for e in out {
+            self.shadow.absorb(e);
+            // Play the book's part: an expulsion takes effect at once.
+            if let AllianceEvent::Expelled { dealer, .. } = e {
+                self.book.statuses.insert(*dealer, DealerStatus::Expelled);
+            }
+        }
+        assert_eq!(self.shadow, self.alliance, "the event-built view diverged");
+    }
+
+    /// Hands off a clean sale of `lot` to `dealer` and returns the item.
+    fn stock(&mut self, lot: u32, dealer: u32) -> ItemId {
+        self.sell(lot, dealer, clean());
+        let out = self.run(AllianceCommand::HandOff(Box::new(record(
+            lot,
+            dealer,
+            clean(),
+        ))));
+        match out.first() {
+            Some(AllianceEvent::HandedOff { item, .. }) => *item,
+            other => panic!("no hand-off: {other:?}"),
+        }
+    }
+
+    fn retail(&mut self, item: ItemId, dealer: u32) -> Vec<AllianceEvent> {
+        self.run(AllianceCommand::Retail {
+            item,
+            by: Actor::Dealer(DealerId(dealer)),
+            consumer_ref: "consumer-1".into(),
+            price: 6_000_000,
+        })
+    }
+
+    fn give_back(&mut self, item: ItemId, findings: &[Finding]) -> Vec<AllianceEvent> {
+        self.run(AllianceCommand::Return {
+            item,
+            consumer_ref: "consumer-1".into(),
+            reason: ReturnReason::NotAsDescribed,
+            details: "water in the boot".into(),
+            findings: findings.to_vec(),
+        })
+    }
+
+    fn complain(&mut self, dealer: u32) -> ComplaintId {
+        let out = self.run(AllianceCommand::OpenComplaint {
+            dealer: DealerId(dealer),
+            item: None,
+            consumer_ref: "consumer-2".into(),
+            text: "no call back".into(),
+        });
+        match out.first() {
+            Some(AllianceEvent::ComplaintChanged(c)) => c.id,
+            other => panic!("no complaint: {other:?}"),
+        }
+    }
+
+    fn resolve(&mut self, complaint: ComplaintId, by: Actor) -> Vec<AllianceEvent> {
+        self.run(AllianceCommand::ResolveComplaint {
+            complaint,
+            by,
+            resolution: "called back, fixed".into(),
+        })
+    }
+
+    fn rate(
+        &mut self,
+        dealer: u32,
+        item: ItemId,
+        condition: u8,
+        service: u8,
+    ) -> Vec<AllianceEvent> {
+        self.run(AllianceCommand::Rate {
+            dealer: DealerId(dealer),
+            item,
+            consumer_ref: "consumer-1".into(),
+            condition,
+            service,
+        })
+    }
+
+    fn standing(&self, dealer: u32) -> Standing {
+        let status = self.book.statuses[&DealerId(dealer)];
+        self.alliance.standing(DealerId(dealer), status)
+    }
+
+    fn status(&self, dealer: u32) -> DealerStatus {
+        self.book.statuses[&DealerId(dealer)]
+    }
+}
+
+fn refusal(out: &[AllianceEvent]) -> Option<AllianceRefusal> {
+    match out {
+        [AllianceEvent::Refused(r)] => Some(*r),
+        _ => None,
+    }
+}
+
+fn expelled(out: &[AllianceEvent]) -> bool {
+    out.iter()
+        .any(|e| matches!(e, AllianceEvent::Expelled { .. }))
+}
+
+// ---------------------------------------------------------------------------------------
+// Certification
+
+#[test]
+fn each_certification_rule_alone_and_all_together() {
+    type Change = fn(&mut HandOffRecord);
+    let table: &[(&str, Change, &[Reason])] = &[
+        ("clean", |_| {}, &[]),
+        (
+            "structural",
+            |r| r.inspection.structural_damage = true,
+            &[Reason::StructuralDamage],
+        ),
+        ("fire", |r| r.inspection.fire = true, &[Reason::Fire]),
+        ("flood", |r| r.inspection.flood = true, &[Reason::Flood]),
+        (
+            "odometer",
+            |r| r.inspection.odometer_tampered = true,
+            &[Reason::OdometerTampered],
+        ),
+        (
+            "title",
+            |r| r.inspection.title_transferable = false,
+            &[Reason::TitleNotTransferable],
+        ),
+        // A wrong check digit (position 9) is invalid, and no longer the listing's VIN.
+        (
+            "check digit",
+            |r| r.vin = "1M8GDM9A1KP042788".into(),
+            &[Reason::VinInvalid, Reason::VinMismatch],
+        ),
+        (
+            "too short",
+            |r| r.vin = "1M8GDM9AX".into(),
+            &[Reason::VinInvalid, Reason::VinMismatch],
+        ),
+        // A valid VIN that is another car's.
+        (
+            "another car",
+            |r| r.vin = "11111111111111111".into(),
+            &[Reason::VinMismatch],
+        ),
+        (
+            "report changed on the way",
+            |r| r.inspection.notes = "Like new.".into(),
+            &[Reason::InspectionMismatch],
+        ),
+        (
+            "hash does not match the report",
+            |r| r.inspection_sha256[0] ^= 1,
+            &[Reason::InspectionMismatch],
+        ),
+        (
+            "everything wrong",
+            |r| {
+                r.inspection.structural_damage = true;
+                r.inspection.fire = true;
+                r.inspection.flood = true;
+                r.inspection.odometer_tampered = true;
+                r.inspection.title_transferable = false;
+                r.vin = "1M8GDM9A1KP042788".into();
+            },
+            &[
+                Reason::StructuralDamage,
+                Reason::Fire,
+                Reason::Flood,
+                Reason::OdometerTampered,
+                Reason::TitleNotTransferable,
+                Reason::VinInvalid,
+                Reason::VinMismatch,
+            ],
+        ),
+    ];
+    for (name, change, expected) in table {
+        let mut r = record(1, 1, clean());
+        change(&mut r);
+        // The listing is what the dealers bid on: the same report when only the record's
+        // VIN or hash is at fault, and the changed report when the defect is real.
+        let listing_report = if *name == "report changed on the way" {
+            clean()
+        } else {
+            r.inspection.clone()
+        };
+        if *name != "hash does not match the report" {
+            r.inspection_sha256 = inspection_sha256(&r.inspection);
+        }
+        assert_eq!(certify(&r, VIN, &listing_report), *expected, "{name}");
+    }
+}
+
+#[test]
+fn not_certifiable_cars_are_still_delivered_with_every_reason() {
+    let mut sim = Sim::new();
+    let damaged = Inspection {
+        flood: true,
+        odometer_tampered: true,
+        ..clean()
+    };
+    sim.sell(7, 2, damaged.clone());
+    sim.run(AllianceCommand::HandOff(Box::new(record(
+        7,
+        2,
+        damaged.clone(),
+    ))));
+    let item = sim.alliance.item_for_auction(LotId(7)).expect("delivered");
+    assert!(!item.certified);
+    assert_eq!(item.reasons, [Reason::Flood, Reason::OdometerTampered]);
+    assert_eq!(item.dealer, DealerId(2));
+    assert_eq!(item.status, ItemStatus::InStock);
+    // Carried unchanged, with the hash of what it carries.
+    assert_eq!(item.inspection, damaged);
+    assert_eq!(item.inspection_sha256, inspection_sha256(&damaged));
+}
+
+#[test]
+fn the_canonical_report_and_its_sha256_are_pinned() {
+    // Reference values from Python: json.dumps(report, sort_keys=True,
+    // separators=(",", ":"), ensure_ascii=False), then hashlib.sha256.
+    let i = clean();
+    assert_eq!(
+        canonical_inspection(&i),
+        r#"{"fire":false,"flood":false,"grade":4,"notes":"Front bumper resprayed; tyres 60%.","odometer_tampered":false,"structural_damage":false,"title_transferable":true}"#
+    );
+    assert_eq!(
+        hex::encode(inspection_sha256(&i)),
+        "6afff9a4621b06f533fe7339c63c66b350ef97a7957579913cab937b6e8dc7d6"
+    );
+    let odd = Inspection {
+        flood: true,
+        grade: 3,
+        notes: "前保险杠补漆\n\"轮胎\" 60%\\ \u{1}".into(),
+        ..clean()
+    };
+    assert_eq!(
+        canonical_inspection(&odd),
+        "{\"fire\":false,\"flood\":true,\"grade\":3,\"notes\":\"前保险杠补漆\\n\\\"轮胎\\\" 60%\\\\ \\u0001\",\"odometer_tampered\":false,\"structural_damage\":false,\"title_transferable\":true}"
+    );
+    assert_eq!(
+        hex::encode(inspection_sha256(&odd)),
+        "c175641e6e28158dafd41f824ca43ec00658ba1694a422f95a27b72391e8038d"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Hand-off
+
+#[test]
+fn the_same_record_twice_yields_one_item() {
+    let mut sim = Sim::new();
+    sim.sell(3, 1, clean());
+    let first = sim.run(AllianceCommand::HandOff(Box::new(record(3, 1, clean()))));
+    let again = sim.run(AllianceCommand::HandOff(Box::new(record(3, 1, clean()))));
+    assert!(matches!(
+        first[0],
+        AllianceEvent::HandedOff {
+            item: ItemId(1),
+            duplicate: false,
+            ..
+        }
+    ));
+    assert_eq!(
+        again,
+        [AllianceEvent::HandedOff {
+            auction: LotId(3),
+            item: ItemId(1),
+            duplicate: true
+        }]
+    );
+    assert_eq!(sim.alliance.items().count(), 1);
+}
+
+#[test]
+fn hand_offs_the_book_does_not_hold_are_refused() {
+    let mut sim = Sim::new();
+    // Not sold (unknown, no_sale, pending): nothing to hand off.
+    let out = sim.run(AllianceCommand::HandOff(Box::new(record(9, 1, clean()))));
+    assert_eq!(refusal(&out), Some(AllianceRefusal::NotSold));
+    // Sold, but to someone else, or at another price.
+    sim.sell(9, 1, clean());
+    let out = sim.run(AllianceCommand::HandOff(Box::new(record(9, 2, clean()))));
+    assert_eq!(refusal(&out), Some(AllianceRefusal::RecordMismatch));
+    let mut cheap = record(9, 1, clean());
+    cheap.price -= 1;
+    let out = sim.run(AllianceCommand::HandOff(Box::new(cheap)));
+    assert_eq!(refusal(&out), Some(AllianceRefusal::RecordMismatch));
+    assert_eq!(sim.alliance.items().count(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Retail and the 120 h return window
+
+#[test]
+fn returns_around_the_120_hour_boundary() {
+    // (offset from the retail sale, expected refusal; None = accepted)
+    let table: &[(u64, Option<AllianceRefusal>)] = &[
+        (0, None),
+        (H, None),
+        (120 * H - 1, None),
+        (120 * H, Some(AllianceRefusal::ReturnWindowClosed)),
+        (120 * H + 1, Some(AllianceRefusal::ReturnWindowClosed)),
+        (30 * 24 * H, Some(AllianceRefusal::ReturnWindowClosed)),
+    ];
+    for &(offset, expected) in table {
+        let mut sim = Sim::new();
+        let item = sim.stock(1, 1);
+        sim.now = T0 + 5 * H;
+        let retail_at = sim.now;
+        sim.retail(item, 1);
+        assert_eq!(
+            sim.alliance
+                .item(item)
+                .and_then(|i| i.retail.as_ref())
+                .map(|r| r.return_until),
+            Some(retail_at + 120 * H)
+        );
+        sim.now = retail_at + offset;
+        let out = sim.give_back(item, &[]);
+        assert_eq!(refusal(&out), expected, "return at retail + {offset} ms");
+        let status = sim.alliance.item(item).map(|i| i.status);
+        let want = if expected.is_none() {
+            ItemStatus::Returned
+        } else {
+            ItemStatus::Retailed
+        };
+        assert_eq!(status, Some(want), "status after a return at + {offset} ms");
+    }
+}
+
+#[test]
+fn returns_before_a_retail_sale_or_twice_are_refused() {
+    let mut sim = Sim::new();
+    let item = sim.stock(1, 1);
+    assert_eq!(
+        refusal(&sim.give_back(item, &[])),
+        Some(AllianceRefusal::NotRetailed)
+    );
+    assert_eq!(
+        refusal(&sim.give_back(ItemId(99), &[])),
+        Some(AllianceRefusal::UnknownItem)
+    );
+    sim.retail(item, 1);
+    assert_eq!(refusal(&sim.give_back(item, &[])), None);
+    assert_eq!(
+        refusal(&sim.give_back(item, &[])),
+        Some(AllianceRefusal::AlreadyReturned)
+    );
+    sim.run(AllianceCommand::Refund { item });
+    assert_eq!(
+        refusal(&sim.give_back(item, &[])),
+        Some(AllianceRefusal::WrongState)
+    );
+}
+
+#[test]
+fn only_the_holding_dealer_retails_once() {
+    let mut sim = Sim::new();
+    let item = sim.stock(1, 1);
+    let table: &[(Actor, Option<AllianceRefusal>)] = &[
+        (
+            Actor::Dealer(DealerId(2)),
+            Some(AllianceRefusal::NotAllowed),
+        ),
+        (Actor::Service, Some(AllianceRefusal::NotAllowed)),
+        (Actor::Admin, Some(AllianceRefusal::NotAllowed)),
+        (Actor::Dealer(DealerId(1)), None),
+        (
+            Actor::Dealer(DealerId(1)),
+            Some(AllianceRefusal::WrongState),
+        ),
+    ];
+    for &(by, expected) in table {
+        let out = sim.run(AllianceCommand::Retail {
+            item,
+            by,
+            consumer_ref: "c".into(),
+            price: 1,
+        });
+        assert_eq!(refusal(&out), expected, "{by:?}");
+    }
+    let other = sim.stock(2, 1);
+    for price in [0, crate::auction::MAX_AMOUNT + 1] {
+        let out = sim.run(AllianceCommand::Retail {
+            item: other,
+            by: Actor::Dealer(DealerId(1)),
+            consumer_ref: "c".into(),
+            price,
+        });
+        assert_eq!(refusal(&out), Some(AllianceRefusal::InvalidAmount));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Violations and warnings
+
+#[test]
+fn which_returns_are_violations() {
+    // (certified?, findings, expected warning cause)
+    let table: &[(bool, &[Finding], Option<&str>)] = &[
+        (true, &[], None),
+        (true, &[Finding::StructuralDamage], Some("hidden_damage")),
+        (true, &[Finding::Fire], Some("hidden_damage")),
+        (true, &[Finding::Flood], Some("hidden_damage")),
+        (
+            true,
+            &[Finding::TitleNotTransferable],
+            Some("title_not_transferable"),
+        ),
+        // One return, one violation, named after the gravest finding.
+        (
+            true,
+            &[Finding::TitleNotTransferable, Finding::Flood],
+            Some("hidden_damage"),
+        ),
+        // Not certified: the report disclosed its defects; a return is no violation.
+        (false, &[Finding::Flood], None),
+    ];
+    for &(certified, findings, expected) in table {
+        let mut sim = Sim::new();
+        let report = if certified {
+            clean()
+        } else {
+            Inspection {
+                odometer_tampered: true,
+                ..clean()
+            }
+        };
+        sim.sell(1, 1, report.clone());
+        sim.run(AllianceCommand::HandOff(Box::new(record(1, 1, report))));
+        sim.retail(ItemId(1), 1);
+        let out = sim.give_back(ItemId(1), findings);
+        assert_eq!(refusal(&out), None);
+        let standing = sim.standing(1);
+        let causes: Vec<_> = standing.warnings.iter().map(|w| w.cause.as_str()).collect();
+        assert_eq!(
+            causes,
+            expected.into_iter().collect::<Vec<_>>(),
+            "{findings:?}"
+        );
+        assert_eq!(standing.violations as usize, causes.len());
+    }
+}
+
+#[test]
+fn retailing_a_car_whose_title_cannot_pass_is_a_violation_corrected_by_a_refund() {
+    let mut sim = Sim::new();
+    let report = Inspection {
+        title_transferable: false,
+        ..clean()
+    };
+    sim.sell(1, 1, report.clone());
+    sim.run(AllianceCommand::HandOff(Box::new(record(1, 1, report))));
+    let out = sim.retail(ItemId(1), 1);
+    assert!(out.iter().any(|e| matches!(
+        e,
+        AllianceEvent::WarningChanged(w) if w.cause == Cause::TitleNotTransferable { item: ItemId(1) }
+    )));
+    assert_eq!(sim.standing(1).uncorrected(), 1);
+    // The dealer takes the car back and refunds, outside any return.
+    sim.now += 200 * H;
+    assert_eq!(
+        refusal(&sim.run(AllianceCommand::Refund { item: ItemId(1) })),
+        None
+    );
+    let standing = sim.standing(1);
+    assert_eq!(standing.uncorrected(), 0);
+    assert_eq!(standing.warnings[0].corrected_at, Some(sim.now));
+    assert_eq!(standing.violations, 1, "a corrected violation still counts");
+}
+
+#[test]
+fn refunds() {
+    let mut sim = Sim::new();
+    let item = sim.stock(1, 1);
+    let refund = AllianceCommand::Refund { item };
+    assert_eq!(
+        refusal(&sim.run(refund.clone())),
+        Some(AllianceRefusal::NotRetailed)
+    );
+    sim.retail(item, 1);
+    sim.give_back(item, &[Finding::Flood]);
+    assert_eq!(sim.standing(1).uncorrected(), 1);
+    sim.now += H;
+    let out = sim.run(refund.clone());
+    assert_eq!(refusal(&out), None);
+    let it = sim.alliance.item(item).expect("item");
+    assert_eq!(
+        (it.status, it.refunded_at),
+        (ItemStatus::Refunded, Some(sim.now))
+    );
+    assert_eq!(sim.standing(1).uncorrected(), 0);
+    assert_eq!(refusal(&sim.run(refund)), Some(AllianceRefusal::WrongState));
+}
+
+// ---------------------------------------------------------------------------------------
+// Complaints and the 24 h boundary
+
+#[test]
+fn complaints_around_the_24_hour_boundary() {
+    // (resolve at opened + offset, or None = never; tick at opened + 24 h; overdue?)
+    let table: &[(Option<u64>, bool)] = &[
+        (Some(0), false),
+        (Some(23 * H), false),
+        (Some(24 * H - 1), false),
+        // At exactly 24 h the deadline has passed: the engine ticks before it applies
+        // the resolution, so it arrives late.
+        (Some(24 * H), true),
+        (Some(48 * H), true),
+        (None, true),
+    ];
+    for &(resolve_after, overdue) in table {
+        let mut sim = Sim::new();
+        sim.now = T0 + 3 * H;
+        let opened = sim.now;
+        let c = sim.complain(1);
+        let complaint = sim.alliance.complaint(c).expect("complaint").clone();
+        assert_eq!(complaint.due_at, opened + 24 * H);
+        assert_eq!(sim.alliance.next_deadline(), Some(opened + 24 * H));
+        if let Some(after) = resolve_after {
+            // What the engine does: due timers first, then the command.
+            sim.at(opened + after);
+            sim.resolve(c, Actor::Dealer(DealerId(1)));
+        }
+        // One ms before the deadline nothing fires; at the deadline it does (if open).
+        let before = sim.at((opened + 24 * H - 1).max(sim.now));
+        assert!(
+            before.is_empty() || resolve_after.is_some_and(|a| a >= 24 * H),
+            "{resolve_after:?}: {before:?}"
+        );
+        sim.at((opened + 24 * H).max(sim.now));
+        let standing = sim.standing(1);
+        assert_eq!(standing.violations, u32::from(overdue), "{resolve_after:?}");
+        let c = sim.alliance.complaint(c).expect("complaint");
+        match resolve_after {
+            Some(_) => assert_eq!(c.status, ComplaintStatus::Resolved),
+            None => assert_eq!(c.status, ComplaintStatus::Overdue),
+        }
+        // A late resolution corrects the warning it caused.
+        let corrected = standing.warnings.iter().all(Warning::corrected);
+        assert_eq!(corrected, resolve_after.is_some(), "{resolve_after:?}");
+        assert_eq!(sim.alliance.next_deadline(), None);
+    }
+}
+
+#[test]
+fn who_may_resolve_a_complaint() {
+    let mut sim = Sim::new();
+    let c = sim.complain(1);
+    let table: &[(Actor, Option<AllianceRefusal>)] = &[
+        (
+            Actor::Dealer(DealerId(2)),
+            Some(AllianceRefusal::NotAllowed),
+        ),
+        (Actor::Service, Some(AllianceRefusal::NotAllowed)),
+        (Actor::Admin, None),
+        (
+            Actor::Dealer(DealerId(1)),
+            Some(AllianceRefusal::AlreadyResolved),
+        ),
+    ];
+    for &(by, expected) in table {
+        assert_eq!(refusal(&sim.resolve(c, by)), expected, "{by:?}");
+    }
+    assert_eq!(
+        refusal(&sim.resolve(ComplaintId(9), Actor::Admin)),
+        Some(AllianceRefusal::UnknownComplaint)
+    );
+}
+
+#[test]
+fn complaints_name_a_real_dealer_and_its_own_car() {
+    let mut sim = Sim::new();
+    let item = sim.stock(1, 1);
+    let open = |dealer, item| AllianceCommand::OpenComplaint {
+        dealer: DealerId(dealer),
+        item,
+        consumer_ref: "c".into(),
+        text: "t".into(),
+    };
+    let table: &[(u32, Option<ItemId>, Option<AllianceRefusal>)] = &[
+        (9, None, Some(AllianceRefusal::UnknownDealer)),
+        (1, Some(ItemId(5)), Some(AllianceRefusal::UnknownItem)),
+        (2, Some(item), Some(AllianceRefusal::WrongDealer)),
+        (1, Some(item), None),
+    ];
+    for &(dealer, it, expected) in table {
+        assert_eq!(
+            refusal(&sim.run(open(dealer, it))),
+            expected,
+            "{dealer} {it:?}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Ratings
+
+#[test]
+#[allow(clippy::type_complexity)] // tables read best as tuples
+fn ratings_and_the_score() {
+    let mut sim = Sim::new();
+    assert_eq!(
+        sim.standing(1).score(),
+        None,
+        "null before the first rating"
+    );
+    let a = sim.stock(1, 1);
+    let b = sim.stock(2, 1);
+    let c = sim.stock(3, 1);
+    let elsewhere = sim.stock(4, 2);
+    // (dealer, item, condition, service, refusal, score after)
+    let table: &[(u32, ItemId, u8, u8, Option<AllianceRefusal>, Option<f64>)] = &[
+        (1, a, 5, 4, Some(AllianceRefusal::NotRetailed), None),
+        (1, a, 0, 4, Some(AllianceRefusal::InvalidRating), None),
+        (1, a, 5, 6, Some(AllianceRefusal::InvalidRating), None),
+        (1, elsewhere, 5, 5, Some(AllianceRefusal::WrongDealer), None),
+        (
+            1,
+            ItemId(99),
+            5,
+            5,
+            Some(AllianceRefusal::UnknownItem),
+            None,
+        ),
+    ];
+    for &(dealer, item, cond, serv, expected, score) in table {
+        assert_eq!(refusal(&sim.rate(dealer, item, cond, serv)), expected);
+        assert_eq!(sim.standing(1).score(), score);
+    }
+    for item in [a, b, c] {
+        sim.retail(item, 1);
+    }
+    // Marks 5, 4 → 4.5; + 3, 3 → 15/4 = 3.75 → 3.8 (half up); + 1, 2 → 18/6 = 3.0.
+    let table: &[(ItemId, u8, u8, Option<AllianceRefusal>, f64, u32)] = &[
+        (a, 5, 4, None, 4.5, 1),
+        (a, 1, 1, Some(AllianceRefusal::AlreadyRated), 4.5, 1),
+        (b, 3, 3, None, 3.8, 2),
+        (c, 1, 2, None, 3.0, 3),
+    ];
+    for &(item, cond, serv, expected, score, ratings) in table {
+        assert_eq!(refusal(&sim.rate(1, item, cond, serv)), expected);
+        let s = sim.standing(1);
+        assert_eq!((s.score(), s.ratings), (Some(score), ratings));
+    }
+    // A returned car's sale can still be rated (once).
+    let d = sim.stock(5, 1);
+    sim.retail(d, 1);
+    sim.give_back(d, &[]);
+    assert_eq!(refusal(&sim.rate(1, d, 2, 2)), None);
+    let s = sim.standing(1);
+    // 22 / 8 = 2.75 → 2.8
+    assert_eq!((s.score(), s.ratings), (Some(2.8), 4));
+}
+
+#[test]
+fn scores_round_half_up_to_one_decimal() {
+    let table: &[(u64, u32, Option<u32>)] = &[
+        (0, 0, None),
+        (10, 2, Some(50)),
+        (15, 4, Some(38)), // 3.75
+        (11, 6, Some(18)), // 1.8333
+        (13, 6, Some(22)), // 2.1666
+        (27, 8, Some(34)), // 3.375
+        (2, 2, Some(10)),
+    ];
+    for &(sum, marks, tenths) in table {
+        let r = Record {
+            marks,
+            marks_sum: sum,
+            ..Record::default()
+        };
+        assert_eq!(r.score_tenths(), tenths, "{sum}/{marks}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Warnings, corrections, expulsion
+
+/// Gives dealer 1 a violation of the kind named: an overdue complaint, a certified car
+/// returned with hidden damage, or a retail sale of a car whose title cannot pass.
+fn violation(
+    sim: &mut Sim,
+    kind: &str,
+) -> (Vec<AllianceEvent>, Option<ComplaintId>, Option<ItemId>) {
+    let lot = sim.alliance.items().count() as u32 + 100;
+    match kind {
+        "overdue" => {
+            let c = sim.complain(1);
+            let out = sim.at(sim.now + 24 * H);
+            (out, Some(c), None)
+        }
+        "damage" => {
+            let item = sim.stock(lot, 1);
+            sim.retail(item, 1);
+            let out = sim.give_back(item, &[Finding::StructuralDamage]);
+            (out, None, Some(item))
+        }
+        "title" => {
+            let report = Inspection {
+                title_transferable: false,
+                ..clean()
+            };
+            sim.sell(lot, 1, report.clone());
+            let out = sim.run(AllianceCommand::HandOff(Box::new(record(lot, 1, report))));
+            let Some(AllianceEvent::HandedOff { item, .. }) = out.first().cloned() else {
+                panic!("no hand-off");
+            };
+            let out = sim.retail(item, 1);
+            (out, None, Some(item))
+        }
+        other => panic!("unknown violation {other}"),
+    }
+}
+
+#[test]
+fn two_uncorrected_warnings_and_a_violation_expel() {
+    for kinds in [
+        ["overdue", "overdue", "overdue"],
+        ["damage", "overdue", "title"],
+        ["title", "damage", "damage"],
+        ["overdue", "title", "damage"],
+    ] {
+        let mut sim = Sim::new();
+        for (n, kind) in kinds.iter().enumerate() {
+            let (out, _, _) = violation(&mut sim, kind);
+            let s = sim.standing(1);
+            assert_eq!(s.violations as usize, n + 1, "{kinds:?}");
+            assert_eq!(s.uncorrected(), n + 1, "{kinds:?}");
+            assert_eq!(expelled(&out), n == 2, "{kinds:?} violation {}", n + 1);
+        }
+        assert_eq!(sim.status(1), DealerStatus::Expelled, "{kinds:?}");
+        // Other dealers are untouched.
+        assert_eq!(sim.status(2), DealerStatus::Active);
+        // A fourth violation does not expel twice.
+        let (out, _, _) = violation(&mut sim, "overdue");
+        assert!(!expelled(&out));
+    }
+}
+
+#[test]
+fn a_corrected_warning_does_not_count_toward_expulsion() {
+    // (the fix applied to the first two violations' causes before the third)
+    for fix in ["resolve the complaint", "refund the car"] {
+        let mut sim = Sim::new();
+        let (_, complaint, _) = violation(&mut sim, "overdue");
+        let (_, _, item) = violation(&mut sim, "damage");
+        assert_eq!(sim.standing(1).uncorrected(), 2);
+        match fix {
+            "resolve the complaint" => {
+                let out = sim.resolve(complaint.expect("complaint"), Actor::Dealer(DealerId(1)));
+                assert_eq!(refusal(&out), None);
+            }
+            _ => {
+                let out = sim.run(AllianceCommand::Refund {
+                    item: item.expect("item"),
+                });
+                assert_eq!(refusal(&out), None);
+            }
+        }
+        let s = sim.standing(1);
+        assert_eq!((s.violations, s.uncorrected()), (2, 1), "{fix}");
+        // Warning → correction → no expulsion on the next violation ...
+        let (out, _, _) = violation(&mut sim, "title");
+        assert!(!expelled(&out), "{fix}");
+        assert_eq!(sim.status(1), DealerStatus::Active, "{fix}");
+        let s = sim.standing(1);
+        assert_eq!((s.violations, s.uncorrected()), (3, 2), "{fix}");
+        // ... but with two uncorrected again, one more does.
+        let (out, _, _) = violation(&mut sim, "overdue");
+        assert!(expelled(&out), "{fix}");
+        assert_eq!(sim.status(1), DealerStatus::Expelled, "{fix}");
+    }
+}
+
+#[test]
+fn the_read_view_follows_a_moved_deadline() {
+    let mut sim = Sim::new();
+    let c = sim.complain(1);
+    let mut out = Vec::new();
+    let until = T0 + 25 * H + 300_000;
+    sim.alliance.resume(T0 + 25 * H, until, &mut out);
+    sim.follow(&out); // the event-built copy must drop the old deadline
+    assert_eq!(sim.shadow.next_deadline(), Some(until));
+    sim.at(until - 1);
+    assert_eq!(sim.standing(1).violations, 0);
+    sim.at(until);
+    assert_eq!(sim.standing(1).violations, 1);
+    assert_eq!(
+        sim.alliance.complaint(c).map(|c| c.status),
+        Some(ComplaintStatus::Overdue)
+    );
+}
+
+#[test]
+fn overdue_complaints_due_together_fire_in_order_in_one_tick() {
+    let mut sim = Sim::new();
+    let ids: Vec<_> = (0..3).map(|_| sim.complain(1)).collect();
+    let out = sim.at(T0 + 24 * H);
+    let overdue: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            AllianceEvent::ComplaintChanged(c) => Some(c.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(overdue, ids);
+    assert!(expelled(&out), "the third overdue complaint expels");
+    assert_eq!(sim.standing(1).violations, 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Inside the book: journaled sanctions, bidding eligibility, snapshots
+
+const Y: u64 = crate::auction::FEN_PER_YUAN;
+
+struct Market {
+    book: Book,
+    seq: u64,
+    now: u64,
+}
+
+impl Market {
+    fn new() -> Self {
+        let mut m = Self {
+            book: Book::default(),
+            seq: 0,
+            now: T0,
+        };
+        m.apply(Command::RegisterSeller {
+            name: "seller".into(),
+            token_hash: [1; 32],
+        });
+        for d in 0..2u8 {
+            m.apply(Command::RegisterDealer {
+                name: format!("dealer {d}"),
+                deposit: 1_000_000 * Y,
+                linked_sellers: Vec::new(),
+                token_hash: [10 + d; 32],
+            });
+        }
+        m
+    }
+
+    fn apply(&mut self, command: Command) -> Vec<Event> {
+        self.seq += 1;
+        self.book.apply(self.seq, self.now, command)
+    }
+
+    fn tick_at(&mut self, now: u64) -> Vec<Event> {
+        self.now = now;
+        self.apply(Command::Tick)
+    }
+
+    fn list(&mut self, inspection: Inspection) -> LotId {
+        let events = self.apply(Command::ListCar {
+            seller: SellerId(1),
+            listing: Box::new(Listing {
+                vehicle: Vehicle {
+                    vin: VIN.into(),
+                    make: "Toyota".into(),
+                    model: "Corolla".into(),
+                    year: 2020,
+                    mileage_km: 50_000,
+                    city: None,
+                },
+                inspection,
+                start_price: 50_000 * Y,
+                reserve: 50_000 * Y,
+                buy_now: Some(60_000 * Y),
+                starts_at: None,
+                duration_ms: Some(600_000),
+            }),
+        });
+        match events.first() {
+            Some(Event::Listed { lot, .. }) => *lot,
+            other => panic!("not listed: {other:?}"),
+        }
+    }
+
+    fn bid(&mut self, dealer: u32, lot: LotId, amount: u64, bid_id: &str) -> BidOutcome {
+        let events = self.apply(Command::PlaceBid {
+            dealer: DealerId(dealer),
+            lot,
+            amount,
+            max: None,
+            bid_id: Arc::from(bid_id),
+        });
+        match events.first() {
+            Some(Event::Bid { outcome, .. }) => *outcome,
+            other => panic!("no bid result: {other:?}"),
+        }
+    }
+
+    /// Lists a car and sells it to `dealer` at buy-now; returns the hand-off record.
+    fn buy(&mut self, dealer: u32, inspection: Inspection) -> HandOffRecord {
+        let lot = self.list(inspection.clone());
+        let outcome = self.bid(dealer, lot, 60_000 * Y, &format!("buy-{lot}"));
+        assert!(
+            matches!(outcome, BidOutcome::Accepted { .. }),
+            "{outcome:?}"
+        );
+        HandOffRecord {
+            auction: lot,
+            vin: VIN.into(),
+            seller: SellerId(1),
+            dealer: DealerId(dealer),
+            price: 60_000 * Y,
+            inspection_sha256: inspection_sha256(&inspection),
+            inspection,
+        }
+    }
+
+    fn alliance(&mut self, command: AllianceCommand) -> Vec<Event> {
+        self.apply(Command::Alliance(command))
+    }
+}
+
+#[test]
+fn expulsion_is_journaled_with_its_violation_and_stops_bidding() {
+    let mut m = Market::new();
+    // Dealer 1 leads a live lot; its leading bid must stand after the expulsion.
+    let open = m.list(clean());
+    assert!(matches!(
+        m.bid(1, open, 50_000 * Y, "lead"),
+        BidOutcome::Accepted { .. }
+    ));
+    // Three complaints, none answered: at 24 h the third expels.
+    for _ in 0..3 {
+        let events = m.alliance(AllianceCommand::OpenComplaint {
+            dealer: DealerId(1),
+            item: None,
+            consumer_ref: "c".into(),
+            text: "t".into(),
+        });
+        assert!(matches!(
+            events.as_slice(),
+            [Event::Alliance(AllianceEvent::ComplaintChanged(_))]
+        ));
+    }
+    assert_eq!(m.book.next_deadline(), Some(T0 + 600_000));
+    // The lot closes first (sold to dealer 1: its leading bid stood until the close).
+    let events = m.tick_at(T0 + 600_000);
+    assert!(events.iter().any(|e| matches!(e, Event::Closed { .. })));
+    assert_eq!(m.book.next_deadline(), Some(T0 + 24 * H));
+    let events = m.tick_at(T0 + 24 * H);
+    let changed: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::DealerChanged { dealer, status, .. } => Some((*dealer, *status)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(changed, [(DealerId(1), DealerStatus::Expelled)]);
+    assert_eq!(
+        m.book.dealer(DealerId(1)).map(|d| d.status),
+        Some(DealerStatus::Expelled)
+    );
+    // Its next bid is not eligible; the other dealer bids as before.
+    let next = m.list(clean());
+    assert_eq!(
+        m.bid(1, next, 50_000 * Y, "after"),
+        BidOutcome::Rejected(Rejection::NotEligible)
+    );
+    assert!(matches!(
+        m.bid(2, next, 50_000 * Y, "other"),
+        BidOutcome::Accepted { .. }
+    ));
+    // An operator may reinstate; the warnings stay on the record.
+    m.apply(Command::SetDealerStatus {
+        dealer: DealerId(1),
+        status: DealerStatus::Active,
+        reason: "appeal upheld".into(),
+    });
+    let s = m
+        .book
+        .alliance()
+        .standing(DealerId(1), DealerStatus::Active);
+    assert_eq!((s.violations, s.uncorrected()), (3, 3));
+}
+
+#[test]
+fn complaints_that_fell_due_during_an_outage_get_the_outage_grace() {
+    let mut m = Market::new();
+    m.alliance(AllianceCommand::OpenComplaint {
+        dealer: DealerId(1),
+        item: None,
+        consumer_ref: "c".into(),
+        text: "t".into(),
+    });
+    let grace = m.book.rules().outage_grace_ms;
+    // The engine was down from before the deadline until 25 h; its first command is Resume.
+    m.now = T0 + 25 * H;
+    let events = m.apply(Command::Resume);
+    let moved: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Alliance(AllianceEvent::ComplaintChanged(c)) => Some((c.status, c.due_at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(moved, [(ComplaintStatus::Open, T0 + 25 * H + grace)]);
+    assert_eq!(m.book.next_deadline(), Some(T0 + 25 * H + grace));
+    // Not resolved within the grace either: now it is overdue.
+    m.tick_at(T0 + 25 * H + grace - 1);
+    assert_eq!(m.book.alliance().record(DealerId(1)).violations, 0);
+    m.tick_at(T0 + 25 * H + grace);
+    assert_eq!(m.book.alliance().record(DealerId(1)).violations, 1);
+}
+
+#[test]
+fn hand_off_inside_the_book_checks_the_sale_and_is_idempotent() {
+    let mut m = Market::new();
+    let record = m.buy(2, clean());
+    let events = m.alliance(AllianceCommand::HandOff(Box::new(record.clone())));
+    let item = match events.as_slice() {
+        [Event::Alliance(AllianceEvent::HandedOff {
+            item,
+            duplicate: false,
+            ..
+        }), Event::Alliance(AllianceEvent::ItemChanged(i))] => {
+            assert!(i.certified, "{:?}", i.reasons);
+            *item
+        }
+        other => panic!("{other:?}"),
+    };
+    let again = m.alliance(AllianceCommand::HandOff(Box::new(record.clone())));
+    assert_eq!(
+        again,
+        [Event::Alliance(AllianceEvent::HandedOff {
+            auction: record.auction,
+            item,
+            duplicate: true
+        })]
+    );
+    // A live lot is not sold; a record naming the wrong buyer does not match.
+    let live = m.list(clean());
+    let mut early = record.clone();
+    early.auction = live;
+    let events = m.alliance(AllianceCommand::HandOff(Box::new(early)));
+    assert_eq!(
+        events,
+        [Event::Alliance(AllianceEvent::Refused(
+            AllianceRefusal::NotSold
+        ))]
+    );
+    let other = m.buy(1, clean());
+    let mut wrong = other.clone();
+    wrong.dealer = DealerId(2);
+    let events = m.alliance(AllianceCommand::HandOff(Box::new(wrong)));
+    assert_eq!(
+        events,
+        [Event::Alliance(AllianceEvent::Refused(
+            AllianceRefusal::RecordMismatch
+        ))]
+    );
+    // The record's VIN is checked against the listing's.
+    let mut other_vin = other;
+    other_vin.vin = "11111111111111111".into();
+    m.alliance(AllianceCommand::HandOff(Box::new(other_vin.clone())));
+    let item = m
+        .book
+        .alliance()
+        .item_for_auction(other_vin.auction)
+        .expect("delivered");
+    assert_eq!(item.reasons, [Reason::VinMismatch]);
+}
+
+#[test]
+fn alliance_state_survives_a_snapshot_and_old_snapshots_still_load() {
+    let mut m = Market::new();
+    let record = m.buy(1, clean());
+    m.alliance(AllianceCommand::HandOff(Box::new(record)));
+    m.alliance(AllianceCommand::OpenComplaint {
+        dealer: DealerId(1),
+        item: Some(ItemId(1)),
+        consumer_ref: "c".into(),
+        text: "t".into(),
+    });
+    let bytes = rmp_serde::to_vec(&m.book).expect("snapshot");
+    let back: Book = rmp_serde::from_slice(&bytes).expect("load");
+    assert_eq!(back, m.book);
+    assert_eq!(back.alliance().items().count(), 1);
+    assert_eq!(
+        back.next_deadline(),
+        Some(T0 + 24 * H),
+        "the complaint timer is kept"
+    );
+
+    // A snapshot from before the alliance: no `alliance` in the book or in its rules.
+    let mut value = serde_json::to_value(Book::default()).expect("to json");
+    let map = value.as_object_mut().expect("book is a map");
+    map.remove("alliance");
+    map.get_mut("rules")
+        .and_then(|r| r.as_object_mut())
+        .expect("rules")
+        .remove("alliance");
+    let old = rmp_serde::to_vec_named(&value).expect("encode");
+    let loaded: Book = rmp_serde::from_slice(&old).expect("an old snapshot loads");
+    assert_eq!(loaded, Book::default());
+}

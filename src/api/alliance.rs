@@ -1,0 +1,571 @@
+//! HTTP routes of the alliance: inventory, retail sales, returns, refunds, complaints,
+//! ratings and standings (docs/protocol.md, "Alliance").
+//!
+//! Every change is a journaled `Command::Alliance` through the engine, answered only once
+//! durable, from the objects its events carry; reads come from the alliance's durable read
+//! view (`crate::pipeline::Board`). Role checks happen here; "its dealer" checks, which
+//! need the alliance's state, happen in the rules.
+
+use super::routes::{check_amount, parse_id, ApiError, AppState, Body, Caller};
+use crate::alliance::{
+    Actor, AllianceCommand, AllianceEvent, AllianceRefusal, Cause, Complaint, ComplaintId, Finding,
+    Item, ItemId, Record, ReturnReason, Standing, Warning,
+};
+use crate::auction::{Command, DealerId, Event};
+use crate::gateway::hub::Principal;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Longest consumer reference, in characters.
+pub const MAX_REF_CHARS: usize = 128;
+/// Longest free text (complaint, return details, resolution), in characters.
+pub const MAX_TEXT_CHARS: usize = 4_000;
+
+/// The alliance's routes.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/inventory", get(list_inventory))
+        .route("/v1/inventory/:id", get(get_item))
+        .route("/v1/inventory/:id/retail", post(retail))
+        .route("/v1/inventory/:id/returns", post(return_item))
+        .route("/v1/inventory/:id/refund", post(refund))
+        .route("/v1/complaints", post(open_complaint))
+        .route("/v1/complaints/:id/resolve", post(resolve_complaint))
+        .route("/v1/dealers/:id/ratings", post(rate))
+        .route("/v1/dealers/:id/standing", get(standing))
+        .with_state(state)
+}
+
+// ---------------------------------------------------------------------------------------
+// Wire shapes
+
+fn item_json(i: &Item) -> Value {
+    let mut v = json!({
+        "id": i.id.to_string(),
+        "auction": i.auction.to_string(),
+        "vin": i.vin,
+        "dealer": i.dealer.to_string(),
+        "price": i.price,
+        "certified": i.certified,
+        "reasons": i.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+        "inspection_sha256": hex::encode(i.inspection_sha256),
+        "status": i.status.as_str(),
+        "delivered_at": i.delivered_at,
+        "inspection": {
+            "structural_damage": i.inspection.structural_damage,
+            "fire": i.inspection.fire,
+            "flood": i.inspection.flood,
+            "odometer_tampered": i.inspection.odometer_tampered,
+            "title_transferable": i.inspection.title_transferable,
+            "grade": i.inspection.grade,
+            "notes": i.inspection.notes,
+        },
+        "rated": i.rated,
+    });
+    let Some(m) = v.as_object_mut() else {
+        return v;
+    };
+    // Consumer references and details stay with the consumer site: the catalogue is public.
+    if let Some(r) = &i.retail {
+        m.insert("retail_at".into(), r.at.into());
+        m.insert("return_until".into(), r.return_until.into());
+    }
+    if let Some(r) = &i.return_claim {
+        m.insert("returned_at".into(), r.at.into());
+        m.insert("findings".into(), json!(r.findings));
+    }
+    if let Some(t) = i.refunded_at {
+        m.insert("refunded_at".into(), t.into());
+    }
+    v
+}
+
+fn complaint_json(c: &Complaint) -> Value {
+    json!({
+        "id": c.id.to_string(),
+        "dealer": c.dealer.to_string(),
+        "inventory": c.item.map(|i| i.to_string()),
+        "status": c.status.as_str(),
+        "opened_at": c.opened_at,
+        "due_at": c.due_at,
+        "resolved_at": c.resolved_at,
+        "warning": c.warning.map(|w| w.to_string()),
+    })
+}
+
+fn warning_json(w: &Warning) -> Value {
+    let mut v = json!({
+        "id": w.id.to_string(),
+        "cause": w.cause.as_str(),
+        "corrected": w.corrected(),
+        "issued_at": w.issued_at,
+        "corrected_at": w.corrected_at,
+    });
+    if let Some(m) = v.as_object_mut() {
+        match w.cause {
+            Cause::HiddenDamage { item } | Cause::TitleNotTransferable { item } => {
+                m.insert("inventory".into(), item.to_string().into());
+            }
+            Cause::OverdueComplaint { complaint } => {
+                m.insert("complaint".into(), complaint.to_string().into());
+            }
+        }
+    }
+    v
+}
+
+fn standing_json(s: &Standing) -> Value {
+    json!({
+        "dealer": s.dealer.to_string(),
+        "score": s.score(),
+        "ratings": s.ratings,
+        "violations": s.violations,
+        "warnings": s.warnings.iter().map(warning_json).collect::<Vec<_>>(),
+        "status": s.status,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Plumbing
+
+impl From<AllianceRefusal> for ApiError {
+    fn from(r: AllianceRefusal) -> Self {
+        let code = r.code();
+        match r {
+            AllianceRefusal::UnknownItem => Self::not_found("inventory item"),
+            AllianceRefusal::UnknownComplaint => Self::not_found("complaint"),
+            AllianceRefusal::UnknownDealer => Self::not_found("dealer"),
+            AllianceRefusal::NotAllowed => Self::forbidden(),
+            AllianceRefusal::WrongDealer => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                code,
+                "the inventory item belongs to another dealer",
+            ),
+            AllianceRefusal::InvalidRating | AllianceRefusal::InvalidAmount => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "the request breaks an alliance rule",
+            ),
+            AllianceRefusal::NotRetailed => Self::new(
+                StatusCode::CONFLICT,
+                code,
+                "the car has not been sold to a consumer",
+            ),
+            AllianceRefusal::ReturnWindowClosed => Self::new(
+                StatusCode::CONFLICT,
+                code,
+                "the return window (120 h from the retail sale) has closed",
+            ),
+            AllianceRefusal::AlreadyReturned => {
+                Self::new(StatusCode::CONFLICT, code, "the car was already returned")
+            }
+            AllianceRefusal::AlreadyRated => Self::new(
+                StatusCode::CONFLICT,
+                code,
+                "this retail sale was already rated",
+            ),
+            AllianceRefusal::AlreadyResolved => Self::new(
+                StatusCode::CONFLICT,
+                code,
+                "the complaint was already resolved",
+            ),
+            AllianceRefusal::WrongState
+            | AllianceRefusal::NotSold
+            | AllianceRefusal::RecordMismatch => Self::new(
+                StatusCode::CONFLICT,
+                "wrong_state",
+                "the inventory item is not in a state that allows this",
+            ),
+        }
+    }
+}
+
+/// Submits an alliance command; its events once durable, or the refusal as an error.
+async fn submit(state: &AppState, command: AllianceCommand) -> Result<Vec<Event>, ApiError> {
+    let applied = state
+        .ctx
+        .engine
+        .submit(Command::Alliance(command))
+        .await
+        .map_err(|_| ApiError::unavailable())?;
+    if let Some(r) = applied.events.iter().find_map(|e| match e {
+        Event::Alliance(AllianceEvent::Refused(r)) => Some(*r),
+        _ => None,
+    }) {
+        return Err(r.into());
+    }
+    Ok(applied.events)
+}
+
+fn item_of(events: &[Event]) -> Option<&Item> {
+    events.iter().find_map(|e| match e {
+        Event::Alliance(AllianceEvent::ItemChanged(i)) => Some(&**i),
+        _ => None,
+    })
+}
+
+fn complaint_of(events: &[Event]) -> Option<&Complaint> {
+    events.iter().find_map(|e| match e {
+        Event::Alliance(AllianceEvent::ComplaintChanged(c)) => Some(&**c),
+        _ => None,
+    })
+}
+
+fn record_of(events: &[Event]) -> Option<&Record> {
+    events.iter().find_map(|e| match e {
+        Event::Alliance(AllianceEvent::RecordChanged { record, .. }) => Some(record),
+        _ => None,
+    })
+}
+
+/// Durable but without the object it should carry: a server bug, not the client's.
+fn missing() -> ApiError {
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "the change was made but its result could not be read; read it back",
+    )
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+}
+
+/// The consumer site (or an operator acting for it).
+fn require_service(caller: &Caller) -> Result<(), ApiError> {
+    match caller.0 {
+        Principal::Service(_) | Principal::Admin => Ok(()),
+        _ => Err(ApiError::forbidden()),
+    }
+}
+
+/// A free-text field: trimmed, without control characters other than line breaks and tabs,
+/// at most `max` characters, and not blank when `required`.
+fn text(field: &str, raw: &str, max: usize, required: bool) -> Result<String, ApiError> {
+    let t = raw.trim();
+    if required && t.is_empty() {
+        return Err(invalid(format!("{field} must not be blank")));
+    }
+    if t.chars().count() > max {
+        return Err(invalid(format!("{field} must be at most {max} characters")));
+    }
+    if t.chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+fn consumer_ref(raw: &str) -> Result<String, ApiError> {
+    let r = text("consumer_ref", raw, MAX_REF_CHARS, true)?;
+    if r.contains(['\n', '\r', '\t']) {
+        return Err(invalid("consumer_ref must be one line"));
+    }
+    Ok(r)
+}
+
+// ---------------------------------------------------------------------------------------
+// Handlers
+
+#[derive(Deserialize)]
+struct InventoryQuery {
+    certified: Option<String>,
+    dealer: Option<String>,
+}
+
+async fn list_inventory(
+    State(s): State<AppState>,
+    _caller: Caller,
+    Query(q): Query<InventoryQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let certified = match q.certified.as_deref() {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "certified must be true or false, not {other:?}"
+            )))
+        }
+    };
+    let dealer = match q.dealer.as_deref() {
+        None => None,
+        Some(raw) => Some(
+            raw.parse::<DealerId>()
+                .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a dealer id")))?,
+        ),
+    };
+    let items: Vec<Value> = s
+        .alliance
+        .items(certified, dealer)
+        .iter()
+        .map(item_json)
+        .collect();
+    Ok(Json(json!({ "items": items })))
+}
+
+async fn get_item(
+    State(s): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id: ItemId = parse_id(&id, "inventory item")?;
+    let item = s
+        .alliance
+        .item(id)
+        .ok_or_else(|| ApiError::not_found("inventory item"))?;
+    Ok(Json(item_json(&item)))
+}
+
+#[derive(Deserialize)]
+struct RetailBody {
+    consumer_ref: String,
+    price: u64,
+}
+
+async fn retail(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(b): Body<RetailBody>,
+) -> Result<Json<Value>, ApiError> {
+    let item: ItemId = parse_id(&id, "inventory item")?;
+    let Principal::Dealer(dealer) = caller.0 else {
+        return Err(ApiError::forbidden());
+    };
+    if b.price == 0 {
+        return Err(invalid("price must be at least 1 fen"));
+    }
+    let events = submit(
+        &s,
+        AllianceCommand::Retail {
+            item,
+            by: Actor::Dealer(dealer),
+            consumer_ref: consumer_ref(&b.consumer_ref)?,
+            price: check_amount(b.price, "price")?,
+        },
+    )
+    .await?;
+    Ok(Json(item_json(item_of(&events).ok_or_else(missing)?)))
+}
+
+#[derive(Deserialize)]
+struct ReturnBody {
+    consumer_ref: String,
+    reason: String,
+    #[serde(default)]
+    details: String,
+    /// Extension: what the consumer site's check found that the report did not show.
+    #[serde(default)]
+    findings: Vec<String>,
+}
+
+async fn return_item(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(b): Body<ReturnBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let item: ItemId = parse_id(&id, "inventory item")?;
+    require_service(&caller)?;
+    let reason = match b.reason.as_str() {
+        "not_as_described" => ReturnReason::NotAsDescribed,
+        other => {
+            return Err(invalid(format!(
+                "reason must be \"not_as_described\", not {other:?}"
+            )))
+        }
+    };
+    let findings = b
+        .findings
+        .iter()
+        .map(|f| {
+            serde_json::from_value::<Finding>(Value::String(f.clone())).map_err(|_| {
+                invalid(format!(
+                    "finding {f:?} is not one of structural_damage, fire, flood, \
+                     title_not_transferable"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let events = submit(
+        &s,
+        AllianceCommand::Return {
+            item,
+            consumer_ref: consumer_ref(&b.consumer_ref)?,
+            reason,
+            details: text("details", &b.details, MAX_TEXT_CHARS, false)?,
+            findings,
+        },
+    )
+    .await?;
+    let item = item_of(&events).ok_or_else(missing)?;
+    Ok((StatusCode::CREATED, Json(item_json(item))))
+}
+
+async fn refund(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let item: ItemId = parse_id(&id, "inventory item")?;
+    require_service(&caller)?;
+    let events = submit(&s, AllianceCommand::Refund { item }).await?;
+    Ok(Json(item_json(item_of(&events).ok_or_else(missing)?)))
+}
+
+#[derive(Deserialize)]
+struct ComplaintBody {
+    dealer: String,
+    #[serde(default)]
+    inventory: Option<String>,
+    consumer_ref: String,
+    text: String,
+}
+
+async fn open_complaint(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(b): Body<ComplaintBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_service(&caller)?;
+    let unknown_dealer = || {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_dealer",
+            "dealer does not name a dealer",
+        )
+    };
+    let dealer: DealerId = b.dealer.parse().map_err(|_| unknown_dealer())?;
+    let item = match b.inventory.as_deref() {
+        None => None,
+        Some(raw) => Some(raw.parse::<ItemId>().map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_item",
+                "inventory does not name an inventory item",
+            )
+        })?),
+    };
+    let command = AllianceCommand::OpenComplaint {
+        dealer,
+        item,
+        consumer_ref: consumer_ref(&b.consumer_ref)?,
+        text: text("text", &b.text, MAX_TEXT_CHARS, true)?,
+    };
+    if s.alliance.standing(dealer).is_none() {
+        return Err(unknown_dealer());
+    }
+    let events = submit(&s, command).await?;
+    let c = complaint_of(&events).ok_or_else(missing)?;
+    Ok((StatusCode::CREATED, Json(complaint_json(c))))
+}
+
+#[derive(Deserialize)]
+struct ResolveBody {
+    resolution: String,
+}
+
+async fn resolve_complaint(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(b): Body<ResolveBody>,
+) -> Result<Json<Value>, ApiError> {
+    let complaint: ComplaintId = parse_id(&id, "complaint")?;
+    let by = match caller.0 {
+        Principal::Dealer(d) => Actor::Dealer(d),
+        Principal::Admin => Actor::Admin,
+        _ => return Err(ApiError::forbidden()),
+    };
+    let events = submit(
+        &s,
+        AllianceCommand::ResolveComplaint {
+            complaint,
+            by,
+            resolution: text("resolution", &b.resolution, MAX_TEXT_CHARS, true)?,
+        },
+    )
+    .await?;
+    Ok(Json(complaint_json(
+        complaint_of(&events).ok_or_else(missing)?,
+    )))
+}
+
+#[derive(Deserialize)]
+struct RatingBody {
+    inventory: String,
+    consumer_ref: String,
+    condition: u64,
+    service: u64,
+}
+
+async fn rate(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(b): Body<RatingBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let dealer: DealerId = parse_id(&id, "dealer")?;
+    require_service(&caller)?;
+    if s.alliance.standing(dealer).is_none() {
+        return Err(ApiError::not_found("dealer"));
+    }
+    let item: ItemId = b.inventory.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown_item",
+            "inventory does not name an inventory item",
+        )
+    })?;
+    let mark = |field: &str, v: u64| {
+        u8::try_from(v)
+            .ok()
+            .filter(|m| (1..=5).contains(m))
+            .ok_or_else(|| invalid(format!("{field} must be an integer from 1 to 5")))
+    };
+    let (condition, service) = (mark("condition", b.condition)?, mark("service", b.service)?);
+    let events = submit(
+        &s,
+        AllianceCommand::Rate {
+            dealer,
+            item,
+            consumer_ref: consumer_ref(&b.consumer_ref)?,
+            condition,
+            service,
+        },
+    )
+    .await?;
+    let record = record_of(&events).ok_or_else(missing)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "dealer": dealer.to_string(),
+            "inventory": item.to_string(),
+            "condition": condition,
+            "service": service,
+            "score": record.score_tenths().map(|t| f64::from(t) / 10.0),
+            "ratings": record.ratings,
+        })),
+    ))
+}
+
+async fn standing(
+    State(s): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let dealer: DealerId = parse_id(&id, "dealer")?;
+    let standing = s
+        .alliance
+        .standing(dealer)
+        .ok_or_else(|| ApiError::not_found("dealer"))?;
+    Ok(Json(standing_json(&standing)))
+}

@@ -1,0 +1,381 @@
+//! The hand-off for the Redis journal: a consumer group on `{prefix}:outcomes`.
+//!
+//! The journal XADDs every outcome to the stream in the same script as its batch, so the
+//! stream holds exactly the durable outcomes. This consumer reads them through a consumer
+//! group and acknowledges an entry only once its hand-off is durable in the journal:
+//!
+//! 1. `XGROUP CREATE … 0 MKSTREAM` at start (an existing group is kept). A new group starts
+//!    at the beginning of the stream, so outcomes from before the alliance existed are
+//!    handed off too (once each).
+//! 2. `XREADGROUP … STREAMS key 0`: what this consumer read before and never acknowledged
+//!    (it restarted, or the engine was unavailable), first.
+//! 3. `XAUTOCLAIM … min-idle`: entries another consumer read and left idle longer than
+//!    `claim_idle` (it died between reading and acknowledging).
+//! 4. `XREADGROUP … BLOCK … STREAMS key >`: new entries.
+//!
+//! Each entry is handled, then `XACK`ed: non-sold outcomes at once; sold ones after the
+//! engine answered the hand-off durably. Delivery is therefore at least once — a consumer
+//! killed after the hand-off but before its `XACK` leaves the entry to be handed off again
+//! — and the effect is once, because the book creates one item per auction.
+//!
+//! Must not: acknowledge anything that is not durable, or retry on its own in a tight
+//! loop (failures back off).
+
+use super::{hand_off_record, submit_hand_off, Handed};
+use crate::auction::Outcome;
+use crate::engine::EngineHandle;
+use crate::gateway::hub::Hub;
+use crate::store::redis_journal::redact_url;
+use crate::store::OutcomeRecord;
+use redis::aio::MultiplexedConnection;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::{FromRedisValue, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Settings of the consumer (`[alliance]` in config/default.toml says why each default).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisHandoffConfig {
+    /// The Redis URL.
+    pub url: String,
+    /// The outcomes stream's key.
+    pub stream: String,
+    /// The consumer group.
+    pub group: String,
+    /// This consumer's name in the group.
+    pub consumer: String,
+    /// Entries idle this long in another consumer's pending list are claimed.
+    pub claim_idle: Duration,
+    /// How long one read waits for new entries.
+    pub block: Duration,
+    /// Most entries per read.
+    pub count: usize,
+    /// Bound on every Redis call (on top of `block` for blocking reads).
+    pub op_timeout: Duration,
+}
+
+impl std::fmt::Debug for RedisHandoffConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHandoffConfig")
+            .field("url", &redact_url(&self.url))
+            .field("stream", &self.stream)
+            .field("group", &self.group)
+            .field("consumer", &self.consumer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A failed Redis call (the consumer reconnects and carries on).
+#[derive(Debug, thiserror::Error)]
+#[error("alliance hand-off: {0}")]
+pub struct HandoffError(String);
+
+/// One entry of the outcomes stream, as read.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// The stream entry id.
+    pub id: String,
+    /// The outcome, or `None` if the entry does not decode.
+    pub outcome: Option<OutcomeRecord>,
+}
+
+/// What handling one delivery came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Handling {
+    /// Done with it (handed off durably, nothing to hand off, or never handleable):
+    /// acknowledge.
+    Ack,
+    /// Not now (engine unavailable, listing not yet visible): leave it pending.
+    Retry(&'static str),
+}
+
+/// A consumer in the alliance's group.
+pub struct RedisHandoff {
+    config: RedisHandoffConfig,
+    conn: MultiplexedConnection,
+    engine: EngineHandle,
+    hub: Arc<Hub>,
+    /// Where the next read of this consumer's own pending entries starts, and where the
+    /// next claim starts. Both walk forward page by page and wrap around, so an entry that
+    /// keeps failing at the head never hides the ones behind it.
+    own_cursor: String,
+    claim_cursor: String,
+}
+
+impl RedisHandoff {
+    /// Connects and makes sure the group exists.
+    pub async fn connect(
+        config: RedisHandoffConfig,
+        engine: EngineHandle,
+        hub: Arc<Hub>,
+    ) -> Result<Self, HandoffError> {
+        let client = redis::Client::open(config.url.as_str())
+            .map_err(|e| HandoffError(format!("redis url: {e}")))?;
+        let conn =
+            tokio::time::timeout(config.op_timeout, client.get_multiplexed_async_connection())
+                .await
+                .map_err(|_| HandoffError("connecting to redis timed out".into()))?
+                .map_err(|e| HandoffError(format!("connecting to redis: {e}")))?;
+        let mut me = Self {
+            config,
+            conn,
+            engine,
+            hub,
+            own_cursor: "0".into(),
+            claim_cursor: "0-0".into(),
+        };
+        let mut create = redis::cmd("XGROUP");
+        create
+            .arg("CREATE")
+            .arg(&me.config.stream)
+            .arg(&me.config.group)
+            .arg("0")
+            .arg("MKSTREAM");
+        match me.query::<Value>(&create, Duration::ZERO).await {
+            Ok(_) => {}
+            Err(e) if e.0.contains("BUSYGROUP") => {}
+            Err(e) => return Err(e),
+        }
+        Ok(me)
+    }
+
+    /// This consumer's settings.
+    pub fn config(&self) -> &RedisHandoffConfig {
+        &self.config
+    }
+
+    async fn query<T: FromRedisValue>(
+        &mut self,
+        cmd: &redis::Cmd,
+        extra: Duration,
+    ) -> Result<T, HandoffError> {
+        match tokio::time::timeout(
+            self.config.op_timeout + extra,
+            cmd.query_async(&mut self.conn),
+        )
+        .await
+        {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(HandoffError(e.to_string())),
+            Err(_) => Err(HandoffError("redis did not answer in time".into())),
+        }
+    }
+
+    /// Entries this consumer read before and has not acknowledged: the next page of
+    /// them (from the start again once a page comes back short).
+    pub async fn read_own_pending(&mut self) -> Result<Vec<Delivery>, HandoffError> {
+        let from = std::mem::replace(&mut self.own_cursor, "0".into());
+        let page = self.read_group(&from, None).await?;
+        if page.len() >= self.config.count {
+            if let Some(last) = page.last() {
+                self.own_cursor = last.id.clone();
+            }
+        }
+        Ok(page)
+    }
+
+    /// New entries, waiting up to the configured block time for some.
+    pub async fn read_new(&mut self) -> Result<Vec<Delivery>, HandoffError> {
+        let block = self.config.block;
+        self.read_group(">", Some(block)).await
+    }
+
+    async fn read_group(
+        &mut self,
+        from: &str,
+        block: Option<Duration>,
+    ) -> Result<Vec<Delivery>, HandoffError> {
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(&self.config.group)
+            .arg(&self.config.consumer)
+            .arg("COUNT")
+            .arg(self.config.count);
+        if let Some(block) = block {
+            read.arg("BLOCK").arg(block.as_millis() as u64);
+        }
+        read.arg("STREAMS").arg(&self.config.stream).arg(from);
+        let value: Value = self.query(&read, block.unwrap_or_default()).await?;
+        if value == Value::Nil {
+            return Ok(Vec::new()); // BLOCK timed out
+        }
+        let reply = StreamReadReply::from_owned_redis_value(value)
+            .map_err(|e| HandoffError(format!("unexpected XREADGROUP reply: {e}")))?;
+        Ok(reply
+            .keys
+            .iter()
+            .flat_map(|k| k.ids.iter().map(decode))
+            .collect())
+    }
+
+    /// Entries other consumers (or this one) left unacknowledged for longer than the
+    /// claim timeout, now claimed by this consumer.
+    pub async fn claim_stale(&mut self) -> Result<Vec<Delivery>, HandoffError> {
+        let mut claim = redis::cmd("XAUTOCLAIM");
+        claim
+            .arg(&self.config.stream)
+            .arg(&self.config.group)
+            .arg(&self.config.consumer)
+            .arg(self.config.claim_idle.as_millis() as u64)
+            .arg(&self.claim_cursor)
+            .arg("COUNT")
+            .arg(self.config.count);
+        let reply: StreamAutoClaimReply = self.query(&claim, Duration::ZERO).await?;
+        // "0-0" when the scan of the pending list is complete: the next claim starts over.
+        self.claim_cursor = reply.next_stream_id;
+        Ok(reply.claimed.iter().map(decode).collect())
+    }
+
+    /// Acknowledges one entry.
+    pub async fn ack(&mut self, delivery: &Delivery) -> Result<(), HandoffError> {
+        let mut ack = redis::cmd("XACK");
+        ack.arg(&self.config.stream)
+            .arg(&self.config.group)
+            .arg(&delivery.id);
+        let _: i64 = self.query(&ack, Duration::ZERO).await?;
+        Ok(())
+    }
+
+    /// Hands one entry off (without acknowledging it).
+    pub async fn handle(&self, delivery: &Delivery) -> Handling {
+        let Some(o) = &delivery.outcome else {
+            tracing::error!(id = %delivery.id, "outcome entry does not decode; skipped");
+            return Handling::Ack;
+        };
+        let (Outcome::Sold, Some(dealer), Some(price)) = (o.outcome, o.dealer, o.price) else {
+            return Handling::Ack; // no_sale, pending_seller: nothing to hand off
+        };
+        // The listing reached the hub when its ListCar entry was published; only a lot
+        // listed and sold within one group commit can be read here a moment before that.
+        let Some(lot) = self.hub.lot(o.lot) else {
+            return Handling::Retry("listing not yet published");
+        };
+        let record = hand_off_record(o.lot, o.seller, dealer, price, &lot.listing);
+        match submit_hand_off(&self.engine, record).await {
+            Ok(Handed::Done { item, duplicate }) => {
+                tracing::info!(auction = %o.lot, %item, duplicate, id = %delivery.id, "handed off");
+                Handling::Ack
+            }
+            Ok(Handed::Refused(r)) => {
+                tracing::error!(auction = %o.lot, refusal = ?r, "hand-off refused by the book");
+                Handling::Ack
+            }
+            Err(_) => Handling::Retry("engine unavailable"),
+        }
+    }
+
+    /// Handles and acknowledges each delivery; false if any must be retried.
+    pub async fn process(&mut self, deliveries: &[Delivery]) -> Result<bool, HandoffError> {
+        let mut all = true;
+        for d in deliveries {
+            match self.handle(d).await {
+                Handling::Ack => self.ack(d).await?,
+                Handling::Retry(why) => {
+                    tracing::debug!(id = %d.id, why, "hand-off left pending");
+                    all = false;
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// One round: own pending entries (when `own` is set), stale ones (when `claim` is
+    /// set), then new ones. Returns whether everything read was acknowledged. New entries
+    /// are read even when older ones failed, so one entry that cannot be handed off yet
+    /// never holds up the others.
+    pub async fn round(&mut self, own: bool, claim: bool) -> Result<bool, HandoffError> {
+        let mut all = true;
+        if own {
+            let d = self.read_own_pending().await?;
+            all &= self.process(&d).await?;
+        }
+        if claim {
+            let d = self.claim_stale().await?;
+            all &= self.process(&d).await?;
+        }
+        let d = self.read_new().await?;
+        all &= self.process(&d).await?;
+        Ok(all)
+    }
+
+    /// Runs the consumer until `shutdown` turns true, reconnecting after Redis failures
+    /// (with backoff). Own pending entries are read at start and after any retry.
+    pub async fn run(
+        config: RedisHandoffConfig,
+        engine: EngineHandle,
+        hub: Arc<Hub>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut backoff = Duration::from_millis(100);
+        'connect: loop {
+            let connected = tokio::select! {
+                c = Self::connect(config.clone(), engine.clone(), hub.clone()) => c,
+                _ = shutdown.changed() => return,
+            };
+            let mut me = match connected {
+                Ok(me) => me,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "alliance consumer cannot start");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            tracing::info!(config = ?me.config, "alliance consumer running");
+            let (mut own, mut last_claim) = (true, None::<Instant>);
+            loop {
+                if *shutdown.borrow() {
+                    return;
+                }
+                // Claiming every half timeout keeps a dead consumer's entries waiting at
+                // most 1.5 × claim_idle.
+                let claim = last_claim.is_none_or(|t| t.elapsed() >= config.claim_idle / 2);
+                if claim {
+                    last_claim = Some(Instant::now());
+                }
+                let round = tokio::select! {
+                    r = me.round(own, claim) => r,
+                    _ = shutdown.changed() => return,
+                };
+                match round {
+                    Ok(true) => {
+                        own = false;
+                        backoff = Duration::from_millis(100);
+                    }
+                    Ok(false) => {
+                        own = true;
+                        tokio::select! {
+                            () = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "alliance consumer: redis failed; reconnecting");
+                        tokio::select! {
+                            () = tokio::time::sleep(backoff) => {}
+                            _ = shutdown.changed() => return,
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
+                        continue 'connect;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn decode(entry: &StreamId) -> Delivery {
+    let outcome = match entry.map.get("o") {
+        Some(Value::BulkString(bytes)) => rmp_serde::from_slice(bytes).ok(),
+        _ => None,
+    };
+    Delivery {
+        id: entry.id.clone(),
+        outcome,
+    }
+}

@@ -1,0 +1,773 @@
+//! The alliance pipeline against real servers: real `redis-server` processes (started
+//! here, on their own ports), the real gavel server on 127.0.0.1:0, real HTTP and
+//! WebSocket clients.
+
+mod support;
+
+use gavel::alliance::AllianceCommand;
+use gavel::auction::{
+    Command, DealerId, Event, Inspection, Listing, LotId, Rules, SellerId, Vehicle,
+};
+use gavel::config::Config;
+use gavel::engine::{self, EngineConfig, EngineHandle};
+use gavel::gateway::hub::{Hub, HubPublisher};
+use gavel::pipeline::redis_consumer::Handling;
+use gavel::pipeline::{AlliancePublisher, Board, RedisHandoff, RedisHandoffConfig};
+use gavel::store::file::{FileJournal, FileJournalConfig};
+use gavel::store::{Journal, RedisJournal, RedisJournalConfig};
+use redis::aio::MultiplexedConnection;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::http::{call, Dealer};
+use support::redis_server::{RedisOpts, RedisServer};
+
+const ADMIN: &str = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0";
+const Y: u64 = 100;
+const VIN: &str = "1M8GDM9AXKP042788";
+/// SHA-256 of the canonical form of `clean_report()` (see `gavel::alliance::certify`).
+const CLEAN_SHA256: &str = "6afff9a4621b06f533fe7339c63c66b350ef97a7957579913cab937b6e8dc7d6";
+
+fn clean_report() -> Value {
+    json!({"structural_damage": false, "fire": false, "flood": false,
+           "odometer_tampered": false, "title_transferable": true, "grade": 4,
+           "notes": "Front bumper resprayed; tyres 60%."})
+}
+
+fn redis_config(server: &RedisServer) -> RedisJournalConfig {
+    RedisJournalConfig {
+        url: server.url(),
+        prefix: "alliance-test".into(),
+        // Short, so a restarted server in the same test takes the lease over quickly.
+        lease_ttl_ms: 300,
+        op_timeout_ms: 2_000,
+        require_fsync: false,
+    }
+}
+
+/// Opens the journal, waiting out a previous owner's lease.
+async fn open_redis(server: &RedisServer) -> RedisJournal {
+    support::init_tracing();
+    for _ in 0..50 {
+        match RedisJournal::open(&redis_config(server)).await {
+            Ok(j) => return j,
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("the redis journal did not open");
+}
+
+fn config(extra: &[(&str, &str)]) -> Config {
+    let mut env = vec![
+        ("GAVEL_ADMIN_TOKEN".to_string(), ADMIN.to_string()),
+        ("GAVEL_LISTEN".to_string(), "127.0.0.1:0".to_string()),
+        // Stale entries of a dead consumer are claimed quickly in tests.
+        (
+            "GAVEL_ALLIANCE__CLAIM_IDLE_MS".to_string(),
+            "500".to_string(),
+        ),
+        (
+            "GAVEL_ALLIANCE__READ_BLOCK_MS".to_string(),
+            "100".to_string(),
+        ),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Config::from_layers(None, env).expect("test config")
+}
+
+/// An HTTP client for one running server.
+struct Api {
+    addr: SocketAddr,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        call(self.addr, method, path, Some(token), body.as_ref()).await
+    }
+
+    async fn ok(&self, method: &str, path: &str, token: &str, body: Value, want: u16) -> Value {
+        let (status, reply) = self.call(method, path, token, Some(body)).await;
+        assert_eq!(status, want, "{method} {path}: {reply}");
+        reply
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Value {
+        let (status, reply) = self.call("GET", path, token, None).await;
+        assert_eq!(status, 200, "GET {path}: {reply}");
+        reply
+    }
+
+    /// `POST /v1/sellers` or `/v1/dealers` or `/v1/service-tokens`: (id, token).
+    async fn account(&self, path: &str, body: Value) -> (String, String) {
+        let r = self.ok("POST", path, ADMIN, body, 201).await;
+        (
+            r["id"].as_str().expect("id").to_string(),
+            r["token"].as_str().expect("token").to_string(),
+        )
+    }
+
+    async fn list(&self, seller: &str, report: Value) -> String {
+        let r = self
+            .ok(
+                "POST",
+                "/v1/listings",
+                seller,
+                json!({
+                    "vehicle": {"vin": VIN, "make": "Toyota", "model": "Corolla",
+                                "year": 2020, "mileage_km": 50000},
+                    "inspection": report,
+                    "start_price": 50_000 * Y, "reserve": 50_000 * Y, "buy_now": 60_000 * Y
+                }),
+                201,
+            )
+            .await;
+        r["auction"].as_str().expect("auction").to_string()
+    }
+
+    /// Polls `path` until `done` holds (a durable effect of a background task).
+    async fn until(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
+        for _ in 0..100 {
+            last = self.get(path, token).await;
+            if done(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{path} never got there; last: {last}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Redelivery: a consumer that dies before XACK
+
+async fn submit(engine: &EngineHandle, command: Command) -> Vec<Event> {
+    engine.submit(command).await.expect("durable").events
+}
+
+/// Lists a car and sells it at once (buy-now) to dealer D1.
+async fn sell(engine: &EngineHandle, n: u32) -> LotId {
+    let events = submit(
+        engine,
+        Command::ListCar {
+            seller: SellerId(1),
+            listing: Box::new(Listing {
+                vehicle: Vehicle {
+                    vin: VIN.into(),
+                    make: "Toyota".into(),
+                    model: "Corolla".into(),
+                    year: 2020,
+                    mileage_km: 50_000,
+                    city: None,
+                },
+                inspection: serde_json::from_value::<Inspection>(clean_report()).expect("report"),
+                start_price: 50_000 * Y,
+                reserve: 50_000 * Y,
+                buy_now: Some(60_000 * Y),
+                starts_at: None,
+                duration_ms: None,
+            }),
+        },
+    )
+    .await;
+    let Some(Event::Listed { lot, .. }) = events.first() else {
+        panic!("not listed: {events:?}");
+    };
+    submit(
+        engine,
+        Command::PlaceBid {
+            dealer: DealerId(1),
+            lot: *lot,
+            amount: 60_000 * Y,
+            max: None,
+            bid_id: format!("buy-{n}").into(),
+        },
+    )
+    .await;
+    *lot
+}
+
+async fn pending(con: &mut MultiplexedConnection, key: &str) -> i64 {
+    let summary: Vec<Value> = redis::cmd("XPENDING")
+        .arg(key)
+        .arg("alliance")
+        .query_async(con)
+        .await
+        .map(|v: redis::Value| match v {
+            redis::Value::Array(items) => items
+                .into_iter()
+                .map(|i| match i {
+                    redis::Value::Int(n) => json!(n),
+                    _ => Value::Null,
+                })
+                .collect(),
+            _ => Vec::new(),
+        })
+        .expect("XPENDING");
+    summary.first().and_then(Value::as_i64).unwrap_or(-1)
+}
+
+fn hand_offs_of(journal_entries: &[Command], lot: LotId) -> usize {
+    journal_entries
+        .iter()
+        .filter(|c| matches!(c, Command::Alliance(AllianceCommand::HandOff(r)) if r.auction == lot))
+        .count()
+}
+
+#[tokio::test]
+async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
+    let redis = RedisServer::start(RedisOpts::always());
+    let journal = open_redis(&redis).await;
+    let stream = journal
+        .outcome_stream()
+        .expect("redis has an outcomes stream");
+    let hub = Hub::new(None);
+    let board = Board::new();
+    // No consumer of the server's own: the test's consumers are the only ones.
+    let publisher = (
+        HubPublisher(hub.clone()),
+        AlliancePublisher::new(board.clone(), hub.clone(), None),
+    );
+    let (engine, task) = engine::spawn(
+        journal,
+        Rules::default(),
+        publisher,
+        EngineConfig::default(),
+    )
+    .await
+    .expect("engine");
+    submit(
+        &engine,
+        Command::RegisterSeller {
+            name: "s".into(),
+            token_hash: [1; 32],
+        },
+    )
+    .await;
+    submit(
+        &engine,
+        Command::RegisterDealer {
+            name: "d".into(),
+            deposit: 1_000_000 * Y,
+            linked_sellers: Vec::new(),
+            token_hash: [2; 32],
+        },
+    )
+    .await;
+    let consumer = |name: &str| RedisHandoffConfig {
+        url: stream.url.clone(),
+        stream: stream.key.clone(),
+        group: "alliance".into(),
+        consumer: name.into(),
+        claim_idle: Duration::from_millis(300),
+        block: Duration::from_millis(100),
+        count: 16,
+        op_timeout: Duration::from_secs(2),
+    };
+    let mut raw = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+
+    // 1. Consumer A reads the sold outcome, hands it off (durable), and dies before XACK.
+    let first = sell(&engine, 1).await;
+    let mut a = RedisHandoff::connect(consumer("a"), engine.clone(), hub.clone())
+        .await
+        .expect("consumer a");
+    let read = a.read_new().await.expect("read");
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert_eq!(read[0].outcome.as_ref().map(|o| o.lot), Some(first));
+    assert_eq!(a.handle(&read[0]).await, Handling::Ack);
+    drop(a);
+    assert_eq!(board.items(None, None).len(), 1);
+    assert_eq!(
+        pending(&mut raw, &stream.key).await,
+        1,
+        "read, never acknowledged"
+    );
+
+    // 2. Consumer B cannot take it before it has been idle for the claim timeout ...
+    let mut b = RedisHandoff::connect(consumer("b"), engine.clone(), hub.clone())
+        .await
+        .expect("consumer b");
+    assert!(b.claim_stale().await.expect("claim").is_empty());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // ... then claims it, hands it off again, and acknowledges it.
+    let claimed = b.claim_stale().await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, read[0].id);
+    assert!(b.process(&claimed).await.expect("process"));
+    assert_eq!(pending(&mut raw, &stream.key).await, 0);
+    // Delivered twice, handed off twice (both durable), one item: effect once.
+    assert_eq!(board.items(None, None).len(), 1);
+
+    // 3. Consumer C reads the next outcome and dies before doing anything with it; the
+    //    consumer loop (as the server runs it) claims it and hands it off.
+    let second = sell(&engine, 2).await;
+    let mut c = RedisHandoff::connect(consumer("c"), engine.clone(), hub.clone())
+        .await
+        .expect("consumer c");
+    assert_eq!(c.read_new().await.expect("read").len(), 1);
+    drop(c);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let runner = tokio::spawn(RedisHandoff::run(
+        consumer("d"),
+        engine.clone(),
+        hub.clone(),
+        stopped,
+    ));
+    // 4. And a sale while it runs goes through the ordinary path.
+    let third = sell(&engine, 3).await;
+    for _ in 0..100 {
+        if board.item_for_auction(second).is_some() && board.item_for_auction(third).is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        board.item_for_auction(second).is_some(),
+        "claimed and handed off"
+    );
+    assert!(
+        board.item_for_auction(third).is_some(),
+        "read and handed off"
+    );
+    for _ in 0..100 {
+        if pending(&mut raw, &stream.key).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(pending(&mut raw, &stream.key).await, 0);
+    let _ = stop.send(true);
+    runner.await.expect("consumer loop stops");
+    engine.close();
+    drop(engine);
+    task.await.expect("join").expect("engine stops");
+
+    // One item per auction; the journal shows the first auction was handed off twice.
+    assert_eq!(board.items(None, None).len(), 3);
+    let mut journal = open_redis(&redis).await;
+    let mut commands = Vec::new();
+    let mut after = 0;
+    loop {
+        let batches = journal.read_after(after, 64).await.expect("read back");
+        let Some(last) = batches.last() else { break };
+        after = last.last_seq();
+        commands.extend(
+            batches
+                .into_iter()
+                .flat_map(|b| b.entries)
+                .map(|e| e.command),
+        );
+    }
+    assert_eq!(hand_offs_of(&commands, first), 2);
+    assert_eq!(hand_offs_of(&commands, second), 1);
+    assert_eq!(hand_offs_of(&commands, third), 1);
+}
+
+// ---------------------------------------------------------------------------------------
+// Overdue complaint → warning; acknowledged state survives a restart
+
+#[tokio::test]
+async fn an_overdue_complaint_becomes_a_warning_and_survives_a_restart() {
+    let redis = RedisServer::start(RedisOpts::always());
+    let cfg = config(&[("GAVEL_ALLIANCE__COMPLAINT_DUE_S", "1")]);
+    let server = gavel::server::start(&cfg, open_redis(&redis).await)
+        .await
+        .expect("server");
+    let api = Api { addr: server.addr };
+    let (dealer, dealer_token) = api
+        .account(
+            "/v1/dealers",
+            json!({"name": "Chengdu Motors", "deposit": 50_000 * Y}),
+        )
+        .await;
+    let (_, service) = api
+        .account("/v1/service-tokens", json!({"name": "consumer site"}))
+        .await;
+
+    let standing_path = format!("/v1/dealers/{dealer}/standing");
+    let fresh = api.get(&standing_path, &service).await;
+    assert_eq!(
+        fresh,
+        json!({"dealer": dealer, "score": null, "ratings": 0, "violations": 0,
+               "warnings": [], "status": "active"})
+    );
+
+    // Only the consumer site (or an admin) files complaints.
+    let body =
+        json!({"dealer": dealer, "consumer_ref": "ref-7", "text": "No call back about the brakes"});
+    let (status, _) = api
+        .call("POST", "/v1/complaints", &dealer_token, Some(body.clone()))
+        .await;
+    assert_eq!(status, 403);
+    let complaint = api.ok("POST", "/v1/complaints", &service, body, 201).await;
+    let id = complaint["id"].as_str().expect("id").to_string();
+    let opened = complaint["opened_at"].as_u64().expect("opened_at");
+    assert_eq!(complaint["due_at"].as_u64(), Some(opened + 1_000));
+    assert_eq!(complaint["status"], "open");
+
+    // Nobody resolves it: once due, it is a violation and a warning.
+    let standing = api
+        .until(&standing_path, &service, |s| s["violations"] == 1)
+        .await;
+    let warning = &standing["warnings"][0];
+    assert_eq!(warning["cause"], "overdue_complaint");
+    assert_eq!(warning["complaint"], id.as_str());
+    assert_eq!(warning["corrected"], false);
+    assert_eq!(standing["status"], "active", "one warning does not expel");
+
+    // Resolving it late corrects the warning (the violation still counts).
+    let resolved = api
+        .ok(
+            "POST",
+            &format!("/v1/complaints/{id}/resolve"),
+            &dealer_token,
+            json!({"resolution": "Called back; brakes fixed free of charge"}),
+            200,
+        )
+        .await;
+    assert_eq!(resolved["status"], "resolved");
+    let (status, err) = api
+        .call(
+            "POST",
+            &format!("/v1/complaints/{id}/resolve"),
+            &dealer_token,
+            Some(json!({"resolution": "again"})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("already_resolved"))
+    );
+    let before = api.get(&standing_path, &service).await;
+    assert_eq!(before["violations"], 1);
+    assert_eq!(before["warnings"][0]["corrected"], true);
+
+    // Everything acknowledged survives a restart of the server (rebuilt from Redis).
+    server.shutdown().await.expect("clean shutdown");
+    let server = gavel::server::start(&cfg, open_redis(&redis).await)
+        .await
+        .expect("server again");
+    let api = Api { addr: server.addr };
+    let after = api.get(&standing_path, &service).await;
+    assert_eq!(after, before);
+    server.shutdown().await.expect("clean shutdown");
+}
+
+// ---------------------------------------------------------------------------------------
+// The expulsion path, ending in a refused WebSocket bid
+
+#[tokio::test]
+async fn an_expelled_dealers_next_websocket_bid_is_not_eligible() {
+    let redis = RedisServer::start(RedisOpts::always());
+    let cfg = config(&[("GAVEL_ALLIANCE__COMPLAINT_DUE_S", "1")]);
+    let server = gavel::server::start(&cfg, open_redis(&redis).await)
+        .await
+        .expect("server");
+    let api = Api { addr: server.addr };
+    let (_, seller) = api
+        .account("/v1/sellers", json!({"name": "Wang Fang"}))
+        .await;
+    let (offender, offender_token) = api
+        .account(
+            "/v1/dealers",
+            json!({"name": "Shady Motors", "deposit": 100_000 * Y}),
+        )
+        .await;
+    let (_, honest_token) = api
+        .account(
+            "/v1/dealers",
+            json!({"name": "Honest Motors", "deposit": 100_000 * Y}),
+        )
+        .await;
+    let (_, service) = api
+        .account("/v1/service-tokens", json!({"name": "consumer site"}))
+        .await;
+
+    // The offender buys a certified car over WebSocket (buy-now) ...
+    let car = api.list(&seller, clean_report()).await;
+    let mut ws = Dealer::connect(server.addr, &offender_token).await;
+    let r = ws.bid(&car, 60_000 * Y, "buy-1").await;
+    assert_eq!(r["accepted"], true, "{r}");
+    // ... which the consumer group hands to the alliance: a certified item.
+    let inventory = format!("/v1/inventory?dealer={offender}");
+    let items = api
+        .until(&inventory, &service, |v| {
+            v["items"].as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await;
+    let item = &items["items"][0];
+    assert_eq!(item["auction"], car.as_str());
+    assert_eq!(item["vin"], VIN);
+    assert_eq!(item["certified"], true);
+    assert_eq!(item["reasons"], json!([]));
+    assert_eq!(item["inspection_sha256"], CLEAN_SHA256);
+    assert_eq!(item["inspection"], clean_report());
+    assert_eq!(item["status"], "in_stock");
+    let certified = api.get("/v1/inventory?certified=true", &honest_token).await;
+    assert_eq!(certified["items"].as_array().map(Vec::len), Some(1));
+    let id = item["id"].as_str().expect("id").to_string();
+
+    // Violation 1: the consumer returns it with flood damage the report did not show.
+    let (status, err) = api
+        .call(
+            "POST",
+            &format!("/v1/inventory/{id}/returns"),
+            &service,
+            Some(json!({"consumer_ref": "c-1", "reason": "not_as_described", "details": "wet"})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("not_retailed"))
+    );
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/inventory/{id}/retail"),
+            &honest_token,
+            Some(json!({"consumer_ref": "c-1", "price": 70_000 * Y})),
+        )
+        .await;
+    assert_eq!(
+        status, 403,
+        "only the holding dealer records its retail sale"
+    );
+    let sold = api
+        .ok(
+            "POST",
+            &format!("/v1/inventory/{id}/retail"),
+            &offender_token,
+            json!({"consumer_ref": "c-1", "price": 70_000 * Y}),
+            200,
+        )
+        .await;
+    assert_eq!(sold["status"], "retailed");
+    let retail_at = sold["retail_at"].as_u64().expect("retail_at");
+    assert_eq!(
+        sold["return_until"].as_u64(),
+        Some(retail_at + 120 * 3_600_000)
+    );
+    let returned = api
+        .ok(
+            "POST",
+            &format!("/v1/inventory/{id}/returns"),
+            &service,
+            json!({"consumer_ref": "c-1", "reason": "not_as_described",
+                   "details": "water marks under the carpets", "findings": ["flood"]}),
+            201,
+        )
+        .await;
+    assert_eq!(returned["status"], "returned");
+
+    // Violations 2 and 3: two complaints nobody resolves in time.
+    for n in 0..2 {
+        api.ok(
+            "POST",
+            "/v1/complaints",
+            &service,
+            json!({"dealer": offender, "inventory": id, "consumer_ref": format!("c-{n}"),
+                      "text": "Refund not paid"}),
+            201,
+        )
+        .await;
+    }
+    let standing = api
+        .until(
+            &format!("/v1/dealers/{offender}/standing"),
+            &honest_token,
+            |s| s["status"] == "expelled",
+        )
+        .await;
+    assert_eq!(standing["violations"], 3);
+    let causes: Vec<_> = standing["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .map(|w| (w["cause"].as_str().unwrap_or("?"), w["corrected"].as_bool()))
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            ("hidden_damage", Some(false)),
+            ("overdue_complaint", Some(false)),
+            ("overdue_complaint", Some(false)),
+        ]
+    );
+
+    // The expulsion reached the engine: the offender's next bid, on the same connection,
+    // is not eligible; another dealer bids as before.
+    let next = api.list(&seller, clean_report()).await;
+    let r = ws.bid(&next, 50_000 * Y, "after-expulsion").await;
+    assert_eq!(r["accepted"], false, "{r}");
+    assert_eq!(r["reason"], "not_eligible");
+    let mut honest = Dealer::connect(server.addr, &honest_token).await;
+    let r = honest.bid(&next, 50_000 * Y, "h-1").await;
+    assert_eq!(r["accepted"], true, "{r}");
+    server.shutdown().await.expect("clean shutdown");
+}
+
+// ---------------------------------------------------------------------------------------
+// The file journal: hand-off from the engine's publication, the contract's answers
+
+#[tokio::test]
+async fn with_the_file_journal_sold_cars_reach_the_inventory_and_stay_there() {
+    support::init_tracing();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = config(&[("GAVEL_ALLIANCE__RETURN_WINDOW_S", "2")]);
+    let open = || FileJournal::open(dir.path(), FileJournalConfig::default());
+    let server = gavel::server::start(&cfg, open().await.expect("journal"))
+        .await
+        .expect("server");
+    let api = Api { addr: server.addr };
+    let (_, seller) = api.account("/v1/sellers", json!({"name": "Li Wei"})).await;
+    let (dealer, dealer_token) = api
+        .account(
+            "/v1/dealers",
+            json!({"name": "Beijing Auto Trust", "deposit": 100_000 * Y}),
+        )
+        .await;
+    let (_, service) = api
+        .account("/v1/service-tokens", json!({"name": "consumer site"}))
+        .await;
+
+    // A car with an odometer problem: delivered, not certifiable, every reason given.
+    let mut report = clean_report();
+    report["odometer_tampered"] = json!(true);
+    report["title_transferable"] = json!(false);
+    let car = api.list(&seller, report.clone()).await;
+    let mut ws = Dealer::connect(server.addr, &dealer_token).await;
+    assert_eq!(ws.bid(&car, 60_000 * Y, "b-1").await["accepted"], true);
+    let items = api
+        .until("/v1/inventory", &dealer_token, |v| {
+            v["items"].as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await;
+    let item = items["items"][0].clone();
+    assert_eq!(item["certified"], false);
+    assert_eq!(
+        item["reasons"],
+        json!(["odometer_tampered", "title_not_transferable"])
+    );
+    assert_eq!(item["dealer"], dealer.as_str());
+    let uncertified = api.get("/v1/inventory?certified=false", &service).await;
+    assert_eq!(uncertified["items"].as_array().map(Vec::len), Some(1));
+    let certified = api.get("/v1/inventory?certified=true", &service).await;
+    assert_eq!(certified["items"], json!([]));
+    let id = item["id"].as_str().expect("id").to_string();
+
+    // Ratings: not before a retail sale; one per sale; bad marks are 422.
+    let rating =
+        |n: u64| json!({"inventory": id, "consumer_ref": "c-9", "condition": n, "service": 4});
+    let ratings = format!("/v1/dealers/{dealer}/ratings");
+    let (status, err) = api.call("POST", &ratings, &service, Some(rating(5))).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("not_retailed"))
+    );
+    api.ok(
+        "POST",
+        &format!("/v1/inventory/{id}/retail"),
+        &dealer_token,
+        json!({"consumer_ref": "c-9", "price": 65_000 * Y}),
+        200,
+    )
+    .await;
+    let (status, _) = api.call("POST", &ratings, &service, Some(rating(6))).await;
+    assert_eq!(status, 422);
+    let rated = api.ok("POST", &ratings, &service, rating(5), 201).await;
+    assert_eq!(rated["score"], 4.5);
+    let (status, err) = api.call("POST", &ratings, &service, Some(rating(3))).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("already_rated"))
+    );
+
+    // Retailing a car whose title cannot pass is a violation; a refund corrects it.
+    let standing = api
+        .get(&format!("/v1/dealers/{dealer}/standing"), &seller)
+        .await;
+    assert_eq!(standing["score"], 4.5);
+    assert_eq!(standing["ratings"], 1);
+    assert_eq!(standing["warnings"][0]["cause"], "title_not_transferable");
+    assert_eq!(standing["warnings"][0]["corrected"], false);
+
+    // After the (2 s, in this test) window, a return is refused.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let (status, err) = api
+        .call(
+            "POST",
+            &format!("/v1/inventory/{id}/returns"),
+            &service,
+            Some(json!({"consumer_ref": "c-9", "reason": "not_as_described", "details": ""})),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (409, Some("return_window_closed"))
+    );
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/inventory/{id}/returns"),
+            &service,
+            Some(json!({"consumer_ref": "c-9", "reason": "changed_my_mind"})),
+        )
+        .await;
+    assert_eq!(status, 422);
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/inventory/{id}/refund"),
+            &dealer_token,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 403, "the consumer site or an admin records refunds");
+    let refunded = api
+        .ok(
+            "POST",
+            &format!("/v1/inventory/{id}/refund"),
+            &service,
+            json!({}),
+            200,
+        )
+        .await;
+    assert_eq!(refunded["status"], "refunded");
+    let before = api
+        .get(&format!("/v1/dealers/{dealer}/standing"), &seller)
+        .await;
+    assert_eq!(before["warnings"][0]["corrected"], true);
+    let inventory_before = api.get("/v1/inventory", &service).await;
+    server.shutdown().await.expect("clean shutdown");
+
+    // Restart on the same directory: the journal brings every item and mark back.
+    let server = gavel::server::start(&cfg, open().await.expect("journal again"))
+        .await
+        .expect("server again");
+    let api = Api { addr: server.addr };
+    assert_eq!(api.get("/v1/inventory", &service).await, inventory_before);
+    assert_eq!(
+        api.get(&format!("/v1/dealers/{dealer}/standing"), &seller)
+            .await,
+        before
+    );
+    let (status, _) = api
+        .call("GET", "/v1/inventory?certified=maybe", &service, None)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = api
+        .call("GET", "/v1/dealers/D99/standing", &service, None)
+        .await;
+    assert_eq!(status, 404);
+    server.shutdown().await.expect("clean shutdown");
+}
