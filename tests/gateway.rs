@@ -1300,6 +1300,66 @@ async fn a_client_that_never_reads_stays_bounded_and_slows_no_one() {
     drop(slow_ws);
 }
 
+/// A client that keeps sending requests but never reads their replies: replies are never
+/// dropped, so the server must stop reading it rather than queue a reply per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_sends_but_never_reads_stays_bounded() {
+    const QUEUE: usize = 16;
+    let server = TestServer::start(&[
+        ("gateway.outbound_queue", "16"),
+        ("gateway.slow_consumer_timeout_ms", "1000"),
+    ])
+    .await;
+    let addr = server.addr;
+    let hub = server.running().hub.clone();
+    let dealer = create_dealer(addr, "Pinger", DEPOSIT).await;
+    let id: DealerId = dealer.id.parse().expect("dealer id");
+    let (stream, _) = tokio_tungstenite::client_async(
+        support::ws::url(addr, Some(&dealer.token), Format::Json),
+        tokio_tungstenite::MaybeTlsStream::Plain(tiny_socket(addr).await),
+    )
+    .await
+    .expect("upgrade");
+    let (mut tx, _rx) = stream.split();
+    // Pings as fast as the socket takes them, each asking for a pong.
+    let sender = tokio::spawn(async move {
+        let mut sent = 0u64;
+        let ping = Message::Text(format!(r#"{{"type":"ping","req":"{}"}}"#, "p".repeat(60)));
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(8) {
+            match tokio::time::timeout(Duration::from_millis(500), tx.send(ping.clone())).await {
+                Ok(Ok(())) => sent += 1,
+                Ok(Err(_)) => break, // the server closed
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await, // pushed back
+            }
+        }
+        sent
+    });
+    let started = Instant::now();
+    let mut peak = 0;
+    let mut gone = None;
+    while started.elapsed() < Duration::from_secs(8) {
+        let queues = hub.dealer_queues(id);
+        peak = peak.max(queues.iter().copied().max().unwrap_or(0));
+        if queues.is_empty() && started.elapsed() > Duration::from_millis(200) {
+            gone = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let sent = sender.await.expect("sender");
+    eprintln!("pinger: sent {sent}, peak queue {peak}, gone after {gone:?}");
+    assert!(peak >= QUEUE, "the test made pressure: peak {peak}");
+    assert!(
+        peak <= QUEUE + 1,
+        "replies stopped at the bound: peak {peak}"
+    );
+    assert!(
+        gone.is_some(),
+        "the server dropped the client that does not read"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // 6. One hot auction, 1,000 watching dealers
 
