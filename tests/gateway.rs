@@ -1297,7 +1297,39 @@ async fn a_client_that_never_reads_stays_bounded_and_slows_no_one() {
         slowest < Duration::from_secs(1),
         "the fast dealer's acks were not held up: {slowest:?}"
     );
-    drop(slow_ws);
+    // What it finds when it finally reads: what the kernel held, then the end of the
+    // connection (a close frame could not be written to a full socket).
+    let code = slow_ws.expect_close(Duration::from_secs(10)).await;
+    assert!(
+        matches!(code, None | Some(1008)),
+        "slow consumer ends without a frame or with 1008: {code:?}"
+    );
+}
+
+/// A client that answers the server's pings stays connected however quiet it is; one
+/// that neither sends nor reads is closed with 1001 after the idle timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_clients_are_closed_and_quiet_live_ones_kept() {
+    let server = TestServer::start(&[
+        ("gateway.ping_interval_s", "1"),
+        ("gateway.idle_timeout_s", "2"),
+    ])
+    .await;
+    let addr = server.addr;
+    let dealer = create_dealer(addr, "Dealer", DEPOSIT).await;
+    let mut quiet = Ws::connect(addr, &dealer.token, Format::Json).await;
+    let mut gone = Ws::connect(addr, &dealer.token, Format::MsgPack).await;
+    // `quiet` reads (its library answers pings) but sends nothing for 3.5 s.
+    let (_, code) = tokio::join!(quiet.gather(Duration::from_millis(3_500)), async {
+        tokio::time::sleep(Duration::from_millis(3_500)).await;
+        gone.expect_close(WAIT).await
+    });
+    assert_eq!(code, Some(1001), "idle: going away");
+    assert!(
+        quiet.closed.is_none(),
+        "a client answering pings is not idle"
+    );
+    quiet.ping().await;
 }
 
 /// A client that keeps sending requests but never reads their replies: replies are never
