@@ -443,3 +443,62 @@ pub fn assert_no_dealer_ids(log: &[Received], others: &[String], whose: &str) {
         }
     }
 }
+
+/// Upgrades a bare TCP connection by hand and returns it: a client that never answers
+/// pings, which no WebSocket library can be (they answer while they read). Panics unless
+/// the server switches protocols.
+pub async fn raw_upgrade(addr: SocketAddr, token: &str) -> TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "GET /v1/ws?token={token} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(request.as_bytes())
+        .await
+        .expect("upgrade request");
+    // Read the response head byte by byte, so no frame after it is consumed.
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        let n = s.read(&mut b).await.expect("upgrade response");
+        assert_eq!(n, 1, "connection ended inside the upgrade response");
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "not upgraded: {head}");
+    s
+}
+
+/// Reads server frames from a hand-made connection until the socket ends; returns the
+/// code of the close frame among them (`None`: it ended without one).
+pub async fn raw_close_code(s: &mut TcpStream, within: Duration) -> Option<u16> {
+    use tokio::io::AsyncReadExt;
+    let mut data = Vec::new();
+    let _ = tokio::time::timeout(within, s.read_to_end(&mut data)).await;
+    let mut at = 0;
+    while at + 2 <= data.len() {
+        let opcode = data[at] & 0x0f;
+        let (len, header) = match data[at + 1] & 0x7f {
+            126 => (
+                usize::from(u16::from_be_bytes([data[at + 2], data[at + 3]])),
+                4,
+            ),
+            127 => (
+                usize::try_from(u64::from_be_bytes(
+                    data[at + 2..at + 10].try_into().expect("8 bytes"),
+                ))
+                .expect("length"),
+                10,
+            ),
+            n => (usize::from(n), 2),
+        };
+        let payload = data.get(at + header..at + header + len)?;
+        if opcode == 0x8 {
+            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+        }
+        at += header + len;
+    }
+    None
+}
