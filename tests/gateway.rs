@@ -1640,3 +1640,55 @@ fn the_dealer_id_check_finds_whole_ids_only() {
     assert!(caught.is_err(), "a nested id is found");
     assert_no_dealer_ids(&[leak], &["D1".into()], "test");
 }
+
+/// `Running::shutdown` returns only once every client has its close frame: `gavel serve`
+/// exits right after it, which drops every task still running. The server runs on its
+/// own runtime here, dropped as soon as `shutdown` returns, like the binary's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_returns_after_every_client_has_its_close_frame() {
+    const CLIENTS: usize = 300;
+    support::init_tracing();
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        let result = rt.block_on(async move {
+            let dir = tempfile::tempdir().expect("dir");
+            let journal = FileJournal::open(dir.path(), FileJournalConfig::default())
+                .await
+                .expect("journal");
+            let config = support::server::config(&[("gateway.max_connections_per_dealer", "1000")]);
+            let running = gavel::server::start(&config, journal).await.expect("start");
+            let _ = addr_tx.send(running.addr);
+            let _ = go_rx.await;
+            running.shutdown().await.map_err(|e| e.to_string())
+        });
+        drop(rt);
+        result
+    });
+    let addr = addr_rx.await.expect("server address");
+    let dealer = create_dealer(addr, "Dealer", DEPOSIT).await;
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        let format = if i % 2 == 0 {
+            Format::Json
+        } else {
+            Format::MsgPack
+        };
+        clients.push(Ws::connect(addr, &dealer.token, format).await);
+    }
+    go_tx.send(()).expect("server waits");
+    let result = tokio::task::spawn_blocking(move || server.join().expect("server thread"))
+        .await
+        .expect("join");
+    assert_eq!(result, Ok(()));
+    let mut codes = std::collections::BTreeMap::new();
+    for mut c in clients {
+        *codes.entry(c.expect_close(WAIT).await).or_insert(0) += 1;
+    }
+    assert_eq!(codes, [(Some(1001), CLIENTS)].into(), "close codes seen");
+}
