@@ -8,7 +8,7 @@ use crate::engine::{self, EngineHandle};
 use crate::gateway::codec::Format;
 use crate::gateway::hub::{Hub, HubPublisher, Principal};
 use crate::gateway::session::{self, SessionCtx, SessionMetrics};
-use crate::store::{Journal, StoreError};
+use crate::store::{Batch, Journal, Snapshot, StoreError};
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
@@ -62,6 +62,49 @@ pub struct Running {
     /// being free again means every session has sent its close frame and ended.
     slots: Arc<Semaphore>,
     max_connections: usize,
+    /// Resolves once the engine has dropped the journal (closed its files, released its
+    /// lock), which happens a moment after the engine task itself ends.
+    journal_released: oneshot::Receiver<()>,
+}
+
+/// The journal as the engine holds it, plus a signal that fires when the engine lets go
+/// of it: the engine task ends once the journal has everything, but the journal itself is
+/// dropped by the engine's writer task a moment later. A process that opens the journal
+/// again right after shutdown (a restart in the same process, a test) needs it closed.
+struct Released<J> {
+    /// Dropped first (fields drop in order), so the signal follows the close.
+    journal: J,
+    _released: oneshot::Sender<()>,
+}
+
+impl<J: Journal> Journal for Released<J> {
+    fn describe(&self) -> String {
+        self.journal.describe()
+    }
+
+    async fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
+        self.journal.append(batch).await
+    }
+
+    async fn read_after(
+        &mut self,
+        after: u64,
+        max_batches: usize,
+    ) -> Result<Vec<Batch>, StoreError> {
+        self.journal.read_after(after, max_batches).await
+    }
+
+    async fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        self.journal.save_snapshot(snapshot).await
+    }
+
+    async fn load_snapshot(&mut self) -> Result<Option<Snapshot>, StoreError> {
+        self.journal.load_snapshot().await
+    }
+
+    async fn ping(&mut self) -> Result<(), StoreError> {
+        self.journal.ping().await
+    }
 }
 
 /// A connection slot, held by the HTTP connection and, after an upgrade, by its session.
@@ -74,6 +117,11 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         (!config.server.admin_token.is_empty()).then(|| hash_token(&config.server.admin_token));
     let hub = Hub::new(admin);
     let describe = journal.describe();
+    let (released, journal_released) = oneshot::channel();
+    let journal = Released {
+        journal,
+        _released: released,
+    };
     let (engine, engine_task) = engine::spawn(
         journal,
         config.rules(),
@@ -128,13 +176,15 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         deadline: Duration::from_secs(config.gateway.shutdown_deadline_s),
         slots,
         max_connections: config.gateway.max_connections,
+        journal_released,
     })
 }
 
 impl Running {
     /// Graceful shutdown: stop accepting, close every session with 1001, let queued
-    /// commands become durable, wait for the engine to flush, and wait for the sessions
-    /// to have sent their close frames — all within the configured deadline.
+    /// commands become durable, wait for the engine to flush and close the journal, and
+    /// wait for the sessions to have sent their close frames — all within the configured
+    /// deadline.
     ///
     /// When this returns, nothing is left that a process exit could cut short, except
     /// sessions whose clients did not take their close frame before the deadline. The
@@ -150,6 +200,11 @@ impl Running {
             Ok(Ok(Err(e))) => Err(e.into()),
             Ok(Err(_)) => Err(ServeError::ShutdownTimeout),
             Err(_) => Err(ServeError::ShutdownTimeout),
+        };
+        // Flushed is not yet closed: wait for the engine to drop the journal.
+        let flushed = match tokio::time::timeout_at(deadline, self.journal_released).await {
+            Ok(_) => flushed,
+            Err(_) => flushed.and(Err(ServeError::ShutdownTimeout)),
         };
         // The sessions have been closing since the signal, in their own tasks; every
         // slot free again means every one of them has ended.

@@ -1692,3 +1692,27 @@ async fn shutdown_returns_after_every_client_has_its_close_frame() {
     }
     assert_eq!(codes, [(Some(1001), CLIENTS)].into(), "close codes seen");
 }
+
+/// When `shutdown` returns, the journal is closed, not only flushed: it can be opened
+/// again at once (a restart in the same process). Ten rounds, because the window was
+/// small: the engine's writer task dropped the journal a moment after the engine ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_shutdown_the_journal_opens_again_at_once() {
+    support::init_tracing();
+    let dir = tempfile::tempdir().expect("dir");
+    for round in 1..=10 {
+        let journal = FileJournal::open(dir.path(), FileJournalConfig::default())
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the journal is still held: {e}"));
+        let running = gavel::server::start(&support::server::config(&[]), journal)
+            .await
+            .expect("start");
+        let seller = create_seller(running.addr, "Seller").await;
+        assert_eq!(
+            seller.id,
+            format!("S{round}"),
+            "every earlier round is in the journal"
+        );
+        running.shutdown().await.expect("shutdown");
+    }
+}
