@@ -1716,3 +1716,27 @@ async fn after_shutdown_the_journal_opens_again_at_once() {
         running.shutdown().await.expect("shutdown");
     }
 }
+
+/// A graceful shutdown on Redis should release the journal's lease, so a restarted
+/// server takes over at once rather than after the lease TTL (10 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the engine never calls RedisJournal::close, so the lease is kept until its TTL"]
+async fn after_shutdown_the_redis_lease_is_free() {
+    use gavel::store::{RedisJournal, RedisJournalConfig};
+    use support::redis_server::{RedisOpts, RedisServer};
+    let redis = tokio::task::spawn_blocking(|| RedisServer::start(RedisOpts::always()))
+        .await
+        .expect("start redis");
+    let config = RedisJournalConfig {
+        url: redis.url(),
+        prefix: "gwtest".into(),
+        ..RedisJournalConfig::default()
+    };
+    let journal = RedisJournal::open(&config).await.expect("open");
+    let mut server = TestServer::start_on(&[], journal, tempfile::tempdir().expect("dir")).await;
+    create_seller(server.addr, "Seller").await;
+    server.shutdown().await.expect("shutdown");
+    RedisJournal::open(&config)
+        .await
+        .expect("a successor opens the journal at once");
+}
