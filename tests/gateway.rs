@@ -189,8 +189,36 @@ async fn assert_none(
 }
 
 /// `GET path` with a bearer token.
-async fn bearer_get(addr: SocketAddr, path: String, token: &str) -> http::Response {
-    http::get(addr, &path, Some(token)).await
+async fn bearer_get(addr: SocketAddr, path: &str, token: &str) -> http::Response {
+    http::get(addr, path, Some(token)).await
+}
+
+/// A `req` as the JSON value it was sent as.
+fn req_value(req: &Req) -> Value {
+    serde_json::to_value(req).expect("req")
+}
+
+/// The privacy check itself: it must find an id as a whole token and nowhere else.
+#[test]
+fn the_dealer_id_check_finds_whole_ids_only() {
+    use support::ws::contains_id;
+    assert!(contains_id("D1", "D1"));
+    assert!(contains_id("outbid by D1.", "D1"));
+    assert!(contains_id("D7,D1", "D1"));
+    assert!(!contains_id("D12", "D1"));
+    assert!(!contains_id("AD1", "D1"));
+    assert!(!contains_id("1M8GDM9AXKP042788", "D1"));
+    let leak = Received {
+        value: json!({"type": "error", "message": "no auction A1", "extra": ["x", {"who": "D2"}]}),
+        msg: ServerMessage::Pong(Default::default()),
+        at: Instant::now(),
+        text: true,
+    };
+    let caught = std::panic::catch_unwind(|| {
+        assert_no_dealer_ids(std::slice::from_ref(&leak), &["D2".into()], "test")
+    });
+    assert!(caught.is_err(), "a nested id is found");
+    assert_no_dealer_ids(&[leak], &["D1".into()], "test");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -230,10 +258,10 @@ async fn whole_auction(addr: SocketAddr, format: Format) {
     );
 
     // Over HTTP the seller sees its reserve and a dealer does not.
-    let seller_view = bearer_get(addr, format!("/v1/auctions/{a}"), &seller.token).await;
+    let seller_view = bearer_get(addr, &format!("/v1/auctions/{a}"), &seller.token).await;
     assert_eq!(seller_view.status, 200);
     check_auction_object(&seller_view.body, &a, &listed_a, &body_a, Some(A_RESERVE));
-    let dealer_view = bearer_get(addr, format!("/v1/auctions/{a}"), &dealers[0].token).await;
+    let dealer_view = bearer_get(addr, &format!("/v1/auctions/{a}"), &dealers[0].token).await;
     check_auction_object(&dealer_view.body, &a, &listed_a, &body_a, None);
 
     // Everyone subscribes to both lots; the snapshot is checked field by field.
@@ -336,7 +364,7 @@ async fn whole_auction(addr: SocketAddr, format: Format) {
     assert_eq!(u.min_next, 5_650_000);
     expect_outbid(&mut dw[1], &a, A_RESERVE, 5_650_000).await;
     // Buy-now is withdrawn once the reserve is met.
-    let view = bearer_get(addr, format!("/v1/auctions/{a}"), &dealers[2].token).await;
+    let view = bearer_get(addr, &format!("/v1/auctions/{a}"), &dealers[2].token).await;
     assert!(view.body.get("buy_now").is_none(), "{:?}", view.body);
     assert_eq!(view.body["reserve_met"], true);
     assert!(view.body.get("reserve").is_none());
@@ -433,7 +461,7 @@ async fn whole_auction(addr: SocketAddr, format: Format) {
     }
     let (_, c) = expect_closed(&mut sw, &b, WAIT).await;
     assert_eq!((c.outcome, c.won), (ClosedOutcome::PendingSeller, false));
-    let view = bearer_get(addr, format!("/v1/auctions/{b}"), &seller.token).await;
+    let view = bearer_get(addr, &format!("/v1/auctions/{b}"), &seller.token).await;
     assert_eq!(view.body["status"], "pending_seller");
 
     // Only the seller decides; it accepts the best offer over HTTP.
@@ -548,11 +576,6 @@ async fn whole_auction_on_redis() {
     let mut server = TestServer::start_on(&[], journal, dir).await;
     whole_auction(server.addr, Format::Json).await;
     server.shutdown().await.expect("graceful shutdown");
-}
-
-/// A `req` as the JSON value it was sent as.
-fn req_value(req: &Req) -> Value {
-    serde_json::to_value(req).expect("req")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1064,7 +1087,7 @@ async fn a_repeated_bid_id_returns_the_first_result_and_does_nothing() {
     assert!(r.accepted);
     expect_update(&mut w2, &lot, r.seq.expect("seq")).await;
     w2.clear_backlog();
-    let before = bearer_get(addr, format!("/v1/auctions/{lot}"), &d2.token)
+    let before = bearer_get(addr, &format!("/v1/auctions/{lot}"), &d2.token)
         .await
         .body;
     assert_eq!(before["bids"], 2);
@@ -1096,7 +1119,7 @@ async fn a_repeated_bid_id_returns_the_first_result_and_does_nothing() {
         |m| matches!(m, ServerMessage::Update(_)),
     )
     .await;
-    let after = bearer_get(addr, format!("/v1/auctions/{lot}"), &d2.token)
+    let after = bearer_get(addr, &format!("/v1/auctions/{lot}"), &d2.token)
         .await
         .body;
     assert_eq!(after, before, "state unchanged by retries");
@@ -1616,29 +1639,6 @@ async fn shutdown_closes_clients_with_1001_and_keeps_acked_bids() {
     );
     assert_eq!(view.body["leading"], true);
     again.shutdown().await.expect("second shutdown");
-}
-
-/// The privacy check itself: it must find an id as a whole token and nowhere else.
-#[test]
-fn the_dealer_id_check_finds_whole_ids_only() {
-    use support::ws::contains_id;
-    assert!(contains_id("D1", "D1"));
-    assert!(contains_id("outbid by D1.", "D1"));
-    assert!(contains_id("D7,D1", "D1"));
-    assert!(!contains_id("D12", "D1"));
-    assert!(!contains_id("AD1", "D1"));
-    assert!(!contains_id("1M8GDM9AXKP042788", "D1"));
-    let leak = Received {
-        value: json!({"type": "error", "message": "no auction A1", "extra": ["x", {"who": "D2"}]}),
-        msg: ServerMessage::Pong(Default::default()),
-        at: Instant::now(),
-        text: true,
-    };
-    let caught = std::panic::catch_unwind(|| {
-        assert_no_dealer_ids(std::slice::from_ref(&leak), &["D2".into()], "test")
-    });
-    assert!(caught.is_err(), "a nested id is found");
-    assert_no_dealer_ids(&[leak], &["D1".into()], "test");
 }
 
 /// `Running::shutdown` returns only once every client has its close frame: `gavel serve`
