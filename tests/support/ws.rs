@@ -427,20 +427,24 @@ pub fn contains_id(text: &str, id: &str) -> bool {
     })
 }
 
-/// Panics if any message in `log` names a dealer id from `others`.
-pub fn assert_no_dealer_ids(log: &[Received], others: &[String], whose: &str) {
-    for r in log {
+/// The first message in `log` that names a dealer id from `others`, and the id.
+pub fn find_dealer_id<'a>(
+    log: &'a [Received],
+    others: &[String],
+) -> Option<(&'a Received, String)> {
+    log.iter().find_map(|r| {
         let mut all = Vec::new();
         strings(&r.value, &mut all);
-        for s in &all {
-            for id in others {
-                assert!(
-                    !contains_id(s, id),
-                    "{whose} received another dealer's id {id}: {}",
-                    r.value
-                );
-            }
-        }
+        all.iter()
+            .find_map(|s| others.iter().find(|id| contains_id(s, id)))
+            .map(|id| (r, id.clone()))
+    })
+}
+
+/// Panics if any message in `log` names a dealer id from `others`.
+pub fn assert_no_dealer_ids(log: &[Received], others: &[String], whose: &str) {
+    if let Some((r, id)) = find_dealer_id(log, others) {
+        panic!("{whose} received another dealer's id {id}: {}", r.value);
     }
 }
 
