@@ -65,6 +65,10 @@ pub struct Running {
     /// Becomes true when the engine task has ended (a fatal journal error, or shutdown).
     engine_done: watch::Receiver<bool>,
     deadline: Duration,
+    /// Connection slots: every open connection and session holds one, so all of them
+    /// being free again means every session has sent its close frame and ended.
+    slots: Arc<Semaphore>,
+    max_connections: usize,
 }
 
 /// A connection slot, held by the HTTP connection and, after an upgrade, by its session.
@@ -149,12 +153,8 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
                 .with_state(state),
         );
     tracing::info!(%addr, journal = %describe, "gavel listening");
-    let accept = tokio::spawn(accept_loop(
-        listener,
-        app,
-        config.gateway.max_connections,
-        shutdown_rx,
-    ));
+    let slots = Arc::new(Semaphore::new(config.gateway.max_connections));
+    let accept = tokio::spawn(accept_loop(listener, app, slots.clone(), shutdown_rx));
     let (done_tx, engine_done) = watch::channel(false);
     let engine_task = tokio::spawn(async move {
         let result = engine_task
@@ -176,14 +176,21 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         handoff,
         engine_task,
         engine_done,
+        slots,
+        max_connections: config.gateway.max_connections,
         deadline: Duration::from_secs(config.gateway.shutdown_deadline_s),
     })
 }
 
 impl Running {
     /// Graceful shutdown: stop accepting, close every session with 1001, let queued
-    /// commands become durable, and wait for the engine to flush — all within the
-    /// configured deadline.
+    /// commands become durable, wait for the engine to flush and close the journal (files
+    /// closed, lock or lease released), and wait for the sessions to have sent their close
+    /// frames — all within the configured deadline.
+    ///
+    /// When this returns, nothing is left that a process exit could cut short, except
+    /// sessions whose clients did not take their close frame before the deadline. The
+    /// result is `Ok` once the journal has everything, whatever such clients do.
     pub async fn shutdown(mut self) -> Result<(), ServeError> {
         let deadline = tokio::time::Instant::now() + self.deadline;
         let _ = self.shutdown.send(true);
@@ -198,12 +205,18 @@ impl Running {
         }
         self.engine.close();
         drop(self.engine);
-        match tokio::time::timeout_at(deadline, self.engine_task).await {
+        // The engine task ends only after its writer has closed the journal.
+        let flushed = match tokio::time::timeout_at(deadline, self.engine_task).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(e))) => Err(e.into()),
             Ok(Err(_)) => Err(ServeError::ShutdownTimeout),
             Err(_) => Err(ServeError::ShutdownTimeout),
-        }
+        };
+        // The sessions have been closing since the signal, in their own tasks; every
+        // slot free again means every one of them has ended.
+        let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+        let _ = tokio::time::timeout_at(deadline, self.slots.acquire_many(all)).await;
+        flushed
     }
 
     /// Resolves when the engine has stopped by itself, which only a fatal journal error
@@ -218,10 +231,9 @@ impl Running {
 async fn accept_loop(
     listener: TcpListener,
     app: axum::Router,
-    max_connections: usize,
+    slots: Arc<Semaphore>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(max_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     let mut backoff = Duration::from_millis(5);

@@ -19,7 +19,7 @@ use redis::aio::MultiplexedConnection;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::http::{call, Dealer};
+use support::client::{call, Dealer};
 use support::redis_server::{RedisOpts, RedisServer};
 
 const ADMIN: &str = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0";

@@ -215,7 +215,7 @@ pub async fn spawn<J: Journal, P: Publisher>(
     // own small queue so a burst of readiness checks can never crowd out a write.
     let (jobs, job_rx) = mpsc::channel(2);
     let (pings, ping_rx) = mpsc::channel(4);
-    tokio::spawn(writer(journal, job_rx, ping_rx, config.append_timeout));
+    let writer = tokio::spawn(writer(journal, job_rx, ping_rx, config.append_timeout));
     let book = recover_via(&jobs).await?;
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (stop, stop_rx) = watch::channel(false);
@@ -237,7 +237,13 @@ pub async fn spawn<J: Journal, P: Publisher>(
         stop: stop_rx,
     };
     seq.after_recovery();
-    let task = tokio::spawn(async move { seq.run().await });
+    // The engine is done once its writer has closed the journal, not merely once the last
+    // batch is durable: whoever awaits the engine may reopen the journal right after.
+    let task = tokio::spawn(async move {
+        let result = seq.run().await;
+        let _ = writer.await;
+        result
+    });
     Ok((
         EngineHandle {
             tx,
@@ -272,7 +278,7 @@ async fn writer<J: Journal>(
             biased;
             job = jobs.recv() => match job {
                 Some(job) => job,
-                None => return,
+                None => break,
             },
             Some(done) = pings.recv() => {
                 let res = match tokio::time::timeout(timeout, journal.ping()).await {
@@ -310,6 +316,11 @@ async fn writer<J: Journal>(
                 let _ = done.send(res);
             }
         }
+    }
+    // The sequencer is gone (shutdown, or a fatal error): release the journal so another
+    // engine, or this process restarting, can open it at once.
+    if let Err(e) = journal.close().await {
+        tracing::warn!(error = %e, "journal did not close cleanly");
     }
 }
 

@@ -168,6 +168,14 @@ impl Hub {
         self.dealer_sessions.get(&dealer).map_or(0, |v| v.len())
     }
 
+    /// Frames waiting in the outbound queue of each of a dealer's open sessions (empty
+    /// when none is open): what a slow consumer costs, for diagnostics and tests.
+    pub fn dealer_queues(&self, dealer: DealerId) -> Vec<usize> {
+        self.dealer_sessions
+            .get(&dealer)
+            .map_or_else(Vec::new, |v| v.iter().map(|s| s.out.len()).collect())
+    }
+
     /// The seller of a lot.
     pub fn seller_of(&self, lot: LotId) -> Option<SellerId> {
         self.lots.get(&lot).map(|l| l.seller)

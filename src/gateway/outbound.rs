@@ -5,7 +5,10 @@
 //! for the same auction (the newest state is all a client needs), replies to the dealer's
 //! own requests are always kept, and a queue that stays full past the slow-consumer timeout
 //! marks the session for closing. So memory per session is bounded by the queue bound, one
-//! update per subscribed auction and the dealer's in-flight requests.
+//! update per subscribed auction and the dealer's in-flight requests — provided the
+//! session stops reading requests while its queue is at the bound ([`Outbound::room`]):
+//! replies are never dropped, so a client that sends without reading would otherwise
+//! queue one reply per frame it sends, as fast as it can send them.
 
 use crate::auction::LotId;
 use parking_lot::Mutex;
@@ -47,6 +50,8 @@ struct State<F> {
 pub struct Outbound<F> {
     state: Mutex<State<F>>,
     notify: Notify,
+    /// Wakes the session's reader when the writer took frames (or the session closes).
+    drained: Notify,
     bound: usize,
     slow_timeout: Duration,
 }
@@ -73,6 +78,7 @@ impl<F> Outbound<F> {
                 conflated: 0,
             }),
             notify: Notify::new(),
+            drained: Notify::new(),
             bound: bound.max(1),
             slow_timeout,
         })
@@ -117,6 +123,7 @@ impl<F> Outbound<F> {
     pub fn close(&self, reason: CloseReason) {
         self.state.lock().close.get_or_insert(reason);
         self.notify.notify_one();
+        self.drained.notify_one();
     }
 
     /// Takes everything queued, waiting until there is something or the session must
@@ -130,15 +137,38 @@ impl<F> Outbound<F> {
                 let mut s = self.state.lock();
                 if let Some(r) = s.close {
                     into.extend(s.items.drain(..).map(|(_, f)| f));
+                    drop(s);
+                    self.drained.notify_one();
                     return Some(r);
                 }
                 if !s.items.is_empty() {
                     into.extend(s.items.drain(..).map(|(_, f)| f));
                     s.full_since = None;
+                    drop(s);
+                    self.drained.notify_one();
                     return None;
                 }
             }
             notified.await;
+        }
+    }
+
+    /// Waits until the queue is below its bound or the session is closing: the session's
+    /// reader calls this before it reads the next request, so a client that does not take
+    /// its replies stops being read (TCP then pushes back on it) instead of growing the
+    /// queue by one reply per request.
+    pub async fn room(&self) {
+        loop {
+            // Register before checking, so a take between the check and the wait is
+            // not missed (a stale wake-up only costs one more check).
+            let drained = self.drained.notified();
+            {
+                let s = self.state.lock();
+                if s.items.len() < self.bound || s.close.is_some() {
+                    return;
+                }
+            }
+            drained.await;
         }
     }
 
@@ -225,6 +255,35 @@ mod tests {
             q.push(Kind::Event, 4, t + Duration::from_secs(11)),
             Pushed::Queued
         );
+    }
+
+    #[tokio::test]
+    async fn room_waits_until_the_writer_takes_or_the_session_closes() {
+        let q = Outbound::<u32>::new(2, Duration::from_secs(5));
+        let t = Instant::now();
+        q.room().await; // empty: immediate
+        q.push(Kind::Reply, 1, t);
+        q.push(Kind::Reply, 2, t);
+        let q2 = q.clone();
+        let waiter = tokio::spawn(async move { q2.room().await });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "at the bound: no room");
+        let mut got = Vec::new();
+        assert_eq!(q.take(&mut got).await, None);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("room after a take")
+            .expect("join");
+        q.push(Kind::Reply, 3, t);
+        q.push(Kind::Reply, 4, t);
+        let q2 = q.clone();
+        let waiter = tokio::spawn(async move { q2.room().await });
+        tokio::task::yield_now().await;
+        q.close(CloseReason::Shutdown);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("room once closing")
+            .expect("join");
     }
 
     #[tokio::test]

@@ -146,6 +146,17 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
         if *shutdown.borrow() {
             break End::Close(1001, "server shutting down");
         }
+        // Backpressure: while the client is not taking what is queued for it, read no
+        // more of its requests (each would queue a reply that is never dropped); the
+        // writer's send timeout ends a client that stays stuck.
+        tokio::select! {
+            _ = out.room() => {}
+            _ = shutdown.changed() => continue,
+            _ = &mut writer => {
+                writer_done = true;
+                break End::Gone;
+            }
+        }
         let next = tokio::select! {
             next = tokio::time::timeout(idle, stream.next()) => next,
             _ = shutdown.changed() => continue,

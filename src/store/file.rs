@@ -301,6 +301,11 @@ impl Drop for FileJournal {
 }
 
 impl Journal for FileJournal {
+    fn close(self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        // The inherent `close`, which releases the lock/lease before returning.
+        FileJournal::close(self)
+    }
+
     fn describe(&self) -> String {
         let fsync = match self.config.fsync {
             FsyncPolicy::Batch => "fsync=batch (ack after fdatasync)".to_owned(),

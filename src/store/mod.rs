@@ -168,6 +168,19 @@ pub trait Journal: Send + 'static {
     fn outcome_stream(&self) -> Option<OutcomeStream> {
         None
     }
+
+    /// Lets go of the journal once the engine is done with it: files closed, the
+    /// directory lock or the Redis lease released, so another engine can open it at once
+    /// (without this a Redis lease would block a restart for its whole TTL).
+    fn close(self) -> impl Future<Output = Result<(), StoreError>> + Send
+    where
+        Self: Sized,
+    {
+        async move {
+            drop(self);
+            Ok(())
+        }
+    }
 }
 
 /// Checks that `batch` is non-empty, internally consecutive and starts right after

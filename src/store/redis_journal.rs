@@ -749,6 +749,11 @@ impl RedisJournal {
 }
 
 impl Journal for RedisJournal {
+    fn close(self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        // The inherent `close`, which releases the lock/lease before returning.
+        RedisJournal::close(self)
+    }
+
     fn describe(&self) -> String {
         self.description.clone()
     }

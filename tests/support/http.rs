@@ -1,113 +1,128 @@
-//! A small HTTP/1.1 client and a WebSocket dealer client for tests against a real server.
-//! Speaks only the public protocol (docs/protocol.md).
+//! A tiny HTTP/1.1 client for the integration tests: one request per connection
+//! (`Connection: close`), JSON in and out.
+//!
+//! Written here instead of adding an HTTP client crate: the tests need a handful of
+//! JSON calls to 127.0.0.1, and hyper's client side is not among the features the
+//! server builds with, so any client crate would mean compiling a second HTTP stack.
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
 
-/// One request, `Connection: close`; returns the status and the JSON body (`Null` if
-/// the body is empty or not JSON).
-pub async fn call(
+/// A response: status and body (JSON when it parses, else the text as a JSON string,
+/// `null` when empty).
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The body.
+    pub body: Value,
+}
+
+/// Sends one request and reads the whole response. Panics on I/O failure or a response
+/// that is not HTTP (a test that gets one has found a bug).
+pub async fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,
     token: Option<&str>,
     body: Option<&Value>,
-) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+) -> Response {
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
+    );
     if let Some(t) = token {
-        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
-    if !body.is_empty() {
-        req.push_str("Content-Type: application/json\r\n");
+    if body.is_some() {
+        head.push_str("Content-Type: application/json\r\n");
     }
-    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(req.as_bytes()).await.expect("write");
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+    head.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.expect("connect for HTTP");
+        stream.write_all(head.as_bytes()).await.expect("write head");
+        stream
+            .write_all(payload.as_bytes())
+            .await
+            .expect("write body");
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.expect("read response");
+        raw
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
-        .expect("response in time")
-        .expect("read");
+        .unwrap_or_else(|_| panic!("{method} {path}: no response within 10 s"));
+    parse(&raw)
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}: {:?}", String::from_utf8_lossy(&raw)))
+}
+
+fn parse(raw: &[u8]) -> Result<Response, String> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("a full response");
-    let head = String::from_utf8_lossy(&raw[..split]).to_string();
-    let rest = &raw[split + 4..];
-    let status: u16 = head
-        .split_whitespace()
+        .ok_or("no end of headers")?;
+    let head = std::str::from_utf8(&raw[..split]).map_err(|_| "headers not UTF-8")?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or("no status line")?;
+    let status: u16 = status_line
+        .split(' ')
         .nth(1)
         .and_then(|s| s.parse().ok())
-        .expect("status line");
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    let body = if chunked {
-        dechunk(rest)
-    } else {
-        rest.to_vec()
-    };
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
-}
-
-/// Decodes a chunked body (on bytes: a chunk may end inside a UTF-8 character).
-fn dechunk(mut s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(eol) = s.windows(2).position(|w| w == b"\r\n") {
-        let size = String::from_utf8_lossy(&s[..eol]);
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        let data = &s[eol + 2..];
-        if n == 0 || n > data.len() {
-            break;
-        }
-        out.extend_from_slice(&data[..n]);
-        s = data[n..].strip_prefix(b"\r\n").unwrap_or(&data[n..]);
-    }
-    out
-}
-
-/// A dealer's WebSocket connection (JSON).
-pub struct Dealer {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
-}
-
-impl Dealer {
-    /// Connects with `token`.
-    pub async fn connect(addr: SocketAddr, token: &str) -> Self {
-        let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/v1/ws?token={token}"))
-            .await
-            .expect("websocket connects");
-        Self { ws }
-    }
-
-    /// Places a bid and returns its `bid_result`.
-    pub async fn bid(&mut self, auction: &str, amount: u64, bid_id: &str) -> Value {
-        let msg = serde_json::json!({
-            "type": "bid", "auction": auction, "amount": amount, "bid_id": bid_id
-        });
-        self.ws
-            .send(Message::Text(msg.to_string()))
-            .await
-            .expect("send");
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(10), self.ws.next())
-                .await
-                .expect("a reply in time")
-                .expect("connection open")
-                .expect("frame");
-            if let Message::Text(t) = frame {
-                let v: Value = serde_json::from_str(&t).expect("json");
-                if v["type"] == "bid_result" && v["bid_id"] == bid_id {
-                    return v;
-                }
+        .ok_or("bad status line")?;
+    let mut chunked = false;
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("transfer-encoding")
+                && value.trim().eq_ignore_ascii_case("chunked")
+            {
+                chunked = true;
             }
         }
     }
+    let mut body = raw[split + 4..].to_vec();
+    if chunked {
+        body = dechunk(&body)?;
+    }
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+    };
+    Ok(Response { status, body })
+}
+
+fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    loop {
+        let eol = data
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or("chunk size line")?;
+        let size_text = std::str::from_utf8(&data[..eol]).map_err(|_| "chunk size")?;
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+            .map_err(|_| "chunk size")?;
+        data = &data[eol + 2..];
+        if size == 0 {
+            return Ok(out);
+        }
+        if data.len() < size + 2 {
+            return Err("truncated chunk".into());
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// `GET path`.
+pub async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
+    request(addr, "GET", path, token, None).await
+}
+
+/// `POST path` with a JSON body.
+pub async fn post(addr: SocketAddr, path: &str, token: Option<&str>, body: &Value) -> Response {
+    request(addr, "POST", path, token, Some(body)).await
 }

@@ -2,8 +2,11 @@
 //! Not every test binary uses every helper.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod client;
 pub mod http;
 pub mod redis_server;
+pub mod server;
+pub mod ws;
 
 /// Sends the library's `tracing` output to the test's captured output, filtered by
 /// `RUST_LOG` (nothing by default). Safe to call from every test.
