@@ -237,6 +237,11 @@ pub async fn spawn<J: Journal, P: Publisher>(
         stop: stop_rx,
     };
     seq.after_recovery();
+    // The commands recovery journals (new rules, the outage grace) are durable and
+    // published before anyone gets a handle: until then the views still show the book as
+    // it was before the outage (a lot "live" past its close), and a server that announced
+    // itself would serve that.
+    seq.settle().await?;
     // The engine is done once its writer has closed the journal, not merely once the last
     // batch is durable: whoever awaits the engine may reopen the journal right after.
     let task = tokio::spawn(async move {
@@ -402,6 +407,17 @@ impl<P: Publisher> Sequencer<P> {
                 return Ok(());
             }
         }
+    }
+
+    /// Waits until nothing is in flight (retrying through journal failures like `run`).
+    async fn settle(&mut self) -> Result<(), StoreError> {
+        while let Some(inflight) = self.inflight.as_mut() {
+            let res = (&mut inflight.done)
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("journal writer stopped".into())));
+            self.write_finished(res).await?;
+        }
+        Ok(())
     }
 
     fn sleep_until_ms(&self, deadline_ms: u64) -> tokio::time::Sleep {
