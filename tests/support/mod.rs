@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod client;
+pub mod gavel;
 pub mod http;
 pub mod redis_server;
 pub mod server;
