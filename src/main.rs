@@ -109,11 +109,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 bail!("replay needs --verify (the only mode so far)");
             }
             if config.store.redis_url.is_empty() {
-                let mut j = open_file(&config).await?;
-                replay(&mut j).await
+                replay(open_file(&config).await?).await
             } else {
-                let mut j = open_redis(&config).await?;
-                replay(&mut j).await
+                replay(open_redis(&config).await?).await
             }
         }
     }
@@ -198,9 +196,11 @@ async fn serve<J: Journal>(config: Config, journal: J, demo: bool) -> anyhow::Re
     }
 }
 
-async fn replay<J: Journal>(journal: &mut J) -> anyhow::Result<ExitCode> {
+async fn replay<J: Journal>(mut journal: J) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
-    let v = gavel::engine::verify(journal).await?;
+    let v = gavel::engine::verify(&mut journal).await?;
+    // Release the lock or lease now: an engine may be waiting to start on this journal.
+    journal.close().await?;
     for line in &v.digests {
         println!("{line}");
     }

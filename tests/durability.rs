@@ -18,7 +18,7 @@ use gavel::auction::{BidOutcome, Command, DealerId, Event, LotId};
 use gavel::engine::{digests, recover, ReplayObserver};
 use gavel::gateway::wire::BidResult;
 use gavel::store::file::{FileJournal, FileJournalConfig};
-use gavel::store::{Entry, Journal, RedisJournal, RedisJournalConfig, StoreError};
+use gavel::store::{Entry, Journal, RedisJournal, RedisJournalConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -446,8 +446,9 @@ struct Replays {
     outcomes: BidOutcomes,
 }
 
-/// Opens the journal of a stopped server (waiting out a Redis lease the server left
-/// behind) and reads everything back: the entries, and both replays.
+/// Opens the journal of a stopped server and reads everything back: the entries, and
+/// both replays. A graceful shutdown (and `gavel replay`) released the journal, so it
+/// must open at once.
 async fn read_back(journal: &JournalArg) -> (Vec<Entry>, Replays) {
     match journal {
         JournalArg::File(dir) => {
@@ -466,16 +467,9 @@ async fn read_back(journal: &JournalArg) -> (Vec<Entry>, Replays) {
                 op_timeout_ms: 5_000,
                 require_fsync: false,
             };
-            let deadline = Instant::now() + Duration::from_secs(30);
-            let mut j = loop {
-                match RedisJournal::open(&config).await {
-                    Ok(j) => break j,
-                    Err(StoreError::Fenced(_)) if Instant::now() < deadline => {
-                        tokio::time::sleep(Duration::from_millis(50)).await
-                    }
-                    Err(e) => panic!("open the Redis journal after the server stopped: {e}"),
-                }
-            };
+            let mut j = RedisJournal::open(&config)
+                .await
+                .expect("open the Redis journal after the server stopped");
             let out = read_all(&mut j).await;
             j.close().await.expect("close the Redis journal");
             out
@@ -512,28 +506,20 @@ async fn read_all<J: Journal>(j: &mut J) -> (Vec<Entry>, Replays) {
     (entries, replays)
 }
 
-/// `gavel replay --verify` on a stopped server's journal, waiting out a Redis lease the
-/// server left behind. Panics with the output unless it exits 0; returns the output.
-async fn replay_ok(journal: &JournalArg) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (status, out) = replay_verify(journal);
-        if !status.success() && out.contains("owned by another engine") && Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        }
-        assert!(
-            status.success(),
-            "gavel replay --verify failed ({status}):\n{out}"
-        );
-        return out;
-    }
+/// `gavel replay --verify` on a stopped server's journal. Panics with the output unless
+/// it exits 0; returns the output.
+fn replay_ok(journal: &JournalArg) -> String {
+    let (status, out) = replay_verify(journal);
+    assert!(
+        status.success(),
+        "gavel replay --verify failed ({status}):\n{out}"
+    );
+    out
 }
 
 /// The end-of-test checks on a stopped server's journal. Returns a one-line report.
 async fn check_journal(journal: &JournalArg, market: &Market, expect_snapshot: bool) -> String {
-    let replay_out = replay_ok(journal).await;
+    let replay_out = replay_ok(journal);
     let (entries, replays) = read_back(journal).await;
 
     // (b) the state rebuilt from snapshot + tail is the state replayed from the log alone,
@@ -748,7 +734,9 @@ async fn crash_test(journal: JournalArg) {
     let until = Instant::now() + Duration::from_secs(20);
     market.bid(&clients, rng.gen(), until).await;
     drop(clients);
+    let stopping = Instant::now();
     let status = g.terminate();
+    let stopped_in = stopping.elapsed();
     assert!(
         status.success(),
         "gavel serve exited with {status} after SIGTERM; output:\n{}",
@@ -758,7 +746,8 @@ async fn crash_test(journal: JournalArg) {
     let report = check_journal(&journal, &market, true).await;
     eprintln!(
         "crash test ({}): {kills} SIGKILLs ({startup_kills} during start-up) in {rounds} \
-         rounds, {lease_waits} starts refused while the lease ran out; {}; {report}; {:.1?}",
+         rounds, {lease_waits} starts refused while the lease ran out; SIGTERM to exit \
+         {stopped_in:.0?}; {}; {report}; {:.1?}",
         journal.kind(),
         market.ledger.lock().unwrap().summary(),
         started.elapsed()
@@ -859,7 +848,9 @@ async fn redis_restart_under_load() {
         .await
         .expect("readyz");
     assert_eq!(status, 200, "not ready after the restarts: {ready}");
+    let stopping = Instant::now();
     let status = g.terminate();
+    let stopped_in = stopping.elapsed();
     assert!(
         status.success(),
         "gavel exited with {status}:\n{}",
@@ -867,8 +858,8 @@ async fn redis_restart_under_load() {
     );
     let report = check_journal(&journal, &market, false).await;
     eprintln!(
-        "redis restart under load: resumed {resumed_after:?} after Redis came back; {}; \
-         {report}; {:.1?}",
+        "redis restart under load: resumed {resumed_after:?} after Redis came back; SIGTERM \
+         to exit {stopped_in:.0?}; {}; {report}; {:.1?}",
         market.ledger.lock().unwrap().summary(),
         started.elapsed()
     );
@@ -925,11 +916,18 @@ async fn second_engine_refused(journal: JournalArg, other: Option<JournalArg>) {
         assert!(beside.terminate().success());
     }
 
-    // Once the owner is gone (crashed), the journal can be taken over.
-    first.kill();
-    let (mut next, _) = Gavel::start_taking_over(&opts, Duration::from_secs(30)).await;
+    // A graceful shutdown hands the journal over at once (a rolling restart must not wait
+    // for a lease to run out) ...
+    assert!(first.terminate().success(), "{}", first.output());
+    let mut next = Gavel::start(&opts).await.unwrap_or_else(|f| {
+        panic!("the journal was not free right after a graceful shutdown: {f}")
+    });
     next.seller("s2").await;
-    assert!(next.terminate().success(), "{}", next.output());
+    // ... and a crashed owner's journal can be taken over (once its Redis lease ran out).
+    next.kill();
+    let (mut last, _) = Gavel::start_taking_over(&opts, Duration::from_secs(30)).await;
+    last.seller("s3").await;
+    assert!(last.terminate().success(), "{}", last.output());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1009,7 +1007,7 @@ async fn outage_grace(journal: JournalArg) {
     drop(c);
     assert!(g.terminate().success(), "{}", g.output());
 
-    let replay_out = replay_ok(&journal).await;
+    let replay_out = replay_ok(&journal);
     let (entries, _) = read_back(&journal).await;
     let resume = entries
         .iter()
