@@ -1,5 +1,6 @@
-//! A real `gavel serve` child process for tests, and the plain HTTP and WebSocket clients
-//! that talk to it over the public protocol.
+//! A real `gavel serve` child process for tests (crash and restart tests need a process
+//! to kill), and a WebSocket client that tracks every bid to its `bid_result`. HTTP goes
+//! through `support::http`.
 //!
 //! The child listens on `127.0.0.1:0` and the harness reads the address it prints, so no
 //! port is guessed. Its stdout and stderr are collected, so a failure can show them. The
@@ -14,7 +15,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -323,15 +323,16 @@ impl Gavel {
         status
     }
 
-    /// One HTTP call to this server.
+    /// One HTTP call to this server (`support::http`; panics on I/O failure).
     pub async fn http(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
         body: Option<&Value>,
-    ) -> std::io::Result<(u16, Value)> {
-        http(self.addr, method, path, token, body).await
+    ) -> (u16, Value) {
+        let r = super::http::request(self.addr, method, path, token, body).await;
+        (r.status, r.body)
     }
 
     /// `POST /v1/sellers` as admin: (id, token).
@@ -346,10 +347,7 @@ impl Gavel {
     }
 
     async fn created(&self, path: &str, body: &Value) -> (String, String) {
-        let (status, reply) = self
-            .http("POST", path, Some(ADMIN), Some(body))
-            .await
-            .unwrap_or_else(|e| panic!("POST {path}: {e}; output:\n{}", self.output()));
+        let (status, reply) = self.http("POST", path, Some(ADMIN), Some(body)).await;
         assert_eq!(status, 201, "POST {path}: {reply}");
         (
             reply["id"].as_str().expect("id").to_owned(),
@@ -367,8 +365,7 @@ impl Gavel {
         let body = listing(duration_s, start_price);
         let (status, reply) = self
             .http("POST", "/v1/listings", Some(seller_token), Some(&body))
-            .await
-            .unwrap_or_else(|e| panic!("POST /v1/listings: {e}; output:\n{}", self.output()));
+            .await;
         assert_eq!(status, 201, "POST /v1/listings: {reply}");
         (
             reply["auction"].as_str().expect("auction").to_owned(),
@@ -380,8 +377,7 @@ impl Gavel {
     pub async fn auction(&self, id: &str) -> Value {
         let (status, reply) = self
             .http("GET", &format!("/v1/auctions/{id}"), Some(ADMIN), None)
-            .await
-            .unwrap_or_else(|e| panic!("GET auction {id}: {e}; output:\n{}", self.output()));
+            .await;
         assert_eq!(status, 200, "GET /v1/auctions/{id}: {reply}");
         reply
     }
@@ -405,75 +401,6 @@ pub fn listing(duration_s: u64, start_price: u64) -> Value {
         "reserve": start_price * 2,
         "duration_s": duration_s,
     })
-}
-
-/// A minimal HTTP/1.1 client: one request per connection, JSON in and out.
-pub async fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<&Value>,
-) -> std::io::Result<(u16, Value)> {
-    let call = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await?;
-        let body = body.map(Value::to_string).unwrap_or_default();
-        let mut req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        if let Some(t) = token {
-            req.push_str(&format!("Authorization: Bearer {t}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(&body);
-        stream.write_all(req.as_bytes()).await?;
-        let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(raw)
-    };
-    let raw = tokio::time::timeout(Duration::from_secs(10), call)
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "http timed out"))??;
-    let text = String::from_utf8_lossy(&raw);
-    let bad = || {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("bad reply: {text}"),
-        )
-    };
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(bad)?;
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_owned()
-    };
-    let value = serde_json::from_str(&body).unwrap_or(Value::String(body));
-    Ok((status, value))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// What became of a bid the client sent.
