@@ -14,7 +14,7 @@ mod lot;
 mod money;
 mod rules;
 
-pub use book::{Book, Dealer, Receipt, Seller, Service};
+pub use book::{Book, Dealer, Receipt, Receipts, Seller, Service};
 pub use command::{
     BidId, Canceller, Command, DealerStatus, Inspection, Listing, TokenHash, Vehicle,
 };
