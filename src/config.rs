@@ -126,6 +126,8 @@ pub struct StoreConfig {
     pub segment_bytes: u64,
     /// Segment retention.
     pub retain_segments_behind_snapshot: Retention,
+    /// Redis log retention, in commands behind the newest snapshot.
+    pub redis_retain_commands_behind_snapshot: Retention,
 }
 
 /// `[engine]`

@@ -156,6 +156,10 @@ async fn open_redis(config: &Config) -> anyhow::Result<RedisJournal> {
         lease_ttl_ms: s.lease_ttl_ms,
         op_timeout_ms: s.redis_timeout_ms,
         require_fsync: s.require_fsync,
+        retain_commands_behind_snapshot: match s.redis_retain_commands_behind_snapshot {
+            Retention::All(_) => None,
+            Retention::Behind(n) => Some(n as u64),
+        },
     };
     RedisJournal::open(&rc)
         .await

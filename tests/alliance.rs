@@ -42,6 +42,7 @@ fn redis_config(server: &RedisServer) -> RedisJournalConfig {
         lease_ttl_ms: 300,
         op_timeout_ms: 2_000,
         require_fsync: false,
+        retain_commands_behind_snapshot: None,
     }
 }
 

@@ -466,6 +466,7 @@ async fn read_back(journal: &JournalArg) -> (Vec<Entry>, Replays) {
                 lease_ttl_ms: LEASE_TTL_MS,
                 op_timeout_ms: 5_000,
                 require_fsync: false,
+                retain_commands_behind_snapshot: None,
             };
             let mut j = RedisJournal::open(&config)
                 .await

@@ -59,6 +59,11 @@ pub struct RedisJournalConfig {
     /// the only setting under which every acknowledged batch is on disk. Default `false`
     /// (the durability Redis gives is logged at start either way).
     pub require_fsync: bool,
+    /// `None` (the default) keeps the whole log: it is the audit trail that settles bid
+    /// disputes. `Some(n)` trims, after each snapshot, the log entries holding only
+    /// commands more than `n` behind the snapshot (recovery needs only the snapshot and
+    /// what follows it; `gavel replay --verify` then cannot start from the first command).
+    pub retain_commands_behind_snapshot: Option<u64>,
 }
 
 impl Default for RedisJournalConfig {
@@ -69,6 +74,7 @@ impl Default for RedisJournalConfig {
             lease_ttl_ms: 10_000,
             op_timeout_ms: 2_000,
             require_fsync: false,
+            retain_commands_behind_snapshot: None,
         }
     }
 }
@@ -561,6 +567,8 @@ pub struct RedisJournal {
     /// Redis may or may not have applied it). Set before each append is sent, cleared on
     /// any definite answer.
     uncertain: Option<(u64, u64)>,
+    /// `RedisJournalConfig::retain_commands_behind_snapshot`.
+    config_retain: Option<u64>,
     /// Renews the lease every `lease_ttl_ms / 3`; aborted on drop.
     renewer: JoinHandle<()>,
 }
@@ -669,6 +677,7 @@ impl RedisJournal {
             description,
             outcomes,
             uncertain: None,
+            config_retain: config.retain_commands_behind_snapshot,
             renewer,
         })
     }
@@ -911,6 +920,24 @@ impl Journal for RedisJournal {
             )
             .await
             .map_err(|f| f.into_store(snapshot.seq, true))?;
+        if let Some(keep) = self.config_retain {
+            // Entries are `{first}-{last}` and the engine snapshots at a batch's end, so
+            // every entry starting at or after `min` is kept and recovery (snapshot + the
+            // entries after it) is unaffected. A failed trim costs only disk.
+            let min = snapshot.seq.saturating_sub(keep).saturating_add(1);
+            let mut trim = redis::cmd("XTRIM");
+            trim.arg(&self.keys.log)
+                .arg("MINID")
+                .arg(format!("{min}-0"));
+            match self
+                .link
+                .query::<i64>("trim log", Request::Cmd(&trim))
+                .await
+            {
+                Ok(n) => tracing::debug!(removed = n, min, "redis log trimmed behind the snapshot"),
+                Err(_) => tracing::warn!(min, "redis log not trimmed behind the snapshot"),
+            }
+        }
         Ok(())
     }
 
