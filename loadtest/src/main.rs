@@ -179,6 +179,9 @@ struct RampArgs {
     /// A step fails when p99 ack latency exceeds this, ms [default 50].
     #[arg(long)]
     p99_ms: Option<f64>,
+    /// Runs of a failed step before the ramp stops [default 1].
+    #[arg(long)]
+    retries: Option<u32>,
 }
 
 #[derive(Args, Serialize)]
@@ -404,6 +407,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 max_rate: s.f64("max_rate", 400_000.0),
                 step_s: s.f64("step_s", 5.0),
                 p99_ms: s.f64("p99_ms", 50.0),
+                retries: s.u64("retries", 1) as u32,
             };
             scenario::ramp(&c, &s.load_shape(), &rp).await?
         }

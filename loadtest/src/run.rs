@@ -6,7 +6,7 @@ use crate::http::Http;
 use crate::model::{check_lot, AckedBid, LotVerdict};
 use crate::proto::Format;
 use crate::setup::{Fixture, SetupMode};
-use crate::stats::{proc_cpu_seconds, CpuMeter, Latency};
+use crate::stats::{proc_cpu_seconds, runqueue_wait_seconds, CpuMeter, Latency};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
@@ -193,6 +193,11 @@ pub struct PhaseReport {
     pub generator_cpu_cores: f64,
     /// The server's CPU, in cores, when its pid was given.
     pub server_cpu_cores: Option<f64>,
+    /// Seconds per second the server's threads waited for a CPU (other processes held it
+    /// back), when its pid was given.
+    pub server_runqueue_wait: Option<f64>,
+    /// The same for the generator.
+    pub generator_runqueue_wait: Option<f64>,
     /// Every bid answered, no errors, and results kept up with the offered rate (≥ 95%).
     pub sustained: bool,
 }
@@ -220,11 +225,15 @@ impl PhaseReport {
             self.rejections, self.errors, self.other_msgs
         );
         s += &format!(
-            "  CPU: generator {:.2} cores{}\n",
+            "  CPU: generator {:.2} cores{}; waiting for a CPU (s/s): generator {}, server {}\n",
             self.generator_cpu_cores,
             self.server_cpu_cores
                 .map(|c| format!(", server {c:.2} cores"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            self.generator_runqueue_wait
+                .map_or("?".into(), |w| format!("{w:.2}")),
+            self.server_runqueue_wait
+                .map_or("?".into(), |w| format!("{w:.2}"))
         );
         s
     }
@@ -251,6 +260,8 @@ pub async fn run_phase(
     let mut rng = rand::thread_rng();
     let cpu = CpuMeter::start();
     let server_cpu0 = server_pid.and_then(proc_cpu_seconds);
+    let server_wait0 = server_pid.and_then(runqueue_wait_seconds);
+    let gen_wait0 = runqueue_wait_seconds(std::process::id());
     for (i, c) in s.conns.iter().enumerate() {
         let _ = c.cmd.send(Cmd::Run(Phase {
             start_ns: start_ns + rng.gen_range(0..interval_ns),
@@ -283,6 +294,12 @@ pub async fn run_phase(
         (Some(a), Some(b)) if wall > 0.0 => Some((b - a) / wall),
         _ => None,
     };
+    let per_s = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if wall > 0.0 => Some((b - a) / wall),
+        _ => None,
+    };
+    let server_wait = per_s(server_wait0, server_pid.and_then(runqueue_wait_seconds));
+    let gen_wait = per_s(gen_wait0, runqueue_wait_seconds(std::process::id()));
     let unanswered = conn::outstanding(&s.conns).saturating_sub(outstanding_before);
     let st: PhaseStats = conn::take_stats(&s.conns);
     let window = duration
@@ -311,6 +328,8 @@ pub async fn run_phase(
         other_msgs: st.other_msgs,
         generator_cpu_cores: gen_cores,
         server_cpu_cores: server_cpu,
+        server_runqueue_wait: server_wait,
+        generator_runqueue_wait: gen_wait,
         sustained,
     }
 }

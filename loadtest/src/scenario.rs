@@ -366,6 +366,10 @@ pub struct Ramp {
     pub step_s: f64,
     /// A step whose p99 ack latency exceeds this fails.
     pub p99_ms: f64,
+    /// A failed step is run again this many times before the ramp stops: on a shared
+    /// machine one step can fail for reasons that have nothing to do with the server
+    /// (another process took the core for 50 ms).
+    pub retries: u32,
 }
 
 /// `ramp`: raise the rate until p99 passes the threshold or results stop keeping up.
@@ -374,6 +378,7 @@ pub async fn ramp(c: &Common, l: &Load, rp: &Ramp) -> anyhow::Result<Report> {
     let (s, a) = open_load(c, l).await?;
     let cpu = CpuMeter::start();
     let mut rate = rp.start_rate;
+    let mut failures = 0;
     while rate <= rp.max_rate {
         let p = run::run_phase(
             &s,
@@ -402,8 +407,13 @@ pub async fn ramp(c: &Common, l: &Load, rp: &Ramp) -> anyhow::Result<Report> {
         }
         r.phases.push(p);
         if !pass {
-            break;
+            failures += 1;
+            if failures > rp.retries {
+                break;
+            }
+            continue;
         }
+        failures = 0;
         rate *= rp.factor.max(1.01);
     }
     r.generator_cpu_cores = cpu.cores();
@@ -534,6 +544,8 @@ pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
         other_msgs: phase_stats.other_msgs,
         generator_cpu_cores: cpu.cores(),
         server_cpu_cores: None,
+        server_runqueue_wait: None,
+        generator_runqueue_wait: None,
         sustained: phase_stats.errors.is_empty(),
     });
 

@@ -143,3 +143,22 @@ pub fn loadavg() -> String {
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
+
+/// Time the process's threads spent runnable but waiting for a CPU, seconds (the second
+/// field of /proc/PID/task/*/schedstat, summed). Divided by wall time it says how much
+/// other processes on the machine held the process back: on a shared machine, the figure
+/// that tells a slow server from a starved one.
+pub fn runqueue_wait_seconds(pid: u32) -> Option<f64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut ns = 0u64;
+    for t in dir.flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+            ns += s
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Some(ns as f64 / 1e9)
+}
