@@ -97,6 +97,7 @@ stop() {
 # start_server KIND -> sets SRV_PORT SRV_PID SETUP (and REDIS_* for redis-backed kinds)
 start_server() {
     SRV_PORT="$(free_port)"
+    REDIS_PID=""
     case "$1" in
     echo)
         taskset -c "$SERVER_CPU" "$BIN/gavel-echo" --listen "127.0.0.1:$SRV_PORT" \
@@ -146,9 +147,11 @@ stop_server() {
 }
 
 gen() {
+    local extra=()
+    [ -n "$REDIS_PID" ] && extra=(--redis-pid "$REDIS_PID")
     GAVEL_ADMIN_TOKEN="$ADMIN" taskset -c "$GEN_CPU" "$BIN/gavel-loadtest" "$@" \
         --url "ws://127.0.0.1:$SRV_PORT" --setup "$SETUP" --format "$FORMAT" \
-        --server-pid "$SRV_PID" --quiet
+        --server-pid "$SRV_PID" "${extra[@]}" --quiet
 }
 
 echo "== 1. ramp: highest sustained rate (p99 <= ${P99_MS} ms, every bid answered)"
@@ -223,7 +226,7 @@ def load(name):
     p = os.path.join(out, name)
     return json.load(open(p)) if os.path.exists(p) else None
 servers = ["echo", "baseline-everysec", "baseline-always", "gavel-everysec", "gavel-always"]
-print(f"{'server':18} {'max results/s':>13} {'accepted/s':>11} {'gen CPU':>8} {'srv CPU':>8}   "
+print(f"{'server':18} {'max results/s':>13} {'accepted/s':>11} {'gen CPU':>8} {'srv CPU':>8} {'redis':>6} {'us/bid':>7}   "
       f"{'p50@25%':>8} {'p99@25%':>8} {'p50@50%':>8} {'p99@50%':>8}  correctness")
 rows = {}
 for s in servers:
@@ -238,7 +241,9 @@ for s in servers:
     rows[s] = (r, lat)
     f = lambda x: f"{x:8.2f}" if x is not None else f"{'-':>8}"
     print(f"{s:18} {r.get('max_sustained_ack_rate') or 0:13.0f} {r.get('max_sustained_accepted_rate') or 0:11.0f} "
-          f"{best['generator_cpu_cores'] if best else 0:8.2f} {(best or {}).get('server_cpu_cores') or 0:8.2f}   "
+          f"{best['generator_cpu_cores'] if best else 0:8.2f} {(best or {}).get('server_cpu_cores') or 0:8.2f} "
+          f"{(best or {}).get('redis_cpu_cores') or 0:6.2f} "
+          f"{(((best or {}).get('server_cpu_cores') or 0) + ((best or {}).get('redis_cpu_cores') or 0)) / max((best or {}).get('ack_rate') or 1, 1) * 1e6:7.1f}   "
           f"{f(lat[25] and lat[25]['p50_ms'])} {f(lat[25] and lat[25]['p99_ms'])} "
           f"{f(lat[50] and lat[50]['p50_ms'])} {f(lat[50] and lat[50]['p99_ms'])}  "
           f"{'ok' if r['correctness'].get('ok') else ('n/a' if not r['correctness'].get('checked') else 'FAILED')}")

@@ -81,6 +81,9 @@ struct CommonArgs {
     /// The server's pid: its RSS, sockets and CPU go into the report.
     #[arg(long)]
     server_pid: Option<u32>,
+    /// The server's Redis's pid: its CPU goes into the report.
+    #[arg(long)]
+    redis_pid: Option<u32>,
     /// A name for the run in reports.
     #[arg(long)]
     label: Option<String>,
@@ -302,6 +305,11 @@ impl Settings {
             server_pid: self
                 .0
                 .get("server_pid")
+                .and_then(Value::as_u64)
+                .map(|p| p as u32),
+            redis_pid: self
+                .0
+                .get("redis_pid")
                 .and_then(Value::as_u64)
                 .map(|p| p as u32),
             label: self.str("label", scenario),

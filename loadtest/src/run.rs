@@ -193,6 +193,8 @@ pub struct PhaseReport {
     pub generator_cpu_cores: f64,
     /// The server's CPU, in cores, when its pid was given.
     pub server_cpu_cores: Option<f64>,
+    /// CPU of the server's Redis (or other helper process), cores, when its pid was given.
+    pub redis_cpu_cores: Option<f64>,
     /// Seconds per second the server's threads waited for a CPU (other processes held it
     /// back), when its pid was given.
     pub server_runqueue_wait: Option<f64>,
@@ -229,7 +231,11 @@ impl PhaseReport {
             self.generator_cpu_cores,
             self.server_cpu_cores
                 .map(|c| format!(", server {c:.2} cores"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + &self
+                    .redis_cpu_cores
+                    .map(|c| format!(", redis {c:.2} cores"))
+                    .unwrap_or_default(),
             self.generator_runqueue_wait
                 .map_or("?".into(), |w| format!("{w:.2}")),
             self.server_runqueue_wait
@@ -248,6 +254,7 @@ pub async fn run_phase(
     duration: Duration,
     drain: Duration,
     server_pid: Option<u32>,
+    redis_pid: Option<u32>,
     quiet: bool,
 ) -> PhaseReport {
     let _ = conn::take_stats(&s.conns);
@@ -261,6 +268,7 @@ pub async fn run_phase(
     let cpu = CpuMeter::start();
     let server_cpu0 = server_pid.and_then(proc_cpu_seconds);
     let server_wait0 = server_pid.and_then(runqueue_wait_seconds);
+    let redis_cpu0 = redis_pid.and_then(proc_cpu_seconds);
     let gen_wait0 = runqueue_wait_seconds(std::process::id());
     for (i, c) in s.conns.iter().enumerate() {
         let _ = c.cmd.send(Cmd::Run(Phase {
@@ -298,6 +306,7 @@ pub async fn run_phase(
         (Some(a), Some(b)) if wall > 0.0 => Some((b - a) / wall),
         _ => None,
     };
+    let redis_cpu = per_s(redis_cpu0, redis_pid.and_then(proc_cpu_seconds));
     let server_wait = per_s(server_wait0, server_pid.and_then(runqueue_wait_seconds));
     let gen_wait = per_s(gen_wait0, runqueue_wait_seconds(std::process::id()));
     let unanswered = conn::outstanding(&s.conns).saturating_sub(outstanding_before);
@@ -330,6 +339,7 @@ pub async fn run_phase(
         server_cpu_cores: server_cpu,
         server_runqueue_wait: server_wait,
         generator_runqueue_wait: gen_wait,
+        redis_cpu_cores: redis_cpu,
         sustained,
     }
 }

@@ -27,6 +27,8 @@ pub struct Common {
     pub out: String,
     /// The server's pid, for RSS, sockets and CPU.
     pub server_pid: Option<u32>,
+    /// Its Redis's pid, for CPU.
+    pub redis_pid: Option<u32>,
     /// A name for this run in reports (e.g. "gavel-always").
     pub label: String,
     /// No progress bars.
@@ -287,6 +289,7 @@ pub async fn steady(c: &Common, l: &Load, rate: f64, duration_s: f64) -> anyhow:
         Duration::from_secs_f64(duration_s),
         Duration::from_secs_f64(c.drain_s),
         c.server_pid,
+        c.redis_pid,
         c.quiet,
     )
     .await;
@@ -337,6 +340,7 @@ pub async fn soak(
         Duration::from_secs_f64(duration_s),
         Duration::from_secs_f64(c.drain_s),
         c.server_pid,
+        c.redis_pid,
         c.quiet,
     )
     .await;
@@ -387,6 +391,7 @@ pub async fn ramp(c: &Common, l: &Load, rp: &Ramp) -> anyhow::Result<Report> {
             Duration::from_secs_f64(rp.step_s),
             Duration::from_secs_f64(c.drain_s),
             c.server_pid,
+            c.redis_pid,
             c.quiet,
         )
         .await;
@@ -544,6 +549,7 @@ pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
         other_msgs: phase_stats.other_msgs,
         generator_cpu_cores: cpu.cores(),
         server_cpu_cores: None,
+        redis_cpu_cores: None,
         server_runqueue_wait: None,
         generator_runqueue_wait: None,
         sustained: phase_stats.errors.is_empty(),
