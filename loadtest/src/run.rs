@@ -245,6 +245,17 @@ impl PhaseReport {
     }
 }
 
+/// What a phase watches besides its own connections.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Observe {
+    /// The server's pid: its CPU and run-queue wait.
+    pub server_pid: Option<u32>,
+    /// Its Redis's pid: its CPU.
+    pub redis_pid: Option<u32>,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
 /// Runs one open-loop phase: `rate` bids/s for `duration`, each connection bidding on its
 /// `assignment` auctions, then waits up to `drain` for the last results.
 pub async fn run_phase(
@@ -253,10 +264,13 @@ pub async fn run_phase(
     rate: f64,
     duration: Duration,
     drain: Duration,
-    server_pid: Option<u32>,
-    redis_pid: Option<u32>,
-    quiet: bool,
+    o: Observe,
 ) -> PhaseReport {
+    let Observe {
+        server_pid,
+        redis_pid,
+        quiet,
+    } = o;
     let _ = conn::take_stats(&s.conns);
     let outstanding_before = conn::outstanding(&s.conns);
     let n = s.conns.len().max(1) as f64;

@@ -230,6 +230,16 @@ impl Report {
     }
 }
 
+impl Common {
+    fn observe(&self) -> run::Observe {
+        run::Observe {
+            server_pid: self.server_pid,
+            redis_pid: self.redis_pid,
+            quiet: self.quiet,
+        }
+    }
+}
+
 fn mib(k: Option<u64>) -> String {
     k.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0))
 }
@@ -288,9 +298,7 @@ pub async fn steady(c: &Common, l: &Load, rate: f64, duration_s: f64) -> anyhow:
         rate,
         Duration::from_secs_f64(duration_s),
         Duration::from_secs_f64(c.drain_s),
-        c.server_pid,
-        c.redis_pid,
-        c.quiet,
+        c.observe(),
     )
     .await;
     r.phases.push(p);
@@ -339,9 +347,7 @@ pub async fn soak(
         rate,
         Duration::from_secs_f64(duration_s),
         Duration::from_secs_f64(c.drain_s),
-        c.server_pid,
-        c.redis_pid,
-        c.quiet,
+        c.observe(),
     )
     .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -390,9 +396,7 @@ pub async fn ramp(c: &Common, l: &Load, rp: &Ramp) -> anyhow::Result<Report> {
             rate,
             Duration::from_secs_f64(rp.step_s),
             Duration::from_secs_f64(c.drain_s),
-            c.server_pid,
-            c.redis_pid,
-            c.quiet,
+            c.observe(),
         )
         .await;
         let pass = p.sustained && p.ack_latency.p99_ms <= rp.p99_ms;
