@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Profiles gavel (Redis journal) under one load scenario: gavel and its Redis on core
+# $SERVER_CPU, the generator on core $GEN_CPU, `perf record -g` on gavel for PERF_S seconds
+# once the load is running, and the CPU each of gavel and Redis used meanwhile.
+#
+#   loadtest/profile.sh OUTDIR FSYNC SCENARIO [gavel-loadtest flags...]
+#   e.g. loadtest/profile.sh /tmp/prof everysec steady --rate 20000 --duration-s 20
+#        loadtest/profile.sh /tmp/hot always hot-lot --subscribers 10000 --listing-duration-s 45
+#
+# Writes OUTDIR/perf.data, OUTDIR/perf-top.txt (flat profile, by symbol), OUTDIR/report.json
+# and OUTDIR/cpu.txt. Needs `perf` (apt-get install linux-perf) and a release build.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+OUT="$1"; FSYNC="$2"; shift 2
+mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
+SERVER_CPU="${SERVER_CPU:-0}"; GEN_CPU="${GEN_CPU:-1}"
+PERF_S="${PERF_S:-8}"; PERF_AFTER_S="${PERF_AFTER_S:-6}"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+ADMIN="profile-admin"
+ulimit -n "$(ulimit -Hn)"
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_s() { awk '{print ($14+$15)/100}' "/proc/$1/stat"; }
+
+RPORT=$(port); GPORT=$(port)
+rm -rf "$OUT/redis"; mkdir -p "$OUT/redis"
+taskset -c "$SERVER_CPU" redis-server --port "$RPORT" --bind 127.0.0.1 --dir "$OUT/redis" \
+    --appendonly yes --appendfsync "$FSYNC" --save "" --logfile "$OUT/redis/log" &
+RPID=$!
+sleep 0.5
+GAVEL_ADMIN_TOKEN="$ADMIN" GAVEL_GATEWAY__BID_RATE_PER_S=10000000 \
+GAVEL_GATEWAY__BID_BURST=10000000 GAVEL_GATEWAY__MAX_INFLIGHT_BIDS=100000 \
+GAVEL_GATEWAY__MAX_CONNECTIONS=30000 GAVEL_AUCTION__MIN_DURATION_S=1 \
+GAVEL_AUCTION__EXTEND_WINDOW_S=5 GAVEL_AUCTION__EXTEND_BY_S=5 GAVEL_LOG__FILTER=warn \
+    taskset -c "$SERVER_CPU" "$BIN/gavel" serve --listen "127.0.0.1:$GPORT" \
+    --redis "redis://127.0.0.1:$RPORT/" >"$OUT/gavel.log" 2>&1 &
+GPID=$!
+trap 'kill $GPID $RPID 2>/dev/null || true' EXIT
+sleep 1
+GAVEL_ADMIN_TOKEN="$ADMIN" taskset -c "$GEN_CPU" "$BIN/gavel-loadtest" "$@" \
+    --url "ws://127.0.0.1:$GPORT" --server-pid "$GPID" --quiet --out "$OUT/report.json" \
+    >"$OUT/run.txt" 2>&1 &
+LPID=$!
+sleep "$PERF_AFTER_S"
+g0=$(cpu_s "$GPID"); r0=$(cpu_s "$RPID"); t0=$(date +%s.%N)
+perf record -F 999 -g -p "$GPID" -o "$OUT/perf.data" -- sleep "$PERF_S" 2>/dev/null
+g1=$(cpu_s "$GPID"); r1=$(cpu_s "$RPID"); t1=$(date +%s.%N)
+python3 -c "w=$t1-$t0; print(f'over {w:.1f} s: gavel {($g1-$g0)/w:.2f} cores, redis {($r1-$r0)/w:.2f} cores; load average $(cut -d' ' -f1-3 /proc/loadavg)')" | tee "$OUT/cpu.txt"
+wait "$LPID" || true
+perf report -i "$OUT/perf.data" --no-children --sort symbol --stdio 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' | head -n 60 >"$OUT/perf-top.txt" || true
+cat "$OUT/run.txt"
+echo "profile: $OUT/perf-top.txt"

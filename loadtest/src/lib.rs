@@ -1,0 +1,24 @@
+//! gavel-loadtest: a load generator, baselines and correctness checks for the v1 protocol.
+//!
+//! - [`proto`]: the protocol's messages as this crate's own serde types.
+//! - [`conn`]: one dealer connection, open-loop writer and matching reader.
+//! - [`run`]: connecting a fixture, running phases, checking correctness.
+//! - [`scenario`]: steady, ramp, soak, hot-lot and idle.
+//! - [`model`]: the contract's bidding rules, implemented independently of the server.
+//! - [`setup`], [`http`]: the fixture through the HTTP API.
+//! - [`stats`]: histograms, CPU and /proc readings.
+//!
+//! The comparison servers are binaries of this crate: `baseline/` (one EVALSHA per bid) and
+//! `echo/` (answers every bid, does no work).
+//!
+//! It talks to servers only through the public protocol, so it can point at any server that
+//! implements v1 (the `gavel` crate is not a dependency).
+
+pub mod conn;
+pub mod http;
+pub mod model;
+pub mod proto;
+pub mod run;
+pub mod scenario;
+pub mod setup;
+pub mod stats;

@@ -1,0 +1,698 @@
+//! The scenarios: steady, ramp, soak, hot-lot and idle, each from resolved parameters to a
+//! [`Report`].
+
+use crate::conn::{self, Cmd};
+use crate::model::increment;
+use crate::run::{self, check, Correctness, PhaseReport, Session, Target};
+use crate::setup::{self, SetupMode, SetupOpts};
+use crate::stats::{self, new_hist, record, CpuMeter, Latency};
+use rand::Rng;
+use serde::Serialize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Settings every scenario has.
+#[derive(Clone, Debug, Serialize)]
+pub struct Common {
+    /// `ws://host:port`.
+    pub url: String,
+    /// json or msgpack.
+    pub format: crate::proto::Format,
+    /// api or none.
+    pub setup: SetupMode,
+    /// Admin token for setup=api.
+    #[serde(skip)]
+    pub admin_token: String,
+    /// Where the JSON report goes.
+    pub out: String,
+    /// The server's pid, for RSS, sockets and CPU.
+    pub server_pid: Option<u32>,
+    /// Its Redis's pid, for CPU.
+    pub redis_pid: Option<u32>,
+    /// A name for this run in reports (e.g. "gavel-always").
+    pub label: String,
+    /// No progress bars.
+    pub quiet: bool,
+    /// Start price, fen.
+    pub start_price: u64,
+    /// Reserve, fen.
+    pub reserve: u64,
+    /// Each dealer's deposit, fen.
+    pub deposit: u64,
+    /// How long to wait for the last results after a phase, s.
+    pub drain_s: f64,
+}
+
+/// A fan-out measurement (hot-lot).
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Fanout {
+    /// Subscribers.
+    pub subscribers: usize,
+    /// Accepted bids measured.
+    pub bids: u64,
+    /// From a bid's ack (its bidder receiving `bid_result`) to the last subscriber's
+    /// `update` with that seq or a later one.
+    pub ack_to_last_update: Latency,
+    /// From the bid's send to the last subscriber's `update`.
+    pub send_to_last_update: Latency,
+    /// (bid, subscriber) pairs where the subscriber never saw the bid's seq or a later one.
+    pub missing: u64,
+    /// `closed` messages received / subscribers.
+    pub closed_received: usize,
+    /// Outcome the subscribers were told.
+    pub outcome: Option<String>,
+    /// Connections told `won: true` (must be the rules' leader, and only it).
+    pub won_by: Vec<String>,
+}
+
+/// A sample of the server process.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Seconds since the phase started.
+    pub t_s: f64,
+    /// VmRSS, KiB.
+    pub rss_kib: Option<u64>,
+    /// Open sockets.
+    pub sockets: Option<u64>,
+}
+
+/// Idle-connection memory.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Idle {
+    /// Connections held open.
+    pub connections: usize,
+    /// Server RSS before connecting, KiB.
+    pub rss_before_kib: Option<u64>,
+    /// Server RSS with every connection open (at the end of the hold), KiB.
+    pub rss_after_kib: Option<u64>,
+    /// Highest RSS seen, KiB.
+    pub rss_max_kib: Option<u64>,
+    /// (after − before) / connections, bytes.
+    pub bytes_per_connection: Option<f64>,
+    /// Server sockets at the end of the hold.
+    pub sockets: Option<u64>,
+    /// Connections still open at the end.
+    pub still_open: usize,
+    /// Errors by kind.
+    pub errors: std::collections::BTreeMap<String, u64>,
+}
+
+/// A scenario's report (written as JSON; summarised for people by [`Report::human`]).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Run label.
+    pub label: String,
+    /// Common settings.
+    pub common: Common,
+    /// Scenario settings as resolved.
+    pub params: serde_json::Value,
+    /// Load average (1, 5, 15 min) before and after: how busy the machine was.
+    pub loadavg_before: String,
+    /// After.
+    pub loadavg_after: String,
+    /// Phases (ramp: one per step).
+    pub phases: Vec<PhaseReport>,
+    /// Ramp: the highest offered rate sustained with p99 under the threshold.
+    pub max_sustained_offered: Option<f64>,
+    /// Ramp: the result rate achieved at that step.
+    pub max_sustained_ack_rate: Option<f64>,
+    /// Ramp: the accepted-bid rate at that step.
+    pub max_sustained_accepted_rate: Option<f64>,
+    /// Hot-lot.
+    pub fanout: Option<Fanout>,
+    /// Soak / idle: server samples.
+    pub samples: Vec<Sample>,
+    /// Idle.
+    pub idle: Option<Idle>,
+    /// The correctness check.
+    pub correctness: Correctness,
+    /// The generator's CPU over the whole run, cores.
+    pub generator_cpu_cores: f64,
+}
+
+impl Report {
+    fn new(scenario: &str, c: &Common, params: serde_json::Value) -> Self {
+        Self {
+            scenario: scenario.into(),
+            label: c.label.clone(),
+            common: c.clone(),
+            params,
+            loadavg_before: stats::loadavg(),
+            loadavg_after: String::new(),
+            phases: Vec::new(),
+            max_sustained_offered: None,
+            max_sustained_ack_rate: None,
+            max_sustained_accepted_rate: None,
+            fanout: None,
+            samples: Vec::new(),
+            idle: None,
+            correctness: Correctness::default(),
+            generator_cpu_cores: 0.0,
+        }
+    }
+
+    /// The human summary.
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "== {} [{}] against {} ({:?}); load average before {} / after {}\n",
+            self.scenario,
+            self.label,
+            self.common.url,
+            self.common.format,
+            self.loadavg_before,
+            self.loadavg_after
+        );
+        for (i, p) in self.phases.iter().enumerate() {
+            s += &format!("phase {}:\n{}", i + 1, p.lines());
+        }
+        if let Some(r) = self.max_sustained_offered {
+            s += &format!(
+                "highest rate sustained: offered {:.0}/s, results {:.0}/s, accepted {:.0}/s\n",
+                r,
+                self.max_sustained_ack_rate.unwrap_or(0.0),
+                self.max_sustained_accepted_rate.unwrap_or(0.0)
+            );
+        } else if self.scenario == "ramp" {
+            s += "highest rate sustained: none (the first step already failed)\n";
+        }
+        if let Some(f) = &self.fanout {
+            s += &format!(
+                "fan-out to {} subscribers over {} bids:\n  ack → last update   {}\n  send → last update  {}\n  missing {}; closed received {}; outcome {:?}; won by {:?}\n",
+                f.subscribers,
+                f.bids,
+                f.ack_to_last_update.line(),
+                f.send_to_last_update.line(),
+                f.missing,
+                f.closed_received,
+                f.outcome,
+                f.won_by
+            );
+        }
+        if let Some(i) = &self.idle {
+            s += &format!(
+                "idle: {} connections ({} still open, errors {:?}); server RSS {} → {} MiB (max {}); {} bytes/connection; {} sockets\n",
+                i.connections,
+                i.still_open,
+                i.errors,
+                mib(i.rss_before_kib),
+                mib(i.rss_after_kib),
+                mib(i.rss_max_kib),
+                i.bytes_per_connection.map_or("?".into(), |b| format!("{b:.0}")),
+                i.sockets.map_or("?".into(), |n| n.to_string())
+            );
+        }
+        if !self.samples.is_empty() && self.idle.is_none() {
+            let rss: Vec<u64> = self.samples.iter().filter_map(|x| x.rss_kib).collect();
+            if let (Some(first), Some(last), Some(max)) =
+                (rss.first(), rss.last(), rss.iter().max())
+            {
+                s += &format!(
+                    "server RSS over {} samples: first {:.1} MiB, last {:.1} MiB, max {:.1} MiB; sockets last {}\n",
+                    rss.len(),
+                    *first as f64 / 1024.0,
+                    *last as f64 / 1024.0,
+                    *max as f64 / 1024.0,
+                    self.samples
+                        .last()
+                        .and_then(|x| x.sockets)
+                        .map_or("?".into(), |n| n.to_string())
+                );
+            }
+        }
+        s += &self.correctness.lines();
+        s += &format!(
+            "generator CPU over the run: {:.2} cores\n",
+            self.generator_cpu_cores
+        );
+        s
+    }
+}
+
+impl Common {
+    fn observe(&self) -> run::Observe {
+        run::Observe {
+            server_pid: self.server_pid,
+            redis_pid: self.redis_pid,
+            quiet: self.quiet,
+        }
+    }
+}
+
+fn mib(k: Option<u64>) -> String {
+    k.map_or("?".into(), |k| format!("{:.1}", k as f64 / 1024.0))
+}
+
+fn setup_opts(c: &Common, dealers: usize, auctions: usize, duration_s: u64) -> SetupOpts {
+    let target = Target::parse(&c.url, c.format).map(|t| t.authority);
+    SetupOpts {
+        mode: c.setup,
+        authority: target.unwrap_or_default(),
+        admin_token: c.admin_token.clone(),
+        dealers,
+        auctions,
+        start_price: c.start_price,
+        reserve: c.reserve,
+        duration_s,
+        deposit: c.deposit,
+    }
+}
+
+/// steady / soak / ramp share this shape.
+#[derive(Clone, Debug, Serialize)]
+pub struct Load {
+    /// Dealers (one connection each).
+    pub dealers: usize,
+    /// Auctions.
+    pub auctions: usize,
+    /// Auctions each dealer bids on.
+    pub auctions_per_dealer: usize,
+    /// Share of bids with a proxy max.
+    pub proxy_ratio: f64,
+    /// Listing length, s (must outlast the run).
+    pub listing_duration_s: u64,
+}
+
+async fn open_load(c: &Common, l: &Load) -> anyhow::Result<(Session, Vec<Arc<Vec<u32>>>)> {
+    let fx = setup::make(&setup_opts(c, l.dealers, l.auctions, l.listing_duration_s)).await?;
+    let target = Target::parse(&c.url, c.format)?;
+    let all: Vec<usize> = (0..fx.dealers.len()).collect();
+    let s = Session::open(target, fx, c.setup, &all, l.proxy_ratio, false, c.quiet).await?;
+    let a = run::assign(l.dealers, l.auctions, l.auctions_per_dealer);
+    Ok((s, a))
+}
+
+/// `steady`: one phase at a fixed offered rate.
+pub async fn steady(c: &Common, l: &Load, rate: f64, duration_s: f64) -> anyhow::Result<Report> {
+    let mut r = Report::new(
+        "steady",
+        c,
+        serde_json::json!({"load": l, "rate": rate, "duration_s": duration_s}),
+    );
+    let (s, a) = open_load(c, l).await?;
+    let cpu = CpuMeter::start();
+    let p = run::run_phase(
+        &s,
+        &a,
+        rate,
+        Duration::from_secs_f64(duration_s),
+        Duration::from_secs_f64(c.drain_s),
+        c.observe(),
+    )
+    .await;
+    r.phases.push(p);
+    r.generator_cpu_cores = cpu.cores();
+    r.correctness = check(&s, Duration::from_millis(500)).await;
+    s.close();
+    r.loadavg_after = stats::loadavg();
+    Ok(r)
+}
+
+/// `soak`: one long phase, sampling the server's RSS and sockets.
+pub async fn soak(
+    c: &Common,
+    l: &Load,
+    rate: f64,
+    duration_s: f64,
+    sample_s: f64,
+) -> anyhow::Result<Report> {
+    let mut r = Report::new(
+        "soak",
+        c,
+        serde_json::json!({"load": l, "rate": rate, "duration_s": duration_s, "sample_s": sample_s}),
+    );
+    let (s, a) = open_load(c, l).await?;
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = c.server_pid.map(|pid| {
+        let (samples, stop) = (samples.clone(), stop.clone());
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let x = Sample {
+                    t_s: t0.elapsed().as_secs_f64(),
+                    rss_kib: stats::rss_kib(pid),
+                    sockets: stats::sockets(pid),
+                };
+                samples.lock().unwrap_or_else(|e| e.into_inner()).push(x);
+                tokio::time::sleep(Duration::from_secs_f64(sample_s.max(0.1))).await;
+            }
+        })
+    });
+    let cpu = CpuMeter::start();
+    let p = run::run_phase(
+        &s,
+        &a,
+        rate,
+        Duration::from_secs_f64(duration_s),
+        Duration::from_secs_f64(c.drain_s),
+        c.observe(),
+    )
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(h) = sampler {
+        let _ = h.await;
+    }
+    r.samples = std::mem::take(&mut *samples.lock().unwrap_or_else(|e| e.into_inner()));
+    r.phases.push(p);
+    r.generator_cpu_cores = cpu.cores();
+    r.correctness = check(&s, Duration::from_millis(500)).await;
+    s.close();
+    r.loadavg_after = stats::loadavg();
+    Ok(r)
+}
+
+/// `ramp` settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct Ramp {
+    /// First step's rate.
+    pub start_rate: f64,
+    /// Each step multiplies the rate by this.
+    pub factor: f64,
+    /// Stop after this rate.
+    pub max_rate: f64,
+    /// Step length, s.
+    pub step_s: f64,
+    /// A step whose p99 ack latency exceeds this fails.
+    pub p99_ms: f64,
+    /// A failed step is run again this many times before the ramp stops: on a shared
+    /// machine one step can fail for reasons that have nothing to do with the server
+    /// (another process took the core for 50 ms).
+    pub retries: u32,
+}
+
+/// `ramp`: raise the rate until p99 passes the threshold or results stop keeping up.
+pub async fn ramp(c: &Common, l: &Load, rp: &Ramp) -> anyhow::Result<Report> {
+    let mut r = Report::new("ramp", c, serde_json::json!({"load": l, "ramp": rp}));
+    let (s, a) = open_load(c, l).await?;
+    let cpu = CpuMeter::start();
+    let mut rate = rp.start_rate;
+    let mut failures = 0;
+    while rate <= rp.max_rate {
+        let p = run::run_phase(
+            &s,
+            &a,
+            rate,
+            Duration::from_secs_f64(rp.step_s),
+            Duration::from_secs_f64(c.drain_s),
+            c.observe(),
+        )
+        .await;
+        let pass = p.sustained && p.ack_latency.p99_ms <= rp.p99_ms;
+        if !c.quiet {
+            eprintln!(
+                "  step {:.0}/s: results {:.0}/s, p99 {:.2} ms, {}",
+                rate,
+                p.ack_rate,
+                p.ack_latency.p99_ms,
+                if pass { "ok" } else { "FAILED" }
+            );
+        }
+        if pass {
+            r.max_sustained_offered = Some(rate);
+            r.max_sustained_ack_rate = Some(p.ack_rate);
+            r.max_sustained_accepted_rate = Some(p.accepted_rate);
+        }
+        r.phases.push(p);
+        if !pass {
+            failures += 1;
+            if failures > rp.retries {
+                break;
+            }
+            continue;
+        }
+        failures = 0;
+        rate *= rp.factor.max(1.01);
+    }
+    r.generator_cpu_cores = cpu.cores();
+    r.correctness = check(&s, Duration::from_millis(500)).await;
+    s.close();
+    r.loadavg_after = stats::loadavg();
+    Ok(r)
+}
+
+/// `hot-lot` settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct HotLot {
+    /// Dealers subscribed to the one auction.
+    pub subscribers: usize,
+    /// How many of them bid.
+    pub bidders: usize,
+    /// Bids per second in the war.
+    pub bid_rate: f64,
+    /// The listing's length, s (the server's auction.min_duration_s must allow it).
+    pub listing_duration_s: u64,
+    /// Keep bidding this long past the listing's original close (into soft close), s.
+    pub war_extra_s: f64,
+    /// At most this many bids.
+    pub max_bids: u64,
+    /// After the war, wait this long for `closed`, s.
+    pub close_wait_s: f64,
+    /// Share of war bids with a proxy max.
+    pub proxy_ratio: f64,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `hot-lot`: every subscriber watches one auction while a few of them fight over it into
+/// soft close; measures how long the last subscriber waits for each bid's update.
+pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
+    let mut r = Report::new("hot-lot", c, serde_json::json!({"hot_lot": h}));
+    let mut opts = setup_opts(c, h.subscribers, 1, h.listing_duration_s);
+    // The reserve at the start price, so the lot sells and the winner can be checked.
+    opts.reserve = opts.start_price;
+    let fx = setup::make(&opts).await?;
+    let ends_at = fx.auctions[0].ends_at;
+    let target = Target::parse(&c.url, c.format)?;
+    let all: Vec<usize> = (0..fx.dealers.len()).collect();
+    let s = Session::open(target, fx, c.setup, &all, h.proxy_ratio, true, c.quiet).await?;
+    let cpu = CpuMeter::start();
+    for conn in &s.conns {
+        let _ = conn.cmd.send(Cmd::Subscribe(0));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: u64 = s.conns.iter().map(|c| c.book().snapshots).sum();
+        if n >= s.conns.len() as u64 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = conn::take_stats(&s.conns);
+
+    // The war: one bid every 1/bid_rate s from a bidder who does not lead, until the
+    // listing's original close plus war_extra_s (so the last stretch extends the close).
+    let war_end_ms = if ends_at > 0 {
+        ends_at + (h.war_extra_s * 1000.0) as u64
+    } else {
+        unix_ms() + ((h.listing_duration_s as f64 + h.war_extra_s) * 1000.0) as u64
+    };
+    let bidders = h.bidders.clamp(1, s.conns.len());
+    let mut rng = rand::thread_rng();
+    let tick = Duration::from_secs_f64(1.0 / h.bid_rate.max(0.1));
+    let war_len = war_end_ms.saturating_sub(unix_ms());
+    let pb = run::bar(war_len / 1000, "war", c.quiet);
+    let t0 = Instant::now();
+    let mut sent = 0;
+    let mut next = tokio::time::Instant::now();
+    while unix_ms() < war_end_ms && sent < h.max_bids {
+        let i = rng.gen_range(0..bidders);
+        let conn = &s.conns[i];
+        let leads = conn.book().lead.get(&0).is_some_and(|l| l.1);
+        if !leads {
+            let amount = s.world.next_amount(0);
+            let max = rng
+                .gen_bool(h.proxy_ratio.clamp(0.0, 1.0))
+                .then(|| amount + rng.gen_range(1..=3u64) * increment(amount));
+            let _ = conn.cmd.send(Cmd::Bid {
+                auction: 0,
+                amount,
+                max,
+            });
+            sent += 1;
+        }
+        pb.set_position(t0.elapsed().as_secs());
+        next += tick;
+        tokio::time::sleep_until(next).await;
+    }
+    pb.finish_and_clear();
+    // Wait for every subscriber's `closed`.
+    let deadline = Instant::now() + Duration::from_secs_f64(h.close_wait_s);
+    loop {
+        let n = s
+            .conns
+            .iter()
+            .filter(|c| !c.book().closed.is_empty())
+            .count();
+        if n >= s.conns.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let phase_stats = conn::take_stats(&s.conns);
+    let war_s = t0.elapsed().as_secs_f64();
+    r.phases.push(PhaseReport {
+        offered_rate: h.bid_rate,
+        duration_s: war_s,
+        sent: phase_stats.sent,
+        acks: phase_stats.acks,
+        accepted: phase_stats.accepted,
+        ack_rate: phase_stats.acks as f64 / war_s,
+        accepted_rate: phase_stats.accepted as f64 / war_s,
+        ack_latency: Latency::of(&phase_stats.ack),
+        ack_from_send: Latency::of(&phase_stats.wire),
+        send_lag: Latency::of(&phase_stats.send_lag),
+        rejections: phase_stats.reasons.clone(),
+        errors: phase_stats.errors.clone(),
+        unanswered: conn::outstanding(&s.conns),
+        other_msgs: phase_stats.other_msgs,
+        generator_cpu_cores: cpu.cores(),
+        server_cpu_cores: None,
+        redis_cpu_cores: None,
+        server_runqueue_wait: None,
+        generator_runqueue_wait: None,
+        sustained: phase_stats.errors.is_empty(),
+    });
+
+    // Fan-out: for every accepted bid, the last subscriber's first update at or past its seq.
+    let mut acked: Vec<(u64, u64, u64)> = Vec::new(); // (seq, ack ns, sent ns)
+    for conn in s.conns.iter().take(bidders) {
+        let b = conn.book();
+        for (sent, ans) in b.sent.iter().zip(&b.answers) {
+            if let Some(a) = ans.as_ref().filter(|a| a.accepted) {
+                acked.push((a.seq, a.at_ns, sent.sent_ns));
+            }
+        }
+    }
+    let mut f = Fanout {
+        subscribers: s.conns.len(),
+        bids: acked.len() as u64,
+        ..Default::default()
+    };
+    let mut from_ack = new_hist();
+    let mut from_send = new_hist();
+    let mut last = vec![0u64; acked.len()];
+    for conn in &s.conns {
+        let b = conn.book();
+        for (j, &(seq, _, _)) in acked.iter().enumerate() {
+            // `updates` arrive in order; seqs only grow.
+            let at = b.updates.iter().find(|(s2, _)| *s2 >= seq).map(|(_, t)| *t);
+            match at {
+                Some(t) => last[j] = last[j].max(t),
+                None => f.missing += 1,
+            }
+        }
+        if let Some(cl) = b.closed.first() {
+            f.closed_received += 1;
+            f.outcome = Some(cl.outcome.clone());
+            if cl.won {
+                f.won_by.push(
+                    s.fixture.dealers[conn.dealer as usize]
+                        .id
+                        .clone()
+                        .unwrap_or_else(|| format!("#{}", conn.dealer)),
+                );
+            }
+        }
+    }
+    for (j, &(_, ack, sent)) in acked.iter().enumerate() {
+        if last[j] > 0 {
+            record(&mut from_ack, last[j].saturating_sub(ack) / 1000);
+            record(&mut from_send, last[j].saturating_sub(sent) / 1000);
+        }
+    }
+    f.ack_to_last_update = Latency::of(&from_ack);
+    f.send_to_last_update = Latency::of(&from_send);
+    r.generator_cpu_cores = cpu.cores();
+    r.correctness = check(&s, Duration::from_millis(200)).await;
+    if r.correctness.checked {
+        if let Some(lot) = r.correctness.lots.first() {
+            let expect: Vec<String> = if f.outcome.as_deref() == Some("sold") {
+                lot.leader.clone().into_iter().collect()
+            } else {
+                Vec::new()
+            };
+            if f.won_by != expect {
+                r.correctness.problems += 1;
+                r.correctness.ok = false;
+                if let Some(l) = r.correctness.lots.first_mut() {
+                    l.problems.push(format!(
+                        "closed.won went to {:?}; the rules give {expect:?}",
+                        f.won_by
+                    ));
+                }
+            }
+        }
+    }
+    r.fanout = Some(f);
+    s.close();
+    r.loadavg_after = stats::loadavg();
+    Ok(r)
+}
+
+/// `idle`: hold many connections open doing nothing and read the server's memory.
+pub async fn idle(
+    c: &Common,
+    connections: usize,
+    hold_s: f64,
+    subscribe: bool,
+) -> anyhow::Result<Report> {
+    let mut r = Report::new(
+        "idle",
+        c,
+        serde_json::json!({"connections": connections, "hold_s": hold_s, "subscribe": subscribe}),
+    );
+    let fx = setup::make(&setup_opts(c, connections, 1, 3600)).await?;
+    let pid = c.server_pid;
+    let rss = move || pid.and_then(stats::rss_kib);
+    let mut idle = Idle {
+        connections,
+        rss_before_kib: rss(),
+        ..Default::default()
+    };
+    let target = Target::parse(&c.url, c.format)?;
+    let all: Vec<usize> = (0..fx.dealers.len()).collect();
+    let cpu = CpuMeter::start();
+    let s = Session::open(target, fx, c.setup, &all, 0.0, false, c.quiet).await?;
+    if subscribe {
+        for conn in &s.conns {
+            let _ = conn.cmd.send(Cmd::Subscribe(0));
+        }
+    }
+    let t0 = Instant::now();
+    let mut max = idle.rss_before_kib;
+    while t0.elapsed().as_secs_f64() < hold_s {
+        let x = Sample {
+            t_s: t0.elapsed().as_secs_f64(),
+            rss_kib: rss(),
+            sockets: pid.and_then(stats::sockets),
+        };
+        max = max.max(x.rss_kib);
+        r.samples.push(x);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    idle.rss_after_kib = rss();
+    idle.rss_max_kib = max.max(idle.rss_after_kib);
+    idle.sockets = pid.and_then(stats::sockets);
+    if let (Some(a), Some(b)) = (idle.rss_before_kib, idle.rss_after_kib) {
+        idle.bytes_per_connection = Some((b as f64 - a as f64) * 1024.0 / connections as f64);
+    }
+    let st = conn::take_stats(&s.conns);
+    idle.errors = st.errors;
+    idle.still_open = conn::open_count(&s.conns);
+    r.idle = Some(idle);
+    r.correctness = Correctness {
+        checked: false,
+        method: "idle: no bids".into(),
+        ..Default::default()
+    };
+    r.generator_cpu_cores = cpu.cores();
+    s.close();
+    r.loadavg_after = stats::loadavg();
+    Ok(r)
+}

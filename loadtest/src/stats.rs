@@ -1,0 +1,164 @@
+//! Measurements: latency histograms and their summaries, the generator's own CPU, and the
+//! server process's RSS and open sockets read from /proc.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// A latency histogram in microseconds, 1 µs to 10 min, 3 significant digits.
+pub fn new_hist() -> Histogram<u64> {
+    // Bounds are constants that hdrhistogram accepts; the fallback is never taken.
+    Histogram::new_with_bounds(1, 600_000_000, 3).unwrap_or_else(|_| Histogram::new(3).unwrap())
+}
+
+/// Records `us`, clamped into the histogram's range.
+pub fn record(h: &mut Histogram<u64>, us: u64) {
+    let _ = h.record(us.clamp(1, 600_000_000));
+}
+
+/// Percentiles of a latency histogram, in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Latency {
+    /// Samples.
+    pub count: u64,
+    /// Mean.
+    pub mean_ms: f64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Largest.
+    pub max_ms: f64,
+}
+
+impl Latency {
+    /// Summarises a histogram of microseconds.
+    pub fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Self {
+            count: h.len(),
+            mean_ms: h.mean() / 1000.0,
+            p50_ms: ms(h.value_at_quantile(0.50)),
+            p90_ms: ms(h.value_at_quantile(0.90)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
+    }
+
+    /// One line for the human summary.
+    pub fn line(&self) -> String {
+        format!(
+            "p50 {:.3} ms  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (n={})",
+            self.p50_ms, self.p90_ms, self.p99_ms, self.p999_ms, self.max_ms, self.count
+        )
+    }
+}
+
+/// This process's user + system CPU time so far, in seconds.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    if rc != 0 {
+        return 0.0;
+    }
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// CPU use over an interval: CPU seconds per wall second (1.0 = one core busy).
+#[derive(Debug, Clone, Copy)]
+pub struct CpuMeter {
+    cpu: f64,
+    wall: std::time::Instant,
+}
+
+impl CpuMeter {
+    /// Starts measuring now.
+    pub fn start() -> Self {
+        Self {
+            cpu: cpu_seconds(),
+            wall: std::time::Instant::now(),
+        }
+    }
+
+    /// Wall seconds since the start.
+    pub fn wall_secs(&self) -> f64 {
+        self.wall.elapsed().as_secs_f64()
+    }
+
+    /// Cores used since the start.
+    pub fn cores(&self) -> f64 {
+        let wall = self.wall.elapsed().as_secs_f64();
+        if wall <= 0.0 {
+            return 0.0;
+        }
+        (cpu_seconds() - self.cpu) / wall
+    }
+}
+
+/// The server's resident memory in KiB (`VmRSS` of /proc/PID/status).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The server's open sockets (entries of /proc/PID/fd that are sockets).
+pub fn sockets(pid: u32) -> Option<u64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    let mut n = 0;
+    for e in dir.flatten() {
+        if let Ok(t) = std::fs::read_link(e.path()) {
+            if t.to_string_lossy().starts_with("socket:") {
+                n += 1;
+            }
+        }
+    }
+    Some(n)
+}
+
+/// The server's CPU time so far (utime + stime of /proc/PID/stat), seconds.
+pub fn proc_cpu_seconds(pid: u32) -> Option<f64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / if hz > 0.0 { hz } else { 100.0 })
+}
+
+/// The 1-minute load average, for the report's record of how busy the machine was.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+/// Time the process's threads spent runnable but waiting for a CPU, seconds (the second
+/// field of /proc/PID/task/*/schedstat, summed). Divided by wall time it says how much
+/// other processes on the machine held the process back: on a shared machine, the figure
+/// that tells a slow server from a starved one.
+pub fn runqueue_wait_seconds(pid: u32) -> Option<f64> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut ns = 0u64;
+    for t in dir.flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("schedstat")) {
+            ns += s
+                .split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+    }
+    Some(ns as f64 / 1e9)
+}

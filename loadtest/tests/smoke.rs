@@ -1,0 +1,356 @@
+//! A few seconds of every scenario against the real servers, so `cargo test --workspace`
+//! notices when the harness, the baseline, the echo server or gavel's protocol breaks.
+//!
+//! No timing assertions: CI machines are shared and slow. What is asserted is that each run
+//! completes, writes a report, and (against gavel) passes the correctness check, including
+//! the comparison with `gavel replay --verify`.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed when dropped (also when the test panics).
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn loadtest() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gavel-loadtest"))
+}
+
+fn sibling(name: &str) -> PathBuf {
+    loadtest().with_file_name(name)
+}
+
+/// The `gavel` binary of this workspace, built if `cargo test -p gavel-loadtest` ran alone.
+fn gavel_bin() -> PathBuf {
+    let p = sibling("gavel");
+    if !p.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-p", "gavel", "--bin", "gavel"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .expect("run cargo build for the gavel binary");
+        assert!(st.success(), "building gavel failed");
+    }
+    p
+}
+
+/// Starts a server that prints "listening on [http://]ADDR" on its first stdout lines.
+fn start(mut cmd: Command) -> (Proc, String) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server");
+    let out = child.stdout.take().expect("stdout");
+    let proc = Proc(child);
+    let mut lines = BufReader::new(out).lines();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else {
+            break;
+        };
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let addr = rest
+                .trim_start_matches("http://")
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (proc, addr);
+        }
+    }
+    panic!("server did not report its address");
+}
+
+fn run_loadtest(args: &[&str], out: &Path) -> serde_json::Value {
+    let o = Command::new(loadtest())
+        .args(args)
+        .args(["--quiet", "--out"])
+        .arg(out)
+        .env("GAVEL_ADMIN_TOKEN", "smoke-admin-token")
+        .output()
+        .expect("run gavel-loadtest");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "gavel-loadtest {args:?} failed: {}\n{stdout}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&std::fs::read(out).expect("report written")).expect("report is JSON")
+}
+
+fn assert_correct(r: &serde_json::Value) {
+    assert_eq!(r["correctness"]["checked"], true, "{r}");
+    assert_eq!(r["correctness"]["ok"], true, "{}", r["correctness"]);
+    assert!(r["correctness"]["acked_accepted"].as_u64().unwrap_or(0) > 0);
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[test]
+fn every_scenario_against_gavel_then_the_journal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("data");
+    let mut cmd = Command::new(gavel_bin());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&data)
+        .env("GAVEL_ADMIN_TOKEN", "smoke-admin-token")
+        .env("GAVEL_GATEWAY__BID_RATE_PER_S", "100000")
+        .env("GAVEL_GATEWAY__BID_BURST", "100000")
+        .env("GAVEL_AUCTION__MIN_DURATION_S", "1")
+        .env("GAVEL_AUCTION__EXTEND_WINDOW_S", "1")
+        .env("GAVEL_AUCTION__EXTEND_BY_S", "1")
+        .env("GAVEL_LOG__FILTER", "warn");
+    let (mut server, addr) = start(cmd);
+    let url = format!("ws://{addr}");
+    let pid = server.0.id().to_string();
+    let out = |n: &str| dir.path().join(format!("{n}.json"));
+
+    let steady = run_loadtest(
+        &[
+            "steady",
+            "--url",
+            &url,
+            "--dealers",
+            "20",
+            "--auctions",
+            "10",
+            "--rate",
+            "200",
+            "--duration-s",
+            "1.5",
+            "--server-pid",
+            &pid,
+        ],
+        &out("steady"),
+    );
+    assert_correct(&steady);
+    assert!(steady["phases"][0]["acks"].as_u64().unwrap_or(0) > 0);
+
+    let ramp = run_loadtest(
+        &[
+            "ramp",
+            "--url",
+            &url,
+            "--dealers",
+            "10",
+            "--auctions",
+            "5",
+            "--start-rate",
+            "50",
+            "--factor",
+            "2",
+            "--max-rate",
+            "100",
+            "--step-s",
+            "1",
+            "--p99-ms",
+            "10000",
+            "--format",
+            "msgpack",
+        ],
+        &out("ramp"),
+    );
+    assert_correct(&ramp);
+    assert!(!ramp["phases"].as_array().expect("phases").is_empty());
+
+    let soak = run_loadtest(
+        &[
+            "soak",
+            "--url",
+            &url,
+            "--dealers",
+            "10",
+            "--auctions",
+            "5",
+            "--rate",
+            "100",
+            "--duration-s",
+            "1.5",
+            "--sample-s",
+            "0.5",
+            "--server-pid",
+            &pid,
+        ],
+        &out("soak"),
+    );
+    assert_correct(&soak);
+    assert!(!soak["samples"].as_array().expect("samples").is_empty());
+
+    let hot = run_loadtest(
+        &[
+            "hot-lot",
+            "--url",
+            &url,
+            "--subscribers",
+            "60",
+            "--bidders",
+            "4",
+            "--bid-rate",
+            "20",
+            "--listing-duration-s",
+            "2",
+            "--war-extra-s",
+            "0.5",
+            "--close-wait-s",
+            "10",
+        ],
+        &out("hot"),
+    );
+    assert_correct(&hot);
+    assert_eq!(hot["fanout"]["closed_received"], 60, "{}", hot["fanout"]);
+
+    let idle = run_loadtest(
+        &[
+            "idle",
+            "--url",
+            &url,
+            "--connections",
+            "50",
+            "--hold-s",
+            "1",
+            "--server-pid",
+            &pid,
+        ],
+        &out("idle"),
+    );
+    assert_eq!(idle["idle"]["still_open"], 50, "{}", idle["idle"]);
+
+    // Stop the server gracefully, then check the acknowledged bids against the journal.
+    let st = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let _ = server.0.wait();
+    let replay = Command::new(gavel_bin())
+        .args(["replay", "--verify", "--data"])
+        .arg(&data)
+        .output()
+        .expect("gavel replay");
+    assert!(replay.status.success(), "replay --verify failed");
+    let digests = dir.path().join("digests.txt");
+    std::fs::write(&digests, &replay.stdout).expect("write digests");
+    for name in ["steady", "hot"] {
+        let v = Command::new(loadtest())
+            .arg("verify")
+            .arg("--report")
+            .arg(out(name))
+            .arg("--digests")
+            .arg(&digests)
+            .output()
+            .expect("verify");
+        assert!(
+            v.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&v.stdout)
+        );
+    }
+}
+
+#[test]
+fn steady_against_the_echo_server() {
+    let mut cmd = Command::new(sibling("gavel-echo"));
+    cmd.args(["--listen", "127.0.0.1:0"]);
+    let (_echo, addr) = start(cmd);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let r = run_loadtest(
+        &[
+            "steady",
+            "--url",
+            &format!("ws://{addr}"),
+            "--setup",
+            "none",
+            "--dealers",
+            "20",
+            "--auctions",
+            "10",
+            "--rate",
+            "500",
+            "--duration-s",
+            "1",
+        ],
+        &dir.path().join("echo.json"),
+    );
+    assert_eq!(r["phases"][0]["unanswered"], 0);
+    assert_eq!(r["phases"][0]["acks"], r["phases"][0]["sent"]);
+}
+
+#[test]
+fn steady_against_the_redis_baseline() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        panic!("redis-server not found: install it (apt-get install -y redis-server)");
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let _redis = Proc(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", "everysec", "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start redis-server"),
+    );
+    // Wait for it to accept connections.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut cmd = Command::new(sibling("gavel-baseline"));
+    cmd.args(["--listen", "127.0.0.1:0", "--auctions", "10", "--redis"])
+        .arg(format!("redis://127.0.0.1:{port}/"));
+    let (_baseline, addr) = start(cmd);
+    let r = run_loadtest(
+        &[
+            "steady",
+            "--url",
+            &format!("ws://{addr}"),
+            "--setup",
+            "none",
+            "--dealers",
+            "20",
+            "--auctions",
+            "10",
+            "--rate",
+            "300",
+            "--duration-s",
+            "1",
+            "--format",
+            "msgpack",
+        ],
+        &dir.path().join("baseline.json"),
+    );
+    assert_eq!(r["phases"][0]["unanswered"], 0);
+    assert!(r["phases"][0]["accepted"].as_u64().unwrap_or(0) > 0);
+}
