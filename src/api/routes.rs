@@ -8,7 +8,7 @@ use super::token::{hash_token, new_token};
 use super::validate::{validate_listing, ListingBounds, ValidationErrors};
 use crate::auction::{
     Canceller, Command, DealerId, DealerStatus, Event, LotId, LotStatus, Refusal, SellerId,
-    MAX_AMOUNT,
+    TokenHash, MAX_AMOUNT,
 };
 use crate::gateway::hub::{Hub, Principal};
 use crate::gateway::session::SessionCtx;
@@ -250,14 +250,26 @@ async fn create_seller(
     Body(b): Body<NameBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&caller)?;
-    let (token, token_hash) = new_token();
-    let command = Command::RegisterSeller {
-        name: check_name(&b.name)?,
+    let name = check_name(&b.name)?;
+    register(&s, |token_hash| Command::RegisterSeller {
+        name,
         token_hash,
-    };
-    let (_, events) = submit(&s, command).await?;
+    })
+    .await
+}
+
+/// Creates an account: a fresh token, the command built around its digest, and
+/// `201 {id, token}` once durable — the only time the token is ever shown.
+async fn register(
+    s: &ApiState,
+    command: impl FnOnce(TokenHash) -> Command,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (token, token_hash) = new_token();
+    let (_, events) = submit(s, command(token_hash)).await?;
     let id = events.iter().find_map(|e| match e {
         Event::SellerRegistered { seller } => Some(seller.to_string()),
+        Event::DealerRegistered { dealer } => Some(dealer.to_string()),
+        Event::ServiceRegistered { service } => Some(service.to_string()),
         _ => None,
     });
     Ok((StatusCode::CREATED, Json(json!({"id": id, "token": token}))))
@@ -269,17 +281,12 @@ async fn create_service(
     Body(b): Body<NameBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&caller)?;
-    let (token, token_hash) = new_token();
-    let command = Command::RegisterService {
-        name: check_name(&b.name)?,
+    let name = check_name(&b.name)?;
+    register(&s, |token_hash| Command::RegisterService {
+        name,
         token_hash,
-    };
-    let (_, events) = submit(&s, command).await?;
-    let id = events.iter().find_map(|e| match e {
-        Event::ServiceRegistered { service } => Some(service.to_string()),
-        _ => None,
-    });
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "token": token}))))
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -309,19 +316,15 @@ async fn create_dealer(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let (token, token_hash) = new_token();
-    let command = Command::RegisterDealer {
-        name: check_name(&b.name)?,
-        deposit: check_amount(b.deposit, "deposit")?,
+    let name = check_name(&b.name)?;
+    let deposit = check_amount(b.deposit, "deposit")?;
+    register(&s, |token_hash| Command::RegisterDealer {
+        name,
+        deposit,
         linked_sellers,
         token_hash,
-    };
-    let (_, events) = submit(&s, command).await?;
-    let id = events.iter().find_map(|e| match e {
-        Event::DealerRegistered { dealer } => Some(dealer.to_string()),
-        _ => None,
-    });
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "token": token}))))
+    })
+    .await
 }
 
 fn dealer_json(events: &[Event], leverage: u64) -> Value {
