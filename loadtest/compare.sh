@@ -13,7 +13,8 @@
 # Knobs (environment): SERVER_CPU=0 GEN_CPU=1 FORMAT=json DEALERS=400 AUCTIONS=200
 # STEP_S=4 FACTOR=1.25 START_RATE=5000 P99_MS=100 LAT_S=10 HOT_SUBSCRIBERS=10000
 # IDLE_CONNECTIONS=10000 K6=1 (also run the k6 script against gavel for agreement)
-# ONLY="echo baseline-everysec ..." (subset of the five servers) SKIP_BUILD=1.
+# ONLY="echo baseline-everysec ..." (subset of the five servers; ONLY=" " runs none)
+# SOAK_S=600 SOAK_RATE=10000 (also a soak of gavel-everysec) SKIP_BUILD=1.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -216,6 +217,16 @@ if [ -n "${K6:-}" ] && command -v k6 >/dev/null; then
         fi
         stop "$SRV_PID"; stop "$REDIS_PID"
     done
+fi
+
+if [ -n "${SOAK_S:-}" ]; then
+    echo "== 6. soak: ${SOAK_RATE:-10000} bids/s for ${SOAK_S} s (gavel-everysec)"
+    start_server gavel-everysec
+    gen soak --dealers "$DEALERS" --auctions "$AUCTIONS" --rate "${SOAK_RATE:-10000}" \
+        --duration-s "$SOAK_S" --sample-s 5 --label gavel-everysec --out "$OUT/soak.json" \
+        >"$OUT/soak.txt" 2>&1 || true
+    grep -E "offered|ack latency|server RSS|correctness" "$OUT/soak.txt" || tail -n 5 "$OUT/soak.txt"
+    stop_server gavel-everysec soak
 fi
 
 echo "== summary"
