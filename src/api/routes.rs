@@ -359,13 +359,24 @@ async fn set_deposit(
     Path(id): Path<String>,
     Body(b): Body<DepositBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&caller)?;
-    let dealer: DealerId = parse_id(&id, "dealer")?;
-    let command = Command::SetDeposit {
+    let deposit = check_amount(b.deposit, "deposit")?;
+    change_dealer(&s, &caller, &id, |dealer| Command::SetDeposit {
         dealer,
-        deposit: check_amount(b.deposit, "deposit")?,
-    };
-    let (_, events) = submit(&s, command).await?;
+        deposit,
+    })
+    .await
+}
+
+/// An operator's change to one dealer, answered with the dealer as it now stands.
+async fn change_dealer(
+    s: &ApiState,
+    caller: &Caller,
+    id: &str,
+    command: impl FnOnce(DealerId) -> Command,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(caller)?;
+    let dealer: DealerId = parse_id(id, "dealer")?;
+    let (_, events) = submit(s, command(dealer)).await?;
     Ok(Json(dealer_json(&events, s.ctx.hub.leverage())))
 }
 
@@ -382,15 +393,14 @@ async fn set_status(
     Path(id): Path<String>,
     Body(b): Body<StatusBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&caller)?;
-    let dealer: DealerId = parse_id(&id, "dealer")?;
-    let command = Command::SetDealerStatus {
+    // Kept for the audit trail; bounded so an operator's paste cannot bloat the journal.
+    let reason: String = b.reason.chars().take(1000).collect();
+    change_dealer(&s, &caller, &id, |dealer| Command::SetDealerStatus {
         dealer,
         status: b.status,
-        reason: b.reason.chars().take(1000).collect(),
-    };
-    let (_, events) = submit(&s, command).await?;
-    Ok(Json(dealer_json(&events, s.ctx.hub.leverage())))
+        reason,
+    })
+    .await
 }
 
 async fn create_listing(
