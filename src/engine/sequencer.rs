@@ -453,25 +453,11 @@ impl<P: Publisher> Sequencer<P> {
         };
         self.events.clear();
         self.book.apply_into(seq, now, command, &mut self.events);
-        for e in &self.events {
-            if let Event::Closed {
-                lot,
-                outcome,
-                price,
-                leader,
-                seller,
-            } = *e
-            {
-                self.batch.outcomes.push(OutcomeRecord {
-                    seq,
-                    lot,
-                    outcome,
-                    price,
-                    dealer: leader,
-                    seller,
-                });
-            }
-        }
+        self.batch.outcomes.extend(
+            self.events
+                .iter()
+                .filter_map(|e| OutcomeRecord::from_event(seq, e)),
+        );
         self.batch.entries.push(entry);
         self.pending.push(Pending {
             events: std::mem::take(&mut self.events),

@@ -39,25 +39,11 @@ struct Checker {
 
 impl ReplayObserver for Checker {
     fn entry(&mut self, seq: u64, events: &[Event]) {
-        for e in events {
-            if let Event::Closed {
-                lot,
-                outcome,
-                price,
-                leader,
-                seller,
-            } = *e
-            {
-                self.recomputed.push(OutcomeRecord {
-                    seq,
-                    lot,
-                    outcome,
-                    price,
-                    dealer: leader,
-                    seller,
-                });
-            }
-        }
+        self.recomputed.extend(
+            events
+                .iter()
+                .filter_map(|e| OutcomeRecord::from_event(seq, e)),
+        );
     }
 
     fn published(&mut self, outcomes: &[OutcomeRecord]) {

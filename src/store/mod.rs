@@ -46,6 +46,31 @@ pub struct OutcomeRecord {
     pub seller: SellerId,
 }
 
+impl OutcomeRecord {
+    /// The record an event publishes, if it is a closing outcome (a close, a seller's
+    /// decision, a lapsed window). The live engine and `replay --verify` both build
+    /// records with this, so what is compared is made the same way.
+    pub fn from_event(seq: u64, event: &crate::auction::Event) -> Option<Self> {
+        match *event {
+            crate::auction::Event::Closed {
+                lot,
+                outcome,
+                price,
+                leader,
+                seller,
+            } => Some(Self {
+                seq,
+                lot,
+                outcome,
+                price,
+                dealer: leader,
+                seller,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// One group commit: consecutive entries and the outcomes they produced. Written and
 /// read back as a unit: a batch is durable whole or not at all.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
