@@ -297,13 +297,7 @@ async fn ws_upgrade(
     ws: WebSocketUpgrade,
 ) -> Response {
     let ctx = state.ctx.clone();
-    let token = q.token.as_deref().or_else(|| {
-        headers
-            .get(axum::http::header::AUTHORIZATION)?
-            .to_str()
-            .ok()?
-            .strip_prefix("Bearer ")
-    });
+    let token = q.token.as_deref().or_else(|| routes::bearer(&headers));
     let Some(principal) = token.and_then(|t| ctx.hub.authenticate(&hash_token(t.trim()))) else {
         return (StatusCode::UNAUTHORIZED, "a valid token is required\n").into_response();
     };
