@@ -14,7 +14,8 @@
 # STEP_S=4 FACTOR=1.25 START_RATE=5000 P99_MS=100 LAT_S=10 HOT_SUBSCRIBERS=10000
 # IDLE_CONNECTIONS=10000 K6=1 (also run the k6 script against gavel for agreement)
 # ONLY="echo baseline-everysec ..." (subset of the five servers; ONLY=" " runs none)
-# SOAK_S=600 SOAK_RATE=10000 (also a soak of gavel-everysec) SKIP_BUILD=1.
+# SOAK_S=600 SOAK_RATE=10000 (also a soak of gavel-everysec) SKIP_BUILD=1
+# SECTIONS="ramp latency hot idle" (which measurements to run; hot and idle use gavel-always).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -34,6 +35,8 @@ LAT_S="${LAT_S:-10}"
 HOT_SUBSCRIBERS="${HOT_SUBSCRIBERS:-10000}"
 IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-10000}"
 ONLY="${ONLY:-echo baseline-everysec baseline-always gavel-everysec gavel-always}"
+SECTIONS="${SECTIONS:-ramp latency hot idle}"
+section() { [[ " $SECTIONS " == *" $1 "* ]]; }
 ADMIN="compare-$(date +%s)-admin"
 
 # 10,000 connections need descriptors on both sides (client and server); raise the soft
@@ -155,8 +158,8 @@ gen() {
         --server-pid "$SRV_PID" "${extra[@]}" --quiet
 }
 
-echo "== 1. ramp: highest sustained rate (p99 <= ${P99_MS} ms, every bid answered)"
-for s in $ONLY; do
+section ramp && echo "== 1. ramp: highest sustained rate (p99 <= ${P99_MS} ms, every bid answered)"
+section ramp && for s in $ONLY; do
     echo "-- $s  (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     start_server "$s"
     gen ramp --dealers "$DEALERS" --auctions "$AUCTIONS" --start-rate "$START_RATE" \
@@ -167,7 +170,7 @@ for s in $ONLY; do
 done
 
 ECHO_MAX="$(jq -r '.max_sustained_ack_rate // empty' "$OUT/ramp-echo.json" 2>/dev/null || true)"
-if [ -n "$ECHO_MAX" ]; then
+if [ -n "$ECHO_MAX" ] && section latency; then
     for pct in 25 50; do
         rate=$(python3 -c "print(round($ECHO_MAX*$pct/100))")
         echo "== 2. latency at ${pct}% of the echo ceiling: $rate bids/s for ${LAT_S} s"
@@ -183,7 +186,7 @@ if [ -n "$ECHO_MAX" ]; then
 fi
 
 GAVEL_HOT="gavel-always"
-if [[ " $ONLY " == *" $GAVEL_HOT "* ]]; then
+if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section hot; then
     echo "== 3. hot lot: $HOT_SUBSCRIBERS subscribers, bid war into soft close ($GAVEL_HOT)"
     start_server "$GAVEL_HOT"
     gen hot-lot --subscribers "$HOT_SUBSCRIBERS" --bidders 20 --bid-rate 10 \
@@ -191,7 +194,8 @@ if [[ " $ONLY " == *" $GAVEL_HOT "* ]]; then
         --out "$OUT/hot-lot.json" >"$OUT/hot-lot.txt" 2>&1 || true
     grep -E "fan-out|ack → last|missing|correctness" "$OUT/hot-lot.txt" || tail -n 5 "$OUT/hot-lot.txt"
     stop_server "$GAVEL_HOT" hot-lot
-
+fi
+if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section idle; then
     echo "== 4. $IDLE_CONNECTIONS idle dealer connections: server RSS ($GAVEL_HOT)"
     start_server "$GAVEL_HOT"
     gen idle --connections "$IDLE_CONNECTIONS" --hold-s 10 --label "$GAVEL_HOT" \

@@ -174,6 +174,8 @@ pub struct GatewayConfig {
     pub idle_timeout_s: u64,
     /// Server ping interval.
     pub ping_interval_s: u64,
+    /// tungstenite read buffer.
+    pub read_buffer_bytes: usize,
     /// tungstenite write buffer.
     pub write_buffer_bytes: usize,
     /// tungstenite write buffer cap.
@@ -361,6 +363,7 @@ impl Config {
             ("gateway.max_inflight_bids", g.max_inflight_bids),
             ("gateway.max_subscriptions", g.max_subscriptions),
             ("gateway.outbound_queue", g.outbound_queue),
+            ("gateway.read_buffer_bytes", g.read_buffer_bytes),
             ("gateway.write_buffer_bytes", g.write_buffer_bytes),
             ("engine.queue_capacity", self.engine.queue_capacity),
             ("engine.max_batch", self.engine.max_batch),

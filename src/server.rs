@@ -314,7 +314,8 @@ async fn ws_upgrade(
         }
     }
     let g = &ctx.config;
-    ws.write_buffer_size(g.write_buffer_bytes)
+    ws.read_buffer_size(g.read_buffer_bytes)
+        .write_buffer_size(g.write_buffer_bytes)
         .max_write_buffer_size(g.max_write_buffer_bytes)
         .max_message_size(g.max_message_bytes)
         .max_frame_size(g.max_message_bytes)

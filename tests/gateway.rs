@@ -791,9 +791,9 @@ async fn bad_input_gets_its_error_and_the_connection_stays_open() {
 
     // JSON.
     let mut ws = Ws::connect(addr, &dealer.token, Format::Json).await;
-    let text = |t: &str| Message::Text(t.to_string());
+    let text = |t: &str| Message::text(t.to_string());
     let bid = |req: &str, amount: &str| {
-        Message::Text(format!(
+        Message::text(format!(
             r#"{{"type":"bid","req":"{req}","auction":"{lot}","amount":{amount},"bid_id":"x"}}"#
         ))
     };
@@ -871,7 +871,7 @@ async fn bad_input_gets_its_error_and_the_connection_stays_open() {
         ),
         (
             "binary frame on a JSON connection",
-            Message::Binary(br#"{"type":"ping"}"#.to_vec()),
+            Message::binary(br#"{"type":"ping"}"#.to_vec()),
             BadMessage,
             None,
         ),
@@ -903,7 +903,7 @@ async fn bad_input_gets_its_error_and_the_connection_stays_open() {
 
     // MessagePack.
     let mut ws = Ws::connect(addr, &dealer.token, Format::MsgPack).await;
-    let mp = |v: Value| Message::Binary(rmp_serde::to_vec_named(&v).expect("encode"));
+    let mp = |v: Value| Message::binary(rmp_serde::to_vec_named(&v).expect("encode"));
     // {"req": 5, "type": "ping"}, cut inside "ping": the req was already read.
     let mut truncated = vec![0x82, 0xa3];
     truncated.extend_from_slice(b"req");
@@ -918,25 +918,25 @@ async fn bad_input_gets_its_error_and_the_connection_stays_open() {
     let table: Vec<(&str, Message, ErrorCode, Option<Req>)> = vec![
         (
             "truncated MessagePack",
-            Message::Binary(truncated),
+            Message::binary(truncated),
             BadMessage,
             Some(Req::UInt(5)),
         ),
         (
             "a never-used byte",
-            Message::Binary(vec![0xc1]),
+            Message::binary(vec![0xc1]),
             BadMessage,
             None,
         ),
         (
             "an array",
-            Message::Binary(vec![0x92, 0x01, 0x02]),
+            Message::binary(vec![0x92, 0x01, 0x02]),
             BadMessage,
             None,
         ),
         (
             "trailing bytes",
-            Message::Binary(trailing),
+            Message::binary(trailing),
             BadMessage,
             Some(Req::UInt(6)),
         ),
@@ -978,7 +978,7 @@ async fn bad_input_gets_its_error_and_the_connection_stays_open() {
         ),
         (
             "text frame on a MessagePack connection",
-            Message::Text(r#"{"type":"ping"}"#.into()),
+            Message::text(r#"{"type":"ping"}"#),
             BadMessage,
             None,
         ),
@@ -996,7 +996,7 @@ async fn bad_input_gets_its_error_and_the_connection_stays_open() {
     // A frame over 64 KiB closes the connection with 1009.
     let mut ws = Ws::connect(addr, &dealer.token, Format::Json).await;
     let big = format!(r#"{{"type":"ping","pad":"{}"}}"#, "x".repeat(70 * 1024));
-    ws.send_raw(Message::Text(big)).await;
+    ws.send_raw(Message::text(big)).await;
     assert_eq!(ws.expect_close(WAIT).await, Some(1009));
 
     // 1,000 garbage frames: an error for each of the first 21, then close 1008.
@@ -1005,7 +1005,7 @@ async fn bad_input_gets_its_error_and_the_connection_stays_open() {
     let mut sent = 0;
     for i in 0..1000 {
         if ws
-            .try_send_raw(Message::Text(format!("garbage {i}")))
+            .try_send_raw(Message::text(format!("garbage {i}")))
             .await
             .is_err()
         {
@@ -1235,7 +1235,7 @@ async fn a_client_that_never_reads_stays_bounded_and_slows_no_one() {
     // the start price would all be below the minimum, and there would be no storm).
     let opening = json!({"type": "bid", "auction": lot, "amount": A_START,
                          "max": 10_000_000_000u64, "bid_id": "s-open"});
-    tx.send(Message::Text(opening.to_string()))
+    tx.send(Message::text(opening.to_string()))
         .await
         .expect("storm opens");
     let opened = Instant::now();
@@ -1258,7 +1258,7 @@ async fn a_client_that_never_reads_stays_bounded_and_slows_no_one() {
                 let max = 10_000_000_000 + sent as u64;
                 let bid = json!({"type": "bid", "auction": lot, "amount": A_START,
                                  "max": max, "bid_id": format!("s{sent}")});
-                if tx.send(Message::Text(bid.to_string())).await.is_err() {
+                if tx.send(Message::text(bid.to_string())).await.is_err() {
                     break;
                 }
                 sent += 1;
@@ -1406,7 +1406,7 @@ async fn a_client_that_sends_but_never_reads_stays_bounded() {
     // Pings as fast as the socket takes them, each asking for a pong.
     let sender = tokio::spawn(async move {
         let mut sent = 0u64;
-        let ping = Message::Text(format!(r#"{{"type":"ping","req":"{}"}}"#, "p".repeat(60)));
+        let ping = Message::text(format!(r#"{{"type":"ping","req":"{}"}}"#, "p".repeat(60)));
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(8) {
             match tokio::time::timeout(Duration::from_millis(500), tx.send(ping.clone())).await {

@@ -298,12 +298,13 @@ async fn serve(sock: TcpStream, ctx: Arc<Ctx>) {
             .to_owned();
         Ok(resp)
     };
-    let cfg = WebSocketConfig {
-        max_message_size: Some(64 << 10),
-        max_frame_size: Some(64 << 10),
-        write_buffer_size: 4096,
-        ..Default::default()
-    };
+    // The same per-connection buffers as gavel's defaults (config/default.toml), so idle
+    // memory and read costs compare like for like.
+    let cfg = WebSocketConfig::default()
+        .max_message_size(Some(64 << 10))
+        .max_frame_size(Some(64 << 10))
+        .read_buffer_size(2048)
+        .write_buffer_size(4096);
     let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(sock, cb, Some(cfg)).await else {
         return;
     };
@@ -499,8 +500,8 @@ async fn place(
 
 fn encode(o: &Out, msgpack: bool) -> Message {
     if msgpack {
-        Message::Binary(rmp_serde::to_vec_named(o).unwrap_or_default())
+        Message::Binary(rmp_serde::to_vec_named(o).unwrap_or_default().into())
     } else {
-        Message::Text(serde_json::to_string(o).unwrap_or_default())
+        Message::Text(serde_json::to_string(o).unwrap_or_default().into())
     }
 }

@@ -316,12 +316,12 @@ pub async fn connect(
         "{ws_base}/v1/ws?token={token}&format={}",
         world.format.query()
     );
-    let cfg = WebSocketConfig {
-        max_message_size: Some(1 << 20),
-        max_frame_size: Some(1 << 20),
-        write_buffer_size: 4096,
-        ..Default::default()
-    };
+    let cfg = WebSocketConfig::default()
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20))
+        // Small buffers: a run opens 10,000 connections from one process.
+        .read_buffer_size(4096)
+        .write_buffer_size(4096);
     let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(cfg), true)
         .await
         .with_context(|| format!("connecting dealer {dealer}"))?;
@@ -339,8 +339,8 @@ pub async fn connect(
 
 fn to_message(f: Frame) -> Message {
     match f {
-        Frame::Text(t) => Message::Text(t),
-        Frame::Binary(b) => Message::Binary(b),
+        Frame::Text(t) => Message::Text(t.into()),
+        Frame::Binary(b) => Message::Binary(b.into()),
     }
 }
 

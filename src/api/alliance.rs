@@ -29,14 +29,14 @@ pub const MAX_TEXT_CHARS: usize = 4_000;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/inventory", get(list_inventory))
-        .route("/v1/inventory/:id", get(get_item))
-        .route("/v1/inventory/:id/retail", post(retail))
-        .route("/v1/inventory/:id/returns", post(return_item))
-        .route("/v1/inventory/:id/refund", post(refund))
+        .route("/v1/inventory/{id}", get(get_item))
+        .route("/v1/inventory/{id}/retail", post(retail))
+        .route("/v1/inventory/{id}/returns", post(return_item))
+        .route("/v1/inventory/{id}/refund", post(refund))
         .route("/v1/complaints", post(open_complaint))
-        .route("/v1/complaints/:id/resolve", post(resolve_complaint))
-        .route("/v1/dealers/:id/ratings", post(rate))
-        .route("/v1/dealers/:id/standing", get(standing))
+        .route("/v1/complaints/{id}/resolve", post(resolve_complaint))
+        .route("/v1/dealers/{id}/ratings", post(rate))
+        .route("/v1/dealers/{id}/standing", get(standing))
         .with_state(state)
 }
 

@@ -123,7 +123,6 @@ impl From<Refusal> for ApiError {
 /// The caller, from `Authorization: Bearer T`.
 pub struct Caller(pub Principal);
 
-#[axum::async_trait]
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -157,7 +156,6 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 /// A JSON body whose decoding failure is a contract-shaped 400.
 pub(crate) struct Body<T>(pub(crate) T);
 
-#[axum::async_trait]
 impl<T: DeserializeOwned> axum::extract::FromRequest<AppState> for Body<T> {
     type Rejection = ApiError;
 
@@ -176,15 +174,15 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/sellers", post(create_seller))
         .route("/v1/dealers", post(create_dealer))
-        .route("/v1/dealers/:id/deposit", post(set_deposit))
-        .route("/v1/dealers/:id/status", post(set_status))
+        .route("/v1/dealers/{id}/deposit", post(set_deposit))
+        .route("/v1/dealers/{id}/status", post(set_status))
         .route("/v1/service-tokens", post(create_service))
         .route("/v1/listings", post(create_listing))
         .route("/v1/auctions", get(list_auctions))
-        .route("/v1/auctions/:id", get(get_auction))
-        .route("/v1/auctions/:id/decision", post(decide))
-        .route("/v1/auctions/:id/cancel", post(cancel))
-        .route("/v1/auctions/:id/settle", post(settle))
+        .route("/v1/auctions/{id}", get(get_auction))
+        .route("/v1/auctions/{id}/decision", post(decide))
+        .route("/v1/auctions/{id}/cancel", post(cancel))
+        .route("/v1/auctions/{id}/settle", post(settle))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))

@@ -26,6 +26,8 @@ use super::wire::{
     MAX_ID_BYTES,
 };
 use crate::auction::{DealerId, Fen, LotId, LotUpdate, Outcome};
+use axum::extract::ws::{Message, Utf8Bytes};
+use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 use std::fmt;
@@ -65,19 +67,16 @@ impl Format {
     }
 }
 
-/// An encoded server message, ready to send. Clones share the bytes.
-///
-/// JSON is kept as `Arc<str>` so turning it into a text frame needs no UTF-8 check.
-/// tokio-tungstenite 0.24 (and axum 0.7's `Message`) own a `String`/`Vec<u8>` per message,
-/// so the writer still copies the bytes once per receiver; what is shared is the encoding
-/// work and the queued memory. (`bytes::Bytes` would buy nothing until the WebSocket crate
-/// takes shared buffers, so it is not a dependency.)
+/// An encoded server message, ready to send. Clones share the bytes: the payload types are
+/// the WebSocket message's own (`Utf8Bytes` is reference-counted `Bytes` known to be
+/// UTF-8), so an update encoded once reaches every receiver's socket without a copy or a
+/// second UTF-8 check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
     /// A JSON text frame.
-    Text(Arc<str>),
+    Text(Utf8Bytes),
     /// A MessagePack binary frame.
-    Binary(Arc<[u8]>),
+    Binary(Bytes),
 }
 
 impl Frame {
@@ -86,6 +85,14 @@ impl Frame {
         match self {
             Self::Text(s) => s.as_bytes(),
             Self::Binary(b) => b,
+        }
+    }
+
+    /// The WebSocket message carrying this frame (shares the buffer).
+    pub fn into_message(self) -> Message {
+        match self {
+            Self::Text(t) => Message::Text(t),
+            Self::Binary(b) => Message::Binary(b),
         }
     }
 
@@ -101,11 +108,10 @@ impl Frame {
 
     /// Whether both frames share one buffer.
     pub fn shares_buffer_with(&self, other: &Frame) -> bool {
-        match (self, other) {
-            (Self::Text(a), Self::Text(b)) => Arc::ptr_eq(a, b),
-            (Self::Binary(a), Self::Binary(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
+        matches!(
+            (self, other),
+            (Self::Text(_), Self::Text(_)) | (Self::Binary(_), Self::Binary(_))
+        ) && std::ptr::eq(self.as_bytes(), other.as_bytes())
     }
 }
 

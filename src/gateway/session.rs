@@ -20,6 +20,7 @@ use crate::config::GatewayConfig;
 use crate::engine::EngineHandle;
 use crate::metrics::{Counter, Gauge};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use bytes::Bytes;
 use dashmap::DashMap;
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
@@ -174,7 +175,7 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
         };
         let (bytes, text) = match &msg {
             Message::Text(t) => (t.as_bytes(), true),
-            Message::Binary(b) => (b.as_slice(), false),
+            Message::Binary(b) => (&b[..], false),
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Close(_) => break End::Gone,
         };
@@ -419,11 +420,7 @@ async fn write_loop(
                 // showed the per-frame timer among the costs of every subscriber frame.
                 let send = async {
                     for frame in batch.drain(..) {
-                        let msg = match frame {
-                            Frame::Text(t) => Message::Text(t.to_string()),
-                            Frame::Binary(b) => Message::Binary(b.to_vec()),
-                        };
-                        sink.feed(msg).await?;
+                        sink.feed(frame.into_message()).await?;
                     }
                     sink.flush().await
                 };
@@ -437,7 +434,7 @@ async fn write_loop(
                 }
             }
             _ = ping.tick() => {
-                if !matches!(tokio::time::timeout(send_timeout, sink.send(Message::Ping(Vec::new()))).await, Ok(Ok(()))) {
+                if !matches!(tokio::time::timeout(send_timeout, sink.send(Message::Ping(Bytes::new()))).await, Ok(Ok(()))) {
                     return;
                 }
             }

@@ -93,7 +93,7 @@ impl Dealer {
             "type": "bid", "auction": auction, "amount": amount, "bid_id": bid_id
         });
         self.ws
-            .send(Message::Text(msg.to_string()))
+            .send(Message::text(msg.to_string()))
             .await
             .expect("send");
         loop {

@@ -528,7 +528,7 @@ impl WsClient {
             .unwrap()
             .insert(auction.to_owned(), tx);
         let msg = json!({"type": "subscribe", "auction": auction});
-        self.tx.send(Message::Text(msg.to_string())).ok()?;
+        self.tx.send(Message::text(msg.to_string())).ok()?;
         tokio::time::timeout(Duration::from_secs(10), rx)
             .await
             .ok()?
@@ -556,7 +556,7 @@ impl WsClient {
         if let Some(m) = max {
             msg["max"] = json!(m);
         }
-        let sent = open && self.tx.send(Message::Text(msg.to_string())).is_ok();
+        let sent = open && self.tx.send(Message::text(msg.to_string())).is_ok();
         async move {
             if !sent {
                 return BidReply::Unanswered;

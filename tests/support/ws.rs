@@ -44,7 +44,7 @@ pub struct Ws {
     /// Every message received, in order.
     pub log: Vec<Received>,
     /// The server's close frame, once it came (`Some(None)`: closed without a frame).
-    pub closed: Option<Option<CloseFrame<'static>>>,
+    pub closed: Option<Option<CloseFrame>>,
     next_req: u64,
 }
 
@@ -94,9 +94,9 @@ impl Ws {
     /// Encodes and sends a client message.
     pub async fn send(&mut self, msg: &ClientMessage) {
         let frame = match self.format {
-            Format::Json => Message::Text(serde_json::to_string(msg).expect("encode JSON")),
+            Format::Json => Message::text(serde_json::to_string(msg).expect("encode JSON")),
             Format::MsgPack => {
-                Message::Binary(rmp_serde::to_vec_named(msg).expect("encode MessagePack"))
+                Message::binary(rmp_serde::to_vec_named(msg).expect("encode MessagePack"))
             }
         };
         self.send_raw(frame).await;
@@ -115,8 +115,8 @@ impl Ws {
     /// Sends a value encoded in this connection's format (any shape: for bad-input tests).
     pub async fn send_value(&mut self, v: &Value) {
         let frame = match self.format {
-            Format::Json => Message::Text(v.to_string()),
-            Format::MsgPack => Message::Binary(rmp_serde::to_vec_named(v).expect("encode")),
+            Format::Json => Message::text(v.to_string()),
+            Format::MsgPack => Message::binary(rmp_serde::to_vec_named(v).expect("encode")),
         };
         self.send_raw(frame).await;
     }
@@ -237,10 +237,10 @@ impl Ws {
                     self.closed.get_or_insert(None);
                     return None;
                 }
-                Some(Ok(Message::Text(t))) => (t.into_bytes(), true),
+                Some(Ok(Message::Text(t))) => (t.into(), true),
                 Some(Ok(Message::Binary(b))) => (b, false),
                 Some(Ok(Message::Close(frame))) => {
-                    self.closed = Some(frame.map(CloseFrame::into_owned));
+                    self.closed = Some(frame);
                     return None;
                 }
                 Some(Ok(_)) => continue, // ping / pong / raw frame
