@@ -119,7 +119,23 @@ impl Default for EngineMetrics {
     }
 }
 
-type Reply = oneshot::Sender<Result<Applied, Unavailable>>;
+/// Where a command's result goes once it is durable, or known never to be.
+enum Reply {
+    /// A `submit` waiting on its own task.
+    Wait(oneshot::Sender<Result<Applied, Unavailable>>),
+    /// A `submit_then` callback, called on the engine's task.
+    Call(Box<dyn FnOnce(Result<Applied, Unavailable>) + Send>),
+}
+
+impl Reply {
+    fn send(self, result: Result<Applied, Unavailable>) {
+        match self {
+            // The submitter may have given up waiting; nothing else is owed to it.
+            Self::Wait(tx) => drop(tx.send(result)),
+            Self::Call(f) => f(result),
+        }
+    }
+}
 
 struct Request {
     command: Command,
@@ -143,21 +159,48 @@ impl EngineHandle {
     /// `Unavailable` if that could not happen within the configured wait (then nothing
     /// happened: retrying is safe).
     pub async fn submit(&self, command: Command) -> Result<Applied, Unavailable> {
-        let deadline = Instant::now() + self.max_wait;
         let (reply, rx) = oneshot::channel();
+        self.enqueue(command, Reply::Wait(reply)).await;
+        // The engine answers every request it took (applied or unavailable); a dropped
+        // sender means it stopped, which is unavailable too.
+        rx.await.unwrap_or(Err(Unavailable))
+    }
+
+    /// Like [`submit`](Self::submit), but instead of waiting for the result, `then` is
+    /// called with it — exactly once, and on the engine's task right after the command's
+    /// events were published when it became durable. So `then` must be quick and must not
+    /// block: queue a frame, not a network write. This saves a task and a wake-up per
+    /// command, and lets the result leave in the same socket write as the `update` it
+    /// caused. Returns once the command is queued (or refused: then `then` has already
+    /// been called with `Unavailable`).
+    pub async fn submit_then<F>(&self, command: Command, then: F)
+    where
+        F: FnOnce(Result<Applied, Unavailable>) + Send + 'static,
+    {
+        self.enqueue(command, Reply::Call(Box::new(then))).await;
+    }
+
+    async fn enqueue(&self, command: Command, reply: Reply) {
+        let deadline = Instant::now() + self.max_wait;
         let req = Request {
             command,
             deadline,
             reply,
         };
-        let sent = tokio::time::timeout_at(deadline.into(), self.tx.send(req)).await;
-        if !matches!(sent, Ok(Ok(()))) {
-            self.metrics.unavailable.inc();
-            return Err(Unavailable);
-        }
-        // The engine answers every request it took (applied or unavailable); a dropped
-        // sender means it stopped, which is unavailable too.
-        rx.await.unwrap_or(Err(Unavailable))
+        // Room in the queue is the common case: no timer for it.
+        let req = match self.tx.try_send(req) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Closed(req)) => req,
+            Err(mpsc::error::TrySendError::Full(req)) => {
+                let permit = tokio::time::timeout_at(deadline.into(), self.tx.reserve()).await;
+                match permit {
+                    Ok(Ok(permit)) => return permit.send(req),
+                    _ => req,
+                }
+            }
+        };
+        self.metrics.unavailable.inc();
+        req.reply.send(Err(Unavailable));
     }
 
     /// Whether the journal answers now and the engine is not rebuilding (for `/readyz`).
@@ -433,7 +476,7 @@ impl<P: Publisher> Sequencer<P> {
     fn sequence(&mut self, req: Request) {
         if Instant::now() > req.deadline {
             self.metrics.unavailable.inc();
-            let _ = req.reply.send(Err(Unavailable));
+            req.reply.send(Err(Unavailable));
             return;
         }
         let now = self.now_ms();
@@ -523,7 +566,7 @@ impl<P: Publisher> Sequencer<P> {
                 for (entry, p) in inflight.batch.entries.iter().zip(inflight.pending) {
                     self.publisher.publish(entry, &p.events);
                     if let Some(reply) = p.reply {
-                        let _ = reply.send(Ok(Applied {
+                        reply.send(Ok(Applied {
                             seq: entry.seq,
                             events: p.events,
                         }));
@@ -546,7 +589,7 @@ impl<P: Publisher> Sequencer<P> {
         for p in inflight.into_iter().chain(pending) {
             if let Some(reply) = p.reply {
                 self.metrics.unavailable.inc();
-                let _ = reply.send(Err(Unavailable));
+                reply.send(Err(Unavailable));
             }
         }
     }
@@ -567,7 +610,7 @@ impl<P: Publisher> Sequencer<P> {
                     () = &mut sleep => break,
                     Some(req) = self.rx.recv() => {
                         self.metrics.unavailable.inc();
-                        let _ = req.reply.send(Err(Unavailable));
+                        req.reply.send(Err(Unavailable));
                     }
                 }
             }

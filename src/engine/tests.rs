@@ -368,3 +368,72 @@ async fn changed_rules_and_an_outage_are_journaled_commands() {
         .count();
     assert_eq!(configures, 1, "unchanged rules must not be journaled again");
 }
+
+/// Runs `submit_then` and hands back what its callback saw, checking it ran exactly once
+/// and (for a durable result) after the command's events were published.
+async fn submit_then_collect(
+    h: &EngineHandle,
+    rec: &Recorder,
+    command: Command,
+) -> Result<Applied, Unavailable> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let rec = rec.clone();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    h.submit_then(command, move |result| {
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let published = match &result {
+            Ok(a) => rec.0.lock().iter().any(|(s, _)| *s == a.seq),
+            Err(_) => true,
+        };
+        let _ = tx.send((result, published));
+    })
+    .await;
+    let (result, published) = rx.await.expect("the callback ran");
+    assert!(published, "the result left before the update was published");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    result
+}
+
+#[tokio::test]
+async fn submit_then_calls_back_once_after_publishing_or_with_unavailable() {
+    let journal = MemoryJournal::new();
+    let (h, _task, rec) = start(&journal, config()).await;
+    setup(&h, 600_000).await;
+
+    // Durable: called with the applied command, after its events were published.
+    journal.delay_appends(Some(Duration::from_millis(50)));
+    let applied = submit_then_collect(&h, &rec, bid(1, 10_000, "t1"))
+        .await
+        .expect("durable");
+    assert!(journal.entries().iter().any(|e| e.seq == applied.seq));
+    journal.delay_appends(None);
+
+    // A failed write: called with `unavailable`, and the bid is not in the journal.
+    journal.fail_next(1);
+    assert_eq!(
+        submit_then_collect(&h, &rec, bid(2, 20_000, "t2"))
+            .await
+            .err(),
+        Some(Unavailable)
+    );
+    assert!(!journal.entries().iter().any(|e| matches!(
+        &e.command,
+        Command::PlaceBid { bid_id, .. } if &**bid_id == "t2"
+    )));
+}
+
+#[tokio::test]
+async fn submit_then_to_a_stopped_engine_calls_back_unavailable() {
+    let journal = MemoryJournal::new();
+    let (h, task, rec) = start(&journal, config()).await;
+    h.close();
+    task.await.expect("join").expect("clean stop");
+    assert_eq!(
+        submit_then_collect(&h, &rec, bid(1, 10_000, "late"))
+            .await
+            .err(),
+        Some(Unavailable)
+    );
+}

@@ -1,9 +1,10 @@
 //! One dealer's (or seller's, or operator's) WebSocket connection.
 //!
 //! A reader loop decodes frames and answers them; a writer task drains the session's
-//! bounded outbound queue into the socket and pings the client. Bids go to the engine
-//! from their own small task each, so a connection keeps reading while its bids wait to
-//! become durable; their results are queued as replies, which are never dropped.
+//! bounded outbound queue into the socket and pings the client. Bids are handed to the
+//! engine with a callback (`submit_then`), so a connection keeps reading while its bids
+//! wait to become durable; the engine queues each result as a reply, never dropped, in the
+//! same pass that publishes the bid's `update`.
 
 use super::codec::{self, Format, Frame};
 use super::hub::{Hub, Principal, SessionLink};
@@ -17,7 +18,7 @@ use super::wire::{
 };
 use crate::auction::{Command, DealerId, Event, LotId};
 use crate::config::GatewayConfig;
-use crate::engine::EngineHandle;
+use crate::engine::{Applied, EngineHandle, Unavailable};
 use crate::metrics::{Counter, Gauge};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
@@ -179,7 +180,7 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Close(_) => break End::Gone,
         };
-        if let Some(end) = session.frame(bytes, text) {
+        if let Some(end) = session.frame(bytes, text).await {
             break end;
         }
     };
@@ -235,7 +236,7 @@ impl Session {
     }
 
     /// Handles one data frame; `Some` ends the session.
-    fn frame(&mut self, bytes: &[u8], text: bool) -> Option<End> {
+    async fn frame(&mut self, bytes: &[u8], text: bool) -> Option<End> {
         let format = self.link.format;
         let decoded = if text != (format == Format::Json) {
             Err(ServerMessage::Error(ErrorReply {
@@ -256,7 +257,7 @@ impl Session {
         };
         match decoded {
             Ok(msg) => {
-                self.request(msg);
+                self.request(msg).await;
                 None
             }
             Err(error) => {
@@ -269,7 +270,7 @@ impl Session {
         }
     }
 
-    fn request(&mut self, ClientMessage { req, request }: ClientMessage) {
+    async fn request(&mut self, ClientMessage { req, request }: ClientMessage) {
         match request {
             Request::Ping => self.reply(&ServerMessage::Pong(Reply { req })),
             Request::Subscribe { auction } => {
@@ -296,7 +297,7 @@ impl Session {
                 }
                 self.reply(&ServerMessage::Unsubscribed(Reply { req }));
             }
-            Request::Bid(bid) => self.bid(req, bid),
+            Request::Bid(bid) => self.bid(req, bid).await,
         }
     }
 
@@ -315,7 +316,7 @@ impl Session {
         ok
     }
 
-    fn bid(&mut self, req: Option<Req>, bid: BidRequest) {
+    async fn bid(&mut self, req: Option<Req>, bid: BidRequest) {
         let arrived = Instant::now();
         let refuse = |reason| {
             BidResult::refused(req.clone(), bid.bid_id.clone(), bid.auction.clone(), reason)
@@ -348,8 +349,11 @@ impl Session {
         let link = self.link.clone();
         let inflight = self.inflight.clone();
         inflight.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            let result = match ctx.engine.submit(command).await {
+        // The result is queued from the engine's task as soon as the bid is durable, right
+        // after the `update` it caused: both leave in one socket write, with no task or
+        // wake-up per bid in between.
+        let answer = move |applied: Result<Applied, Unavailable>| {
+            let result = match applied {
                 Ok(applied) => applied.events.iter().find_map(|e| match e {
                     Event::Bid { lot, outcome, .. } => Some(BidResult::from_outcome(
                         req.clone(),
@@ -383,7 +387,10 @@ impl Session {
             let frame = codec::encode(link.format, &ServerMessage::BidResult(result));
             link.out.push(Kind::Reply, frame, Instant::now());
             inflight.fetch_sub(1, Ordering::Relaxed);
-        });
+        };
+        // Waits only while the engine's queue is full: reading no more of this client's
+        // frames meanwhile is the backpressure we want.
+        self.ctx.engine.submit_then(command, answer).await;
     }
 }
 
