@@ -16,6 +16,7 @@
 # ONLY="echo baseline-everysec ..." (subset of the five servers; ONLY=" " runs none)
 # SOAK_S=600 SOAK_RATE=10000 (also a soak of gavel-everysec) SKIP_BUILD=1
 # SECTIONS="ramp latency hot idle" (which measurements to run; hot and idle use gavel-always).
+# ECHO_MAX=N: the latency points are 25% and 50% of N instead of the echo ramp's result.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -169,7 +170,7 @@ section ramp && for s in $ONLY; do
     stop_server "$s" "ramp-$s"
 done
 
-ECHO_MAX="$(jq -r '.max_sustained_ack_rate // empty' "$OUT/ramp-echo.json" 2>/dev/null || true)"
+ECHO_MAX="${ECHO_MAX:-$(jq -r '.max_sustained_ack_rate // empty' "$OUT/ramp-echo.json" 2>/dev/null || true)}"
 if [ -n "$ECHO_MAX" ] && section latency; then
     for pct in 25 50; do
         rate=$(python3 -c "print(round($ECHO_MAX*$pct/100))")

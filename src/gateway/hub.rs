@@ -82,7 +82,7 @@ pub struct SessionLink {
 /// The hub's measurements.
 #[derive(Debug, Default)]
 pub struct HubMetrics {
-    /// Updates replaced in a full session queue by a newer one.
+    /// Unsent updates replaced in a session queue by a newer one for the same lot.
     pub conflations: Counter,
     /// Sessions closed because they did not read.
     pub slow_closes: Counter,

@@ -75,7 +75,7 @@ pub fn render_metrics(ctx: &SessionCtx, out: &mut String) {
         out,
         "gavel_queue_conflations_total",
         "counter",
-        "Updates replaced in a full session queue.",
+        "Unsent updates replaced in a session queue by a newer one.",
         h.conflations.get(),
     );
     render_value(

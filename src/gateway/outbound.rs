@@ -1,8 +1,9 @@
 //! A session's outbound queue: bounded, conflating, never dropping a reply.
 //!
-//! The hub pushes from the engine's task and must never wait on a slow client. When a
-//! session's queue is at its bound, a new `update` for an auction replaces the queued one
-//! for the same auction (the newest state is all a client needs), replies to the dealer's
+//! The hub pushes from the engine's task and must never wait on a slow client. An `update`
+//! the writer has not taken yet is replaced by a newer one for the same auction (the newest
+//! state is all a client needs): below the bound only while no reply or event was queued
+//! after it, so frames never change order; at the bound wherever it is. Replies to the dealer's
 //! own requests are always kept, and a queue that stays full past the slow-consumer timeout
 //! marks the session for closing. So memory per session is bounded by the queue bound, one
 //! update per subscribed auction and the dealer's in-flight requests — provided the
@@ -100,17 +101,23 @@ impl<F> Outbound<F> {
                 self.notify.notify_one();
                 return Pushed::Closed;
             }
-            if let Kind::Update(lot) = kind {
-                let queued = s
-                    .items
-                    .iter_mut()
-                    .rev()
-                    .find(|(k, _)| *k == Kind::Update(lot));
-                if let Some(slot) = queued {
-                    slot.1 = frame;
-                    s.conflated += 1;
-                    return Pushed::Conflated;
-                }
+        }
+        if let Kind::Update(lot) = kind {
+            // Full: the newest state replaces a queued update for the lot wherever it is.
+            // Below the bound too, but only an update still among the newest frames (no
+            // reply or event queued after it), so nothing is reordered: the writer is
+            // behind (a hot lot's fan-out outpacing one core), and a state the client has
+            // not been sent yet is worth nothing once a newer one exists.
+            let queued = s
+                .items
+                .iter_mut()
+                .rev()
+                .take_while(|(k, _)| full || matches!(k, Kind::Update(_)))
+                .find(|(k, _)| *k == Kind::Update(lot));
+            if let Some(slot) = queued {
+                slot.1 = frame;
+                s.conflated += 1;
+                return Pushed::Conflated;
             }
         }
         s.items.push_back((kind, frame));
@@ -199,13 +206,31 @@ mod tests {
     }
 
     #[test]
-    fn below_the_bound_everything_queues_in_order() {
-        let q = Outbound::new(4, Duration::from_secs(5));
+    fn below_the_bound_frames_queue_in_order() {
+        let q = Outbound::new(8, Duration::from_secs(5));
         let t = Instant::now();
         assert_eq!(q.push(Kind::Update(LotId(1)), 1, t), Pushed::Queued);
-        assert_eq!(q.push(Kind::Update(LotId(1)), 2, t), Pushed::Queued);
-        assert_eq!(q.push(Kind::Reply, 3, t), Pushed::Queued);
-        assert_eq!(drain(&q), vec![1, 2, 3]);
+        assert_eq!(q.push(Kind::Reply, 2, t), Pushed::Queued);
+        // An older update behind a reply stays: replacing it would reorder the two.
+        assert_eq!(q.push(Kind::Update(LotId(1)), 3, t), Pushed::Queued);
+        assert_eq!(q.push(Kind::Event, 4, t), Pushed::Queued);
+        assert_eq!(drain(&q), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn below_the_bound_an_unsent_update_among_the_newest_is_replaced() {
+        let q = Outbound::new(8, Duration::from_secs(5));
+        let t = Instant::now();
+        q.push(Kind::Reply, 1, t);
+        q.push(Kind::Update(LotId(1)), 10, t);
+        q.push(Kind::Update(LotId(2)), 20, t);
+        // Only updates follow lot 1's queued update: the newer state takes its place.
+        assert_eq!(q.push(Kind::Update(LotId(1)), 11, t), Pushed::Conflated);
+        assert_eq!(q.push(Kind::Update(LotId(2)), 21, t), Pushed::Conflated);
+        assert_eq!(drain(&q), vec![1, 11, 21]);
+        assert_eq!(q.conflated(), 2);
+        // Once taken, the next update queues anew.
+        assert_eq!(q.push(Kind::Update(LotId(1)), 12, t), Pushed::Queued);
     }
 
     #[test]
