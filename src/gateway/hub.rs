@@ -18,7 +18,7 @@ use crate::metrics::Counter;
 use crate::store::Entry;
 use dashmap::DashMap;
 use parking_lot::RwLock;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -101,8 +101,9 @@ pub struct Hub {
     lots: DashMap<LotId, Lot>,
     increments: RwLock<Increments>,
     leverage: AtomicU64,
-    /// Sessions watching each lot.
-    subs: DashMap<LotId, Vec<Arc<SessionLink>>>,
+    /// Sessions watching each lot, by session id: subscribing and leaving are O(log n)
+    /// (a hot lot has 10,000 watchers; a scan per subscribe made its setup quadratic).
+    subs: DashMap<LotId, BTreeMap<u64, Arc<SessionLink>>>,
     /// Sessions of each dealer, for `outbid` and for the seller's later `closed`.
     dealer_sessions: DashMap<DealerId, Vec<Arc<SessionLink>>>,
     /// Dealers who had a bid accepted on each lot: they get the seller's decision.
@@ -227,17 +228,18 @@ impl Hub {
         if !self.lots.contains_key(&lot) {
             return false;
         }
-        let mut subs = self.subs.entry(lot).or_default();
-        if !subs.iter().any(|s| s.id == link.id) {
-            subs.push(link.clone());
-        }
+        self.subs
+            .entry(lot)
+            .or_default()
+            .entry(link.id)
+            .or_insert_with(|| link.clone());
         true
     }
 
     /// Stops sending a lot's updates to a session.
     pub fn unsubscribe(&self, link: &SessionLink, lot: LotId) {
         self.subs.remove_if_mut(&lot, |_, v| {
-            v.retain(|s| s.id != link.id);
+            v.remove(&link.id);
             v.is_empty()
         });
     }
@@ -264,7 +266,7 @@ impl Hub {
         } else {
             Kind::Event
         };
-        for s in subs.iter() {
+        for s in subs.values() {
             let frame = broadcast.frame_for(s.format, s.principal.dealer());
             self.push(s, kind.clone(), frame, now);
         }
@@ -442,7 +444,7 @@ impl Publisher for HubPublisher {
                                 let watching = hub
                                     .subs
                                     .get(&lot)
-                                    .is_some_and(|v| v.iter().any(|w| w.id == s.id));
+                                    .is_some_and(|v| v.contains_key(&s.id));
                                 if !watching {
                                     hub.push(s, Kind::Event, b.frame_for(s.format, Some(d)), now);
                                 }
