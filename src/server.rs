@@ -319,14 +319,18 @@ async fn ws_upgrade(
         .max_write_buffer_size(g.max_write_buffer_bytes)
         .max_message_size(g.max_message_bytes)
         .max_frame_size(g.max_message_bytes)
-        .on_upgrade(move |socket| {
+        .on_upgrade(move |socket| async move {
             use tracing::Instrument;
+            let _slot = slot; // the connection counts until the session ends
             let span =
                 tracing::info_span!("session", principal = %principal, format = format.as_str());
-            async move {
-                let _slot = slot; // the connection counts until the session ends
-                session::run(socket, ctx, principal, format).await;
+            let session = session::run(socket, ctx, principal, format);
+            // A disabled span still costs an enter and exit per poll (1.8% of gavel's
+            // samples under a steady load, filter `warn`): instrument only when it records.
+            if span.is_disabled() {
+                session.await;
+            } else {
+                session.instrument(span).await;
             }
-            .instrument(span)
         })
 }

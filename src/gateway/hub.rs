@@ -441,10 +441,8 @@ impl Publisher for HubPublisher {
                     for d in bidders {
                         if let Some(sessions) = hub.dealer_sessions.get(&d) {
                             for s in sessions.iter() {
-                                let watching = hub
-                                    .subs
-                                    .get(&lot)
-                                    .is_some_and(|v| v.contains_key(&s.id));
+                                let watching =
+                                    hub.subs.get(&lot).is_some_and(|v| v.contains_key(&s.id));
                                 if !watching {
                                     hub.push(s, Kind::Event, b.frame_for(s.format, Some(d)), now);
                                 }

@@ -83,6 +83,11 @@ impl SessionMetrics {
     }
 
     fn count_bid(&self, outcome: &'static str) {
+        // Every bid passes here: a shared read lock for the counters that exist already.
+        if let Some(c) = self.bids.get(outcome) {
+            c.inc();
+            return;
+        }
         self.bids.entry(outcome).or_default().inc();
     }
 }
