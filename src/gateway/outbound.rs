@@ -179,6 +179,12 @@ impl<F> Outbound<F> {
         }
     }
 
+    /// Whether [`room`](Self::room) would return at once.
+    pub fn has_room(&self) -> bool {
+        let s = self.state.lock();
+        s.items.len() < self.bound || s.close.is_some()
+    }
+
     /// Updates replaced by newer ones so far.
     pub fn conflated(&self) -> u64 {
         self.state.lock().conflated

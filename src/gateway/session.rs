@@ -147,6 +147,11 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
         inflight: Arc::new(AtomicUsize::new(0)),
     };
     let idle = Duration::from_secs(cfg.idle_timeout_s);
+    // One idle timer for the session, re-armed only when it fires: a frame just records
+    // when it came, so reading costs no timer-wheel insert and remove per frame.
+    let idle_timer = tokio::time::sleep(idle);
+    tokio::pin!(idle_timer);
+    let mut heard = Instant::now();
     let mut shutdown = ctx.shutdown.clone();
     let mut writer_done = false;
     let end = loop {
@@ -156,16 +161,29 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
         // Backpressure: while the client is not taking what is queued for it, read no
         // more of its requests (each would queue a reply that is never dropped); the
         // writer's send timeout ends a client that stays stuck.
-        tokio::select! {
-            _ = out.room() => {}
-            _ = shutdown.changed() => continue,
-            _ = &mut writer => {
-                writer_done = true;
-                break End::Gone;
+        if !out.has_room() {
+            tokio::select! {
+                _ = out.room() => {}
+                _ = shutdown.changed() => continue,
+                _ = &mut writer => {
+                    writer_done = true;
+                    break End::Gone;
+                }
             }
+            // The wait was ours, not the client's silence.
+            heard = Instant::now();
         }
         let next = tokio::select! {
-            next = tokio::time::timeout(idle, stream.next()) => next,
+            next = stream.next() => Ok(next),
+            () = &mut idle_timer => {
+                let quiet_until = heard + idle;
+                if Instant::now() >= quiet_until {
+                    Err(())
+                } else {
+                    idle_timer.as_mut().reset(quiet_until.into());
+                    continue;
+                }
+            }
             _ = shutdown.changed() => continue,
             // The writer gave up on the client (slow consumer, dead socket): stop reading.
             _ = &mut writer => {
@@ -174,11 +192,12 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
             }
         };
         let msg = match next {
-            Err(_) => break End::Close(1001, "idle timeout"),
+            Err(()) => break End::Close(1001, "idle timeout"),
             Ok(None) => break End::Gone,
             Ok(Some(Err(e))) => break read_error(e),
             Ok(Some(Ok(m))) => m,
         };
+        heard = Instant::now();
         let (bytes, text) = match &msg {
             Message::Text(t) => (t.as_bytes(), true),
             Message::Binary(b) => (&b[..], false),
@@ -413,11 +432,13 @@ fn reason_label(r: RejectReason) -> &'static str {
     }
 }
 
-/// Drains the queue into the socket, pings the client, and sends the close frame.
+/// Drains the queue into the socket, pings the client, and sends the close frame. The
+/// reader stores its close code in `end` before it closes the queue, which is what ends
+/// this loop: the writer waits on the queue alone.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     out: Arc<Outbound<Frame>>,
-    mut end: watch::Receiver<Option<(u16, &'static str)>>,
+    end: watch::Receiver<Option<(u16, &'static str)>>,
     ping_every: Duration,
     send_timeout: Duration,
 ) {
@@ -449,10 +470,6 @@ async fn write_loop(
                 if !matches!(tokio::time::timeout(send_timeout, sink.send(Message::Ping(Bytes::new()))).await, Ok(Ok(()))) {
                     return;
                 }
-            }
-            _ = end.changed() => {
-                // The reader ended: send what is left, then the close frame.
-                out.close(CloseReason::Shutdown);
             }
         }
     };
