@@ -2,7 +2,7 @@
 //!
 //! It keeps the same contract as the real journals (batches in seq order, `OutOfOrder` on a
 //! gap or a duplicate, read-back in order) so the engine's tests exercise the same rules, and
-//! it can be told to fail or to slow down appends so the engine's failure paths (nothing
+//! it can be told to fail or to slow down appends and snapshot saves so the engine's failure paths (nothing
 //! acknowledged before durable, `unavailable` after a bounded wait, resume after recovery)
 //! can be tested without a disk or a Redis. It must never be used to serve real traffic.
 
@@ -26,6 +26,9 @@ struct Inner {
     batches: Vec<Batch>,
     /// The newest snapshot saved.
     snapshot: Option<Snapshot>,
+    /// Every snapshot saved, oldest first: a test checks each one against the log, not
+    /// only the newest (a wrong snapshot later overwritten would still have been a bug).
+    saved: Vec<Snapshot>,
     /// How many of the next appends fail with `Unavailable` (each failure uses one up).
     fail_next: usize,
     /// Set by `fence`: every later append fails with `Fenced`, as for a stale owner.
@@ -34,6 +37,8 @@ struct Inner {
     delay: Option<Duration>,
     /// Appends attempted, failed ones included.
     attempts: u64,
+    /// How long each snapshot save waits (on the tokio clock) before it takes effect.
+    snapshot_delay: Option<Duration>,
 }
 
 impl Inner {
@@ -67,6 +72,13 @@ impl MemoryJournal {
         self.inner.lock().delay = delay;
     }
 
+    /// Makes each later snapshot save wait `delay` (a `tokio::time::sleep`) before it
+    /// checks and stores the snapshot; `None` removes the delay. A save whose future is
+    /// dropped during the wait stores nothing.
+    pub fn delay_snapshots(&self, delay: Option<Duration>) {
+        self.inner.lock().snapshot_delay = delay;
+    }
+
     /// A copy of every batch stored, in order.
     pub fn batches(&self) -> Vec<Batch> {
         self.inner.lock().batches.clone()
@@ -90,6 +102,11 @@ impl MemoryJournal {
     /// The newest snapshot saved, if any.
     pub fn snapshot(&self) -> Option<Snapshot> {
         self.inner.lock().snapshot.clone()
+    }
+
+    /// Every snapshot saved so far, oldest first.
+    pub fn saved_snapshots(&self) -> Vec<Snapshot> {
+        self.inner.lock().saved.clone()
     }
 
     /// Appends attempted so far, failed ones included.
@@ -143,6 +160,10 @@ impl Journal for MemoryJournal {
     }
 
     async fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
+        let delay = self.inner.lock().snapshot_delay;
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
         let mut inner = self.inner.lock();
         let last = inner.last_seq();
         if snapshot.seq > last {
@@ -154,6 +175,7 @@ impl Journal for MemoryJournal {
             });
         }
         inner.snapshot = Some(snapshot.clone());
+        inner.saved.push(snapshot.clone());
         Ok(())
     }
 
@@ -298,6 +320,26 @@ mod tests {
             bytes: vec![1, 2],
         };
         j.save_snapshot(&snap).await.unwrap();
-        assert_eq!(j.load_snapshot().await.unwrap(), Some(snap));
+        assert_eq!(j.load_snapshot().await.unwrap(), Some(snap.clone()));
+        assert_eq!(j.saved_snapshots(), vec![snap]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn snapshot_delay_holds_the_save() {
+        let mut j = MemoryJournal::new();
+        j.append(&batch(1, 2)).await.unwrap();
+        j.delay_snapshots(Some(Duration::from_millis(50)));
+        let snap = Snapshot {
+            seq: 2,
+            bytes: vec![1],
+        };
+        let timed_out =
+            tokio::time::timeout(Duration::from_millis(10), j.save_snapshot(&snap)).await;
+        assert!(timed_out.is_err());
+        assert_eq!(j.snapshot(), None, "an abandoned save must not be stored");
+        let start = tokio::time::Instant::now();
+        j.save_snapshot(&snap).await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_millis(50));
+        assert_eq!(j.snapshot(), Some(snap));
     }
 }
