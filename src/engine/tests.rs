@@ -6,6 +6,7 @@ use crate::auction::{
     BidOutcome, Book, Command, DealerId, Event, Inspection, Listing, LotId, Outcome, Rules,
     SellerId, Vehicle,
 };
+use crate::engine::recover;
 use crate::store::memory::MemoryJournal;
 use crate::store::{Entry, StoreError};
 use parking_lot::Mutex;
@@ -134,6 +135,56 @@ async fn retry_until_ok(h: &EngineHandle, command: impl Fn() -> Command) -> Appl
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("the engine did not come back within 2 s");
+}
+
+/// Checks every snapshot the engine ever saved against the journal: decoded, it must be
+/// exactly the book a replay of the log up to its seq gives. A snapshot made from a book
+/// that the journal does not back (one applied commands that were never durable) fails.
+fn assert_snapshots_match_the_log(journal: &MemoryJournal) {
+    let entries = journal.entries();
+    for snap in journal.saved_snapshots() {
+        let saved: Book = rmp_serde::from_slice(&snap.bytes).expect("snapshot decodes");
+        let mut replayed = Book::new(Rules::default());
+        let mut events = Vec::new();
+        for e in entries.iter().take_while(|e| e.seq <= snap.seq) {
+            replayed.apply_into(e.seq, e.now_ms, e.command.clone(), &mut events);
+        }
+        assert_eq!(replayed.last_seq(), snap.seq, "snapshot past the log");
+        assert!(
+            saved == replayed,
+            "the snapshot at seq {} is not the journal's book at that seq",
+            snap.seq
+        );
+    }
+}
+
+/// Waits (bounded: 2 s) until the journal holds at least `n` saved snapshots.
+async fn wait_for_snapshots(journal: &MemoryJournal, n: usize) {
+    for _ in 0..200 {
+        if journal.saved_snapshots().len() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "{} snapshots saved within 2 s, expected {n}",
+        journal.saved_snapshots().len()
+    );
+}
+
+/// The book from the snapshot and the tail, and the book from the whole log, must agree.
+async fn assert_snapshot_recovery_matches_full_replay(journal: &MemoryJournal) -> u64 {
+    let from_snapshot = recover(&mut journal.clone(), true, &mut ())
+        .await
+        .expect("recover from the snapshot");
+    let from_log = recover(&mut journal.clone(), false, &mut ())
+        .await
+        .expect("replay the log");
+    assert!(
+        from_snapshot.book == from_log.book,
+        "snapshot + tail gives another book than the log"
+    );
+    from_snapshot.snapshot_seq
 }
 
 fn bid_outcome(events: &[Event]) -> (BidOutcome, bool) {
@@ -313,11 +364,20 @@ async fn a_restart_recovers_state_from_snapshot_and_tail() {
         .await
         .expect("bid");
     }
+    // Serialized off the engine's tasks and saved after the ack: wait for the first
+    // rather than race the shutdown, which drops one still in flight.
+    wait_for_snapshots(&journal, 1).await;
     h.close();
     drop(h);
     task.await.expect("join").expect("clean stop");
     let snap = journal.snapshot().expect("a snapshot was taken");
     assert!(snap.seq >= 5 && snap.seq <= journal.last_seq());
+    assert_snapshots_match_the_log(&journal);
+    let snapshot_seq = assert_snapshot_recovery_matches_full_replay(&journal).await;
+    assert_eq!(
+        snapshot_seq, snap.seq,
+        "recovery did not start from the snapshot"
+    );
 
     let (h, _task, _) = start(&journal, cfg).await;
     // The repeated bid_id answers with the first result: state survived the restart.
@@ -436,4 +496,122 @@ async fn submit_then_to_a_stopped_engine_calls_back_unavailable() {
             .err(),
         Some(Unavailable)
     );
+}
+
+#[tokio::test]
+async fn a_slow_snapshot_save_does_not_delay_the_ack_of_the_batch_it_covers() {
+    let journal = MemoryJournal::new();
+    // Configure, the seller, two dealers and the listing are commands 1-5: the snapshot
+    // is due with the write of the first bid.
+    let cfg = EngineConfig {
+        snapshot_every_commands: 6,
+        ..config()
+    };
+    let (h, task, _) = start(&journal, cfg).await;
+    setup(&h, 600_000).await;
+    assert!(journal.saved_snapshots().is_empty());
+    journal.delay_snapshots(Some(Duration::from_millis(1_000)));
+
+    let started = std::time::Instant::now();
+    let first = h.submit(bid(1, 10_000, "s1")).await.expect("durable");
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "the ack waited {:?} for the snapshot save",
+        started.elapsed()
+    );
+    assert!(
+        journal.saved_snapshots().is_empty(),
+        "acknowledged only after the snapshot was saved"
+    );
+    // Bids sent meanwhile are sequenced, not refused, and acknowledged.
+    let second = h.submit(bid(2, 20_000, "s2")).await.expect("durable");
+    assert!(second.seq > first.seq);
+
+    wait_for_snapshots(&journal, 1).await;
+    let saved = journal.saved_snapshots();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(
+        saved[0].seq, first.seq,
+        "the snapshot covers the first bid's batch"
+    );
+    assert_snapshots_match_the_log(&journal);
+    h.close();
+    drop(h);
+    task.await.expect("join").expect("clean stop");
+    assert_snapshot_recovery_matches_full_replay(&journal).await;
+}
+
+#[tokio::test]
+async fn a_snapshot_whose_batch_failed_is_never_saved() {
+    let journal = MemoryJournal::new();
+    let cfg = EngineConfig {
+        snapshot_every_commands: 6,
+        ..config()
+    };
+    let (h, task, _) = start(&journal, cfg.clone()).await;
+    setup(&h, 600_000).await;
+    let before = journal.last_seq();
+    // The write carrying the snapshot (the book with dealer 1's "lost" bid at seq 6)
+    // fails.
+    journal.fail_next(1);
+    assert_eq!(
+        h.submit(bid(1, 10_000, "lost")).await.err(),
+        Some(Unavailable)
+    );
+    // After the rebuild, seq 6 goes to another command; more bids take the log past the
+    // next snapshot, so a stale book at seq 6 would have had every chance to be saved.
+    let other = retry_until_ok(&h, || bid(2, 20_000, "other")).await;
+    assert_eq!(other.seq, before + 1, "the lost seq is reused");
+    for i in 0..8u64 {
+        h.submit(bid(
+            1 + (i % 2) as u32,
+            30_000 + i * 10_000,
+            &format!("n{i}"),
+        ))
+        .await
+        .expect("bid");
+    }
+    wait_for_snapshots(&journal, 1).await;
+    h.close();
+    drop(h);
+    task.await.expect("join").expect("clean stop");
+
+    assert!(!journal.entries().iter().any(|e| matches!(
+        &e.command,
+        Command::PlaceBid { bid_id, .. } if &**bid_id == "lost"
+    )));
+    assert!(
+        journal.saved_snapshots().iter().all(|s| s.seq > other.seq),
+        "a snapshot at or before the reused seq was saved: {:?}",
+        journal
+            .saved_snapshots()
+            .iter()
+            .map(|s| s.seq)
+            .collect::<Vec<_>>()
+    );
+    assert_snapshots_match_the_log(&journal);
+    assert!(assert_snapshot_recovery_matches_full_replay(&journal).await > other.seq);
+
+    // Restarted from that snapshot, "lost" is a bid never seen: a fresh attempt.
+    let (h, _task, _) = start(&journal, cfg).await;
+    let retry = h.submit(bid(1, 200_000, "lost")).await.expect("bid");
+    let (outcome, duplicate) = bid_outcome(&retry.events);
+    assert!(!duplicate, "{outcome:?}");
+}
+
+#[test]
+fn the_serializer_stops_once_its_snapshot_is_unwanted() {
+    let (to, pending) = tokio::sync::oneshot::channel();
+    let mut out = super::sequencer::Abandonable::new(&to);
+    assert!(std::io::Write::write_all(&mut out, b"bytes").is_ok());
+    drop(pending);
+    // The next check (at the start of every MiB) sees nobody waits any more.
+    let mut failed = false;
+    for _ in 0..=(1 << 20) / 1024 + 1 {
+        if std::io::Write::write_all(&mut out, &[0; 1024]).is_err() {
+            failed = true;
+            break;
+        }
+    }
+    assert!(failed, "the serializer kept writing an unwanted snapshot");
 }
