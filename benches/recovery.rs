@@ -20,6 +20,12 @@
 //! - recovery: `FileJournal::open` (lock, scan and CRC-check every frame) and
 //!   `recover(&mut journal, true, &mut ())` (newest snapshot + the tail) (target: < 2 s).
 //!
+//! - what a periodic snapshot of the final book costs: `Book::clone` (all the engine's
+//!   sequencer does now) against `rmp_serde::to_vec` (what it did before, and what now
+//!   runs on a blocking thread), and `FileJournal::save_snapshot` of the bytes (default
+//!   config: fsync of the file and the directory), which the journal writer does between
+//!   appends.
+//!
 //! The files were just written, so they are read from the page cache: these are warm
 //! figures; a cold start adds the time to read the log from disk once.
 //!
@@ -391,5 +397,43 @@ fn main() {
         median(opens),
         median(recovers),
         median(total_cpu)
+    );
+
+    // (c) A periodic snapshot of this book: what the sequencer pays (a clone) against what
+    // it used to pay (the sorted serialization), and what the writer's save then costs.
+    let mut clones = Vec::new();
+    let mut serializations = Vec::new();
+    let mut saves = Vec::new();
+    let mut size = 0;
+    for _ in 0..REPEATS {
+        let t = Instant::now();
+        let copy = built.clone();
+        clones.push(t.elapsed());
+        let t = Instant::now();
+        let bytes = rmp_serde::to_vec(&copy).expect("serialize the book");
+        serializations.push(t.elapsed());
+        size = bytes.len();
+        drop(copy);
+        rt.block_on(async {
+            let mut j = FileJournal::open(dir.path(), FileJournalConfig::default())
+                .await
+                .expect("open");
+            let seq = built.last_seq();
+            let t = Instant::now();
+            j.save_snapshot(&Snapshot { seq, bytes })
+                .await
+                .expect("save snapshot");
+            saves.push(t.elapsed());
+            j.close().await.expect("close");
+        });
+    }
+    println!(
+        "(c) snapshot of the final book ({:.1} MiB): clone median {:.2?} (runs {clones:.2?}); \
+         rmp_serde::to_vec median {:.2?} (runs {serializations:.2?}); FileJournal::save_snapshot \
+         median {:.2?} (runs {saves:.2?})",
+        size as f64 / (1 << 20) as f64,
+        median(clones.clone()),
+        median(serializations.clone()),
+        median(saves.clone()),
     );
 }
