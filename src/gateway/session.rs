@@ -204,7 +204,9 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
             Message::Ping(_) | Message::Pong(_) => continue,
             Message::Close(_) => break End::Gone,
         };
-        if let Some(end) = session.frame(bytes, text).await {
+        // Boxed: handling a frame may wait (a full engine queue), and that state would
+        // otherwise sit inline in every session's task, idle or not.
+        if let Some(end) = Box::pin(session.frame(bytes, text)).await {
             break end;
         }
     };
