@@ -132,7 +132,7 @@ enum Reply {
     /// A `submit` waiting on its own task.
     Wait(oneshot::Sender<Result<Applied, Unavailable>>),
     /// A `submit_then` callback, called on the engine's task.
-    Call(Box<dyn FnOnce(Result<Applied, Unavailable>) + Send>),
+    Call(Callback),
 }
 
 impl Reply {
@@ -140,7 +140,28 @@ impl Reply {
         match self {
             // The submitter may have given up waiting; nothing else is owed to it.
             Self::Wait(tx) => drop(tx.send(result)),
-            Self::Call(f) => f(result),
+            Self::Call(mut cb) => {
+                if let Some(f) = cb.0.take() {
+                    f(result)
+                }
+            }
+        }
+    }
+}
+
+/// A `submit_then` callback that is called exactly once: with the result, or with
+/// `Unavailable` when it is dropped unanswered — the engine stopped on a fatal error with
+/// the request still queued, say. A dropped oneshot tells a `submit` the same thing; a
+/// callback has to be told, or a dealer's bid would go unanswered.
+struct Callback(Option<Box<ThenFn>>);
+
+/// What `submit_then` calls.
+type ThenFn = dyn FnOnce(Result<Applied, Unavailable>) + Send;
+
+impl Drop for Callback {
+    fn drop(&mut self) {
+        if let Some(f) = self.0.take() {
+            f(Err(Unavailable));
         }
     }
 }
@@ -185,7 +206,8 @@ impl EngineHandle {
     where
         F: FnOnce(Result<Applied, Unavailable>) + Send + 'static,
     {
-        self.enqueue(command, Reply::Call(Box::new(then))).await;
+        self.enqueue(command, Reply::Call(Callback(Some(Box::new(then)))))
+            .await;
     }
 
     async fn enqueue(&self, command: Command, reply: Reply) {
@@ -876,4 +898,49 @@ pub fn render_metrics(m: &EngineMetrics, out: &mut String) {
         "1 while the journal is usable.",
         m.ready.get(),
     );
+}
+
+#[cfg(test)]
+mod reply_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn counting() -> (Reply, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let (ok, unavailable) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (o, u) = (ok.clone(), unavailable.clone());
+        let reply = Reply::Call(Callback(Some(Box::new(move |r| {
+            let count = if r.is_ok() { &o } else { &u };
+            count.fetch_add(1, Ordering::SeqCst);
+        }))));
+        (reply, ok, unavailable)
+    }
+
+    #[test]
+    fn a_callback_is_called_once_with_the_result() {
+        let (reply, ok, unavailable) = counting();
+        reply.send(Ok(Applied {
+            seq: 1,
+            events: Vec::new(),
+        }));
+        assert_eq!(
+            (
+                ok.load(Ordering::SeqCst),
+                unavailable.load(Ordering::SeqCst)
+            ),
+            (1, 0)
+        );
+    }
+
+    #[test]
+    fn a_callback_dropped_unanswered_is_told_unavailable() {
+        let (reply, ok, unavailable) = counting();
+        drop(reply);
+        assert_eq!(
+            (
+                ok.load(Ordering::SeqCst),
+                unavailable.load(Ordering::SeqCst)
+            ),
+            (0, 1)
+        );
+    }
 }
