@@ -35,8 +35,9 @@ pub enum Kind {
 pub enum CloseReason {
     /// The client did not read for longer than the slow-consumer timeout.
     SlowConsumer,
-    /// The server is shutting down.
-    Shutdown,
+    /// The session's reader ended (the client left or misbehaved, or the server is
+    /// shutting down): send what is queued, then a close frame with this code and reason.
+    Ended(u16, &'static str),
 }
 
 struct State<F> {
@@ -169,17 +170,14 @@ impl<F> Outbound<F> {
             // Register before checking, so a take between the check and the wait is
             // not missed (a stale wake-up only costs one more check).
             let drained = self.drained.notified();
-            {
-                let s = self.state.lock();
-                if s.items.len() < self.bound || s.close.is_some() {
-                    return;
-                }
+            if self.has_room() {
+                return;
             }
             drained.await;
         }
     }
 
-    /// Whether [`room`](Self::room) would return at once.
+    /// Whether [`room`](Self::room) would return at once: below the bound, or closing.
     pub fn has_room(&self) -> bool {
         let s = self.state.lock();
         s.items.len() < self.bound || s.close.is_some()
@@ -310,7 +308,7 @@ mod tests {
         let q2 = q.clone();
         let waiter = tokio::spawn(async move { q2.room().await });
         tokio::task::yield_now().await;
-        q.close(CloseReason::Shutdown);
+        q.close(CloseReason::Ended(1000, ""));
         tokio::time::timeout(Duration::from_secs(1), waiter)
             .await
             .expect("room once closing")
@@ -330,8 +328,8 @@ mod tests {
         q.push(Kind::Reply, 7, Instant::now());
         let (got, closed) = waiter.await.expect("join");
         assert_eq!((got, closed), (vec![7], None));
-        q.close(CloseReason::Shutdown);
+        q.close(CloseReason::Ended(1000, ""));
         let mut got = Vec::new();
-        assert_eq!(q.take(&mut got).await, Some(CloseReason::Shutdown));
+        assert_eq!(q.take(&mut got).await, Some(CloseReason::Ended(1000, "")));
     }
 }

@@ -131,11 +131,9 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
     ctx.metrics.sessions.inc();
     tracing::debug!(session = link.id, "connected");
     let (sink, mut stream) = socket.split();
-    let (end_tx, end_rx) = watch::channel(None::<(u16, &'static str)>);
     let mut writer = tokio::spawn(write_loop(
         sink,
         out.clone(),
-        end_rx,
         Duration::from_secs(cfg.ping_interval_s),
         Duration::from_millis(cfg.slow_consumer_timeout_ms),
     ));
@@ -219,11 +217,10 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
         }
         End::Gone => tracing::debug!(session = link.id, "client left"),
     }
-    let _ = end_tx.send(match end {
-        End::Close(code, reason) => Some((code, reason)),
-        End::Gone => Some((1000, "")),
+    out.close(match end {
+        End::Close(code, reason) => CloseReason::Ended(code, reason),
+        End::Gone => CloseReason::Ended(1000, ""),
     });
-    out.close(CloseReason::Shutdown);
     ctx.hub
         .disconnect(&link, session.subscribed.iter().copied());
     ctx.metrics.sessions.dec();
@@ -434,13 +431,12 @@ fn reason_label(r: RejectReason) -> &'static str {
     }
 }
 
-/// Drains the queue into the socket, pings the client, and sends the close frame. The
-/// reader stores its close code in `end` before it closes the queue, which is what ends
-/// this loop: the writer waits on the queue alone.
+/// Drains the queue into the socket, pings the client, and sends the close frame. Closing
+/// the queue is what ends this loop, and the close reason carries the frame to send: the
+/// writer waits on the queue alone.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     out: Arc<Outbound<Frame>>,
-    end: watch::Receiver<Option<(u16, &'static str)>>,
     ping_every: Duration,
     send_timeout: Duration,
 ) {
@@ -463,8 +459,8 @@ async fn write_loop(
                     return;
                 }
                 match closing {
-                    Some(CloseReason::SlowConsumer) => break Some((CLOSE_POLICY_VIOLATION, "slow consumer")),
-                    Some(CloseReason::Shutdown) => break *end.borrow(),
+                    Some(CloseReason::SlowConsumer) => break (CLOSE_POLICY_VIOLATION, "slow consumer"),
+                    Some(CloseReason::Ended(code, reason)) => break (code, reason),
                     None => {}
                 }
             }
@@ -475,12 +471,11 @@ async fn write_loop(
             }
         }
     };
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(Some(frame)))).await;
-    }
+    let (code, reason) = close;
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(Some(frame)))).await;
     let _ = tokio::time::timeout(send_timeout, sink.close()).await;
 }
