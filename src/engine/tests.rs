@@ -102,6 +102,22 @@ fn bid(dealer: u32, amount: u64, id: &str) -> Command {
     }
 }
 
+/// Bid `i` of a war between dealers 1 and 2, each raising by 10,000 from `from`.
+fn war_bid(i: u64, from: u64, prefix: &str) -> Command {
+    bid(
+        1 + (i % 2) as u32,
+        from + i * 10_000,
+        &format!("{prefix}{i}"),
+    )
+}
+
+/// Stops the engine and waits until it has closed the journal.
+async fn stop(h: EngineHandle, task: tokio::task::JoinHandle<Result<(), StoreError>>) {
+    h.close();
+    drop(h);
+    task.await.expect("join").expect("clean stop");
+}
+
 async fn setup(h: &EngineHandle, duration_ms: u64) {
     h.submit(Command::RegisterSeller {
         name: "s".into(),
@@ -232,12 +248,7 @@ async fn commands_arriving_during_a_write_share_the_next_one() {
     for i in 0..200u64 {
         let h = h.clone();
         tasks.push(tokio::spawn(async move {
-            h.submit(bid(
-                1 + (i % 2) as u32,
-                10_000 + i * 10_000,
-                &format!("g{i}"),
-            ))
-            .await
+            h.submit(war_bid(i, 10_000, "g")).await
         }));
     }
     for t in tasks {
@@ -356,20 +367,12 @@ async fn a_restart_recovers_state_from_snapshot_and_tail() {
     let (h, task, _) = start(&journal, cfg.clone()).await;
     setup(&h, 600_000).await;
     for i in 0..12u64 {
-        h.submit(bid(
-            1 + (i % 2) as u32,
-            10_000 + i * 10_000,
-            &format!("r{i}"),
-        ))
-        .await
-        .expect("bid");
+        h.submit(war_bid(i, 10_000, "r")).await.expect("bid");
     }
     // Serialized off the engine's tasks and saved after the ack: wait for the first
     // rather than race the shutdown, which drops one still in flight.
     wait_for_snapshots(&journal, 1).await;
-    h.close();
-    drop(h);
-    task.await.expect("join").expect("clean stop");
+    stop(h, task).await;
     let snap = journal.snapshot().expect("a snapshot was taken");
     assert!(snap.seq >= 5 && snap.seq <= journal.last_seq());
     assert_snapshots_match_the_log(&journal);
@@ -410,9 +413,7 @@ async fn changed_rules_and_an_outage_are_journaled_commands() {
         journal.entries()[0].command,
         Command::Configure(_)
     ));
-    h.close();
-    drop(h);
-    task.await.expect("join").expect("clean stop");
+    stop(h, task).await;
     // Down past the lot's close: on restart it gets the outage grace instead of closing.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (_h, _task, _) = start(&journal, config()).await;
@@ -535,9 +536,7 @@ async fn a_slow_snapshot_save_does_not_delay_the_ack_of_the_batch_it_covers() {
         "the snapshot covers the first bid's batch"
     );
     assert_snapshots_match_the_log(&journal);
-    h.close();
-    drop(h);
-    task.await.expect("join").expect("clean stop");
+    stop(h, task).await;
     assert_snapshot_recovery_matches_full_replay(&journal).await;
 }
 
@@ -563,18 +562,10 @@ async fn a_snapshot_whose_batch_failed_is_never_saved() {
     let other = retry_until_ok(&h, || bid(2, 20_000, "other")).await;
     assert_eq!(other.seq, before + 1, "the lost seq is reused");
     for i in 0..8u64 {
-        h.submit(bid(
-            1 + (i % 2) as u32,
-            30_000 + i * 10_000,
-            &format!("n{i}"),
-        ))
-        .await
-        .expect("bid");
+        h.submit(war_bid(i, 30_000, "n")).await.expect("bid");
     }
     wait_for_snapshots(&journal, 1).await;
-    h.close();
-    drop(h);
-    task.await.expect("join").expect("clean stop");
+    stop(h, task).await;
 
     assert!(!journal.entries().iter().any(|e| matches!(
         &e.command,
