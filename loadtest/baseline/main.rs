@@ -15,9 +15,9 @@
 
 use clap::Parser;
 use futures_util::{FutureExt, SinkExt, StreamExt};
+use gavel_loadtest::serving::{decode, encode, ws_config};
 use redis::aio::MultiplexedConnection;
-use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
+use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]
@@ -162,20 +161,6 @@ struct Snap {
     ends_at: u64,
 }
 
-#[derive(Deserialize)]
-struct In<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default)]
-    req: Option<serde_json::Value>,
-    #[serde(default, borrow)]
-    auction: Option<Cow<'a, str>>,
-    #[serde(default)]
-    amount: Option<u64>,
-    #[serde(default, borrow)]
-    bid_id: Option<Cow<'a, str>>,
-}
-
 /// One auction's watchers: connection id → its outbound queue.
 type Watchers = HashMap<u64, mpsc::Sender<Out>>;
 
@@ -298,14 +283,8 @@ async fn serve(sock: TcpStream, ctx: Arc<Ctx>) {
             .to_owned();
         Ok(resp)
     };
-    // The same per-connection buffers as gavel's defaults (config/default.toml), so idle
-    // memory and read costs compare like for like.
-    let cfg = WebSocketConfig::default()
-        .max_message_size(Some(64 << 10))
-        .max_frame_size(Some(64 << 10))
-        .read_buffer_size(2048)
-        .write_buffer_size(4096);
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(sock, cb, Some(cfg)).await else {
+    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(sock, cb, Some(ws_config())).await
+    else {
         return;
     };
     let dealer: Arc<str> = token.into();
@@ -328,11 +307,11 @@ async fn serve(sock: TcpStream, ctx: Arc<Ctx>) {
         }
     });
     while let Some(Ok(m)) = stream.next().await {
-        let parsed: Result<In<'_>, ()> = match &m {
-            Message::Text(t) => serde_json::from_str(t).map_err(|_| ()),
-            Message::Binary(b) => rmp_serde::from_slice(b).map_err(|_| ()),
-            Message::Close(_) => break,
-            _ => continue,
+        let Some(parsed) = decode(&m) else {
+            if matches!(m, Message::Close(_)) {
+                break;
+            }
+            continue;
         };
         let Ok(i) = parsed else {
             let _ = tx
@@ -495,13 +474,5 @@ async fn place(
             _ => "invalid".into(),
         };
         refuse(&reason, int(2))
-    }
-}
-
-fn encode(o: &Out, msgpack: bool) -> Message {
-    if msgpack {
-        Message::Binary(rmp_serde::to_vec_named(o).unwrap_or_default().into())
-    } else {
-        Message::Text(serde_json::to_string(o).unwrap_or_default().into())
     }
 }

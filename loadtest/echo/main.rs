@@ -7,13 +7,12 @@
 
 use clap::Parser;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use serde::{Deserialize, Serialize};
-use std::borrow::Cow;
+use gavel_loadtest::serving::{decode, encode, ws_config};
+use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Parser)]
@@ -25,20 +24,6 @@ struct Cli {
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:8090")]
     listen: String,
-}
-
-#[derive(Deserialize)]
-struct In<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(default)]
-    req: Option<serde_json::Value>,
-    #[serde(default, borrow)]
-    auction: Option<Cow<'a, str>>,
-    #[serde(default)]
-    amount: Option<u64>,
-    #[serde(default, borrow)]
-    bid_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Serialize)]
@@ -117,14 +102,8 @@ async fn serve(sock: TcpStream, seq: Arc<AtomicU64>) {
             .is_some_and(|q| q.contains("format=msgpack"));
         Ok(resp)
     };
-    // The same per-connection buffers as gavel's defaults (config/default.toml), so idle
-    // memory and read costs compare like for like.
-    let cfg = WebSocketConfig::default()
-        .max_message_size(Some(64 << 10))
-        .max_frame_size(Some(64 << 10))
-        .read_buffer_size(2048)
-        .write_buffer_size(4096);
-    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async_with_config(sock, cb, Some(cfg)).await
+    let Ok(mut ws) =
+        tokio_tungstenite::accept_hdr_async_with_config(sock, cb, Some(ws_config())).await
     else {
         return;
     };
@@ -151,11 +130,7 @@ async fn serve(sock: TcpStream, seq: Arc<AtomicU64>) {
 }
 
 fn answer(m: &Message, msgpack: bool, seq: &AtomicU64) -> Option<Message> {
-    let parsed: Result<In<'_>, ()> = match m {
-        Message::Text(t) => serde_json::from_str(t).map_err(|_| ()),
-        Message::Binary(b) => rmp_serde::from_slice(b).map_err(|_| ()),
-        _ => return None,
-    };
+    let parsed = decode(m)?;
     match parsed {
         Ok(i) => {
             let req = i.req;
@@ -200,13 +175,5 @@ fn answer(m: &Message, msgpack: bool, seq: &AtomicU64) -> Option<Message> {
             },
             msgpack,
         )),
-    }
-}
-
-fn encode(o: &Out<'_>, msgpack: bool) -> Message {
-    if msgpack {
-        Message::Binary(rmp_serde::to_vec_named(o).unwrap_or_default().into())
-    } else {
-        Message::Text(serde_json::to_string(o).unwrap_or_default().into())
     }
 }

@@ -9,7 +9,7 @@
 //! - [`stats`]: histograms, CPU and /proc readings.
 //!
 //! The comparison servers are binaries of this crate: `baseline/` (one EVALSHA per bid) and
-//! `echo/` (answers every bid, does no work).
+//! `echo/` (answers every bid, does no work); [`serving`] is what they share.
 //!
 //! It talks to servers only through the public protocol, so it can point at any server that
 //! implements v1 (the `gavel` crate is not a dependency).
@@ -20,5 +20,6 @@ pub mod model;
 pub mod proto;
 pub mod run;
 pub mod scenario;
+pub mod serving;
 pub mod setup;
 pub mod stats;
