@@ -159,16 +159,18 @@ gen() {
         --server-pid "$SRV_PID" "${extra[@]}" --quiet
 }
 
-section ramp && echo "== 1. ramp: highest sustained rate (p99 <= ${P99_MS} ms, every bid answered)"
-section ramp && for s in $ONLY; do
-    echo "-- $s  (load average $(cut -d' ' -f1-3 /proc/loadavg))"
-    start_server "$s"
-    gen ramp --dealers "$DEALERS" --auctions "$AUCTIONS" --start-rate "$START_RATE" \
-        --factor "$FACTOR" --step-s "$STEP_S" --p99-ms "$P99_MS" --label "$s" \
-        --out "$OUT/ramp-$s.json" >"$OUT/ramp-$s.txt" 2>&1 || true
-    grep -E "highest rate|correctness" "$OUT/ramp-$s.txt" || tail -n 3 "$OUT/ramp-$s.txt"
-    stop_server "$s" "ramp-$s"
-done
+if section ramp; then
+    echo "== 1. ramp: highest sustained rate (p99 <= ${P99_MS} ms, every bid answered)"
+    for s in $ONLY; do
+        echo "-- $s  (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+        start_server "$s"
+        gen ramp --dealers "$DEALERS" --auctions "$AUCTIONS" --start-rate "$START_RATE" \
+            --factor "$FACTOR" --step-s "$STEP_S" --p99-ms "$P99_MS" --label "$s" \
+            --out "$OUT/ramp-$s.json" >"$OUT/ramp-$s.txt" 2>&1 || true
+        grep -E "highest rate|correctness" "$OUT/ramp-$s.txt" || tail -n 3 "$OUT/ramp-$s.txt"
+        stop_server "$s" "ramp-$s"
+    done
+fi
 
 ECHO_MAX="${ECHO_MAX:-$(jq -r '.max_sustained_ack_rate // empty' "$OUT/ramp-echo.json" 2>/dev/null || true)}"
 if [ -n "$ECHO_MAX" ] && section latency; then
