@@ -14,6 +14,11 @@
 //! It talks to servers only through the public protocol, so it can point at any server that
 //! implements v1 (the `gavel` crate is not a dependency).
 
+/// Every binary of this crate (the generator, echo and the baseline) uses the allocator
+/// gavel uses, so the comparison differs in design, not in build settings.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod conn;
 pub mod http;
 pub mod model;
