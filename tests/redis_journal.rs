@@ -314,6 +314,12 @@ async fn stale_owner_is_fenced_and_writes_nothing() {
         Err(StoreError::Fenced(_)) => {}
         other => panic!("stale snapshot: {other:?}"),
     }
+    // Nor can it stage the first part of one.
+    match old.save_snapshot_part(&parted(2, 3 * PART), 0).await {
+        Err(StoreError::Fenced(_)) => {}
+        other => panic!("stale snapshot part: {other:?}"),
+    }
+    assert!(!exists(&mut con, "test:snapshot:staging").await);
     assert_eq!(xlen(&mut con, "test:log").await, 1);
     assert_eq!(xlen(&mut con, "test:outcomes").await, 0);
     assert_eq!(get(&mut con, "test:last_seq").await.as_deref(), Some("2"));
@@ -426,6 +432,144 @@ async fn snapshot_round_trip() {
         other => panic!("snapshot ahead of the log: {other:?}"),
     }
     assert_eq!(journal.load_snapshot().await.expect("load"), Some(snapshot));
+}
+
+/// The Redis journal's part size (`SNAPSHOT_PART_BYTES`).
+const PART: usize = 1 << 20;
+
+/// A snapshot of `len` bytes that differ from part to part.
+fn parted(seq: u64, len: usize) -> Snapshot {
+    Snapshot {
+        seq,
+        bytes: (0..len)
+            .map(|i| (i % 251) as u8 ^ (i / PART) as u8)
+            .collect(),
+    }
+}
+
+async fn exists(con: &mut MultiplexedConnection, key: &str) -> bool {
+    let n: u64 = redis::cmd("EXISTS")
+        .arg(key)
+        .query_async(con)
+        .await
+        .expect("EXISTS");
+    n == 1
+}
+
+async fn llen(con: &mut MultiplexedConnection, key: &str) -> u64 {
+    redis::cmd("LLEN")
+        .arg(key)
+        .query_async(con)
+        .await
+        .expect("LLEN")
+}
+
+#[tokio::test]
+async fn a_snapshot_is_saved_a_part_at_a_time_and_stored_by_its_last_step() {
+    let server = RedisServer::start(RedisOpts::always());
+    let mut journal = open(&server).await;
+    let mut con = raw(&server).await;
+    journal.append(&batch(1..=5)).await.expect("append");
+    let first = parted(3, 2 * PART + 10);
+    journal.save_snapshot(&first).await.expect("save");
+    assert_eq!(llen(&mut con, "test:snapshot:parts").await, 3);
+    assert!(!exists(&mut con, "test:snapshot:staging").await);
+
+    // The next one, part by part: until its last step the first is what loads.
+    let second = parted(5, 3 * PART + PART / 2);
+    let mut from = 0;
+    let mut steps = Vec::new();
+    while from < second.bytes.len() {
+        from = journal
+            .save_snapshot_part(&second, from)
+            .await
+            .expect("part");
+        steps.push(from);
+        if from < second.bytes.len() {
+            assert_eq!(
+                journal.load_snapshot().await.expect("load"),
+                Some(first.clone()),
+                "a snapshot half saved replaced the previous one"
+            );
+        }
+    }
+    assert_eq!(steps, vec![PART, 2 * PART, 3 * PART, second.bytes.len()]);
+    assert_eq!(
+        journal.load_snapshot().await.expect("load"),
+        Some(second.clone())
+    );
+    assert_eq!(llen(&mut con, "test:snapshot:parts").await, 4);
+
+    // Parts must follow one another: one past the staged ones writes nothing.
+    journal
+        .save_snapshot_part(&first, 0)
+        .await
+        .expect("first part");
+    assert!(journal.save_snapshot_part(&first, 2 * PART).await.is_err());
+    assert_eq!(llen(&mut con, "test:snapshot:staging").await, 1);
+    // An unfinished save is simply left behind, and the next one starts over.
+    drop(journal);
+    let _: () = redis::cmd("DEL")
+        .arg("test:lease")
+        .query_async(&mut con)
+        .await
+        .expect("DEL lease");
+    let mut next = open(&server).await;
+    assert_eq!(next.load_snapshot().await.expect("load"), Some(second));
+    let empty = Snapshot {
+        seq: 5,
+        bytes: Vec::new(),
+    };
+    next.save_snapshot(&empty).await.expect("an empty snapshot");
+    assert_eq!(next.load_snapshot().await.expect("load"), Some(empty));
+    assert!(!exists(&mut con, "test:snapshot:parts").await);
+}
+
+#[tokio::test]
+async fn a_snapshot_written_whole_by_an_older_gavel_still_loads() {
+    let server = RedisServer::start(RedisOpts::always());
+    let mut journal = open(&server).await;
+    let mut con = raw(&server).await;
+    journal.append(&batch(1..=5)).await.expect("append");
+    // The layout before parts: the bytes in the hash.
+    let _: () = redis::cmd("HSET")
+        .arg("test:snapshot")
+        .arg("seq")
+        .arg("4")
+        .arg("bytes")
+        .arg(b"old book".as_slice())
+        .query_async(&mut con)
+        .await
+        .expect("HSET");
+    assert_eq!(
+        journal.load_snapshot().await.expect("load"),
+        Some(Snapshot {
+            seq: 4,
+            bytes: b"old book".to_vec()
+        })
+    );
+    // The next save replaces it in the new layout, bytes field and all.
+    let new = parted(5, PART + 1);
+    journal.save_snapshot(&new).await.expect("save");
+    let old_field: bool = redis::cmd("HEXISTS")
+        .arg("test:snapshot")
+        .arg("bytes")
+        .query_async(&mut con)
+        .await
+        .expect("HEXISTS");
+    assert!(!old_field);
+    assert_eq!(journal.load_snapshot().await.expect("load"), Some(new));
+
+    // A hash whose parts went missing is corrupt, not an empty journal.
+    let _: () = redis::cmd("DEL")
+        .arg("test:snapshot:parts")
+        .query_async(&mut con)
+        .await
+        .expect("DEL");
+    assert!(matches!(
+        journal.load_snapshot().await,
+        Err(StoreError::Corrupt(_))
+    ));
 }
 
 #[tokio::test]

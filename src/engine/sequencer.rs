@@ -4,8 +4,10 @@
 //! the end of a batch; a blocking thread serializes the copy; the writer saves the bytes
 //! after it has acknowledged that batch, and only if no append failed in between — after
 //! a failure the book is rebuilt from the journal and the lost seqs are handed out again,
-//! so an older copy may hold commands the journal never got. One snapshot at a time: a
-//! due one waits while the previous is still being serialized or saved.
+//! so an older copy may hold commands the journal never got. The save goes a part at a
+//! time (`Journal::save_snapshot_part`) with appends in between, so an append waits for
+//! one part at most. One snapshot at a time: a due one waits while the previous is still
+//! being serialized or saved.
 
 use crate::auction::{Book, Command, Event, Rules};
 use crate::metrics::{Counter, Gauge, Histogram, BATCH_SIZE, LATENCY_US};
@@ -372,34 +374,35 @@ async fn writer<J: Journal>(
     mut pings: mpsc::Receiver<oneshot::Sender<Result<(), StoreError>>>,
     timeout: Duration,
 ) {
-    // A snapshot whose batch is durable, still being serialized. At most one exists (the
-    // sequencer's permit), so a newer one can only replace a dropped one.
+    // A snapshot whose batch is durable, still being serialized, and then one being saved.
+    // At most one of the two exists (the sequencer's permit travels with the snapshot).
     let mut snapshot: Option<PendingSnapshot> = None;
+    let mut saving: Option<Saving> = None;
     loop {
         let job = tokio::select! {
             biased;
-            // First, so a steady stream of appends cannot starve it. The save holds up the
-            // appends queued behind it (the journal does one thing at a time), but never
-            // the acknowledgement of the batch it covers: that was sent before.
+            // First, so a steady stream of appends cannot starve it. The save never holds
+            // up the acknowledgement of the batch it covers: that was sent before.
             ready = async { snapshot.as_mut().expect("guarded").await }, if snapshot.is_some() => {
                 snapshot = None;
                 // `Err`: no bytes are coming (the serializer logged why).
                 let Ok(ready) = ready else { continue };
                 if jobs.is_closed() {
                     // Shutting down: the sequencer has seen its last append durable and
-                    // dropped its sender. (A save already under way when that happens
-                    // finishes.) Saving 77 MiB now would only delay `close`, and
+                    // dropped its sender. Saving 77 MiB now would only delay `close`, and
                     // shutdown runs to a deadline past which the journal is left unclosed
                     // (a Redis lease then blocks the restart for its TTL). Without it the
                     // restart replays a longer tail from the previous snapshot.
                     tracing::info!(seq = ready.snapshot.seq, "shutting down; snapshot dropped");
                     continue;
                 }
-                save_snapshot(&mut journal, ready).await;
+                saving = Some(Saving::new(ready));
                 continue;
             }
             job = jobs.recv() => match job {
                 Some(job) => job,
+                // Shutting down: an unfinished save is dropped with `saving` (see above);
+                // the journal still holds the previous snapshot.
                 None => break,
             },
             Some(done) = pings.recv() => {
@@ -408,6 +411,14 @@ async fn writer<J: Journal>(
                     Err(_) => Err(StoreError::Unavailable("journal ping timed out".into())),
                 };
                 let _ = done.send(res);
+                continue;
+            }
+            // Last: a part is saved only when no append waits, and an append that arrives
+            // meanwhile waits for one part, not for the whole book (77 MiB on Redis held
+            // appends up for about a second when it was saved in one call).
+            () = std::future::ready(()), if saving.is_some() => {
+                let Some(current) = saving.take() else { continue };
+                saving = current.save_next_part(&mut journal).await;
                 continue;
             }
         };
@@ -428,6 +439,7 @@ async fn writer<J: Journal>(
                         snapshot = covered;
                     }
                 } else {
+                    saving = None;
                     // The sequencer will answer `unavailable`, rebuild the book from the
                     // journal and hand out the lost seqs again, to other commands: a book
                     // copied before this moment must never be saved. (One whose own batch
@@ -441,6 +453,7 @@ async fn writer<J: Journal>(
             Job::Recover { done } => {
                 // Only ever after a failed append, which dropped any snapshot already.
                 snapshot = None;
+                saving = None;
                 let res = recover(&mut journal, true, &mut ()).await.map(|r| r.book);
                 let _ = done.send(res);
             }
@@ -451,26 +464,73 @@ async fn writer<J: Journal>(
     // serialized is dropped with `snapshot` (see above for why), which stops the
     // serializer at its next check rather than holding the runtime's shutdown.
     drop(snapshot);
+    drop(saving);
     if let Err(e) = journal.close().await {
         tracing::warn!(error = %e, "journal did not close cleanly");
     }
 }
 
-/// Saves a serialized snapshot. A failed snapshot costs only replay time at the next start.
-async fn save_snapshot<J: Journal>(journal: &mut J, ready: Serialized) {
-    let serialized = ready.started.elapsed();
-    let saving = Instant::now();
-    let seq = ready.snapshot.seq;
-    let bytes = ready.snapshot.bytes.len();
-    match journal.save_snapshot(&ready.snapshot).await {
-        Ok(()) => tracing::info!(
-            seq,
-            bytes,
-            serialize_ms = serialized.as_millis() as u64,
-            save_ms = saving.elapsed().as_millis() as u64,
-            "snapshot saved"
-        ),
-        Err(e) => tracing::warn!(seq, error = %e, "snapshot not saved"),
+/// A serialized snapshot being saved a part at a time, between appends.
+struct Saving {
+    ready: Serialized,
+    /// Where the next part starts.
+    next: usize,
+    /// How long the serialization took, for the log line.
+    serialized: Duration,
+    since: Instant,
+    parts: u32,
+}
+
+impl Saving {
+    fn new(ready: Serialized) -> Self {
+        Self {
+            serialized: ready.started.elapsed(),
+            ready,
+            next: 0,
+            since: Instant::now(),
+            parts: 0,
+        }
+    }
+
+    /// Saves the next part; `Some` while parts remain. A failed snapshot costs only
+    /// replay time at the next start, so it is logged and dropped.
+    async fn save_next_part<J: Journal>(mut self, journal: &mut J) -> Option<Self> {
+        let seq = self.ready.snapshot.seq;
+        let bytes = self.ready.snapshot.bytes.len();
+        match journal
+            .save_snapshot_part(&self.ready.snapshot, self.next)
+            .await
+        {
+            Ok(next) if next >= bytes => {
+                tracing::info!(
+                    seq,
+                    bytes,
+                    parts = self.parts + 1,
+                    serialize_ms = self.serialized.as_millis() as u64,
+                    save_ms = self.since.elapsed().as_millis() as u64,
+                    "snapshot saved"
+                );
+                None
+            }
+            Ok(next) if next > self.next => {
+                self.next = next;
+                self.parts += 1;
+                Some(self)
+            }
+            Ok(next) => {
+                tracing::error!(
+                    seq,
+                    from = self.next,
+                    next,
+                    "snapshot save made no progress"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(seq, error = %e, "snapshot not saved");
+                None
+            }
+        }
     }
 }
 

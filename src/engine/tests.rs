@@ -541,6 +541,54 @@ async fn a_slow_snapshot_save_does_not_delay_the_ack_of_the_batch_it_covers() {
 }
 
 #[tokio::test]
+async fn appends_go_between_the_parts_of_a_snapshot_save() {
+    let journal = MemoryJournal::new();
+    let cfg = EngineConfig {
+        snapshot_every_commands: 6,
+        ..config()
+    };
+    let (h, task, _) = start(&journal, cfg).await;
+    setup(&h, 600_000).await;
+    // Four parts of 300 ms: 1.2 s for the whole save.
+    journal.split_snapshots(Some(4));
+    journal.delay_snapshots(Some(Duration::from_millis(300)));
+    let first = h.submit(bid(1, 10_000, "p1")).await.expect("durable");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while journal.snapshot_parts_saved() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot part saved"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A part is under way now; the bid's append waits for it and no more.
+    let started = std::time::Instant::now();
+    let second = h.submit(bid(2, 20_000, "p2")).await.expect("durable");
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "the append waited {:?}: longer than one part",
+        started.elapsed()
+    );
+    assert!(
+        journal.saved_snapshots().is_empty(),
+        "the save finished before the append went through: nothing went between its parts"
+    );
+    assert!(second.seq > first.seq);
+
+    wait_for_snapshots(&journal, 1).await;
+    let saved = journal.saved_snapshots();
+    assert_eq!(
+        saved[0].seq, first.seq,
+        "the snapshot covers the first bid's batch"
+    );
+    assert_eq!(journal.snapshot_parts_saved(), 4);
+    assert_snapshots_match_the_log(&journal);
+    stop(h, task).await;
+    assert_snapshot_recovery_matches_full_replay(&journal).await;
+}
+
+#[tokio::test]
 async fn a_snapshot_whose_batch_failed_is_never_saved() {
     let journal = MemoryJournal::new();
     let cfg = EngineConfig {

@@ -37,13 +37,35 @@ struct Inner {
     delay: Option<Duration>,
     /// Appends attempted, failed ones included.
     attempts: u64,
-    /// How long each snapshot save waits (on the tokio clock) before it takes effect.
+    /// How long each snapshot save (or each part of one) waits (on the tokio clock)
+    /// before it takes effect.
     snapshot_delay: Option<Duration>,
+    /// Set by `split_snapshots`: `save_snapshot_part` saves this many parts per snapshot.
+    snapshot_parts: Option<usize>,
+    /// The parts of the snapshot being saved so far, concatenated.
+    staged: Vec<u8>,
+    /// Snapshot parts stored, over all snapshots.
+    parts_saved: u64,
 }
 
 impl Inner {
     fn last_seq(&self) -> u64 {
         self.batches.last().map_or(0, Batch::last_seq)
+    }
+
+    fn store_snapshot(&mut self, snapshot: Snapshot) -> Result<(), StoreError> {
+        let last = self.last_seq();
+        if snapshot.seq > last {
+            // A snapshot must not claim entries that are not durable (same rule as the file
+            // journal).
+            return Err(StoreError::OutOfOrder {
+                expected: last,
+                got: snapshot.seq,
+            });
+        }
+        self.snapshot = Some(snapshot.clone());
+        self.saved.push(snapshot);
+        Ok(())
     }
 }
 
@@ -77,6 +99,17 @@ impl MemoryJournal {
     /// dropped during the wait stores nothing.
     pub fn delay_snapshots(&self, delay: Option<Duration>) {
         self.inner.lock().snapshot_delay = delay;
+    }
+
+    /// Makes `save_snapshot_part` save each later snapshot in `parts` parts (each waiting
+    /// the `delay_snapshots` delay), as the Redis journal does; `None` saves it whole.
+    pub fn split_snapshots(&self, parts: Option<usize>) {
+        self.inner.lock().snapshot_parts = parts.map(|n| n.max(1));
+    }
+
+    /// Snapshot parts stored so far (with `split_snapshots`).
+    pub fn snapshot_parts_saved(&self) -> u64 {
+        self.inner.lock().parts_saved
     }
 
     /// A copy of every batch stored, in order.
@@ -164,19 +197,47 @@ impl Journal for MemoryJournal {
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
-        let mut inner = self.inner.lock();
-        let last = inner.last_seq();
-        if snapshot.seq > last {
-            // A snapshot must not claim entries that are not durable (same rule as the file
-            // journal).
-            return Err(StoreError::OutOfOrder {
-                expected: last,
-                got: snapshot.seq,
-            });
+        self.inner.lock().store_snapshot(snapshot.clone())
+    }
+
+    async fn save_snapshot_part(
+        &mut self,
+        snapshot: &Snapshot,
+        from: usize,
+    ) -> Result<usize, StoreError> {
+        let (parts, delay) = {
+            let inner = self.inner.lock();
+            (inner.snapshot_parts, inner.snapshot_delay)
+        };
+        let Some(parts) = parts else {
+            self.save_snapshot(snapshot).await?;
+            return Ok(snapshot.bytes.len());
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
         }
-        inner.snapshot = Some(snapshot.clone());
-        inner.saved.push(snapshot.clone());
-        Ok(())
+        let len = snapshot.bytes.len();
+        let end = from.saturating_add(len.div_ceil(parts).max(1)).min(len);
+        let mut inner = self.inner.lock();
+        if from == 0 {
+            inner.staged.clear();
+        }
+        if inner.staged.len() != from || from > len {
+            return Err(StoreError::Unavailable(format!(
+                "snapshot part at {from}, but {} bytes are staged",
+                inner.staged.len()
+            )));
+        }
+        inner.staged.extend_from_slice(&snapshot.bytes[from..end]);
+        inner.parts_saved += 1;
+        if end == len {
+            let bytes = std::mem::take(&mut inner.staged);
+            inner.store_snapshot(Snapshot {
+                seq: snapshot.seq,
+                bytes,
+            })?;
+        }
+        Ok(end)
     }
 
     async fn load_snapshot(&mut self) -> Result<Option<Snapshot>, StoreError> {
@@ -322,6 +383,26 @@ mod tests {
         j.save_snapshot(&snap).await.unwrap();
         assert_eq!(j.load_snapshot().await.unwrap(), Some(snap.clone()));
         assert_eq!(j.saved_snapshots(), vec![snap]);
+    }
+
+    #[tokio::test]
+    async fn a_split_snapshot_is_stored_by_its_last_part() {
+        let mut j = MemoryJournal::new();
+        j.append(&batch(1, 2)).await.unwrap();
+        j.split_snapshots(Some(3));
+        let snap = Snapshot {
+            seq: 2,
+            bytes: (0..10u8).collect(),
+        };
+        assert_eq!(j.save_snapshot_part(&snap, 0).await.unwrap(), 4);
+        assert_eq!(j.save_snapshot_part(&snap, 4).await.unwrap(), 8);
+        assert_eq!(j.snapshot(), None, "stored before its last part");
+        assert_eq!(j.save_snapshot_part(&snap, 8).await.unwrap(), 10);
+        assert_eq!(j.snapshot(), Some(snap.clone()));
+        assert_eq!(j.snapshot_parts_saved(), 3);
+        // A part that does not follow the staged ones is refused; from 0 starts over.
+        assert!(j.save_snapshot_part(&snap, 4).await.is_err());
+        assert_eq!(j.save_snapshot_part(&snap, 0).await.unwrap(), 4);
     }
 
     #[tokio::test(start_paused = true)]

@@ -179,6 +179,26 @@ pub trait Journal: Send + 'static {
         snapshot: &Snapshot,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Stores a snapshot a part at a time: saves the part starting at byte `from` and
+    /// returns where the next one starts. The call that returns `snapshot.bytes.len()`
+    /// has stored the snapshot, as `save_snapshot` would; until then `load_snapshot` still
+    /// returns the previous one. `from == 0` starts over, discarding any unfinished save.
+    ///
+    /// The engine's writer appends batches between the calls, so a large book does not
+    /// hold up the appends queued behind it for longer than one part. The default saves
+    /// the whole snapshot in one call.
+    fn save_snapshot_part(
+        &mut self,
+        snapshot: &Snapshot,
+        from: usize,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let _ = from;
+        async move {
+            self.save_snapshot(snapshot).await?;
+            Ok(snapshot.bytes.len())
+        }
+    }
+
     /// The newest snapshot, if any.
     fn load_snapshot(
         &mut self,

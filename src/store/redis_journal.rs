@@ -9,7 +9,9 @@
 //! | `{prefix}:last_seq`   | string | the last durable seq (absent = 0)                         |
 //! | `{prefix}:epoch`      | string | fencing counter, incremented by every engine that takes the lease |
 //! | `{prefix}:lease`      | string | `{epoch}:{owner}` of the engine that owns the journal, with a TTL |
-//! | `{prefix}:snapshot`   | hash   | `seq`, `bytes` of the newest snapshot                     |
+//! | `{prefix}:snapshot`   | hash   | `seq`, `parts`, `len` of the newest snapshot (or `seq`, `bytes` as written before snapshots were saved in parts; still read) |
+//! | `{prefix}:snapshot:parts` | list | the newest snapshot's bytes, in parts of at most 1 MiB |
+//! | `{prefix}:snapshot:staging` | list | the parts of a snapshot being saved; renamed to `snapshot:parts` by the save's last step |
 //!
 //! Every write is one Lua script, so Redis runs it atomically, and every script checks
 //! before it writes: a refused append or snapshot writes nothing. The fencing does not rest
@@ -37,6 +39,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant, MissedTickBehavior};
+
+/// Bytes of a snapshot per Redis call. Redis runs one command at a time, so an append
+/// queued behind a part waits for it: 1 MiB costs a few ms, where a 77 MiB book saved in
+/// one call held appends up for about a second.
+const SNAPSHOT_PART_BYTES: usize = 1 << 20;
+
+/// Parts per read when a snapshot is loaded.
+const SNAPSHOT_READ_PARTS: usize = 16;
 
 /// Settings of the Redis journal. `Default` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,6 +193,8 @@ struct Keys {
     epoch: String,
     lease: String,
     snapshot: String,
+    snapshot_parts: String,
+    snapshot_staging: String,
 }
 
 impl Keys {
@@ -194,6 +206,8 @@ impl Keys {
             epoch: format!("{prefix}:epoch"),
             lease: format!("{prefix}:lease"),
             snapshot: format!("{prefix}:snapshot"),
+            snapshot_parts: format!("{prefix}:snapshot:parts"),
+            snapshot_staging: format!("{prefix}:snapshot:staging"),
         }
     }
 }
@@ -269,15 +283,49 @@ end
 return 1
 "#;
 
-/// Snapshot: KEYS lease, epoch, last_seq, snapshot; ARGV value, epoch, ttl, seq, bytes.
-/// Refuses (`AHEAD {last_seq}`) a snapshot claiming entries the log does not hold.
+/// One part of a snapshot: KEYS lease, epoch, staging; ARGV value, epoch, ttl, index,
+/// bytes. Part 0 starts the staging list over; any other must come right after the parts
+/// staged (`PARTS {staged}` otherwise). Returns 1.
+const SNAPSHOT_PART_BODY_LUA: &str = r#"
+local index = tonumber(ARGV[4])
+local staged = redis.call('LLEN', KEYS[3])
+if index ~= 0 and staged ~= index then
+  return redis.error_reply('PARTS ' .. staged .. ' staged, this is part ' .. index)
+end
+if index == 0 then
+  redis.call('DEL', KEYS[3])
+end
+redis.call('RPUSH', KEYS[3], ARGV[5])
+if relet then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+end
+return 1
+"#;
+
+/// A snapshot's last step: KEYS lease, epoch, last_seq, snapshot, staging, parts; ARGV
+/// value, epoch, ttl, seq, part count, byte length. Refuses (`AHEAD {last_seq}`) a
+/// snapshot claiming entries the log does not hold, and (`PARTS`) one whose parts are not
+/// all staged; otherwise the staged parts become the snapshot's, in one step (`RENAME` is
+/// O(1) however large the book).
 const SNAPSHOT_BODY_LUA: &str = r#"
 local last = redis.call('GET', KEYS[3]) or '0'
 local seq = ARGV[4]
 if #seq > #last or (#seq == #last and seq > last) then
   return redis.error_reply('AHEAD ' .. last)
 end
-redis.call('HSET', KEYS[4], 'seq', seq, 'bytes', ARGV[5])
+local expected = tonumber(ARGV[5])
+local staged = redis.call('LLEN', KEYS[5])
+if expected > 0 and staged ~= expected then
+  return redis.error_reply('PARTS ' .. staged .. ' staged, ' .. ARGV[5] .. ' expected')
+end
+if expected == 0 then
+  -- An empty book has no parts; whatever an unfinished save staged goes too.
+  redis.call('DEL', KEYS[5], KEYS[6])
+else
+  redis.call('RENAME', KEYS[5], KEYS[6])
+end
+redis.call('HSET', KEYS[4], 'seq', seq, 'parts', ARGV[5], 'len', ARGV[6])
+redis.call('HDEL', KEYS[4], 'bytes')
 if relet then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 end
@@ -331,6 +379,7 @@ impl Lua {
 struct Scripts {
     open: Lua,
     append: Lua,
+    snapshot_part: Lua,
     snapshot: Lua,
     renew: Lua,
     release: Lua,
@@ -342,16 +391,18 @@ impl Scripts {
         Self {
             open: Lua::new(OPEN_LUA),
             append: guarded(APPEND_BODY_LUA),
+            snapshot_part: guarded(SNAPSHOT_PART_BODY_LUA),
             snapshot: guarded(SNAPSHOT_BODY_LUA),
             renew: guarded(RENEW_BODY_LUA),
             release: Lua::new(RELEASE_LUA),
         }
     }
 
-    fn all(&self) -> [&Lua; 5] {
+    fn all(&self) -> [&Lua; 6] {
         [
             &self.open,
             &self.append,
+            &self.snapshot_part,
             &self.snapshot,
             &self.renew,
             &self.release,
@@ -755,6 +806,35 @@ impl RedisJournal {
             .and_then(|entry| entry.map.get("b"))
             .is_some_and(|stored| matches!(stored, Value::BulkString(b) if b == bytes)))
     }
+
+    /// The newest snapshot's `parts` parts, concatenated, read a few at a time so that no
+    /// reply is larger than `SNAPSHOT_READ_PARTS` parts (each read has the op timeout).
+    async fn read_snapshot_parts(&mut self, parts: usize) -> Result<Vec<u8>, StoreError> {
+        let mut bytes = Vec::new();
+        let mut from = 0;
+        while from < parts {
+            let to = from.saturating_add(SNAPSHOT_READ_PARTS).min(parts) - 1;
+            let mut range = redis::cmd("LRANGE");
+            range.arg(&self.keys.snapshot_parts).arg(from).arg(to);
+            let got: Vec<Vec<u8>> = self
+                .link
+                .query("load snapshot parts", Request::Cmd(&range))
+                .await
+                .map_err(Failure::plain)?;
+            if got.len() != to + 1 - from {
+                return Err(StoreError::Corrupt(format!(
+                    "{} holds {} parts from {from}; the snapshot says {parts}",
+                    self.keys.snapshot_parts,
+                    from + got.len()
+                )));
+            }
+            for part in got {
+                bytes.extend_from_slice(&part);
+            }
+            from = to + 1;
+        }
+        Ok(bytes)
+    }
 }
 
 impl Journal for RedisJournal {
@@ -899,22 +979,79 @@ impl Journal for RedisJournal {
         Ok(batches)
     }
 
-    /// One `EVALSHA`: lease check, then `HSET {prefix}:snapshot seq … bytes …`. A snapshot
-    /// past the log's last durable seq is refused with `OutOfOrder { expected: last_seq }`.
+    /// The whole snapshot, a part at a time (see `save_snapshot_part`).
     async fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let mut save = self.lease.guarded(
-            &self.keys,
-            &self.scripts.snapshot,
-            &[&self.keys.last_seq, &self.keys.snapshot],
-        );
-        save.arg(snapshot.seq).arg(&snapshot.bytes[..]);
+        let mut from = 0;
+        loop {
+            from = self.save_snapshot_part(snapshot, from).await?;
+            if from >= snapshot.bytes.len() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One `EVALSHA` per part of at most [`SNAPSHOT_PART_BYTES`], `RPUSH`ed to
+    /// `{prefix}:snapshot:staging`; the last call then runs the commit script, which
+    /// checks the lease and the seq and renames the staged parts to the snapshot's. A
+    /// snapshot past the log's last durable seq is refused with `OutOfOrder { expected:
+    /// last_seq }`. Between parts Redis serves the engine's appends, so a large book
+    /// holds each of them up for one part at most.
+    async fn save_snapshot_part(
+        &mut self,
+        snapshot: &Snapshot,
+        from: usize,
+    ) -> Result<usize, StoreError> {
+        let len = snapshot.bytes.len();
+        if from > len || !from.is_multiple_of(SNAPSHOT_PART_BYTES) {
+            return Err(StoreError::Unavailable(format!(
+                "snapshot part at byte {from} of {len}: parts start every {SNAPSHOT_PART_BYTES} bytes"
+            )));
+        }
+        let end = from.saturating_add(SNAPSHOT_PART_BYTES).min(len);
         let scripts = Arc::clone(&self.scripts);
+        if end > from {
+            let mut part = self.lease.guarded(
+                &self.keys,
+                &scripts.snapshot_part,
+                &[&self.keys.snapshot_staging],
+            );
+            part.arg(from / SNAPSHOT_PART_BYTES)
+                .arg(&snapshot.bytes[from..end]);
+            let _: i64 = self
+                .link
+                .query(
+                    "save snapshot part",
+                    Request::Script {
+                        evalsha: &part,
+                        lua: &scripts.snapshot_part,
+                    },
+                )
+                .await
+                .map_err(|f| f.into_store(snapshot.seq, true))?;
+            if end < len {
+                return Ok(end);
+            }
+        }
+        let mut commit = self.lease.guarded(
+            &self.keys,
+            &scripts.snapshot,
+            &[
+                &self.keys.last_seq,
+                &self.keys.snapshot,
+                &self.keys.snapshot_staging,
+                &self.keys.snapshot_parts,
+            ],
+        );
+        commit
+            .arg(snapshot.seq)
+            .arg(len.div_ceil(SNAPSHOT_PART_BYTES))
+            .arg(len);
         let _: i64 = self
             .link
             .query(
                 "save snapshot",
                 Request::Script {
-                    evalsha: &save,
+                    evalsha: &commit,
                     lua: &scripts.snapshot,
                 },
             )
@@ -938,31 +1075,54 @@ impl Journal for RedisJournal {
                 Err(_) => tracing::warn!(min, "redis log not trimmed behind the snapshot"),
             }
         }
-        Ok(())
+        Ok(len)
     }
 
     async fn load_snapshot(&mut self) -> Result<Option<Snapshot>, StoreError> {
         let mut get = redis::cmd("HMGET");
-        get.arg(&self.keys.snapshot).arg("seq").arg("bytes");
-        let (seq, bytes): (Option<String>, Option<Vec<u8>>) = self
+        get.arg(&self.keys.snapshot)
+            .arg("seq")
+            .arg("bytes")
+            .arg("parts")
+            .arg("len");
+        type Fields = (
+            Option<String>,
+            Option<Vec<u8>>,
+            Option<usize>,
+            Option<usize>,
+        );
+        let (seq, bytes, parts, len): Fields = self
             .link
             .query("load snapshot", Request::Cmd(&get))
             .await
             .map_err(Failure::plain)?;
-        match (seq, bytes) {
-            (None, None) => Ok(None),
-            (Some(seq), Some(bytes)) => match seq.parse() {
-                Ok(seq) => Ok(Some(Snapshot { seq, bytes })),
-                Err(_) => Err(StoreError::Corrupt(format!(
-                    "{} seq holds {seq:?}, not a seq",
-                    self.keys.snapshot
-                ))),
-            },
-            _ => Err(StoreError::Corrupt(format!(
-                "{} lacks its seq or its bytes",
-                self.keys.snapshot
-            ))),
-        }
+        let key = self.keys.snapshot.clone();
+        let corrupt = |what: String| StoreError::Corrupt(format!("{key} {what}"));
+        let Some(seq) = seq else {
+            return match (bytes, parts) {
+                (None, None) => Ok(None),
+                _ => Err(corrupt("lacks its seq".into())),
+            };
+        };
+        let seq = seq
+            .parse()
+            .map_err(|_| corrupt(format!("seq holds {seq:?}, not a seq")))?;
+        let bytes = match (bytes, parts, len) {
+            // Written before snapshots were saved in parts.
+            (Some(bytes), None, _) => bytes,
+            (None, Some(parts), Some(len)) => {
+                let bytes = self.read_snapshot_parts(parts).await?;
+                if bytes.len() != len {
+                    return Err(corrupt(format!(
+                        "says {len} bytes in {parts} parts; the parts hold {}",
+                        bytes.len()
+                    )));
+                }
+                bytes
+            }
+            _ => return Err(corrupt("lacks its bytes, or its parts and length".into())),
+        };
+        Ok(Some(Snapshot { seq, bytes }))
     }
 
     async fn ping(&mut self) -> Result<(), StoreError> {
