@@ -413,9 +413,9 @@ async fn writer<J: Journal>(
                 let _ = done.send(res);
                 continue;
             }
-            // Last: a part is saved only when no append waits, and an append that arrives
-            // meanwhile waits for one part, not for the whole book (77 MiB on Redis held
-            // appends up for about a second when it was saved in one call).
+            // Last: when idle, the next part. An append that arrives meanwhile waits for one
+            // part, not for the whole book (77 MiB on Redis held appends up for about a
+            // second when it was saved in one call).
             () = std::future::ready(()), if saving.is_some() => {
                 let Some(current) = saving.take() else { continue };
                 saving = current.save_next_part(&mut journal).await;
@@ -449,6 +449,12 @@ async fn writer<J: Journal>(
                     snapshot = None;
                 }
                 let _ = done.send(res);
+                // One part after every append while a save is under way, even when the
+                // next append is already waiting: a busy engine still finishes its
+                // snapshot, and an append still waits for one part at most.
+                if let Some(current) = saving.take() {
+                    saving = current.save_next_part(&mut journal).await;
+                }
             }
             Job::Recover { done } => {
                 // Only ever after a failed append, which dropped any snapshot already.
