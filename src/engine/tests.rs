@@ -118,6 +118,15 @@ async fn stop(h: EngineHandle, task: tokio::task::JoinHandle<Result<(), StoreErr
     task.await.expect("join").expect("clean stop");
 }
 
+/// Snapshots every 6 commands: the fixture `setup` writes (Configure, the seller, two
+/// dealers, the listing) are commands 1-5, so a snapshot is due with the first bid's write.
+fn snapshot_at_first_bid() -> EngineConfig {
+    EngineConfig {
+        snapshot_every_commands: 6,
+        ..config()
+    }
+}
+
 async fn setup(h: &EngineHandle, duration_ms: u64) {
     h.submit(Command::RegisterSeller {
         name: "s".into(),
@@ -502,13 +511,7 @@ async fn submit_then_to_a_stopped_engine_calls_back_unavailable() {
 #[tokio::test]
 async fn a_slow_snapshot_save_does_not_delay_the_ack_of_the_batch_it_covers() {
     let journal = MemoryJournal::new();
-    // Configure, the seller, two dealers and the listing are commands 1-5: the snapshot
-    // is due with the write of the first bid.
-    let cfg = EngineConfig {
-        snapshot_every_commands: 6,
-        ..config()
-    };
-    let (h, task, _) = start(&journal, cfg).await;
+    let (h, task, _) = start(&journal, snapshot_at_first_bid()).await;
     setup(&h, 600_000).await;
     assert!(journal.saved_snapshots().is_empty());
     journal.delay_snapshots(Some(Duration::from_millis(1_000)));
@@ -543,11 +546,7 @@ async fn a_slow_snapshot_save_does_not_delay_the_ack_of_the_batch_it_covers() {
 #[tokio::test]
 async fn appends_go_between_the_parts_of_a_snapshot_save() {
     let journal = MemoryJournal::new();
-    let cfg = EngineConfig {
-        snapshot_every_commands: 6,
-        ..config()
-    };
-    let (h, task, _) = start(&journal, cfg).await;
+    let (h, task, _) = start(&journal, snapshot_at_first_bid()).await;
     setup(&h, 600_000).await;
     // Four parts of 300 ms: 1.2 s for the whole save.
     journal.split_snapshots(Some(4));
@@ -591,10 +590,7 @@ async fn appends_go_between_the_parts_of_a_snapshot_save() {
 #[tokio::test]
 async fn a_snapshot_whose_batch_failed_is_never_saved() {
     let journal = MemoryJournal::new();
-    let cfg = EngineConfig {
-        snapshot_every_commands: 6,
-        ..config()
-    };
+    let cfg = snapshot_at_first_bid();
     let (h, task, _) = start(&journal, cfg.clone()).await;
     setup(&h, 600_000).await;
     let before = journal.last_seq();

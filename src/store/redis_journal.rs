@@ -807,6 +807,23 @@ impl RedisJournal {
             .is_some_and(|stored| matches!(stored, Value::BulkString(b) if b == bytes)))
     }
 
+    /// Runs one of the snapshot's lease-guarded scripts; `AHEAD` means `snapshot` claims
+    /// entries the log does not hold.
+    async fn snapshot_script(
+        &mut self,
+        what: &str,
+        evalsha: &Cmd,
+        lua: &Lua,
+        snapshot: &Snapshot,
+    ) -> Result<(), StoreError> {
+        let _: i64 = self
+            .link
+            .query(what, Request::Script { evalsha, lua })
+            .await
+            .map_err(|f| f.into_store(snapshot.seq, true))?;
+        Ok(())
+    }
+
     /// The newest snapshot's `parts` parts, concatenated, read a few at a time so that no
     /// reply is larger than `SNAPSHOT_READ_PARTS` parts (each read has the op timeout).
     async fn read_snapshot_parts(&mut self, parts: usize) -> Result<Vec<u8>, StoreError> {
@@ -1017,17 +1034,13 @@ impl Journal for RedisJournal {
             );
             part.arg(from / SNAPSHOT_PART_BYTES)
                 .arg(&snapshot.bytes[from..end]);
-            let _: i64 = self
-                .link
-                .query(
-                    "save snapshot part",
-                    Request::Script {
-                        evalsha: &part,
-                        lua: &scripts.snapshot_part,
-                    },
-                )
-                .await
-                .map_err(|f| f.into_store(snapshot.seq, true))?;
+            self.snapshot_script(
+                "save snapshot part",
+                &part,
+                &scripts.snapshot_part,
+                snapshot,
+            )
+            .await?;
             if end < len {
                 return Ok(end);
             }
@@ -1046,17 +1059,8 @@ impl Journal for RedisJournal {
             .arg(snapshot.seq)
             .arg(len.div_ceil(SNAPSHOT_PART_BYTES))
             .arg(len);
-        let _: i64 = self
-            .link
-            .query(
-                "save snapshot",
-                Request::Script {
-                    evalsha: &commit,
-                    lua: &scripts.snapshot,
-                },
-            )
-            .await
-            .map_err(|f| f.into_store(snapshot.seq, true))?;
+        self.snapshot_script("save snapshot", &commit, &scripts.snapshot, snapshot)
+            .await?;
         if let Some(keep) = self.config_retain {
             // Entries are `{first}-{last}` and the engine snapshots at a batch's end, so
             // every entry starting at or after `min` is kept and recovery (snapshot + the
