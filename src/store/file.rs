@@ -20,7 +20,10 @@
 //! u32 LE payload length | u32 LE CRC32C(payload) | payload = rmp_serde::to_vec_named(&Batch)
 //! ```
 //!
-//! A snapshot file is one frame whose payload is `u64 LE seq | the snapshot's bytes`.
+//! A snapshot file is one frame whose payload is `u64 LE seq | the snapshot's bytes`. It is
+//! written as `snapshot-{seq:020}.bin.tmp`, a MiB at a time with appends in between
+//! (`save_snapshot_part`; the header goes last), and renamed into place once complete; a
+//! `.tmp` left by an interrupted save is removed at open.
 //!
 //! # Encoding
 //!
@@ -142,6 +145,9 @@ impl FileJournalConfig {
 const SNAPSHOTS_KEPT: usize = 2;
 /// Bytes of a frame header: length and CRC.
 const HEADER: usize = 8;
+/// Bytes of a snapshot per `save_snapshot_part`: the appends queued behind a part wait
+/// for its write and fsync, a few ms, instead of for the whole book's.
+const SNAPSHOT_PART_BYTES: usize = 1 << 20;
 /// Read buffer for scanning and replaying segments.
 const READ_BUF: usize = 256 << 10;
 /// Upper bound on the CRC work spent looking for a valid frame after a bad one (see
@@ -183,6 +189,15 @@ enum Request {
         seq: u64,
         frame: Vec<u8>,
         reply: Reply<()>,
+    },
+    /// `part` is the snapshot's bytes from `from`; `total` its whole length. Replies with
+    /// where the next part starts.
+    SnapshotPart {
+        seq: u64,
+        from: usize,
+        part: Vec<u8>,
+        total: usize,
+        reply: Reply<usize>,
     },
     LoadSnapshot {
         reply: Reply<Option<Snapshot>>,
@@ -370,6 +385,29 @@ impl Journal for FileJournal {
             .await
     }
 
+    /// Parts of [`SNAPSHOT_PART_BYTES`], each written and fsynced to the snapshot's
+    /// temporary file by the journal's thread; the last one finishes the frame's header,
+    /// fsyncs and renames the file into place, as `save_snapshot` does. Appends go between
+    /// the parts.
+    async fn save_snapshot_part(
+        &mut self,
+        snapshot: &Snapshot,
+        from: usize,
+    ) -> Result<usize, StoreError> {
+        let total = snapshot.bytes.len();
+        let end = from.saturating_add(SNAPSHOT_PART_BYTES).min(total);
+        let part = snapshot.bytes.get(from..end).unwrap_or_default().to_vec();
+        let seq = snapshot.seq;
+        self.call(|reply| Request::SnapshotPart {
+            seq,
+            from,
+            part,
+            total,
+            reply,
+        })
+        .await
+    }
+
     async fn load_snapshot(&mut self) -> Result<Option<Snapshot>, StoreError> {
         self.call(|reply| Request::LoadSnapshot { reply }).await
     }
@@ -523,6 +561,19 @@ struct Writer {
     /// Why appends are refused until the journal is reopened.
     poisoned: Option<String>,
     cursor: Option<Cursor>,
+    /// The snapshot being written a part at a time, if any.
+    staging: Option<Staging>,
+}
+
+/// A snapshot's temporary file while its parts arrive.
+struct Staging {
+    seq: u64,
+    tmp: PathBuf,
+    file: File,
+    /// Bytes of the snapshot written so far (after the frame header and the seq).
+    written: usize,
+    /// CRC-32C of the frame's payload so far: the seq, then `written` bytes.
+    crc: u32,
 }
 
 fn io_err(what: &str, path: &Path, e: io::Error) -> StoreError {
@@ -535,6 +586,12 @@ fn segment_name(first_seq: u64) -> String {
 
 fn snapshot_name(seq: u64) -> String {
     format!("snapshot-{seq:020}.bin")
+}
+
+/// Where a snapshot is written before it is renamed into place (`remove_temp_files`
+/// clears leftovers at open).
+fn temp_snapshot_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{}.tmp", snapshot_name(seq)))
 }
 
 /// The seq in a file name `{prefix}{20 digits}{suffix}`.
@@ -700,6 +757,7 @@ impl Writer {
             dirty_since: None,
             poisoned: None,
             cursor: None,
+            staging: None,
         })
     }
 
@@ -742,6 +800,15 @@ impl Writer {
                 Request::SaveSnapshot { seq, frame, reply } => {
                     let _ = reply.send(self.save_snapshot(seq, &frame));
                 }
+                Request::SnapshotPart {
+                    seq,
+                    from,
+                    part,
+                    total,
+                    reply,
+                } => {
+                    let _ = reply.send(self.save_snapshot_part(seq, from, &part, total));
+                }
                 Request::LoadSnapshot { reply } => {
                     let _ = reply.send(self.load_snapshot());
                 }
@@ -749,6 +816,7 @@ impl Writer {
                     let _ = reply.send(self.ping());
                 }
                 Request::Close { reply } => {
+                    self.discard_staging();
                     let _ = reply.send(self.sync_now());
                     return;
                 }
@@ -983,21 +1051,28 @@ impl Writer {
         })
     }
 
-    fn save_snapshot(&mut self, seq: u64, frame: &[u8]) -> Result<(), StoreError> {
+    /// Refuses a snapshot that claims entries the log does not hold: recovery would skip
+    /// them.
+    fn check_snapshot_seq(&self, seq: u64) -> Result<(), StoreError> {
         self.check_poisoned()?;
         let last = self.next_seq - 1;
         if seq > last {
-            // A snapshot that claims entries the log does not hold would make recovery skip
-            // them; refuse it rather than trust it.
             return Err(StoreError::OutOfOrder {
                 expected: last,
                 got: seq,
             });
         }
+        Ok(())
+    }
+
+    fn save_snapshot(&mut self, seq: u64, frame: &[u8]) -> Result<(), StoreError> {
+        self.check_snapshot_seq(seq)?;
+        // A whole snapshot replaces any unfinished one (it may use the same file name).
+        self.discard_staging();
         // The snapshot must never be more durable than the entries it covers.
         self.sync_now()?;
         let path = self.dir.join(snapshot_name(seq));
-        let tmp = self.dir.join(format!("{}.tmp", snapshot_name(seq)));
+        let tmp = temp_snapshot_path(&self.dir, seq);
         let written = File::create(&tmp)
             .and_then(|mut f| f.write_all(frame).and_then(|()| f.sync_all()))
             .and_then(|()| fs::rename(&tmp, &path));
@@ -1005,6 +1080,106 @@ impl Writer {
             let _ = fs::remove_file(&tmp);
             return Err(io_err("cannot write snapshot", &path, e));
         }
+        self.snapshot_installed()
+    }
+
+    /// One part of a snapshot (see `Journal::save_snapshot_part`). The file is the same
+    /// frame `save_snapshot` writes; its header (length and CRC) is written last.
+    fn save_snapshot_part(
+        &mut self,
+        seq: u64,
+        from: usize,
+        part: &[u8],
+        total: usize,
+    ) -> Result<usize, StoreError> {
+        self.check_snapshot_seq(seq)?;
+        let payload_len = u32::try_from(total.saturating_add(8)).map_err(|_| {
+            StoreError::Unavailable(format!(
+                "snapshot of {total} bytes exceeds the 4 GiB frame limit"
+            ))
+        })?;
+        if from == 0 {
+            self.discard_staging();
+            let tmp = temp_snapshot_path(&self.dir, seq);
+            let mut head = [0u8; HEADER + 8];
+            head[HEADER..].copy_from_slice(&seq.to_le_bytes());
+            let file = File::create(&tmp).and_then(|mut f| f.write_all(&head).map(|()| f));
+            let file = file.map_err(|e| io_err("cannot write snapshot", &tmp, e))?;
+            self.staging = Some(Staging {
+                seq,
+                tmp,
+                file,
+                written: 0,
+                crc: crc32c::crc32c(&seq.to_le_bytes()),
+            });
+        }
+        let follows = self
+            .staging
+            .as_ref()
+            .is_some_and(|st| st.seq == seq && st.written == from);
+        if !follows || from.saturating_add(part.len()) > total {
+            return Err(StoreError::Unavailable(format!(
+                "snapshot part at byte {from} of seq {seq} does not follow the staged parts"
+            )));
+        }
+        let Some(mut st) = self.staging.take() else {
+            return Err(StoreError::Unavailable("no snapshot staged".into()));
+        };
+        let step = (|| {
+            st.file.write_all(part)?;
+            st.crc = crc32c::crc32c_append(st.crc, part);
+            st.written += part.len();
+            if st.written < total {
+                // Each part reaches the disk as it goes, so the last step's fsync is short.
+                st.file.sync_data()?;
+                return Ok(false);
+            }
+            let mut header = [0u8; HEADER];
+            header[0..4].copy_from_slice(&payload_len.to_le_bytes());
+            header[4..8].copy_from_slice(&st.crc.to_le_bytes());
+            st.file.seek(SeekFrom::Start(0))?;
+            st.file.write_all(&header)?;
+            st.file.sync_all()?;
+            Ok(true)
+        })();
+        match step {
+            Ok(false) => {
+                let written = st.written;
+                self.staging = Some(st);
+                Ok(written)
+            }
+            Ok(true) => {
+                // The snapshot must never be more durable than the entries it covers.
+                let path = self.dir.join(snapshot_name(seq));
+                let installed = self.sync_now().and_then(|()| {
+                    fs::rename(&st.tmp, &path)
+                        .map_err(|e| io_err("cannot rename snapshot", &path, e))
+                });
+                if let Err(e) = installed {
+                    let _ = fs::remove_file(&st.tmp);
+                    return Err(e);
+                }
+                self.snapshot_installed()?;
+                Ok(total)
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&st.tmp);
+                Err(io_err("cannot write snapshot", &st.tmp, e))
+            }
+        }
+    }
+
+    /// Drops an unfinished snapshot: a new one starts, or the journal closes.
+    fn discard_staging(&mut self) {
+        if let Some(st) = self.staging.take() {
+            drop(st.file);
+            let _ = fs::remove_file(&st.tmp);
+        }
+    }
+
+    /// After a snapshot file was renamed into place: makes the rename durable, then
+    /// removes the snapshots and segments it makes unneeded.
+    fn snapshot_installed(&mut self) -> Result<(), StoreError> {
         sync_dir(&self.dir)?;
         // Pruning and retention free space; failing at them loses nothing, so they only warn.
         if let Err(e) = self.prune_snapshots() {

@@ -185,8 +185,8 @@ pub trait Journal: Send + 'static {
     /// returns the previous one. `from == 0` starts over, discarding any unfinished save.
     ///
     /// The engine's writer appends batches between the calls, so a large book does not
-    /// hold up the appends queued behind it for longer than one part. The default saves
-    /// the whole snapshot in one call.
+    /// hold up the appends queued behind it for longer than one part. The file and Redis
+    /// journals save a MiB per call; the default saves the whole snapshot in one.
     fn save_snapshot_part(
         &mut self,
         snapshot: &Snapshot,

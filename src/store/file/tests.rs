@@ -455,6 +455,74 @@ async fn snapshots_keep_two_and_fall_back_past_a_torn_one() {
 }
 
 #[tokio::test]
+async fn a_snapshot_saved_in_parts_is_the_file_a_whole_save_writes() {
+    let parts_dir = tmp();
+    let whole_dir = tmp();
+    let mut parts = open(parts_dir.path()).await;
+    let mut whole = open(whole_dir.path()).await;
+    for j in [&mut parts, &mut whole] {
+        j.append(&bid_batch(1, 10)).await.unwrap();
+    }
+    let snap = Snapshot {
+        seq: 8,
+        bytes: (0..SNAPSHOT_PART_BYTES * 5 / 2)
+            .map(|i| (i % 253) as u8)
+            .collect(),
+    };
+    whole.save_snapshot(&snap).await.unwrap();
+
+    let mut from = 0;
+    let mut next = 11;
+    while from < snap.bytes.len() {
+        from = parts.save_snapshot_part(&snap, from).await.unwrap();
+        if from < snap.bytes.len() {
+            assert_eq!(
+                parts.load_snapshot().await.unwrap(),
+                None,
+                "loaded half saved"
+            );
+            // The log goes on between the parts.
+            parts.append(&bid_batch(next, 1)).await.unwrap();
+            next += 1;
+        }
+    }
+    assert_eq!(from, snap.bytes.len());
+    assert_eq!(parts.load_snapshot().await.unwrap(), Some(snap.clone()));
+    let name = snapshot_name(8);
+    assert_eq!(
+        fs::read(parts_dir.path().join(&name)).unwrap(),
+        fs::read(whole_dir.path().join(&name)).unwrap(),
+        "the part-by-part file differs from the whole one"
+    );
+
+    // A part that does not follow the staged ones is refused.
+    assert!(parts
+        .save_snapshot_part(&snap, SNAPSHOT_PART_BYTES)
+        .await
+        .is_err());
+    // An unfinished save leaves the finished one in place, and its file goes at open.
+    let later = Snapshot {
+        seq: 12,
+        bytes: vec![7; SNAPSHOT_PART_BYTES + 1],
+    };
+    assert_eq!(
+        parts.save_snapshot_part(&later, 0).await.unwrap(),
+        SNAPSHOT_PART_BYTES
+    );
+    drop(parts);
+    let mut parts = open(parts_dir.path()).await;
+    assert!(!temp_snapshot_path(parts_dir.path(), 12).exists());
+    assert_eq!(parts.load_snapshot().await.unwrap(), Some(snap));
+    // An empty book is one step.
+    let empty = Snapshot {
+        seq: 12,
+        bytes: Vec::new(),
+    };
+    assert_eq!(parts.save_snapshot_part(&empty, 0).await.unwrap(), 0);
+    assert_eq!(parts.load_snapshot().await.unwrap(), Some(empty));
+}
+
+#[tokio::test]
 async fn retention_keeps_everything_by_default() {
     let dir = tmp();
     let mut j = FileJournal::open(dir.path(), small()).await.unwrap();
