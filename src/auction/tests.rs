@@ -165,6 +165,16 @@ impl Sim {
         self.run(Command::Tick)
     }
 
+    /// The clock and counters of this simulation, over an empty book.
+    fn clone_clock(&self) -> Self {
+        Self {
+            book: Book::default(),
+            seq: self.seq,
+            now: self.now,
+            next_bid_id: self.next_bid_id,
+        }
+    }
+
     fn lot(&self, id: LotId) -> &Lot {
         self.book.lot(id).expect("lot exists")
     }
@@ -1553,6 +1563,53 @@ fn bid_ids_are_forgotten_after_retention_once_their_lot_is_closed() {
             }]
         ),
         "{kept:?}"
+    );
+}
+
+#[test]
+fn a_copy_of_the_book_shares_receipts_until_they_change() {
+    use std::sync::Arc;
+    let (mut sim, d, lot) = market(2, y(10_000), y(50_000), None);
+    sim.bid_with_id(d[0], lot, y(10_000), None, "a1");
+    sim.bid_with_id(d[1], lot, y(11_000), None, "b1");
+    // What a snapshot takes.
+    let copy = sim.book.clone();
+    let receipts = |b: &Book, i: usize| Arc::clone(&b.dealer(d[i]).expect("dealer").receipts);
+    assert!(Arc::ptr_eq(&receipts(&copy, 0), &receipts(&sim.book, 0)));
+
+    // Dealer 0 bids again: its map is copied, the snapshot's stays as it was; dealer 1's
+    // is still shared.
+    sim.bid_with_id(d[0], lot, y(20_000), None, "a2");
+    assert!(!Arc::ptr_eq(&receipts(&copy, 0), &receipts(&sim.book, 0)));
+    assert_eq!(receipts(&copy, 0).len(), 1);
+    assert_eq!(receipts(&sim.book, 0).len(), 2);
+    assert!(Arc::ptr_eq(&receipts(&copy, 1), &receipts(&sim.book, 1)));
+    // The copy answers a repeated id from what it held, and the live book from its own.
+    let mut replay = Sim {
+        book: copy,
+        ..sim.clone_clock()
+    };
+    let again = replay.bid_with_id(d[0], lot, y(30_000), None, "a2");
+    assert!(
+        matches!(
+            again.first(),
+            Some(Event::Bid {
+                duplicate: false,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    let again = sim.bid_with_id(d[0], lot, y(30_000), None, "a2");
+    assert!(
+        matches!(
+            again[..],
+            [Event::Bid {
+                duplicate: true,
+                ..
+            }]
+        ),
+        "{again:?}"
     );
 }
 

@@ -779,8 +779,9 @@ impl<P: Publisher> Sequencer<P> {
                 || self.last_snapshot.elapsed() >= self.config.snapshot_every)
     }
 
-    /// Copies the book (all it costs this task: ~80 ms for a million receipts, against
-    /// ~0.5 s to serialize them) and serializes the copy on a blocking thread. `None` if
+    /// Copies the book (all it costs this task; receipts are shared copy-on-write, so a
+    /// million of them no longer make the copy slow) and serializes the copy on a blocking
+    /// thread. `None` if
     /// the previous snapshot is still being serialized or saved: this one is deferred, not
     /// skipped, as `since_snapshot` keeps counting and the next write tries again.
     fn start_snapshot(&mut self, batch_last_seq: u64) -> Option<PendingSnapshot> {
