@@ -185,11 +185,6 @@ enum Request {
         max_batches: usize,
         reply: Reply<Vec<Batch>>,
     },
-    SaveSnapshot {
-        seq: u64,
-        frame: Vec<u8>,
-        reply: Reply<()>,
-    },
     /// `part` is the snapshot's bytes from `from`; `total` its whole length. Replies with
     /// where the next part starts.
     SnapshotPart {
@@ -374,21 +369,14 @@ impl Journal for FileJournal {
         .await
     }
 
+    /// The whole snapshot, a part at a time (see `save_snapshot_part`).
     async fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let frame = encode_frame(|buf| {
-            buf.extend_from_slice(&snapshot.seq.to_le_bytes());
-            buf.extend_from_slice(&snapshot.bytes);
-            Ok::<_, io::Error>(())
-        })?;
-        let seq = snapshot.seq;
-        self.call(|reply| Request::SaveSnapshot { seq, frame, reply })
-            .await
+        super::save_all_parts(self, snapshot).await
     }
 
     /// Parts of [`SNAPSHOT_PART_BYTES`], each written and fsynced to the snapshot's
     /// temporary file by the journal's thread; the last one finishes the frame's header,
-    /// fsyncs and renames the file into place, as `save_snapshot` does. Appends go between
-    /// the parts.
+    /// fsyncs the file and renames it into place. Appends go between the parts.
     async fn save_snapshot_part(
         &mut self,
         snapshot: &Snapshot,
@@ -797,9 +785,6 @@ impl Writer {
                 } => {
                     let _ = reply.send(self.read_after(after, max_batches));
                 }
-                Request::SaveSnapshot { seq, frame, reply } => {
-                    let _ = reply.send(self.save_snapshot(seq, &frame));
-                }
                 Request::SnapshotPart {
                     seq,
                     from,
@@ -1051,40 +1036,8 @@ impl Writer {
         })
     }
 
-    /// Refuses a snapshot that claims entries the log does not hold: recovery would skip
-    /// them.
-    fn check_snapshot_seq(&self, seq: u64) -> Result<(), StoreError> {
-        self.check_poisoned()?;
-        let last = self.next_seq - 1;
-        if seq > last {
-            return Err(StoreError::OutOfOrder {
-                expected: last,
-                got: seq,
-            });
-        }
-        Ok(())
-    }
-
-    fn save_snapshot(&mut self, seq: u64, frame: &[u8]) -> Result<(), StoreError> {
-        self.check_snapshot_seq(seq)?;
-        // A whole snapshot replaces any unfinished one (it may use the same file name).
-        self.discard_staging();
-        // The snapshot must never be more durable than the entries it covers.
-        self.sync_now()?;
-        let path = self.dir.join(snapshot_name(seq));
-        let tmp = temp_snapshot_path(&self.dir, seq);
-        let written = File::create(&tmp)
-            .and_then(|mut f| f.write_all(frame).and_then(|()| f.sync_all()))
-            .and_then(|()| fs::rename(&tmp, &path));
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err("cannot write snapshot", &path, e));
-        }
-        self.snapshot_installed()
-    }
-
-    /// One part of a snapshot (see `Journal::save_snapshot_part`). The file is the same
-    /// frame `save_snapshot` writes; its header (length and CRC) is written last.
+    /// One part of a snapshot (see `Journal::save_snapshot_part`). The file is one frame
+    /// (see the module docs) whose header (length and CRC) is written last.
     fn save_snapshot_part(
         &mut self,
         seq: u64,
@@ -1092,7 +1045,16 @@ impl Writer {
         part: &[u8],
         total: usize,
     ) -> Result<usize, StoreError> {
-        self.check_snapshot_seq(seq)?;
+        self.check_poisoned()?;
+        let last = self.next_seq - 1;
+        if seq > last {
+            // A snapshot that claims entries the log does not hold would make recovery skip
+            // them; refuse it rather than trust it.
+            return Err(StoreError::OutOfOrder {
+                expected: last,
+                got: seq,
+            });
+        }
         let payload_len = u32::try_from(total.saturating_add(8)).map_err(|_| {
             StoreError::Unavailable(format!(
                 "snapshot of {total} bytes exceeds the 4 GiB frame limit"

@@ -249,3 +249,18 @@ pub(crate) fn check_order(last_seq: u64, batch: &Batch) -> Result<(), StoreError
     }
     Ok(())
 }
+
+/// `Journal::save_snapshot` for a journal that saves in parts: every part in turn, with
+/// nothing in between.
+async fn save_all_parts<J: Journal>(
+    journal: &mut J,
+    snapshot: &Snapshot,
+) -> Result<(), StoreError> {
+    let mut from = 0;
+    loop {
+        from = journal.save_snapshot_part(snapshot, from).await?;
+        if from >= snapshot.bytes.len() {
+            return Ok(());
+        }
+    }
+}
