@@ -439,7 +439,6 @@ async fn writer<J: Journal>(
                         snapshot = covered;
                     }
                 } else {
-                    saving = None;
                     // The sequencer will answer `unavailable`, rebuild the book from the
                     // journal and hand out the lost seqs again, to other commands: a book
                     // copied before this moment must never be saved. (One whose own batch
@@ -447,6 +446,7 @@ async fn writer<J: Journal>(
                     // snapshot that only shortens a replay.) Dropping the receiver also
                     // stops its serialization.
                     snapshot = None;
+                    saving = None;
                 }
                 let _ = done.send(res);
                 // One part after every append while a save is under way, even when the

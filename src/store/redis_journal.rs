@@ -243,7 +243,8 @@ redis.call('SET', KEYS[1], epoch .. ':' .. ARGV[1], 'PX', ARGV[2])
 return epoch
 "#;
 
-/// The lease check, shared by every writing script (prepended to its body). Sets `relet`.
+/// The lease check, shared by every writing script (prepended to its body). Sets `relet`,
+/// which `RELET_LUA` (appended to the append and snapshot scripts) acts on.
 const LEASE_CHECK_LUA: &str = r#"
 local relet = false
 local cur = redis.call('GET', KEYS[1])
@@ -256,6 +257,15 @@ if cur ~= ARGV[1] then
       .. ' ours=' .. ARGV[1])
   end
 end
+"#;
+
+/// The end of every writing script (after its writes): re-let a lapsed lease that is
+/// still ours (see the lease check), and return 1.
+const RELET_LUA: &str = r#"
+if relet then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+end
+return 1
 "#;
 
 /// Append: KEYS lease, epoch, last_seq, log, outcomes; ARGV value, epoch, ttl, prev_seq,
@@ -277,10 +287,6 @@ for i = 8, #ARGV do
   redis.call('XADD', KEYS[5], '*', 'o', ARGV[i])
 end
 redis.call('SET', KEYS[3], ARGV[6])
-if relet then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-end
-return 1
 "#;
 
 /// One part of a snapshot: KEYS lease, epoch, staging; ARGV value, epoch, ttl, index,
@@ -296,10 +302,6 @@ if index == 0 then
   redis.call('DEL', KEYS[3])
 end
 redis.call('RPUSH', KEYS[3], ARGV[5])
-if relet then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-end
-return 1
 "#;
 
 /// A snapshot's last step: KEYS lease, epoch, last_seq, snapshot, staging, parts; ARGV
@@ -326,10 +328,6 @@ else
 end
 redis.call('HSET', KEYS[4], 'seq', seq, 'parts', ARGV[5], 'len', ARGV[6])
 redis.call('HDEL', KEYS[4], 'bytes')
-if relet then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
-end
-return 1
 "#;
 
 /// Renew: KEYS lease, epoch; ARGV value, epoch, ttl. Returns 1.
@@ -388,11 +386,12 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         let guarded = |body: &str| Lua::new(&format!("{LEASE_CHECK_LUA}{body}"));
+        let write = |body: &str| Lua::new(&format!("{LEASE_CHECK_LUA}{body}{RELET_LUA}"));
         Self {
             open: Lua::new(OPEN_LUA),
-            append: guarded(APPEND_BODY_LUA),
-            snapshot_part: guarded(SNAPSHOT_PART_BODY_LUA),
-            snapshot: guarded(SNAPSHOT_BODY_LUA),
+            append: write(APPEND_BODY_LUA),
+            snapshot_part: write(SNAPSHOT_PART_BODY_LUA),
+            snapshot: write(SNAPSHOT_BODY_LUA),
             renew: guarded(RENEW_BODY_LUA),
             release: Lua::new(RELEASE_LUA),
         }
@@ -998,13 +997,7 @@ impl Journal for RedisJournal {
 
     /// The whole snapshot, a part at a time (see `save_snapshot_part`).
     async fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {
-        let mut from = 0;
-        loop {
-            from = self.save_snapshot_part(snapshot, from).await?;
-            if from >= snapshot.bytes.len() {
-                return Ok(());
-            }
-        }
+        super::save_all_parts(self, snapshot).await
     }
 
     /// One `EVALSHA` per part of at most [`SNAPSHOT_PART_BYTES`], `RPUSH`ed to
