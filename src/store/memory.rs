@@ -2,9 +2,9 @@
 //!
 //! It keeps the same contract as the real journals (batches in seq order, `OutOfOrder` on a
 //! gap or a duplicate, read-back in order) so the engine's tests exercise the same rules, and
-//! it can be told to fail or to slow down appends and snapshot saves so the engine's failure paths (nothing
-//! acknowledged before durable, `unavailable` after a bounded wait, resume after recovery)
-//! can be tested without a disk or a Redis. It must never be used to serve real traffic.
+//! it can be told to fail or to slow down appends and snapshot saves so the engine's
+//! failure paths (nothing acknowledged before durable, `unavailable` after a bounded wait,
+//! resume after recovery) can be tested without a disk or a Redis. It must never be used to serve real traffic.
 
 use super::{check_order, Batch, Entry, Journal, Snapshot, StoreError};
 use parking_lot::Mutex;
@@ -102,7 +102,7 @@ impl MemoryJournal {
     }
 
     /// Makes `save_snapshot_part` save each later snapshot in `parts` parts (each waiting
-    /// the `delay_snapshots` delay), as the Redis journal does; `None` saves it whole.
+    /// the `delay_snapshots` delay), as the file and Redis journals do; `None` saves it whole.
     pub fn split_snapshots(&self, parts: Option<usize>) {
         self.inner.lock().snapshot_parts = parts.map(|n| n.max(1));
     }
