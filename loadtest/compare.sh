@@ -12,7 +12,7 @@
 #
 # Knobs (environment): SERVER_CPU=0 GEN_CPU=1 FORMAT=json DEALERS=400 AUCTIONS=200
 # STEP_S=4 FACTOR=1.25 START_RATE=5000 P99_MS=100 LAT_S=10 HOT_SUBSCRIBERS=10000
-# IDLE_CONNECTIONS=10000 K6=1 (also run the k6 script against gavel for agreement)
+# IDLE_CONNECTIONS=10000 REDIS_LATENCY_MS=20 K6=1 (also run the k6 script against gavel for agreement)
 # ONLY="echo baseline-everysec ..." (subset of the five servers; ONLY=" " runs none)
 # SOAK_S=600 SOAK_RATE=10000 (also a soak of gavel-everysec) SKIP_BUILD=1
 # SECTIONS="ramp latency hot idle" (which measurements to run; hot and idle use gavel-always).
@@ -35,6 +35,7 @@ P99_MS="${P99_MS:-100}"
 LAT_S="${LAT_S:-10}"
 HOT_SUBSCRIBERS="${HOT_SUBSCRIBERS:-10000}"
 IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-10000}"
+REDIS_LATENCY_MS="${REDIS_LATENCY_MS:-20}"
 ONLY="${ONLY:-echo baseline-everysec baseline-always gavel-everysec gavel-always}"
 SECTIONS="${SECTIONS:-ramp latency hot idle}"
 section() { [[ " $SECTIONS " == *" $1 "* ]]; }
@@ -87,7 +88,8 @@ start_redis() {
     rm -rf "$dir" && mkdir -p "$dir"
     REDIS_PORT="$(free_port)"
     taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" \
-        --appendonly yes --appendfsync "$2" --save "" --logfile "$dir/redis.log" &
+        --appendonly yes --appendfsync "$2" --save "" --logfile "$dir/redis.log" \
+        --latency-monitor-threshold "$REDIS_LATENCY_MS" &
     REDIS_PID=$!
     PIDS+=("$REDIS_PID")
     wait_port "$REDIS_PORT"
@@ -131,6 +133,8 @@ start_server() {
 
 stop_server() {
     stop "$SRV_PID"
+    # Before the replay below, whose reads of the whole log would show up as stalls.
+    if [[ "$1" != echo ]]; then redis_latency "$2"; fi
     if [[ "$1" == gavel-* ]]; then
         # The journal check: replay everything and compare with the run's ledger. The
         # stopped engine's Redis lease outlives it by lease_ttl_ms, and replay waits for it.
@@ -149,6 +153,20 @@ stop_server() {
         fi
     fi
     if [[ "$1" != echo ]]; then stop "$REDIS_PID"; fi
+}
+
+# Redis's own record of its stalls (LATENCY LATEST / HISTORY: the worst event per second
+# over REDIS_LATENCY_MS), e.g. an AOF write() held up by the disk while the fsync of
+# everysec runs: a server's ack tail with a quiet CPU is often this, not the server.
+redis_latency() {
+    local f="$OUT/$1.redis-latency"
+    redis-cli -p "$REDIS_PORT" --raw latency latest >"$f" 2>&1 || return 0
+    local line="" name worst seconds
+    while read -r name && read -r _ && read -r _ && read -r worst; do
+        seconds=$(redis-cli -p "$REDIS_PORT" --raw latency history "$name" | awk 'NR % 2 == 0' | wc -l)
+        line+=" $name: max ${worst} ms, ${seconds} s with a stall;"
+    done <"$f"
+    echo "  redis stalls >= ${REDIS_LATENCY_MS} ms:${line:- none}"
 }
 
 gen() {
