@@ -213,7 +213,7 @@ if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section hot; then
     gen hot-lot --subscribers "$HOT_SUBSCRIBERS" --bidders 20 --bid-rate 10 \
         --listing-duration-s 45 --war-extra-s 10 --close-wait-s 60 --label "$GAVEL_HOT" \
         --out "$OUT/hot-lot.json" >"$OUT/hot-lot.txt" 2>&1 || true
-    grep -E "fan-out|ack → last|missing|correctness" "$OUT/hot-lot.txt" || tail -n 5 "$OUT/hot-lot.txt"
+    grep -E "CPU:|fan-out|ack → last|missing|correctness" "$OUT/hot-lot.txt" || tail -n 5 "$OUT/hot-lot.txt"
     stop_server "$GAVEL_HOT" hot-lot
 fi
 if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section idle; then

@@ -6,7 +6,7 @@ use crate::http::Http;
 use crate::model::{check_lot, AckedBid, LotVerdict};
 use crate::proto::Format;
 use crate::setup::{Fixture, SetupMode};
-use crate::stats::{proc_cpu_seconds, runqueue_wait_seconds, CpuMeter, Latency};
+use crate::stats::{Latency, Usage};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
@@ -279,11 +279,7 @@ pub async fn run_phase(
     let duration_ns = duration.as_nanos() as u64;
     let start_ns = s.world.now_ns() + 100_000_000;
     let mut rng = rand::thread_rng();
-    let cpu = CpuMeter::start();
-    let server_cpu0 = server_pid.and_then(proc_cpu_seconds);
-    let server_wait0 = server_pid.and_then(runqueue_wait_seconds);
-    let redis_cpu0 = redis_pid.and_then(proc_cpu_seconds);
-    let gen_wait0 = runqueue_wait_seconds(std::process::id());
+    let usage = Usage::start(server_pid, redis_pid);
     // Each connection starts at a random phase within its spacing and sends every bid due
     // before the end, so the whole schedule lies inside the phase and the offered rate
     // holds on average even when a connection's spacing is longer than the phase.
@@ -321,19 +317,7 @@ pub async fn run_phase(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     pb.finish_and_clear();
-    let gen_cores = cpu.cores();
-    let wall = cpu.wall_secs();
-    let server_cpu = match (server_cpu0, server_pid.and_then(proc_cpu_seconds)) {
-        (Some(a), Some(b)) if wall > 0.0 => Some((b - a) / wall),
-        _ => None,
-    };
-    let per_s = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if wall > 0.0 => Some((b - a) / wall),
-        _ => None,
-    };
-    let redis_cpu = per_s(redis_cpu0, redis_pid.and_then(proc_cpu_seconds));
-    let server_wait = per_s(server_wait0, server_pid.and_then(runqueue_wait_seconds));
-    let gen_wait = per_s(gen_wait0, runqueue_wait_seconds(std::process::id()));
+    let used = usage.finish();
     let unanswered = conn::outstanding(&s.conns).saturating_sub(outstanding_before);
     let st: PhaseStats = conn::take_stats(&s.conns);
     let window = duration
@@ -361,11 +345,11 @@ pub async fn run_phase(
         errors: st.errors,
         unanswered,
         other_msgs: st.other_msgs,
-        generator_cpu_cores: gen_cores,
-        server_cpu_cores: server_cpu,
-        server_runqueue_wait: server_wait,
-        generator_runqueue_wait: gen_wait,
-        redis_cpu_cores: redis_cpu,
+        generator_cpu_cores: used.generator_cores,
+        server_cpu_cores: used.server_cores,
+        server_runqueue_wait: used.server_wait,
+        generator_runqueue_wait: used.generator_wait,
+        redis_cpu_cores: used.redis_cores,
         sustained,
     }
 }

@@ -5,7 +5,7 @@ use crate::conn::{self, Cmd};
 use crate::model::increment;
 use crate::run::{self, check, Correctness, PhaseReport, Session, Target};
 use crate::setup::{self, SetupMode, SetupOpts};
-use crate::stats::{self, new_hist, record, CpuMeter, Latency};
+use crate::stats::{self, new_hist, record, CpuMeter, Latency, Usage};
 use rand::Rng;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -498,6 +498,9 @@ pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
     let war_len = war_end_ms.saturating_sub(unix_ms());
     let pb = run::bar(war_len / 1000, "war", c.quiet);
     let t0 = Instant::now();
+    // Over the war alone: the whole run's averages hide a saturated end behind the idle
+    // setup and the wait for `closed`.
+    let usage = Usage::start(c.server_pid, c.redis_pid);
     let mut sent = 0;
     let mut next = tokio::time::Instant::now();
     while unix_ms() < war_end_ms && sent < h.max_bids {
@@ -521,6 +524,7 @@ pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
         tokio::time::sleep_until(next).await;
     }
     pb.finish_and_clear();
+    let war = usage.finish();
     // Wait for every subscriber's `closed`.
     let deadline = Instant::now() + Duration::from_secs_f64(h.close_wait_s);
     loop {
@@ -551,11 +555,11 @@ pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
         errors: phase_stats.errors.clone(),
         unanswered: conn::outstanding(&s.conns),
         other_msgs: phase_stats.other_msgs,
-        generator_cpu_cores: cpu.cores(),
-        server_cpu_cores: None,
-        redis_cpu_cores: None,
-        server_runqueue_wait: None,
-        generator_runqueue_wait: None,
+        generator_cpu_cores: war.generator_cores,
+        server_cpu_cores: war.server_cores,
+        redis_cpu_cores: war.redis_cores,
+        server_runqueue_wait: war.server_wait,
+        generator_runqueue_wait: war.generator_wait,
         sustained: phase_stats.errors.is_empty(),
     });
 

@@ -104,6 +104,74 @@ impl CpuMeter {
     }
 }
 
+/// CPU and run-queue wait of the generator, the server and its Redis over an interval:
+/// what tells a saturated server from a saturated client or a starved one.
+#[derive(Debug, Clone, Copy)]
+pub struct Usage {
+    cpu: CpuMeter,
+    server_pid: Option<u32>,
+    redis_pid: Option<u32>,
+    server_cpu: Option<f64>,
+    server_wait: Option<f64>,
+    redis_cpu: Option<f64>,
+    generator_wait: Option<f64>,
+}
+
+/// What [`Usage::finish`] measured, per wall second (1.0 = one core busy).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UsageFigures {
+    /// Wall seconds of the interval.
+    pub wall_s: f64,
+    /// The generator's CPU, cores.
+    pub generator_cores: f64,
+    /// The server's CPU, cores (None without its pid).
+    pub server_cores: Option<f64>,
+    /// Its Redis's CPU, cores.
+    pub redis_cores: Option<f64>,
+    /// The server's threads' time waiting for a CPU, s/s.
+    pub server_wait: Option<f64>,
+    /// The generator's threads' time waiting for a CPU, s/s.
+    pub generator_wait: Option<f64>,
+}
+
+impl Usage {
+    /// Starts measuring now.
+    pub fn start(server_pid: Option<u32>, redis_pid: Option<u32>) -> Self {
+        Self {
+            cpu: CpuMeter::start(),
+            server_pid,
+            redis_pid,
+            server_cpu: server_pid.and_then(proc_cpu_seconds),
+            server_wait: server_pid.and_then(runqueue_wait_seconds),
+            redis_cpu: redis_pid.and_then(proc_cpu_seconds),
+            generator_wait: runqueue_wait_seconds(std::process::id()),
+        }
+    }
+
+    /// The figures from the start until now.
+    pub fn finish(&self) -> UsageFigures {
+        let wall = self.cpu.wall_secs();
+        let per_s = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if wall > 0.0 => Some((b - a) / wall),
+            _ => None,
+        };
+        UsageFigures {
+            wall_s: wall,
+            generator_cores: self.cpu.cores(),
+            server_cores: per_s(self.server_cpu, self.server_pid.and_then(proc_cpu_seconds)),
+            redis_cores: per_s(self.redis_cpu, self.redis_pid.and_then(proc_cpu_seconds)),
+            server_wait: per_s(
+                self.server_wait,
+                self.server_pid.and_then(runqueue_wait_seconds),
+            ),
+            generator_wait: per_s(
+                self.generator_wait,
+                runqueue_wait_seconds(std::process::id()),
+            ),
+        }
+    }
+}
+
 /// The server's resident memory in KiB (`VmRSS` of /proc/PID/status).
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
