@@ -215,6 +215,20 @@ if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section hot; then
         --out "$OUT/hot-lot.json" >"$OUT/hot-lot.txt" 2>&1 || true
     grep -E "CPU:|fan-out|ack → last|missing|correctness" "$OUT/hot-lot.txt" || tail -n 5 "$OUT/hot-lot.txt"
     stop_server "$GAVEL_HOT" hot-lot
+    # The same fan-out with no server in it: a plain loop writing one frame to each
+    # connection, on the same cores. What any server's hot lot stands on here.
+    echo "== 3b. fan-out floor: $HOT_SUBSCRIBERS connections, 100 rounds at 100 ms, no server"
+    FLOOR_PORT="$(free_port)"
+    taskset -c "$SERVER_CPU" "$BIN/gavel-fanout-floor" serve --listen "127.0.0.1:$FLOOR_PORT" \
+        --connections "$HOT_SUBSCRIBERS" --rounds 100 >"$OUT/floor-serve.txt" 2>&1 &
+    FLOOR_PID=$!
+    PIDS+=("$FLOOR_PID")
+    # Not wait_port: its probe would be taken for one of the connections.
+    for _ in $(seq 1 100); do grep -q "listening on" "$OUT/floor-serve.txt" && break; sleep 0.05; done
+    taskset -c "$GEN_CPU" "$BIN/gavel-fanout-floor" client --connect "127.0.0.1:$FLOOR_PORT" \
+        --connections "$HOT_SUBSCRIBERS" --rounds 100 >"$OUT/floor.txt" 2>&1 || true
+    wait "$FLOOR_PID" || true
+    grep -h -E "last receipt|per frame" "$OUT/floor.txt" "$OUT/floor-serve.txt" || tail -n 5 "$OUT/floor.txt"
 fi
 if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section idle; then
     echo "== 4. $IDLE_CONNECTIONS idle dealer connections: server RSS ($GAVEL_HOT)"
@@ -306,6 +320,12 @@ if h and h.get("fanout"):
           f"{fo['ack_to_last_update']['p50_ms']:.1f} p99 {fo['ack_to_last_update']['p99_ms']:.1f} max "
           f"{fo['ack_to_last_update']['max_ms']:.1f} ms (target p99 <= 100 ms); missing {fo['missing']}; "
           f"correctness {'ok' if h['correctness']['ok'] else 'FAILED'}")
+try:
+    fl = [l.strip() for l in open(os.path.join(out, "floor.txt")) if "last receipt" in l]
+    if fl:
+        print(f"fan-out floor (no server, same cores): {fl[0]}")
+except OSError:
+    pass
 i = load("idle.json")
 if i and i.get("idle"):
     d = i["idle"]

@@ -354,3 +354,38 @@ fn steady_against_the_redis_baseline() {
     assert_eq!(r["phases"][0]["unanswered"], 0);
     assert!(r["phases"][0]["accepted"].as_u64().unwrap_or(0) > 0);
 }
+
+#[test]
+fn the_fanout_floor_times_every_round() {
+    let mut cmd = Command::new(sibling("gavel-fanout-floor"));
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--connections",
+        "50",
+        "--rounds",
+        "5",
+        "--interval-ms",
+        "20",
+    ]);
+    let (_server, addr) = start(cmd);
+    let o = Command::new(sibling("gavel-fanout-floor"))
+        .args([
+            "client",
+            "--connect",
+            &addr,
+            "--connections",
+            "50",
+            "--rounds",
+            "5",
+        ])
+        .output()
+        .expect("run the floor's client");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "client failed: {stdout}");
+    assert!(
+        stdout.contains("(n=5); 0 rounds incomplete"),
+        "every round reached every connection: {stdout}"
+    );
+}
