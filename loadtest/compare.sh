@@ -13,7 +13,9 @@
 # Knobs (environment): SERVER_CPU=0 GEN_CPU=1 FORMAT=json DEALERS=400 AUCTIONS=200
 # STEP_S=4 FACTOR=1.25 START_RATE=5000 P99_MS=100 LAT_S=10 HOT_SUBSCRIBERS=10000
 # IDLE_CONNECTIONS=10000 REDIS_LATENCY_MS=20 K6=1 (also run the k6 script against gavel for agreement)
-# ONLY="echo baseline-everysec ..." (subset of the five servers; ONLY=" " runs none)
+# ONLY="echo baseline-everysec ..." (subset of the five servers; ONLY=" " runs none;
+#   echo-durable-everysec / echo-durable-always add the echo server answering each bid only
+#   after a group-committed XADD: the floor of a durable ack)
 # SOAK_S=600 SOAK_RATE=10000 (also a soak of gavel-everysec) SKIP_BUILD=1
 # SECTIONS="ramp latency hot idle" (which measurements to run; hot and idle use gavel-always).
 # ECHO_MAX=N: the latency points are 25% and 50% of N instead of the echo ramp's result.
@@ -109,6 +111,11 @@ start_server() {
     echo)
         taskset -c "$SERVER_CPU" "$BIN/gavel-echo" --listen "127.0.0.1:$SRV_PORT" \
             >"$OUT/$1.log" 2>&1 &
+        SRV_PID=$!; SETUP=none ;;
+    echo-durable-*)
+        start_redis "$1" "${1#echo-durable-}"
+        taskset -c "$SERVER_CPU" "$BIN/gavel-echo" --listen "127.0.0.1:$SRV_PORT" \
+            --redis "redis://127.0.0.1:$REDIS_PORT/" >"$OUT/$1.log" 2>&1 &
         SRV_PID=$!; SETUP=none ;;
     baseline-*)
         start_redis "$1" "${1#baseline-}"
@@ -275,14 +282,16 @@ out = sys.argv[1]
 def load(name):
     p = os.path.join(out, name)
     return json.load(open(p)) if os.path.exists(p) else None
-servers = ["echo", "baseline-everysec", "baseline-always", "gavel-everysec", "gavel-always"]
-print(f"{'server':18} {'max results/s':>13} {'accepted/s':>11} {'gen CPU':>8} {'srv CPU':>8} {'redis':>6} {'us/bid':>7}   "
+servers = ["echo", "echo-durable-everysec", "echo-durable-always", "baseline-everysec",
+           "baseline-always", "gavel-everysec", "gavel-always"]
+print(f"{'server':21} {'max results/s':>13} {'accepted/s':>11} {'gen CPU':>8} {'srv CPU':>8} {'redis':>6} {'us/bid':>7}   "
       f"{'p50@25%':>8} {'p99@25%':>8} {'p50@50%':>8} {'p99@50%':>8}  correctness")
 rows = {}
 for s in servers:
     r = load(f"ramp-{s}.json")
-    if not r:
+    if not r and not any(load(f"lat{pct}-{s}.json") for pct in (25, 50)):
         continue
+    r = r or {"phases": [], "correctness": {}}
     best = next((p for p in r["phases"] if p["offered_rate"] == r.get("max_sustained_offered")), None)
     lat = {}
     for pct in (25, 50):
@@ -290,7 +299,8 @@ for s in servers:
         lat[pct] = l["phases"][0]["ack_latency"] if l else None
     rows[s] = (r, lat)
     f = lambda x: f"{x:8.2f}" if x is not None else f"{'-':>8}"
-    print(f"{s:18} {r.get('max_sustained_ack_rate') or 0:13.0f} {r.get('max_sustained_accepted_rate') or 0:11.0f} "
+    n = lambda x, w: f"{x:{w}.0f}" if x else f"{'-':>{w}}"
+    print(f"{s:21} {n(r.get('max_sustained_ack_rate'), 13)} {n(r.get('max_sustained_accepted_rate'), 11)} "
           f"{best['generator_cpu_cores'] if best else 0:8.2f} {(best or {}).get('server_cpu_cores') or 0:8.2f} "
           f"{(best or {}).get('redis_cpu_cores') or 0:6.2f} "
           f"{(((best or {}).get('server_cpu_cores') or 0) + ((best or {}).get('redis_cpu_cores') or 0)) / max((best or {}).get('ack_rate') or 1, 1) * 1e6:7.1f}   "
@@ -308,11 +318,12 @@ for fs in ("everysec", "always"):
     if g and e:
         print(f"{fs}: gavel results {g:.0f}/s vs echo {e:.0f}/s = {g/e:.2f} of the echo ceiling (target >= 0.5)")
     for pct in (25, 50):
-        gl = rows.get(f"gavel-{fs}", (None, {}))[1].get(pct)
         el = rows.get("echo", (None, {}))[1].get(pct)
-        if gl and el and el["p50_ms"] and el["p99_ms"]:
-            print(f"{fs} @{pct}%: p50 {gl['p50_ms']:.2f} vs echo {el['p50_ms']:.2f} ms = {gl['p50_ms']/el['p50_ms']:.2f}x; "
-                  f"p99 {gl['p99_ms']:.2f} vs {el['p99_ms']:.2f} ms = {gl['p99_ms']/el['p99_ms']:.2f}x (target <= 2x)")
+        for who in (f"gavel-{fs}", f"echo-durable-{fs}"):
+            gl = rows.get(who, (None, {}))[1].get(pct)
+            if gl and el and el["p50_ms"] and el["p99_ms"]:
+                print(f"{fs} @{pct}%: {who} p50 {gl['p50_ms']:.2f} vs echo {el['p50_ms']:.2f} ms = {gl['p50_ms']/el['p50_ms']:.2f}x; "
+                      f"p99 {gl['p99_ms']:.2f} vs {el['p99_ms']:.2f} ms = {gl['p99_ms']/el['p99_ms']:.2f}x (target <= 2x)")
 h = load("hot-lot.json")
 if h and h.get("fanout"):
     fo = h["fanout"]

@@ -4,14 +4,21 @@
 //!
 //! Same protocol subset as the baseline: `subscribe` (a minimal `snapshot`), `bid`
 //! (`bid_result`), `ping` (`pong`). JSON or MessagePack per `?format=`, like gavel.
+//!
+//! With `--redis URL` it is the floor of a *durable* acknowledgement instead: each bid is
+//! answered only after its bytes are in a Redis stream, appended in group commits (one
+//! `XADD` per batch of whatever bids are waiting, one round trip in flight), still with
+//! no other work. What a durable ack costs this machine before any auction logic.
 
 use clap::Parser;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use gavel_loadtest::serving::{decode, encode, ws_config};
+use gavel_loadtest::serving::{decode, encode, ws_config, In};
+use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -24,6 +31,36 @@ struct Cli {
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:8090")]
     listen: String,
+    /// Answer each bid only once it is appended to a stream in this Redis.
+    #[arg(long)]
+    redis: Option<String>,
+}
+
+/// The stream the durable mode appends to.
+const LOG: &str = "gavel-echo:log";
+/// Bids waiting for the appender, at most (a full queue holds the connections back).
+const QUEUE: usize = 65_536;
+/// Bids per `XADD`, at most.
+const BATCH: usize = 1_024;
+
+/// A bid on its way into the stream: its bytes, and who to tell once it is there.
+type Durable = (Vec<u8>, oneshot::Sender<bool>);
+
+/// Appends waiting bids to the stream, one `XADD` per batch, and answers each sender
+/// with whether its batch went in.
+async fn appender(mut redis: MultiplexedConnection, mut rx: mpsc::Receiver<Durable>) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while rx.recv_many(&mut batch, BATCH).await > 0 {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(LOG).arg("*");
+        for (i, (bytes, _)) in batch.iter().enumerate() {
+            cmd.arg(i).arg(bytes.as_slice());
+        }
+        let ok = cmd.query_async::<String>(&mut redis).await.is_ok();
+        for (_, done) in batch.drain(..) {
+            let _ = done.send(ok);
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -76,6 +113,19 @@ fn main() -> anyhow::Result<()> {
         let listener = TcpListener::bind(&cli.listen).await?;
         println!("gavel-echo listening on {}", listener.local_addr()?);
         let seq = Arc::new(AtomicU64::new(0));
+        let journal = match &cli.redis {
+            Some(url) => {
+                let mut redis = redis::Client::open(url.as_str())?
+                    .get_multiplexed_async_connection()
+                    .await?;
+                let _: () = redis::cmd("DEL").arg(LOG).query_async(&mut redis).await?;
+                let (tx, rx) = mpsc::channel(QUEUE);
+                tokio::spawn(appender(redis, rx));
+                println!("durable: each bid answered after its XADD to {LOG}");
+                Some(tx)
+            }
+            None => None,
+        };
         loop {
             let (sock, _) = match listener.accept().await {
                 Ok(x) => x,
@@ -85,12 +135,12 @@ fn main() -> anyhow::Result<()> {
                     continue;
                 }
             };
-            tokio::spawn(serve(sock, seq.clone()));
+            tokio::spawn(serve(sock, seq.clone(), journal.clone()));
         }
     })
 }
 
-async fn serve(sock: TcpStream, seq: Arc<AtomicU64>) {
+async fn serve(sock: TcpStream, seq: Arc<AtomicU64>, journal: Option<mpsc::Sender<Durable>>) {
     let _ = sock.set_nodelay(true);
     let mut msgpack = false;
     // tungstenite's callback signature fixes the (large) error type.
@@ -116,8 +166,33 @@ async fn serve(sock: TcpStream, seq: Arc<AtomicU64>) {
         while let Some(Some(Ok(m))) = ws.next().now_or_never() {
             batch.push(m);
         }
-        for m in batch {
-            if let Some(reply) = answer(&m, msgpack, &seq) {
+        // Durable mode: the batch's bids go into the stream before any of it is answered.
+        let decoded: Vec<_> = batch.iter().map(decode).collect();
+        if let Some(journal) = &journal {
+            let mut pending = Vec::new();
+            let bids = batch
+                .iter()
+                .zip(&decoded)
+                .filter(|(_, d)| matches!(d, Some(Ok(i)) if &*i.kind == "bid"));
+            for (m, _) in bids {
+                let (done, wait) = oneshot::channel();
+                if journal
+                    .send((m.clone().into_data().to_vec(), done))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                pending.push(wait);
+            }
+            for wait in pending {
+                if !matches!(wait.await, Ok(true)) {
+                    return;
+                }
+            }
+        }
+        for d in decoded {
+            if let Some(reply) = answer(d, msgpack, &seq) {
                 if ws.feed(reply).await.is_err() {
                     return;
                 }
@@ -129,9 +204,8 @@ async fn serve(sock: TcpStream, seq: Arc<AtomicU64>) {
     }
 }
 
-fn answer(m: &Message, msgpack: bool, seq: &AtomicU64) -> Option<Message> {
-    let parsed = decode(m)?;
-    match parsed {
+fn answer(decoded: Option<Result<In<'_>, ()>>, msgpack: bool, seq: &AtomicU64) -> Option<Message> {
+    match decoded? {
         Ok(i) => {
             let req = i.req;
             let auction = i.auction.unwrap_or_default();

@@ -294,8 +294,8 @@ fn steady_against_the_echo_server() {
     assert_eq!(r["phases"][0]["acks"], r["phases"][0]["sent"]);
 }
 
-#[test]
-fn steady_against_the_redis_baseline() {
+/// A redis-server of our own on a free port, AOF everysec, in `dir`, accepting connections.
+fn redis_server(dir: &Path) -> (Proc, u16) {
     if Command::new("redis-server")
         .arg("--version")
         .output()
@@ -303,9 +303,8 @@ fn steady_against_the_redis_baseline() {
     {
         panic!("redis-server not found: install it (apt-get install -y redis-server)");
     }
-    let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let _redis = Proc(
+    let redis = Proc(
         Command::new("redis-server")
             .args([
                 "--port",
@@ -316,17 +315,78 @@ fn steady_against_the_redis_baseline() {
                 "",
             ])
             .args(["--appendonly", "yes", "--appendfsync", "everysec", "--dir"])
-            .arg(dir.path())
+            .arg(dir)
             .stdout(Stdio::null())
             .spawn()
             .expect("start redis-server"),
     );
-    // Wait for it to accept connections.
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "redis-server did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
+    (redis, port)
+}
+
+/// One command to Redis over RESP whose reply is an integer.
+fn redis_int(port: u16, args: &[&str]) -> i64 {
+    use std::io::{Read, Write};
+    let mut req = format!("*{}\r\n", args.len());
+    for a in args {
+        req += &format!("${}\r\n{a}\r\n", a.len());
+    }
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to redis");
+    s.write_all(req.as_bytes()).expect("send to redis");
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).expect("read from redis");
+    let reply = String::from_utf8_lossy(&buf[..n]);
+    reply
+        .strip_prefix(':')
+        .and_then(|r| r.trim_end().parse().ok())
+        .unwrap_or_else(|| panic!("not an integer reply: {reply:?}"))
+}
+
+#[test]
+fn steady_against_the_durable_echo_appends_before_answering() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_redis, port) = redis_server(dir.path());
+    let mut cmd = Command::new(sibling("gavel-echo"));
+    cmd.args(["--listen", "127.0.0.1:0", "--redis"])
+        .arg(format!("redis://127.0.0.1:{port}/"));
+    let (_echo, addr) = start(cmd);
+    let r = run_loadtest(
+        &[
+            "steady",
+            "--url",
+            &format!("ws://{addr}"),
+            "--setup",
+            "none",
+            "--dealers",
+            "20",
+            "--auctions",
+            "10",
+            "--rate",
+            "500",
+            "--duration-s",
+            "1",
+        ],
+        &dir.path().join("durable-echo.json"),
+    );
+    assert_eq!(r["phases"][0]["unanswered"], 0);
+    assert_eq!(r["phases"][0]["acks"], r["phases"][0]["sent"]);
+    // Group commits: at least one entry, never more entries than bids.
+    let entries = redis_int(port, &["XLEN", "gavel-echo:log"]);
+    let sent = r["phases"][0]["sent"].as_i64().unwrap_or(0);
+    assert!(
+        entries >= 1 && entries <= sent,
+        "{entries} stream entries for {sent} bids"
+    );
+}
+
+#[test]
+fn steady_against_the_redis_baseline() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_redis, port) = redis_server(dir.path());
     let mut cmd = Command::new(sibling("gavel-baseline"));
     cmd.args(["--listen", "127.0.0.1:0", "--auctions", "10", "--redis"])
         .arg(format!("redis://127.0.0.1:{port}/"));
