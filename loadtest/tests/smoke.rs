@@ -266,30 +266,36 @@ fn every_scenario_against_gavel_then_the_journal() {
     }
 }
 
+/// One second of `steady` (20 dealers over 10 auctions, no setup) against a server that
+/// needs no fixture: echo, the durable echo, the baseline.
+fn steady_one_second(addr: &str, rate: &str, extra: &[&str], out: &Path) -> serde_json::Value {
+    let url = format!("ws://{addr}");
+    let mut args = vec![
+        "steady",
+        "--url",
+        &url,
+        "--setup",
+        "none",
+        "--dealers",
+        "20",
+        "--auctions",
+        "10",
+        "--rate",
+        rate,
+        "--duration-s",
+        "1",
+    ];
+    args.extend_from_slice(extra);
+    run_loadtest(&args, out)
+}
+
 #[test]
 fn steady_against_the_echo_server() {
     let mut cmd = Command::new(sibling("gavel-echo"));
     cmd.args(["--listen", "127.0.0.1:0"]);
     let (_echo, addr) = start(cmd);
     let dir = tempfile::tempdir().expect("temp dir");
-    let r = run_loadtest(
-        &[
-            "steady",
-            "--url",
-            &format!("ws://{addr}"),
-            "--setup",
-            "none",
-            "--dealers",
-            "20",
-            "--auctions",
-            "10",
-            "--rate",
-            "500",
-            "--duration-s",
-            "1",
-        ],
-        &dir.path().join("echo.json"),
-    );
+    let r = steady_one_second(&addr, "500", &[], &dir.path().join("echo.json"));
     assert_eq!(r["phases"][0]["unanswered"], 0);
     assert_eq!(r["phases"][0]["acks"], r["phases"][0]["sent"]);
 }
@@ -354,24 +360,7 @@ fn steady_against_the_durable_echo_appends_before_answering() {
     cmd.args(["--listen", "127.0.0.1:0", "--redis"])
         .arg(format!("redis://127.0.0.1:{port}/"));
     let (_echo, addr) = start(cmd);
-    let r = run_loadtest(
-        &[
-            "steady",
-            "--url",
-            &format!("ws://{addr}"),
-            "--setup",
-            "none",
-            "--dealers",
-            "20",
-            "--auctions",
-            "10",
-            "--rate",
-            "500",
-            "--duration-s",
-            "1",
-        ],
-        &dir.path().join("durable-echo.json"),
-    );
+    let r = steady_one_second(&addr, "500", &[], &dir.path().join("durable-echo.json"));
     assert_eq!(r["phases"][0]["unanswered"], 0);
     assert_eq!(r["phases"][0]["acks"], r["phases"][0]["sent"]);
     // Group commits: at least one entry, never more entries than bids.
@@ -391,24 +380,10 @@ fn steady_against_the_redis_baseline() {
     cmd.args(["--listen", "127.0.0.1:0", "--auctions", "10", "--redis"])
         .arg(format!("redis://127.0.0.1:{port}/"));
     let (_baseline, addr) = start(cmd);
-    let r = run_loadtest(
-        &[
-            "steady",
-            "--url",
-            &format!("ws://{addr}"),
-            "--setup",
-            "none",
-            "--dealers",
-            "20",
-            "--auctions",
-            "10",
-            "--rate",
-            "300",
-            "--duration-s",
-            "1",
-            "--format",
-            "msgpack",
-        ],
+    let r = steady_one_second(
+        &addr,
+        "300",
+        &["--format", "msgpack"],
         &dir.path().join("baseline.json"),
     );
     assert_eq!(r["phases"][0]["unanswered"], 0);
