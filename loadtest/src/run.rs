@@ -6,7 +6,7 @@ use crate::http::Http;
 use crate::model::{check_lot, AckedBid, LotVerdict};
 use crate::proto::Format;
 use crate::setup::{Fixture, SetupMode};
-use crate::stats::{Latency, Usage};
+use crate::stats::{Latency, Usage, UsageFigures};
 use anyhow::{bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::Rng;
@@ -189,17 +189,9 @@ pub struct PhaseReport {
     pub unanswered: u64,
     /// Other server messages (updates, outbids …) received.
     pub other_msgs: u64,
-    /// The generator's CPU, in cores (1.0 = one core busy all the phase).
-    pub generator_cpu_cores: f64,
-    /// The server's CPU, in cores, when its pid was given.
-    pub server_cpu_cores: Option<f64>,
-    /// CPU of the server's Redis (or other helper process), cores, when its pid was given.
-    pub redis_cpu_cores: Option<f64>,
-    /// Seconds per second the server's threads waited for a CPU (other processes held it
-    /// back), when its pid was given.
-    pub server_runqueue_wait: Option<f64>,
-    /// The same for the generator.
-    pub generator_runqueue_wait: Option<f64>,
+    /// CPU and run-queue wait over the phase.
+    #[serde(flatten)]
+    pub usage: UsageFigures,
     /// Every bid answered, no errors, and results kept up with the offered rate (≥ 95%).
     pub sustained: bool,
 }
@@ -226,19 +218,19 @@ impl PhaseReport {
             "  rejections {:?}  errors {:?}  other msgs {}\n",
             self.rejections, self.errors, self.other_msgs
         );
+        let u = &self.usage;
         s += &format!(
             "  CPU: generator {:.2} cores{}; waiting for a CPU (s/s): generator {}, server {}\n",
-            self.generator_cpu_cores,
-            self.server_cpu_cores
+            u.generator_cpu_cores,
+            u.server_cpu_cores
                 .map(|c| format!(", server {c:.2} cores"))
                 .unwrap_or_default()
-                + &self
-                    .redis_cpu_cores
+                + &u.redis_cpu_cores
                     .map(|c| format!(", redis {c:.2} cores"))
                     .unwrap_or_default(),
-            self.generator_runqueue_wait
+            u.generator_runqueue_wait
                 .map_or("?".into(), |w| format!("{w:.2}")),
-            self.server_runqueue_wait
+            u.server_runqueue_wait
                 .map_or("?".into(), |w| format!("{w:.2}"))
         );
         s
@@ -345,11 +337,7 @@ pub async fn run_phase(
         errors: st.errors,
         unanswered,
         other_msgs: st.other_msgs,
-        generator_cpu_cores: used.generator_cores,
-        server_cpu_cores: used.server_cores,
-        server_runqueue_wait: used.server_wait,
-        generator_runqueue_wait: used.generator_wait,
-        redis_cpu_cores: used.redis_cores,
+        usage: used,
         sustained,
     }
 }

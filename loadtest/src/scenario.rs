@@ -555,11 +555,7 @@ pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
         errors: phase_stats.errors.clone(),
         unanswered: conn::outstanding(&s.conns),
         other_msgs: phase_stats.other_msgs,
-        generator_cpu_cores: war.generator_cores,
-        server_cpu_cores: war.server_cores,
-        redis_cpu_cores: war.redis_cores,
-        server_runqueue_wait: war.server_wait,
-        generator_runqueue_wait: war.generator_wait,
+        usage: war,
         sustained: phase_stats.errors.is_empty(),
     });
 

@@ -117,21 +117,21 @@ pub struct Usage {
     generator_wait: Option<f64>,
 }
 
-/// What [`Usage::finish`] measured, per wall second (1.0 = one core busy).
-#[derive(Debug, Clone, Copy, Default)]
+/// What [`Usage::finish`] measured, per wall second (1.0 = one core busy); a phase's
+/// report carries these fields under these names.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct UsageFigures {
-    /// Wall seconds of the interval.
-    pub wall_s: f64,
-    /// The generator's CPU, cores.
-    pub generator_cores: f64,
-    /// The server's CPU, cores (None without its pid).
-    pub server_cores: Option<f64>,
-    /// Its Redis's CPU, cores.
-    pub redis_cores: Option<f64>,
-    /// The server's threads' time waiting for a CPU, s/s.
-    pub server_wait: Option<f64>,
-    /// The generator's threads' time waiting for a CPU, s/s.
-    pub generator_wait: Option<f64>,
+    /// The generator's CPU, in cores (1.0 = one core busy all the phase).
+    pub generator_cpu_cores: f64,
+    /// The server's CPU, in cores, when its pid was given.
+    pub server_cpu_cores: Option<f64>,
+    /// CPU of the server's Redis (or other helper process), cores, when its pid was given.
+    pub redis_cpu_cores: Option<f64>,
+    /// Seconds per second the server's threads waited for a CPU (other processes held it
+    /// back), when its pid was given.
+    pub server_runqueue_wait: Option<f64>,
+    /// The same for the generator.
+    pub generator_runqueue_wait: Option<f64>,
 }
 
 impl Usage {
@@ -156,15 +156,14 @@ impl Usage {
             _ => None,
         };
         UsageFigures {
-            wall_s: wall,
-            generator_cores: self.cpu.cores(),
-            server_cores: per_s(self.server_cpu, self.server_pid.and_then(proc_cpu_seconds)),
-            redis_cores: per_s(self.redis_cpu, self.redis_pid.and_then(proc_cpu_seconds)),
-            server_wait: per_s(
+            generator_cpu_cores: self.cpu.cores(),
+            server_cpu_cores: per_s(self.server_cpu, self.server_pid.and_then(proc_cpu_seconds)),
+            redis_cpu_cores: per_s(self.redis_cpu, self.redis_pid.and_then(proc_cpu_seconds)),
+            server_runqueue_wait: per_s(
                 self.server_wait,
                 self.server_pid.and_then(runqueue_wait_seconds),
             ),
-            generator_wait: per_s(
+            generator_runqueue_wait: per_s(
                 self.generator_wait,
                 runqueue_wait_seconds(std::process::id()),
             ),
