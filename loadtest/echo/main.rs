@@ -10,6 +10,7 @@
 //! `XADD` per batch of whatever bids are waiting, one round trip in flight), still with
 //! no other work. What a durable ack costs this machine before any auction logic.
 
+use bytes::Bytes;
 use clap::Parser;
 use futures_util::{FutureExt, SinkExt, StreamExt};
 use gavel_loadtest::serving::{decode, encode, ws_config, In};
@@ -44,7 +45,7 @@ const QUEUE: usize = 65_536;
 const BATCH: usize = 1_024;
 
 /// A bid on its way into the stream: its bytes, and who to tell once it is there.
-type Durable = (Vec<u8>, oneshot::Sender<bool>);
+type Durable = (Bytes, oneshot::Sender<bool>);
 
 /// Appends waiting bids to the stream, one `XADD` per batch, and answers each sender
 /// with whether its batch went in.
@@ -54,7 +55,7 @@ async fn appender(mut redis: MultiplexedConnection, mut rx: mpsc::Receiver<Durab
         let mut cmd = redis::cmd("XADD");
         cmd.arg(LOG).arg("*");
         for (i, (bytes, _)) in batch.iter().enumerate() {
-            cmd.arg(i).arg(bytes.as_slice());
+            cmd.arg(i).arg(bytes.as_ref());
         }
         let ok = cmd.query_async::<String>(&mut redis).await.is_ok();
         for (_, done) in batch.drain(..) {
@@ -176,11 +177,7 @@ async fn serve(sock: TcpStream, seq: Arc<AtomicU64>, journal: Option<mpsc::Sende
                 .filter(|(_, d)| matches!(d, Some(Ok(i)) if &*i.kind == "bid"));
             for (m, _) in bids {
                 let (done, wait) = oneshot::channel();
-                if journal
-                    .send((m.clone().into_data().to_vec(), done))
-                    .await
-                    .is_err()
-                {
+                if journal.send((m.clone().into_data(), done)).await.is_err() {
                     return;
                 }
                 pending.push(wait);

@@ -163,8 +163,9 @@ async fn client(
         last: (0..rounds_n).map(|_| AtomicU64::new(0)).collect(),
         got: (0..rounds_n).map(|_| AtomicU64::new(0)).collect(),
     });
-    let len = frame(0, 0, payload).len();
-    let head = len - payload.max(16);
+    let payload = payload.max(16);
+    let head = frame_header(payload).len();
+    let len = head + payload;
     let mut tasks = Vec::with_capacity(connections);
     for _ in 0..connections {
         let s = tokio::net::TcpStream::connect(connect).await?;
