@@ -15,7 +15,9 @@
 # IDLE_CONNECTIONS=10000 REDIS_LATENCY_MS=20 K6=1 (also run the k6 script against gavel for agreement)
 # ONLY="echo baseline-everysec ..." (subset of the five servers; ONLY=" " runs none;
 #   echo-durable-everysec / echo-durable-always add the echo server answering each bid only
-#   after a group-committed XADD: the floor of a durable ack)
+#   after a group-committed XADD: the floor of a durable ack; echo-fanout-durable-everysec /
+#   -always add it also sending each bid's update to every watcher of the auction, as gavel
+#   and the baseline do: the floor of a durable ack with the protocol's fan-out)
 # SOAK_S=600 SOAK_RATE=10000 (also a soak of gavel-everysec) SKIP_BUILD=1
 # SECTIONS="ramp latency hot idle" (which measurements to run; hot and idle use gavel-always).
 # ECHO_MAX=N: the latency points are 25% and 50% of N instead of the echo ramp's result.
@@ -116,6 +118,11 @@ start_server() {
         start_redis "$1" "${1#echo-durable-}"
         taskset -c "$SERVER_CPU" "$BIN/gavel-echo" --listen "127.0.0.1:$SRV_PORT" \
             --redis "redis://127.0.0.1:$REDIS_PORT/" >"$OUT/$1.log" 2>&1 &
+        SRV_PID=$!; SETUP=none ;;
+    echo-fanout-durable-*)
+        start_redis "$1" "${1#echo-fanout-durable-}"
+        taskset -c "$SERVER_CPU" "$BIN/gavel-echo" --listen "127.0.0.1:$SRV_PORT" \
+            --redis "redis://127.0.0.1:$REDIS_PORT/" --fanout >"$OUT/$1.log" 2>&1 &
         SRV_PID=$!; SETUP=none ;;
     baseline-*)
         start_redis "$1" "${1#baseline-}"
@@ -282,9 +289,10 @@ out = sys.argv[1]
 def load(name):
     p = os.path.join(out, name)
     return json.load(open(p)) if os.path.exists(p) else None
-servers = ["echo", "echo-durable-everysec", "echo-durable-always", "baseline-everysec",
-           "baseline-always", "gavel-everysec", "gavel-always"]
-print(f"{'server':21} {'max results/s':>13} {'accepted/s':>11} {'gen CPU':>8} {'srv CPU':>8} {'redis':>6} {'us/bid':>7}   "
+servers = ["echo", "echo-durable-everysec", "echo-durable-always", "echo-fanout-durable-everysec",
+           "echo-fanout-durable-always", "baseline-everysec", "baseline-always", "gavel-everysec",
+           "gavel-always"]
+print(f"{'server':28} {'max results/s':>13} {'accepted/s':>11} {'gen CPU':>8} {'srv CPU':>8} {'redis':>6} {'us/bid':>7}   "
       f"{'p50@25%':>8} {'p99@25%':>8} {'p50@50%':>8} {'p99@50%':>8}  correctness")
 rows = {}
 for s in servers:
@@ -300,7 +308,7 @@ for s in servers:
     rows[s] = (r, lat)
     f = lambda x: f"{x:8.2f}" if x is not None else f"{'-':>8}"
     n = lambda x, w: f"{x:{w}.0f}" if x else f"{'-':>{w}}"
-    print(f"{s:21} {n(r.get('max_sustained_ack_rate'), 13)} {n(r.get('max_sustained_accepted_rate'), 11)} "
+    print(f"{s:28} {n(r.get('max_sustained_ack_rate'), 13)} {n(r.get('max_sustained_accepted_rate'), 11)} "
           f"{best['generator_cpu_cores'] if best else 0:8.2f} {(best or {}).get('server_cpu_cores') or 0:8.2f} "
           f"{(best or {}).get('redis_cpu_cores') or 0:6.2f} "
           f"{(((best or {}).get('server_cpu_cores') or 0) + ((best or {}).get('redis_cpu_cores') or 0)) / max((best or {}).get('ack_rate') or 1, 1) * 1e6:7.1f}   "
@@ -317,9 +325,13 @@ for fs in ("everysec", "always"):
         print(f"{fs}: gavel accepted {ga:.0f}/s vs baseline accepted {b:.0f}/s = {ga/b:.2f}x (target >= 3x)")
     if g and e:
         print(f"{fs}: gavel results {g:.0f}/s vs echo {e:.0f}/s = {g/e:.2f} of the echo ceiling (target >= 0.5)")
+    fl = rate(f"echo-fanout-durable-{fs}")
+    if fl and b:
+        print(f"{fs}: floor with fan-out (echo-fanout-durable) {fl:.0f}/s = {fl/b:.2f}x baseline, "
+              f"{fl/e if e else 0:.2f} of echo; gavel at {g/fl:.2f} of that floor")
     for pct in (25, 50):
         el = rows.get("echo", (None, {}))[1].get(pct)
-        for who in (f"gavel-{fs}", f"echo-durable-{fs}"):
+        for who in (f"gavel-{fs}", f"echo-durable-{fs}", f"echo-fanout-durable-{fs}"):
             gl = rows.get(who, (None, {}))[1].get(pct)
             if gl and el and el["p50_ms"] and el["p99_ms"]:
                 print(f"{fs} @{pct}%: {who} p50 {gl['p50_ms']:.2f} vs echo {el['p50_ms']:.2f} ms = {gl['p50_ms']/el['p50_ms']:.2f}x; "

@@ -15,7 +15,7 @@
 
 use clap::Parser;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use gavel_loadtest::serving::{decode, encode, ws_config};
+use gavel_loadtest::serving::{decode, encode, ws_config, Update};
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -123,17 +123,7 @@ enum Out {
         #[serde(skip_serializing_if = "Option::is_none")]
         min_next: Option<u64>,
     },
-    Update {
-        auction: Arc<str>,
-        seq: u64,
-        status: &'static str,
-        price: u64,
-        min_next: u64,
-        bids: u64,
-        reserve_met: bool,
-        leading: bool,
-        ends_at: u64,
-    },
+    Update(Update<Arc<str>>),
     Snapshot {
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<serde_json::Value>,
@@ -195,8 +185,8 @@ impl Hub {
         };
         for (id, tx) in targets {
             let mut m = u.clone();
-            if let Out::Update { leading, .. } = &mut m {
-                *leading = id == leader;
+            if let Out::Update(u) = &mut m {
+                u.leading = id == leader;
             }
             // A full queue drops the update: the next one supersedes it.
             let _ = tx.try_send(m);
@@ -444,7 +434,7 @@ async fn place(
         ctx.hub.publish(
             auction,
             conn,
-            Out::Update {
+            Out::Update(Update {
                 auction: auction.clone(),
                 seq: n,
                 status: "live",
@@ -454,7 +444,7 @@ async fn place(
                 reserve_met: false,
                 leading: false,
                 ends_at: ends,
-            },
+            }),
         );
         Out::BidResult {
             bid_id: bid_id.to_owned(),

@@ -9,15 +9,22 @@
 //! answered only after its bytes are in a Redis stream, appended in group commits (one
 //! `XADD` per batch of whatever bids are waiting, one round trip in flight), still with
 //! no other work. What a durable ack costs this machine before any auction logic.
+//!
+//! With `--fanout` it also keeps what gavel and the baseline owe every bid beyond its
+//! answer: a dealer who bids or subscribes watches that auction, and each bid sends an
+//! `update` to every watcher (the bidder's goes out with its `bid_result`, in one write;
+//! the others' through their own queue, dropped when full like the baseline's). Still no
+//! auction logic: the floor of a server with the protocol's obligations.
 
 use bytes::Bytes;
 use clap::Parser;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use gavel_loadtest::serving::{decode, encode, ws_config, In};
+use gavel_loadtest::serving::{decode, encode, ws_config, In, Update};
 use redis::aio::MultiplexedConnection;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
@@ -35,6 +42,9 @@ struct Cli {
     /// Answer each bid only once it is appended to a stream in this Redis.
     #[arg(long)]
     redis: Option<String>,
+    /// Also send each bid's `update` to every connection watching its auction.
+    #[arg(long)]
+    fanout: bool,
 }
 
 /// The stream the durable mode appends to.
@@ -44,8 +54,62 @@ const QUEUE: usize = 65_536;
 /// Bids per `XADD`, at most.
 const BATCH: usize = 1_024;
 
+/// Frames queued for one watcher by other connections' bids, at most.
+const WATCHER_QUEUE: usize = 1_024;
+
 /// A bid on its way into the stream: its bytes, and who to tell once it is there.
 type Durable = (Bytes, oneshot::Sender<bool>);
+
+/// One watcher: whether it speaks MessagePack, and its queue.
+type Watcher = (bool, mpsc::Sender<Message>);
+
+/// Who watches which auction (`--fanout`): auction → connection id → watcher.
+#[derive(Default)]
+struct Watchers(Mutex<HashMap<Box<str>, HashMap<u64, Watcher>>>);
+
+impl Watchers {
+    fn watch(&self, auction: &str, conn: u64, watcher: &Watcher) {
+        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match w.get_mut(auction) {
+            Some(m) => {
+                m.entry(conn).or_insert_with(|| watcher.clone());
+            }
+            None => {
+                w.insert(auction.into(), HashMap::from([(conn, watcher.clone())]));
+            }
+        }
+    }
+
+    fn leave(&self, conn: u64) {
+        let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for m in w.values_mut() {
+            m.remove(&conn);
+        }
+    }
+
+    /// Queues `update` for every watcher of `auction` but `except`, encoded once per
+    /// format; a full queue drops it (a later update supersedes it), as the baseline does.
+    fn publish<T: Serialize>(&self, auction: &str, except: u64, update: &T) {
+        let mut frames: [Option<Message>; 2] = [None, None];
+        let w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for (conn, (msgpack, tx)) in w.get(auction).into_iter().flatten() {
+            if *conn != except {
+                let frame =
+                    frames[usize::from(*msgpack)].get_or_insert_with(|| encode(update, *msgpack));
+                let _ = tx.try_send(frame.clone());
+            }
+        }
+    }
+}
+
+/// What every connection shares.
+struct Shared {
+    seq: AtomicU64,
+    journal: Option<mpsc::Sender<Durable>>,
+    /// `Some` with `--fanout`.
+    watchers: Option<Watchers>,
+    next_conn: AtomicU64,
+}
 
 /// Appends waiting bids to the stream, one `XADD` per batch, and answers each sender
 /// with whether its batch went in.
@@ -83,6 +147,7 @@ enum Out<'a> {
         req: Option<&'a serde_json::Value>,
         auction: Snap<'a>,
     },
+    Update(Update<&'a str>),
     Pong {
         #[serde(skip_serializing_if = "Option::is_none")]
         req: Option<&'a serde_json::Value>,
@@ -113,7 +178,6 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let listener = TcpListener::bind(&cli.listen).await?;
         println!("gavel-echo listening on {}", listener.local_addr()?);
-        let seq = Arc::new(AtomicU64::new(0));
         let journal = match &cli.redis {
             Some(url) => {
                 let mut redis = redis::Client::open(url.as_str())?
@@ -127,6 +191,15 @@ fn main() -> anyhow::Result<()> {
             }
             None => None,
         };
+        if cli.fanout {
+            println!("fan-out: each bid's update goes to every watcher of its auction");
+        }
+        let shared = Arc::new(Shared {
+            seq: AtomicU64::new(0),
+            journal,
+            watchers: cli.fanout.then(Watchers::default),
+            next_conn: AtomicU64::new(1),
+        });
         loop {
             let (sock, _) = match listener.accept().await {
                 Ok(x) => x,
@@ -136,12 +209,12 @@ fn main() -> anyhow::Result<()> {
                     continue;
                 }
             };
-            tokio::spawn(serve(sock, seq.clone(), journal.clone()));
+            tokio::spawn(serve(sock, shared.clone()));
         }
     })
 }
 
-async fn serve(sock: TcpStream, seq: Arc<AtomicU64>, journal: Option<mpsc::Sender<Durable>>) {
+async fn serve(sock: TcpStream, shared: Arc<Shared>) {
     let _ = sock.set_nodelay(true);
     let mut msgpack = false;
     // tungstenite's callback signature fixes the (large) error type.
@@ -158,9 +231,46 @@ async fn serve(sock: TcpStream, seq: Arc<AtomicU64>, journal: Option<mpsc::Sende
     else {
         return;
     };
+    let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
+    // Other connections' updates for this one (`--fanout` only).
+    let (tx, mut rx) = mpsc::channel::<Message>(WATCHER_QUEUE);
+    let fanout = shared.watchers.as_ref();
+    serve_frames(&mut ws, &shared, conn, &tx, &mut rx, msgpack).await;
+    if let Some(w) = fanout {
+        w.leave(conn);
+    }
+}
+
+/// The connection's loop: answers what it reads and, with `--fanout`, writes what other
+/// connections' bids queued for it. Returns when the client leaves or a write fails.
+async fn serve_frames(
+    ws: &mut tokio_tungstenite::WebSocketStream<TcpStream>,
+    shared: &Shared,
+    conn: u64,
+    tx: &mpsc::Sender<Message>,
+    rx: &mut mpsc::Receiver<Message>,
+    msgpack: bool,
+) {
+    let me: Watcher = (msgpack, tx.clone());
     loop {
-        let Some(Ok(first)) = ws.next().await else {
-            return;
+        let first = tokio::select! {
+            m = ws.next() => match m {
+                Some(Ok(m)) => m,
+                _ => return,
+            },
+            Some(pushed) = rx.recv(), if shared.watchers.is_some() => {
+                let mut pushed = Some(pushed);
+                while let Some(m) = pushed {
+                    if ws.feed(m).await.is_err() {
+                        return;
+                    }
+                    pushed = rx.try_recv().ok();
+                }
+                if ws.flush().await.is_err() {
+                    return;
+                }
+                continue;
+            }
         };
         let mut batch = vec![first];
         // Answer everything already read, then flush once.
@@ -169,7 +279,7 @@ async fn serve(sock: TcpStream, seq: Arc<AtomicU64>, journal: Option<mpsc::Sende
         }
         // Durable mode: the batch's bids go into the stream before any of it is answered.
         let decoded: Vec<_> = batch.iter().map(decode).collect();
-        if let Some(journal) = &journal {
+        if let Some(journal) = &shared.journal {
             let mut pending = Vec::new();
             let bids = batch
                 .iter()
@@ -189,7 +299,32 @@ async fn serve(sock: TcpStream, seq: Arc<AtomicU64>, journal: Option<mpsc::Sende
             }
         }
         for d in decoded {
-            if let Some(reply) = answer(d, msgpack, &seq) {
+            let seq = shared.seq.fetch_add(1, Ordering::Relaxed) + 1;
+            if let (Some(w), Some(Ok(i))) = (&shared.watchers, &d) {
+                if let (Some(auction), "bid" | "subscribe") = (&i.auction, &*i.kind) {
+                    w.watch(auction, conn, &me);
+                }
+                if let (Some(auction), "bid") = (&i.auction, &*i.kind) {
+                    let update = |leading| {
+                        Out::Update(Update {
+                            auction,
+                            seq,
+                            status: "live",
+                            price: i.amount.unwrap_or(0),
+                            min_next: i.amount.unwrap_or(0),
+                            bids: seq,
+                            reserve_met: false,
+                            leading,
+                            ends_at: 0,
+                        })
+                    };
+                    w.publish(auction, conn, &update(false));
+                    if ws.feed(encode(&update(true), msgpack)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if let Some(reply) = answer(d, msgpack, seq) {
                 if ws.feed(reply).await.is_err() {
                     return;
                 }
@@ -201,7 +336,7 @@ async fn serve(sock: TcpStream, seq: Arc<AtomicU64>, journal: Option<mpsc::Sende
     }
 }
 
-fn answer(decoded: Option<Result<In<'_>, ()>>, msgpack: bool, seq: &AtomicU64) -> Option<Message> {
+fn answer(decoded: Option<Result<In<'_>, ()>>, msgpack: bool, seq: u64) -> Option<Message> {
     match decoded? {
         Ok(i) => {
             let req = i.req;
@@ -216,7 +351,7 @@ fn answer(decoded: Option<Result<In<'_>, ()>>, msgpack: bool, seq: &AtomicU64) -
                     price: i.amount.unwrap_or(0),
                     leading: true,
                     ends_at: 0,
-                    seq: seq.fetch_add(1, Ordering::Relaxed) + 1,
+                    seq,
                 },
                 "subscribe" => Out::Snapshot {
                     req: req.as_ref(),

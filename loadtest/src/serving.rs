@@ -28,6 +28,31 @@ pub struct In<'a> {
     pub bid_id: Option<Cow<'a, str>>,
 }
 
+/// An `update` as both comparison servers send it (the protocol's fields; `A` is however
+/// the server holds an auction id). Sent as `Out::Update(Update { .. })`, which serde
+/// tags with `"type": "update"`.
+#[derive(Serialize, Clone)]
+pub struct Update<A> {
+    /// The auction.
+    pub auction: A,
+    /// Its sequence number.
+    pub seq: u64,
+    /// `live` while it takes bids.
+    pub status: &'static str,
+    /// The current price.
+    pub price: u64,
+    /// The lowest bid it takes next.
+    pub min_next: u64,
+    /// Bids so far.
+    pub bids: u64,
+    /// Whether the reserve is met.
+    pub reserve_met: bool,
+    /// Whether the recipient leads.
+    pub leading: bool,
+    /// When it ends (ms).
+    pub ends_at: u64,
+}
+
 /// Decodes a data frame (JSON text or MessagePack binary); `None` for any other frame.
 pub fn decode(m: &Message) -> Option<Result<In<'_>, ()>> {
     match m {

@@ -298,6 +298,31 @@ fn steady_against_the_echo_server() {
     let r = steady_one_second(&addr, "500", &[], &dir.path().join("echo.json"));
     assert_eq!(r["phases"][0]["unanswered"], 0);
     assert_eq!(r["phases"][0]["acks"], r["phases"][0]["sent"]);
+    // Without --fanout it sends nothing but answers.
+    assert_eq!(r["phases"][0]["other_msgs"], 0);
+}
+
+#[test]
+fn the_durable_echo_with_fanout_updates_every_watcher() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_redis, port) = redis_server(dir.path());
+    let mut cmd = Command::new(sibling("gavel-echo"));
+    cmd.args(["--listen", "127.0.0.1:0", "--fanout", "--redis"])
+        .arg(format!("redis://127.0.0.1:{port}/"));
+    let (_echo, addr) = start(cmd);
+    let r = steady_one_second(&addr, "500", &[], &dir.path().join("fanout-echo.json"));
+    let phase = &r["phases"][0];
+    assert_eq!(phase["unanswered"], 0);
+    assert_eq!(phase["acks"], phase["sent"]);
+    // Each bid updates its bidder and, once it has bid too, the auction's other dealer
+    // (20 dealers over 10 auctions): more updates than bids proves the others got theirs.
+    let sent = phase["sent"].as_u64().unwrap_or(0);
+    let updates = phase["other_msgs"].as_u64().unwrap_or(0);
+    assert!(
+        sent > 0 && updates > sent && updates <= 2 * sent,
+        "{updates} updates for {sent} bids"
+    );
+    assert!(redis_int(port, &["XLEN", "gavel-echo:log"]) >= 1);
 }
 
 /// A redis-server of our own on a free port, AOF everysec, in `dir`, accepting connections.
