@@ -109,6 +109,11 @@ pub struct Book {
     /// (deadline, lot) for every lot with a pending timer. Derived from `lots`.
     #[serde(skip)]
     timers: BTreeSet<(u64, LotId)>,
+    /// An empty map that stands in for a dealer's receipts while its bid is decided (see
+    /// `place_bid`): a shared one, so the stand-in costs a reference count, not a fresh
+    /// allocation and hasher per bid.
+    #[serde(skip)]
+    no_receipts: Arc<Receipts>,
 }
 
 /// `Book` as stored: everything but the derived indexes.
@@ -146,6 +151,7 @@ impl From<BookData> for Book {
             services: d.services,
             alliance: d.alliance,
             timers,
+            no_receipts: Arc::default(),
         }
     }
 }
@@ -185,6 +191,7 @@ impl Book {
             services: Vec::new(),
             alliance: Alliance::default(),
             timers: BTreeSet::new(),
+            no_receipts: Arc::default(),
         }
     }
 
@@ -496,7 +503,7 @@ impl Book {
         // The receipts leave the dealer for the length of this bid, so the bid_id is hashed
         // once (one entry serves the lookup and the insert) while `try_bid` borrows the
         // book; `try_bid` never reads receipts. Hashing was the largest cost of a bid.
-        let mut receipts = std::mem::take(&mut d.receipts);
+        let mut receipts = std::mem::replace(&mut d.receipts, Arc::clone(&self.no_receipts));
         match Arc::make_mut(&mut receipts).entry(bid_id) {
             Entry::Occupied(first) => {
                 let r = first.get();
