@@ -56,6 +56,9 @@ const BATCH: usize = 1_024;
 
 /// Frames queued for one watcher by other connections' bids, at most.
 const WATCHER_QUEUE: usize = 1_024;
+/// Auctions watched at once, at most: clients name them, so an unknown name past this
+/// many is answered but not watched.
+const MAX_AUCTIONS: usize = 100_000;
 
 /// A bid on its way into the stream: its bytes, and who to tell once it is there.
 type Durable = (Bytes, oneshot::Sender<bool>);
@@ -70,21 +73,25 @@ struct Watchers(Mutex<HashMap<Box<str>, HashMap<u64, Watcher>>>);
 impl Watchers {
     fn watch(&self, auction: &str, conn: u64, watcher: &Watcher) {
         let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let room = w.len() < MAX_AUCTIONS;
         match w.get_mut(auction) {
             Some(m) => {
                 m.entry(conn).or_insert_with(|| watcher.clone());
             }
-            None => {
+            None if room => {
                 w.insert(auction.into(), HashMap::from([(conn, watcher.clone())]));
             }
+            None => {}
         }
     }
 
+    /// Forgets a connection, and every auction nobody watches any more.
     fn leave(&self, conn: u64) {
         let mut w = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        for m in w.values_mut() {
+        w.retain(|_, m| {
             m.remove(&conn);
-        }
+            !m.is_empty()
+        });
     }
 
     /// Queues `update` for every watcher of `auction` but `except`, encoded once per
