@@ -433,9 +433,6 @@ fn reason_label(r: RejectReason) -> &'static str {
     }
 }
 
-/// Drains the queue into the socket, pings the client, and sends the close frame. Closing
-/// the queue is what ends this loop, and the close reason carries the frame to send: the
-/// writer waits on the queue alone.
 /// Whether a write finished, and without error, within `limit`. The timer is armed only
 /// for a write that does not finish at once: nearly every write fits the socket's
 /// buffer, and a timer per write (one per subscriber frame in a hot lot) was a visible
@@ -448,6 +445,9 @@ async fn within<E>(limit: Duration, write: impl Future<Output = Result<(), E>>) 
     }
 }
 
+/// Drains the queue into the socket, pings the client, and sends the close frame. Closing
+/// the queue is what ends this loop, and the close reason carries the frame to send: the
+/// writer waits on the queue alone.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     out: Arc<Outbound<Frame>>,
