@@ -114,15 +114,13 @@ start_server() {
         taskset -c "$SERVER_CPU" "$BIN/gavel-echo" --listen "127.0.0.1:$SRV_PORT" \
             >"$OUT/$1.log" 2>&1 &
         SRV_PID=$!; SETUP=none ;;
-    echo-durable-*)
-        start_redis "$1" "${1#echo-durable-}"
+    echo-durable-*|echo-fanout-durable-*)
+        # The fsync setting is the name's last part; "fanout" in it adds --fanout.
+        local fanout=()
+        [[ "$1" == echo-fanout-* ]] && fanout=(--fanout)
+        start_redis "$1" "${1##*-}"
         taskset -c "$SERVER_CPU" "$BIN/gavel-echo" --listen "127.0.0.1:$SRV_PORT" \
-            --redis "redis://127.0.0.1:$REDIS_PORT/" >"$OUT/$1.log" 2>&1 &
-        SRV_PID=$!; SETUP=none ;;
-    echo-fanout-durable-*)
-        start_redis "$1" "${1#echo-fanout-durable-}"
-        taskset -c "$SERVER_CPU" "$BIN/gavel-echo" --listen "127.0.0.1:$SRV_PORT" \
-            --redis "redis://127.0.0.1:$REDIS_PORT/" --fanout >"$OUT/$1.log" 2>&1 &
+            --redis "redis://127.0.0.1:$REDIS_PORT/" "${fanout[@]}" >"$OUT/$1.log" 2>&1 &
         SRV_PID=$!; SETUP=none ;;
     baseline-*)
         start_redis "$1" "${1#baseline-}"

@@ -241,9 +241,8 @@ async fn serve(sock: TcpStream, shared: Arc<Shared>) {
     let conn = shared.next_conn.fetch_add(1, Ordering::Relaxed);
     // Other connections' updates for this one (`--fanout` only).
     let (tx, mut rx) = mpsc::channel::<Message>(WATCHER_QUEUE);
-    let fanout = shared.watchers.as_ref();
     serve_frames(&mut ws, &shared, conn, &tx, &mut rx, msgpack).await;
-    if let Some(w) = fanout {
+    if let Some(w) = &shared.watchers {
         w.leave(conn);
     }
 }
