@@ -10,35 +10,16 @@ use super::event::{BidOutcome, Event, LotStatus, Outcome, Refusal, Rejection};
 use super::ids::{DealerId, LotId, SellerId, ServiceId};
 use super::lot::{Lead, Lot};
 use super::money::{Fen, FEN_PER_YUAN, MAX_AMOUNT};
+use super::receipts::{Receipt, Receipts};
 use super::rules::Rules;
 use crate::alliance::{Alliance, AllianceCommand, AllianceEvent, Registry, Sale};
 use serde::{Deserialize, Serialize};
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
-
-/// What a repeated `bid_id` is answered with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Receipt {
-    /// The lot the first bid named.
-    pub lot: LotId,
-    /// Its first result.
-    pub outcome: BidOutcome,
-    /// Book time of the first bid: receipts are forgotten `bid_id_retention_ms` later,
-    /// once their lot can take no more bids.
-    #[serde(default)]
-    pub at: u64,
-}
 
 /// How often (in book time) a `Tick` looks for receipts past their retention. Pruning
 /// scans every receipt, so it runs rarely; memory holds at most an hour's worth extra.
 const PRUNE_EVERY_MS: u64 = 3_600_000;
-
-/// A dealer's receipts by `bid_id`. Dealers choose the keys, so the hasher must be keyed
-/// (aHash's per-process random keys, like std's SipHash) but need not be SipHash, which
-/// was a third of the cost of a bid. The keys never reach output: the map is serialized in
-/// key order.
-pub type Receipts = HashMap<BidId, Receipt, ahash::RandomState>;
 
 /// A dealer of the alliance and its standing in the book.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +45,6 @@ pub struct Dealer {
     /// per dealer instead of a walk over every receipt (a million took the engine's
     /// sequencer 131–206 ms), and a dealer's map is copied only if it changes while the
     /// snapshot still holds it.
-    #[serde(with = "sorted_map")]
     pub receipts: Arc<Receipts>,
 }
 
@@ -109,11 +89,6 @@ pub struct Book {
     /// (deadline, lot) for every lot with a pending timer. Derived from `lots`.
     #[serde(skip)]
     timers: BTreeSet<(u64, LotId)>,
-    /// An empty map that stands in for a dealer's receipts while its bid is decided (see
-    /// `place_bid`): a shared one, so the stand-in costs a reference count, not a fresh
-    /// allocation and hasher per bid.
-    #[serde(skip)]
-    no_receipts: Arc<Receipts>,
 }
 
 /// `Book` as stored: everything but the derived indexes.
@@ -151,7 +126,6 @@ impl From<BookData> for Book {
             services: d.services,
             alliance: d.alliance,
             timers,
-            no_receipts: Arc::default(),
         }
     }
 }
@@ -191,7 +165,6 @@ impl Book {
             services: Vec::new(),
             alliance: Alliance::default(),
             timers: BTreeSet::new(),
-            no_receipts: Arc::default(),
         }
     }
 
@@ -500,44 +473,38 @@ impl Book {
             });
             return;
         };
-        // The receipts leave the dealer for the length of this bid, so the bid_id is hashed
-        // once (one entry serves the lookup and the insert) while `try_bid` borrows the
-        // book; `try_bid` never reads receipts. Hashing was the largest cost of a bid.
-        let mut receipts = std::mem::replace(&mut d.receipts, Arc::clone(&self.no_receipts));
-        match Arc::make_mut(&mut receipts).entry(bid_id) {
-            Entry::Occupied(first) => {
-                let r = first.get();
-                out.push(Event::Bid {
-                    lot: r.lot,
-                    dealer,
-                    outcome: r.outcome,
-                    duplicate: true,
-                });
-            }
-            Entry::Vacant(slot) => {
-                // The direct answer goes first; the bid's effects follow it.
-                let at = out.len();
-                let outcome = match self.try_bid(seq, now, dealer, lot, amount, max, out) {
-                    Ok(accepted) => accepted,
-                    Err(rejection) => BidOutcome::Rejected(rejection),
-                };
-                slot.insert(Receipt {
-                    lot,
-                    outcome,
-                    at: now,
-                });
-                out.insert(
-                    at,
-                    Event::Bid {
-                        lot,
-                        dealer,
-                        outcome,
-                        duplicate: false,
-                    },
-                );
-            }
+        // One hash of the bid_id serves the lookup and, for a new id, the insert.
+        let key = d.receipts.key(&bid_id);
+        if let Some(first) = d.receipts.get(key, &bid_id) {
+            out.push(Event::Bid {
+                lot: first.lot,
+                dealer,
+                outcome: first.outcome,
+                duplicate: true,
+            });
+            return;
         }
-        self.dealers[dealer.index()].receipts = receipts;
+        // The direct answer goes first; the bid's effects follow it.
+        let at = out.len();
+        let outcome = match self.try_bid(seq, now, dealer, lot, amount, max, out) {
+            Ok(accepted) => accepted,
+            Err(rejection) => BidOutcome::Rejected(rejection),
+        };
+        let receipt = Receipt {
+            lot,
+            outcome,
+            at: now,
+        };
+        Arc::make_mut(&mut self.dealers[dealer.index()].receipts).insert(key, bid_id, receipt);
+        out.insert(
+            at,
+            Event::Bid {
+                lot,
+                dealer,
+                outcome,
+                duplicate: false,
+            },
+        );
     }
 
     /// Decides a bid and, when it is accepted, applies it. Checks come in the contract's
@@ -830,8 +797,8 @@ impl Book {
         for d in &mut self.dealers {
             // Only a map that loses receipts is written, so one shared with a snapshot's
             // copy is not copied for nothing.
-            if !d.receipts.values().all(keep) {
-                Arc::make_mut(&mut d.receipts).retain(|_, r| keep(r));
+            if !d.receipts.iter().all(|(_, r)| keep(r)) {
+                Arc::make_mut(&mut d.receipts).retain(keep);
             }
         }
     }
@@ -1034,34 +1001,4 @@ impl Registry for BookRegistry<'_> {
 /// kind is far beyond one engine; reaching it is a bug worth stopping for.
 fn next_id(len: usize) -> u32 {
     u32::try_from(len + 1).expect("id space exhausted")
-}
-
-/// Serializes a hash map in key order, so bytes do not depend on the hasher's seed.
-mod sorted_map {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-    use std::collections::{BTreeMap, HashMap};
-    use std::hash::Hash;
-    use std::sync::Arc;
-
-    pub(super) fn serialize<K, V, H, S>(
-        map: &Arc<HashMap<K, V, H>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error>
-    where
-        K: Serialize + Ord + Eq + Hash,
-        V: Serialize,
-        S: Serializer,
-    {
-        map.iter().collect::<BTreeMap<_, _>>().serialize(s)
-    }
-
-    pub(super) fn deserialize<'de, K, V, H, D>(d: D) -> Result<Arc<HashMap<K, V, H>>, D::Error>
-    where
-        K: Deserialize<'de> + Eq + Hash,
-        V: Deserialize<'de>,
-        H: std::hash::BuildHasher + Default,
-        D: Deserializer<'de>,
-    {
-        HashMap::<K, V, H>::deserialize(d).map(Arc::new)
-    }
 }

@@ -12,9 +12,10 @@ mod event;
 mod ids;
 mod lot;
 mod money;
+mod receipts;
 mod rules;
 
-pub use book::{Book, Dealer, Receipt, Receipts, Seller, Service};
+pub use book::{Book, Dealer, Seller, Service};
 pub use command::{
     BidId, Canceller, Command, DealerStatus, Inspection, Listing, TokenHash, Vehicle,
 };
@@ -23,6 +24,7 @@ pub(crate) use ids::id_type;
 pub use ids::{DealerId, LotId, ParseIdError, SellerId, ServiceId};
 pub use lot::{Lead, Lot};
 pub use money::{Fen, Increments, IncrementsError, Tier, FEN_PER_YUAN, MAX_AMOUNT};
+pub use receipts::{Key as ReceiptKey, Receipt, Receipts};
 pub use rules::Rules;
 
 #[cfg(test)]
