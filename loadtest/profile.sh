@@ -7,6 +7,9 @@
 #   e.g. loadtest/profile.sh /tmp/prof everysec steady --rate 20000 --duration-s 20
 #        loadtest/profile.sh /tmp/hot always hot-lot --subscribers 10000 --listing-duration-s 45
 #
+# PERF_ARGS replaces `-g` (e.g. PERF_ARGS="--call-graph dwarf" for full stacks through
+# code built without frame pointers; its perf.data is ~1 GB for 8 s).
+#
 # Writes OUTDIR/perf.data, OUTDIR/perf-top.txt (flat profile, by symbol), OUTDIR/report.json
 # and OUTDIR/cpu.txt. Needs `perf` (apt-get install linux-perf) and a release build.
 set -euo pipefail
@@ -14,7 +17,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 OUT="$1"; FSYNC="$2"; shift 2
 mkdir -p "$OUT"; OUT="$(cd "$OUT" && pwd)"
 SERVER_CPU="${SERVER_CPU:-0}"; GEN_CPU="${GEN_CPU:-1}"
-PERF_S="${PERF_S:-8}"; PERF_AFTER_S="${PERF_AFTER_S:-6}"
+PERF_S="${PERF_S:-8}"; PERF_AFTER_S="${PERF_AFTER_S:-6}"; PERF_ARGS="${PERF_ARGS:--g}"
 BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 ADMIN="profile-admin"
 ulimit -n "$(ulimit -Hn)"
@@ -43,7 +46,8 @@ GAVEL_ADMIN_TOKEN="$ADMIN" taskset -c "$GEN_CPU" "$BIN/gavel-loadtest" "$@" \
 LPID=$!
 sleep "$PERF_AFTER_S"
 g0=$(cpu_s "$GPID"); r0=$(cpu_s "$RPID"); t0=$(date +%s.%N)
-perf record -F 999 -g -p "$GPID" -o "$OUT/perf.data" -- sleep "$PERF_S" 2>/dev/null
+# shellcheck disable=SC2086 # PERF_ARGS is a list of flags
+perf record -F 999 $PERF_ARGS -p "$GPID" -o "$OUT/perf.data" -- sleep "$PERF_S" 2>/dev/null
 g1=$(cpu_s "$GPID"); r1=$(cpu_s "$RPID"); t1=$(date +%s.%N)
 python3 -c "w=$t1-$t0; print(f'over {w:.1f} s: gavel {($g1-$g0)/w:.2f} cores, redis {($r1-$r0)/w:.2f} cores; load average $(cut -d' ' -f1-3 /proc/loadavg)')" | tee "$OUT/cpu.txt"
 wait "$LPID" || true
