@@ -595,7 +595,7 @@ async fn check_journal(journal: &JournalArg, market: &Market, expect_snapshot: b
         let replayed = serde_json::to_value(BidResult::from_outcome(
             None,
             bid_id.as_str().into(),
-            lot,
+            lot.into(),
             &outcome,
         ))
         .expect("encode");

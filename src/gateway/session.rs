@@ -378,31 +378,20 @@ impl Session {
         // after the `update` it caused: both leave in one socket write, with no task or
         // wake-up per bid in between.
         let answer = move |applied: Result<Applied, Unavailable>| {
-            let result = match applied {
-                Ok(applied) => applied.events.iter().find_map(|e| match e {
-                    Event::Bid { lot, outcome, .. } => Some(BidResult::from_outcome(
-                        req.clone(),
-                        bid.bid_id.clone(),
-                        *lot,
-                        outcome,
-                    )),
+            let outcome = applied.ok().and_then(|applied| {
+                applied.events.iter().find_map(|e| match e {
+                    Event::Bid { outcome, .. } => Some(*outcome),
                     _ => None,
-                }),
-                Err(_) => None,
-            };
-            let mut result = result.unwrap_or_else(|| {
-                BidResult::refused(
-                    req,
-                    bid.bid_id.clone(),
-                    bid.auction.clone(),
-                    RejectReason::Unavailable,
-                )
+                })
             });
-            // Echo the auction as the client named it.
-            result.auction = bid.auction;
+            // The auction is echoed as the client named it.
+            let result = match outcome {
+                Some(outcome) => BidResult::from_outcome(req, bid.bid_id, bid.auction, &outcome),
+                None => BidResult::refused(req, bid.bid_id, bid.auction, RejectReason::Unavailable),
+            };
             let label = match (result.accepted, result.reason) {
                 (true, _) => "accepted",
-                (false, Some(r)) => reason_label(r),
+                (false, Some(r)) => r.as_str(),
                 (false, None) => "unknown",
             };
             ctx.metrics.count_bid(label);
@@ -416,20 +405,6 @@ impl Session {
         // Waits only while the engine's queue is full: reading no more of this client's
         // frames meanwhile is the backpressure we want.
         self.ctx.engine.submit_then(command, answer).await;
-    }
-}
-
-fn reason_label(r: RejectReason) -> &'static str {
-    match r {
-        RejectReason::BelowMinimum => "below_minimum",
-        RejectReason::NotLive => "not_live",
-        RejectReason::UnknownAuction => "unknown_auction",
-        RejectReason::NotEligible => "not_eligible",
-        RejectReason::OwnListing => "own_listing",
-        RejectReason::ExposureLimit => "exposure_limit",
-        RejectReason::RateLimited => "rate_limited",
-        RejectReason::Invalid => "invalid",
-        RejectReason::Unavailable => "unavailable",
     }
 }
 

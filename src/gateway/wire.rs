@@ -252,6 +252,20 @@ pub enum Status {
     Cancelled,
 }
 
+impl Status {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Live => "live",
+            Self::PendingSeller => "pending_seller",
+            Self::Sold => "sold",
+            Self::NoSale => "no_sale",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
 impl From<LotStatus> for Status {
     fn from(s: LotStatus) -> Self {
         match s {
@@ -310,6 +324,23 @@ pub enum RejectReason {
     Invalid,
     /// Could not be made durable in time; nothing happened (a retry is a fresh attempt).
     Unavailable,
+}
+
+impl RejectReason {
+    /// The wire string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BelowMinimum => "below_minimum",
+            Self::NotLive => "not_live",
+            Self::UnknownAuction => "unknown_auction",
+            Self::NotEligible => "not_eligible",
+            Self::OwnListing => "own_listing",
+            Self::ExposureLimit => "exposure_limit",
+            Self::RateLimited => "rate_limited",
+            Self::Invalid => "invalid",
+            Self::Unavailable => "unavailable",
+        }
+    }
 }
 
 impl From<Rejection> for RejectReason {
@@ -543,9 +574,15 @@ pub struct BidResult {
 }
 
 impl BidResult {
-    /// The reply for an outcome the engine decided (first time or repeat).
-    pub fn from_outcome(req: Option<Req>, bid_id: BidId, lot: LotId, outcome: &BidOutcome) -> Self {
-        let mut r = Self::refused(req, bid_id, lot.into(), RejectReason::Invalid);
+    /// The reply for an outcome the engine decided (first time or repeat), naming the
+    /// auction as the bid did.
+    pub fn from_outcome(
+        req: Option<Req>,
+        bid_id: BidId,
+        auction: AuctionRef,
+        outcome: &BidOutcome,
+    ) -> Self {
+        let mut r = Self::refused(req, bid_id, auction, RejectReason::Invalid);
         match *outcome {
             BidOutcome::Accepted {
                 price,

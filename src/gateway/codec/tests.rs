@@ -846,7 +846,7 @@ fn server_samples() -> Vec<(ServerMessage, &'static [&'static str])> {
             ServerMessage::BidResult(BidResult::from_outcome(
                 s("b"),
                 "bid-1".into(),
-                LotId(17),
+                LotId(17).into(),
                 &accepted,
             )),
             &[
@@ -858,7 +858,7 @@ fn server_samples() -> Vec<(ServerMessage, &'static [&'static str])> {
             ServerMessage::BidResult(BidResult::from_outcome(
                 None,
                 "bid-2".into(),
-                LotId(17),
+                LotId(17).into(),
                 &BidOutcome::Rejected(Rejection::BelowMinimum {
                     min_next: 5_020_000,
                 }),
@@ -871,7 +871,7 @@ fn server_samples() -> Vec<(ServerMessage, &'static [&'static str])> {
             ServerMessage::BidResult(BidResult::from_outcome(
                 n(4),
                 "bid-3".into(),
-                LotId(17),
+                LotId(17).into(),
                 &BidOutcome::Rejected(Rejection::NotLive),
             )),
             &["type", "req", "bid_id", "auction", "accepted", "reason"],
@@ -1409,7 +1409,7 @@ fn doc_examples() -> Vec<(&'static str, String, Vec<u8>)> {
             server(ServerMessage::BidResult(BidResult::from_outcome(
                 s("r-3"),
                 "d3-0001".into(),
-                LotId(17),
+                LotId(17).into(),
                 &BidOutcome::Accepted {
                     price: 5_250_000,
                     leading: true,
@@ -1423,7 +1423,7 @@ fn doc_examples() -> Vec<(&'static str, String, Vec<u8>)> {
             server(ServerMessage::BidResult(BidResult::from_outcome(
                 None,
                 "d5-0042".into(),
-                LotId(17),
+                LotId(17).into(),
                 &BidOutcome::Rejected(Rejection::BelowMinimum {
                     min_next: 5_300_000,
                 }),
