@@ -230,9 +230,14 @@ pub fn encode(format: Format, message: &ServerMessage) -> Frame {
     // be a bug in this module, caught by the round-trip tests of every message.
     match format {
         Format::Json => Frame::Text(
-            serde_json::to_string(message)
-                .expect("server messages always serialize to JSON")
-                .into(),
+            match message {
+                // The two every bid sends, written directly (see `json`).
+                ServerMessage::Update(u) => super::json::update(u),
+                ServerMessage::BidResult(r) => super::json::bid_result(r),
+                _ => serde_json::to_string(message)
+                    .expect("server messages always serialize to JSON"),
+            }
+            .into(),
         ),
         Format::MsgPack => Frame::Binary(
             rmp_serde::to_vec_named(message)

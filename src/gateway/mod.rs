@@ -15,6 +15,7 @@
 
 pub mod codec;
 pub mod hub;
+mod json;
 pub mod limits;
 pub mod outbound;
 pub mod session;
