@@ -45,9 +45,7 @@ pub fn render_metrics(ctx: &SessionCtx, out: &mut String) {
     );
     let _ = writeln!(out, "# HELP gavel_bids_total Bids answered, by result.");
     let _ = writeln!(out, "# TYPE gavel_bids_total counter");
-    let mut rows: Vec<_> = m.bids.iter().map(|e| (*e.key(), e.value().get())).collect();
-    rows.sort_unstable();
-    for (result, n) in rows {
+    for (result, n) in m.bids() {
         let _ = writeln!(out, "gavel_bids_total{{result=\"{result}\"}} {n}");
     }
     m.ack_latency_us.render(

@@ -327,6 +327,19 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    /// Every reason, in declaration order (`r as usize` indexes it).
+    pub const ALL: [RejectReason; 9] = [
+        Self::BelowMinimum,
+        Self::NotLive,
+        Self::UnknownAuction,
+        Self::NotEligible,
+        Self::OwnListing,
+        Self::ExposureLimit,
+        Self::RateLimited,
+        Self::Invalid,
+        Self::Unavailable,
+    ];
+
     /// The wire string.
     pub fn as_str(self) -> &'static str {
         match self {

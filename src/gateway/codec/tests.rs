@@ -1545,3 +1545,38 @@ fn docs_protocol_examples_are_this_encoders_output() {
         missing.join("\n")
     );
 }
+
+/// `RejectReason::ALL` indexes the bid counters (`r as usize`), and `as_str` is written
+/// out by hand for the metrics and the JSON writer: both must match the enum and serde.
+#[test]
+fn every_reject_reason_is_listed_once_in_order_with_its_wire_name() {
+    // Fails to compile when a reason is added, so ALL cannot silently miss it.
+    fn position(r: RejectReason) -> usize {
+        match r {
+            RejectReason::BelowMinimum => 0,
+            RejectReason::NotLive => 1,
+            RejectReason::UnknownAuction => 2,
+            RejectReason::NotEligible => 3,
+            RejectReason::OwnListing => 4,
+            RejectReason::ExposureLimit => 5,
+            RejectReason::RateLimited => 6,
+            RejectReason::Invalid => 7,
+            RejectReason::Unavailable => 8,
+        }
+    }
+    assert_eq!(RejectReason::ALL.len(), 9);
+    for (i, r) in RejectReason::ALL.into_iter().enumerate() {
+        assert_eq!((position(r), r as usize), (i, i), "{r:?}");
+        assert_eq!(serde_json::to_value(r).expect("encode"), json!(r.as_str()));
+    }
+    for s in [
+        Status::Scheduled,
+        Status::Live,
+        Status::PendingSeller,
+        Status::Sold,
+        Status::NoSale,
+        Status::Cancelled,
+    ] {
+        assert_eq!(serde_json::to_value(s).expect("encode"), json!(s.as_str()));
+    }
+}
