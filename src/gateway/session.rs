@@ -106,11 +106,16 @@ impl SessionMetrics {
 
 impl SessionCtx {
     fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        self.ms_at(Instant::now())
     }
 
-    fn allow_bid(&self, dealer: DealerId) -> bool {
-        let now = self.now_ms();
+    /// `at` on the limiters' millisecond clock.
+    fn ms_at(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// Whether `dealer` may bid at `now` (from [`SessionCtx::ms_at`]) under its rate limit.
+    fn allow_bid(&self, dealer: DealerId, now: u64) -> bool {
         let rate = BidRate {
             burst: self.config.bid_burst,
             per_second: self.config.bid_rate_per_s,
@@ -362,7 +367,7 @@ impl Session {
             return;
         };
         if self.inflight.load(Ordering::Relaxed) >= self.ctx.config.max_inflight_bids
-            || !self.ctx.allow_bid(dealer)
+            || !self.ctx.allow_bid(dealer, self.ctx.ms_at(arrived))
         {
             self.ctx.metrics.count_bid(Some(RejectReason::RateLimited));
             self.reply(&ServerMessage::BidResult(refuse(RejectReason::RateLimited)));
@@ -403,11 +408,13 @@ impl Session {
             ctx.metrics.count_bid(
                 (!result.accepted).then(|| result.reason.unwrap_or(RejectReason::Invalid)),
             );
+            let frame = codec::encode(link.format, &ServerMessage::BidResult(result));
+            // One clock read serves the latency and the queue's slow-consumer clock.
+            let now = Instant::now();
             ctx.metrics
                 .ack_latency_us
-                .observe(arrived.elapsed().as_micros() as u64);
-            let frame = codec::encode(link.format, &ServerMessage::BidResult(result));
-            link.out.push(Kind::Reply, frame, Instant::now());
+                .observe(now.saturating_duration_since(arrived).as_micros() as u64);
+            link.out.push(Kind::Reply, frame, now);
             inflight.fetch_sub(1, Ordering::Relaxed);
         };
         // Waits only while the engine's queue is full: reading no more of this client's
