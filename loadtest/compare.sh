@@ -21,6 +21,7 @@
 # SOAK_S=600 SOAK_RATE=10000 (also a soak of gavel-everysec) SKIP_BUILD=1
 # SECTIONS="ramp latency hot idle" (which measurements to run; hot and idle use gavel-always).
 # ECHO_MAX=N: the latency points are 25% and 50% of N instead of the echo ramp's result.
+# GAVEL_BIN=PATH: run that gavel binary instead of the build's (an A/B of two builds).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -56,6 +57,8 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     (cd "$ROOT" && cargo build --release -p gavel -p gavel-loadtest)
 fi
 BIN="$CARGO_TARGET_DIR/release"
+# GAVEL_BIN=PATH: another build of gavel against the same harness (an A/B of two builds).
+GAVEL="${GAVEL_BIN:-$BIN/gavel}"
 
 {
     echo "nproc: $(nproc)"
@@ -135,7 +138,7 @@ start_server() {
         GAVEL_GATEWAY__MAX_INFLIGHT_BIDS=100000 GAVEL_GATEWAY__MAX_CONNECTIONS=30000 \
         GAVEL_AUCTION__MIN_DURATION_S=1 GAVEL_AUCTION__EXTEND_WINDOW_S=5 \
         GAVEL_AUCTION__EXTEND_BY_S=5 GAVEL_LOG__FILTER=warn GAVEL_STORE__LEASE_TTL_MS=3000 \
-        taskset -c "$SERVER_CPU" "$BIN/gavel" serve --listen "127.0.0.1:$SRV_PORT" \
+        taskset -c "$SERVER_CPU" "$GAVEL" serve --listen "127.0.0.1:$SRV_PORT" \
             --redis "redis://127.0.0.1:$REDIS_PORT/" >"$OUT/$1.log" 2>&1 &
         SRV_PID=$!; SETUP=api ;;
     esac
@@ -152,7 +155,7 @@ stop_server() {
         # stopped engine's Redis lease outlives it by lease_ttl_ms, and replay waits for it.
         local ok=""
         for _ in $(seq 1 40); do
-            if "$BIN/gavel" replay --verify --redis "redis://127.0.0.1:$REDIS_PORT/" \
+            if "$GAVEL" replay --verify --redis "redis://127.0.0.1:$REDIS_PORT/" \
                 >"$OUT/$2.digests" 2>&1; then ok=1; break; fi
             grep -q "lease is held" "$OUT/$2.digests" || break
             sleep 0.5
