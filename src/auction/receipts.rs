@@ -12,6 +12,7 @@
 use super::command::BidId;
 use super::event::BidOutcome;
 use super::ids::LotId;
+use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -66,24 +67,21 @@ impl Receipts {
     }
 
     /// Records the first result of `bid_id`, whose key is `key`; replaces a receipt the id
-    /// already had (the book asks [`Receipts::get`] first, so it never does).
+    /// already had (the book asks [`Receipts::get`] first, so it never does). One probe
+    /// finds either the id or the place to put it.
     pub fn insert(&mut self, key: Key, bid_id: BidId, receipt: Receipt) {
         let hash = key.0;
         match self
             .table
-            .find_mut(hash, |s| s.hash == hash && *s.bid_id == *bid_id)
+            .entry(hash, |s| s.hash == hash && *s.bid_id == *bid_id, |s| s.hash)
         {
-            Some(slot) => slot.receipt = receipt,
-            None => {
-                self.table.insert_unique(
+            Entry::Occupied(mut slot) => slot.get_mut().receipt = receipt,
+            Entry::Vacant(slot) => {
+                slot.insert(Slot {
                     hash,
-                    Slot {
-                        hash,
-                        bid_id,
-                        receipt,
-                    },
-                    |s| s.hash,
-                );
+                    bid_id,
+                    receipt,
+                });
             }
         }
     }
