@@ -1343,6 +1343,11 @@ async fn a_client_that_never_reads_stays_bounded_and_slows_no_one() {
     }
     assert_eq!(hub.dealer_connections(slow_id), 0);
     assert_eq!(
+        policy_closes(addr).await,
+        1,
+        "the slow consumer's close is counted"
+    );
+    assert_eq!(
         others_at_gone,
         Some((1, 1, 2)),
         "the storm and the fast dealer stayed connected and subscribed"
@@ -1384,6 +1389,16 @@ async fn idle_clients_are_closed_and_quiet_live_ones_kept() {
     quiet.ping().await;
     let code = support::ws::raw_close_code(&mut mute, WAIT).await;
     assert_eq!(code, Some(1001), "idle: going away");
+}
+
+/// The server's `gavel_policy_closes_total`, from `/metrics`.
+async fn policy_closes(addr: SocketAddr) -> u64 {
+    let m = http::get(addr, "/metrics", None).await;
+    let text = m.body.as_str().expect("Prometheus text");
+    text.lines()
+        .find_map(|l| l.strip_prefix("gavel_policy_closes_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no gavel_policy_closes_total in {text}"))
 }
 
 /// A client that keeps sending requests but never reads their replies: replies are never
@@ -1444,6 +1459,7 @@ async fn a_client_that_sends_but_never_reads_stays_bounded() {
         gone.is_some(),
         "the server dropped the client that does not read"
     );
+    assert_eq!(policy_closes(addr).await, 1, "and counted it");
 }
 
 // ---------------------------------------------------------------------------------------

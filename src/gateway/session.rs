@@ -148,12 +148,7 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
     ctx.metrics.sessions.inc();
     tracing::debug!(session = link.id, "connected");
     let (sink, mut stream) = socket.split();
-    let mut writer = tokio::spawn(write_loop(
-        sink,
-        out.clone(),
-        Duration::from_secs(cfg.ping_interval_s),
-        Duration::from_millis(cfg.slow_consumer_timeout_ms),
-    ));
+    let mut writer = tokio::spawn(write_loop(sink, out.clone(), ctx.clone(), link.id));
     let mut session = Session {
         ctx: ctx.clone(),
         link: link.clone(),
@@ -423,15 +418,34 @@ impl Session {
     }
 }
 
-/// Whether a write finished, and without error, within `limit`. The timer is armed only
-/// for a write that does not finish at once: nearly every write fits the socket's
-/// buffer, and a timer per write (one per subscriber frame in a hot lot) was a visible
-/// share of the fan-out's cost in its profile.
-async fn within<E>(limit: Duration, write: impl Future<Output = Result<(), E>>) -> bool {
+/// How a write went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    /// Written.
+    Done,
+    /// The socket failed (the client is gone).
+    Failed,
+    /// Not finished within the send timeout: the client is not reading.
+    Stuck,
+}
+
+/// Runs a write, with `limit` to finish. The timer is armed only for a write that does
+/// not finish at once: nearly every write fits the socket's buffer, and a timer per write
+/// (one per subscriber frame in a hot lot) was a visible share of the fan-out's cost in
+/// its profile.
+async fn within<E>(limit: Duration, write: impl Future<Output = Result<(), E>>) -> Sent {
     let mut write = std::pin::pin!(write);
-    match std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
-        Poll::Ready(done) => done.is_ok(),
-        Poll::Pending => matches!(tokio::time::timeout(limit, write).await, Ok(Ok(()))),
+    let done = match std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
+        Poll::Ready(done) => done,
+        Poll::Pending => match tokio::time::timeout(limit, write).await {
+            Ok(done) => done,
+            Err(_) => return Sent::Stuck,
+        },
+    };
+    if done.is_ok() {
+        Sent::Done
+    } else {
+        Sent::Failed
     }
 }
 
@@ -441,9 +455,11 @@ async fn within<E>(limit: Duration, write: impl Future<Output = Result<(), E>>) 
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     out: Arc<Outbound<Frame>>,
-    ping_every: Duration,
-    send_timeout: Duration,
+    ctx: Arc<SessionCtx>,
+    session: u64,
 ) {
+    let ping_every = Duration::from_secs(ctx.config.ping_interval_s);
+    let send_timeout = Duration::from_millis(ctx.config.slow_consumer_timeout_ms);
     let mut batch = Vec::new();
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await; // the first tick is immediate
@@ -457,18 +473,26 @@ async fn write_loop(
                     }
                     sink.flush().await
                 };
-                if !within(send_timeout, send).await {
-                    return;
+                match within(send_timeout, send).await {
+                    Sent::Done => {}
+                    // A session already ending was counted by its reader.
+                    Sent::Stuck if closing.is_none() => return slow_consumer(&ctx, session),
+                    Sent::Stuck | Sent::Failed => return,
                 }
                 match closing {
-                    Some(CloseReason::SlowConsumer) => break (CLOSE_POLICY_VIOLATION, "slow consumer"),
+                    Some(CloseReason::SlowConsumer) => {
+                        slow_consumer(&ctx, session);
+                        break (CLOSE_POLICY_VIOLATION, "slow consumer");
+                    }
                     Some(CloseReason::Ended(code, reason)) => break (code, reason),
                     None => {}
                 }
             }
             _ = ping.tick() => {
-                if !within(send_timeout, sink.send(Message::Ping(Bytes::new()))).await {
-                    return;
+                match within(send_timeout, sink.send(Message::Ping(Bytes::new()))).await {
+                    Sent::Done => {}
+                    Sent::Stuck => return slow_consumer(&ctx, session),
+                    Sent::Failed => return,
                 }
             }
         }
@@ -480,4 +504,15 @@ async fn write_loop(
     };
     let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(Some(frame)))).await;
     let _ = tokio::time::timeout(send_timeout, sink.close()).await;
+}
+
+/// Counts and logs a session dropped for not reading. Here, not in the reader's close
+/// path: the reader only sees its writer end.
+fn slow_consumer(ctx: &SessionCtx, session: u64) {
+    ctx.metrics.policy_closes.inc();
+    tracing::info!(
+        session,
+        code = CLOSE_POLICY_VIOLATION,
+        "closing: slow consumer"
+    );
 }
