@@ -129,13 +129,16 @@ impl SessionCtx {
     }
 }
 
-/// Why the reader stopped, which decides the close frame.
+/// Why a session ends, which decides the close frame and how it is counted.
 enum End {
     /// The client closed or the socket failed: nothing more to send.
     Gone,
     /// The server closes with this code and reason.
     Close(u16, &'static str),
 }
+
+/// The writer's end for a client that does not take what is queued for it.
+const SLOW_CONSUMER: End = End::Close(CLOSE_POLICY_VIOLATION, "slow consumer");
 
 /// Runs a session until the client leaves, misbehaves, or the server shuts down.
 pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, format: Format) {
@@ -148,7 +151,12 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
     ctx.metrics.sessions.inc();
     tracing::debug!(session = link.id, "connected");
     let (sink, mut stream) = socket.split();
-    let mut writer = tokio::spawn(write_loop(sink, out.clone(), ctx.clone(), link.id));
+    let mut writer = tokio::spawn(write_loop(
+        sink,
+        out.clone(),
+        Duration::from_secs(cfg.ping_interval_s),
+        Duration::from_millis(cfg.slow_consumer_timeout_ms),
+    ));
     let mut session = Session {
         ctx: ctx.clone(),
         link: link.clone(),
@@ -175,9 +183,9 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
             tokio::select! {
                 _ = out.room() => {}
                 _ = shutdown.changed() => continue,
-                _ = &mut writer => {
+                ended = &mut writer => {
                     writer_done = true;
-                    break End::Gone;
+                    break ended.unwrap_or(End::Gone);
                 }
             }
             // The wait was ours, not the client's silence.
@@ -196,9 +204,9 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
             }
             _ = shutdown.changed() => continue,
             // The writer gave up on the client (slow consumer, dead socket): stop reading.
-            _ = &mut writer => {
+            ended = &mut writer => {
                 writer_done = true;
-                break End::Gone;
+                break ended.unwrap_or(End::Gone);
             }
         };
         let msg = match next {
@@ -451,15 +459,15 @@ async fn within<E>(limit: Duration, write: impl Future<Output = Result<(), E>>) 
 
 /// Drains the queue into the socket, pings the client, and sends the close frame. Closing
 /// the queue is what ends this loop, and the close reason carries the frame to send: the
-/// writer waits on the queue alone.
+/// writer waits on the queue alone. Returns the end it chose or saw, so that a session
+/// the writer ends (a client not reading, a failed socket) is closed, counted and logged
+/// by the reader like any other; after a close the reader asked for, nobody looks.
 async fn write_loop(
     mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
     out: Arc<Outbound<Frame>>,
-    ctx: Arc<SessionCtx>,
-    session: u64,
-) {
-    let ping_every = Duration::from_secs(ctx.config.ping_interval_s);
-    let send_timeout = Duration::from_millis(ctx.config.slow_consumer_timeout_ms);
+    ping_every: Duration,
+    send_timeout: Duration,
+) -> End {
     let mut batch = Vec::new();
     let mut ping = tokio::time::interval(ping_every);
     ping.tick().await; // the first tick is immediate
@@ -475,44 +483,31 @@ async fn write_loop(
                 };
                 match within(send_timeout, send).await {
                     Sent::Done => {}
-                    // A session already ending was counted by its reader.
-                    Sent::Stuck if closing.is_none() => return slow_consumer(&ctx, session),
-                    Sent::Stuck | Sent::Failed => return,
+                    Sent::Stuck => return SLOW_CONSUMER,
+                    Sent::Failed => return End::Gone,
                 }
                 match closing {
-                    Some(CloseReason::SlowConsumer) => {
-                        slow_consumer(&ctx, session);
-                        break (CLOSE_POLICY_VIOLATION, "slow consumer");
-                    }
-                    Some(CloseReason::Ended(code, reason)) => break (code, reason),
+                    Some(CloseReason::SlowConsumer) => break SLOW_CONSUMER,
+                    Some(CloseReason::Ended(code, reason)) => break End::Close(code, reason),
                     None => {}
                 }
             }
             _ = ping.tick() => {
                 match within(send_timeout, sink.send(Message::Ping(Bytes::new()))).await {
                     Sent::Done => {}
-                    Sent::Stuck => return slow_consumer(&ctx, session),
-                    Sent::Failed => return,
+                    Sent::Stuck => return SLOW_CONSUMER,
+                    Sent::Failed => return End::Gone,
                 }
             }
         }
     };
-    let (code, reason) = close;
-    let frame = CloseFrame {
-        code,
-        reason: reason.into(),
-    };
-    let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(Some(frame)))).await;
-    let _ = tokio::time::timeout(send_timeout, sink.close()).await;
-}
-
-/// Counts and logs a session dropped for not reading. Here, not in the reader's close
-/// path: the reader only sees its writer end.
-fn slow_consumer(ctx: &SessionCtx, session: u64) {
-    ctx.metrics.policy_closes.inc();
-    tracing::info!(
-        session,
-        code = CLOSE_POLICY_VIOLATION,
-        "closing: slow consumer"
-    );
+    if let End::Close(code, reason) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(Some(frame)))).await;
+        let _ = tokio::time::timeout(send_timeout, sink.close()).await;
+    }
+    close
 }
