@@ -11,6 +11,7 @@
 //! journal is the truth, so a command is either durable and applied, or not applied.
 //! Must not: block on anything but the journal, or let an unbounded queue form.
 
+mod background;
 mod recovery;
 mod sequencer;
 mod verify;

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
+use super::background;
 use super::recovery::recover;
 
 /// Engine settings (see `[engine]` in config/default.toml for the reasons behind each).
@@ -543,8 +544,9 @@ impl Saving {
 /// Bytes the serializer writes between two checks that its snapshot is still wanted.
 const ABANDON_CHECK_BYTES: usize = 1 << 20;
 
-/// Serializes `book` (on a blocking thread: a million receipts take about half a second,
-/// sorted so the bytes do not depend on hash order) and sends the result to `to`.
+/// Serializes `book` (on the snapshot thread, at background priority: a million receipts
+/// take about half a second, sorted so the bytes do not depend on hash order) and sends
+/// the result to `to`.
 /// Gives up early once `to` is closed, i.e. the writer dropped the snapshot after a failed
 /// append or at shutdown, so an unwanted snapshot does not keep a core busy.
 fn serialize_snapshot(
@@ -805,11 +807,16 @@ impl<P: Publisher> Sequencer<P> {
         let started = Instant::now();
         let book = self.book.clone();
         let (to, pending) = oneshot::channel();
-        // Not awaited: the writer takes the result through `pending`. A task that never
-        // ran (the runtime shutting down) drops `to`, which the writer reads as "none".
-        drop(tokio::task::spawn_blocking(move || {
+        // Not awaited: the writer takes the result through `pending`. On its own thread at
+        // background priority, not tokio's blocking pool: lowering a pooled thread's
+        // priority would stay with the thread, and raising it back needs privileges. A
+        // thread that cannot start drops `to`, which the writer reads as "none".
+        let spawned = background::spawn("gavel-snapshot", move || {
             serialize_snapshot(book, started, permit, to)
-        }));
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the snapshot thread; snapshot skipped");
+        }
         Some(pending)
     }
 
