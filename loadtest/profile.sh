@@ -74,7 +74,7 @@ else
     perf record -F 999 $PERF_ARGS -p "$GPID" -o "$OUT/perf.data" -- sleep "$PERF_S" 2>/dev/null
 fi
 g1=$(cpu_s "$GPID"); r1=$(cpu_s "$RPID"); t1=$(date +%s.%N)
-python3 -c "w=$t1-$t0; print(f'over {w:.1f} s: gavel {($g1-$g0)/w:.2f} cores, redis {($r1-$r0)/w:.2f} cores; load average $(cut -d' ' -f1-3 /proc/loadavg)')" | tee "$OUT/cpu.txt"
+python3 -c "w=$t1-$t0; print(f'over {w:.1f} s: $SERVER {($g1-$g0)/w:.2f} cores, redis {($r1-$r0)/w:.2f} cores; load average $(cut -d' ' -f1-3 /proc/loadavg)')" | tee "$OUT/cpu.txt"
 wait "$LPID" || true
 redis-cli -p "$RPORT" info commandstats >"$OUT/redis-commandstats.txt" 2>&1 || true
 cat "$OUT/run.txt"
