@@ -31,14 +31,20 @@ where
         .map(drop)
 }
 
-/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`].
+/// The calling thread's id, as `setpriority` and `getpriority` take it.
 #[cfg(target_os = "linux")]
-pub(super) fn lower_this_thread() -> io::Result<()> {
-    // On Linux every thread has its own nice value, and `setpriority` on a thread id sets
-    // only that thread's (elsewhere it would name the whole process).
+fn this_thread_id() -> io::Result<libc::id_t> {
     // SAFETY: `gettid` takes no arguments and cannot fail.
     let tid = unsafe { libc::syscall(libc::SYS_gettid) };
-    let tid = libc::id_t::try_from(tid).map_err(|_| io::Error::other("bad thread id"))?;
+    libc::id_t::try_from(tid).map_err(|_| io::Error::other("bad thread id"))
+}
+
+/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`].
+#[cfg(target_os = "linux")]
+fn lower_this_thread() -> io::Result<()> {
+    // On Linux every thread has its own nice value, and `setpriority` on a thread id sets
+    // only that thread's (elsewhere it would name the whole process).
+    let tid = this_thread_id()?;
     // SAFETY: plain integers in, an integer out; no memory is shared.
     if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE) } == 0 {
         Ok(())
@@ -49,7 +55,7 @@ pub(super) fn lower_this_thread() -> io::Result<()> {
 
 /// Lowers the calling thread's CPU priority: not available on this platform.
 #[cfg(not(target_os = "linux"))]
-pub(super) fn lower_this_thread() -> io::Result<()> {
+fn lower_this_thread() -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "per-thread priority is set on Linux only",
@@ -62,9 +68,9 @@ mod tests {
 
     /// The calling thread's nice value, read back from the kernel.
     fn nice_of_this_thread() -> i32 {
-        // SAFETY: as in `lower_this_thread`.
-        let tid = unsafe { libc::syscall(libc::SYS_gettid) } as libc::id_t;
-        // getpriority returns the nice value itself (-1 is a valid one; none here).
+        let tid = this_thread_id().expect("thread id");
+        // SAFETY: plain integers in, an integer out. getpriority returns the nice value
+        // itself (-1 is a valid one; none here).
         unsafe { libc::getpriority(libc::PRIO_PROCESS, tid) }
     }
 

@@ -437,6 +437,17 @@ enum Sent {
     Stuck,
 }
 
+impl Sent {
+    /// The writer's end after this write, if it must stop.
+    fn ended(self) -> Option<End> {
+        match self {
+            Self::Done => None,
+            Self::Stuck => Some(SLOW_CONSUMER),
+            Self::Failed => Some(End::Gone),
+        }
+    }
+}
+
 /// Runs a write, with `limit` to finish. The timer is armed only for a write that does
 /// not finish at once: nearly every write fits the socket's buffer, and a timer per write
 /// (one per subscriber frame in a hot lot) was a visible share of the fan-out's cost in
@@ -481,10 +492,8 @@ async fn write_loop(
                     }
                     sink.flush().await
                 };
-                match within(send_timeout, send).await {
-                    Sent::Done => {}
-                    Sent::Stuck => return SLOW_CONSUMER,
-                    Sent::Failed => return End::Gone,
+                if let Some(end) = within(send_timeout, send).await.ended() {
+                    return end;
                 }
                 match closing {
                     Some(CloseReason::SlowConsumer) => break SLOW_CONSUMER,
@@ -493,10 +502,9 @@ async fn write_loop(
                 }
             }
             _ = ping.tick() => {
-                match within(send_timeout, sink.send(Message::Ping(Bytes::new()))).await {
-                    Sent::Done => {}
-                    Sent::Stuck => return SLOW_CONSUMER,
-                    Sent::Failed => return End::Gone,
+                let ping = within(send_timeout, sink.send(Message::Ping(Bytes::new()))).await;
+                if let Some(end) = ping.ended() {
+                    return end;
                 }
             }
         }
