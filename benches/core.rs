@@ -1,7 +1,9 @@
 //! Throughput of the auction core, in commands per second on one thread.
 //!
 //! Three workloads from issue 2: (a) bids spread over 10,000 lots, (b) one hot lot with
-//! 1,000 dealers in a proxy war, (c) closing 100,000 lots by timer. Each command log is
+//! 1,000 dealers in a proxy war, (c) closing 100,000 lots by timer; and (d) the first bid
+//! of each of 400 dealers after a snapshot copied a book holding a million receipts, which
+//! is what a snapshot costs the engine's task under load. Each command log is
 //! built once, outside the measurement, by playing it against a scratch book (so every bid
 //! in it is a realistic one: mostly accepted, at the `min_next` of its moment). Each
 //! measured iteration then applies the whole log to a fresh clone of the starting book,
@@ -135,12 +137,12 @@ impl Builder {
     }
 }
 
-/// (a) 100,000 bids from 1,000 dealers spread round-robin over 10,000 live lots.
-fn spread(bids: usize) -> Workload {
+/// `dealers` dealers and 10,000 live lots, for bids spread round-robin over the lots.
+fn spread_market(dealers: usize) -> (Builder, Vec<DealerId>, Vec<LotId>) {
     let mut b = Builder::new();
     let seller = b.seller();
-    let dealers = b.dealers(1_000);
-    let lots: Vec<LotId> = (0..10_000)
+    let dealers = b.dealers(dealers);
+    let lots = (0..10_000)
         .map(|_| {
             b.lot(
                 T0,
@@ -151,13 +153,24 @@ fn spread(bids: usize) -> Workload {
             )
         })
         .collect();
+    (b, dealers, lots)
+}
+
+/// The dealer and lot of the `i`th spread bid: successive bids on a lot come from
+/// different dealers.
+fn spread_turn(i: usize, dealers: &[DealerId], lots: &[LotId]) -> (DealerId, LotId) {
+    let lot = lots[i % lots.len()];
+    (dealers[(i / lots.len() * 7 + i) % dealers.len()], lot)
+}
+
+/// (a) 100,000 bids from 1,000 dealers spread round-robin over 10,000 live lots.
+fn spread(bids: usize) -> Workload {
+    let (mut b, dealers, lots) = spread_market(1_000);
     let base = b.book.clone();
     let mut log = Vec::with_capacity(bids);
     let now = T0 + 1_000;
     for i in 0..bids {
-        let lot = lots[i % lots.len()];
-        // Successive bids on a lot come from different dealers.
-        let dealer = dealers[(i / lots.len() * 7 + i) % dealers.len()];
+        let (dealer, lot) = spread_turn(i, &dealers, &lots);
         let cmd = b.bid(dealer, lot, (i % 5) as u64, i as u64);
         b.push_bid(&mut log, now, cmd);
     }
@@ -237,6 +250,41 @@ fn closing(n: usize) -> Workload {
     Workload { base, log }
 }
 
+/// (d) A book with a million receipts (1,000,000 bids from 400 dealers over 10,000 lots),
+/// then one more bid from each dealer. The measured book is a clone of `base`, which stays
+/// alive across the iteration as a snapshot's copy does: every receipt is shared, and each
+/// dealer's first bid pays for copying what it writes to.
+fn after_snapshot(history: usize) -> Workload {
+    let (mut b, dealers, lots) = spread_market(400);
+    let now = T0 + 1_000;
+    let mut played = Vec::new();
+    let next = |i: usize| spread_turn(i, &dealers, &lots);
+    for i in 0..history {
+        let (dealer, lot) = next(i);
+        let cmd = b.bid(dealer, lot, (i % 5) as u64, i as u64);
+        b.push_bid(&mut played, now, cmd);
+        played.clear();
+    }
+    let base = b.book.clone();
+    let mut log = Vec::with_capacity(dealers.len());
+    for i in history..history + dealers.len() {
+        let (dealer, lot) = next(i);
+        let cmd = b.bid(dealer, lot, 0, i as u64);
+        b.push_bid(&mut log, now, cmd);
+    }
+    let mut seen: Vec<_> = log
+        .iter()
+        .map(|(_, _, c)| match c {
+            Command::PlaceBid { dealer, .. } => *dealer,
+            c => panic!("{c:?}"),
+        })
+        .collect();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), dealers.len(), "one bid per dealer");
+    Workload { base, log }
+}
+
 fn listing(start: Fen, reserve: Fen, starts_at: u64, duration_ms: u64) -> Listing {
     Listing {
         vehicle: Vehicle {
@@ -295,6 +343,8 @@ fn benches(c: &mut Criterion) {
     bench(c, "b_hot_lot_1k_dealers", &w);
     let w = closing(100_000);
     bench(c, "c_close_100k_lots_by_tick", &w);
+    let w = after_snapshot(1_000_000);
+    bench(c, "d_first_bids_after_a_snapshot_copy", &w);
 }
 
 criterion_group!(core, benches);

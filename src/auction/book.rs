@@ -43,8 +43,8 @@ pub struct Dealer {
     ///
     /// Shared, copy on write: the copy of the book a snapshot takes then costs a pointer
     /// per dealer instead of a walk over every receipt (a million took the engine's
-    /// sequencer 131–206 ms), and a dealer's map is copied only if it changes while the
-    /// snapshot still holds it.
+    /// sequencer 131–206 ms), and while the snapshot still holds it a bid copies only
+    /// the part of the map its `bid_id` falls in (see [`Receipts`]).
     pub receipts: Arc<Receipts>,
 }
 
