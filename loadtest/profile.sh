@@ -13,6 +13,7 @@
 # compare.sh's echo-fanout-durable-*), for gavel's cost against it at the same load.
 # PERF_STAT=1 counts instead of sampling: CPU time, context switches and the socket system
 # calls, each also per answered bid (OUTDIR/perf-stat.txt).
+# GAVEL_BIN=PATH profiles that gavel binary instead of the build's (as in compare.sh).
 #
 # Writes OUTDIR/perf.data, OUTDIR/perf-top.txt (flat profile, by symbol), OUTDIR/report.json,
 # OUTDIR/cpu.txt and OUTDIR/redis-commandstats.txt (Redis's time per command). Needs `perf`
@@ -47,7 +48,7 @@ gavel)
     GAVEL_GATEWAY__BID_BURST=10000000 GAVEL_GATEWAY__MAX_INFLIGHT_BIDS=100000 \
     GAVEL_GATEWAY__MAX_CONNECTIONS=30000 GAVEL_AUCTION__MIN_DURATION_S=1 \
     GAVEL_AUCTION__EXTEND_WINDOW_S=5 GAVEL_AUCTION__EXTEND_BY_S=5 GAVEL_LOG__FILTER=warn \
-        taskset -c "$SERVER_CPU" "$BIN/gavel" serve --listen "127.0.0.1:$GPORT" \
+        taskset -c "$SERVER_CPU" "${GAVEL_BIN:-$BIN/gavel}" serve --listen "127.0.0.1:$GPORT" \
         --redis "redis://127.0.0.1:$RPORT/" >"$OUT/gavel.log" 2>&1 &
     SETUP=api ;;
 floor)
