@@ -166,7 +166,12 @@ stop_server() {
                 | tee "$OUT/$2.verify" | tail -n 1 || true
         fi
     fi
-    if [[ "$1" != echo ]]; then stop "$REDIS_PID"; fi
+    if [[ "$1" != echo ]]; then
+        stop "$REDIS_PID"
+        # The next measurement of this server starts its Redis afresh in the same
+        # directory; keep this one's log (AOF rewrites, fsync warnings) beside its report.
+        cp "$OUT/redis-$1/redis.log" "$OUT/$2.redis.log" 2>/dev/null || true
+    fi
 }
 
 # Redis's own record of its stalls (LATENCY LATEST / HISTORY: the worst event per second
