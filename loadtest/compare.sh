@@ -22,6 +22,7 @@
 # SECTIONS="ramp latency hot idle" (which measurements to run; hot and idle use gavel-always).
 # ECHO_MAX=N: the latency points are 25% and 50% of N instead of the echo ramp's result.
 # GAVEL_BIN=PATH: run that gavel binary instead of the build's (an A/B of two builds).
+# REDIS_ARGS="--auto-aof-rewrite-percentage 0": more redis-server flags, for every Redis.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -41,6 +42,7 @@ LAT_S="${LAT_S:-10}"
 HOT_SUBSCRIBERS="${HOT_SUBSCRIBERS:-10000}"
 IDLE_CONNECTIONS="${IDLE_CONNECTIONS:-10000}"
 REDIS_LATENCY_MS="${REDIS_LATENCY_MS:-20}"
+REDIS_ARGS="${REDIS_ARGS:-}"
 ONLY="${ONLY:-echo baseline-everysec baseline-always gavel-everysec gavel-always}"
 SECTIONS="${SECTIONS:-ramp latency hot idle}"
 section() { [[ " $SECTIONS " == *" $1 "* ]]; }
@@ -95,7 +97,7 @@ start_redis() {
     REDIS_PORT="$(free_port)"
     taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" \
         --appendonly yes --appendfsync "$2" --save "" --logfile "$dir/redis.log" \
-        --latency-monitor-threshold "$REDIS_LATENCY_MS" &
+        --latency-monitor-threshold "$REDIS_LATENCY_MS" $REDIS_ARGS &
     REDIS_PID=$!
     PIDS+=("$REDIS_PID")
     wait_port "$REDIS_PORT"
