@@ -95,6 +95,7 @@ start_redis() {
     local dir="$OUT/redis-$1"
     rm -rf "$dir" && mkdir -p "$dir"
     REDIS_PORT="$(free_port)"
+    # shellcheck disable=SC2086 # REDIS_ARGS is a list of flags
     taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$dir" \
         --appendonly yes --appendfsync "$2" --save "" --logfile "$dir/redis.log" \
         --latency-monitor-threshold "$REDIS_LATENCY_MS" $REDIS_ARGS &
