@@ -369,7 +369,9 @@ if h and h.get("fanout"):
     fo = h["fanout"]
     print(f"hot lot: {fo['subscribers']} subscribers, {fo['bids']} bids: ack->last update p50 "
           f"{fo['ack_to_last_update']['p50_ms']:.1f} p99 {fo['ack_to_last_update']['p99_ms']:.1f} max "
-          f"{fo['ack_to_last_update']['max_ms']:.1f} ms (target p99 <= 100 ms); missing {fo['missing']}; "
+          f"{fo['ack_to_last_update']['max_ms']:.1f} ms (target p99 <= 100 ms); "
+          f"{fo.get('overlapped', 0)} acked during the previous fan-out, the others alone p99 "
+          f"{(fo.get('ack_to_last_update_alone') or {}).get('p99_ms') or 0:.1f}; missing {fo['missing']}; "
           f"correctness {'ok' if h['correctness']['ok'] else 'FAILED'}")
 try:
     fl = [l.strip() for l in open(os.path.join(out, "floor.txt")) if "last receipt" in l]

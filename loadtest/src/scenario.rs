@@ -55,6 +55,15 @@ pub struct Fanout {
     pub ack_to_last_update: Latency,
     /// From the bid's send to the last subscriber's `update`.
     pub send_to_last_update: Latency,
+    /// Bids acknowledged while the previous bid's update was still on its way to some
+    /// subscriber: their fan-out queued behind another one, so their figure holds two
+    /// fan-outs' worth of writing (the tail of `ack_to_last_update` is mostly these).
+    pub overlapped: u64,
+    /// `ack_to_last_update` over the bids that did not overlap: one fan-out on its own.
+    pub ack_to_last_update_alone: Latency,
+    /// Every measured bid in the order of its ack: when (ms since the first ack) and its
+    /// ack → last update (ms), to line the slow ones up with what else happened then.
+    pub timeline: Vec<FanoutPoint>,
     /// (bid, subscriber) pairs where the subscriber never saw the bid's seq or a later one.
     pub missing: u64,
     /// `closed` messages received / subscribers.
@@ -63,6 +72,17 @@ pub struct Fanout {
     pub outcome: Option<String>,
     /// Connections told `won: true` (must be the rules' leader, and only it).
     pub won_by: Vec<String>,
+}
+
+/// One bid's fan-out, for [`Fanout::timeline`].
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct FanoutPoint {
+    /// Its ack, ms after the first measured bid's ack.
+    pub at_ms: f64,
+    /// From its ack to the last subscriber's update, ms.
+    pub ms: f64,
+    /// Whether it was acknowledged before the previous bid's fan-out had finished.
+    pub overlapped: bool,
 }
 
 /// A sample of the server process.
@@ -179,11 +199,13 @@ impl Report {
         }
         if let Some(f) = &self.fanout {
             s += &format!(
-                "fan-out to {} subscribers over {} bids:\n  ack → last update   {}\n  send → last update  {}\n  missing {}; closed received {}; outcome {:?}; won by {:?}\n",
+                "fan-out to {} subscribers over {} bids:\n  ack → last update   {}\n  send → last update  {}\n  {} bids acked while the previous bid's fan-out ran; the others alone: {}\n  missing {}; closed received {}; outcome {:?}; won by {:?}\n",
                 f.subscribers,
                 f.bids,
                 f.ack_to_last_update.line(),
                 f.send_to_last_update.line(),
+                f.overlapped,
+                f.ack_to_last_update_alone.line(),
                 f.missing,
                 f.closed_received,
                 f.outcome,
@@ -574,7 +596,10 @@ pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
         bids: acked.len() as u64,
         ..Default::default()
     };
+    // In ack order, so each bid can be compared with the one before it.
+    acked.sort_by_key(|&(_, ack, _)| ack);
     let mut from_ack = new_hist();
+    let mut from_ack_alone = new_hist();
     let mut from_send = new_hist();
     let mut last = vec![0u64; acked.len()];
     for conn in &s.conns {
@@ -600,13 +625,18 @@ pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
             }
         }
     }
-    for (j, &(_, ack, sent)) in acked.iter().enumerate() {
-        if last[j] > 0 {
-            record(&mut from_ack, last[j].saturating_sub(ack) / 1000);
-            record(&mut from_send, last[j].saturating_sub(sent) / 1000);
-        }
+    let acks: Vec<u64> = acked.iter().map(|a| a.1).collect();
+    f.timeline = timeline(&acks, &last);
+    for (j, &(_, ack, sent)) in acked.iter().enumerate().filter(|(j, _)| last[*j] > 0) {
+        record(&mut from_ack, last[j].saturating_sub(ack) / 1000);
+        record(&mut from_send, last[j].saturating_sub(sent) / 1000);
     }
+    for p in f.timeline.iter().filter(|p| !p.overlapped) {
+        record(&mut from_ack_alone, (p.ms * 1e3).round() as u64);
+    }
+    f.overlapped = f.timeline.iter().filter(|p| p.overlapped).count() as u64;
     f.ack_to_last_update = Latency::of(&from_ack);
+    f.ack_to_last_update_alone = Latency::of(&from_ack_alone);
     f.send_to_last_update = Latency::of(&from_send);
     r.generator_cpu_cores = cpu.cores();
     r.correctness = check(&s, Duration::from_millis(200)).await;
@@ -633,6 +663,25 @@ pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
     s.close();
     r.loadavg_after = stats::loadavg();
     Ok(r)
+}
+
+/// The fan-out of each bid, given its ack and its last subscriber's update (ns, in ack
+/// order; a last of 0 means no subscriber saw it, and the bid is left out). A bid overlaps
+/// when its ack came before every earlier bid's update had reached its last subscriber.
+fn timeline(acks: &[u64], last: &[u64]) -> Vec<FanoutPoint> {
+    let first = acks.first().copied().unwrap_or(0);
+    let mut previous_last = 0;
+    let mut points = Vec::with_capacity(acks.len());
+    for (&ack, &last) in acks.iter().zip(last).filter(|(_, &l)| l > 0) {
+        points.push(FanoutPoint {
+            at_ms: ack.saturating_sub(first) as f64 / 1e6,
+            // Whole µs, as the histograms record it.
+            ms: (last.saturating_sub(ack) / 1000) as f64 / 1e3,
+            overlapped: ack < previous_last,
+        });
+        previous_last = previous_last.max(last);
+    }
+    points
 }
 
 /// `idle`: hold many connections open doing nothing and read the server's memory.
@@ -695,4 +744,68 @@ pub async fn idle(
     s.close();
     r.loadavg_after = stats::loadavg();
     Ok(r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timeline;
+
+    const MS: u64 = 1_000_000;
+
+    /// A case: its name, the bids as (ack ms, last update ms), and the points expected.
+    type Case = (
+        &'static str,
+        &'static [(u64, u64)],
+        &'static [(f64, f64, bool)],
+    );
+
+    /// (ack ms, last update ms) in, (at ms, fan-out ms, overlapped) out.
+    fn run(bids: &[(u64, u64)]) -> Vec<(f64, f64, bool)> {
+        let acks: Vec<u64> = bids.iter().map(|b| b.0 * MS).collect();
+        let last: Vec<u64> = bids.iter().map(|b| b.1 * MS).collect();
+        timeline(&acks, &last)
+            .into_iter()
+            .map(|p| (p.at_ms, p.ms, p.overlapped))
+            .collect()
+    }
+
+    #[test]
+    fn a_bid_overlaps_only_while_an_earlier_fan_out_is_unfinished() {
+        let cases: &[Case] = &[
+            ("none", &[], &[]),
+            ("one", &[(1000, 1060)], &[(0.0, 60.0, false)]),
+            (
+                "apart",
+                &[(1000, 1060), (1100, 1170)],
+                &[(0.0, 60.0, false), (100.0, 70.0, false)],
+            ),
+            (
+                "ack during the previous fan-out",
+                &[(1000, 1120), (1100, 1190)],
+                &[(0.0, 120.0, false), (100.0, 90.0, true)],
+            ),
+            (
+                "an ack at the previous last update is not inside it",
+                &[(1000, 1100), (1100, 1150)],
+                &[(0.0, 100.0, false), (100.0, 50.0, false)],
+            ),
+            (
+                "a long fan-out covers two later acks",
+                &[(1000, 1250), (1100, 1150), (1200, 1260)],
+                &[
+                    (0.0, 250.0, false),
+                    (100.0, 50.0, true),
+                    (200.0, 60.0, true),
+                ],
+            ),
+            (
+                "a bid nobody saw is left out and does not count as running",
+                &[(1000, 0), (1100, 1150)],
+                &[(100.0, 50.0, false)],
+            ),
+        ];
+        for (name, bids, want) in cases {
+            assert_eq!(run(bids), *want, "{name}");
+        }
+    }
 }
