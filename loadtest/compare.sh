@@ -238,19 +238,30 @@ if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section hot; then
     grep -E "CPU:|fan-out|ack → last|missing|correctness" "$OUT/hot-lot.txt" || tail -n 5 "$OUT/hot-lot.txt"
     stop_server "$GAVEL_HOT" hot-lot
     # The same fan-out with no server in it: a plain loop writing one frame to each
-    # connection, on the same cores. What any server's hot lot stands on here.
+    # connection, on the same cores. What any server's hot lot stands on here. Then the
+    # same rounds written by one tokio-tungstenite task per connection (gavel's design
+    # without gavel), and that read as the generator reads gavel's updates.
+    floor_round() { # NAME "SERVE FLAGS" "CLIENT FLAGS"
+        FLOOR_PORT="$(free_port)"
+        # shellcheck disable=SC2086 # the flags are lists
+        taskset -c "$SERVER_CPU" "$BIN/gavel-fanout-floor" serve --listen "127.0.0.1:$FLOOR_PORT" \
+            --connections "$HOT_SUBSCRIBERS" --rounds 100 $2 >"$OUT/$1-serve.txt" 2>&1 &
+        FLOOR_PID=$!
+        PIDS+=("$FLOOR_PID")
+        # Not wait_port: its probe would be taken for one of the connections.
+        for _ in $(seq 1 100); do grep -q "listening on" "$OUT/$1-serve.txt" && break; sleep 0.05; done
+        # shellcheck disable=SC2086
+        taskset -c "$GEN_CPU" "$BIN/gavel-fanout-floor" client --connect "127.0.0.1:$FLOOR_PORT" \
+            --connections "$HOT_SUBSCRIBERS" --rounds 100 $3 >"$OUT/$1.txt" 2>&1 || true
+        wait "$FLOOR_PID" || true
+        grep -h -E "last receipt|per frame" "$OUT/$1.txt" "$OUT/$1-serve.txt" || tail -n 5 "$OUT/$1.txt"
+    }
     echo "== 3b. fan-out floor: $HOT_SUBSCRIBERS connections, 100 rounds at 100 ms, no server"
-    FLOOR_PORT="$(free_port)"
-    taskset -c "$SERVER_CPU" "$BIN/gavel-fanout-floor" serve --listen "127.0.0.1:$FLOOR_PORT" \
-        --connections "$HOT_SUBSCRIBERS" --rounds 100 >"$OUT/floor-serve.txt" 2>&1 &
-    FLOOR_PID=$!
-    PIDS+=("$FLOOR_PID")
-    # Not wait_port: its probe would be taken for one of the connections.
-    for _ in $(seq 1 100); do grep -q "listening on" "$OUT/floor-serve.txt" && break; sleep 0.05; done
-    taskset -c "$GEN_CPU" "$BIN/gavel-fanout-floor" client --connect "127.0.0.1:$FLOOR_PORT" \
-        --connections "$HOT_SUBSCRIBERS" --rounds 100 >"$OUT/floor.txt" 2>&1 || true
-    wait "$FLOOR_PID" || true
-    grep -h -E "last receipt|per frame" "$OUT/floor.txt" "$OUT/floor-serve.txt" || tail -n 5 "$OUT/floor.txt"
+    floor_round floor "" ""
+    echo "== 3c. the same, one tokio-tungstenite writer task per connection"
+    floor_round floor-tasks "--tasks" ""
+    echo "== 3d. the same tasks, JSON updates read as the load generator reads them"
+    floor_round floor-tasks-parse "--tasks --json" "--parse"
 fi
 if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section idle; then
     echo "== 4. $IDLE_CONNECTIONS idle dealer connections: server RSS ($GAVEL_HOT)"
@@ -373,12 +384,15 @@ if h and h.get("fanout"):
           f"{fo.get('overlapped', 0)} acked during the previous fan-out, the others alone p99 "
           f"{(fo.get('ack_to_last_update_alone') or {}).get('p99_ms') or 0:.1f}; missing {fo['missing']}; "
           f"correctness {'ok' if h['correctness']['ok'] else 'FAILED'}")
-try:
-    fl = [l.strip() for l in open(os.path.join(out, "floor.txt")) if "last receipt" in l]
-    if fl:
-        print(f"fan-out floor (no server, same cores): {fl[0]}")
-except OSError:
-    pass
+for name, what in (("floor", "no server, same cores"),
+                   ("floor-tasks", "tokio-tungstenite tasks, no gavel"),
+                   ("floor-tasks-parse", "those tasks, read as the generator reads")):
+    try:
+        fl = [l.strip() for l in open(os.path.join(out, f"{name}.txt")) if "last receipt" in l]
+        if fl:
+            print(f"fan-out floor ({what}): {fl[0]}")
+    except OSError:
+        pass
 i = load("idle.json")
 if i and i.get("idle"):
     d = i["idle"]

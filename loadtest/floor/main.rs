@@ -8,13 +8,23 @@
 //! reports, per round, the time from the server's first write to the last connection's
 //! receipt: the floor under `hot-lot`'s "ack → last update" for the same N on these cores.
 //!
+//! Two variants take one layer each off the way to gavel, to tell what costs what:
+//! `serve --tasks` writes as a tokio-tungstenite server does (a writer task per
+//! connection, woken through a queue and a `Notify` as gavel's hub wakes its sessions,
+//! gavel's buffer sizes), and `serve --json` with `client --parse` sends JSON `update`s
+//! and reads them as the load generator does (tokio-tungstenite, the harness's decoder).
+//!
 //!   taskset -c 0 gavel-fanout-floor serve --listen 127.0.0.1:9300 --connections 10000 &
 //!   taskset -c 1 gavel-fanout-floor client --connect 127.0.0.1:9300 --connections 10000
 //!
 //! Both ends read CLOCK_MONOTONIC, which one machine shares between processes. Each side
 //! needs `ulimit -n` above N.
 
+use bytes::Bytes;
 use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use gavel_loadtest::proto::ServerMsg;
+use gavel_loadtest::serving::ws_config;
 use gavel_loadtest::stats::{cpu_seconds, new_hist, record, Latency};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -22,6 +32,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+use tokio_tungstenite::WebSocketStream;
 
 #[derive(Parser)]
 #[command(
@@ -52,6 +65,16 @@ enum Cmd {
         /// Payload bytes of each frame (gavel's JSON `update` is ~160).
         #[arg(long, default_value_t = 160)]
         frame_bytes: usize,
+        /// Write as a tokio-tungstenite server does, not with the plain loop: one writer
+        /// task per connection, woken through a queue and a `Notify` (as gavel's hub wakes
+        /// its sessions), writing through a split `WebSocketStream` sink. What that
+        /// library design costs per frame, with nothing of gavel in it.
+        #[arg(long)]
+        tasks: bool,
+        /// Send each frame as a JSON `update` (text) carrying the round in `seq` and its
+        /// start in `price`, padded to --frame-bytes, for `client --parse`.
+        #[arg(long)]
+        json: bool,
     },
     /// Open the connections and time each round's last receipt.
     Client {
@@ -67,6 +90,11 @@ enum Cmd {
         /// The server's --frame-bytes.
         #[arg(long, default_value_t = 160)]
         frame_bytes: usize,
+        /// Read as the load generator reads an `update` (tokio-tungstenite, then the
+        /// harness's own decoder), not as raw bytes: what the measuring client adds to a
+        /// hot lot's fan-out time. Needs `serve --json`.
+        #[arg(long)]
+        parse: bool,
     },
 }
 
@@ -95,37 +123,71 @@ fn frame_header(len: usize) -> Vec<u8> {
 }
 
 /// One round's frame: the round and its start time in the first 16 payload bytes, then
-/// padding to `payload` bytes.
-fn frame(round: u64, start_ns: u64, payload: usize) -> Vec<u8> {
-    let payload = payload.max(16);
-    let mut f = frame_header(payload);
-    f.extend_from_slice(&round.to_le_bytes());
-    f.extend_from_slice(&start_ns.to_le_bytes());
-    f.resize(f.len() + payload - 16, b' ');
+/// padding to `payload` bytes; or, `json`, an `update` with the round in `seq` and the
+/// start in `price`, padded with spaces to `payload` bytes where it is shorter.
+fn frame(round: u64, start_ns: u64, payload: usize, json: bool) -> Vec<u8> {
+    let body = body(round, start_ns, payload, json);
+    let mut f = frame_header(body.len());
+    f.extend_from_slice(&body);
     f
 }
 
-fn serve(
-    listen: &str,
+/// The payload of [`frame`].
+fn body(round: u64, start_ns: u64, payload: usize, json: bool) -> Vec<u8> {
+    if json {
+        let mut b = format!(
+            r#"{{"type":"update","auction":"A1","seq":{round},"status":"open","price":{start_ns},"min_next":{start_ns},"bids":{round},"reserve_met":true,"leading":false,"ends_at":1795816785000}}"#
+        )
+        .into_bytes();
+        b.resize(b.len().max(payload), b' ');
+        b
+    } else {
+        let mut b = Vec::with_capacity(payload.max(16));
+        b.extend_from_slice(&round.to_le_bytes());
+        b.extend_from_slice(&start_ns.to_le_bytes());
+        b.resize(payload.max(16), b' ');
+        b
+    }
+}
+
+/// What `serve` sends: `rounds` frames of `payload` bytes (JSON `update`s if `json`) to
+/// each of `connections`, a round every `interval_ms`.
+struct Plan {
     connections: usize,
     rounds: u64,
     interval_ms: u64,
     payload: usize,
-) -> anyhow::Result<()> {
+    json: bool,
+}
+
+impl Plan {
+    /// Prints the server's CPU per frame over the rounds.
+    fn report(&self, what: &str, cpu: f64) {
+        let (rounds, connections, payload) = (self.rounds, self.connections, self.payload);
+        let frames = rounds * connections as u64;
+        println!(
+            "{what}: {rounds} rounds × {connections} frames of {payload} bytes; CPU {cpu:.2} s, \
+             {:.2} µs per frame",
+            cpu * 1e6 / frames.max(1) as f64
+        );
+    }
+}
+
+fn serve(listen: &str, plan: &Plan) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen)?;
     println!("listening on {}", listener.local_addr()?);
-    let mut socks: Vec<TcpStream> = Vec::with_capacity(connections);
-    while socks.len() < connections {
+    let mut socks: Vec<TcpStream> = Vec::with_capacity(plan.connections);
+    while socks.len() < plan.connections {
         let (s, _) = listener.accept()?;
         s.set_nodelay(true)?;
         socks.push(s);
     }
-    let interval = Duration::from_millis(interval_ms.max(1));
+    let interval = Duration::from_millis(plan.interval_ms.max(1));
     let cpu0 = cpu_seconds();
     let mut next = std::time::Instant::now();
-    for round in 0..rounds {
+    for round in 0..plan.rounds {
         let start = mono_ns();
-        let f = frame(round, start, payload);
+        let f = frame(round, start, plan.payload, plan.json);
         for s in &mut socks {
             s.write_all(&f)?;
         }
@@ -134,14 +196,121 @@ fn serve(
             std::thread::sleep(wait);
         }
     }
-    let cpu = cpu_seconds() - cpu0;
-    let frames = rounds * connections as u64;
-    println!(
-        "serve: {rounds} rounds × {connections} frames of {payload} bytes; CPU {cpu:.2} s, \
-         {:.2} µs per frame",
-        cpu * 1e6 / frames.max(1) as f64
-    );
+    plan.report("serve", cpu_seconds() - cpu0);
     Ok(())
+}
+
+/// One connection's queue in `serve --tasks`: frames waiting, and its writer's wake-up.
+#[derive(Default)]
+struct Queue {
+    frames: parking_lot::Mutex<Vec<Message>>,
+    notify: tokio::sync::Notify,
+}
+
+/// `serve --tasks`: the rounds of `serve`, written by one tokio-tungstenite writer task
+/// per connection. Without `json` the frames are binary (that payload is not UTF-8); the
+/// raw client does not look at the opcode, and the header has the same length.
+async fn serve_tasks(listen: &str, plan: &Plan) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("listening on {}", listener.local_addr()?);
+    let mut queues = Vec::with_capacity(plan.connections);
+    while queues.len() < plan.connections {
+        let (s, _) = listener.accept().await?;
+        s.set_nodelay(true)?;
+        // gavel's per-connection buffers (as the echo server and the baseline use them).
+        let ws = WebSocketStream::from_raw_socket(s, Role::Server, Some(ws_config())).await;
+        let (mut sink, _stream) = ws.split();
+        let q = Arc::new(Queue::default());
+        queues.push(q.clone());
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            loop {
+                let notified = q.notify.notified();
+                std::mem::swap(&mut batch, &mut *q.frames.lock());
+                if batch.is_empty() {
+                    notified.await;
+                    continue;
+                }
+                for f in batch.drain(..) {
+                    if sink.feed(f).await.is_err() {
+                        return;
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let interval = Duration::from_millis(plan.interval_ms.max(1));
+    let cpu0 = cpu_seconds();
+    let mut next = tokio::time::Instant::now();
+    for round in 0..plan.rounds {
+        let start = mono_ns();
+        let body = Bytes::from(body(round, start, plan.payload, plan.json));
+        let f = match Utf8Bytes::try_from(body.clone()) {
+            Ok(text) if plan.json => Message::Text(text),
+            _ => Message::Binary(body),
+        };
+        for q in &queues {
+            q.frames.lock().push(f.clone());
+            q.notify.notify_one();
+        }
+        next += interval;
+        tokio::time::sleep_until(next).await;
+    }
+    // Let the last round go out before the CPU is read.
+    tokio::time::sleep(interval).await;
+    plan.report("serve --tasks", cpu_seconds() - cpu0);
+    Ok(())
+}
+
+impl Rounds {
+    /// One connection received `round`'s frame, first written at `start`, now.
+    fn got(&self, round: u64, start: u64, now: u64) {
+        let Ok(i) = usize::try_from(round) else {
+            return;
+        };
+        if i < self.last.len() {
+            self.start[i].store(start, Ordering::Relaxed);
+            self.last[i].fetch_max(now, Ordering::Relaxed);
+            self.got[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Reads raw frames of `len` bytes, the round and start at `head`.
+async fn read_raw(mut s: tokio::net::TcpStream, r: Arc<Rounds>, head: usize, len: usize) {
+    let mut buf = vec![0u8; len];
+    while s.read_exact(&mut buf).await.is_ok() {
+        let now = mono_ns();
+        let word = |at: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&buf[at..at + 8]);
+            u64::from_le_bytes(b)
+        };
+        r.got(word(head), word(head + 8), now);
+    }
+}
+
+/// Reads `update`s as the load generator does: a WebSocket stream, each text frame
+/// decoded by the harness's decoder.
+async fn read_parsed(s: tokio::net::TcpStream, r: Arc<Rounds>) {
+    // The generator's buffers (loadtest/src/conn.rs): tungstenite's default 128 KiB read
+    // buffer made this reader twice as slow per frame.
+    let cfg = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(4096);
+    let mut ws = WebSocketStream::from_raw_socket(s, Role::Client, Some(cfg)).await;
+    while let Some(Ok(msg)) = ws.next().await {
+        let Message::Text(t) = msg else { continue };
+        let now = mono_ns();
+        if let Ok(m) = ServerMsg::from_json(&t) {
+            if let (Some(round), Some(start)) = (m.seq, m.price) {
+                r.got(round, start, now);
+            }
+        }
+    }
 }
 
 /// Per round: the latest receipt and how many connections have it.
@@ -156,6 +325,7 @@ async fn client(
     connections: usize,
     rounds: u64,
     payload: usize,
+    parse: bool,
 ) -> anyhow::Result<()> {
     let rounds_n = rounds as usize;
     let r = Arc::new(Rounds {
@@ -171,24 +341,11 @@ async fn client(
         let s = tokio::net::TcpStream::connect(connect).await?;
         s.set_nodelay(true)?;
         let r = r.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut s = s;
-            let mut buf = vec![0u8; len];
-            while s.read_exact(&mut buf).await.is_ok() {
-                let now = mono_ns();
-                let word = |at: usize| {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(&buf[at..at + 8]);
-                    u64::from_le_bytes(b)
-                };
-                let (round, start) = (word(head) as usize, word(head + 8));
-                if round < r.last.len() {
-                    r.start[round].store(start, Ordering::Relaxed);
-                    r.last[round].fetch_max(now, Ordering::Relaxed);
-                    r.got[round].fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        }));
+        tasks.push(if parse {
+            tokio::spawn(read_parsed(s, r))
+        } else {
+            tokio::spawn(read_raw(s, r, head, len))
+        });
     }
     println!("client: {connections} connections open");
     let cpu0 = cpu_seconds();
@@ -228,15 +385,34 @@ fn main() -> anyhow::Result<()> {
             rounds,
             interval_ms,
             frame_bytes,
-        } => serve(&listen, connections, rounds, interval_ms, frame_bytes),
+            tasks,
+            json,
+        } => {
+            let plan = Plan {
+                connections,
+                rounds,
+                interval_ms,
+                payload: frame_bytes,
+                json,
+            };
+            if tasks {
+                tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(serve_tasks(&listen, &plan))
+            } else {
+                serve(&listen, &plan)
+            }
+        }
         Cmd::Client {
             connect,
             connections,
             rounds,
             frame_bytes,
+            parse,
         } => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(client(&connect, connections, rounds, frame_bytes)),
+            .block_on(client(&connect, connections, rounds, frame_bytes, parse)),
     }
 }

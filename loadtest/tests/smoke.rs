@@ -417,35 +417,49 @@ fn steady_against_the_redis_baseline() {
 
 #[test]
 fn the_fanout_floor_times_every_round() {
-    let mut cmd = Command::new(sibling("gavel-fanout-floor"));
-    cmd.args([
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--connections",
-        "50",
-        "--rounds",
-        "5",
-        "--interval-ms",
-        "20",
-    ]);
-    let (_server, addr) = start(cmd);
-    let o = Command::new(sibling("gavel-fanout-floor"))
-        .args([
-            "client",
-            "--connect",
-            &addr,
+    // (server flags, client flags): the plain loop, tokio-tungstenite tasks, and those
+    // sending JSON updates to a client that decodes them.
+    let modes: [(&[&str], &[&str]); 3] = [
+        (&[], &[]),
+        (&["--tasks"], &[]),
+        (&["--tasks", "--json"], &["--parse"]),
+    ];
+    for (serve, client) in modes {
+        let mut cmd = Command::new(sibling("gavel-fanout-floor"));
+        cmd.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
             "--connections",
             "50",
             "--rounds",
             "5",
+            "--interval-ms",
+            "20",
         ])
-        .output()
-        .expect("run the floor's client");
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "client failed: {stdout}");
-    assert!(
-        stdout.contains("(n=5); 0 rounds incomplete"),
-        "every round reached every connection: {stdout}"
-    );
+        .args(serve);
+        let (_server, addr) = start(cmd);
+        let o = Command::new(sibling("gavel-fanout-floor"))
+            .args([
+                "client",
+                "--connect",
+                &addr,
+                "--connections",
+                "50",
+                "--rounds",
+                "5",
+            ])
+            .args(client)
+            .output()
+            .expect("run the floor's client");
+        let stdout = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{serve:?} {client:?}: client failed: {stdout}"
+        );
+        assert!(
+            stdout.contains("(n=5); 0 rounds incomplete"),
+            "{serve:?} {client:?}: every round reached every connection: {stdout}"
+        );
+    }
 }
