@@ -396,6 +396,7 @@ fn main() -> anyhow::Result<()> {
                 json,
             };
             if tasks {
+                // gavel's runtime: under `taskset -c 0`, one worker thread.
                 tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()?

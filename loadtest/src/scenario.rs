@@ -56,8 +56,9 @@ pub struct Fanout {
     /// From the bid's send to the last subscriber's `update`.
     pub send_to_last_update: Latency,
     /// Bids acknowledged while the previous bid's update was still on its way to some
-    /// subscriber: their fan-out queued behind another one, so their figure holds two
-    /// fan-outs' worth of writing (the tail of `ack_to_last_update` is mostly these).
+    /// subscriber: their fan-out queued behind another one, so their figure can hold two
+    /// fan-outs' worth of writing. With `ack_to_last_update_alone`, tells a tail made of
+    /// queued fan-outs from one made of slow single ones.
     pub overlapped: u64,
     /// `ack_to_last_update` over the bids that did not overlap: one fan-out on its own.
     pub ack_to_last_update_alone: Latency,
