@@ -240,7 +240,7 @@ if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section hot; then
     # The same fan-out with no server in it: a plain loop writing one frame to each
     # connection, on the same cores. What any server's hot lot stands on here. Then the
     # same rounds written by one tokio-tungstenite task per connection (gavel's design
-    # without gavel), and that read as the generator reads gavel's updates.
+    # without gavel), and both read as the generator reads gavel's updates.
     floor_round() { # NAME "SERVE FLAGS" "CLIENT FLAGS"
         FLOOR_PORT="$(free_port)"
         # shellcheck disable=SC2086 # the flags are lists
@@ -262,6 +262,8 @@ if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section hot; then
     floor_round floor-tasks "--tasks" ""
     echo "== 3d. the same tasks, JSON updates read as the load generator reads them"
     floor_round floor-tasks-parse "--tasks --json" "--parse"
+    echo "== 3e. the plain loop, JSON updates read as the load generator reads them"
+    floor_round floor-parse "--json" "--parse"
 fi
 if [[ " $ONLY " == *" $GAVEL_HOT "* ]] && section idle; then
     echo "== 4. $IDLE_CONNECTIONS idle dealer connections: server RSS ($GAVEL_HOT)"
@@ -386,7 +388,8 @@ if h and h.get("fanout"):
           f"correctness {'ok' if h['correctness']['ok'] else 'FAILED'}")
 for name, what in (("floor", "no server, same cores"),
                    ("floor-tasks", "tokio-tungstenite tasks, no gavel"),
-                   ("floor-tasks-parse", "those tasks, read as the generator reads")):
+                   ("floor-tasks-parse", "those tasks, read as the generator reads"),
+                   ("floor-parse", "the plain loop, read as the generator reads")):
     try:
         fl = [l.strip() for l in open(os.path.join(out, f"{name}.txt")) if "last receipt" in l]
         if fl:
