@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_tungstenite::WebSocketStream;
 
@@ -296,11 +296,7 @@ async fn read_raw(mut s: tokio::net::TcpStream, r: Arc<Rounds>, head: usize, len
 /// Reads `update`s as the load generator does: a WebSocket stream, each text frame
 /// decoded by the harness's decoder.
 async fn read_parsed(s: tokio::net::TcpStream, r: Arc<Rounds>) {
-    // The generator's buffers (loadtest/src/conn.rs): tungstenite's default 128 KiB read
-    // buffer made this reader twice as slow per frame.
-    let cfg = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(4096);
+    let cfg = gavel_loadtest::conn::ws_config();
     let mut ws = WebSocketStream::from_raw_socket(s, Role::Client, Some(cfg)).await;
     while let Some(Ok(msg)) = ws.next().await {
         let Message::Text(t) = msg else { continue };

@@ -305,6 +305,18 @@ impl Conn {
     }
 }
 
+/// The generator's WebSocket settings, for every connection it opens (and for readers
+/// that must read as it does, such as `gavel-fanout-floor client --parse`).
+pub fn ws_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(1 << 20))
+        .max_frame_size(Some(1 << 20))
+        // Small buffers: a run opens 10,000 connections from one process (and tungstenite's
+        // default 128 KiB read buffer made each read about twice as slow per frame).
+        .read_buffer_size(4096)
+        .write_buffer_size(4096)
+}
+
 /// Opens a WebSocket to `ws_base` (`ws://host:port`) with `token` and starts its tasks.
 pub async fn connect(
     world: Arc<World>,
@@ -316,15 +328,10 @@ pub async fn connect(
         "{ws_base}/v1/ws?token={token}&format={}",
         world.format.query()
     );
-    let cfg = WebSocketConfig::default()
-        .max_message_size(Some(1 << 20))
-        .max_frame_size(Some(1 << 20))
-        // Small buffers: a run opens 10,000 connections from one process.
-        .read_buffer_size(4096)
-        .write_buffer_size(4096);
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(cfg), true)
-        .await
-        .with_context(|| format!("connecting dealer {dealer}"))?;
+    let (ws, _) =
+        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config()), true)
+            .await
+            .with_context(|| format!("connecting dealer {dealer}"))?;
     let (sink, stream) = ws.split();
     let (tx, rx) = mpsc::unbounded_channel();
     let conn = Arc::new(Conn {
