@@ -628,12 +628,15 @@ pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
     }
     let acks: Vec<u64> = acked.iter().map(|a| a.1).collect();
     f.timeline = timeline(&acks, &last);
-    for (j, &(_, ack, sent)) in acked.iter().enumerate().filter(|(j, _)| last[*j] > 0) {
-        record(&mut from_ack, last[j].saturating_sub(ack) / 1000);
-        record(&mut from_send, last[j].saturating_sub(sent) / 1000);
-    }
-    for p in f.timeline.iter().filter(|p| !p.overlapped) {
-        record(&mut from_ack_alone, (p.ms * 1e3).round() as u64);
+    // The timeline has one point per bid that some subscriber saw, in the same order.
+    let seen = acked.iter().zip(&last).filter(|(_, &l)| l > 0);
+    for ((&(_, ack, sent), &last), point) in seen.zip(&f.timeline) {
+        let us = last.saturating_sub(ack) / 1000;
+        record(&mut from_ack, us);
+        record(&mut from_send, last.saturating_sub(sent) / 1000);
+        if !point.overlapped {
+            record(&mut from_ack_alone, us);
+        }
     }
     f.overlapped = f.timeline.iter().filter(|p| p.overlapped).count() as u64;
     f.ack_to_last_update = Latency::of(&from_ack);
