@@ -217,6 +217,21 @@ fn every_scenario_against_gavel_then_the_journal() {
     );
     assert_correct(&hot);
     assert_eq!(hot["fanout"]["closed_received"], 60, "{}", hot["fanout"]);
+    // One timeline point per measured bid; the bids alone and the overlapped ones add up.
+    let fo = &hot["fanout"];
+    let points = fo["timeline"].as_array().expect("timeline").len() as u64;
+    assert_eq!(
+        Some(points),
+        fo["ack_to_last_update"]["count"].as_u64(),
+        "{fo}"
+    );
+    assert_eq!(
+        fo["ack_to_last_update_alone"]["count"]
+            .as_u64()
+            .map(|n| n + fo["overlapped"].as_u64().unwrap_or(0)),
+        Some(points),
+        "{fo}"
+    );
 
     let idle = run_loadtest(
         &[
