@@ -176,7 +176,7 @@ pub struct GatewayConfig {
     pub ping_interval_s: u64,
     /// tungstenite read buffer.
     pub read_buffer_bytes: usize,
-    /// tungstenite write buffer.
+    /// tungstenite write buffer (only its pongs and close replies: gavel writes its frames).
     pub write_buffer_bytes: usize,
     /// tungstenite write buffer cap.
     pub max_write_buffer_bytes: usize,

@@ -8,11 +8,11 @@ use crate::engine::{self, EngineHandle};
 use crate::gateway::codec::Format;
 use crate::gateway::hub::{Hub, HubPublisher, Principal};
 use crate::gateway::session::{self, SessionCtx, SessionMetrics};
+use crate::gateway::socket::{self, Socket};
 use crate::pipeline::{AlliancePublisher, Board, LocalFeed, RedisHandoff, RedisHandoffConfig};
 use crate::store::{Journal, StoreError};
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Extension;
@@ -264,14 +264,17 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let slot = Slot(Arc::new(permit));
+        // HTTP is served over the socket, and a WebSocket session writes into it as well.
+        let (conn, shared) = socket::accept(stream);
         let app = app.clone();
         let service =
             hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
                 req.extensions_mut().insert(slot.clone());
+                req.extensions_mut().insert(shared.clone());
                 app.clone().oneshot(req)
             });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(conn), service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -292,12 +295,26 @@ struct WsQuery {
 async fn ws_upgrade(
     State(state): State<Arc<ApiState>>,
     Extension(slot): Extension<Slot>,
+    Extension(socket): Extension<Socket>,
     Query(q): Query<WsQuery>,
-    headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    mut req: axum::extract::Request,
 ) -> Response {
+    // The upgrade itself first, as an upgrade extractor would: a request that is not one
+    // is refused before its token is looked at.
+    let accept = match socket::handshake(req.method(), req.version(), req.headers()) {
+        Ok(accept) => accept,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let Some(upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            "this connection cannot be upgraded\n",
+        )
+            .into_response();
+    };
+    let headers = req.headers();
     let ctx = state.ctx.clone();
-    let token = q.token.as_deref().or_else(|| routes::bearer(&headers));
+    let token = q.token.as_deref().or_else(|| routes::bearer(headers));
     let Some(principal) = token.and_then(|t| ctx.hub.authenticate(&hash_token(t.trim()))) else {
         return (StatusCode::UNAUTHORIZED, "a valid token is required\n").into_response();
     };
@@ -313,24 +330,33 @@ async fn ws_upgrade(
                 .into_response();
         }
     }
-    let g = &ctx.config;
-    ws.read_buffer_size(g.read_buffer_bytes)
-        .write_buffer_size(g.write_buffer_bytes)
-        .max_write_buffer_size(g.max_write_buffer_bytes)
-        .max_message_size(g.max_message_bytes)
-        .max_frame_size(g.max_message_bytes)
-        .on_upgrade(move |socket| async move {
-            use tracing::Instrument;
-            let _slot = slot; // the connection counts until the session ends
-            let span =
-                tracing::info_span!("session", principal = %principal, format = format.as_str());
-            let session = session::run(socket, ctx, principal, format);
-            // A disabled span still costs an enter and exit per poll (1.8% of gavel's
-            // samples under a steady load, filter `warn`): instrument only when it records.
-            if span.is_disabled() {
-                session.await;
-            } else {
-                session.instrument(span).await;
+    tokio::spawn(async move {
+        use tracing::Instrument;
+        let _slot = slot; // the connection counts until the session ends
+        let upgraded = match upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
             }
-        })
+        };
+        let span = tracing::info_span!("session", principal = %principal, format = format.as_str());
+        let session = session::run(TokioIo::new(upgraded), socket, ctx, principal, format);
+        // A disabled span still costs an enter and exit per poll (1.8% of gavel's
+        // samples under a steady load, filter `warn`): instrument only when it records.
+        if span.is_disabled() {
+            session.await;
+        } else {
+            session.instrument(span).await;
+        }
+    });
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, "upgrade".to_string()),
+            (header::UPGRADE, "websocket".to_string()),
+            (header::SEC_WEBSOCKET_ACCEPT, accept),
+        ],
+    )
+        .into_response()
 }

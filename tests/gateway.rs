@@ -1391,6 +1391,126 @@ async fn idle_clients_are_closed_and_quiet_live_ones_kept() {
     assert_eq!(code, Some(1001), "idle: going away");
 }
 
+/// gavel writes its own frames and tungstenite only reads, so the pong tungstenite owes a
+/// client's ping goes through the session's queue: it must come back whole, with its
+/// payload, behind the replies queued before it, while updates are written around it.
+#[tokio::test]
+async fn websocket_pings_are_answered_whole_among_the_servers_frames() {
+    let server = TestServer::start(&[]).await;
+    let addr = server.addr;
+    let seller = create_seller(addr, "Seller").await;
+    let dealer = create_dealer(addr, "Dealer", DEPOSIT).await;
+    let lot = list_car(addr, &seller, &listing(A_START, A_RESERVE, None, 60)).await;
+    let lot = lot["auction"].as_str().expect("id").to_string();
+    let url = support::ws::url(addr, Some(&dealer.token), Format::Json);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .expect("upgrade");
+    let subscribe = json!({"type": "subscribe", "req": 1, "auction": lot});
+    ws.send(Message::text(subscribe.to_string()))
+        .await
+        .expect("send");
+    ws.send(Message::Ping(b"first".to_vec().into()))
+        .await
+        .expect("ping");
+    for (i, amount) in [A_START, A_START + 10_000, A_START + 20_000]
+        .iter()
+        .enumerate()
+    {
+        let bid = json!({"type": "bid", "req": 10 + i, "auction": lot, "amount": amount,
+                         "bid_id": format!("b{i}")});
+        ws.send(Message::text(bid.to_string())).await.expect("send");
+        ws.send(Message::Ping(format!("ping {i}").into_bytes().into()))
+            .await
+            .expect("ping");
+    }
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while seen
+        .iter()
+        .filter(|s: &&String| s.starts_with("pong "))
+        .count()
+        < 4
+    {
+        let next = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("not every pong came; got {seen:?}"));
+        match next {
+            Some(Ok(Message::Pong(p))) => {
+                seen.push(format!("pong {}", String::from_utf8_lossy(&p)));
+            }
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str())
+                    .unwrap_or_else(|e| panic!("a text frame that is not JSON ({e}): {t}"));
+                let ty = v["type"].as_str().unwrap_or("?").to_string();
+                seen.push(format!("{ty} {}", v["req"]));
+            }
+            other => panic!("unexpected {other:?} after {seen:?}"),
+        }
+    }
+    let at = |what: &str| {
+        seen.iter()
+            .position(|s| s == what)
+            .unwrap_or_else(|| panic!("no {what} in {seen:?}"))
+    };
+    assert!(at("snapshot 1") < at("pong first"), "{seen:?}");
+    assert!(at("pong first") < at("pong ping 0"), "{seen:?}");
+    assert!(at("pong ping 0") < at("pong ping 1"), "{seen:?}");
+    assert!(at("pong ping 1") < at("pong ping 2"), "{seen:?}");
+}
+
+/// A client may send its first frame right behind the upgrade request, in the same
+/// packet: the bytes the HTTP server read past the request must reach the session.
+#[tokio::test]
+async fn a_frame_sent_with_the_upgrade_request_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(&[]).await;
+    let addr = server.addr;
+    let dealer = create_dealer(addr, "Dealer", DEPOSIT).await;
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut bytes = format!(
+        "GET /v1/ws?token={} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Version: 13\r\n\r\n",
+        dealer.token
+    )
+    .into_bytes();
+    // A masked text frame (clients must mask): {"type":"ping","req":7}.
+    let payload = br#"{"type":"ping","req":7}"#;
+    let mask = [0x12u8, 0x34, 0x56, 0x78];
+    bytes.extend_from_slice(&[0x81, 0x80 | payload.len() as u8]);
+    bytes.extend_from_slice(&mask);
+    bytes.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    s.write_all(&bytes).await.expect("request and frame");
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let frame = loop {
+        let mut buf = [0u8; 512];
+        let n = tokio::time::timeout_at(deadline, s.read(&mut buf))
+            .await
+            .expect("an answer in time")
+            .expect("read");
+        assert!(n > 0, "closed; got {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+        let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&got[..end]);
+        assert!(head.starts_with("HTTP/1.1 101"), "not upgraded: {head}");
+        let frame = &got[end + 4..];
+        if frame.len() >= 2 && frame.len() >= 2 + usize::from(frame[1] & 0x7f) {
+            break frame.to_vec();
+        }
+    };
+    assert_eq!(frame[0], 0x81, "an unmasked, final text frame");
+    let len = usize::from(frame[1]);
+    let v: Value = serde_json::from_slice(&frame[2..2 + len]).expect("JSON");
+    assert_eq!(
+        (v["type"].as_str(), v["req"].as_u64()),
+        (Some("pong"), Some(7))
+    );
+}
+
 /// The server's `gavel_policy_closes_total`, from `/metrics`.
 async fn policy_closes(addr: SocketAddr) -> u64 {
     let m = http::get(addr, "/metrics", None).await;

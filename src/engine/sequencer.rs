@@ -77,6 +77,8 @@ pub trait Publisher: Send + 'static {
     fn reset(&mut self, book: &Book);
     /// One durable command and its events.
     fn publish(&mut self, entry: &Entry, events: &[Event]);
+    /// A durable batch was published and its commands answered: send what was queued.
+    fn flush(&mut self) {}
 }
 
 /// Does nothing; for tools and tests that only want replies.
@@ -94,6 +96,10 @@ impl<A: Publisher, B: Publisher> Publisher for (A, B) {
     fn publish(&mut self, entry: &Entry, events: &[Event]) {
         self.0.publish(entry, events);
         self.1.publish(entry, events);
+    }
+    fn flush(&mut self) {
+        self.0.flush();
+        self.1.flush();
     }
 }
 
@@ -842,6 +848,8 @@ impl<P: Publisher> Sequencer<P> {
                         }));
                     }
                 }
+                // The updates and the results of the whole batch leave together.
+                self.publisher.flush();
                 Ok(())
             }
             Err(e) => {

@@ -26,12 +26,12 @@ use super::wire::{
     MAX_ID_BYTES,
 };
 use crate::auction::{DealerId, Fen, LotId, LotUpdate, Outcome};
-use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Deepest nesting a client frame may have, counting the message map itself as level 1.
 /// Client messages are flat; the margin is for clients that add structured extra fields.
@@ -67,32 +67,27 @@ impl Format {
     }
 }
 
-/// An encoded server message, ready to send. Clones share the bytes: the payload types are
-/// the WebSocket message's own (`Utf8Bytes` is reference-counted `Bytes` known to be
-/// UTF-8), so an update encoded once reaches every receiver's socket without a copy or a
-/// second UTF-8 check.
+/// An encoded server message, ready to send. Clones share the bytes (`Utf8Bytes` is
+/// reference-counted `Bytes` known to be UTF-8), so an update encoded once reaches every
+/// receiver's socket without a copy: the session writes the WebSocket header beside the
+/// shared bytes ([`super::socket`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Frame {
     /// A JSON text frame.
     Text(Utf8Bytes),
     /// A MessagePack binary frame.
     Binary(Bytes),
+    /// A whole WebSocket frame, header included: control frames (ping, close) and what
+    /// tungstenite writes while it reads (the pong to a client's ping).
+    Raw(Bytes),
 }
 
 impl Frame {
-    /// The encoded bytes.
+    /// The encoded bytes (for [`Frame::Raw`], the whole frame).
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Self::Text(s) => s.as_bytes(),
-            Self::Binary(b) => b,
-        }
-    }
-
-    /// The WebSocket message carrying this frame (shares the buffer).
-    pub fn into_message(self) -> Message {
-        match self {
-            Self::Text(t) => Message::Text(t),
-            Self::Binary(b) => Message::Binary(b),
+            Self::Binary(b) | Self::Raw(b) => b,
         }
     }
 
@@ -108,10 +103,8 @@ impl Frame {
 
     /// Whether both frames share one buffer.
     pub fn shares_buffer_with(&self, other: &Frame) -> bool {
-        matches!(
-            (self, other),
-            (Self::Text(_), Self::Text(_)) | (Self::Binary(_), Self::Binary(_))
-        ) && std::ptr::eq(self.as_bytes(), other.as_bytes())
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+            && std::ptr::eq(self.as_bytes(), other.as_bytes())
     }
 }
 

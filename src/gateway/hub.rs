@@ -8,7 +8,7 @@
 //! pushes into bounded, conflating session queues; it never waits for a client.
 
 use super::codec::{encode, Broadcast, Format, Frame};
-use super::outbound::{Kind, Outbound, Pushed};
+use super::outbound::{Deferred, Kind, Outbound, Pushed};
 use super::wire::{AuctionView, Outbid, ServerMessage, Viewer};
 use crate::auction::{
     Book, Command, DealerId, Event, Increments, Lead, Lot, LotId, SellerId, ServiceId, TokenHash,
@@ -17,7 +17,7 @@ use crate::engine::Publisher;
 use crate::metrics::Counter;
 use crate::store::Entry;
 use dashmap::DashMap;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -109,6 +109,8 @@ pub struct Hub {
     /// Dealers who had a bid accepted on each lot: they get the seller's decision.
     bidders: DashMap<LotId, BTreeSet<DealerId>>,
     next_session: AtomicU64,
+    /// Queues pushed to in the engine's current pass, to flush at its end.
+    unflushed: Mutex<Vec<Arc<Outbound<Frame>>>>,
     /// What the hub counted.
     pub metrics: HubMetrics,
 }
@@ -126,6 +128,7 @@ impl Hub {
             dealer_sessions: DashMap::new(),
             bidders: DashMap::new(),
             next_session: AtomicU64::new(1),
+            unflushed: Mutex::new(Vec::new()),
             metrics: HubMetrics::default(),
         })
     }
@@ -249,11 +252,29 @@ impl Hub {
         self.subs.get(&lot).map_or(0, |v| v.len())
     }
 
+    /// Queues a frame from the engine's task; it leaves at the pass's [`flush`](Self::flush).
     fn push(&self, link: &SessionLink, kind: Kind, frame: Frame, now: Instant) {
-        match link.out.push(kind, frame, now) {
-            Pushed::Queued => {}
-            Pushed::Conflated => self.metrics.conflations.inc(),
-            Pushed::Closed => {}
+        let (pushed, deferred) = link.out.push_deferred(kind, frame, now);
+        if pushed == Pushed::Conflated {
+            self.metrics.conflations.inc();
+        }
+        if deferred == Deferred::Flush {
+            self.unflushed.lock().push(link.out.clone());
+        }
+    }
+
+    /// Queues a reply from the engine's task (a bid's result, right after the `update` it
+    /// caused); it leaves at the pass's [`flush`](Self::flush), in the same write.
+    pub fn reply(&self, link: &SessionLink, frame: Frame, now: Instant) {
+        self.push(link, Kind::Reply, frame, now);
+    }
+
+    /// Sends what the engine's pass queued: each queue touched is written into its socket
+    /// now, in one call, where the socket takes it (see [`Outbound::flush`]).
+    pub fn flush(&self) {
+        let queues = std::mem::take(&mut *self.unflushed.lock());
+        for out in queues {
+            out.flush();
         }
     }
 
@@ -356,6 +377,10 @@ impl Publisher for HubPublisher {
             });
             hub.lots.insert(lot.id, public);
         }
+    }
+
+    fn flush(&mut self) {
+        self.0.flush();
     }
 
     fn publish(&mut self, entry: &Entry, events: &[Event]) {

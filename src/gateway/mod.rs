@@ -12,6 +12,7 @@
 //! - [`outbound`]: a session's bounded, conflating queue.
 //! - [`hub`]: principals, durable lot views, subscriptions, fan-out (the engine's publisher).
 //! - [`session`]: one WebSocket connection's reader and writer.
+//! - [`socket`]: the shared connection, the upgrade handshake, and our own server frames.
 
 pub mod codec;
 pub mod hub;
@@ -19,6 +20,7 @@ mod json;
 pub mod limits;
 pub mod outbound;
 pub mod session;
+pub mod socket;
 pub mod wire;
 
 pub use codec::{decode, encode, Broadcast, DecodeError, Format, Frame};

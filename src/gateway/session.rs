@@ -1,7 +1,10 @@
 //! One dealer's (or seller's, or operator's) WebSocket connection.
 //!
-//! A reader loop decodes frames and answers them; a writer task drains the session's
-//! bounded outbound queue into the socket and pings the client. Bids are handed to the
+//! A reader loop decodes frames (tungstenite) and answers them; a writer task drains the
+//! session's bounded outbound queue into the socket and pings the client. What the engine
+//! sends (updates, results) is mostly written by the hub at the end of the engine's pass
+//! instead, straight into the socket ([`super::socket`]); the writer takes what the socket
+//! did not. Bids are handed to the
 //! engine with a callback (`submit_then`), so a connection keeps reading while its bids
 //! wait to become durable; the engine queues each result as a reply, never dropped, in the
 //! same pass that publishes the bid's `update`.
@@ -12,6 +15,7 @@ use super::limits::{
     BadFrames, BidRate, TokenBucket, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION,
 };
 use super::outbound::{CloseReason, Kind, Outbound};
+use super::socket::{self, SessionIo, Socket};
 use super::wire::{
     BidRequest, BidResult, ClientMessage, ErrorCode, ErrorReply, RejectReason, Reply, Req, Request,
     ServerMessage, Snapshot,
@@ -20,10 +24,8 @@ use crate::auction::{Command, DealerId, Event, LotId};
 use crate::config::GatewayConfig;
 use crate::engine::{Applied, EngineHandle, Unavailable};
 use crate::metrics::{Counter, Gauge};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
-use bytes::Bytes;
 use dashmap::DashMap;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::future::Future;
@@ -31,7 +33,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
+use tokio::io::AsyncRead;
 use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 /// Everything sessions share.
 pub struct SessionCtx {
@@ -140,19 +146,43 @@ enum End {
 /// The writer's end for a client that does not take what is queued for it.
 const SLOW_CONSUMER: End = End::Close(CLOSE_POLICY_VIOLATION, "slow consumer");
 
-/// Runs a session until the client leaves, misbehaves, or the server shuts down.
-pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, format: Format) {
+/// tungstenite's settings for a session's reader, from the gateway's configuration.
+fn ws_config(cfg: &GatewayConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(cfg.read_buffer_bytes)
+        .write_buffer_size(cfg.write_buffer_bytes)
+        .max_write_buffer_size(cfg.max_write_buffer_bytes)
+        .max_message_size(Some(cfg.max_message_bytes))
+        .max_frame_size(Some(cfg.max_message_bytes))
+}
+
+/// Runs a session until the client leaves, misbehaves, or the server shuts down. `read`
+/// is the upgraded connection, `socket` the same connection for writing.
+pub async fn run<R>(
+    read: R,
+    socket: Socket,
+    ctx: Arc<SessionCtx>,
+    principal: Principal,
+    format: Format,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+{
     let cfg = &ctx.config;
-    let out = Outbound::new(
+    let out = Outbound::writing_to(
         cfg.outbound_queue,
         Duration::from_millis(cfg.slow_consumer_timeout_ms),
+        Box::new(socket.clone()),
     );
     let link = ctx.hub.connect(principal, format, out.clone());
     ctx.metrics.sessions.inc();
     tracing::debug!(session = link.id, "connected");
-    let (sink, mut stream) = socket.split();
+    let io = SessionIo {
+        read,
+        out: out.clone(),
+    };
+    let mut stream = WebSocketStream::from_raw_socket(io, Role::Server, Some(ws_config(cfg))).await;
     let mut writer = tokio::spawn(write_loop(
-        sink,
+        socket,
         out.clone(),
         Duration::from_secs(cfg.ping_interval_s),
         Duration::from_millis(cfg.slow_consumer_timeout_ms),
@@ -219,7 +249,7 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
         let (bytes, text) = match &msg {
             Message::Text(t) => (t.as_bytes(), true),
             Message::Binary(b) => (&b[..], false),
-            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             Message::Close(_) => break End::Gone,
         };
         // Boxed: handling a frame may wait (a full engine queue), and that state would
@@ -251,16 +281,13 @@ pub async fn run(socket: WebSocket, ctx: Arc<SessionCtx>, principal: Principal, 
 }
 
 /// Maps a read error to a close: an oversized frame is 1009, anything else ends quietly.
-fn read_error(e: axum::Error) -> End {
+fn read_error(e: tokio_tungstenite::tungstenite::Error) -> End {
     use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
-    match e.into_inner().downcast::<WsError>() {
-        Ok(ws) => match *ws {
-            WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
-                End::Close(CLOSE_MESSAGE_TOO_BIG, "message too big")
-            }
-            _ => End::Gone,
-        },
-        Err(_) => End::Gone,
+    match e {
+        WsError::Capacity(CapacityError::MessageTooLong { .. }) => {
+            End::Close(CLOSE_MESSAGE_TOO_BIG, "message too big")
+        }
+        _ => End::Gone,
     }
 }
 
@@ -396,6 +423,7 @@ impl Session {
         // after the `update` it caused: both leave in one socket write, with no task or
         // wake-up per bid in between.
         let answer = move |applied: Result<Applied, Unavailable>| {
+            let durable = applied.is_ok();
             let outcome = applied.ok().and_then(|applied| {
                 applied.events.iter().find_map(|e| match e {
                     Event::Bid { outcome, .. } => Some(*outcome),
@@ -417,7 +445,13 @@ impl Session {
             ctx.metrics
                 .ack_latency_us
                 .observe(now.saturating_duration_since(arrived).as_micros() as u64);
-            link.out.push(Kind::Reply, frame, now);
+            if durable {
+                // In the engine's publishing pass, which flushes at its end.
+                ctx.hub.reply(&link, frame, now);
+            } else {
+                // A refusal may come from any task (a full or stopped engine).
+                link.out.push(Kind::Reply, frame, now);
+            }
             inflight.fetch_sub(1, Ordering::Relaxed);
         };
         // Waits only while the engine's queue is full: reading no more of this client's
@@ -474,7 +508,7 @@ async fn within<E>(limit: Duration, write: impl Future<Output = Result<(), E>>) 
 /// the writer ends (a client not reading, a failed socket) is closed, counted and logged
 /// by the reader like any other; after a close the reader asked for, nobody looks.
 async fn write_loop(
-    mut sink: futures_util::stream::SplitSink<WebSocket, Message>,
+    socket: Socket,
     out: Arc<Outbound<Frame>>,
     ping_every: Duration,
     send_timeout: Duration,
@@ -484,38 +518,29 @@ async fn write_loop(
     ping.tick().await; // the first tick is immediate
     let close = loop {
         tokio::select! {
-            closing = out.take(&mut batch) => {
+            taken = out.take(&mut batch) => {
                 // A client that does not take what was queued within the timeout is gone.
-                let send = async {
-                    for frame in batch.drain(..) {
-                        sink.feed(frame.into_message()).await?;
-                    }
-                    sink.flush().await
-                };
-                if let Some(end) = within(send_timeout, send).await.ended() {
+                let sent = within(send_timeout, socket.write_all(&batch, taken.skip)).await;
+                batch.clear();
+                if let Some(end) = sent.ended() {
                     return end;
                 }
-                match closing {
+                match taken.close {
                     Some(CloseReason::SlowConsumer) => break SLOW_CONSUMER,
                     Some(CloseReason::Ended(code, reason)) => break End::Close(code, reason),
                     None => {}
                 }
             }
             _ = ping.tick() => {
-                let ping = within(send_timeout, sink.send(Message::Ping(Bytes::new()))).await;
-                if let Some(end) = ping.ended() {
-                    return end;
-                }
+                // Queued like any frame, so it never lands inside one being written.
+                out.push(Kind::Event, socket::ping(), Instant::now());
             }
         }
     };
     if let End::Close(code, reason) = close {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = tokio::time::timeout(send_timeout, sink.send(Message::Close(Some(frame)))).await;
-        let _ = tokio::time::timeout(send_timeout, sink.close()).await;
+        let frame = [socket::close(code, reason)];
+        let _ = within(send_timeout, socket.write_all(&frame, 0)).await;
+        socket.shutdown_write();
     }
     close
 }
