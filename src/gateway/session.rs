@@ -4,10 +4,9 @@
 //! session's bounded outbound queue into the socket and pings the client. What the engine
 //! sends (updates, results) is mostly written by the hub at the end of the engine's pass
 //! instead, straight into the socket ([`super::socket`]); the writer takes what the socket
-//! did not. Bids are handed to the
-//! engine with a callback (`submit_then`), so a connection keeps reading while its bids
-//! wait to become durable; the engine queues each result as a reply, never dropped, in the
-//! same pass that publishes the bid's `update`.
+//! did not. Bids are handed to the engine with a callback (`submit_then`), so a connection
+//! keeps reading while its bids wait to become durable; the engine queues each result as a
+//! reply, never dropped, in the same pass that publishes the bid's `update`.
 
 use super::codec::{self, Format, Frame};
 use super::hub::{Hub, Principal, SessionLink};
