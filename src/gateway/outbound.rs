@@ -182,38 +182,41 @@ impl<F> Outbound<F> {
             return;
         }
         let ready = !s.writing && s.partial.is_none() && s.close.is_none();
-        if let Some(wire) = self.wire.as_ref().filter(|_| ready) {
-            let mut written = wire.write_now(&mut s.items.iter().map(|(_, f)| f), 0);
-            let mut took = false;
-            while let Some((_, front)) = s.items.front() {
-                let len = wire.wire_len(front);
-                if written < len {
-                    if written > 0 {
-                        let (_, f) = s.items.pop_front().expect("the front was just seen");
-                        s.partial = Some((f, written));
-                        took = true;
-                    }
-                    break;
-                }
-                written -= len;
-                s.items.pop_front();
-                took = true;
-            }
-            if took {
-                s.full_since = None;
-            }
-            let rest = !s.items.is_empty() || s.partial.is_some();
-            drop(s);
-            if took {
-                self.drained.notify_one();
-            }
-            if !rest {
-                return;
-            }
-        } else {
-            drop(s);
+        let written = match self.wire.as_deref().filter(|_| ready) {
+            Some(wire) => Self::write_front(wire, &mut s),
+            None => 0,
+        };
+        if written > 0 {
+            s.full_since = None;
         }
-        self.notify.notify_one();
+        let rest = !s.items.is_empty() || s.partial.is_some();
+        drop(s);
+        if written > 0 {
+            self.drained.notify_one();
+        }
+        if rest {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Writes the queue into `wire` in one call and drops what it took from the front; a
+    /// frame it took only part of moves aside as the partial one. Returns the bytes taken.
+    fn write_front(wire: &dyn Wire<F>, s: &mut State<F>) -> usize {
+        let written = wire.write_now(&mut s.items.iter().map(|(_, f)| f), 0);
+        let mut left = written;
+        while let Some((_, front)) = s.items.front() {
+            let len = wire.wire_len(front);
+            if left < len {
+                if left > 0 {
+                    let (_, f) = s.items.pop_front().expect("the front was just seen");
+                    s.partial = Some((f, left));
+                }
+                break;
+            }
+            left -= len;
+            s.items.pop_front();
+        }
+        written
     }
 
     /// Queues a frame (see the module's policy); the caller wakes the writer or flushes.

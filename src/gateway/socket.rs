@@ -179,7 +179,7 @@ impl Header {
 }
 
 /// A control frame, header included: servers send ping and close.
-pub fn control(opcode: u8, payload: &[u8]) -> Frame {
+fn control(opcode: u8, payload: &[u8]) -> Frame {
     // Control payloads are at most 125 bytes (RFC 6455 §5.5); a longer close reason is cut.
     let payload = &payload[..payload.len().min(125)];
     let head = Header::new(opcode, payload.len());
