@@ -185,6 +185,10 @@ struct RampArgs {
     /// Runs of a failed step before the ramp stops [default 1].
     #[arg(long)]
     retries: Option<u32>,
+    /// Steps between the highest rate held and the lowest failed, once the climb has
+    /// stopped, each halving the gap [default 3].
+    #[arg(long)]
+    refine: Option<u32>,
 }
 
 #[derive(Args, Serialize)]
@@ -416,6 +420,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 step_s: s.f64("step_s", 5.0),
                 p99_ms: s.f64("p99_ms", 50.0),
                 retries: s.u64("retries", 1) as u32,
+                refine: s.u64("refine", 3) as u32,
             };
             scenario::ramp(&c, &s.load_shape(), &rp).await?
         }

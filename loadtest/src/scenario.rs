@@ -403,6 +403,78 @@ pub struct Ramp {
     /// machine one step can fail for reasons that have nothing to do with the server
     /// (another process took the core for 50 ms).
     pub retries: u32,
+    /// Once the climb has stopped, this many steps between the highest rate held and the
+    /// lowest failed, each at their geometric mean: each halves the gap (in ratio), so
+    /// the reported maximum is within `factor^(1/2^refine)` of the rate that would just
+    /// hold, instead of within one whole `factor`.
+    pub refine: u32,
+}
+
+/// The rates a ramp tries. It climbs by `factor` while steps pass; once a step has failed
+/// `retries + 1` times in a row it tries `refine` rates between the highest rate passed
+/// and the lowest failed. The highest rate sustained is the last that passed: every rate
+/// tried after a pass is above it.
+#[derive(Debug)]
+struct RampPlan {
+    factor: f64,
+    max_rate: f64,
+    retries: u32,
+    refine: u32,
+    /// The rate being tried; `None` once the ramp is over.
+    rate: Option<f64>,
+    passed: Option<f64>,
+    /// The lowest rate that failed all its runs; set once the climb is over.
+    failed: Option<f64>,
+    /// Failed runs of the current rate.
+    failures: u32,
+    /// Refinement steps decided so far.
+    refined: u32,
+}
+
+impl RampPlan {
+    fn new(rp: &Ramp) -> Self {
+        Self {
+            factor: rp.factor.max(1.01),
+            max_rate: rp.max_rate,
+            retries: rp.retries,
+            refine: rp.refine,
+            rate: (rp.start_rate <= rp.max_rate).then_some(rp.start_rate),
+            passed: None,
+            failed: None,
+            failures: 0,
+            refined: 0,
+        }
+    }
+
+    /// Records the current rate's outcome and moves to the next rate (if any).
+    fn record(&mut self, pass: bool) {
+        let Some(rate) = self.rate else { return };
+        if !pass {
+            self.failures += 1;
+            if self.failures <= self.retries {
+                return; // the same rate once more
+            }
+        }
+        self.failures = 0;
+        let refining = self.failed.is_some();
+        if pass {
+            self.passed = Some(rate);
+        } else {
+            self.failed = Some(rate);
+        }
+        if refining {
+            self.refined += 1;
+        }
+        self.rate = match (self.passed, self.failed) {
+            (_, None) => Some(rate * self.factor).filter(|r| *r <= self.max_rate),
+            (Some(lo), Some(hi)) if self.refined < self.refine => {
+                // Whole bids per second, as the step lines print them.
+                Some((lo * hi).sqrt().round()).filter(|r| *r > lo && *r < hi)
+            }
+            // Nothing passed, or the refinement is done.
+            _ => None,
+        };
+    }
 }
 
 /// `ramp`: raise the rate until p99 passes the threshold or results stop keeping up.
@@ -410,9 +482,8 @@ pub async fn ramp(c: &Common, l: &Load, rp: &Ramp) -> anyhow::Result<Report> {
     let mut r = Report::new("ramp", c, serde_json::json!({"load": l, "ramp": rp}));
     let (s, a) = open_load(c, l).await?;
     let cpu = CpuMeter::start();
-    let mut rate = rp.start_rate;
-    let mut failures = 0;
-    while rate <= rp.max_rate {
+    let mut plan = RampPlan::new(rp);
+    while let Some(rate) = plan.rate {
         let p = run::run_phase(
             &s,
             &a,
@@ -438,15 +509,7 @@ pub async fn ramp(c: &Common, l: &Load, rp: &Ramp) -> anyhow::Result<Report> {
             r.max_sustained_accepted_rate = Some(p.accepted_rate);
         }
         r.phases.push(p);
-        if !pass {
-            failures += 1;
-            if failures > rp.retries {
-                break;
-            }
-            continue;
-        }
-        failures = 0;
-        rate *= rp.factor.max(1.01);
+        plan.record(pass);
     }
     r.generator_cpu_cores = cpu.cores();
     r.correctness = check(&s, Duration::from_millis(500)).await;
@@ -752,7 +815,100 @@ pub async fn idle(
 
 #[cfg(test)]
 mod tests {
-    use super::timeline;
+    use super::{timeline, Ramp, RampPlan};
+
+    /// The rates a ramp tries when its steps turn out as `outcomes` (pass or fail, in
+    /// order); the ramp must be over exactly when they run out.
+    fn rates_tried(rp: &Ramp, outcomes: &[bool]) -> Vec<f64> {
+        let mut plan = RampPlan::new(rp);
+        let mut tried = Vec::new();
+        for &pass in outcomes {
+            let rate = plan
+                .rate
+                .expect("the ramp ended before its outcomes ran out");
+            tried.push(rate);
+            plan.record(pass);
+        }
+        assert_eq!(plan.rate, None, "the ramp goes on after {tried:?}");
+        tried
+    }
+
+    fn ramp(start: f64, factor: f64, max: f64, retries: u32, refine: u32) -> Ramp {
+        Ramp {
+            start_rate: start,
+            factor,
+            max_rate: max,
+            step_s: 1.0,
+            p99_ms: 100.0,
+            retries,
+            refine,
+        }
+    }
+
+    #[test]
+    fn a_ramp_climbs_retries_then_halves_the_gap_between_held_and_failed() {
+        const P: bool = true;
+        const F: bool = false;
+        // (name, ramp, each step's outcome, the rates tried)
+        type Case = (&'static str, Ramp, &'static [bool], &'static [f64]);
+        let cases: &[Case] = &[
+            (
+                "no refinement: the climb as before",
+                ramp(1000.0, 2.0, 1e6, 1, 0),
+                &[P, P, P, F, F],
+                &[1000.0, 2000.0, 4000.0, 8000.0, 8000.0],
+            ),
+            (
+                "three steps between 4000 held and 8000 failed, each at the geometric mean",
+                ramp(1000.0, 2.0, 1e6, 1, 3),
+                &[P, P, P, F, F, F, F, P, F, F],
+                &[
+                    1000.0, 2000.0, 4000.0, 8000.0, 8000.0, 5657.0, 5657.0, 4757.0, 5188.0, 5188.0,
+                ],
+            ),
+            (
+                "a step that fails once and then holds counts as held, in the climb and after",
+                ramp(1000.0, 2.0, 1e6, 1, 2),
+                &[P, F, P, F, F, F, P, P],
+                &[
+                    1000.0, 2000.0, 2000.0, 4000.0, 4000.0, 2828.0, 2828.0, 3363.0,
+                ],
+            ),
+            (
+                "the first step fails: nothing to refine",
+                ramp(1000.0, 2.0, 1e6, 1, 3),
+                &[F, F],
+                &[1000.0, 1000.0],
+            ),
+            (
+                "no retries",
+                ramp(1000.0, 2.0, 1e6, 0, 1),
+                &[P, P, F, F],
+                &[1000.0, 2000.0, 4000.0, 2828.0],
+            ),
+            (
+                "the climb passes max_rate without failing: nothing to refine",
+                ramp(1000.0, 2.0, 4000.0, 1, 3),
+                &[P, P, P],
+                &[1000.0, 2000.0, 4000.0],
+            ),
+            (
+                "the gap closes (in whole bids/s) before the refinement steps run out",
+                ramp(100.0, 1.02, 1e6, 0, 5),
+                &[P, F, P],
+                &[100.0, 102.0, 101.0],
+            ),
+            (
+                "a start above max_rate tries nothing",
+                ramp(5000.0, 2.0, 4000.0, 1, 3),
+                &[],
+                &[],
+            ),
+        ];
+        for (name, rp, outcomes, want) in cases {
+            assert_eq!(rates_tried(rp, outcomes), *want, "{name}");
+        }
+    }
 
     const MS: u64 = 1_000_000;
 
