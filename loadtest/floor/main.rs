@@ -19,6 +19,14 @@
 //!
 //! Both ends read CLOCK_MONOTONIC, which one machine shares between processes. Each side
 //! needs `ulimit -n` above N.
+//!
+//! `write-cost` measures the unit all of this is made of: the writer's CPU for one small
+//! frame written to a loopback connection, with the reader on the writer's core or on
+//! another, and writes back to back or spaced so that the reader falls asleep between
+//! them. On a VM, waking a sleeping reader on another core can cost the writer several
+//! times the write itself, and every server in `compare.sh` pays it for every frame.
+//!
+//!   gavel-fanout-floor write-cost --writer-cpu 0 --other-cpu 1
 
 use bytes::Bytes;
 use clap::{Parser, Subcommand};
@@ -96,6 +104,108 @@ enum Cmd {
         #[arg(long)]
         parse: bool,
     },
+    /// The writer's system time per frame written to one loopback connection, for the
+    /// reader on the same core or another, back to back or spaced.
+    WriteCost {
+        /// Frames written in each case.
+        #[arg(long, default_value_t = 100_000)]
+        writes: u64,
+        /// Payload bytes of each frame.
+        #[arg(long, default_value_t = 160)]
+        frame_bytes: usize,
+        /// The writer's core.
+        #[arg(long, default_value_t = 0)]
+        writer_cpu: usize,
+        /// The reader's core in the cross-core cases.
+        #[arg(long, default_value_t = 1)]
+        other_cpu: usize,
+        /// Time between writes in the spaced cases, µs. Spun, not slept: the writer's
+        /// core stays busy, and only the reader has time to fall asleep.
+        #[arg(long, default_value_t = 20)]
+        space_us: u64,
+    },
+}
+
+/// Runs the calling thread on `cpu` only.
+fn pin_to(cpu: usize) -> std::io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and sched_setaffinity only read
+    // and write the set we pass, and pid 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// The calling thread's system CPU time, s.
+fn thread_system_s() -> f64 {
+    // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return 0.0;
+    }
+    ru.ru_stime.tv_sec as f64 + ru.ru_stime.tv_usec as f64 / 1e6
+}
+
+/// The writer's system µs per frame: `writes` frames of `payload` bytes from a thread on
+/// `writer_cpu` to a reader on `reader_cpu`, `space` apart.
+fn write_cost(
+    writes: u64,
+    payload: usize,
+    writer_cpu: usize,
+    reader_cpu: usize,
+    space: Duration,
+) -> anyhow::Result<f64> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let reader = std::thread::spawn(move || -> std::io::Result<u64> {
+        pin_to(reader_cpu)?;
+        let mut conn = TcpStream::connect(addr)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0;
+        loop {
+            match std::io::Read::read(&mut conn, &mut buf)? {
+                0 => return Ok(total),
+                n => total += n as u64,
+            }
+        }
+    });
+    let (conn, _) = listener.accept()?;
+    conn.set_nodelay(true)?;
+    let mut frame = frame_header(payload);
+    frame.resize(frame.len() + payload, b'x');
+    let frame_len = frame.len() as u64;
+    // Its own thread, so that the pinning ends with the case.
+    let writer = std::thread::spawn(move || -> std::io::Result<f64> {
+        pin_to(writer_cpu)?;
+        let mut conn = conn;
+        let before = thread_system_s();
+        for _ in 0..writes {
+            conn.write_all(&frame)?;
+            let t = std::time::Instant::now();
+            while t.elapsed() < space {
+                std::hint::spin_loop();
+            }
+        }
+        let system = thread_system_s() - before;
+        conn.shutdown(std::net::Shutdown::Write)?;
+        Ok(system)
+    });
+    let system = writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the writer panicked"))??;
+    let read = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reader panicked"))??;
+    anyhow::ensure!(
+        read == writes * frame_len,
+        "the reader got {read} bytes of {}",
+        writes * frame_len
+    );
+    Ok(system * 1e6 / writes.max(1) as f64)
 }
 
 /// Nanoseconds of CLOCK_MONOTONIC: comparable between processes on one machine.
@@ -411,5 +521,30 @@ fn main() -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(client(&connect, connections, rounds, frame_bytes, parse)),
+        Cmd::WriteCost {
+            writes,
+            frame_bytes,
+            writer_cpu,
+            other_cpu,
+            space_us,
+        } => {
+            println!(
+                "{writes} frames of {frame_bytes} payload bytes per case, writer on core {writer_cpu}; \
+                 the writer's system time per frame:"
+            );
+            for (reader_cpu, whose) in [(writer_cpu, "the same core"), (other_cpu, "another core")]
+            {
+                for space in [Duration::ZERO, Duration::from_micros(space_us)] {
+                    let us = write_cost(writes, frame_bytes, writer_cpu, reader_cpu, space)?;
+                    let how = if space.is_zero() {
+                        "back to back".to_string()
+                    } else {
+                        format!("{space_us} µs apart")
+                    };
+                    println!("  reader on {whose} (core {reader_cpu}), {how}: {us:.2} µs");
+                }
+            }
+            Ok(())
+        }
     }
 }

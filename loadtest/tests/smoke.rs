@@ -478,3 +478,31 @@ fn the_fanout_floor_times_every_round() {
         );
     }
 }
+
+#[test]
+fn the_write_cost_reports_each_case() {
+    // Both ends on core 0, which every machine has; the binary fails if the reader did not
+    // get every byte written.
+    let o = Command::new(sibling("gavel-fanout-floor"))
+        .args([
+            "write-cost",
+            "--writes",
+            "200",
+            "--writer-cpu",
+            "0",
+            "--other-cpu",
+            "0",
+            "--space-us",
+            "5",
+        ])
+        .output()
+        .expect("run the floor's write-cost");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "write-cost failed: {stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let cases = stdout.lines().filter(|l| l.ends_with(" µs")).count();
+    assert_eq!(cases, 4, "one line per case: {stdout}");
+}
