@@ -24,7 +24,8 @@
 //! frame written to a loopback connection, with the reader on the writer's core or on
 //! another, and writes back to back or spaced so that the reader falls asleep between
 //! them. On a VM, waking a sleeping reader on another core can cost the writer several
-//! times the write itself, and every server in `compare.sh` pays it for every frame.
+//! times the write itself, and every server in `compare.sh` pays that for each frame
+//! that finds the generator asleep.
 //!
 //!   gavel-fanout-floor write-cost --writer-cpu 0 --other-cpu 1
 
@@ -128,13 +129,23 @@ enum Cmd {
 
 /// Runs the calling thread on `cpu` only.
 fn pin_to(cpu: usize) -> std::io::Result<()> {
+    if cpu >= libc::CPU_SETSIZE as usize {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("cannot run on core {cpu}: no such core"),
+        ));
+    }
     // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET and sched_setaffinity only read
     // and write the set we pass, and pid 0 is the calling thread.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error());
+            let e = std::io::Error::last_os_error();
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot run on core {cpu}: {e}"),
+            ));
         }
     }
     Ok(())
@@ -162,8 +173,9 @@ fn write_cost(
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     let reader = std::thread::spawn(move || -> std::io::Result<u64> {
-        pin_to(reader_cpu)?;
+        // Connected first, so that `accept` below returns even if the core is refused.
         let mut conn = TcpStream::connect(addr)?;
+        pin_to(reader_cpu)?;
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0;
         loop {
@@ -194,12 +206,12 @@ fn write_cost(
         conn.shutdown(std::net::Shutdown::Write)?;
         Ok(system)
     });
-    let system = writer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the writer panicked"))??;
+    let written = writer.join();
+    // The reader's error first: when its core is refused, the writer's is a broken pipe.
     let read = reader
         .join()
         .map_err(|_| anyhow::anyhow!("the reader panicked"))??;
+    let system = written.map_err(|_| anyhow::anyhow!("the writer panicked"))??;
     anyhow::ensure!(
         read == writes * frame_len,
         "the reader got {read} bytes of {}",

@@ -506,3 +506,32 @@ fn the_write_cost_reports_each_case() {
     let cases = stdout.lines().filter(|l| l.ends_with(" µs")).count();
     assert_eq!(cases, 4, "one line per case: {stdout}");
 }
+
+#[test]
+fn the_write_cost_refuses_a_core_the_machine_lacks_instead_of_waiting() {
+    // Core 1023 is under the affinity mask's size and on no machine this runs on. The
+    // reader used to pin itself before connecting, so a refused core left the writer's
+    // `accept` waiting for ever.
+    let mut child = Command::new(sibling("gavel-fanout-floor"))
+        .args(["write-cost", "--writes", "10", "--other-cpu", "1023"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the floor's write-cost");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for write-cost") {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("write-cost still waiting after 30 s for a core that does not exist");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr)
+        .expect("read stderr");
+    assert!(!status.success(), "a missing core is an error: {stderr}");
+    assert!(stderr.contains("cannot run on core 1023"), "{stderr}");
+}
