@@ -34,7 +34,7 @@ use clap::{Parser, Subcommand};
 use futures_util::{SinkExt, StreamExt};
 use gavel_loadtest::proto::ServerMsg;
 use gavel_loadtest::serving::ws_config;
-use gavel_loadtest::stats::{cpu_seconds, new_hist, record, Latency};
+use gavel_loadtest::stats::{cpu_seconds, new_hist, record, thread_system_seconds, Latency};
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,16 +151,6 @@ fn pin_to(cpu: usize) -> std::io::Result<()> {
     Ok(())
 }
 
-/// The calling thread's system CPU time, s.
-fn thread_system_s() -> f64 {
-    // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
-        return 0.0;
-    }
-    ru.ru_stime.tv_sec as f64 + ru.ru_stime.tv_usec as f64 / 1e6
-}
-
 /// The writer's system µs per frame: `writes` frames of `payload` bytes from a thread on
 /// `writer_cpu` to a reader on `reader_cpu`, `space` apart.
 fn write_cost(
@@ -194,7 +184,7 @@ fn write_cost(
     let writer = std::thread::spawn(move || -> std::io::Result<f64> {
         pin_to(writer_cpu)?;
         let mut conn = conn;
-        let before = thread_system_s();
+        let before = thread_system_seconds();
         for _ in 0..writes {
             conn.write_all(&frame)?;
             let t = std::time::Instant::now();
@@ -202,7 +192,7 @@ fn write_cost(
                 std::hint::spin_loop();
             }
         }
-        let system = thread_system_s() - before;
+        let system = thread_system_seconds() - before;
         conn.shutdown(std::net::Shutdown::Write)?;
         Ok(system)
     });

@@ -63,14 +63,24 @@ impl Latency {
 
 /// This process's user + system CPU time so far, in seconds.
 pub fn cpu_seconds() -> f64 {
+    let (user, system) = usage(libc::RUSAGE_SELF);
+    user + system
+}
+
+/// The calling thread's system CPU time so far, in seconds.
+pub fn thread_system_seconds() -> f64 {
+    usage(libc::RUSAGE_THREAD).1
+}
+
+/// `getrusage(who)`'s user and system time, in seconds; zeros if it fails.
+fn usage(who: libc::c_int) -> (f64, f64) {
     // SAFETY: getrusage writes into the zeroed struct we pass and reads nothing else.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
-    if rc != 0 {
-        return 0.0;
+    if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+        return (0.0, 0.0);
     }
     let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
+    (tv(ru.ru_utime), tv(ru.ru_stime))
 }
 
 /// CPU use over an interval: CPU seconds per wall second (1.0 = one core busy).
