@@ -1,8 +1,8 @@
 //! `gavel serve --demo`: sellers, dealers and live auctions to connect a client to at once.
 
-use crate::api::token::new_token;
 use crate::api::validate::vin_check_digit;
 use crate::auction::{Command, Event, Inspection, Listing, SellerId, Vehicle, FEN_PER_YUAN};
+use crate::directory::token::new_token;
 use crate::engine::EngineHandle;
 use std::net::SocketAddr;
 

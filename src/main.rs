@@ -96,7 +96,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             init_tracing(&config);
             if demo && config.server.admin_token.is_empty() {
-                let (token, _) = gavel::api::token::new_token();
+                let (token, _) = gavel::directory::token::new_token();
                 println!("demo admin token (set GAVEL_ADMIN_TOKEN to choose your own): {token}");
                 config.server.admin_token = token;
             }

@@ -1,29 +1,31 @@
-//! The server: one listener for the HTTP API and the WebSocket endpoint, wired to the
-//! engine and the hub, with a connection limit and graceful shutdown.
+//! The server: the application state, one listener for the HTTP API and the WebSocket
+//! endpoint, the engine's publishers, a connection limit and graceful shutdown.
+//!
+//! This is where the parts meet: it builds the directory, the views, the hub and the
+//! hand-off, hands the engine one publisher that reaches them in a stated order, and
+//! gives the HTTP routes and the gateway their parts of one application state.
 
-use crate::api::routes::{self, ApiState};
-use crate::api::token::hash_token;
+use crate::api::routes::ApiState;
+use crate::auction::{Book, Event};
 use crate::config::Config;
-use crate::engine::{self, EngineHandle};
-use crate::gateway::codec::Format;
-use crate::gateway::hub::{Hub, HubPublisher, Principal};
-use crate::gateway::session::{self, SessionCtx, SessionMetrics};
-use crate::gateway::socket::{self, Socket};
-use crate::pipeline::{AlliancePublisher, Board, LocalFeed, RedisHandoff, RedisHandoffConfig};
-use crate::store::{Journal, StoreError};
-use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Extension;
+use crate::directory::token::hash_token;
+use crate::directory::{Directory, DirectoryPublisher};
+use crate::engine::{self, EngineHandle, Publisher};
+use crate::gateway::hub::{Hub, HubPublisher};
+use crate::gateway::session::{SessionCtx, SessionMetrics};
+use crate::gateway::socket;
+use crate::gateway::upgrade::ConnectionSlot;
+use crate::pipeline::{FeedPublisher, LocalFeed, RedisHandoff, RedisHandoffConfig};
+use crate::store::{Entry, Journal, StoreError};
+use crate::views::{AllianceBoard, Lots, ViewsPublisher};
+use axum::extract::FromRef;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
@@ -53,10 +55,12 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Submit commands directly (demo seeding, tests).
     pub engine: EngineHandle,
-    /// Subscriptions and durable views.
+    /// Subscriptions and fan-out.
     pub hub: Arc<Hub>,
+    /// The lots' durable public state.
+    pub lots: Arc<Lots>,
     /// The alliance's durable read view.
-    pub alliance: Arc<Board>,
+    pub alliance: Arc<AllianceBoard>,
     shutdown: watch::Sender<bool>,
     accept: JoinHandle<()>,
     /// The alliance hand-off (Redis consumer group, or the local feed).
@@ -71,25 +75,84 @@ pub struct Running {
     max_connections: usize,
 }
 
-/// A connection slot, held by the HTTP connection and, after an upgrade, by its session.
+/// The application state: every part a handler may need, built once in [`start`]. The
+/// HTTP routes and the gateway each take their part of it (`FromRef`), so neither reaches
+/// into the other.
 #[derive(Clone)]
-struct Slot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
+struct AppState {
+    api: Arc<ApiState>,
+    sessions: Arc<SessionCtx>,
+}
+
+impl FromRef<AppState> for Arc<ApiState> {
+    fn from_ref(app: &AppState) -> Self {
+        app.api.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<SessionCtx> {
+    fn from_ref(app: &AppState) -> Self {
+        app.sessions.clone()
+    }
+}
+
+/// Everything the engine publishes to, in the order each durable command reaches them.
+/// The views come before the hub's fan-out: a session subscribes (joins the fan-out) and
+/// then reads its snapshot from the views, so with the views always at least as new as
+/// what was fanned out, every update is either in the snapshot or sent after it (one may
+/// arrive twice, none is missed). The directory and the hand-off depend on no order.
+struct Publishers {
+    directory: DirectoryPublisher,
+    views: ViewsPublisher,
+    feed: Option<FeedPublisher>,
+    fanout: HubPublisher,
+}
+
+impl Publisher for Publishers {
+    fn reset(&mut self, book: &Book) {
+        self.directory.reset(book);
+        self.views.reset(book);
+        self.feed.reset(book);
+        self.fanout.reset(book);
+    }
+
+    fn publish(&mut self, entry: &Entry, events: &[Event]) {
+        self.directory.publish(entry, events);
+        self.views.publish(entry, events);
+        self.feed.publish(entry, events);
+        self.fanout.publish(entry, events);
+    }
+
+    fn flush(&mut self) {
+        self.fanout.flush();
+    }
+}
 
 /// Recovers the engine from `journal` and starts serving on `config.server.listen`.
 pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, ServeError> {
     let admin =
         (!config.server.admin_token.is_empty()).then(|| hash_token(&config.server.admin_token));
-    let hub = Hub::new(admin);
+    let directory = Directory::new(admin);
+    let hub = Hub::new();
+    let lots = Lots::new();
+    let board = AllianceBoard::new();
     let describe = journal.describe();
     // Sold outcomes reach the alliance from the journal's outcomes stream when it has one
     // (Redis), else from the engine's durable publication (see `crate::pipeline`).
     let stream = journal.outcome_stream();
     let feed = stream.is_none().then(LocalFeed::new);
-    let board = Board::new();
-    let publisher = (
-        HubPublisher(hub.clone()),
-        AlliancePublisher::new(board.clone(), hub.clone(), feed.clone()),
-    );
+    let publisher = Publishers {
+        directory: DirectoryPublisher(directory.clone()),
+        views: ViewsPublisher {
+            lots: lots.clone(),
+            alliance: board.clone(),
+        },
+        feed: feed.clone().map(|feed| FeedPublisher {
+            feed,
+            lots: lots.clone(),
+        }),
+        fanout: HubPublisher(hub.clone()),
+    };
     let (engine, engine_task) =
         engine::spawn(journal, config.rules(), publisher, config.engine()).await?;
     let listener = TcpListener::bind(&config.server.listen)
@@ -103,8 +166,10 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         source,
     })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let ctx = Arc::new(SessionCtx {
+    let sessions = Arc::new(SessionCtx {
         hub: hub.clone(),
+        lots: lots.clone(),
+        directory: directory.clone(),
         engine: engine.clone(),
         config: config.gateway.clone(),
         rates: Default::default(),
@@ -128,7 +193,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
             tokio::spawn(RedisHandoff::run(
                 consumer,
                 engine.clone(),
-                hub.clone(),
+                lots.clone(),
                 shutdown_rx.clone(),
             ))
         }
@@ -136,22 +201,23 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         (None, None) => tokio::spawn(async {}),
     };
     let engine_metrics = engine.metrics().clone();
-    let state = Arc::new(ApiState {
-        ctx: ctx.clone(),
+    let gateway_metrics = sessions.clone();
+    let api = Arc::new(ApiState {
+        engine: engine.clone(),
+        directory,
+        lots: lots.clone(),
+        alliance: board.clone(),
         bounds_min_duration_s: config.auction.min_duration_s,
         bounds_max_duration_s: config.auction.max_duration_s,
-        alliance: board.clone(),
-        extra_metrics: Arc::new(move |out: &mut String| {
+        metrics: Arc::new(move |out: &mut String| {
+            crate::gateway::render_metrics(&gateway_metrics, out);
             crate::engine::render_metrics(&engine_metrics, out);
         }),
     });
-    let app = routes::router(state.clone())
-        .merge(crate::api::alliance::router(state.clone()))
-        .merge(
-            axum::Router::new()
-                .route("/v1/ws", get(ws_upgrade))
-                .with_state(state),
-        );
+    let app = crate::api::routes::router()
+        .merge(crate::api::alliance::router())
+        .merge(crate::gateway::upgrade::router())
+        .with_state(AppState { api, sessions });
     tracing::info!(%addr, journal = %describe, "gavel listening");
     let slots = Arc::new(Semaphore::new(config.gateway.max_connections));
     let accept = tokio::spawn(accept_loop(listener, app, slots.clone(), shutdown_rx));
@@ -170,6 +236,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         addr,
         engine,
         hub,
+        lots,
         alliance: board,
         shutdown,
         accept,
@@ -263,7 +330,7 @@ async fn accept_loop(
             _ = shutdown.changed() => break,
         };
         let _ = stream.set_nodelay(true);
-        let slot = Slot(Arc::new(permit));
+        let slot = ConnectionSlot(Arc::new(permit));
         // HTTP is served over the socket, and a WebSocket session writes into it as well.
         let (conn, shared) = socket::accept(stream);
         let app = app.clone();
@@ -284,79 +351,4 @@ async fn accept_loop(
     drop(listener);
     // HTTP requests in progress finish; upgraded sessions close themselves on shutdown.
     graceful.shutdown().await;
-}
-
-#[derive(Deserialize)]
-struct WsQuery {
-    token: Option<String>,
-    format: Option<String>,
-}
-
-async fn ws_upgrade(
-    State(state): State<Arc<ApiState>>,
-    Extension(slot): Extension<Slot>,
-    Extension(socket): Extension<Socket>,
-    Query(q): Query<WsQuery>,
-    mut req: axum::extract::Request,
-) -> Response {
-    // The upgrade itself first, as an upgrade extractor would: a request that is not one
-    // is refused before its token is looked at.
-    let accept = match socket::handshake(req.method(), req.version(), req.headers()) {
-        Ok(accept) => accept,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let Some(upgrade) = req.extensions_mut().remove::<hyper::upgrade::OnUpgrade>() else {
-        return (
-            StatusCode::UPGRADE_REQUIRED,
-            "this connection cannot be upgraded\n",
-        )
-            .into_response();
-    };
-    let headers = req.headers();
-    let ctx = state.ctx.clone();
-    let token = q.token.as_deref().or_else(|| routes::bearer(headers));
-    let Some(principal) = token.and_then(|t| ctx.hub.authenticate(&hash_token(t.trim()))) else {
-        return (StatusCode::UNAUTHORIZED, "a valid token is required\n").into_response();
-    };
-    let Some(format) = Format::from_query(q.format.as_deref()) else {
-        return (StatusCode::BAD_REQUEST, "format must be json or msgpack\n").into_response();
-    };
-    if let Principal::Dealer(d) = principal {
-        if ctx.hub.dealer_connections(d) >= ctx.config.max_connections_per_dealer {
-            return (
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many connections for this dealer\n",
-            )
-                .into_response();
-        }
-    }
-    tokio::spawn(async move {
-        use tracing::Instrument;
-        let _slot = slot; // the connection counts until the session ends
-        let upgraded = match upgrade.await {
-            Ok(upgraded) => upgraded,
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade failed");
-                return;
-            }
-        };
-        let span = tracing::info_span!("session", principal = %principal, format = format.as_str());
-        let session = session::run(TokioIo::new(upgraded), socket, ctx, principal, format);
-        // A disabled span still costs an enter and exit per poll (1.8% of gavel's
-        // samples under a steady load, filter `warn`): instrument only when it records.
-        if span.is_disabled() {
-            session.await;
-        } else {
-            session.instrument(span).await;
-        }
-    });
-    (
-        StatusCode::SWITCHING_PROTOCOLS,
-        [
-            (header::CONNECTION, "upgrade".to_string()),
-            (header::UPGRADE, "websocket".to_string()),
-            (header::SEC_WEBSOCKET_ACCEPT, accept),
-        ],
-    )
-        .into_response()
 }

@@ -10,11 +10,11 @@ use gavel::auction::{
 };
 use gavel::config::Config;
 use gavel::engine::{self, EngineConfig, EngineHandle};
-use gavel::gateway::hub::{Hub, HubPublisher};
 use gavel::pipeline::redis_consumer::Handling;
-use gavel::pipeline::{AlliancePublisher, Board, RedisHandoff, RedisHandoffConfig};
+use gavel::pipeline::{RedisHandoff, RedisHandoffConfig};
 use gavel::store::file::{FileJournal, FileJournalConfig};
 use gavel::store::{Journal, RedisJournal, RedisJournalConfig};
+use gavel::views::{AllianceBoard, Lots, ViewsPublisher};
 use redis::aio::MultiplexedConnection;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -228,13 +228,13 @@ async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
     let stream = journal
         .outcome_stream()
         .expect("redis has an outcomes stream");
-    let hub = Hub::new(None);
-    let board = Board::new();
+    let lots = Lots::new();
+    let board = AllianceBoard::new();
     // No consumer of the server's own: the test's consumers are the only ones.
-    let publisher = (
-        HubPublisher(hub.clone()),
-        AlliancePublisher::new(board.clone(), hub.clone(), None),
-    );
+    let publisher = ViewsPublisher {
+        lots: lots.clone(),
+        alliance: board.clone(),
+    };
     let (engine, task) = engine::spawn(
         journal,
         Rules::default(),
@@ -279,7 +279,7 @@ async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
 
     // 1. Consumer A reads the sold outcome, hands it off (durable), and dies before XACK.
     let first = sell(&engine, 1).await;
-    let mut a = RedisHandoff::connect(consumer("a"), engine.clone(), hub.clone())
+    let mut a = RedisHandoff::connect(consumer("a"), engine.clone(), lots.clone())
         .await
         .expect("consumer a");
     let read = a.read_new().await.expect("read");
@@ -295,7 +295,7 @@ async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
     );
 
     // 2. Consumer B cannot take it before it has been idle for the claim timeout ...
-    let mut b = RedisHandoff::connect(consumer("b"), engine.clone(), hub.clone())
+    let mut b = RedisHandoff::connect(consumer("b"), engine.clone(), lots.clone())
         .await
         .expect("consumer b");
     assert!(b.claim_stale().await.expect("claim").is_empty());
@@ -312,7 +312,7 @@ async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
     // 3. Consumer C reads the next outcome and dies before doing anything with it; the
     //    consumer loop (as the server runs it) claims it and hands it off.
     let second = sell(&engine, 2).await;
-    let mut c = RedisHandoff::connect(consumer("c"), engine.clone(), hub.clone())
+    let mut c = RedisHandoff::connect(consumer("c"), engine.clone(), lots.clone())
         .await
         .expect("consumer c");
     assert_eq!(c.read_new().await.expect("read").len(), 1);
@@ -321,7 +321,7 @@ async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
     let runner = tokio::spawn(RedisHandoff::run(
         consumer("d"),
         engine.clone(),
-        hub.clone(),
+        lots.clone(),
         stopped,
     ));
     // 4. And a sale while it runs goes through the ordinary path.

@@ -394,7 +394,7 @@ async fn whole_auction(addr: SocketAddr, format: Format) {
         .send(&gavel::gateway::ClientMessage {
             req: Some(req.clone()),
             request: gavel::gateway::Request::Unsubscribe {
-                auction: gavel::gateway::AuctionRef::new(&b),
+                auction: gavel::views::AuctionRef::new(&b),
             },
         })
         .await;
@@ -502,7 +502,7 @@ async fn whole_auction(addr: SocketAddr, format: Format) {
         let u = w
             .expect("final update of A", WAIT, |m| {
                 matches!(m, ServerMessage::Update(u) if u.auction.as_str() == a
-                    && u.status == gavel::gateway::Status::Sold)
+                    && u.status == gavel::views::Status::Sold)
             })
             .await;
         assert_eq!(u.value["leading"], i == 0);
@@ -747,7 +747,7 @@ async fn a_cancelled_auction_tells_its_subscribers() {
         let u = w
             .expect(&format!("cancelled update for {lot}"), WAIT, |m| {
                 matches!(m, ServerMessage::Update(u) if u.auction.as_str() == lot.as_str()
-                    && u.status == gavel::gateway::Status::Cancelled)
+                    && u.status == gavel::views::Status::Cancelled)
             })
             .await;
         assert_eq!(u.value["leading"], lot == &bid_on);
@@ -1600,7 +1600,7 @@ async fn a_thousand_dealers_all_see_the_final_price() {
     for i in 0..N {
         let engine = engine.clone();
         registering.push(tokio::spawn(async move {
-            let (token, token_hash) = gavel::api::token::new_token();
+            let (token, token_hash) = gavel::directory::token::new_token();
             let applied = engine
                 .submit(Command::RegisterDealer {
                     name: format!("Dealer {i}"),

@@ -12,8 +12,8 @@ use crate::alliance::{
     Item, ItemId, Record, ReturnReason, Standing, Warning,
 };
 use crate::auction::{Command, DealerId, Event};
-use crate::gateway::hub::Principal;
-use axum::extract::{Path, Query, State};
+use crate::directory::Principal;
+use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -25,8 +25,12 @@ pub const MAX_REF_CHARS: usize = 128;
 /// Longest free text (complaint, return details, resolution), in characters.
 pub const MAX_TEXT_CHARS: usize = 4_000;
 
-/// The alliance's routes.
-pub fn router(state: AppState) -> Router {
+/// The alliance's routes, for any application state that holds the API's.
+pub fn router<S>() -> Router<S>
+where
+    AppState: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/v1/inventory", get(list_inventory))
         .route("/v1/inventory/{id}", get(get_item))
@@ -37,7 +41,6 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/complaints/{id}/resolve", post(resolve_complaint))
         .route("/v1/dealers/{id}/ratings", post(rate))
         .route("/v1/dealers/{id}/standing", get(standing))
-        .with_state(state)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -187,7 +190,6 @@ impl From<AllianceRefusal> for ApiError {
 /// Submits an alliance command; its events once durable, or the refusal as an error.
 async fn submit(state: &AppState, command: AllianceCommand) -> Result<Vec<Event>, ApiError> {
     let applied = state
-        .ctx
         .engine
         .submit(Command::Alliance(command))
         .await

@@ -1,20 +1,20 @@
 //! HTTP routes for sellers, dealers, operators, health and metrics.
 //!
 //! Every state change is a command through the engine, answered only once durable; reads
-//! come from the hub's durable views. Errors are `{error: {code, message}}` with a fitting
+//! come from the durable views (`crate::views`). Errors are `{error: {code, message}}` with a fitting
 //! status and never carry internal detail.
 
-use super::token::{hash_token, new_token};
 use super::validate::{validate_listing, ListingBounds, ValidationErrors};
 use crate::auction::{
     Canceller, Command, DealerId, DealerStatus, Event, LotId, LotStatus, Refusal, SellerId,
     TokenHash, MAX_AMOUNT,
 };
-use crate::gateway::hub::{Hub, Principal};
-use crate::gateway::session::SessionCtx;
-use crate::gateway::wire::Viewer;
+use crate::directory::token::new_token;
+use crate::directory::{self, Directory, Principal};
+use crate::engine::EngineHandle;
+use crate::views::{AllianceBoard, Lots, Viewer};
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -25,21 +25,26 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// What the HTTP handlers share.
+/// What the HTTP handlers share: the API's part of the server's application state.
 pub struct ApiState {
-    /// Sessions' shared state (hub, engine, limits).
-    pub ctx: Arc<SessionCtx>,
-    /// Auction rules for listing validation.
-    pub bounds_min_duration_s: u64,
-    /// Longest listing.
-    pub bounds_max_duration_s: u64,
+    /// Where commands go.
+    pub engine: EngineHandle,
+    /// Who a bearer token is.
+    pub directory: Arc<Directory>,
+    /// The lots' durable public state.
+    pub lots: Arc<Lots>,
     /// The alliance's durable read view.
-    pub alliance: Arc<crate::pipeline::Board>,
-    /// Prometheus text of everything else (engine, journal); appended to /metrics.
-    pub extra_metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
+    pub alliance: Arc<AllianceBoard>,
+    /// Shortest listing a seller may choose, in seconds (`auction.min_duration_s`).
+    pub bounds_min_duration_s: u64,
+    /// Longest listing (`auction.max_duration_s`).
+    pub bounds_max_duration_s: u64,
+    /// Prometheus text of every part of the server, for `/metrics`.
+    pub metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
 }
 
-pub(crate) type AppState = Arc<ApiState>;
+/// The API's state as handlers extract it, from any application state that holds one.
+pub type AppState = Arc<ApiState>;
 
 /// An HTTP error as the contract shapes it.
 #[derive(Debug)]
@@ -123,11 +128,16 @@ impl From<Refusal> for ApiError {
 /// The caller, from `Authorization: Bearer T`.
 pub struct Caller(pub Principal);
 
-impl FromRequestParts<AppState> for Caller {
+impl<S> FromRequestParts<S> for Caller
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(&parts.headers).ok_or_else(|| {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let state = AppState::from_ref(state);
+        let token = directory::bearer(&parts.headers).ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -135,31 +145,20 @@ impl FromRequestParts<AppState> for Caller {
             )
         })?;
         state
-            .ctx
-            .hub
-            .authenticate(&hash_token(token))
+            .directory
+            .authenticate(token)
             .map(Caller)
             .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown token"))
     }
 }
 
-/// The bearer token of a request (`Authorization: Bearer T`), if any.
-pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
-}
-
 /// A JSON body whose decoding failure is a contract-shaped 400.
 pub(crate) struct Body<T>(pub(crate) T);
 
-impl<T: DeserializeOwned> axum::extract::FromRequest<AppState> for Body<T> {
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: axum::extract::Request, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|_| ApiError::bad_request("the body could not be read"))?;
@@ -169,8 +168,13 @@ impl<T: DeserializeOwned> axum::extract::FromRequest<AppState> for Body<T> {
     }
 }
 
-/// The routes of the HTTP API (the WebSocket route is added by the server).
-pub fn router(state: AppState) -> Router {
+/// The routes of the HTTP API (the WebSocket route is the gateway's), for any application
+/// state that holds the API's.
+pub fn router<S>() -> Router<S>
+where
+    AppState: FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     Router::new()
         .route("/v1/sellers", post(create_seller))
         .route("/v1/dealers", post(create_dealer))
@@ -186,12 +190,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(state)
 }
 
 async fn submit(state: &ApiState, command: Command) -> Result<(u64, Vec<Event>), ApiError> {
     let applied = state
-        .ctx
         .engine
         .submit(command)
         .await
@@ -374,7 +376,7 @@ async fn change_dealer(
     require_admin(caller)?;
     let dealer: DealerId = parse_id(id, "dealer")?;
     let (_, events) = submit(s, command(dealer)).await?;
-    Ok(Json(dealer_json(&events, s.ctx.hub.leverage())))
+    Ok(Json(dealer_json(&events, s.lots.leverage())))
 }
 
 #[derive(Deserialize)]
@@ -445,8 +447,8 @@ async fn create_listing(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-fn view_of(hub: &Hub, lot: LotId, viewer: Viewer) -> Result<Json<Value>, ApiError> {
-    let view = hub
+fn view_of(lots: &Lots, lot: LotId, viewer: Viewer) -> Result<Json<Value>, ApiError> {
+    let view = lots
         .view(lot, viewer)
         .ok_or_else(|| ApiError::not_found("auction"))?;
     Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
@@ -458,7 +460,7 @@ async fn get_auction(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let lot: LotId = parse_id(&id, "auction")?;
-    view_of(&s.ctx.hub, lot, caller.0.viewer())
+    view_of(&s.lots, lot, caller.0.into())
 }
 
 #[derive(Deserialize)]
@@ -478,9 +480,9 @@ async fn list_auctions(
                 .map_err(|_| ApiError::bad_request(format!("unknown status {raw:?}")))?,
         ),
     };
-    let views = s.ctx.hub.views(caller.0.viewer(), |l| {
-        status.is_none_or(|st| l.status == st)
-    });
+    let views = s
+        .lots
+        .views(caller.0.into(), |l| status.is_none_or(|st| l.status == st));
     Ok(Json(json!({ "auctions": views })))
 }
 
@@ -508,7 +510,7 @@ async fn decide(
         },
     )
     .await?;
-    view_of(&s.ctx.hub, lot, caller.0.viewer())
+    view_of(&s.lots, lot, caller.0.into())
 }
 
 async fn cancel(
@@ -523,7 +525,7 @@ async fn cancel(
         _ => return Err(ApiError::forbidden()),
     };
     submit(&s, Command::CancelLot { lot, by }).await?;
-    view_of(&s.ctx.hub, lot, caller.0.viewer())
+    view_of(&s.lots, lot, caller.0.into())
 }
 
 async fn settle(
@@ -534,11 +536,11 @@ async fn settle(
     require_admin(&caller)?;
     let lot: LotId = parse_id(&id, "auction")?;
     submit(&s, Command::Settle { lot }).await?;
-    view_of(&s.ctx.hub, lot, caller.0.viewer())
+    view_of(&s.lots, lot, caller.0.into())
 }
 
 async fn ready(State(s): State<AppState>) -> Response {
-    if s.ctx.engine.ready().await {
+    if s.engine.ready().await {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "journal unavailable\n").into_response()
@@ -547,8 +549,7 @@ async fn ready(State(s): State<AppState>) -> Response {
 
 async fn metrics(State(s): State<AppState>) -> Response {
     let mut out = String::new();
-    crate::gateway::render_metrics(&s.ctx, &mut out);
-    (s.extra_metrics)(&mut out);
+    (s.metrics)(&mut out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 

@@ -5,7 +5,7 @@
 //! book applies it. Commands are imperative (`PlaceBid`), events past tense.
 
 use super::ids::{DealerId, LotId, SellerId};
-use super::money::Fen;
+use super::money::{Fen, Increments};
 use super::rules::Rules;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -91,6 +91,29 @@ pub struct Listing {
     pub starts_at: Option<u64>,
     /// Auction length; `None` takes the configured default.
     pub duration_ms: Option<u64>,
+}
+
+impl Listing {
+    /// Whether a lot of this listing at `price` has reached its reserve.
+    pub fn reserve_met_at(&self, price: Option<Fen>) -> bool {
+        price.is_some_and(|p| p >= self.reserve)
+    }
+
+    /// The buy-now price while it is still on offer at `price` (it is withdrawn once the
+    /// reserve is met).
+    pub fn buy_now_at(&self, price: Option<Fen>) -> Option<Fen> {
+        self.buy_now.filter(|_| !self.reserve_met_at(price))
+    }
+
+    /// Lowest acceptable next bid at `price`: the start price, then price +
+    /// increment(price).
+    pub fn min_next_after(&self, price: Option<Fen>, increments: &Increments) -> Fen {
+        match price {
+            None => self.start_price,
+            // Prices are capped at MAX_AMOUNT, far below u64::MAX, so this never saturates.
+            Some(p) => p.saturating_add(increments.increment(p)),
+        }
+    }
 }
 
 /// Every input to the book.

@@ -55,21 +55,17 @@ impl Lot {
 
     /// Whether the price has reached the reserve.
     pub fn reserve_met(&self) -> bool {
-        self.price.is_some_and(|p| p >= self.listing.reserve)
+        self.listing.reserve_met_at(self.price)
     }
 
     /// The buy-now price while it is still on offer (it is withdrawn once the reserve is met).
     pub fn buy_now(&self) -> Option<Fen> {
-        self.listing.buy_now.filter(|_| !self.reserve_met())
+        self.listing.buy_now_at(self.price)
     }
 
     /// Lowest acceptable next bid: the start price, then price + increment(price).
     pub fn min_next(&self, increments: &Increments) -> Fen {
-        match self.price {
-            None => self.listing.start_price,
-            // Prices are capped at MAX_AMOUNT, far below u64::MAX, so this never saturates.
-            Some(p) => p.saturating_add(increments.increment(p)),
-        }
+        self.listing.min_next_after(self.price, increments)
     }
 
     /// The next time a timer must look at this lot, if any.

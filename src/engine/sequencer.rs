@@ -103,6 +103,25 @@ impl<A: Publisher, B: Publisher> Publisher for (A, B) {
     }
 }
 
+/// A publisher that may be absent: `None` hears nothing.
+impl<P: Publisher> Publisher for Option<P> {
+    fn reset(&mut self, book: &Book) {
+        if let Some(p) = self {
+            p.reset(book);
+        }
+    }
+    fn publish(&mut self, entry: &Entry, events: &[Event]) {
+        if let Some(p) = self {
+            p.publish(entry, events);
+        }
+    }
+    fn flush(&mut self) {
+        if let Some(p) = self {
+            p.flush();
+        }
+    }
+}
+
 /// The engine's measurements.
 #[derive(Debug)]
 pub struct EngineMetrics {

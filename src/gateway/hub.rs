@@ -1,71 +1,27 @@
-//! The hub: who is connected, who watches which auction, and the durable public state.
+//! The hub: who is connected, who watches which auction, and the fan-out to them.
 //!
-//! It is the engine's `Publisher`: the engine calls it, in sequence order, only for
-//! commands whose batch is durable. So every view it keeps and every frame it queues is
-//! durable state — a client never sees a price the journal could still lose.
+//! It is one of the engine's publishers: the engine calls it, in sequence order, only for
+//! commands whose batch is durable. So every frame it queues is durable state — a client
+//! never sees a price the journal could still lose. The state a `subscribe` snapshots is
+//! not here but in `crate::views`, which the server publishes to before the hub.
 //!
 //! Must not: block. `publish` runs on the engine's task, so it only takes short locks and
 //! pushes into bounded, conflating session queues; it never waits for a client.
 
 use super::codec::{encode, Broadcast, Format, Frame};
 use super::outbound::{Deferred, Kind, Outbound, Pushed};
-use super::wire::{AuctionView, Outbid, ServerMessage, Viewer};
-use crate::auction::{
-    Book, Command, DealerId, Event, Increments, Lead, Lot, LotId, SellerId, ServiceId, TokenHash,
-};
+use super::wire::{Outbid, ServerMessage};
+use crate::auction::{Book, DealerId, Event, LotId};
+use crate::directory::Principal;
 use crate::engine::Publisher;
 use crate::metrics::Counter;
 use crate::store::Entry;
 use dashmap::DashMap;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// Who a bearer token belongs to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Principal {
-    /// The operator.
-    Admin,
-    /// A dealer: the only principal that may bid.
-    Dealer(DealerId),
-    /// A private seller.
-    Seller(SellerId),
-    /// A service principal (the alliance's consumer site).
-    Service(ServiceId),
-}
-
-impl std::fmt::Display for Principal {
-    /// For logs: the account id (`D3`, `S5`, `V1`) or `admin`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Admin => f.write_str("admin"),
-            Self::Dealer(d) => d.fmt(f),
-            Self::Seller(s) => s.fmt(f),
-            Self::Service(v) => v.fmt(f),
-        }
-    }
-}
-
-impl Principal {
-    /// The dealer behind the principal, if it is one.
-    pub fn dealer(self) -> Option<DealerId> {
-        match self {
-            Self::Dealer(d) => Some(d),
-            _ => None,
-        }
-    }
-
-    /// How this principal sees a lot.
-    pub fn viewer(self) -> Viewer {
-        match self {
-            Self::Dealer(d) => Viewer::Dealer(d),
-            Self::Seller(s) => Viewer::Seller(s),
-            Self::Admin | Self::Service(_) => Viewer::Other,
-        }
-    }
-}
 
 /// One connected WebSocket session, as the hub knows it.
 pub struct SessionLink {
@@ -90,17 +46,8 @@ pub struct HubMetrics {
     pub closes: Counter,
 }
 
-/// Durable public state and the subscriptions of every session.
+/// The subscriptions of every session, and what fan-out needs to reach them.
 pub struct Hub {
-    /// Token digest → principal, for every account in the book. Admin is not here: its
-    /// token comes from configuration, not from the journal.
-    principals: DashMap<TokenHash, Principal>,
-    admin: Option<TokenHash>,
-    /// The public projection of every lot. `lead` carries only the leader's id (the hub
-    /// never learns a max), which is all a view needs.
-    lots: DashMap<LotId, Lot>,
-    increments: RwLock<Increments>,
-    leverage: AtomicU64,
     /// Sessions watching each lot, by session id: subscribing and leaving are O(log n)
     /// (a hot lot has 10,000 watchers; a scan per subscribe made its setup quadratic).
     subs: DashMap<LotId, BTreeMap<u64, Arc<SessionLink>>>,
@@ -116,14 +63,9 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// An empty hub; `admin` is the digest of the configured admin token, if any.
-    pub fn new(admin: Option<TokenHash>) -> Arc<Self> {
+    /// An empty hub.
+    pub fn new() -> Arc<Self> {
         Arc::new(Self {
-            principals: DashMap::new(),
-            admin,
-            lots: DashMap::new(),
-            increments: RwLock::new(Increments::default()),
-            leverage: AtomicU64::new(1),
             subs: DashMap::new(),
             dealer_sessions: DashMap::new(),
             bidders: DashMap::new(),
@@ -131,40 +73,6 @@ impl Hub {
             unflushed: Mutex::new(Vec::new()),
             metrics: HubMetrics::default(),
         })
-    }
-
-    /// The principal a token digest belongs to.
-    pub fn authenticate(&self, token: &TokenHash) -> Option<Principal> {
-        if self.admin.as_ref() == Some(token) {
-            return Some(Principal::Admin);
-        }
-        self.principals.get(token).map(|p| *p)
-    }
-
-    /// The view of one lot for `viewer`.
-    pub fn view(&self, lot: LotId, viewer: Viewer) -> Option<AuctionView> {
-        let inc = self.increments.read();
-        self.lots
-            .get(&lot)
-            .map(|l| AuctionView::new(&l, &inc, viewer))
-    }
-
-    /// Views of every lot that `keep` accepts, in id order.
-    pub fn views(&self, viewer: Viewer, keep: impl Fn(&Lot) -> bool) -> Vec<AuctionView> {
-        let inc = self.increments.read();
-        let mut v: Vec<_> = self
-            .lots
-            .iter()
-            .filter(|l| keep(l.value()))
-            .map(|l| AuctionView::new(l.value(), &inc, viewer))
-            .collect();
-        v.sort_by_key(|a| a.id.lot().map_or(0, |l| l.0));
-        v
-    }
-
-    /// Buying power per fen of deposit.
-    pub fn leverage(&self) -> u64 {
-        self.leverage.load(Ordering::Relaxed)
     }
 
     /// Open WebSocket sessions of a dealer.
@@ -178,17 +86,6 @@ impl Hub {
         self.dealer_sessions
             .get(&dealer)
             .map_or_else(Vec::new, |v| v.iter().map(|s| s.out.len()).collect())
-    }
-
-    /// The seller of a lot.
-    pub fn seller_of(&self, lot: LotId) -> Option<SellerId> {
-        self.lots.get(&lot).map(|l| l.seller)
-    }
-
-    /// A lot's durable public state, listing included (the alliance's hand-off reads the
-    /// VIN and the inspection report from it). `lead` carries the leader's id only.
-    pub fn lot(&self, lot: LotId) -> Option<Lot> {
-        self.lots.get(&lot).map(|l| l.clone())
     }
 
     /// Registers a new session.
@@ -226,17 +123,14 @@ impl Hub {
         }
     }
 
-    /// Starts sending a lot's updates to a session; false when the lot does not exist.
-    pub fn subscribe(&self, link: &Arc<SessionLink>, lot: LotId) -> bool {
-        if !self.lots.contains_key(&lot) {
-            return false;
-        }
+    /// Starts sending a lot's updates to a session (the caller checks that the lot
+    /// exists).
+    pub fn subscribe(&self, link: &Arc<SessionLink>, lot: LotId) {
         self.subs
             .entry(lot)
             .or_default()
             .entry(link.id)
             .or_insert_with(|| link.clone());
-        true
     }
 
     /// Stops sending a lot's updates to a session.
@@ -306,77 +200,15 @@ impl Hub {
             self.push(s, Kind::Event, frame, now);
         }
     }
-
-    fn project_listing(
-        &self,
-        entry: &Entry,
-        lot: LotId,
-        status: crate::auction::LotStatus,
-        starts_at: u64,
-        ends_at: u64,
-    ) {
-        let Command::ListCar { seller, listing } = &entry.command else {
-            return;
-        };
-        self.lots.insert(
-            lot,
-            Lot {
-                id: lot,
-                seller: *seller,
-                listing: Arc::new((**listing).clone()),
-                status,
-                starts_at,
-                ends_at,
-                decision_deadline: None,
-                extensions: 0,
-                bids: 0,
-                price: None,
-                lead: None,
-                settled: false,
-            },
-        );
-    }
-
-    fn register(&self, entry: &Entry, principal: Principal) {
-        let hash = match &entry.command {
-            Command::RegisterSeller { token_hash, .. }
-            | Command::RegisterDealer { token_hash, .. }
-            | Command::RegisterService { token_hash, .. } => *token_hash,
-            _ => return,
-        };
-        self.principals.insert(hash, principal);
-    }
 }
 
 /// The engine-facing side of the hub.
 pub struct HubPublisher(pub Arc<Hub>);
 
 impl Publisher for HubPublisher {
-    fn reset(&mut self, book: &Book) {
-        let hub = &self.0;
-        *hub.increments.write() = book.rules().increments.clone();
-        hub.leverage.store(book.rules().leverage, Ordering::Relaxed);
-        hub.principals.clear();
-        for s in book.sellers() {
-            hub.principals.insert(s.token_hash, Principal::Seller(s.id));
-        }
-        for d in book.dealers() {
-            hub.principals.insert(d.token_hash, Principal::Dealer(d.id));
-        }
-        for v in book.services() {
-            hub.principals
-                .insert(v.token_hash, Principal::Service(v.id));
-        }
-        hub.lots.clear();
-        for lot in book.lots() {
-            let mut public = lot.clone();
-            public.lead = lot.lead.map(|l| Lead {
-                dealer: l.dealer,
-                max: 0,
-                amount: 0,
-            });
-            hub.lots.insert(lot.id, public);
-        }
+    fn reset(&mut self, _book: &Book) {
+        // Nothing durable lives here: subscriptions outlive a rebuild, and the views a
+        // subscriber reads are rebuilt by their own publisher.
     }
 
     fn flush(&mut self) {
@@ -388,30 +220,14 @@ impl Publisher for HubPublisher {
         let now = Instant::now();
         for event in events {
             match *event {
-                Event::SellerRegistered { seller } => {
-                    hub.register(entry, Principal::Seller(seller))
-                }
-                Event::DealerRegistered { dealer } => {
-                    hub.register(entry, Principal::Dealer(dealer))
-                }
-                Event::ServiceRegistered { service } => {
-                    hub.register(entry, Principal::Service(service))
-                }
-                Event::Configured => {
-                    if let Command::Configure(rules) = &entry.command {
-                        *hub.increments.write() = rules.increments.clone();
-                        hub.leverage.store(rules.leverage, Ordering::Relaxed);
-                    }
-                }
                 Event::Listed {
                     lot,
                     status,
-                    starts_at,
                     ends_at,
+                    ..
                 } => {
                     let _auction = tracing::info_span!("auction", id = %lot).entered();
                     tracing::info!(seq = entry.seq, status = status.as_str(), ends_at, "listed");
-                    hub.project_listing(entry, lot, status, starts_at, ends_at);
                 }
                 Event::Bid {
                     lot,
@@ -422,17 +238,6 @@ impl Publisher for HubPublisher {
                     hub.bidders.entry(lot).or_default().insert(dealer);
                 }
                 Event::Updated(u) => {
-                    if let Some(mut l) = hub.lots.get_mut(&u.lot) {
-                        l.status = u.status;
-                        l.price = u.price;
-                        l.bids = u.bids;
-                        l.ends_at = u.ends_at;
-                        l.lead = u.leader.map(|dealer| Lead {
-                            dealer,
-                            max: 0,
-                            amount: 0,
-                        });
-                    }
                     hub.fan_out(u.lot, &Broadcast::update(entry.seq, &u), true, now);
                 }
                 Event::Outbid {

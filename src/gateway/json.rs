@@ -130,7 +130,8 @@ fn string(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::wire::{AuctionRef, RejectReason, ServerMessage, Status};
+    use crate::gateway::wire::{RejectReason, ServerMessage};
+    use crate::views::{AuctionRef, Status};
     use proptest::prelude::*;
     use std::sync::Arc;
 

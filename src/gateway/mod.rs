@@ -10,9 +10,13 @@
 //! - [`codec`]: frame ⇄ message, the exact error codes, shared encodings for fan-out.
 //! - [`limits`]: the bid-rate token bucket and the bad-frame counter (pure, time passed in).
 //! - [`outbound`]: a session's bounded, conflating queue.
-//! - [`hub`]: principals, durable lot views, subscriptions, fan-out (the engine's publisher).
+//! - [`hub`]: subscriptions and fan-out (one of the engine's publishers).
 //! - [`session`]: one WebSocket connection's reader and writer.
 //! - [`socket`]: the shared connection, the upgrade handshake, and our own server frames.
+//! - [`upgrade`]: `GET /v1/ws`, from the HTTP request to a running session.
+//!
+//! Who a token is comes from `crate::directory`, and the state a `subscribe` snapshots
+//! from `crate::views`.
 
 pub mod codec;
 pub mod hub;
@@ -21,14 +25,14 @@ pub mod limits;
 pub mod outbound;
 pub mod session;
 pub mod socket;
+pub mod upgrade;
 pub mod wire;
 
 pub use codec::{decode, encode, Broadcast, DecodeError, Format, Frame};
 pub use limits::{BadFrames, BidRate, TokenBucket, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION};
 pub use wire::{
-    AuctionRef, AuctionView, BidRequest, BidResult, ClientMessage, Closed, ClosedOutcome,
-    ErrorCode, ErrorReply, Outbid, RejectReason, Reply, Req, Request, ServerMessage, Snapshot,
-    Status, Update, Viewer, MAX_ID_BYTES,
+    BidRequest, BidResult, ClientMessage, Closed, ClosedOutcome, ErrorCode, ErrorReply, Outbid,
+    RejectReason, Reply, Req, Request, ServerMessage, Snapshot, Update, MAX_ID_BYTES,
 };
 
 use crate::metrics::render_value;

@@ -9,7 +9,7 @@
 //! reply, never dropped, in the same pass that publishes the bid's `update`.
 
 use super::codec::{self, Format, Frame};
-use super::hub::{Hub, Principal, SessionLink};
+use super::hub::{Hub, SessionLink};
 use super::limits::{
     BadFrames, BidRate, TokenBucket, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION,
 };
@@ -21,8 +21,10 @@ use super::wire::{
 };
 use crate::auction::{Command, DealerId, Event, LotId};
 use crate::config::GatewayConfig;
+use crate::directory::{Directory, Principal};
 use crate::engine::{Applied, EngineHandle, Unavailable};
 use crate::metrics::{Counter, Gauge};
+use crate::views::Lots;
 use dashmap::DashMap;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
@@ -40,8 +42,12 @@ use tokio_tungstenite::WebSocketStream;
 
 /// Everything sessions share.
 pub struct SessionCtx {
-    /// Subscriptions and durable state.
+    /// Subscriptions and fan-out.
     pub hub: Arc<Hub>,
+    /// The durable public state a `subscribe` snapshots.
+    pub lots: Arc<Lots>,
+    /// Who a token is (the upgrade authenticates).
+    pub directory: Arc<Directory>,
     /// Where bids go.
     pub engine: EngineHandle,
     /// Limits.
@@ -347,7 +353,7 @@ impl Session {
                 let known = lot.is_some_and(|l| self.watch(l));
                 let view = lot
                     .filter(|_| known)
-                    .and_then(|l| self.ctx.hub.view(l, self.link.principal.viewer()));
+                    .and_then(|l| self.ctx.lots.view(l, self.link.principal.into()));
                 match view {
                     Some(auction) => {
                         self.reply(&ServerMessage::Snapshot(Snapshot { req, auction }))
@@ -378,11 +384,15 @@ impl Session {
         if self.subscribed.len() >= self.ctx.config.max_subscriptions {
             return false;
         }
-        let ok = self.ctx.hub.subscribe(&self.link, lot);
-        if ok {
-            self.subscribed.insert(lot);
+        // Subscribed before the view is read: the views are published before the hub
+        // fans out, so the snapshot read after this is at least as new as every update
+        // this session misses (it may get one twice, never miss one).
+        if !self.ctx.lots.contains(lot) {
+            return false;
         }
-        ok
+        self.ctx.hub.subscribe(&self.link, lot);
+        self.subscribed.insert(lot);
+        true
     }
 
     async fn bid(&mut self, req: Option<Req>, bid: BidRequest) {

@@ -1,16 +1,18 @@
 //! The hand-off for the file journal: sold outcomes from the engine's publication.
 //!
 //! The file journal keeps outcomes inside its batches and has no stream to consume, so the
-//! [`AlliancePublisher`](super::AlliancePublisher) queues a record for every sold outcome
-//! it is shown — after the outcome is durable — and a task submits them. The queue lives in
-//! memory; what a crash takes from it, the next start puts back, because the publisher's
-//! `reset` refills the queue from the durable book (every sold lot without an item). The
-//! book's hand-off is idempotent, so a record queued twice is harmless.
+//! [`FeedPublisher`] queues a record for every sold outcome it is shown — after the
+//! outcome is durable — and a task submits them. The queue lives in memory; what a crash
+//! takes from it, the next start puts back, because the publisher's `reset` refills the
+//! queue from the durable book (every sold lot without an item). The book's hand-off is
+//! idempotent, so a record queued twice is harmless.
 
-use super::{submit_hand_off, Handed};
+use super::{hand_off_record, submit_hand_off, Handed};
 use crate::alliance::HandOffRecord;
-use crate::auction::LotId;
-use crate::engine::EngineHandle;
+use crate::auction::{Book, Event, LotId, LotStatus, Outcome};
+use crate::engine::{EngineHandle, Publisher};
+use crate::store::Entry;
+use crate::views::Lots;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -96,6 +98,62 @@ impl LocalFeed {
                 _ = shutdown.changed() => return,
                 () = self.wake.notified(), if wait.is_none() => {}
                 () = tokio::time::sleep(wait.unwrap_or_default()), if wait.is_some() => {}
+            }
+        }
+    }
+}
+
+/// Feeds a [`LocalFeed`] from the engine's durable publication: every sold outcome, and
+/// after a recovery every sold lot the alliance has no item for yet.
+pub struct FeedPublisher {
+    /// Where records go.
+    pub feed: Arc<LocalFeed>,
+    /// Where a sold lot's listing is read (see `Lots::listing` for why it is always there).
+    pub lots: Arc<Lots>,
+}
+
+impl Publisher for FeedPublisher {
+    fn reset(&mut self, book: &Book) {
+        // Every sold lot without an item: the outcomes a crash may have kept from the
+        // alliance. The book is durable state, so this is as complete as the journal.
+        let pending = book
+            .lots()
+            .iter()
+            .filter(|l| l.status == LotStatus::Sold)
+            .filter(|l| book.alliance().item_for_auction(l.id).is_none())
+            .filter_map(|l| {
+                let (lead, price) = (l.lead?, l.price?);
+                Some(hand_off_record(
+                    l.id,
+                    l.seller,
+                    lead.dealer,
+                    price,
+                    &l.listing,
+                ))
+            });
+        self.feed.replace(pending);
+    }
+
+    fn publish(&mut self, _entry: &Entry, events: &[Event]) {
+        for event in events {
+            if let Event::Closed {
+                lot,
+                outcome: Outcome::Sold,
+                price: Some(price),
+                leader: Some(dealer),
+                seller,
+            } = *event
+            {
+                match self.lots.listing(lot) {
+                    Some(listing) => self
+                        .feed
+                        .push(hand_off_record(lot, seller, dealer, price, &listing)),
+                    // Cannot happen (see `Lots::listing`); if it did, the next start would
+                    // find the lot in the book and hand it off then.
+                    None => {
+                        tracing::error!(%lot, "sold lot without a listing view; hand-off deferred to the next start")
+                    }
+                }
             }
         }
     }

@@ -19,19 +19,17 @@
 //!   durable book itself — every sold lot that has no inventory item — which makes it as
 //!   complete as the journal.
 //!
-//! [`Board`] is the durable read view the HTTP API serves: like the hub, it is updated
-//! only from durable events, and rebuilt from the book after every recovery.
+//! Either way the car's listing (its VIN and report) comes from `crate::views::Lots`,
+//! which holds it from the command that listed the lot on. The alliance's read view is
+//! `crate::views::AllianceBoard`.
 //!
-//! - [`board`]: the read view and the engine publisher that keeps it (and the local feed).
 //! - [`local`]: the file-journal hand-off.
 //! - [`redis_consumer`]: the Redis consumer group.
 
-pub mod board;
 pub mod local;
 pub mod redis_consumer;
 
-pub use board::{AlliancePublisher, Board};
-pub use local::LocalFeed;
+pub use local::{FeedPublisher, LocalFeed};
 pub use redis_consumer::{RedisHandoff, RedisHandoffConfig};
 
 use crate::alliance::{

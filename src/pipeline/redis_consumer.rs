@@ -24,9 +24,9 @@
 use super::{hand_off_record, submit_hand_off, Handed};
 use crate::auction::Outcome;
 use crate::engine::EngineHandle;
-use crate::gateway::hub::Hub;
 use crate::store::redis_journal::redact_url;
 use crate::store::OutcomeRecord;
+use crate::views::Lots;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{FromRedisValue, Value};
@@ -95,7 +95,7 @@ pub struct RedisHandoff {
     config: RedisHandoffConfig,
     conn: MultiplexedConnection,
     engine: EngineHandle,
-    hub: Arc<Hub>,
+    lots: Arc<Lots>,
     /// Where the next read of this consumer's own pending entries starts, and where the
     /// next claim starts. Both walk forward page by page and wrap around, so an entry that
     /// keeps failing at the head never hides the ones behind it.
@@ -108,7 +108,7 @@ impl RedisHandoff {
     pub async fn connect(
         config: RedisHandoffConfig,
         engine: EngineHandle,
-        hub: Arc<Hub>,
+        lots: Arc<Lots>,
     ) -> Result<Self, HandoffError> {
         let client = redis::Client::open(config.url.as_str())
             .map_err(|e| HandoffError(format!("redis url: {e}")))?;
@@ -121,7 +121,7 @@ impl RedisHandoff {
             config,
             conn,
             engine,
-            hub,
+            lots,
             own_cursor: "0".into(),
             claim_cursor: "0-0".into(),
         };
@@ -246,12 +246,12 @@ impl RedisHandoff {
         let (Outcome::Sold, Some(dealer), Some(price)) = (o.outcome, o.dealer, o.price) else {
             return Handling::Ack; // no_sale, pending_seller: nothing to hand off
         };
-        // The listing reached the hub when its ListCar entry was published; only a lot
+        // The listing reached the views when its ListCar entry was published; only a lot
         // listed and sold within one group commit can be read here a moment before that.
-        let Some(lot) = self.hub.lot(o.lot) else {
+        let Some(listing) = self.lots.listing(o.lot) else {
             return Handling::Retry("listing not yet published");
         };
-        let record = hand_off_record(o.lot, o.seller, dealer, price, &lot.listing);
+        let record = hand_off_record(o.lot, o.seller, dealer, price, &listing);
         match submit_hand_off(&self.engine, record).await {
             Ok(Handed::Done { item, duplicate }) => {
                 tracing::info!(auction = %o.lot, %item, duplicate, id = %delivery.id, "handed off");
@@ -304,13 +304,13 @@ impl RedisHandoff {
     pub async fn run(
         config: RedisHandoffConfig,
         engine: EngineHandle,
-        hub: Arc<Hub>,
+        lots: Arc<Lots>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut backoff = Duration::from_millis(100);
         'connect: loop {
             let connected = tokio::select! {
-                c = Self::connect(config.clone(), engine.clone(), hub.clone()) => c,
+                c = Self::connect(config.clone(), engine.clone(), lots.clone()) => c,
                 _ = shutdown.changed() => return,
             };
             let mut me = match connected {

@@ -4,9 +4,9 @@
 use super::*;
 use crate::auction::{DealerStatus, Inspection, Rules, Vehicle, FEN_PER_YUAN};
 use crate::engine::{self, EngineConfig};
-use crate::gateway::hub::{Hub, HubPublisher};
 use crate::store::memory::MemoryJournal;
 use crate::store::StoreError;
+use crate::views::{AllianceBoard, Lots, ViewsPublisher};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -17,18 +17,21 @@ const Y: u64 = FEN_PER_YUAN;
 struct Node {
     engine: EngineHandle,
     task: JoinHandle<Result<(), StoreError>>,
-    board: Arc<Board>,
+    board: Arc<AllianceBoard>,
     feed: Option<Arc<LocalFeed>>,
     stop: watch::Sender<bool>,
 }
 
 async fn start(journal: &MemoryJournal, with_feed: bool) -> Node {
-    let hub = Hub::new(None);
-    let board = Board::new();
+    let lots = Lots::new();
+    let board = AllianceBoard::new();
     let feed = with_feed.then(LocalFeed::new);
     let publisher = (
-        HubPublisher(hub.clone()),
-        AlliancePublisher::new(board.clone(), hub.clone(), feed.clone()),
+        ViewsPublisher {
+            lots: lots.clone(),
+            alliance: board.clone(),
+        },
+        feed.clone().map(|feed| FeedPublisher { feed, lots }),
     );
     let (engine, task) = engine::spawn(
         journal.clone(),

@@ -6,9 +6,8 @@
 //! test can check afterwards that no message ever carried what it must not.
 
 use futures_util::{SinkExt, StreamExt};
-use gavel::gateway::{
-    AuctionRef, BidRequest, BidResult, ClientMessage, Format, Req, Request, ServerMessage,
-};
+use gavel::gateway::{BidRequest, BidResult, ClientMessage, Format, Req, Request, ServerMessage};
+use gavel::views::AuctionRef;
 use serde_json::Value;
 use std::collections::VecDeque;
 use std::net::SocketAddr;

@@ -7,6 +7,7 @@ use crate::auction::{
     SellerId, Vehicle,
 };
 use crate::gateway::wire::*;
+use crate::views::{AuctionRef, AuctionView, InspectionView, LotView, Status, VehicleView, Viewer};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
@@ -1208,7 +1209,7 @@ fn views_are_per_viewer_and_never_name_a_dealer() {
             ..
         }
     )));
-    let lot = book.lot(LotId(1)).expect("listed");
+    let lot = &LotView::of(book.lot(LotId(1)).expect("listed"));
     let inc = &book.rules().increments;
 
     let leader = AuctionView::new(lot, inc, Viewer::Dealer(DealerId(1)));

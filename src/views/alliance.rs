@@ -1,0 +1,91 @@
+//! The alliance as the API reads it: inventory items, complaints, standings.
+//!
+//! A copy of the book's alliance state, kept by absorbing the alliance's durable events
+//! (the rules are not run again here) and rebuilt from the book after every recovery.
+
+use crate::alliance::{Alliance, Complaint, ComplaintId, Item, ItemId, Standing};
+use crate::auction::{Book, DealerId, DealerStatus, Event};
+use parking_lot::RwLock;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The alliance as the API reads it: items, complaints, standings. Holds only durable
+/// state.
+#[derive(Default)]
+pub struct AllianceBoard {
+    state: RwLock<View>,
+}
+
+#[derive(Default)]
+struct View {
+    /// A copy of the book's alliance, kept by absorbing its events.
+    alliance: Alliance,
+    /// Every dealer's status in the book (standings show it).
+    statuses: BTreeMap<DealerId, DealerStatus>,
+}
+
+impl AllianceBoard {
+    /// An empty view (filled by the engine's first `reset`).
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Rebuilds the view from the durable book.
+    pub(super) fn reset(&self, book: &Book) {
+        let mut v = self.state.write();
+        v.alliance = book.alliance().clone();
+        v.statuses = book.dealers().iter().map(|d| (d.id, d.status)).collect();
+    }
+
+    /// Takes in one durable command's events.
+    pub(super) fn publish(&self, events: &[Event]) {
+        let mut v = None;
+        for event in events {
+            let v = v.get_or_insert_with(|| self.state.write());
+            match event {
+                Event::Alliance(e) => v.alliance.absorb(e),
+                Event::DealerRegistered { dealer } => {
+                    v.statuses.insert(*dealer, DealerStatus::Active);
+                }
+                Event::DealerChanged { dealer, status, .. } => {
+                    v.statuses.insert(*dealer, *status);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Items, in id order, filtered by certification and holding dealer.
+    pub fn items(&self, certified: Option<bool>, dealer: Option<DealerId>) -> Vec<Item> {
+        self.state
+            .read()
+            .alliance
+            .items()
+            .filter(|i| certified.is_none_or(|c| i.certified == c))
+            .filter(|i| dealer.is_none_or(|d| i.dealer == d))
+            .cloned()
+            .collect()
+    }
+
+    /// One item.
+    pub fn item(&self, id: ItemId) -> Option<Item> {
+        self.state.read().alliance.item(id).cloned()
+    }
+
+    /// The item of an auction, once handed off.
+    pub fn item_for_auction(&self, lot: crate::auction::LotId) -> Option<Item> {
+        self.state.read().alliance.item_for_auction(lot).cloned()
+    }
+
+    /// One complaint.
+    pub fn complaint(&self, id: ComplaintId) -> Option<Complaint> {
+        self.state.read().alliance.complaint(id).cloned()
+    }
+
+    /// A dealer's standing; `None` for a dealer the book does not know.
+    pub fn standing(&self, dealer: DealerId) -> Option<Standing> {
+        let v = self.state.read();
+        let status = *v.statuses.get(&dealer)?;
+        Some(v.alliance.standing(dealer, status))
+    }
+}

@@ -1,0 +1,80 @@
+//! Read models kept current from the engine's durable publication.
+//!
+//! Owns what HTTP and the WebSocket read without asking the engine: the public state of
+//! every lot ([`Lots`]) and the alliance's inventory, complaints and standings
+//! ([`AllianceBoard`]). One publisher ([`ViewsPublisher`]) keeps both, from durable events
+//! only, so no reader ever sees a price or a sale the journal could still lose; after
+//! every recovery both are rebuilt from the book.
+//!
+//! Must not: decide a rule (the book does), hold a leader's max (a [`LotView`] has no
+//! field for it), or depend on a layer above the engine.
+//!
+//! - [`auction`]: one auction as clients see it (the snapshot object), and who is looking.
+//! - [`lots`]: the durable public state of every lot.
+//! - [`alliance`]: the alliance's durable read view.
+
+pub mod alliance;
+pub mod auction;
+pub mod lots;
+
+pub use alliance::AllianceBoard;
+pub use auction::{AuctionRef, AuctionView, InspectionView, Status, VehicleView, Viewer};
+pub use lots::{LotView, Lots};
+
+use crate::auction::{Book, Command, Event};
+use crate::engine::Publisher;
+use crate::store::Entry;
+use std::sync::Arc;
+
+/// Keeps the [`Lots`] and the [`AllianceBoard`] current.
+pub struct ViewsPublisher {
+    /// The lots' public state.
+    pub lots: Arc<Lots>,
+    /// The alliance's read view.
+    pub alliance: Arc<AllianceBoard>,
+}
+
+impl Publisher for ViewsPublisher {
+    fn reset(&mut self, book: &Book) {
+        let rules = book.rules();
+        self.lots.configure(&rules.increments, rules.leverage);
+        self.lots.reset(book.lots());
+        self.alliance.reset(book);
+    }
+
+    fn publish(&mut self, entry: &Entry, events: &[Event]) {
+        for event in events {
+            match *event {
+                Event::Configured => {
+                    if let Command::Configure(rules) = &entry.command {
+                        self.lots.configure(&rules.increments, rules.leverage);
+                    }
+                }
+                Event::Listed {
+                    lot,
+                    status,
+                    starts_at,
+                    ends_at,
+                } => {
+                    let Command::ListCar { seller, listing } = &entry.command else {
+                        continue;
+                    };
+                    self.lots.insert(LotView {
+                        id: lot,
+                        seller: *seller,
+                        listing: Arc::new((**listing).clone()),
+                        status,
+                        starts_at,
+                        ends_at,
+                        bids: 0,
+                        price: None,
+                        leader: None,
+                    });
+                }
+                Event::Updated(u) => self.lots.update(&u),
+                _ => {}
+            }
+        }
+        self.alliance.publish(events);
+    }
+}
