@@ -1300,6 +1300,24 @@ mod tests {
         ));
     }
 
+    /// The SHA-1 of every script as Redis runs it (the lease check, the body and the re-let,
+    /// composed as `Scripts::new` does). A change to any script's text changes its pin:
+    /// such a change must be deliberate, and the new pin written here with it.
+    #[test]
+    fn scripts_are_pinned() {
+        let s = Scripts::new();
+        assert_eq!(s.open.sha, "af67319b57a92bcf74a3ee1ca7817a84cb58e074");
+        assert_eq!(s.append.sha, "f2bbff2418cd6bd0e37b809af375ce41decff536");
+        assert_eq!(
+            s.snapshot_part.sha,
+            "7c42e4d79d86542f4ccfa855f204605359245e36"
+        );
+        assert_eq!(s.snapshot.sha, "e8fad70a1759276f20ff754a9322bd8efcc276d9");
+        assert_eq!(s.renew.sha, "4c86c39641535dc3b34c83f5b852c03e05abbe65");
+        assert_eq!(s.release.sha, "f4f23e4b63559980e4fd8dd1b2bf8e156fe4c29f");
+        assert_eq!(s.all().len(), 6, "a script without a pin");
+    }
+
     #[test]
     fn default_config_is_valid() {
         assert!(RedisJournalConfig::default().validate().is_empty());
