@@ -25,7 +25,7 @@ use super::{hand_off_record, submit_hand_off, Handed};
 use crate::auction::Outcome;
 use crate::engine::EngineHandle;
 use crate::gateway::hub::Hub;
-use crate::store::redis_journal::redact_url;
+use crate::store::redis::redact_url;
 use crate::store::OutcomeRecord;
 use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
