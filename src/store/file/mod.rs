@@ -31,9 +31,9 @@
 //! The journal is the audit trail and must stay readable by later versions of gavel: with
 //! names, a field added with `#[serde(default)]` or reordered in the source still decodes,
 //! whereas positional arrays can decode silently *wrong* after two same-typed fields are
-//! swapped. The price is about 40 bytes per `PlaceBid` (the field names), which the
-//! benchmark shows does not matter next to the fsync. Names also let recovery decode only
-//! the sequence numbers of each batch, skipping the commands, to check continuity cheaply.
+//! swapped. The price is about 40 bytes per `PlaceBid` (the field names), small next to
+//! the fsync every batch waits for. Names also let recovery decode only the sequence
+//! numbers of each batch, skipping the commands, to check continuity cheaply.
 //!
 //! # Durability
 //!
