@@ -1,10 +1,11 @@
 //! The connection to Redis: one lazily (re)connected multiplexed connection, one request
 //! at a time under a deadline, and what each Redis error means for the journal.
 //!
-//! Owns the one retry there is: a request that meets a connection found dead since the last
-//! call is sent once more on a fresh one, within the same deadline. It must not retry
-//! anything else or back off: a timeout or an unreachable Redis is `Unavailable` at once,
-//! and the engine decides when to try again.
+//! Owns the only second attempts there are, both within the call's deadline: a request
+//! that meets a connection found dead since the last call is sent once more on a fresh
+//! one, and a script Redis does not know (`NOSCRIPT`) is loaded and run again. It must not
+//! retry anything else or back off: a timeout or an unreachable Redis is `Unavailable` at
+//! once, and the engine decides when to try again.
 
 use super::scripts::Lua;
 use crate::store::StoreError;
