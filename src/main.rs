@@ -4,7 +4,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use gavel::config::{Config, FsyncSetting, LogFormat, Retention};
 use gavel::store::file::{FileJournal, FileJournalConfig, FsyncPolicy};
-use gavel::store::redis_journal::{RedisJournal, RedisJournalConfig};
+use gavel::store::redis::{RedisJournal, RedisJournalConfig};
 use gavel::store::Journal;
 use std::path::PathBuf;
 use std::process::ExitCode;

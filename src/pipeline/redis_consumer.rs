@@ -24,7 +24,7 @@
 use super::{hand_off_record, submit_hand_off, Handed};
 use crate::auction::Outcome;
 use crate::engine::EngineHandle;
-use crate::store::redis_journal::redact_url;
+use crate::store::redis::redact_url;
 use crate::store::OutcomeRecord;
 use crate::views::Lots;
 use redis::aio::MultiplexedConnection;

@@ -7,7 +7,7 @@
 //! Implementations: `redis` (production), `file` (the embedded default), `memory` (unit
 //! tests of the engine only).
 
-pub mod redis_journal;
+pub mod redis;
 
 use crate::auction::{Command, DealerId, LotId, Outcome, SellerId};
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ use std::future::Future;
 pub mod file;
 pub mod memory;
 
-pub use redis_journal::{Durability, Persistence, RedisJournal, RedisJournalConfig};
+pub use self::redis::{Durability, Persistence, RedisJournal, RedisJournalConfig};
 
 /// One sequenced command: the only inputs the book ever sees.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,7 +141,7 @@ pub struct OutcomeStream {
 impl std::fmt::Debug for OutcomeStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutcomeStream")
-            .field("url", &redis_journal::redact_url(&self.url))
+            .field("url", &self::redis::redact_url(&self.url))
             .field("key", &self.key)
             .finish()
     }

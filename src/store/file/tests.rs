@@ -1,9 +1,12 @@
 //! File journal tests: every one works on real files in a temporary directory and damages
 //! them the way crashes and bad disks do.
 
+use super::directory::{list_seqs, segment_name, snapshot_name, temp_snapshot_path};
+use super::frame::HEADER;
 use super::*;
 use crate::auction::{Command, DealerId, LotId};
 use crate::store::Entry;
+use std::fs;
 use tempfile::TempDir;
 
 fn bid_batch(first: u64, n: u64) -> Batch {
