@@ -1,4 +1,4 @@
-//! Golden tests: the public contract, pinned byte for byte.
+//! Golden tests: the public contract and the durable formats, pinned byte for byte.
 //!
 //! What is pinned, each in a file under `tests/golden/`:
 //!
@@ -15,11 +15,15 @@
 //!   text for `json/` rows, as hex for `msgpack/` rows) and the exact `error` each gets.
 //! - `http-auction.json.txt`: the body of `GET /v1/auctions/{id}` for dealers, the seller
 //!   and other viewers.
+//! - `journal-batch.msgpack.hex`: one journal batch (`rmp_serde::to_vec_named(&Batch)`,
+//!   what the file and Redis journals store) holding every `Command` and every
+//!   `AllianceCommand` variant, with its outcomes.
+//! - `snapshot.msgpack.hex`: a snapshot (`rmp_serde::encode::write(&mut bytes, &book)`,
+//!   positional, as the engine's snapshot thread writes it) of the book a deterministic
+//!   command script builds: lots in every status, dealers with receipts (one with more than
+//!   a receipt map's split size), sellers, services and alliance state of every kind.
 //!
-//! The auctions in snapshots and HTTP bodies come from the book a deterministic command
-//! script builds (`script`).
-//!
-//! Why: these are the bytes clients parse.
+//! Why: these are the bytes clients parse and the bytes a later gavel must read back.
 //! Code may move and types may be renamed, but these files may not change by accident.
 //!
 //! The file is laid out so that a refactor touches only its `use` lines (and, where a
@@ -36,8 +40,9 @@
 
 use gavel::alliance::{
     inspection_sha256, Actor, AllianceCommand, AllianceEvent, AllianceRules, ComplaintId, Finding,
-    HandOffRecord, ItemId, ReturnReason,
+    HandOffRecord, ItemId, ReturnReason, WarningId,
 };
+use gavel::api::validate::check_vin;
 use gavel::auction::{
     BidOutcome, Book, Canceller, Command, DealerId, DealerStatus, Event, Fen, Increments,
     Inspection, Listing, LotId, LotStatus, LotUpdate, Outcome, Rejection, Rules, SellerId, Vehicle,
@@ -49,7 +54,8 @@ use gavel::gateway::{
     ErrorCode, ErrorReply, Format, Frame, Outbid, RejectReason, Reply, Req, Request, ServerMessage,
     Snapshot, Status, Update, Viewer,
 };
-use gavel::store::Entry;
+use gavel::store::file::{FileJournal, FileJournalConfig};
+use gavel::store::{Batch, Entry, Journal, OutcomeRecord, Snapshot as StoredSnapshot};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -666,6 +672,33 @@ fn apply(book: &mut Book, entries: &[Entry]) -> Vec<(u64, Vec<Event>)> {
         .collect()
 }
 
+/// The journal batch: the story's entries and the outcomes they produced.
+fn journal_batch() -> Batch {
+    let (story, _) = script();
+    let mut book = Book::default();
+    let outcomes = apply(&mut book, &story)
+        .iter()
+        .flat_map(|(seq, events)| {
+            events
+                .iter()
+                .filter_map(|e| OutcomeRecord::from_event(*seq, e))
+        })
+        .collect();
+    Batch {
+        entries: story,
+        outcomes,
+    }
+}
+
+/// The bulk's entries as a batch of their own (outcomes: none).
+fn bulk_batch() -> Batch {
+    let (_, bulk) = script();
+    Batch {
+        entries: bulk,
+        outcomes: Vec::new(),
+    }
+}
+
 /// The book after the whole script (story, then bulk), as the engine would hold it.
 fn script_book() -> Book {
     let (story, bulk) = script();
@@ -673,6 +706,25 @@ fn script_book() -> Book {
     apply(&mut book, &story);
     apply(&mut book, &bulk);
     book
+}
+
+/// The snapshot's bytes, written as the engine's snapshot thread writes them.
+fn snapshot_bytes(book: &Book) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    rmp_serde::encode::write(&mut bytes, book).expect("a book always serializes");
+    bytes
+}
+
+fn decode_snapshot(bytes: &[u8]) -> Book {
+    rmp_serde::from_slice(bytes).expect("the golden snapshot decodes into a Book")
+}
+
+fn batch_bytes(batch: &Batch) -> Vec<u8> {
+    rmp_serde::to_vec_named(batch).expect("a batch always serializes")
+}
+
+fn decode_batch(bytes: &[u8]) -> Batch {
+    rmp_serde::from_slice(bytes).expect("the golden batch decodes into a Batch")
 }
 
 /// The hub as the server's engine leaves it after the script: what subscribe and
@@ -1334,6 +1386,82 @@ fn malformed_frames() -> Vec<(String, Format, Vec<u8>)> {
 // Facts: what the tests read out of the script and the fixtures, one line each.
 // =======================================================================================
 
+/// A command's variant, spelled out so that a new variant fails to compile here until
+/// the batch covers it.
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Configure(_) => "Configure",
+        Command::RegisterSeller { .. } => "RegisterSeller",
+        Command::RegisterDealer { .. } => "RegisterDealer",
+        Command::RegisterService { .. } => "RegisterService",
+        Command::SetDeposit { .. } => "SetDeposit",
+        Command::SetDealerStatus { .. } => "SetDealerStatus",
+        Command::ListCar { .. } => "ListCar",
+        Command::PlaceBid { .. } => "PlaceBid",
+        Command::CancelLot { .. } => "CancelLot",
+        Command::Decide { .. } => "Decide",
+        Command::Settle { .. } => "Settle",
+        Command::Tick => "Tick",
+        Command::Resume => "Resume",
+        Command::Alliance(a) => match a {
+            AllianceCommand::HandOff(_) => "Alliance::HandOff",
+            AllianceCommand::Retail { .. } => "Alliance::Retail",
+            AllianceCommand::Return { .. } => "Alliance::Return",
+            AllianceCommand::Refund { .. } => "Alliance::Refund",
+            AllianceCommand::OpenComplaint { .. } => "Alliance::OpenComplaint",
+            AllianceCommand::ResolveComplaint { .. } => "Alliance::ResolveComplaint",
+            AllianceCommand::Rate { .. } => "Alliance::Rate",
+        },
+    }
+}
+
+const EVERY_COMMAND: [&str; 20] = [
+    "Configure",
+    "RegisterSeller",
+    "RegisterDealer",
+    "RegisterService",
+    "SetDeposit",
+    "SetDealerStatus",
+    "ListCar",
+    "PlaceBid",
+    "CancelLot",
+    "Decide",
+    "Settle",
+    "Tick",
+    "Resume",
+    "Alliance::HandOff",
+    "Alliance::Retail",
+    "Alliance::Return",
+    "Alliance::Refund",
+    "Alliance::OpenComplaint",
+    "Alliance::ResolveComplaint",
+    "Alliance::Rate",
+];
+
+/// The batch's shape and its outcomes, one line each.
+fn batch_facts(batch: &Batch) -> Vec<String> {
+    let mut facts = vec![format!(
+        "entries {}..={} ({}), from T0+{} to T0+{}",
+        batch.first_seq(),
+        batch.last_seq(),
+        batch.entries.len(),
+        batch.entries.first().map_or(0, |e| e.now_ms - T0),
+        batch.entries.last().map_or(0, |e| e.now_ms - T0),
+    )];
+    facts.extend(batch.outcomes.iter().map(|o| {
+        format!(
+            "outcome seq {}: {} {} price={:?} dealer={:?} seller={}",
+            o.seq,
+            o.lot,
+            o.outcome.as_str(),
+            o.price,
+            o.dealer.map(|d| d.to_string()),
+            o.seller
+        )
+    }));
+    facts
+}
+
 /// What each story entry did that was not a plain success: bid outcomes and refusals.
 fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
     let mut facts = Vec::new();
@@ -1381,6 +1509,92 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
     facts
 }
 
+/// The book's state, one line per object.
+fn book_facts(book: &Book) -> Vec<String> {
+    let mut facts = vec![format!(
+        "last_seq={} last_now=T0+{}",
+        book.last_seq(),
+        book.last_now() - T0
+    )];
+    for lot in book.lots() {
+        facts.push(format!(
+            "{} {} price={:?} bids={} lead={:?} settled={} vin_ok={}",
+            lot.id,
+            lot.status.as_str(),
+            lot.price,
+            lot.bids,
+            lot.lead.map(|l| format!("{} max {}", l.dealer, l.max)),
+            lot.settled,
+            check_vin(&lot.listing.vehicle.vin).is_ok(),
+        ));
+    }
+    for d in book.dealers() {
+        facts.push(format!(
+            "{} {:?} deposit={} exposure={} receipts={} linked={:?}",
+            d.id,
+            d.status,
+            d.deposit,
+            d.exposure,
+            d.receipts.len(),
+            d.linked_sellers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+        ));
+    }
+    for s in book.sellers() {
+        facts.push(format!("{} {}", s.id, s.name));
+    }
+    for s in book.services() {
+        facts.push(format!("{} {}", s.id, s.name));
+    }
+    let alliance = book.alliance();
+    for i in alliance.items() {
+        facts.push(format!(
+            "{} {} {} {} certified={} reasons={:?} rated={}",
+            i.id,
+            i.auction,
+            i.dealer,
+            i.status.as_str(),
+            i.certified,
+            i.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            i.rated,
+        ));
+    }
+    for c in alliance.complaints() {
+        facts.push(format!(
+            "{} {} {} warning={:?}",
+            c.id,
+            c.dealer,
+            c.status.as_str(),
+            c.warning.map(|w| w.to_string())
+        ));
+    }
+    for w in (1..).map_while(|n| alliance.warning(WarningId(n))) {
+        facts.push(format!(
+            "{} {} {} corrected={}",
+            w.id,
+            w.dealer,
+            w.cause.as_str(),
+            w.corrected()
+        ));
+    }
+    for d in book.dealers() {
+        let s = alliance.standing(d.id, d.status);
+        if s.ratings > 0 || s.violations > 0 {
+            facts.push(format!(
+                "{} standing score={:?} ratings={} violations={} uncorrected={}",
+                d.id,
+                s.score(),
+                s.ratings,
+                s.violations,
+                s.uncorrected()
+            ));
+        }
+    }
+    facts
+}
+
 // =======================================================================================
 // Golden files
 // =======================================================================================
@@ -1389,6 +1603,9 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
 const RULE: &str = "A diff in these files is a contract change: it needs a protocol version or a \
                     migration, never a bless to make a refactor pass. (To record an intended \
                     change: GAVEL_BLESS=1 cargo test --test golden, and say why in the commit.)";
+
+/// Bytes per line of a hex blob file.
+const BLOB_LINE_BYTES: usize = 32;
 
 fn blessing() -> bool {
     std::env::var("GAVEL_BLESS").is_ok_and(|v| v == "1")
@@ -1546,6 +1763,77 @@ fn table_report(file: &str, actual: &[(String, String)]) -> Option<String> {
             problems.join("\n")
         )
     })
+}
+
+/// The hex of a blob file: lowercase, [`BLOB_LINE_BYTES`] bytes a line, the last line
+/// shorter or equal, every line ending in `\n`.
+fn blob_text(bytes: &[u8]) -> String {
+    bytes
+        .chunks(BLOB_LINE_BYTES)
+        .map(|line| format!("{}\n", hex::encode(line)))
+        .collect()
+}
+
+/// Reads a blob file written by [`blob_text`]; nothing else is accepted.
+fn parse_blob(file: &str, text: &str) -> Vec<u8> {
+    assert!(
+        text.ends_with('\n'),
+        "tests/golden/{file}: the last line has no newline"
+    );
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    let mut bytes = Vec::with_capacity(lines.len() * BLOB_LINE_BYTES);
+    for (i, line) in lines.iter().enumerate() {
+        let full = line.len() == 2 * BLOB_LINE_BYTES;
+        let last_ok = i + 1 == lines.len() && !line.is_empty() && line.len() % 2 == 0;
+        assert!(
+            (full || last_ok) && line.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "tests/golden/{file}:{}: not a line of {BLOB_LINE_BYTES} bytes in lowercase hex",
+            i + 1
+        );
+        bytes.extend(hex::decode(line).expect("checked hex"));
+    }
+    bytes
+}
+
+/// The stored blob. When blessing, `actual` instead (see [`stored_table`]).
+fn stored_blob(file: &str, actual: &[u8]) -> Vec<u8> {
+    if blessing() {
+        return actual.to_vec();
+    }
+    parse_blob(file, &read_golden(file))
+}
+
+/// Compares `actual` with the blob file (or writes it, when blessing); fails with the
+/// first difference and the bytes around it.
+fn check_blob(file: &str, actual: &[u8]) {
+    if blessing() {
+        write_golden(file, &blob_text(actual), &format!("{} bytes", actual.len()));
+        return;
+    }
+    let expected = parse_blob(file, &read_golden(file));
+    if expected == actual {
+        return;
+    }
+    let at = expected
+        .iter()
+        .zip(actual)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let window = |b: &[u8]| {
+        let from = at.saturating_sub(16);
+        hex::encode(&b[from.min(b.len())..(at + 16).min(b.len())])
+    };
+    panic!(
+        "tests/golden/{file} does not match the code: {} bytes expected, {} produced, first \
+         difference at byte {at} (line {} of the file)\n    expected [{}..]: {}\n    actual   [{}..]: {}\n\n{RULE}",
+        expected.len(),
+        actual.len(),
+        at / BLOB_LINE_BYTES + 1,
+        at.saturating_sub(16),
+        window(&expected),
+        at.saturating_sub(16),
+        window(actual),
+    );
 }
 
 /// The `ws-server` tables: each message as `codec::encode` writes it, JSON as text and
@@ -1883,6 +2171,123 @@ fn http_auction_json_is_pinned() {
 }
 
 #[test]
+fn journal_batch_is_pinned() {
+    let batch = journal_batch();
+    check_blob("journal-batch.msgpack.hex", &batch_bytes(&batch));
+
+    let fixture = stored_blob("journal-batch.msgpack.hex", &batch_bytes(&batch));
+    let decoded = decode_batch(&fixture);
+    assert_eq!(
+        batch_bytes(&decoded),
+        fixture,
+        "the batch does not re-encode to its own bytes"
+    );
+    assert_eq!(
+        decoded, batch,
+        "the fixture decodes to another batch than the script's"
+    );
+
+    let names: BTreeSet<&str> = decoded
+        .entries
+        .iter()
+        .map(|e| command_name(&e.command))
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(EVERY_COMMAND),
+        "the batch must hold every command"
+    );
+    assert_eq!(
+        batch_facts(&decoded),
+        [
+            "entries 1..=77 (77), from T0+0 to T0+9000000",
+            "outcome seq 30: A2 sold price=Some(8000000) dealer=Some(\"D2\") seller=S1",
+            "outcome seq 46: A12 sold price=Some(4000000) dealer=Some(\"D1\") seller=S1",
+            "outcome seq 49: A1 sold price=Some(6000000) dealer=Some(\"D1\") seller=S1",
+            "outcome seq 49: A3 pending_seller price=Some(4000000) dealer=Some(\"D1\") seller=S2",
+            "outcome seq 49: A4 pending_seller price=Some(3000000) dealer=Some(\"D2\") seller=S2",
+            "outcome seq 49: A5 no_sale price=None dealer=None seller=S1",
+            "outcome seq 49: A6 pending_seller price=Some(3500000) dealer=Some(\"D1\") seller=S2",
+            "outcome seq 50: A3 sold price=Some(4000000) dealer=Some(\"D1\") seller=S2",
+            "outcome seq 51: A6 no_sale price=Some(3500000) dealer=Some(\"D1\") seller=S2",
+        ]
+    );
+}
+
+#[test]
+fn snapshot_is_pinned() {
+    let book = script_book();
+    let bytes = snapshot_bytes(&book);
+    check_blob("snapshot.msgpack.hex", &bytes);
+
+    let fixture = stored_blob("snapshot.msgpack.hex", &bytes);
+    assert_eq!(
+        bytes, fixture,
+        "the script's book does not serialize to the fixture"
+    );
+    let decoded = decode_snapshot(&fixture);
+    assert_eq!(
+        snapshot_bytes(&decoded),
+        fixture,
+        "the snapshot does not re-encode to its own bytes"
+    );
+    assert_eq!(
+        decoded, book,
+        "the fixture decodes to another book than the script's"
+    );
+    // A second build has receipt maps with other hash keys: the bytes must not notice.
+    assert_eq!(
+        snapshot_bytes(&script_book()),
+        fixture,
+        "snapshot bytes depend on hash keys"
+    );
+
+    assert_eq!(
+        book_facts(&decoded),
+        [
+            "last_seq=207 last_now=T0+9101290",
+            "A1 sold price=Some(6000000) bids=3 lead=Some(\"D1 max 6500000\") settled=true vin_ok=true",
+            "A2 sold price=Some(8000000) bids=1 lead=Some(\"D2 max 8000000\") settled=false vin_ok=true",
+            "A3 sold price=Some(4000000) bids=1 lead=Some(\"D1 max 4000000\") settled=false vin_ok=true",
+            "A4 pending_seller price=Some(3000000) bids=1 lead=Some(\"D2 max 3000000\") settled=false vin_ok=true",
+            "A5 no_sale price=None bids=0 lead=None settled=false vin_ok=true",
+            "A6 no_sale price=Some(3500000) bids=1 lead=Some(\"D1 max 3500000\") settled=false vin_ok=true",
+            "A7 cancelled price=None bids=0 lead=None settled=false vin_ok=true",
+            "A8 cancelled price=Some(2500000) bids=1 lead=Some(\"D2 max 2500000\") settled=false vin_ok=true",
+            "A9 live price=Some(21100000) bids=4 lead=Some(\"D2 max 25500000\") settled=false vin_ok=true",
+            "A10 scheduled price=None bids=0 lead=None settled=false vin_ok=true",
+            "A11 live price=None bids=0 lead=None settled=false vin_ok=true",
+            "A12 sold price=Some(4000000) bids=1 lead=Some(\"D1 max 4000000\") settled=false vin_ok=true",
+            "D1 Active deposit=50000000 exposure=8000000 receipts=140 linked=[]",
+            "D2 Active deposit=20000000 exposure=36500000 receipts=7 linked=[]",
+            "D3 Expelled deposit=5000000 exposure=0 receipts=2 linked=[\"S2\"]",
+            "D4 Active deposit=200000 exposure=0 receipts=1 linked=[]",
+            "D5 Active deposit=10000000 exposure=0 receipts=1 linked=[]",
+            "S1 Wang Fang",
+            "S2 Zhao Lei",
+            "V1 Alliance consumer site",
+            "I1 A1 D1 refunded certified=true reasons=[] rated=true",
+            "I2 A2 D2 retailed certified=false reasons=[\"title_not_transferable\"] rated=true",
+            "I3 A3 D1 returned certified=true reasons=[] rated=false",
+            "I4 A12 D1 in_stock certified=true reasons=[] rated=false",
+            "C1 D1 resolved warning=None",
+            "C2 D3 overdue warning=Some(\"W3\")",
+            "C3 D3 overdue warning=Some(\"W4\")",
+            "C4 D3 resolved warning=Some(\"W5\")",
+            "C5 D2 open warning=None",
+            "W1 D2 title_not_transferable corrected=false",
+            "W2 D1 hidden_damage corrected=true",
+            "W3 D3 overdue_complaint corrected=false",
+            "W4 D3 overdue_complaint corrected=false",
+            "W5 D3 overdue_complaint corrected=true",
+            "D1 standing score=Some(4.5) ratings=1 violations=1 uncorrected=0",
+            "D2 standing score=Some(4.5) ratings=1 violations=1 uncorrected=1",
+            "D3 standing score=None ratings=0 violations=3 uncorrected=2",
+        ]
+    );
+}
+
+#[test]
 fn the_story_does_what_its_comments_say() {
     let (story, _) = script();
     let applied = apply(&mut Book::default(), &story);
@@ -1921,5 +2326,57 @@ fn the_story_does_what_its_comments_say() {
             "seq 73: D3 expelled by W5",
             "seq 75: A9 D3 rejected not_eligible duplicate=false",
         ]
+    );
+}
+
+/// The file journal stores exactly the pinned bytes: a batch frame's payload is the
+/// golden batch, a snapshot file's payload is its seq and the golden snapshot.
+#[tokio::test]
+async fn the_file_journal_writes_the_pinned_bytes() {
+    let batch = journal_batch();
+    let bulk = bulk_batch();
+    let snapshot = StoredSnapshot {
+        seq: bulk.last_seq(),
+        bytes: stored_blob("snapshot.msgpack.hex", &snapshot_bytes(&script_book())),
+    };
+    let golden_batch = stored_blob("journal-batch.msgpack.hex", &batch_bytes(&batch));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut journal = FileJournal::open(dir.path(), FileJournalConfig::default())
+        .await
+        .expect("opens");
+    journal.append(&batch).await.expect("the batch appends");
+    journal.append(&bulk).await.expect("the bulk appends");
+    journal
+        .save_snapshot(&snapshot)
+        .await
+        .expect("the snapshot saves");
+    assert_eq!(
+        journal.read_after(0, 10).await.expect("reads back"),
+        vec![batch, bulk.clone()]
+    );
+    assert_eq!(
+        journal.load_snapshot().await.expect("loads"),
+        Some(snapshot.clone())
+    );
+    journal.close().await.expect("closes");
+
+    let frame = |payload: &[u8]| {
+        let len = u32::try_from(payload.len()).expect("small").to_le_bytes();
+        [&len[..], &crc32c::crc32c(payload).to_le_bytes(), payload].concat()
+    };
+    let segment =
+        std::fs::read(dir.path().join(format!("journal-{:020}.seg", 1))).expect("the segment");
+    assert_eq!(
+        segment,
+        [frame(&golden_batch), frame(&batch_bytes(&bulk))].concat()
+    );
+    let stored = std::fs::read(
+        dir.path()
+            .join(format!("snapshot-{:020}.bin", snapshot.seq)),
+    )
+    .expect("the snapshot file");
+    assert_eq!(
+        stored,
+        frame(&[&snapshot.seq.to_le_bytes()[..], &snapshot.bytes].concat())
     );
 }
