@@ -1,0 +1,2387 @@
+//! Golden tests: the public contract and the durable formats, pinned byte for byte.
+//!
+//! What is pinned, each in a file under `tests/golden/`:
+//!
+//! - `ws-server.json.txt`, `ws-server.msgpack.hex`: every WebSocket message the server
+//!   sends (docs/protocol.md), as `codec::encode` writes it, with every optional field
+//!   present and absent, every status, reason, outcome and error code, and every kind of
+//!   echoed `req`. The test also checks that every other path that writes the same message
+//!   writes the same bytes: the hand-written JSON of `update` and `bid_result` against
+//!   serde_json, and the fan-out (`Broadcast::update`/`closed` and `frame_for`) against
+//!   `codec::encode`.
+//! - `ws-client.json.txt`, `ws-client.msgpack.hex`: a request of every type in both
+//!   encodings; the stored bytes must decode (`codec::decode`) to the expected message.
+//! - `ws-client-malformed.txt`: malformed frames (`name<TAB>frame<TAB>reply`; the frame as
+//!   text for `json/` rows, as hex for `msgpack/` rows) and the exact `error` each gets.
+//! - `http-auction.json.txt`: the body of `GET /v1/auctions/{id}` for dealers, the seller
+//!   and other viewers.
+//! - `journal-batch.msgpack.hex`: one journal batch (`rmp_serde::to_vec_named(&Batch)`,
+//!   what the file and Redis journals store) holding every `Command` and every
+//!   `AllianceCommand` variant, with its outcomes.
+//! - `snapshot.msgpack.hex`: a snapshot (`rmp_serde::encode::write(&mut bytes, &book)`,
+//!   positional, as the engine's snapshot thread writes it) of the book a deterministic
+//!   command script builds: lots in every status, dealers with receipts (one with more than
+//!   a receipt map's split size), sellers, services and alliance state of every kind.
+//!
+//! Why: these are the bytes clients parse and the bytes a later gavel must read back.
+//! Code may move and types may be renamed, but these files may not change by accident.
+//!
+//! The file is laid out so that a refactor touches only its `use` lines (and, where a
+//! method moves to another type, the body of a helper): every value is built by the
+//! helpers under "Values", every fact read by the helpers under "Facts", and the expected
+//! bytes are in the data files, never in this source.
+//!
+//! Blessing: `GAVEL_BLESS=1 cargo test --test golden` (re)writes every file from the
+//! current code instead of comparing, and says so on stderr. Without it each test compares
+//! and fails with the name of every entry that differs, expected against actual.
+//!
+//! **A diff in these files is a contract change: it needs a protocol version or a
+//! migration, never a bless to make a refactor pass.**
+
+use gavel::alliance::{
+    inspection_sha256, Actor, AllianceCommand, AllianceEvent, AllianceRules, ComplaintId, Finding,
+    HandOffRecord, ItemId, ReturnReason, WarningId,
+};
+use gavel::api::validate::check_vin;
+use gavel::auction::{
+    BidOutcome, Book, Canceller, Command, DealerId, DealerStatus, Event, Fen, Increments,
+    Inspection, Listing, LotId, LotStatus, LotUpdate, Outcome, Rejection, Rules, SellerId, Vehicle,
+};
+use gavel::engine::Publisher;
+use gavel::gateway::{
+    codec, BidRequest, BidResult, Broadcast, ClientMessage, Closed, ErrorCode, ErrorReply, Format,
+    Frame, Outbid, RejectReason, Reply, Req, Request, ServerMessage, Snapshot, Update,
+};
+use gavel::store::file::{FileJournal, FileJournalConfig};
+use gavel::store::{Batch, Entry, Journal, OutcomeRecord, Snapshot as StoredSnapshot};
+use gavel::views::{
+    AllianceBoard, AuctionRef, AuctionView, LotView, Lots, Status, Viewer, ViewsPublisher,
+};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+// =======================================================================================
+// Values: everything this file pins is built here, and only here.
+// =======================================================================================
+
+/// The script's epoch: 2025-10-09T08:53:20Z.
+const T0: u64 = 1_760_000_000_000;
+const HOUR: u64 = 3_600_000;
+const DAY: u64 = 24 * HOUR;
+
+fn req_str(s: &str) -> Option<Req> {
+    Some(Req::Str(s.into()))
+}
+
+fn req_uint(v: u64) -> Option<Req> {
+    Some(Req::UInt(v))
+}
+
+fn req_int(v: i64) -> Option<Req> {
+    Some(Req::Int(v))
+}
+
+/// Every kind of `req` a reply echoes: none, a string, a non-negative and a negative
+/// integer (named as the golden entries name them).
+fn every_req() -> [(&'static str, Option<Req>); 4] {
+    [
+        ("no-req", None),
+        ("req-str", req_str("r-1")),
+        ("req-uint", req_uint(1)),
+        ("req-int", req_int(-1)),
+    ]
+}
+
+/// The rules the script configures: the defaults but for shorter alliance windows and a
+/// longer decision window, so every kind of deadline falls inside a few hours.
+fn script_rules() -> Rules {
+    Rules {
+        default_duration_ms: 1_200_000,
+        min_duration_ms: 60_000,
+        max_duration_ms: 7 * DAY,
+        extend_window_ms: 30_000,
+        extend_by_ms: 30_000,
+        max_extensions: 40,
+        decision_window_ms: 3 * DAY,
+        leverage: 10,
+        increments: Increments::standard(),
+        outage_grace_ms: 300_000,
+        bid_id_retention_ms: 7 * DAY,
+        alliance: AllianceRules {
+            return_window_ms: 6 * HOUR,
+            complaint_due_ms: 2 * HOUR,
+        },
+    }
+}
+
+fn vehicle(vin: &str, make: &str, model: &str, year: u16, km: u32, city: Option<&str>) -> Vehicle {
+    Vehicle {
+        vin: vin.into(),
+        make: make.into(),
+        model: model.into(),
+        year,
+        mileage_km: km,
+        city: city.map(Into::into),
+    }
+}
+
+fn report(title_transferable: bool, grade: u8, notes: &str) -> Inspection {
+    Inspection {
+        structural_damage: false,
+        fire: false,
+        flood: false,
+        odometer_tampered: false,
+        title_transferable,
+        grade,
+        notes: notes.into(),
+    }
+}
+
+/// (start price, reserve, buy-now) in fen.
+type Prices = (Fen, Fen, Option<Fen>);
+
+fn listing(
+    vehicle: Vehicle,
+    inspection: Inspection,
+    (start_price, reserve, buy_now): Prices,
+    starts_at: Option<u64>,
+    duration_ms: Option<u64>,
+) -> Listing {
+    Listing {
+        vehicle,
+        inspection,
+        start_price,
+        reserve,
+        buy_now,
+        starts_at,
+        duration_ms,
+    }
+}
+
+/// The script's twelve listings, A1 to A12, with their sellers. What becomes of each:
+///
+/// | lot | seller | end |
+/// |---|---|---|
+/// | A1 | S1 | sold to D1 at the close (reserve met when D1 raised its max), settled |
+/// | A2 | S1 | sold to D2 by buy-now; title not transferable (not certified) |
+/// | A3 | S2 | pending_seller, accepted: sold to D1, unsettled |
+/// | A4 | S2 | pending_seller, undecided |
+/// | A5 | S1 | no_sale (no bids) |
+/// | A6 | S2 | pending_seller, declined: no_sale |
+/// | A7 | S1 | cancelled by its seller |
+/// | A8 | S2 | cancelled by an admin after a bid |
+/// | A9 | S1 | live, D2 leads by proxy, reserve not met, buy-now on offer |
+/// | A10 | S1 | scheduled (opens in 30 days) |
+/// | A11 | S2 | live, no bids, buy-now on offer |
+/// | A12 | S1 | sold to D1 by buy-now |
+fn script_listings() -> Vec<(SellerId, Listing)> {
+    let (s1, s2) = (SellerId(1), SellerId(2));
+    let clean = |grade, notes| report(true, grade, notes);
+    vec![
+        (
+            s1,
+            listing(
+                vehicle(
+                    "LFV2A21K0M3123456",
+                    "FAW-Volkswagen",
+                    "Sagitar",
+                    2021,
+                    48_500,
+                    Some("Changchun"),
+                ),
+                clean(4, "Front bumper resprayed; tyres 60%."),
+                (5_000_000, 6_000_000, Some(9_000_000)),
+                None,
+                None,
+            ),
+        ),
+        (
+            s1,
+            listing(
+                vehicle("LGBH52E05LY000101", "BYD", "Qin Plus", 2020, 61_000, None),
+                report(false, 3, "Mortgage lien on the title."),
+                (6_000_000, 7_000_000, Some(8_000_000)),
+                None,
+                None,
+            ),
+        ),
+        (
+            s2,
+            listing(
+                vehicle(
+                    "LSGPC52U0NF000303",
+                    "SAIC-GM Buick",
+                    "Excelle GT",
+                    2022,
+                    23_000,
+                    Some("Shanghai"),
+                ),
+                clean(5, ""),
+                (4_000_000, 9_000_000, None),
+                None,
+                None,
+            ),
+        ),
+        (
+            s2,
+            listing(
+                vehicle(
+                    "LHGRU5830K2000505",
+                    "GAC Honda",
+                    "CR-V",
+                    2019,
+                    88_000,
+                    Some("Guangzhou"),
+                ),
+                clean(3, "Scratches on both rear doors."),
+                (3_000_000, 9_000_000, Some(12_000_000)),
+                None,
+                None,
+            ),
+        ),
+        (
+            s1,
+            listing(
+                vehicle("LVSHCAMB4KE000202", "Geely", "Emgrand", 2019, 97_000, None),
+                clean(2, "Clutch slips in third gear."),
+                (2_000_000, 2_500_000, None),
+                None,
+                None,
+            ),
+        ),
+        (
+            s2,
+            listing(
+                vehicle(
+                    "LFMAP86C7M0000404",
+                    "FAW Toyota",
+                    "Corolla",
+                    2021,
+                    41_000,
+                    Some("Tianjin"),
+                ),
+                clean(4, "One owner."),
+                (3_500_000, 5_000_000, None),
+                None,
+                None,
+            ),
+        ),
+        (
+            s1,
+            listing(
+                vehicle(
+                    "LBV8V3100NMH00606",
+                    "BMW Brilliance",
+                    "3 Series",
+                    2022,
+                    30_000,
+                    Some("Shenyang"),
+                ),
+                clean(5, ""),
+                (18_000_000, 20_000_000, None),
+                None,
+                None,
+            ),
+        ),
+        (
+            s2,
+            listing(
+                vehicle(
+                    "LRW3E7FA4NC000707",
+                    "Tesla",
+                    "Model 3",
+                    2022,
+                    52_000,
+                    Some("Shanghai"),
+                ),
+                clean(4, "Battery health 91%."),
+                (2_500_000, 3_000_000, None),
+                None,
+                None,
+            ),
+        ),
+        (
+            s1,
+            listing(
+                vehicle(
+                    "LGXC16DF5N0000808",
+                    "Li Auto",
+                    "L7",
+                    2023,
+                    12_000,
+                    Some("Beijing"),
+                ),
+                clean(5, "Under manufacturer warranty until 2028."),
+                (20_000_000, 26_000_000, Some(35_000_000)),
+                None,
+                Some(7 * DAY),
+            ),
+        ),
+        (
+            s1,
+            listing(
+                vehicle("LNBSCCAH3NR000909", "BAIC", "X7", 2022, 35_000, None),
+                clean(3, "Tinted windows \"as is\"; tab\there."),
+                (4_000_000, 5_000_000, None),
+                Some(T0 + 30 * DAY),
+                None,
+            ),
+        ),
+        (
+            s2,
+            listing(
+                vehicle(
+                    "LSJA24U6XMS001010",
+                    "SAIC MG",
+                    "MG ONE",
+                    2021,
+                    44_000,
+                    Some("Chengdu"),
+                ),
+                clean(4, "Dashcam included."),
+                (10_000_000, 12_000_000, Some(15_000_000)),
+                None,
+                Some(7 * DAY),
+            ),
+        ),
+        (
+            s1,
+            listing(
+                vehicle(
+                    "LDC613P27M1001111",
+                    "Dongfeng Citroen",
+                    "C5 Aircross",
+                    2021,
+                    66_000,
+                    Some("Wuhan"),
+                ),
+                clean(4, ""),
+                (3_000_000, 3_500_000, Some(4_000_000)),
+                None,
+                None,
+            ),
+        ),
+    ]
+}
+
+fn bid(dealer: u32, lot: u32, amount: Fen, max: Option<Fen>, bid_id: &str) -> Command {
+    Command::PlaceBid {
+        dealer: DealerId(dealer),
+        lot: LotId(lot),
+        amount,
+        max,
+        bid_id: bid_id.into(),
+    }
+}
+
+/// The hand-off of a sold lot, as the pipeline would send it (the report's true hash).
+fn hand_off(listings: &[(SellerId, Listing)], lot: u32, dealer: u32, price: Fen) -> Command {
+    let (seller, l) = &listings[lot as usize - 1];
+    Command::Alliance(AllianceCommand::HandOff(Box::new(HandOffRecord {
+        auction: LotId(lot),
+        vin: l.vehicle.vin.clone(),
+        seller: *seller,
+        dealer: DealerId(dealer),
+        price,
+        inspection: l.inspection.clone(),
+        inspection_sha256: inspection_sha256(&l.inspection),
+    })))
+}
+
+/// Sequenced entries: each gets the next seq, stamped at `T0 + offset`.
+#[derive(Default)]
+struct Log {
+    entries: Vec<Entry>,
+}
+
+impl Log {
+    fn at(&mut self, offset_ms: u64, command: Command) {
+        self.entries.push(Entry {
+            seq: self.entries.len() as u64 + 1,
+            now_ms: T0 + offset_ms,
+            command,
+        });
+    }
+}
+
+/// How many receipts the bulk phase gives D1: with D1's ten from the story, more than a
+/// receipt map holds before it splits into parts (128, `SPLIT_AT` in auction/receipts.rs).
+const BULK_BIDS: usize = 130;
+
+/// The deterministic script: the story (every command variant; it is the journal batch)
+/// and then the bulk (D1's extra receipts). `(story, bulk)`, with consecutive seqs.
+fn script() -> (Vec<Entry>, Vec<Entry>) {
+    let listings = script_listings();
+    let mut log = Log::default();
+    // Accounts.
+    log.at(0, Command::Configure(Box::new(script_rules())));
+    log.at(0, Command::Resume);
+    log.at(
+        0,
+        Command::RegisterSeller {
+            name: "Wang Fang".into(),
+            token_hash: [0x51; 32],
+        },
+    );
+    log.at(
+        0,
+        Command::RegisterSeller {
+            name: "Zhao Lei".into(),
+            token_hash: [0x52; 32],
+        },
+    );
+    let dealers: [(&str, Fen, &[u32]); 5] = [
+        ("Hangzhou Yuantong Auto", 50_000_000, &[]),
+        ("Suzhou Mingche Trading", 20_000_000, &[]),
+        ("Ningbo Jiaxin Cars", 5_000_000, &[2]),
+        ("Wuxi Xiaoma Used Cars", 100_000, &[]),
+        ("Shaoxing Motors", 10_000_000, &[]),
+    ];
+    for (i, (name, deposit, linked)) in dealers.into_iter().enumerate() {
+        log.at(
+            0,
+            Command::RegisterDealer {
+                name: name.into(),
+                deposit,
+                linked_sellers: linked.iter().map(|&s| SellerId(s)).collect(),
+                token_hash: [0xd1 + i as u8; 32],
+            },
+        );
+    }
+    log.at(
+        0,
+        Command::RegisterService {
+            name: "Alliance consumer site".into(),
+            token_hash: [0x5e; 32],
+        },
+    );
+    log.at(
+        0,
+        Command::SetDeposit {
+            dealer: DealerId(4),
+            deposit: 200_000,
+        },
+    );
+    log.at(
+        0,
+        Command::SetDealerStatus {
+            dealer: DealerId(5),
+            status: DealerStatus::Suspended,
+            reason: "deposit cheque bounced".into(),
+        },
+    );
+    // Lots A1..A12, listed at +1 s: the 20-minute ones close at +1,201 s.
+    for (seller, l) in &listings {
+        log.at(
+            1_000,
+            Command::ListCar {
+                seller: *seller,
+                listing: Box::new(l.clone()),
+            },
+        );
+    }
+    // Bids.
+    log.at(10_000, bid(1, 1, 5_000_000, Some(5_800_000), "d1-0001")); // leads A1
+    log.at(11_000, bid(2, 1, 5_200_000, None, "d2-0001")); // D1's proxy answers: 52,500
+    log.at(12_000, bid(2, 1, 5_250_000, None, "d2-0002")); // below_minimum (53,000)
+    log.at(13_000, bid(1, 1, 7_000_000, None, "d1-0001")); // a repeated bid_id
+    log.at(13_500, bid(1, 1, 0, Some(6_500_000), "d1-0010")); // D1 raises past the reserve
+    log.at(14_000, bid(2, 2, 8_000_000, None, "d2-0003")); // buy-now: A2 sold
+    log.at(15_000, bid(1, 3, 4_000_000, None, "d1-0002"));
+    log.at(16_000, bid(3, 3, 4_500_000, None, "d3-0001")); // own_listing
+    log.at(17_000, bid(2, 4, 3_000_000, None, "d2-0004"));
+    log.at(18_000, bid(1, 6, 3_500_000, None, "d1-0003"));
+    log.at(19_000, bid(2, 8, 2_500_000, None, "d2-0005"));
+    log.at(20_000, bid(1, 9, 20_000_000, None, "d1-0004"));
+    log.at(21_000, bid(2, 9, 20_500_000, Some(25_000_000), "d2-0006")); // D1 outbid
+    log.at(22_000, bid(1, 9, 21_000_000, None, "d1-0005")); // D2's proxy answers
+    log.at(23_000, bid(2, 9, 0, Some(25_500_000), "d2-0007")); // the leader raises its max
+    log.at(24_000, bid(4, 9, 21_500_000, None, "d4-0001")); // exposure_limit
+    log.at(25_000, bid(1, 9, 0, None, "d1-0006")); // invalid
+    log.at(26_000, bid(5, 9, 22_000_000, None, "d5-0001")); // not_eligible (suspended)
+    log.at(27_000, bid(1, 99, 1_000_000, None, "d1-0007")); // unknown_auction
+    log.at(28_000, bid(1, 10, 4_000_000, None, "d1-0008")); // not_live (scheduled)
+    log.at(29_000, bid(99, 9, 22_000_000, None, "nobody")); // no such dealer: no receipt
+    log.at(30_000, bid(1, 12, 4_000_000, None, "d1-0009")); // buy-now: A12 sold
+    log.at(
+        31_000,
+        Command::CancelLot {
+            lot: LotId(7),
+            by: Canceller::Seller(SellerId(1)),
+        },
+    );
+    log.at(
+        32_000,
+        Command::CancelLot {
+            lot: LotId(8),
+            by: Canceller::Admin,
+        },
+    );
+    // The close of the 20-minute lots, the seller's decisions, a payment.
+    log.at(1_201_000, Command::Tick);
+    log.at(
+        1_300_000,
+        Command::Decide {
+            lot: LotId(3),
+            seller: SellerId(2),
+            accept: true,
+        },
+    );
+    log.at(
+        1_300_000,
+        Command::Decide {
+            lot: LotId(6),
+            seller: SellerId(2),
+            accept: false,
+        },
+    );
+    log.at(1_300_000, Command::Settle { lot: LotId(1) });
+    // The alliance.
+    log.at(1_400_000, hand_off(&listings, 1, 1, 6_000_000)); // I1, certified
+    log.at(1_400_000, hand_off(&listings, 2, 2, 8_000_000)); // I2, title not transferable
+    log.at(1_400_000, hand_off(&listings, 3, 1, 4_000_000)); // I3, certified
+    log.at(1_400_000, hand_off(&listings, 12, 1, 4_000_000)); // I4, certified
+    log.at(1_400_000, hand_off(&listings, 3, 1, 4_000_000)); // a duplicate
+    log.at(1_400_000, hand_off(&listings, 5, 1, 2_000_000)); // not sold: refused
+    let retail = |item, dealer, consumer_ref: &str, price| {
+        Command::Alliance(AllianceCommand::Retail {
+            item: ItemId(item),
+            by: Actor::Dealer(DealerId(dealer)),
+            consumer_ref: consumer_ref.into(),
+            price,
+        })
+    };
+    log.at(1_500_000, retail(1, 1, "c-1001", 7_200_000));
+    log.at(1_500_000, retail(2, 2, "c-1002", 9_000_000)); // a violation: W1
+    log.at(1_500_000, retail(3, 1, "c-1003", 4_800_000));
+    let rate = |dealer, item, consumer_ref: &str, condition, service| {
+        Command::Alliance(AllianceCommand::Rate {
+            dealer: DealerId(dealer),
+            item: ItemId(item),
+            consumer_ref: consumer_ref.into(),
+            condition,
+            service,
+        })
+    };
+    log.at(1_550_000, rate(2, 2, "c-1002", 4, 5));
+    log.at(1_550_000, rate(1, 1, "c-1001", 5, 4));
+    let give_back = |item, consumer_ref: &str, details: &str, findings| {
+        Command::Alliance(AllianceCommand::Return {
+            item: ItemId(item),
+            consumer_ref: consumer_ref.into(),
+            reason: ReturnReason::NotAsDescribed,
+            details: details.into(),
+            findings,
+        })
+    };
+    let water = "Water line under the carpets; burnt wiring loom.";
+    // Hidden damage in a certified car: W2.
+    log.at(
+        1_600_000,
+        give_back(1, "c-1001", water, vec![Finding::Flood, Finding::Fire]),
+    );
+    log.at(
+        1_600_000,
+        give_back(3, "c-1003", "Not the colour in the photos.", vec![]),
+    );
+    // The refund corrects W2.
+    log.at(
+        1_700_000,
+        Command::Alliance(AllianceCommand::Refund { item: ItemId(1) }),
+    );
+    let complain = |dealer, item: Option<u32>, consumer_ref: &str, text: &str| {
+        Command::Alliance(AllianceCommand::OpenComplaint {
+            dealer: DealerId(dealer),
+            item: item.map(ItemId),
+            consumer_ref: consumer_ref.into(),
+            text: text.into(),
+        })
+    };
+    log.at(
+        1_700_000,
+        complain(1, None, "c-2001", "The salesman was rude."),
+    );
+    log.at(
+        1_700_000,
+        complain(3, None, "c-2002", "Nobody answers the phone."),
+    );
+    log.at(
+        1_700_000,
+        complain(3, None, "c-2003", "Deposit not returned."),
+    );
+    log.at(
+        1_700_000,
+        complain(3, None, "c-2004", "Mileage in the advert was wrong."),
+    );
+    let resolve = |complaint, by, resolution: &str| {
+        Command::Alliance(AllianceCommand::ResolveComplaint {
+            complaint: ComplaintId(complaint),
+            by,
+            resolution: resolution.into(),
+        })
+    };
+    log.at(1_800_000, resolve(1, Actor::Service, "Closed by the site.")); // refused
+    log.at(
+        1_800_000,
+        resolve(
+            1,
+            Actor::Dealer(DealerId(1)),
+            "Apologised; staff retrained.",
+        ),
+    );
+    // C2..C4 overdue: W3, W4, W5, and D3 expelled with the third.
+    log.at(1_700_000 + 2 * HOUR, Command::Tick);
+    // Resolved late: W5 corrected; D3 stays expelled.
+    log.at(
+        9_000_000,
+        resolve(4, Actor::Admin, "Advert corrected; difference refunded."),
+    );
+    log.at(9_000_000, bid(3, 9, 22_000_000, None, "d3-0002")); // not_eligible (expelled)
+                                                               // Still open when the script ends.
+    log.at(
+        9_000_000,
+        complain(2, Some(2), "c-1002", "The title cannot be transferred."),
+    );
+    log.at(
+        9_000_000,
+        Command::SetDealerStatus {
+            dealer: DealerId(5),
+            status: DealerStatus::Active,
+            reason: "cheque cleared".into(),
+        },
+    );
+    let story_len = log.entries.len();
+    // The bulk: D1's bids on the closed A5, each a `not_live` receipt.
+    for i in 0..BULK_BIDS {
+        log.at(
+            9_100_000 + i as u64 * 10,
+            bid(1, 5, 2_000_000, None, &format!("bulk-{i:03}")),
+        );
+    }
+    let bulk = log.entries.split_off(story_len);
+    (log.entries, bulk)
+}
+
+/// Applies entries to a book, returning each entry's seq and events.
+fn apply(book: &mut Book, entries: &[Entry]) -> Vec<(u64, Vec<Event>)> {
+    entries
+        .iter()
+        .map(|e| (e.seq, book.apply(e.seq, e.now_ms, e.command.clone())))
+        .collect()
+}
+
+/// The journal batch: the story's entries and the outcomes they produced.
+fn journal_batch() -> Batch {
+    let (story, _) = script();
+    let mut book = Book::default();
+    let outcomes = apply(&mut book, &story)
+        .iter()
+        .flat_map(|(seq, events)| {
+            events
+                .iter()
+                .filter_map(|e| OutcomeRecord::from_event(*seq, e))
+        })
+        .collect();
+    Batch {
+        entries: story,
+        outcomes,
+    }
+}
+
+/// The bulk's entries as a batch of their own (outcomes: none).
+fn bulk_batch() -> Batch {
+    let (_, bulk) = script();
+    Batch {
+        entries: bulk,
+        outcomes: Vec::new(),
+    }
+}
+
+/// The book after the whole script (story, then bulk), as the engine would hold it.
+fn script_book() -> Book {
+    let (story, bulk) = script();
+    let mut book = Book::default();
+    apply(&mut book, &story);
+    apply(&mut book, &bulk);
+    book
+}
+
+/// The snapshot's bytes, written as the engine's snapshot thread writes them.
+fn snapshot_bytes(book: &Book) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    rmp_serde::encode::write(&mut bytes, book).expect("a book always serializes");
+    bytes
+}
+
+fn decode_snapshot(bytes: &[u8]) -> Book {
+    rmp_serde::from_slice(bytes).expect("the golden snapshot decodes into a Book")
+}
+
+fn batch_bytes(batch: &Batch) -> Vec<u8> {
+    rmp_serde::to_vec_named(batch).expect("a batch always serializes")
+}
+
+fn decode_batch(bytes: &[u8]) -> Batch {
+    rmp_serde::from_slice(bytes).expect("the golden batch decodes into a Batch")
+}
+
+/// The lots' views as the server's engine leaves them after the script: what subscribe
+/// and `GET /v1/auctions/{id}` read.
+fn script_views(book: &Book) -> Arc<Lots> {
+    let lots = Lots::new();
+    ViewsPublisher {
+        lots: lots.clone(),
+        alliance: AllianceBoard::new(),
+    }
+    .reset(book);
+    lots
+}
+
+fn lots_view(lots: &Lots, lot: u32, viewer: Viewer) -> AuctionView {
+    lots.view(LotId(lot), viewer)
+        .expect("the script listed this lot")
+}
+
+/// The same view built straight from the book's lot.
+fn book_view(book: &Book, lot: u32, viewer: Viewer) -> AuctionView {
+    let lot = book.lot(LotId(lot)).expect("the script listed this lot");
+    AuctionView::new(&LotView::of(lot), &book.rules().increments, viewer)
+}
+
+fn dealer(id: u32) -> Viewer {
+    Viewer::Dealer(DealerId(id))
+}
+
+fn seller(id: u32) -> Viewer {
+    Viewer::Seller(SellerId(id))
+}
+
+/// The auctions `GET /v1/auctions/{id}` is pinned for: (name, lot, viewer).
+fn http_views() -> Vec<(&'static str, u32, Viewer)> {
+    vec![
+        ("A9-live/dealer-leading", 9, dealer(2)),
+        ("A9-live/dealer-outbid", 9, dealer(1)),
+        ("A9-live/dealer-never-bid", 9, dealer(4)),
+        ("A9-live/its-seller", 9, seller(1)),
+        ("A9-live/another-seller", 9, seller(2)),
+        ("A9-live/other", 9, Viewer::Other),
+        ("A11-live-no-price/its-seller", 11, seller(2)),
+        ("A11-live-no-price/dealer", 11, dealer(1)),
+        ("A10-scheduled/other", 10, Viewer::Other),
+        ("A4-pending_seller/its-seller", 4, seller(2)),
+        ("A1-sold/buyer", 1, dealer(1)),
+        ("A6-no_sale/its-seller", 6, seller(2)),
+        ("A8-cancelled/other", 8, Viewer::Other),
+    ]
+}
+
+/// A lot's public change as the book reports it, for `update` and the fan-out.
+fn lot_update(status: LotStatus, price: Option<Fen>, leader: Option<u32>) -> LotUpdate {
+    LotUpdate {
+        lot: LotId(17),
+        status,
+        price,
+        min_next: price.map_or(5_000_000, |p| p + 50_000),
+        bids: if price.is_some() { 4 } else { 0 },
+        reserve_met: price.is_some_and(|p| p >= 6_000_000),
+        leader: leader.map(DealerId),
+        ends_at: T0 + 1_230_000,
+    }
+}
+
+/// The update every other test names: A17 live at 52,500 yuan, led by D7.
+fn led_update() -> LotUpdate {
+    lot_update(LotStatus::Live, Some(5_250_000), Some(7))
+}
+
+/// An update before the first bid: no price, no leader.
+fn opening_update() -> LotUpdate {
+    lot_update(LotStatus::Live, None, None)
+}
+
+/// Every server message pinned in `ws-server.*`, by name. Snapshots are read from the
+/// script's views, as a session reads them.
+fn server_messages(lots: &Lots) -> Vec<(String, ServerMessage)> {
+    let snapshot = |req, lot, viewer| {
+        ServerMessage::Snapshot(Snapshot {
+            req,
+            auction: lots_view(lots, lot, viewer),
+        })
+    };
+    let accepted = |req, bid_id: &str, leading| {
+        ServerMessage::BidResult(BidResult::from_outcome(
+            req,
+            bid_id.into(),
+            LotId(17).into(),
+            &BidOutcome::Accepted {
+                price: 5_250_000,
+                leading,
+                ends_at: T0 + 1_230_000,
+                seq: 8_812,
+            },
+        ))
+    };
+    let rejected = |req, bid_id: &str, auction: &str, rejection| {
+        ServerMessage::BidResult(BidResult::from_outcome(
+            req,
+            bid_id.into(),
+            AuctionRef::new(auction),
+            &BidOutcome::Rejected(rejection),
+        ))
+    };
+    let refused = |req, bid_id: &str, reason| {
+        ServerMessage::BidResult(BidResult::refused(
+            req,
+            bid_id.into(),
+            AuctionRef::new("A17"),
+            reason,
+        ))
+    };
+    let update = |seq, u: &LotUpdate, leading| ServerMessage::Update(Update::new(seq, u, leading));
+    let closed =
+        |outcome, price, won| ServerMessage::Closed(Closed::new(LotId(17), outcome, price, won));
+    let error = |code, message: &str, req| {
+        ServerMessage::Error(ErrorReply {
+            code,
+            message: message.into(),
+            req,
+        })
+    };
+    // Quotes, a backslash, control characters, DEL and non-ASCII: every escape rule.
+    let awkward = "q\"uote\\ \u{1}\u{8}\t\n\r\u{1f}\u{7f} é速😀";
+    let v = vec![
+        (
+            "snapshot/live-leading-req-str",
+            snapshot(req_str("sub-1"), 9, dealer(2)),
+        ),
+        (
+            "snapshot/live-outbid-req-uint",
+            snapshot(req_uint(7), 9, dealer(1)),
+        ),
+        (
+            "snapshot/live-seller-reserve-req-int",
+            snapshot(req_int(-7), 9, seller(1)),
+        ),
+        (
+            "snapshot/live-no-price-buy-now",
+            snapshot(None, 11, Viewer::Other),
+        ),
+        ("snapshot/scheduled-no-city", snapshot(None, 10, dealer(1))),
+        (
+            "snapshot/pending_seller-seller",
+            snapshot(req_uint(0), 4, seller(2)),
+        ),
+        ("snapshot/sold-buyer", snapshot(None, 2, dealer(2))),
+        ("snapshot/no_sale", snapshot(None, 5, Viewer::Other)),
+        (
+            "snapshot/cancelled-with-price",
+            snapshot(None, 8, dealer(2)),
+        ),
+        (
+            "bid_result/accepted-leading-req-str",
+            accepted(req_str("r-3"), "d3-0001", true),
+        ),
+        (
+            "bid_result/accepted-not-leading-req-uint",
+            accepted(req_uint(12), "d3-0002", false),
+        ),
+        (
+            "bid_result/accepted-req-int",
+            accepted(req_int(-12), "d3-0003", true),
+        ),
+        (
+            "bid_result/accepted-no-req",
+            accepted(None, "d3-0004", true),
+        ),
+        (
+            "bid_result/accepted-escaped",
+            accepted(req_str(awkward), awkward, true),
+        ),
+        (
+            "bid_result/below_minimum",
+            rejected(
+                None,
+                "d5-0042",
+                "A17",
+                Rejection::BelowMinimum {
+                    min_next: 5_300_000,
+                },
+            ),
+        ),
+        (
+            "bid_result/not_live",
+            rejected(req_str("r-5"), "d5-0044", "A17", Rejection::NotLive),
+        ),
+        (
+            "bid_result/unknown_auction-no-id",
+            rejected(req_uint(5), "d5-0045", "XYZ", Rejection::UnknownAuction),
+        ),
+        (
+            "bid_result/unknown_auction-escaped",
+            rejected(
+                req_int(i64::MIN),
+                awkward,
+                awkward,
+                Rejection::UnknownAuction,
+            ),
+        ),
+        (
+            "bid_result/not_eligible",
+            rejected(req_int(-5), "d5-0046", "A17", Rejection::NotEligible),
+        ),
+        (
+            "bid_result/own_listing",
+            rejected(None, "d5-0047", "A17", Rejection::OwnListing),
+        ),
+        (
+            "bid_result/exposure_limit",
+            rejected(req_str(""), "d5-0048", "A17", Rejection::ExposureLimit),
+        ),
+        (
+            "bid_result/rate_limited",
+            refused(None, "d5-0043", RejectReason::RateLimited),
+        ),
+        (
+            "bid_result/invalid",
+            rejected(req_uint(u64::MAX), "", "A17", Rejection::Invalid),
+        ),
+        (
+            "bid_result/unavailable",
+            refused(req_str("r-9"), "d5-0049", RejectReason::Unavailable),
+        ),
+        ("update/live-leading", update(8_812, &led_update(), true)),
+        (
+            "update/live-not-leading",
+            update(8_812, &led_update(), false),
+        ),
+        (
+            "update/live-no-price",
+            update(8_801, &opening_update(), false),
+        ),
+        (
+            "update/scheduled",
+            update(8_790, &lot_update(LotStatus::Scheduled, None, None), false),
+        ),
+        (
+            "update/pending_seller",
+            update(
+                8_900,
+                &lot_update(LotStatus::PendingSeller, Some(5_250_000), Some(7)),
+                true,
+            ),
+        ),
+        (
+            "update/sold-reserve-met",
+            update(
+                8_901,
+                &lot_update(LotStatus::Sold, Some(6_100_000), Some(7)),
+                true,
+            ),
+        ),
+        (
+            "update/no_sale",
+            update(8_902, &lot_update(LotStatus::NoSale, None, None), false),
+        ),
+        (
+            "update/cancelled",
+            update(
+                8_903,
+                &lot_update(LotStatus::Cancelled, Some(5_250_000), Some(7)),
+                false,
+            ),
+        ),
+        (
+            "update/extremes",
+            ServerMessage::Update(Update {
+                auction: AuctionRef::new(awkward),
+                seq: u64::MAX,
+                status: Status::Live,
+                price: Some(u64::MAX),
+                min_next: 0,
+                bids: u32::MAX,
+                reserve_met: true,
+                leading: true,
+                ends_at: u64::MAX,
+            }),
+        ),
+        (
+            "outbid",
+            ServerMessage::Outbid(Outbid::new(LotId(17), 5_250_000, 5_300_000)),
+        ),
+        (
+            "closed/sold-won",
+            closed(Outcome::Sold, Some(6_100_000), true),
+        ),
+        (
+            "closed/sold-not-won",
+            closed(Outcome::Sold, Some(6_100_000), false),
+        ),
+        (
+            "closed/pending_seller",
+            closed(Outcome::PendingSeller, Some(5_250_000), false),
+        ),
+        (
+            "closed/pending_seller-never-won",
+            closed(Outcome::PendingSeller, Some(5_250_000), true),
+        ),
+        ("closed/no_sale", closed(Outcome::NoSale, None, false)),
+    ];
+    let edge_echoes_and_errors = vec![
+        (
+            "pong/req-uint-max",
+            ServerMessage::Pong(Reply {
+                req: req_uint(u64::MAX),
+            }),
+        ),
+        (
+            "pong/req-int-min",
+            ServerMessage::Pong(Reply {
+                req: req_int(i64::MIN),
+            }),
+        ),
+        (
+            "pong/req-str-escaped",
+            ServerMessage::Pong(Reply {
+                req: req_str(awkward),
+            }),
+        ),
+        (
+            "error/bad_message-req-uint",
+            error(
+                ErrorCode::BadMessage,
+                "`amount` must not be negative",
+                req_uint(7),
+            ),
+        ),
+        // The text a session sends for a frame of the wrong kind (gateway/session.rs).
+        (
+            "error/bad_message-no-req",
+            error(
+                ErrorCode::BadMessage,
+                "this connection speaks json: send text frames",
+                None,
+            ),
+        ),
+        (
+            "error/unknown_type-req-str",
+            error(
+                ErrorCode::UnknownType,
+                "unknown message type \"bet\"",
+                req_str("r-8"),
+            ),
+        ),
+        // The text a session sends for a subscribe to an unknown auction (gateway/session.rs).
+        (
+            "error/unknown_auction-req-int",
+            error(ErrorCode::UnknownAuction, "no auction A99", req_int(-9)),
+        ),
+    ];
+    let named = |(n, m): (&str, ServerMessage)| (n.to_owned(), m);
+    let mut all: Vec<(String, ServerMessage)> = v.into_iter().map(named).collect();
+    // The two replies that carry nothing but the echo, with every kind of `req`.
+    for (kind, req) in every_req() {
+        all.push((
+            format!("unsubscribed/{kind}"),
+            ServerMessage::Unsubscribed(Reply { req }),
+        ));
+    }
+    for (kind, req) in every_req() {
+        all.push((format!("pong/{kind}"), ServerMessage::Pong(Reply { req })));
+    }
+    all.extend(edge_echoes_and_errors.into_iter().map(named));
+    all
+}
+
+/// One fan-out event: its broadcast, and which pinned message each receiver must get.
+struct FanOut {
+    name: &'static str,
+    broadcast: Broadcast,
+    /// (receiver, name of the `ws-server` entry it gets); `None` is a receiver who is not
+    /// a dealer.
+    receivers: Vec<(Option<DealerId>, &'static str)>,
+}
+
+/// The fan-out cases: every receiver kind of every `update` and `closed` broadcast, each
+/// mapped to the entry of `server_messages` it must equal byte for byte.
+fn fan_outs() -> Vec<FanOut> {
+    let (leader, other) = (Some(DealerId(7)), Some(DealerId(8)));
+    vec![
+        FanOut {
+            name: "update with a leader",
+            broadcast: Broadcast::update(8_812, &led_update()),
+            receivers: vec![
+                (leader, "update/live-leading"),
+                (other, "update/live-not-leading"),
+                (None, "update/live-not-leading"),
+            ],
+        },
+        FanOut {
+            name: "update without a leader",
+            broadcast: Broadcast::update(8_801, &opening_update()),
+            receivers: vec![
+                (other, "update/live-no-price"),
+                (None, "update/live-no-price"),
+            ],
+        },
+        FanOut {
+            name: "closed sold",
+            broadcast: Broadcast::closed(LotId(17), Outcome::Sold, Some(6_100_000), leader),
+            receivers: vec![
+                (leader, "closed/sold-won"),
+                (other, "closed/sold-not-won"),
+                (None, "closed/sold-not-won"),
+            ],
+        },
+        FanOut {
+            name: "closed pending_seller",
+            broadcast: Broadcast::closed(
+                LotId(17),
+                Outcome::PendingSeller,
+                Some(5_250_000),
+                leader,
+            ),
+            receivers: vec![
+                (leader, "closed/pending_seller"),
+                (None, "closed/pending_seller"),
+            ],
+        },
+        FanOut {
+            name: "closed no_sale",
+            broadcast: Broadcast::closed(LotId(17), Outcome::NoSale, None, None),
+            receivers: vec![(leader, "closed/no_sale"), (None, "closed/no_sale")],
+        },
+    ]
+}
+
+/// Every client message pinned in `ws-client.*`, by name.
+fn client_messages() -> Vec<(String, ClientMessage)> {
+    let message = |req, request| ClientMessage { req, request };
+    let auction = || AuctionRef::new("A17");
+    let bid = |amount, max, bid_id: &str| {
+        Request::Bid(BidRequest {
+            auction: auction(),
+            amount,
+            max,
+            bid_id: bid_id.into(),
+        })
+    };
+    let mut v = Vec::new();
+    let requests = [
+        ("subscribe", Request::Subscribe { auction: auction() }),
+        ("unsubscribe", Request::Unsubscribe { auction: auction() }),
+        ("ping", Request::Ping),
+    ];
+    for (ty, request) in requests {
+        for (kind, req) in every_req() {
+            v.push((format!("{ty}/{kind}"), message(req, request.clone())));
+        }
+    }
+    let bids = [
+        (
+            "bid/with-max-req-str",
+            req_str("r-3"),
+            bid(5_250_000, Some(6_000_000), "d3-0001"),
+        ),
+        (
+            "bid/without-max-req-uint",
+            req_uint(3),
+            bid(5_250_000, None, "d3-0002"),
+        ),
+        (
+            "bid/with-max-req-int",
+            req_int(-3),
+            bid(1, Some(1_000_000_000_000), "d3-0003"),
+        ),
+        ("bid/without-max-no-req", None, bid(0, None, "")),
+        (
+            "bid/amount-u64-max",
+            req_uint(u64::MAX),
+            bid(u64::MAX, Some(u64::MAX), "d3-0004"),
+        ),
+        ("ping/req-int-min", req_int(i64::MIN), Request::Ping),
+    ];
+    v.extend(
+        bids.into_iter()
+            .map(|(name, req, r)| (name.to_owned(), message(req, r))),
+    );
+    v
+}
+
+/// MessagePack of any value, maps with names.
+fn mp<T: serde::Serialize + ?Sized>(v: &T) -> Vec<u8> {
+    rmp_serde::to_vec_named(v).expect("a test value encodes")
+}
+
+/// Malformed frames, one representative of each error path of the decoder, in each
+/// encoding: (name, the connection's format, the frame).
+fn malformed_frames() -> Vec<(String, Format, Vec<u8>)> {
+    let r65 = "r".repeat(65);
+    let deep_json = format!(
+        r#"{{"type":"ping","req":"r","x":{}0{}}}"#,
+        "[".repeat(16),
+        "]".repeat(16)
+    );
+    let json: Vec<(&str, String)> = vec![
+        ("empty-frame", String::new()),
+        ("not-json", "hello".into()),
+        (
+            "truncated-after-req",
+            r#"{"req":"r1","type":"bid","auction":"A"#.into(),
+        ),
+        ("trailing-characters", r#"{"type":"ping","req":2} x"#.into()),
+        ("array-not-map", "[1,2]".into()),
+        ("missing-type", r#"{"req":"r","auction":"A1"}"#.into()),
+        ("type-not-string", r#"{"type":1,"req":-4}"#.into()),
+        ("unknown-type", r#"{"type":"bet","req":8}"#.into()),
+        (
+            "unknown-type-too-long",
+            format!(r#"{{"type":"{}","req":8}}"#, "t".repeat(65)),
+        ),
+        ("req-float", r#"{"type":"ping","req":1.5}"#.into()),
+        (
+            "req-too-long",
+            format!(r#"{{"type":"ping","req":"{r65}"}}"#),
+        ),
+        (
+            "duplicate-field",
+            r#"{"req":"r","type":"bid","auction":"A1","amount":1,"amount":2,"bid_id":"b"}"#.into(),
+        ),
+        (
+            "subscribe-missing-auction",
+            r#"{"type":"subscribe","req":3}"#.into(),
+        ),
+        (
+            "auction-not-string",
+            r#"{"type":"subscribe","auction":17,"req":"s"}"#.into(),
+        ),
+        (
+            "auction-too-long",
+            format!(r#"{{"type":"unsubscribe","auction":"{}"}}"#, "A".repeat(65)),
+        ),
+        (
+            "amount-negative",
+            r#"{"type":"bid","req":7,"auction":"A17","amount":-1,"bid_id":"x"}"#.into(),
+        ),
+        (
+            "amount-fraction",
+            r#"{"type":"bid","req":-1,"auction":"A17","amount":100.5,"bid_id":"x"}"#.into(),
+        ),
+        (
+            "amount-float-integral",
+            r#"{"type":"bid","auction":"A17","amount":100.0,"bid_id":"x"}"#.into(),
+        ),
+        (
+            "amount-exponent",
+            r#"{"type":"bid","auction":"A17","amount":1e3,"bid_id":"x"}"#.into(),
+        ),
+        (
+            "amount-over-u64",
+            r#"{"type":"bid","auction":"A17","amount":18446744073709551616,"bid_id":"x"}"#.into(),
+        ),
+        (
+            "amount-string",
+            r#"{"type":"bid","req":"r","auction":"A17","amount":"100","bid_id":"x"}"#.into(),
+        ),
+        (
+            "max-negative",
+            r#"{"type":"bid","req":"r","auction":"A17","amount":100,"max":-1,"bid_id":"x"}"#.into(),
+        ),
+        (
+            "bid-missing-bid_id",
+            r#"{"type":"bid","req":"r","auction":"A17","amount":100}"#.into(),
+        ),
+        (
+            "bid_id-too-long",
+            format!(
+                r#"{{"type":"bid","auction":"A17","amount":100,"bid_id":"{}"}}"#,
+                "x".repeat(65)
+            ),
+        ),
+        ("nested-too-deep", deep_json),
+    ];
+    let req_r1 = [mp("req"), mp("r1")].concat();
+    let ping_kv = [mp("type"), mp("ping")].concat();
+    let bid_with_amount = |amount: &[u8]| {
+        [
+            &[0x85][..],
+            &req_r1,
+            &mp("type"),
+            &mp("bid"),
+            &mp("auction"),
+            &mp("A17"),
+            &mp("bid_id"),
+            &mp("b"),
+            &mp("amount"),
+            amount,
+        ]
+        .concat()
+    };
+    let msgpack: Vec<(&str, Vec<u8>)> = vec![
+        ("empty-frame", vec![]),
+        ("reserved-byte-c1", vec![0xc1]),
+        ("nil-not-map", vec![0xc0]),
+        ("json-text", br#"{"type":"ping"}"#.to_vec()),
+        (
+            "truncated-after-req",
+            [&[0x83][..], &req_r1, &ping_kv].concat(),
+        ),
+        (
+            "trailing-bytes",
+            [&[0x82][..], &req_r1, &ping_kv, &[0x00]].concat(),
+        ),
+        (
+            "map32-claims-4-billion-entries",
+            vec![0xdf, 0xff, 0xff, 0xff, 0xff],
+        ),
+        (
+            "str32-claims-4-gib",
+            [
+                &[0x82][..],
+                &req_r1,
+                &mp("type"),
+                &[0xdb, 0xff, 0xff, 0xff, 0xff],
+                b"ping",
+            ]
+            .concat(),
+        ),
+        (
+            "type-not-utf8",
+            [&[0x82][..], &req_r1, &mp("type"), &[0xa2, 0xff, 0xfe]].concat(),
+        ),
+        (
+            "nested-too-deep",
+            [
+                &[0x83][..],
+                &req_r1,
+                &ping_kv,
+                &mp("x"),
+                &[0x91; 16],
+                &[0x00],
+            ]
+            .concat(),
+        ),
+        ("unknown-type", mp(&json!({"type": "bet", "req": -8}))),
+        ("req-bool", mp(&json!({"type": "ping", "req": true}))),
+        ("missing-type", mp(&json!({"req": 5, "auction": "A1"}))),
+        ("amount-negative-fixint", bid_with_amount(&[0xff])),
+        (
+            "amount-float32",
+            bid_with_amount(&[0xca, 0x3f, 0xc0, 0x00, 0x00]),
+        ),
+        ("amount-bin", bid_with_amount(&[0xc4, 0x01, 0x05])),
+        ("amount-ext", bid_with_amount(&[0xd4, 0x01, 0x05])),
+        (
+            "max-string",
+            mp(&json!({"type": "bid", "auction": "A17", "amount": 5, "max": "6", "bid_id": "b"})),
+        ),
+    ];
+    let json = json
+        .into_iter()
+        .map(|(n, f)| (format!("json/{n}"), Format::Json, f.into_bytes()));
+    let msgpack = msgpack
+        .into_iter()
+        .map(|(n, f)| (format!("msgpack/{n}"), Format::MsgPack, f));
+    json.chain(msgpack).collect()
+}
+
+// =======================================================================================
+// Facts: what the tests read out of the script and the fixtures, one line each.
+// =======================================================================================
+
+/// A command's variant, spelled out so that a new variant fails to compile here until
+/// the batch covers it.
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Configure(_) => "Configure",
+        Command::RegisterSeller { .. } => "RegisterSeller",
+        Command::RegisterDealer { .. } => "RegisterDealer",
+        Command::RegisterService { .. } => "RegisterService",
+        Command::SetDeposit { .. } => "SetDeposit",
+        Command::SetDealerStatus { .. } => "SetDealerStatus",
+        Command::ListCar { .. } => "ListCar",
+        Command::PlaceBid { .. } => "PlaceBid",
+        Command::CancelLot { .. } => "CancelLot",
+        Command::Decide { .. } => "Decide",
+        Command::Settle { .. } => "Settle",
+        Command::Tick => "Tick",
+        Command::Resume => "Resume",
+        Command::Alliance(a) => match a {
+            AllianceCommand::HandOff(_) => "Alliance::HandOff",
+            AllianceCommand::Retail { .. } => "Alliance::Retail",
+            AllianceCommand::Return { .. } => "Alliance::Return",
+            AllianceCommand::Refund { .. } => "Alliance::Refund",
+            AllianceCommand::OpenComplaint { .. } => "Alliance::OpenComplaint",
+            AllianceCommand::ResolveComplaint { .. } => "Alliance::ResolveComplaint",
+            AllianceCommand::Rate { .. } => "Alliance::Rate",
+        },
+    }
+}
+
+const EVERY_COMMAND: [&str; 20] = [
+    "Configure",
+    "RegisterSeller",
+    "RegisterDealer",
+    "RegisterService",
+    "SetDeposit",
+    "SetDealerStatus",
+    "ListCar",
+    "PlaceBid",
+    "CancelLot",
+    "Decide",
+    "Settle",
+    "Tick",
+    "Resume",
+    "Alliance::HandOff",
+    "Alliance::Retail",
+    "Alliance::Return",
+    "Alliance::Refund",
+    "Alliance::OpenComplaint",
+    "Alliance::ResolveComplaint",
+    "Alliance::Rate",
+];
+
+/// The batch's shape and its outcomes, one line each.
+fn batch_facts(batch: &Batch) -> Vec<String> {
+    let mut facts = vec![format!(
+        "entries {}..={} ({}), from T0+{} to T0+{}",
+        batch.first_seq(),
+        batch.last_seq(),
+        batch.entries.len(),
+        batch.entries.first().map_or(0, |e| e.now_ms - T0),
+        batch.entries.last().map_or(0, |e| e.now_ms - T0),
+    )];
+    facts.extend(batch.outcomes.iter().map(|o| {
+        format!(
+            "outcome seq {}: {} {} price={:?} dealer={:?} seller={}",
+            o.seq,
+            o.lot,
+            o.outcome.as_str(),
+            o.price,
+            o.dealer.map(|d| d.to_string()),
+            o.seller
+        )
+    }));
+    facts
+}
+
+/// What each story entry did that was not a plain success: bid outcomes and refusals.
+fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
+    let mut facts = Vec::new();
+    for (seq, events) in applied {
+        for e in events {
+            let fact = match e {
+                Event::Bid {
+                    lot,
+                    dealer,
+                    outcome: BidOutcome::Rejected(r),
+                    duplicate,
+                } => {
+                    format!(
+                        "{lot} {dealer} rejected {} duplicate={duplicate}",
+                        r.reason()
+                    )
+                }
+                Event::Bid {
+                    lot,
+                    dealer,
+                    outcome: BidOutcome::Accepted { price, leading, .. },
+                    duplicate,
+                } => {
+                    format!("{lot} {dealer} accepted price={price} leading={leading} duplicate={duplicate}")
+                }
+                Event::Refused(r) => format!("refused {r:?}"),
+                Event::Alliance(AllianceEvent::Refused(r)) => {
+                    format!("alliance refused {}", r.code())
+                }
+                Event::Alliance(AllianceEvent::HandedOff {
+                    auction,
+                    item,
+                    duplicate,
+                }) => {
+                    format!("{auction} handed off as {item} duplicate={duplicate}")
+                }
+                Event::Alliance(AllianceEvent::Expelled { dealer, warning }) => {
+                    format!("{dealer} expelled by {warning}")
+                }
+                _ => continue,
+            };
+            facts.push(format!("seq {seq}: {fact}"));
+        }
+    }
+    facts
+}
+
+/// The book's state, one line per object.
+fn book_facts(book: &Book) -> Vec<String> {
+    let mut facts = vec![format!(
+        "last_seq={} last_now=T0+{}",
+        book.last_seq(),
+        book.last_now() - T0
+    )];
+    for lot in book.lots() {
+        facts.push(format!(
+            "{} {} price={:?} bids={} lead={:?} settled={} vin_ok={}",
+            lot.id,
+            lot.status.as_str(),
+            lot.price,
+            lot.bids,
+            lot.lead.map(|l| format!("{} max {}", l.dealer, l.max)),
+            lot.settled,
+            check_vin(&lot.listing.vehicle.vin).is_ok(),
+        ));
+    }
+    for d in book.dealers() {
+        facts.push(format!(
+            "{} {:?} deposit={} exposure={} receipts={} linked={:?}",
+            d.id,
+            d.status,
+            d.deposit,
+            d.exposure,
+            d.receipts.len(),
+            d.linked_sellers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+        ));
+    }
+    for s in book.sellers() {
+        facts.push(format!("{} {}", s.id, s.name));
+    }
+    for s in book.services() {
+        facts.push(format!("{} {}", s.id, s.name));
+    }
+    let alliance = book.alliance();
+    for i in alliance.items() {
+        facts.push(format!(
+            "{} {} {} {} certified={} reasons={:?} rated={}",
+            i.id,
+            i.auction,
+            i.dealer,
+            i.status.as_str(),
+            i.certified,
+            i.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+            i.rated,
+        ));
+    }
+    for c in alliance.complaints() {
+        facts.push(format!(
+            "{} {} {} warning={:?}",
+            c.id,
+            c.dealer,
+            c.status.as_str(),
+            c.warning.map(|w| w.to_string())
+        ));
+    }
+    for w in (1..).map_while(|n| alliance.warning(WarningId(n))) {
+        facts.push(format!(
+            "{} {} {} corrected={}",
+            w.id,
+            w.dealer,
+            w.cause.as_str(),
+            w.corrected()
+        ));
+    }
+    for d in book.dealers() {
+        let s = alliance.standing(d.id, d.status);
+        if s.ratings > 0 || s.violations > 0 {
+            facts.push(format!(
+                "{} standing score={:?} ratings={} violations={} uncorrected={}",
+                d.id,
+                s.score(),
+                s.ratings,
+                s.violations,
+                s.uncorrected()
+            ));
+        }
+    }
+    facts
+}
+
+// =======================================================================================
+// Golden files
+// =======================================================================================
+
+/// The rule every failure repeats.
+const RULE: &str = "A diff in these files is a contract change: it needs a protocol version or a \
+                    migration, never a bless to make a refactor pass. (To record an intended \
+                    change: GAVEL_BLESS=1 cargo test --test golden, and say why in the commit.)";
+
+/// Bytes per line of a hex blob file.
+const BLOB_LINE_BYTES: usize = 32;
+
+fn blessing() -> bool {
+    std::env::var("GAVEL_BLESS").is_ok_and(|v| v == "1")
+}
+
+fn golden_path(file: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("golden")
+        .join(file)
+}
+
+fn write_golden(file: &str, text: &str, what: &str) {
+    let path = golden_path(file);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("create tests/golden");
+    }
+    std::fs::write(&path, text).expect("write a golden file");
+    // Straight to the process's stderr: the test harness captures `eprintln!`, and a
+    // bless must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "GAVEL_BLESS=1: wrote tests/golden/{file} ({what}) from the current code"
+    );
+}
+
+fn read_golden(file: &str) -> String {
+    let path = golden_path(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e}. Golden files are written with GAVEL_BLESS=1 cargo test --test golden",
+            path.display()
+        )
+    })
+}
+
+/// Reads a table file: one `name<TAB>value` per line, each line ending in `\n`, names
+/// unique and non-empty. Nothing else is accepted.
+fn parse_table(file: &str, text: &str) -> Vec<(String, String)> {
+    assert!(
+        text.is_empty() || text.ends_with('\n'),
+        "tests/golden/{file}: the last line has no newline"
+    );
+    let mut seen = BTreeSet::new();
+    text.split_terminator('\n')
+        .enumerate()
+        .map(|(i, line)| {
+            let (name, value) = line
+                .split_once('\t')
+                .unwrap_or_else(|| panic!("tests/golden/{file}:{}: no TAB after the name", i + 1));
+            assert!(
+                !name.is_empty() && !line.contains('\r'),
+                "tests/golden/{file}:{}: empty name or a CR",
+                i + 1
+            );
+            assert!(
+                seen.insert(name.to_owned()),
+                "tests/golden/{file}:{}: `{name}` twice",
+                i + 1
+            );
+            (name.to_owned(), value.to_owned())
+        })
+        .collect()
+}
+
+/// The stored table, by name. When blessing, `rows` instead: they are what this run
+/// writes, and another test may not have written the file yet.
+fn stored_table(file: &str, rows: &[(String, String)]) -> BTreeMap<String, String> {
+    if blessing() {
+        return rows.iter().cloned().collect();
+    }
+    parse_table(file, &read_golden(file)).into_iter().collect()
+}
+
+/// Where two strings first differ, in characters.
+fn first_difference(a: &str, b: &str) -> usize {
+    a.chars().zip(b.chars()).take_while(|(x, y)| x == y).count()
+}
+
+/// Compares each table with its file (or writes them, when blessing); fails once, naming
+/// every entry that differs in any of them.
+fn check_tables(tables: &[(&str, &Rows)]) {
+    let reports: Vec<String> = tables
+        .iter()
+        .filter_map(|(file, rows)| table_report(file, rows))
+        .collect();
+    assert!(reports.is_empty(), "{}\n\n{RULE}", reports.join("\n\n"));
+}
+
+/// What differs between `actual` and the table file (`None`: nothing; and when blessing,
+/// after writing the file).
+fn table_report(file: &str, actual: &[(String, String)]) -> Option<String> {
+    let mut names = BTreeSet::new();
+    for (name, value) in actual {
+        assert!(
+            !name.is_empty() && !name.contains(['\t', '\n', '\r']),
+            "a golden name must be one line without TAB: {name:?}"
+        );
+        assert!(
+            !value.contains(['\n', '\r']),
+            "`{name}`: a golden value must be one line: {value:?}"
+        );
+        assert!(names.insert(name), "`{name}` appears twice in {file}");
+    }
+    let text: String = actual.iter().map(|(n, v)| format!("{n}\t{v}\n")).collect();
+    if blessing() {
+        write_golden(file, &text, &format!("{} entries", actual.len()));
+        return None;
+    }
+    let expected = parse_table(file, &read_golden(file));
+    let expected_map: BTreeMap<&str, &str> = expected
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let actual_map: BTreeMap<&str, &str> = actual
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let hex = file.ends_with(".hex");
+    let mut problems = Vec::new();
+    for (name, want) in &expected {
+        match actual_map.get(name.as_str()) {
+            None => problems.push(format!(
+                "- `{name}`: in the golden file, no longer produced"
+            )),
+            Some(got) if got != want => {
+                let at = first_difference(want, got);
+                let at = if hex {
+                    format!("byte {}", at / 2)
+                } else {
+                    format!("character {at}")
+                };
+                problems.push(format!(
+                    "- `{name}` differs (first at {at}):\n    expected: {want}\n    actual:   {got}"
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for (name, got) in actual {
+        if !expected_map.contains_key(name.as_str()) {
+            problems.push(format!(
+                "- `{name}`: produced, not in the golden file:\n    actual:   {got}"
+            ));
+        }
+    }
+    if problems.is_empty() && text != read_golden(file) {
+        problems.push("- the entries are the same but in another order".into());
+    }
+    (!problems.is_empty()).then(|| {
+        format!(
+            "tests/golden/{file} does not match the code ({} of {} entries):\n{}",
+            problems.len(),
+            expected.len(),
+            problems.join("\n")
+        )
+    })
+}
+
+/// The hex of a blob file: lowercase, [`BLOB_LINE_BYTES`] bytes a line, the last line
+/// shorter or equal, every line ending in `\n`.
+fn blob_text(bytes: &[u8]) -> String {
+    bytes
+        .chunks(BLOB_LINE_BYTES)
+        .map(|line| format!("{}\n", hex::encode(line)))
+        .collect()
+}
+
+/// Reads a blob file written by [`blob_text`]; nothing else is accepted.
+fn parse_blob(file: &str, text: &str) -> Vec<u8> {
+    assert!(
+        text.ends_with('\n'),
+        "tests/golden/{file}: the last line has no newline"
+    );
+    let lines: Vec<&str> = text.split_terminator('\n').collect();
+    let mut bytes = Vec::with_capacity(lines.len() * BLOB_LINE_BYTES);
+    for (i, line) in lines.iter().enumerate() {
+        let full = line.len() == 2 * BLOB_LINE_BYTES;
+        let last_ok = i + 1 == lines.len() && !line.is_empty() && line.len() % 2 == 0;
+        assert!(
+            (full || last_ok) && line.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+            "tests/golden/{file}:{}: not a line of {BLOB_LINE_BYTES} bytes in lowercase hex",
+            i + 1
+        );
+        bytes.extend(hex::decode(line).expect("checked hex"));
+    }
+    bytes
+}
+
+/// The stored blob. When blessing, `actual` instead (see [`stored_table`]).
+fn stored_blob(file: &str, actual: &[u8]) -> Vec<u8> {
+    if blessing() {
+        return actual.to_vec();
+    }
+    parse_blob(file, &read_golden(file))
+}
+
+/// Compares `actual` with the blob file (or writes it, when blessing); fails with the
+/// first difference and the bytes around it.
+fn check_blob(file: &str, actual: &[u8]) {
+    if blessing() {
+        write_golden(file, &blob_text(actual), &format!("{} bytes", actual.len()));
+        return;
+    }
+    let expected = parse_blob(file, &read_golden(file));
+    if expected == actual {
+        return;
+    }
+    let at = expected
+        .iter()
+        .zip(actual)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let window = |b: &[u8]| {
+        let from = at.saturating_sub(16);
+        hex::encode(&b[from.min(b.len())..(at + 16).min(b.len())])
+    };
+    panic!(
+        "tests/golden/{file} does not match the code: {} bytes expected, {} produced, first \
+         difference at byte {at} (line {} of the file)\n    expected [{}..]: {}\n    actual   [{}..]: {}\n\n{RULE}",
+        expected.len(),
+        actual.len(),
+        at / BLOB_LINE_BYTES + 1,
+        at.saturating_sub(16),
+        window(&expected),
+        at.saturating_sub(16),
+        window(actual),
+    );
+}
+
+/// The `ws-server` tables: each message as `codec::encode` writes it, JSON as text and
+/// MessagePack as hex.
+type Rows = Vec<(String, String)>;
+
+fn server_rows(messages: &[(String, ServerMessage)]) -> (Rows, Rows) {
+    messages
+        .iter()
+        .map(|(name, msg)| {
+            let json = payload(Format::Json, &codec::encode(Format::Json, msg));
+            let json = String::from_utf8(json).expect("JSON frames are UTF-8");
+            let msgpack = payload(Format::MsgPack, &codec::encode(Format::MsgPack, msg));
+            ((name.clone(), json), (name.clone(), hex_of(&msgpack)))
+        })
+        .unzip()
+}
+
+/// The payload bytes a frame puts on the wire, checking its kind against its format.
+fn payload(format: Format, frame: &Frame) -> Vec<u8> {
+    match (format, frame) {
+        (Format::Json, Frame::Text(t)) => t.as_bytes().to_vec(),
+        (Format::MsgPack, Frame::Binary(b)) => b.to_vec(),
+        _ => panic!("a {format:?} message must not be a {frame:?}"),
+    }
+}
+
+/// Bytes as a golden file shows them: JSON as text, MessagePack as hex.
+fn shown(format: Format, bytes: &[u8]) -> String {
+    match format {
+        Format::Json => String::from_utf8_lossy(bytes).into_owned(),
+        Format::MsgPack => hex_of(bytes),
+    }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    hex::encode(bytes)
+}
+
+fn from_hex(name: &str, text: &str) -> Vec<u8> {
+    hex::decode(text).unwrap_or_else(|e| panic!("`{name}`: bad hex in a golden file: {e}"))
+}
+
+// =======================================================================================
+// Tests
+// =======================================================================================
+
+#[test]
+fn ws_server_messages_are_pinned_in_both_encodings() {
+    let lots = script_views(&script_book());
+    let messages = server_messages(&lots);
+    let (json_rows, msgpack_rows) = server_rows(&messages);
+    check_tables(&[
+        ("ws-server.json.txt", &json_rows),
+        ("ws-server.msgpack.hex", &msgpack_rows),
+    ]);
+
+    let json = stored_table("ws-server.json.txt", &json_rows);
+    let msgpack = stored_table("ws-server.msgpack.hex", &msgpack_rows);
+    for (name, msg) in &messages {
+        // Every other writer of the message writes the stored bytes too: serde_json (which
+        // the hand-written JSON of `update` and `bid_result` must match) and rmp_serde.
+        let serde_json = serde_json::to_string(msg).expect("serializes");
+        assert_eq!(
+            serde_json, json[name],
+            "`{name}`: serde_json differs from the golden JSON"
+        );
+        assert_eq!(
+            hex_of(&mp(msg)),
+            msgpack[name],
+            "`{name}`: rmp_serde differs from the golden MessagePack"
+        );
+
+        // The stored bytes read back as the same message (what a client's decoder sees),
+        // and the two encodings carry the same map.
+        let packed = from_hex(name, &msgpack[name]);
+        let from_json: ServerMessage =
+            serde_json::from_str(&json[name]).expect("golden JSON decodes");
+        let from_msgpack: ServerMessage =
+            rmp_serde::from_slice(&packed).expect("golden MessagePack decodes");
+        assert_eq!(&from_json, msg, "`{name}` (JSON)");
+        assert_eq!(&from_msgpack, msg, "`{name}` (MessagePack)");
+        let a: Value = serde_json::from_str(&json[name]).expect("JSON");
+        let b: Value = rmp_serde::from_slice(&packed).expect("MessagePack");
+        assert_eq!(
+            a, b,
+            "`{name}`: the JSON and the MessagePack say different things"
+        );
+    }
+
+    // Every message type, reason, status, outcome and error code is in the table.
+    let all_json: Vec<Value> = json
+        .values()
+        .map(|t| serde_json::from_str(t).expect("JSON"))
+        .collect();
+    let field = |key: &str| -> BTreeSet<String> {
+        all_json
+            .iter()
+            .flat_map(|v| [&v[key], &v["auction"][key]])
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    };
+    let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+    assert_eq!(
+        field("type"),
+        set(&[
+            "bid_result",
+            "closed",
+            "error",
+            "outbid",
+            "pong",
+            "snapshot",
+            "unsubscribed",
+            "update"
+        ])
+    );
+    assert_eq!(
+        field("reason"),
+        RejectReason::ALL
+            .iter()
+            .map(|r| r.as_str().to_owned())
+            .collect()
+    );
+    let statuses = set(&[
+        "scheduled",
+        "live",
+        "pending_seller",
+        "sold",
+        "no_sale",
+        "cancelled",
+    ]);
+    assert!(
+        field("status").is_superset(&statuses),
+        "{:?}",
+        field("status")
+    );
+    assert_eq!(
+        field("outcome"),
+        set(&["sold", "no_sale", "pending_seller"])
+    );
+    assert_eq!(
+        field("code"),
+        set(&["bad_message", "unknown_type", "unknown_auction"])
+    );
+}
+
+#[test]
+fn ws_fan_out_frames_are_the_pinned_bytes() {
+    let lots = script_views(&script_book());
+    let messages = server_messages(&lots);
+    let (json_rows, msgpack_rows) = server_rows(&messages);
+    let json = stored_table("ws-server.json.txt", &json_rows);
+    let msgpack = stored_table("ws-server.msgpack.hex", &msgpack_rows);
+    let messages: BTreeMap<String, ServerMessage> = messages.into_iter().collect();
+    let mut checked = 0;
+    for case in fan_outs() {
+        for &(receiver, entry) in &case.receivers {
+            let what = format!("{} to {receiver:?} as `{entry}`", case.name);
+            assert_eq!(
+                case.broadcast.message_for(receiver),
+                &messages[entry],
+                "{what}"
+            );
+            for (format, golden) in [
+                (Format::Json, &json[entry]),
+                (Format::MsgPack, &msgpack[entry]),
+            ] {
+                let fanned = payload(format, &case.broadcast.frame_for(format, receiver));
+                let fanned = shown(format, &fanned);
+                assert_eq!(
+                    &fanned, golden,
+                    "{what} ({format:?}): the fan-out differs from the golden bytes"
+                );
+                let direct = payload(format, &codec::encode(format, &messages[entry]));
+                assert_eq!(
+                    fanned,
+                    shown(format, &direct),
+                    "{what} ({format:?}): the fan-out differs from codec::encode"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 12, "every fan-out receiver was checked");
+}
+
+#[test]
+fn ws_client_messages_decode_from_the_pinned_bytes() {
+    let messages = client_messages();
+    let json_rows: Vec<(String, String)> = messages
+        .iter()
+        .map(|(n, m)| (n.clone(), serde_json::to_string(m).expect("serializes")))
+        .collect();
+    let msgpack_rows: Vec<(String, String)> = messages
+        .iter()
+        .map(|(n, m)| (n.clone(), hex_of(&mp(m))))
+        .collect();
+    check_tables(&[
+        ("ws-client.json.txt", &json_rows),
+        ("ws-client.msgpack.hex", &msgpack_rows),
+    ]);
+
+    let json = stored_table("ws-client.json.txt", &json_rows);
+    let msgpack = stored_table("ws-client.msgpack.hex", &msgpack_rows);
+    for (name, msg) in &messages {
+        let from_json = codec::decode(Format::Json, json[name].as_bytes());
+        assert_eq!(from_json.as_ref(), Ok(msg), "`{name}` (JSON)");
+        let from_msgpack = codec::decode(Format::MsgPack, &from_hex(name, &msgpack[name]));
+        assert_eq!(from_msgpack.as_ref(), Ok(msg), "`{name}` (MessagePack)");
+    }
+    let types: BTreeSet<&str> = messages
+        .iter()
+        .map(|(_, m)| m.request.type_name())
+        .collect();
+    assert_eq!(
+        types,
+        BTreeSet::from(["bid", "ping", "subscribe", "unsubscribe"])
+    );
+}
+
+#[test]
+fn ws_malformed_frames_get_the_pinned_errors() {
+    let mut rows = Vec::new();
+    for (name, format, frame) in malformed_frames() {
+        let error = codec::decode(format, &frame)
+            .expect_err(&format!("`{name}` must not decode"))
+            .into_message();
+        let ServerMessage::Error(ErrorReply { message, .. }) = &error else {
+            panic!("`{name}`: a decode error is an `error` message");
+        };
+        assert!(!message.is_empty(), "`{name}`: an empty message");
+        // The reply in the connection's own encoding says the same.
+        let sent = payload(format, &codec::encode(format, &error));
+        let back: ServerMessage = match format {
+            Format::Json => serde_json::from_slice(&sent).expect("JSON"),
+            Format::MsgPack => rmp_serde::from_slice(&sent).expect("MessagePack"),
+        };
+        assert_eq!(back, error, "`{name}`");
+        let shown = match format {
+            Format::Json => String::from_utf8(frame).expect("JSON rows are text"),
+            Format::MsgPack => hex_of(&frame),
+        };
+        assert!(
+            !shown.contains(['\t', '\n', '\r']),
+            "`{name}`: a frame must be one line"
+        );
+        let reply = payload(Format::Json, &codec::encode(Format::Json, &error));
+        let reply = String::from_utf8(reply).expect("JSON");
+        rows.push((name, format!("{shown}\t{reply}")));
+    }
+    check_tables(&[("ws-client-malformed.txt", &rows)]);
+
+    // Every row, as stored, still gets its stored reply.
+    let codes: BTreeSet<String> = stored_table("ws-client-malformed.txt", &rows)
+        .iter()
+        .map(|(name, value)| {
+            let (frame, reply) = value.split_once('\t').expect("frame TAB reply");
+            let (format, frame) = match name.split_once('/') {
+                Some(("json", _)) => (Format::Json, frame.as_bytes().to_vec()),
+                Some(("msgpack", _)) => (Format::MsgPack, from_hex(name, frame)),
+                _ => panic!("`{name}`: a row is json/… or msgpack/…"),
+            };
+            let want: ServerMessage = serde_json::from_str(reply).expect("reply JSON");
+            let got = codec::decode(format, &frame)
+                .expect_err("a malformed frame")
+                .into_message();
+            assert_eq!(got, want, "`{name}`");
+            let ServerMessage::Error(e) = want else {
+                panic!("`{name}`: not an error");
+            };
+            e.code.as_str().to_owned()
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        BTreeSet::from(["bad_message".into(), "unknown_type".into()])
+    );
+}
+
+#[test]
+fn http_auction_json_is_pinned() {
+    let book = script_book();
+    let lots = script_views(&book);
+    let mut rows = Vec::new();
+    for (name, lot, viewer) in http_views() {
+        let view = lots_view(&lots, lot, viewer);
+        assert_eq!(
+            view,
+            book_view(&book, lot, viewer),
+            "`{name}`: the hub's view and the book's differ"
+        );
+        // What `view_of` in api/routes.rs serves: the view as a JSON value, then axum's
+        // Json writes that value.
+        let value = serde_json::to_value(&view).expect("a view serializes");
+        rows.push((
+            name.to_owned(),
+            serde_json::to_string(&value).expect("a value serializes"),
+        ));
+    }
+    check_tables(&[("http-auction.json.txt", &rows)]);
+    let stored = stored_table("http-auction.json.txt", &rows);
+    let shown = |name: &str, key: &str| {
+        let v: Value = serde_json::from_str(&stored[name]).expect("JSON");
+        v.get(key).cloned()
+    };
+    assert_eq!(
+        shown("A9-live/its-seller", "reserve"),
+        Some(json!(26_000_000))
+    );
+    assert_eq!(shown("A9-live/another-seller", "reserve"), None);
+    assert_eq!(
+        shown("A9-live/dealer-leading", "leading"),
+        Some(json!(true))
+    );
+    assert_eq!(
+        shown("A9-live/dealer-outbid", "leading"),
+        Some(json!(false))
+    );
+    assert_eq!(
+        shown("A11-live-no-price/dealer", "price"),
+        Some(Value::Null)
+    );
+    assert_eq!(shown("A9-live/other", "buy_now"), Some(json!(35_000_000)));
+    assert_eq!(
+        shown("A1-sold/buyer", "buy_now"),
+        None,
+        "withdrawn once the reserve is met"
+    );
+    for (name, _) in &rows {
+        for d in 1..=5 {
+            let id = format!("\"D{d}\"");
+            assert!(!stored[name].contains(&id), "`{name}` names a dealer");
+        }
+    }
+}
+
+#[test]
+fn journal_batch_is_pinned() {
+    let batch = journal_batch();
+    check_blob("journal-batch.msgpack.hex", &batch_bytes(&batch));
+
+    let fixture = stored_blob("journal-batch.msgpack.hex", &batch_bytes(&batch));
+    let decoded = decode_batch(&fixture);
+    assert_eq!(
+        batch_bytes(&decoded),
+        fixture,
+        "the batch does not re-encode to its own bytes"
+    );
+    assert_eq!(
+        decoded, batch,
+        "the fixture decodes to another batch than the script's"
+    );
+
+    let names: BTreeSet<&str> = decoded
+        .entries
+        .iter()
+        .map(|e| command_name(&e.command))
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(EVERY_COMMAND),
+        "the batch must hold every command"
+    );
+    assert_eq!(
+        batch_facts(&decoded),
+        [
+            "entries 1..=77 (77), from T0+0 to T0+9000000",
+            "outcome seq 30: A2 sold price=Some(8000000) dealer=Some(\"D2\") seller=S1",
+            "outcome seq 46: A12 sold price=Some(4000000) dealer=Some(\"D1\") seller=S1",
+            "outcome seq 49: A1 sold price=Some(6000000) dealer=Some(\"D1\") seller=S1",
+            "outcome seq 49: A3 pending_seller price=Some(4000000) dealer=Some(\"D1\") seller=S2",
+            "outcome seq 49: A4 pending_seller price=Some(3000000) dealer=Some(\"D2\") seller=S2",
+            "outcome seq 49: A5 no_sale price=None dealer=None seller=S1",
+            "outcome seq 49: A6 pending_seller price=Some(3500000) dealer=Some(\"D1\") seller=S2",
+            "outcome seq 50: A3 sold price=Some(4000000) dealer=Some(\"D1\") seller=S2",
+            "outcome seq 51: A6 no_sale price=Some(3500000) dealer=Some(\"D1\") seller=S2",
+        ]
+    );
+}
+
+#[test]
+fn snapshot_is_pinned() {
+    let book = script_book();
+    let bytes = snapshot_bytes(&book);
+    check_blob("snapshot.msgpack.hex", &bytes);
+
+    let fixture = stored_blob("snapshot.msgpack.hex", &bytes);
+    assert_eq!(
+        bytes, fixture,
+        "the script's book does not serialize to the fixture"
+    );
+    let decoded = decode_snapshot(&fixture);
+    assert_eq!(
+        snapshot_bytes(&decoded),
+        fixture,
+        "the snapshot does not re-encode to its own bytes"
+    );
+    assert_eq!(
+        decoded, book,
+        "the fixture decodes to another book than the script's"
+    );
+    // A second build has receipt maps with other hash keys: the bytes must not notice.
+    assert_eq!(
+        snapshot_bytes(&script_book()),
+        fixture,
+        "snapshot bytes depend on hash keys"
+    );
+
+    assert_eq!(
+        book_facts(&decoded),
+        [
+            "last_seq=207 last_now=T0+9101290",
+            "A1 sold price=Some(6000000) bids=3 lead=Some(\"D1 max 6500000\") settled=true vin_ok=true",
+            "A2 sold price=Some(8000000) bids=1 lead=Some(\"D2 max 8000000\") settled=false vin_ok=true",
+            "A3 sold price=Some(4000000) bids=1 lead=Some(\"D1 max 4000000\") settled=false vin_ok=true",
+            "A4 pending_seller price=Some(3000000) bids=1 lead=Some(\"D2 max 3000000\") settled=false vin_ok=true",
+            "A5 no_sale price=None bids=0 lead=None settled=false vin_ok=true",
+            "A6 no_sale price=Some(3500000) bids=1 lead=Some(\"D1 max 3500000\") settled=false vin_ok=true",
+            "A7 cancelled price=None bids=0 lead=None settled=false vin_ok=true",
+            "A8 cancelled price=Some(2500000) bids=1 lead=Some(\"D2 max 2500000\") settled=false vin_ok=true",
+            "A9 live price=Some(21100000) bids=4 lead=Some(\"D2 max 25500000\") settled=false vin_ok=true",
+            "A10 scheduled price=None bids=0 lead=None settled=false vin_ok=true",
+            "A11 live price=None bids=0 lead=None settled=false vin_ok=true",
+            "A12 sold price=Some(4000000) bids=1 lead=Some(\"D1 max 4000000\") settled=false vin_ok=true",
+            "D1 Active deposit=50000000 exposure=8000000 receipts=140 linked=[]",
+            "D2 Active deposit=20000000 exposure=36500000 receipts=7 linked=[]",
+            "D3 Expelled deposit=5000000 exposure=0 receipts=2 linked=[\"S2\"]",
+            "D4 Active deposit=200000 exposure=0 receipts=1 linked=[]",
+            "D5 Active deposit=10000000 exposure=0 receipts=1 linked=[]",
+            "S1 Wang Fang",
+            "S2 Zhao Lei",
+            "V1 Alliance consumer site",
+            "I1 A1 D1 refunded certified=true reasons=[] rated=true",
+            "I2 A2 D2 retailed certified=false reasons=[\"title_not_transferable\"] rated=true",
+            "I3 A3 D1 returned certified=true reasons=[] rated=false",
+            "I4 A12 D1 in_stock certified=true reasons=[] rated=false",
+            "C1 D1 resolved warning=None",
+            "C2 D3 overdue warning=Some(\"W3\")",
+            "C3 D3 overdue warning=Some(\"W4\")",
+            "C4 D3 resolved warning=Some(\"W5\")",
+            "C5 D2 open warning=None",
+            "W1 D2 title_not_transferable corrected=false",
+            "W2 D1 hidden_damage corrected=true",
+            "W3 D3 overdue_complaint corrected=false",
+            "W4 D3 overdue_complaint corrected=false",
+            "W5 D3 overdue_complaint corrected=true",
+            "D1 standing score=Some(4.5) ratings=1 violations=1 uncorrected=0",
+            "D2 standing score=Some(4.5) ratings=1 violations=1 uncorrected=1",
+            "D3 standing score=None ratings=0 violations=3 uncorrected=2",
+        ]
+    );
+}
+
+#[test]
+fn the_story_does_what_its_comments_say() {
+    let (story, _) = script();
+    let applied = apply(&mut Book::default(), &story);
+    assert_eq!(
+        story_facts(&applied),
+        [
+            "seq 25: A1 D1 accepted price=5000000 leading=true duplicate=false",
+            "seq 26: A1 D2 accepted price=5250000 leading=false duplicate=false",
+            "seq 27: A1 D2 rejected below_minimum duplicate=false",
+            "seq 28: A1 D1 accepted price=5000000 leading=true duplicate=true",
+            "seq 29: A1 D1 accepted price=6000000 leading=true duplicate=false",
+            "seq 30: A2 D2 accepted price=8000000 leading=true duplicate=false",
+            "seq 31: A3 D1 accepted price=4000000 leading=true duplicate=false",
+            "seq 32: A3 D3 rejected own_listing duplicate=false",
+            "seq 33: A4 D2 accepted price=3000000 leading=true duplicate=false",
+            "seq 34: A6 D1 accepted price=3500000 leading=true duplicate=false",
+            "seq 35: A8 D2 accepted price=2500000 leading=true duplicate=false",
+            "seq 36: A9 D1 accepted price=20000000 leading=true duplicate=false",
+            "seq 37: A9 D2 accepted price=20500000 leading=true duplicate=false",
+            "seq 38: A9 D1 accepted price=21100000 leading=false duplicate=false",
+            "seq 39: A9 D2 accepted price=21100000 leading=true duplicate=false",
+            "seq 40: A9 D4 rejected exposure_limit duplicate=false",
+            "seq 41: A9 D1 rejected invalid duplicate=false",
+            "seq 42: A9 D5 rejected not_eligible duplicate=false",
+            "seq 43: A99 D1 rejected unknown_auction duplicate=false",
+            "seq 44: A10 D1 rejected not_live duplicate=false",
+            "seq 45: A9 D99 rejected not_eligible duplicate=false",
+            "seq 46: A12 D1 accepted price=4000000 leading=true duplicate=false",
+            "seq 53: A1 handed off as I1 duplicate=false",
+            "seq 54: A2 handed off as I2 duplicate=false",
+            "seq 55: A3 handed off as I3 duplicate=false",
+            "seq 56: A12 handed off as I4 duplicate=false",
+            "seq 57: A3 handed off as I3 duplicate=true",
+            "seq 58: alliance refused not_sold",
+            "seq 71: alliance refused forbidden",
+            "seq 73: D3 expelled by W5",
+            "seq 75: A9 D3 rejected not_eligible duplicate=false",
+        ]
+    );
+}
+
+/// The file journal stores exactly the pinned bytes: a batch frame's payload is the
+/// golden batch, a snapshot file's payload is its seq and the golden snapshot.
+#[tokio::test]
+async fn the_file_journal_writes_the_pinned_bytes() {
+    let batch = journal_batch();
+    let bulk = bulk_batch();
+    let snapshot = StoredSnapshot {
+        seq: bulk.last_seq(),
+        bytes: stored_blob("snapshot.msgpack.hex", &snapshot_bytes(&script_book())),
+    };
+    let golden_batch = stored_blob("journal-batch.msgpack.hex", &batch_bytes(&batch));
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut journal = FileJournal::open(dir.path(), FileJournalConfig::default())
+        .await
+        .expect("opens");
+    journal.append(&batch).await.expect("the batch appends");
+    journal.append(&bulk).await.expect("the bulk appends");
+    journal
+        .save_snapshot(&snapshot)
+        .await
+        .expect("the snapshot saves");
+    assert_eq!(
+        journal.read_after(0, 10).await.expect("reads back"),
+        vec![batch, bulk.clone()]
+    );
+    assert_eq!(
+        journal.load_snapshot().await.expect("loads"),
+        Some(snapshot.clone())
+    );
+    journal.close().await.expect("closes");
+
+    let frame = |payload: &[u8]| {
+        let len = u32::try_from(payload.len()).expect("small").to_le_bytes();
+        [&len[..], &crc32c::crc32c(payload).to_le_bytes(), payload].concat()
+    };
+    let segment =
+        std::fs::read(dir.path().join(format!("journal-{:020}.seg", 1))).expect("the segment");
+    assert_eq!(
+        segment,
+        [frame(&golden_batch), frame(&batch_bytes(&bulk))].concat()
+    );
+    let stored = std::fs::read(
+        dir.path()
+            .join(format!("snapshot-{:020}.bin", snapshot.seq)),
+    )
+    .expect("the snapshot file");
+    assert_eq!(
+        stored,
+        frame(&[&snapshot.seq.to_le_bytes()[..], &snapshot.bytes].concat())
+    );
+}
