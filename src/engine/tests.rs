@@ -633,20 +633,3 @@ async fn a_snapshot_whose_batch_failed_is_never_saved() {
     let (outcome, duplicate) = bid_outcome(&retry.events);
     assert!(!duplicate, "{outcome:?}");
 }
-
-#[test]
-fn the_serializer_stops_once_its_snapshot_is_unwanted() {
-    let (to, pending) = tokio::sync::oneshot::channel();
-    let mut out = super::sequencer::Abandonable::new(&to);
-    assert!(std::io::Write::write_all(&mut out, b"bytes").is_ok());
-    drop(pending);
-    // The next check (at the start of every MiB) sees nobody waits any more.
-    let mut failed = false;
-    for _ in 0..=(1 << 20) / 1024 + 1 {
-        if std::io::Write::write_all(&mut out, &[0; 1024]).is_err() {
-            failed = true;
-            break;
-        }
-    }
-    assert!(failed, "the serializer kept writing an unwanted snapshot");
-}

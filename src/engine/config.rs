@@ -1,0 +1,39 @@
+//! The engine's settings.
+
+use std::time::Duration;
+
+/// Engine settings (see `[engine]` in config/default.toml for the reasons behind each).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Bound of the command queue in front of the sequencer.
+    pub queue_capacity: usize,
+    /// Most commands in one journal write.
+    pub max_batch: usize,
+    /// How long a command may wait to be sequenced before it is answered `unavailable`.
+    pub max_wait: Duration,
+    /// A journal write slower than this counts as failed.
+    pub append_timeout: Duration,
+    /// Take a snapshot after this many commands ...
+    pub snapshot_every_commands: u64,
+    /// ... or this much time, whichever comes first (0 commands disables snapshots).
+    pub snapshot_every: Duration,
+    /// First wait before retrying a failed journal; doubles up to `retry_max`.
+    pub retry_min: Duration,
+    /// Longest wait between journal retries.
+    pub retry_max: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 65_536,
+            max_batch: 4_096,
+            max_wait: Duration::from_secs(2),
+            append_timeout: Duration::from_secs(2),
+            snapshot_every_commands: 1_000_000,
+            snapshot_every: Duration::from_secs(300),
+            retry_min: Duration::from_millis(50),
+            retry_max: Duration::from_secs(5),
+        }
+    }
+}
