@@ -4,6 +4,7 @@
 //! deadline is set here, and a request that finds no room by then is answered
 //! `unavailable` without reaching the engine. Must not: touch the book or the journal.
 
+use super::clock::monotonic_now;
 use super::metrics::EngineMetrics;
 use super::writer::Ping;
 use crate::auction::{Command, Event};
@@ -114,7 +115,7 @@ impl EngineHandle {
     }
 
     async fn enqueue(&self, command: Command, reply: Reply) {
-        let deadline = Instant::now() + self.max_wait;
+        let deadline = monotonic_now() + self.max_wait;
         let req = Request {
             command,
             deadline,

@@ -12,18 +12,22 @@
 //! Must not: block on anything but the journal, or let an unbounded queue form.
 //!
 //! Module map:
-//! - `sequencer`: `spawn` and the sequencing loop, which owns the book.
+//! - `sequencer`: `spawn` and the sequencing loop, which owns the book and does the I/O.
+//! - `policy`: the loop's rulebook (clock, batching, timers, snapshots, retries), with no
+//!   I/O and no clock of its own.
 //! - `writer`: the task that owns the journal (appends, snapshot saves, recovery, pings).
 //! - `snapshot`: serializing a copy of the book on a background thread.
 //! - `handle`: `EngineHandle` and how results reach the submitter.
 //! - `config`, `metrics`, `publisher`: the settings, the measurements, the durable output.
 //! - `recovery`, `verify`: rebuilding a book from the journal, and checking a journal.
-//! - `background`: low-priority threads.
+//! - `clock`, `background`: the engine's only clock reads, and low-priority threads.
 
 mod background;
+mod clock;
 mod config;
 mod handle;
 mod metrics;
+mod policy;
 mod publisher;
 mod recovery;
 mod sequencer;

@@ -1,11 +1,16 @@
 //! The sequencer: spawns the engine and runs the loop that owns the `Book`.
 //!
 //! The loop takes commands off the queue, stamps and applies them, hands batches to the
-//! writer (`writer.rs`) and answers each command once its batch is durable. Snapshots stay
-//! off its critical path: it only copies the book at the end of a batch (`snapshot.rs`).
+//! writer (`writer.rs`) and answers each command once its batch is durable. What to do
+//! next — take more commands, fire a timer, start a write, start a snapshot, wait before
+//! a retry, finish — is the `Policy`'s to decide (`policy.rs`); this file does the I/O.
+//! Snapshots stay off its critical path: it only copies the book at the end of a batch
+//! (`snapshot.rs`).
 
+use super::clock::{monotonic_now, system_wall_ms};
 use super::handle::{Applied, EngineHandle, Reply, Request, Unavailable};
 use super::metrics::EngineMetrics;
+use super::policy::Policy;
 use super::publisher::Publisher;
 use super::snapshot::{PendingSnapshot, Snapshots};
 use super::writer::{self, recover_via, Job};
@@ -13,7 +18,7 @@ use super::EngineConfig;
 use crate::auction::{Book, Command, Event, Rules};
 use crate::store::{Batch, Entry, Journal, OutcomeRecord, StoreError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -36,7 +41,7 @@ pub async fn spawn<J: Journal, P: Publisher>(
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (stop, stop_rx) = watch::channel(false);
     let mut seq = Sequencer {
-        clock: book.last_now(),
+        policy: Policy::new(&config, book.last_now(), monotonic_now()),
         book,
         rules,
         publisher,
@@ -45,11 +50,8 @@ pub async fn spawn<J: Journal, P: Publisher>(
         pending: Vec::new(),
         batch: Batch::default(),
         inflight: None,
-        since_snapshot: 0,
-        last_snapshot: Instant::now(),
         snapshots: Snapshots::new(),
         metrics: metrics.clone(),
-        config: config.clone(),
         events: Vec::new(),
         stop: stop_rx,
     };
@@ -92,7 +94,10 @@ struct Inflight {
 }
 
 struct Sequencer<P> {
+    /// Decides what to do next; this struct does it.
+    policy: Policy,
     book: Book,
+    /// The configured rules: journaled as a `Configure` when the book's differ.
     rules: Rules,
     publisher: P,
     jobs: mpsc::Sender<Job>,
@@ -101,15 +106,8 @@ struct Sequencer<P> {
     pending: Vec<Pending>,
     batch: Batch,
     inflight: Option<Inflight>,
-    /// Latest clock reading: the engine's time never runs backwards.
-    clock: u64,
-    /// Commands applied since the last snapshot was started.
-    since_snapshot: u64,
-    /// When the last snapshot was started.
-    last_snapshot: Instant,
     snapshots: Snapshots,
     metrics: Arc<EngineMetrics>,
-    config: EngineConfig,
     /// Reused buffer for `Book::apply_into`.
     events: Vec<Event>,
     /// Becomes true when the engine is asked to stop.
@@ -118,10 +116,13 @@ struct Sequencer<P> {
 
 impl<P: Publisher> Sequencer<P> {
     async fn run(mut self) -> Result<(), StoreError> {
-        let mut open = true;
         loop {
-            let room = self.pending.len() < self.config.max_batch;
-            let timer = self.book.next_deadline().map(|t| self.sleep_until_ms(t));
+            let room = self.policy.has_room();
+            let open = self.policy.is_open();
+            let timer = self
+                .book
+                .next_deadline()
+                .map(|t| tokio::time::sleep(self.policy.timer_in(t, system_wall_ms())));
             tokio::select! {
                 biased;
                 done = async { (&mut self.inflight.as_mut().expect("guarded").done).await },
@@ -134,14 +135,14 @@ impl<P: Publisher> Sequencer<P> {
                     Some(req) => {
                         self.sequence(req);
                         // Take whatever else is already queued: one wake-up, many commands.
-                        while self.pending.len() < self.config.max_batch {
+                        while self.policy.has_room() {
                             match self.rx.try_recv() {
                                 Ok(req) => self.sequence(req),
                                 Err(_) => break,
                             }
                         }
                     }
-                    None => open = false,
+                    None => self.policy.queue_ended(),
                 },
                 () = async { timer.expect("guarded").await }, if timer.is_some() && room => {
                     let now = self.now_ms();
@@ -152,10 +153,10 @@ impl<P: Publisher> Sequencer<P> {
                     self.rx.close();
                 }
             }
-            if self.inflight.is_none() && !self.pending.is_empty() {
+            if self.policy.should_write() {
                 self.start_write();
             }
-            if !open && self.inflight.is_none() && self.pending.is_empty() {
+            if self.policy.may_finish() {
                 return Ok(());
             }
         }
@@ -172,25 +173,20 @@ impl<P: Publisher> Sequencer<P> {
         Ok(())
     }
 
-    fn sleep_until_ms(&self, deadline_ms: u64) -> tokio::time::Sleep {
-        let wait = deadline_ms.saturating_sub(wall_ms());
-        tokio::time::sleep(Duration::from_millis(wait))
-    }
-
+    /// The engine's time now (see `Policy::now_ms`).
     fn now_ms(&mut self) -> u64 {
-        self.clock = self.clock.max(wall_ms());
-        self.clock
+        self.policy.now_ms(system_wall_ms())
     }
 
     fn sequence(&mut self, req: Request) {
-        if Instant::now() > req.deadline {
+        if self.policy.expired(req.deadline, monotonic_now()) {
             self.metrics.unavailable.inc();
             req.reply.send(Err(Unavailable));
             return;
         }
         let now = self.now_ms();
         // Due timers run first, so a bid is judged against a book that is up to date.
-        if self.book.next_deadline().is_some_and(|t| t <= now) {
+        if self.policy.timer_due(self.book.next_deadline(), now) {
             self.apply(now, Command::Tick, None);
         }
         self.apply(now, req.command, Some(req.reply));
@@ -215,7 +211,7 @@ impl<P: Publisher> Sequencer<P> {
             events: std::mem::take(&mut self.events),
             reply,
         });
-        self.since_snapshot += 1;
+        self.policy.applied();
     }
 
     fn start_write(&mut self) {
@@ -223,13 +219,15 @@ impl<P: Publisher> Sequencer<P> {
         // and filling it then moves no entry twice (growth by doubling copied each batch
         // about once over, 2% of the server's samples at 80,000 bids/s).
         let n = self.pending.len();
+        debug_assert_eq!(n, self.policy.pending());
+        let now = monotonic_now();
         let next = Batch {
             entries: Vec::with_capacity(n),
             outcomes: Vec::new(),
         };
         let batch = Arc::new(std::mem::replace(&mut self.batch, next));
-        let snapshot = if self.snapshot_due() {
-            self.start_snapshot(batch.last_seq())
+        let snapshot = if self.policy.snapshot_due(now) {
+            self.start_snapshot(batch.last_seq(), now)
         } else {
             None
         };
@@ -245,27 +243,20 @@ impl<P: Publisher> Sequencer<P> {
         self.inflight = Some(Inflight {
             batch,
             pending: std::mem::replace(&mut self.pending, Vec::with_capacity(n)),
-            started: Instant::now(),
+            started: monotonic_now(),
             done: rx,
         });
-    }
-
-    fn snapshot_due(&self) -> bool {
-        self.config.snapshot_every_commands > 0
-            && (self.since_snapshot >= self.config.snapshot_every_commands
-                || self.last_snapshot.elapsed() >= self.config.snapshot_every)
+        self.policy.write_started();
     }
 
     /// Starts a snapshot of the book as of the end of the batch being handed to the
-    /// writer. `None` if the previous one is still in flight: this one is deferred, not
-    /// skipped, as `since_snapshot` keeps counting and the next write tries again.
-    fn start_snapshot(&mut self, batch_last_seq: u64) -> Option<PendingSnapshot> {
+    /// writer, unless the previous one is still in flight (then it stays due).
+    fn start_snapshot(&mut self, batch_last_seq: u64, now: Instant) -> Option<PendingSnapshot> {
         // Every applied command is in the batch being written, so the copy is the book as
         // of that batch's end, which is what the writer's rule relies on.
         debug_assert_eq!(self.book.last_seq(), batch_last_seq);
         let pending = self.snapshots.start(&self.book)?;
-        self.since_snapshot = 0;
-        self.last_snapshot = Instant::now();
+        self.policy.snapshot_started(now);
         Some(pending)
     }
 
@@ -273,15 +264,18 @@ impl<P: Publisher> Sequencer<P> {
         let Some(inflight) = self.inflight.take() else {
             return Ok(());
         };
+        self.policy.write_finished(res.is_ok());
         match res {
             Ok(()) => {
                 let n = inflight.pending.len() as u64;
                 self.metrics.commands.add(n);
                 self.metrics.batches.inc();
                 self.metrics.batch_size.observe(n);
-                self.metrics
-                    .write_latency_us
-                    .observe(inflight.started.elapsed().as_micros() as u64);
+                self.metrics.write_latency_us.observe(
+                    monotonic_now()
+                        .saturating_duration_since(inflight.started)
+                        .as_micros() as u64,
+                );
                 for (entry, p) in inflight.batch.entries.iter().zip(inflight.pending) {
                     self.publisher.publish(entry, &p.events);
                     if let Some(reply) = p.reply {
@@ -321,8 +315,8 @@ impl<P: Publisher> Sequencer<P> {
         if matches!(first, StoreError::Fenced(_)) {
             return Err(first);
         }
-        let mut wait = self.config.retry_min;
         loop {
+            let wait = self.policy.retry_wait();
             // Whatever arrives meanwhile is answered at once rather than left to age.
             let sleep = tokio::time::sleep(wait);
             tokio::pin!(sleep);
@@ -339,14 +333,14 @@ impl<P: Publisher> Sequencer<P> {
                 Ok(book) => {
                     tracing::info!(seq = book.last_seq(), "journal back; book rebuilt");
                     self.book = book;
-                    self.clock = self.clock.max(self.book.last_now());
+                    self.policy.recovered(self.book.last_now());
                     self.after_recovery();
                     return Ok(());
                 }
                 Err(e @ StoreError::Fenced(_)) | Err(e @ StoreError::Corrupt(_)) => return Err(e),
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?wait, "journal still unavailable");
-                    wait = (wait * 2).min(self.config.retry_max);
+                    self.policy.retry_failed();
                 }
             }
         }
@@ -363,18 +357,11 @@ impl<P: Publisher> Sequencer<P> {
             self.apply(now, Command::Configure(Box::new(self.rules.clone())), None);
         }
         let now = self.now_ms();
-        if self.book.next_deadline().is_some_and(|t| t <= now) {
+        if self.policy.timer_due(self.book.next_deadline(), now) {
             self.apply(now, Command::Resume, None);
         }
-        if !self.pending.is_empty() {
+        if self.policy.should_write() {
             self.start_write();
         }
     }
-}
-
-/// Milliseconds since the Unix epoch by the host clock (the engine's only clock).
-fn wall_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
