@@ -12,7 +12,7 @@ pub(super) fn monotonic_now() -> Instant {
 }
 
 /// Milliseconds since the Unix epoch by the host clock: the engine's wall clock, which it
-/// stamps into every command.
+/// stamps into every command, unless `EngineConfig::wall_clock` names another.
 pub(super) fn system_wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -1,5 +1,6 @@
 //! The engine's settings.
 
+use super::clock;
 use std::time::Duration;
 
 /// Engine settings (see `[engine]` in config/default.toml for the reasons behind each).
@@ -21,6 +22,9 @@ pub struct EngineConfig {
     pub retry_min: Duration,
     /// Longest wait between journal retries.
     pub retry_max: Duration,
+    /// The wall clock the engine stamps commands with and times lots by (ms since the
+    /// Unix epoch). The host's clock by default; a test can put a clock it controls here.
+    pub wall_clock: fn() -> u64,
 }
 
 impl Default for EngineConfig {
@@ -34,6 +38,31 @@ impl Default for EngineConfig {
             snapshot_every: Duration::from_secs(300),
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(5),
+            wall_clock: clock::system_wall_ms,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    fn host_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as u64
+    }
+
+    #[test]
+    fn the_default_wall_clock_is_the_hosts() {
+        let before = host_ms();
+        let read = (EngineConfig::default().wall_clock)();
+        let after = host_ms();
+        assert!(
+            before <= read && read <= after,
+            "{before} <= {read} <= {after}"
+        );
     }
 }

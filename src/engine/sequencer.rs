@@ -7,7 +7,7 @@
 //! Snapshots stay off its critical path: it only copies the book at the end of a batch
 //! (`snapshot.rs`).
 
-use super::clock::{monotonic_now, system_wall_ms};
+use super::clock::monotonic_now;
 use super::handle::{Applied, EngineHandle, Reply, Request, Unavailable};
 use super::metrics::EngineMetrics;
 use super::policy::Policy;
@@ -42,6 +42,7 @@ pub async fn spawn<J: Journal, P: Publisher>(
     let (stop, stop_rx) = watch::channel(false);
     let mut seq = Sequencer {
         policy: Policy::new(&config, book.last_now(), monotonic_now()),
+        wall_clock: config.wall_clock,
         book,
         rules,
         publisher,
@@ -96,6 +97,8 @@ struct Inflight {
 struct Sequencer<P> {
     /// Decides what to do next; this struct does it.
     policy: Policy,
+    /// The wall clock commands are stamped with (`EngineConfig::wall_clock`).
+    wall_clock: fn() -> u64,
     book: Book,
     /// The configured rules: journaled as a `Configure` when the book's differ.
     rules: Rules,
@@ -122,7 +125,7 @@ impl<P: Publisher> Sequencer<P> {
             let timer = self
                 .book
                 .next_deadline()
-                .map(|t| tokio::time::sleep(self.policy.timer_in(t, system_wall_ms())));
+                .map(|t| tokio::time::sleep(self.policy.timer_in(t, (self.wall_clock)())));
             tokio::select! {
                 biased;
                 done = async { (&mut self.inflight.as_mut().expect("guarded").done).await },
@@ -175,7 +178,7 @@ impl<P: Publisher> Sequencer<P> {
 
     /// The engine's time now (see `Policy::now_ms`).
     fn now_ms(&mut self) -> u64 {
-        self.policy.now_ms(system_wall_ms())
+        self.policy.now_ms((self.wall_clock)())
     }
 
     fn sequence(&mut self, req: Request) {
