@@ -1,8 +1,9 @@
 //! The handle clients submit commands through, and how each command's result reaches them.
 //!
 //! Owns the client's side of the queue in front of the sequencer: a command's `max_wait`
-//! deadline is set here, and a request that finds no room by then is answered
-//! `unavailable` without reaching the engine. Must not: touch the book or the journal.
+//! deadline is set here, and a request that finds the queue closed, or no room in it by
+//! then, is answered `unavailable` without reaching the engine.
+//! Must not: touch the book or the journal.
 
 use super::clock::monotonic_now;
 use super::metrics::EngineMetrics;

@@ -219,8 +219,8 @@ impl<P: Publisher> Sequencer<P> {
 
     fn start_write(&mut self) {
         // The next batch is sized like this one: under steady load it is about as long,
-        // and filling it then moves no entry twice (growth by doubling copied each batch
-        // about once over, 2% of the server's samples at 80,000 bids/s).
+        // and filling it then moves no entry twice (growing by doubling would copy each
+        // batch's entries about once over, on the one task every command waits for).
         let n = self.pending.len();
         debug_assert_eq!(n, self.policy.pending());
         let now = monotonic_now();

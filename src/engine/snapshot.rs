@@ -44,9 +44,11 @@ impl Snapshots {
         }
     }
 
-    /// Copies the book (all it costs this task; receipts are shared copy-on-write, so a
-    /// million of them no longer make the copy slow) and serializes the copy on a blocking
-    /// thread. `None` if the previous snapshot is still being serialized or saved.
+    /// Copies `book` (all it costs the caller: receipts are shared copy-on-write, so the
+    /// copy does not grow with them) and serializes the copy on a thread of its own.
+    /// `None` if the previous snapshot is still being serialized or saved: this one is
+    /// deferred, not skipped, as the caller's count of commands keeps growing and the
+    /// next write tries again.
     pub(super) fn start(&self, book: &Book) -> Option<PendingSnapshot> {
         let Ok(permit) = self.permit.clone().try_acquire_owned() else {
             tracing::debug!("previous snapshot still in flight; deferred");
@@ -72,11 +74,11 @@ impl Snapshots {
 /// Bytes the serializer writes between two checks that its snapshot is still wanted.
 const ABANDON_CHECK_BYTES: usize = 1 << 20;
 
-/// Serializes `book` (on the snapshot thread, at background priority: a million receipts
-/// take about half a second, sorted so the bytes do not depend on hash order) and sends
-/// the result to `to`.
-/// Gives up early once `to` is closed, i.e. the writer dropped the snapshot after a failed
-/// append or at shutdown, so an unwanted snapshot does not keep a core busy.
+/// Serializes `book` (on the snapshot thread, at background priority: the work grows with
+/// the book, and the bytes are sorted so they do not depend on hash order) and sends the
+/// result to `to`. Gives up early once `to` is closed, i.e. the writer dropped the
+/// snapshot after a failed append or at shutdown, so an unwanted snapshot does not keep a
+/// core busy.
 fn serialize_snapshot(
     book: Book,
     started: Instant,

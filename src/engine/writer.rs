@@ -69,10 +69,11 @@ pub(super) async fn run<J: Journal>(
                 let Ok(ready) = ready else { continue };
                 if jobs.is_closed() {
                     // Shutting down: the sequencer has seen its last append durable and
-                    // dropped its sender. Saving 77 MiB now would only delay `close`, and
-                    // shutdown runs to a deadline past which the journal is left unclosed
-                    // (a Redis lease then blocks the restart for its TTL). Without it the
-                    // restart replays a longer tail from the previous snapshot.
+                    // dropped its sender. Saving a whole book now would only delay
+                    // `close`, and shutdown runs to a deadline past which the journal is
+                    // left unclosed (a Redis lease then blocks the restart for its TTL).
+                    // Without it the restart replays a longer tail from the previous
+                    // snapshot.
                     tracing::info!(seq = ready.snapshot.seq, "shutting down; snapshot dropped");
                     continue;
                 }
@@ -94,8 +95,8 @@ pub(super) async fn run<J: Journal>(
                 continue;
             }
             // Last: when idle, the next part. An append that arrives meanwhile waits for one
-            // part, not for the whole book (77 MiB on Redis held appends up for about a
-            // second when it was saved in one call).
+            // part, not for the whole book: a large book saved in one call would hold every
+            // acknowledgement behind it for as long as the save takes.
             () = std::future::ready(()), if saving.is_some() => {
                 let Some(current) = saving.take() else { continue };
                 saving = current.save_next_part(&mut journal).await;
