@@ -1,11 +1,11 @@
 //! Threads for work nothing waits on, kept out of the engine's way.
 //!
-//! A snapshot's serialization is a burst of CPU (about half a second per million
-//! receipts) that no acknowledgement waits for: the journal already holds every command.
-//! On a machine whose only free core is the engine's, a thread at normal priority takes
-//! half of that core for the burst and every acknowledgement meanwhile waits (the load
-//! ramp lost a whole step to it, BENCHMARKS.md run 11). At the lowest priority it runs on
-//! what the engine leaves: a snapshot takes longer under full load, a bid does not.
+//! A snapshot's serialization is a burst of CPU, growing with the book, that no
+//! acknowledgement waits for: the journal already holds every command. On a machine whose
+//! only free core is the engine's, a thread at normal priority would take half of that
+//! core for the burst, and every acknowledgement meanwhile would wait for it. At the
+//! lowest priority it runs on what the engine leaves: a snapshot takes longer under full
+//! load, a bid does not.
 
 use std::io;
 

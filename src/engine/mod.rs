@@ -10,18 +10,38 @@
 //! `unavailable`, throws its in-memory book away and rebuilds it from the journal: the
 //! journal is the truth, so a command is either durable and applied, or not applied.
 //! Must not: block on anything but the journal, or let an unbounded queue form.
+//!
+//! Module map:
+//! - `sequencer`: `spawn` and the sequencing loop, which owns the book and does the I/O.
+//! - `policy`: the loop's rulebook (clock, batching, timers, snapshots, retries), with no
+//!   I/O and no clock of its own.
+//! - `writer`: the task that owns the journal (appends, snapshot saves, recovery, pings).
+//! - `snapshot`: serializing a copy of the book on a background thread.
+//! - `handle`: `EngineHandle` and how results reach the submitter.
+//! - `config`, `metrics`, `publisher`: the settings, the measurements, the durable output.
+//! - `recovery`, `verify`: rebuilding a book from the journal, and checking a journal.
+//! - `clock`, `background`: the engine's only clock reads, and low-priority threads.
 
 mod background;
+mod clock;
+mod config;
+mod handle;
+mod metrics;
+mod policy;
+mod publisher;
 mod recovery;
 mod sequencer;
+mod snapshot;
 mod verify;
+mod writer;
 
 #[cfg(test)]
 mod tests;
 
+pub use config::EngineConfig;
+pub use handle::{Applied, EngineHandle, Unavailable};
+pub use metrics::{render_metrics, EngineMetrics};
+pub use publisher::Publisher;
 pub use recovery::{recover, Recovered, ReplayObserver};
-pub use sequencer::{
-    render_metrics, spawn, Applied, EngineConfig, EngineHandle, EngineMetrics, Publisher,
-    Unavailable,
-};
+pub use sequencer::spawn;
 pub use verify::{digests, verify, Verification};

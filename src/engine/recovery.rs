@@ -64,7 +64,8 @@ pub async fn recover<J: Journal>(
     let mut events = Vec::new();
     // Reading (and decoding) the next page overlaps with applying this one: the journal
     // works on its own thread (file) or connection (Redis) once the request is sent, and
-    // the book is all this task's work. That is about a third off a long replay's wall time.
+    // the book is all this task's work, so a long replay takes about as long as the slower
+    // of the two, not their sum.
     let mut read = Box::pin(maybe_done(journal.read_after(book.last_seq(), READ_PAGE)));
     loop {
         (&mut read).await;
