@@ -13,10 +13,8 @@
 //! the throughput in elements/s, one element being one command).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use gavel::auction::{
-    BidId, BidOutcome, Book, Command, DealerId, Event, Fen, Inspection, Listing, LotId, Rules,
-    SellerId, Vehicle, FEN_PER_YUAN, MAX_AMOUNT,
-};
+use gavel::auction::{BidId, BidOutcome, Book, Command, Event, Listing, Rules};
+use gavel::vocab::{DealerId, Fen, Inspection, LotId, SellerId, Vehicle, FEN_PER_YUAN, MAX_AMOUNT};
 use std::time::Duration;
 
 const T0: u64 = 1_700_000_000_000;

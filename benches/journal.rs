@@ -16,9 +16,11 @@
 //! name in `criterion_group!`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gavel::auction::{Command, DealerId, LotId};
+use gavel::auction::Command as AuctionCommand;
+use gavel::market::Command;
 use gavel::store::file::{FileJournal, FileJournalConfig, FsyncPolicy};
 use gavel::store::{Batch, Entry, Journal};
+use gavel::vocab::{DealerId, LotId};
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -44,7 +46,7 @@ fn bid(seq: u64) -> Entry {
     Entry {
         seq,
         now_ms: 1_760_000_000_000 + seq / 4,
-        command: Command::PlaceBid {
+        command: Command::Auction(AuctionCommand::PlaceBid {
             dealer: DealerId(1 + (r % 3_000) as u32),
             lot: LotId(1 + ((r >> 16) % 800) as u32),
             amount,
@@ -58,7 +60,7 @@ fn bid(seq: u64) -> Entry {
                 r.rotate_left(17) & 0xffff_ffff_ffff
             )
             .into(),
-        },
+        }),
     }
 }
 

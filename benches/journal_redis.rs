@@ -11,8 +11,10 @@
 //! `TMPDIR=/some/disk cargo bench ...` measures that disk's fsync.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gavel::auction::{Command, DealerId, LotId};
+use gavel::auction::Command as AuctionCommand;
+use gavel::market::Command;
 use gavel::store::{Batch, Entry, Journal, RedisJournal, RedisJournalConfig};
+use gavel::vocab::{DealerId, LotId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +31,7 @@ fn bid(seq: u64) -> Entry {
     Entry {
         seq,
         now_ms: 1_700_000_000_000 + seq / 20,
-        command: Command::PlaceBid {
+        command: Command::Auction(AuctionCommand::PlaceBid {
             dealer: DealerId(1 + (seq * 7919 % 3000) as u32),
             lot: LotId(1 + (seq * 104_729 % 2000) as u32),
             amount: 10_000_000 + (seq % 500) * 50_000,
@@ -39,7 +41,7 @@ fn bid(seq: u64) -> Entry {
                 seq.wrapping_mul(0x9e37_79b9),
                 seq
             )),
-        },
+        }),
     }
 }
 

@@ -31,10 +31,12 @@
 //!
 //! The log goes under `$GAVEL_BENCH_DIR` if set, else under cargo's `CARGO_TARGET_TMPDIR`.
 
-use gavel::auction::{Book, Command, Event, Inspection, Listing, LotId, LotStatus, Rules, Vehicle};
+use gavel::auction::{Command, Event as AuctionEvent, Listing, LotStatus};
 use gavel::engine::recover;
+use gavel::market::{Event, Market, Rules};
 use gavel::store::file::{FileJournal, FileJournalConfig, FsyncPolicy};
 use gavel::store::{Batch, Entry, Journal, OutcomeRecord, Snapshot};
+use gavel::vocab::{Inspection, LotId, Vehicle};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,9 +108,9 @@ fn listing(rng: &mut Rng) -> Listing {
 
 /// Writes `commands` commands to `journal`, decided by a real book, with a snapshot at the
 /// batch boundary nearest `snapshot_at`. Returns the book at the end and the mix.
-async fn build(journal: &mut FileJournal, commands: u64, snapshot_at: u64) -> (Book, Mix) {
+async fn build(journal: &mut FileJournal, commands: u64, snapshot_at: u64) -> (Market, Mix) {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let mut book = Book::new(Rules::default());
+    let mut market = Market::new(Rules::default());
     let mut mix = Mix::default();
     let mut now = 1_760_000_000_000u64;
     let mut live: Vec<LotId> = Vec::new();
@@ -119,7 +121,8 @@ async fn build(journal: &mut FileJournal, commands: u64, snapshot_at: u64) -> (B
     let mut seq = 0u64;
     while seq < commands {
         now += STEP_MS;
-        let command = if book.next_deadline().is_some_and(|t| t <= now) {
+        let book = market.book();
+        let command = if market.next_deadline().is_some_and(|t| t <= now) {
             mix.ticks += 1;
             Command::Tick
         } else if seq < u64::from(SELLERS) {
@@ -139,7 +142,7 @@ async fn build(journal: &mut FileJournal, commands: u64, snapshot_at: u64) -> (B
         } else if live.len() < LIVE_LOTS {
             mix.listings += 1;
             Command::ListCar {
-                seller: gavel::auction::SellerId(1 + rng.below(u64::from(SELLERS)) as u32),
+                seller: gavel::vocab::SellerId(1 + rng.below(u64::from(SELLERS)) as u32),
                 listing: Box::new(listing(&mut rng)),
             }
         } else {
@@ -165,7 +168,7 @@ async fn build(journal: &mut FileJournal, commands: u64, snapshot_at: u64) -> (B
             let max = (rng.below(4) == 0).then(|| amount + (1 + rng.below(10)) * step);
             mix.bids += 1;
             Command::PlaceBid {
-                dealer: gavel::auction::DealerId(dealer),
+                dealer: gavel::vocab::DealerId(dealer),
                 lot: lot.id,
                 amount,
                 max,
@@ -181,21 +184,21 @@ async fn build(journal: &mut FileJournal, commands: u64, snapshot_at: u64) -> (B
         };
         seq += 1;
         events.clear();
-        book.apply_into(seq, now, command.clone(), &mut events);
+        market.apply_into(seq, now, command.clone().into(), &mut events);
         for e in &events {
             match *e {
-                Event::Listed { lot, .. } => live.push(lot),
-                Event::Bid {
+                Event::Auction(AuctionEvent::Listed { lot, .. }) => live.push(lot),
+                Event::Auction(AuctionEvent::Bid {
                     outcome: gavel::auction::BidOutcome::Accepted { .. },
                     ..
-                } => mix.accepted += 1,
-                Event::Closed {
+                }) => mix.accepted += 1,
+                Event::Auction(AuctionEvent::Closed {
                     lot,
                     outcome,
                     price,
                     leader,
                     seller,
-                } => {
+                }) => {
                     mix.closed += 1;
                     batch.outcomes.push(OutcomeRecord {
                         seq,
@@ -212,7 +215,7 @@ async fn build(journal: &mut FileJournal, commands: u64, snapshot_at: u64) -> (B
         batch.entries.push(Entry {
             seq,
             now_ms: now,
-            command,
+            command: command.into(),
         });
         if batch.entries.len() >= batch_len || seq == commands {
             journal.append(&batch).await.expect("append");
@@ -220,7 +223,7 @@ async fn build(journal: &mut FileJournal, commands: u64, snapshot_at: u64) -> (B
             batch = Batch::default();
             batch_len = 1 + rng.below(64) as usize;
             if !snapshot_saved && seq >= snapshot_at {
-                let bytes = rmp_serde::to_vec(&book).expect("serialize the book");
+                let bytes = rmp_serde::to_vec(&market).expect("serialize the market");
                 journal
                     .save_snapshot(&Snapshot { seq, bytes })
                     .await
@@ -229,7 +232,7 @@ async fn build(journal: &mut FileJournal, commands: u64, snapshot_at: u64) -> (B
             }
         }
     }
-    (book, mix)
+    (market, mix)
 }
 
 fn bench_dir() -> PathBuf {
@@ -313,8 +316,8 @@ fn main() {
         "  log {:.1} MiB in segments, snapshot {:.1} MiB; {} lots, {} dealers",
         dir_bytes(dir.path(), "journal-") as f64 / (1 << 20) as f64,
         dir_bytes(dir.path(), "snapshot-") as f64 / (1 << 20) as f64,
-        built.lots().len(),
-        built.dealers().len()
+        built.book().lots().len(),
+        built.book().dealers().len()
     );
 
     // (a) Replay from the log alone; first how much of it is reading and decoding.
@@ -344,7 +347,7 @@ fn main() {
             replay_cpu.push(cpu_time() - cpu);
             assert_eq!(r.replayed, commands);
             assert!(
-                r.book == built,
+                r.market == built,
                 "the replayed book differs from the built one"
             );
         }
@@ -378,7 +381,7 @@ fn main() {
             let total = t.elapsed();
             total_cpu.push(cpu_time() - cpu);
             assert!(
-                r.book == built,
+                r.market == built,
                 "the recovered book differs from the built one"
             );
             tail = r.replayed;

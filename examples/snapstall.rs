@@ -13,10 +13,12 @@
 //! a backlog after it). Prints the trickle's ack latency and every 100 ms window (by due
 //! time) where an ack took more than 20 ms; the engine logs `snapshot saved` with the
 //! serialize and save times.
-use gavel::auction::{Command, DealerId, Inspection, Listing, LotId, Rules, SellerId, Vehicle};
+use gavel::auction::{Command as AuctionCommand, Listing};
 use gavel::engine::{spawn, EngineConfig, EngineHandle};
+use gavel::market::{Command, Rules};
 use gavel::store::file::{FileJournal, FileJournalConfig};
 use gavel::store::{Journal, RedisJournal, RedisJournalConfig};
+use gavel::vocab::{DealerId, Inspection, LotId, SellerId, Vehicle};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,7 +55,7 @@ fn listing() -> Box<Listing> {
 fn bid(i: u64) -> Command {
     let lot = (i % u64::from(LOTS)) as u32 + 1;
     let round = i / u64::from(LOTS);
-    Command::PlaceBid {
+    Command::Auction(AuctionCommand::PlaceBid {
         dealer: DealerId((i % u64::from(DEALERS)) as u32 + 1),
         lot: LotId(lot),
         amount: 1_000_000 + (round + 1) * 1_000_000,
@@ -66,7 +68,7 @@ fn bid(i: u64) -> Command {
             (i >> 12) % 0xfff,
             i
         )),
-    }
+    })
 }
 
 async fn run<J: Journal>(journal: J) {
@@ -89,23 +91,27 @@ async fn run<J: Journal>(journal: J) {
     let (h, task) = spawn(journal, Rules::default(), (), config)
         .await
         .expect("engine");
-    h.submit(Command::RegisterSeller {
+    h.submit(Command::Auction(AuctionCommand::RegisterSeller {
         name: "s".into(),
         token_hash: [1; 32],
-    })
+    }))
     .await
     .expect("seller");
     let t = Instant::now();
-    parallel(&h, 512, u64::from(DEALERS), |i| Command::RegisterDealer {
-        name: format!("d{i}"),
-        deposit: 100_000_000_000,
-        linked_sellers: vec![],
-        token_hash: [(i % 200) as u8; 32],
+    parallel(&h, 512, u64::from(DEALERS), |i| {
+        Command::Auction(AuctionCommand::RegisterDealer {
+            name: format!("d{i}"),
+            deposit: 100_000_000_000,
+            linked_sellers: vec![],
+            token_hash: [(i % 200) as u8; 32],
+        })
     })
     .await;
-    parallel(&h, 512, u64::from(LOTS), |_| Command::ListCar {
-        seller: SellerId(1),
-        listing: listing(),
+    parallel(&h, 512, u64::from(LOTS), |_| {
+        Command::Auction(AuctionCommand::ListCar {
+            seller: SellerId(1),
+            listing: listing(),
+        })
     })
     .await;
     parallel(&h, 512, fill, bid).await;

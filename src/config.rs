@@ -6,7 +6,9 @@
 //! bad configuration in one pass rather than one restart per mistake.
 
 use crate::alliance::AllianceRules;
-use crate::auction::{Increments, Rules, Tier, FEN_PER_YUAN};
+use crate::auction::{self, Increments, Tier};
+use crate::market::Rules;
+use crate::vocab::FEN_PER_YUAN;
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
@@ -474,7 +476,7 @@ impl Config {
     pub fn rules(&self) -> Rules {
         let a = &self.auction;
         let ms = |s: u64| s.saturating_mul(1000);
-        Rules {
+        let auction = auction::Rules {
             default_duration_ms: ms(a.default_duration_s),
             min_duration_ms: ms(a.min_duration_s),
             max_duration_ms: ms(a.max_duration_s),
@@ -487,11 +489,12 @@ impl Config {
             increments: self.increments().unwrap_or_default(),
             outage_grace_ms: ms(a.outage_grace_s),
             bid_id_retention_ms: ms(a.bid_id_retention_s),
-            alliance: AllianceRules {
-                return_window_ms: ms(self.alliance.return_window_s),
-                complaint_due_ms: ms(self.alliance.complaint_due_s),
-            },
-        }
+        };
+        let alliance = AllianceRules {
+            return_window_ms: ms(self.alliance.return_window_s),
+            complaint_due_ms: ms(self.alliance.complaint_due_s),
+        };
+        Rules { auction, alliance }
     }
 }
 
@@ -563,7 +566,7 @@ mod tests {
         assert_eq!(c.auction.min_duration_s, 1);
         assert_eq!(c.auction.max_extensions, 3);
         assert_eq!(c.server.listen, "0.0.0.0:9000");
-        assert_eq!(c.rules().leverage, 4);
+        assert_eq!(c.rules().auction.leverage, 4);
     }
 
     #[test]

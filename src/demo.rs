@@ -1,9 +1,10 @@
 //! `gavel serve --demo`: sellers, dealers and live auctions to connect a client to at once.
 
-use crate::api::validate::vin_check_digit;
-use crate::auction::{Command, Event, Inspection, Listing, SellerId, Vehicle, FEN_PER_YUAN};
+use crate::auction::{Command, Event, Listing};
 use crate::directory::token::new_token;
 use crate::engine::EngineHandle;
+use crate::market;
+use crate::vocab::{vin_check_digit, Inspection, SellerId, Vehicle, FEN_PER_YUAN};
 use std::net::SocketAddr;
 
 /// Why seeding failed.
@@ -16,10 +17,15 @@ async fn run(engine: &EngineHandle, command: Command) -> Result<Vec<Event>, Demo
         .submit(command)
         .await
         .map_err(|e| DemoError(e.to_string()))?;
-    if let Some(Event::Refused(r)) = applied.events.first() {
+    let events: Vec<Event> = applied
+        .events
+        .into_iter()
+        .filter_map(market::Event::into_auction)
+        .collect();
+    if let Some(Event::Refused(r)) = events.first() {
         return Err(DemoError(format!("refused: {r:?}")));
     }
-    Ok(applied.events)
+    Ok(events)
 }
 
 /// `base` (17 characters) with its check digit (position 9) made correct.

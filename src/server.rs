@@ -6,7 +6,6 @@
 //! gives the HTTP routes and the gateway their parts of one application state.
 
 use crate::api::routes::ApiState;
-use crate::auction::{Book, Event};
 use crate::config::Config;
 use crate::directory::token::hash_token;
 use crate::directory::{Directory, DirectoryPublisher};
@@ -15,6 +14,7 @@ use crate::gateway::hub::{Hub, HubPublisher};
 use crate::gateway::session::{SessionCtx, SessionMetrics};
 use crate::gateway::socket;
 use crate::gateway::upgrade::ConnectionSlot;
+use crate::market::{Event, Market};
 use crate::pipeline::{FeedPublisher, LocalFeed, RedisHandoff, RedisHandoffConfig};
 use crate::store::{Entry, Journal, StoreError};
 use crate::views::{AllianceBoard, Lots, ViewsPublisher};
@@ -109,11 +109,11 @@ struct Publishers {
 }
 
 impl Publisher for Publishers {
-    fn reset(&mut self, book: &Book) {
-        self.directory.reset(book);
-        self.views.reset(book);
-        self.feed.reset(book);
-        self.fanout.reset(book);
+    fn reset(&mut self, market: &Market) {
+        self.directory.reset(market);
+        self.views.reset(market);
+        self.feed.reset(market);
+        self.fanout.reset(market);
     }
 
     fn publish(&mut self, entry: &Entry, events: &[Event]) {

@@ -5,16 +5,16 @@
 mod support;
 
 use gavel::alliance::AllianceCommand;
-use gavel::auction::{
-    Command, DealerId, Event, Inspection, Listing, LotId, Rules, SellerId, Vehicle,
-};
+use gavel::auction::{Command as AuctionCommand, Event as AuctionEvent, Listing};
 use gavel::config::Config;
 use gavel::engine::{self, EngineConfig, EngineHandle};
+use gavel::market::{Command, Event, Rules};
 use gavel::pipeline::redis_consumer::Handling;
 use gavel::pipeline::{RedisHandoff, RedisHandoffConfig};
 use gavel::store::file::{FileJournal, FileJournalConfig};
 use gavel::store::{Journal, RedisJournal, RedisJournalConfig};
 use gavel::views::{AllianceBoard, Lots, ViewsPublisher};
+use gavel::vocab::{DealerId, Inspection, LotId, SellerId, Vehicle};
 use redis::aio::MultiplexedConnection;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -156,7 +156,7 @@ async fn submit(engine: &EngineHandle, command: Command) -> Vec<Event> {
 async fn sell(engine: &EngineHandle, n: u32) -> LotId {
     let events = submit(
         engine,
-        Command::ListCar {
+        Command::Auction(AuctionCommand::ListCar {
             seller: SellerId(1),
             listing: Box::new(Listing {
                 vehicle: Vehicle {
@@ -174,21 +174,21 @@ async fn sell(engine: &EngineHandle, n: u32) -> LotId {
                 starts_at: None,
                 duration_ms: None,
             }),
-        },
+        }),
     )
     .await;
-    let Some(Event::Listed { lot, .. }) = events.first() else {
+    let Some(Event::Auction(AuctionEvent::Listed { lot, .. })) = events.first() else {
         panic!("not listed: {events:?}");
     };
     submit(
         engine,
-        Command::PlaceBid {
+        Command::Auction(AuctionCommand::PlaceBid {
             dealer: DealerId(1),
             lot: *lot,
             amount: 60_000 * Y,
             max: None,
             bid_id: format!("buy-{n}").into(),
-        },
+        }),
     )
     .await;
     *lot
@@ -245,20 +245,20 @@ async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
     .expect("engine");
     submit(
         &engine,
-        Command::RegisterSeller {
+        Command::Auction(AuctionCommand::RegisterSeller {
             name: "s".into(),
             token_hash: [1; 32],
-        },
+        }),
     )
     .await;
     submit(
         &engine,
-        Command::RegisterDealer {
+        Command::Auction(AuctionCommand::RegisterDealer {
             name: "d".into(),
             deposit: 1_000_000 * Y,
             linked_sellers: Vec::new(),
             token_hash: [2; 32],
-        },
+        }),
     )
     .await;
     let consumer = |name: &str| RedisHandoffConfig {

@@ -14,11 +14,14 @@
 
 mod support;
 
-use gavel::auction::{BidOutcome, Command, DealerId, Event, LotId};
+use gavel::auction::{BidOutcome, Command as AuctionCommand, Event as AuctionEvent};
+use gavel::market::{Command, Event};
+
 use gavel::engine::{digests, recover, ReplayObserver};
 use gavel::gateway::wire::BidResult;
 use gavel::store::file::{FileJournal, FileJournalConfig};
 use gavel::store::{Entry, Journal, RedisJournal, RedisJournalConfig};
+use gavel::vocab::{DealerId, LotId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -424,12 +427,12 @@ struct BidOutcomes(HashMap<u64, (LotId, DealerId, BidOutcome, bool)>);
 impl ReplayObserver for BidOutcomes {
     fn entry(&mut self, seq: u64, events: &[Event]) {
         for e in events {
-            if let Event::Bid {
+            if let Event::Auction(AuctionEvent::Bid {
                 lot,
                 dealer,
                 outcome,
                 duplicate,
-            } = *e
+            }) = *e
             {
                 self.0.insert(seq, (lot, dealer, outcome, duplicate));
             }
@@ -439,8 +442,8 @@ impl ReplayObserver for BidOutcomes {
 
 /// The two ways to rebuild the book, and what the log-only replay answered each bid.
 struct Replays {
-    full: gavel::auction::Book,
-    from_snapshot: gavel::auction::Book,
+    full: gavel::market::Market,
+    from_snapshot: gavel::market::Market,
     snapshot_seq: u64,
     replayed_after_snapshot: u64,
     outcomes: BidOutcomes,
@@ -498,8 +501,8 @@ async fn read_all<J: Journal>(j: &mut J) -> (Vec<Entry>, Replays) {
         .await
         .expect("recover from the snapshot and the tail");
     let replays = Replays {
-        full: full.book,
-        from_snapshot: snap.book,
+        full: full.market,
+        from_snapshot: snap.market,
         snapshot_seq: snap.snapshot_seq,
         replayed_after_snapshot: snap.replayed,
         outcomes,
@@ -553,7 +556,7 @@ async fn check_journal(journal: &JournalArg, market: &Market, expect_snapshot: b
     let mut first_seq: HashMap<(DealerId, &str), u64> = HashMap::new();
     let mut journaled: HashMap<(DealerId, &str), u32> = HashMap::new();
     for e in &entries {
-        if let Command::PlaceBid { dealer, bid_id, .. } = &e.command {
+        if let Command::Auction(AuctionCommand::PlaceBid { dealer, bid_id, .. }) = &e.command {
             first_seq.entry((*dealer, bid_id)).or_insert(e.seq);
             *journaled.entry((*dealer, bid_id)).or_default() += 1;
         }
@@ -1009,12 +1012,14 @@ async fn outage_grace(journal: JournalArg) {
     let (entries, _) = read_back(&journal).await;
     let resume = entries
         .iter()
-        .find(|e| e.command == Command::Resume)
+        .find(|e| e.command == Command::Auction(AuctionCommand::Resume))
         .unwrap_or_else(|| panic!("no Resume in the journal: {entries:#?}"));
     assert!(resume.now_ms >= restart && resume.now_ms > ends_at);
-    let closed_before = entries
-        .iter()
-        .any(|e| e.seq < resume.seq && matches!(e.command, Command::Tick) && e.now_ms >= ends_at);
+    let closed_before = entries.iter().any(|e| {
+        e.seq < resume.seq
+            && matches!(e.command, Command::Auction(AuctionCommand::Tick))
+            && e.now_ms >= ends_at
+    });
     assert!(
         !closed_before,
         "a tick past ends_at before the Resume: {entries:#?}"

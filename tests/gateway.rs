@@ -8,10 +8,12 @@
 mod support;
 
 use futures_util::{SinkExt, StreamExt};
-use gavel::auction::{Command, DealerId, Event, LotId};
+use gavel::auction::{Command as AuctionCommand, Event as AuctionEvent};
 use gavel::gateway::{ClosedOutcome, ErrorCode, Format, RejectReason, Req, ServerMessage};
+use gavel::market::{Command, Event};
 use gavel::store::file::{FileJournal, FileJournalConfig};
 use gavel::store::Journal;
+use gavel::vocab::{DealerId, LotId};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -1602,19 +1604,21 @@ async fn a_thousand_dealers_all_see_the_final_price() {
         registering.push(tokio::spawn(async move {
             let (token, token_hash) = gavel::directory::token::new_token();
             let applied = engine
-                .submit(Command::RegisterDealer {
+                .submit(Command::Auction(AuctionCommand::RegisterDealer {
                     name: format!("Dealer {i}"),
                     deposit: DEPOSIT,
                     linked_sellers: Vec::new(),
                     token_hash,
-                })
+                }))
                 .await
                 .expect("register");
             let id = applied
                 .events
                 .iter()
                 .find_map(|e| match e {
-                    Event::DealerRegistered { dealer } => Some(dealer.to_string()),
+                    Event::Auction(AuctionEvent::DealerRegistered { dealer }) => {
+                        Some(dealer.to_string())
+                    }
                     _ => None,
                 })
                 .expect("registered");
@@ -1760,7 +1764,7 @@ async fn shutdown_closes_clients_with_1001_and_keeps_acked_bids() {
         }
         for e in batches.iter().flat_map(|b| &b.entries) {
             after = after.max(e.seq);
-            if let Command::PlaceBid { bid_id, amount, .. } = &e.command {
+            if let Command::Auction(AuctionCommand::PlaceBid { bid_id, amount, .. }) = &e.command {
                 if &**bid_id == "kept" {
                     found = Some((e.seq, *amount));
                 }

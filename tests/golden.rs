@@ -42,21 +42,22 @@ use gavel::alliance::{
     inspection_sha256, Actor, AllianceCommand, AllianceEvent, AllianceRules, ComplaintId, Finding,
     HandOffRecord, ItemId, ReturnReason, WarningId,
 };
-use gavel::api::validate::check_vin;
 use gavel::auction::{
-    BidOutcome, Book, Canceller, Command, DealerId, DealerStatus, Event, Fen, Increments,
-    Inspection, Listing, LotId, LotStatus, LotUpdate, Outcome, Rejection, Rules, SellerId, Vehicle,
+    self, BidOutcome, Canceller, Command as AuctionCommand, Event as AuctionEvent, Increments,
+    Listing, LotStatus, LotUpdate, Outcome, Rejection,
 };
 use gavel::engine::Publisher;
 use gavel::gateway::{
     codec, BidRequest, BidResult, Broadcast, ClientMessage, Closed, ErrorCode, ErrorReply, Format,
     Frame, Outbid, RejectReason, Reply, Req, Request, ServerMessage, Snapshot, Update,
 };
+use gavel::market::{Command, Event, Market, Rules};
 use gavel::store::file::{FileJournal, FileJournalConfig};
 use gavel::store::{Batch, Entry, Journal, OutcomeRecord, Snapshot as StoredSnapshot};
 use gavel::views::{
     AllianceBoard, AuctionRef, AuctionView, LotView, Lots, Status, Viewer, ViewsPublisher,
 };
+use gavel::vocab::{check_vin, DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, Vehicle};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -98,7 +99,7 @@ fn every_req() -> [(&'static str, Option<Req>); 4] {
 /// The rules the script configures: the defaults but for shorter alliance windows and a
 /// longer decision window, so every kind of deadline falls inside a few hours.
 fn script_rules() -> Rules {
-    Rules {
+    let auction = auction::Rules {
         default_duration_ms: 1_200_000,
         min_duration_ms: 60_000,
         max_duration_ms: 7 * DAY,
@@ -110,11 +111,12 @@ fn script_rules() -> Rules {
         increments: Increments::standard(),
         outage_grace_ms: 300_000,
         bid_id_retention_ms: 7 * DAY,
-        alliance: AllianceRules {
-            return_window_ms: 6 * HOUR,
-            complaint_due_ms: 2 * HOUR,
-        },
-    }
+    };
+    let alliance = AllianceRules {
+        return_window_ms: 6 * HOUR,
+        complaint_due_ms: 2 * HOUR,
+    };
+    Rules { auction, alliance }
 }
 
 fn vehicle(vin: &str, make: &str, model: &str, year: u16, km: u32, city: Option<&str>) -> Vehicle {
@@ -368,13 +370,13 @@ fn script_listings() -> Vec<(SellerId, Listing)> {
 }
 
 fn bid(dealer: u32, lot: u32, amount: Fen, max: Option<Fen>, bid_id: &str) -> Command {
-    Command::PlaceBid {
+    Command::Auction(AuctionCommand::PlaceBid {
         dealer: DealerId(dealer),
         lot: LotId(lot),
         amount,
         max,
         bid_id: bid_id.into(),
-    }
+    })
 }
 
 /// The hand-off of a sold lot, as the pipeline would send it (the report's true hash).
@@ -418,20 +420,20 @@ fn script() -> (Vec<Entry>, Vec<Entry>) {
     let mut log = Log::default();
     // Accounts.
     log.at(0, Command::Configure(Box::new(script_rules())));
-    log.at(0, Command::Resume);
+    log.at(0, Command::Auction(AuctionCommand::Resume));
     log.at(
         0,
-        Command::RegisterSeller {
+        Command::Auction(AuctionCommand::RegisterSeller {
             name: "Wang Fang".into(),
             token_hash: [0x51; 32],
-        },
+        }),
     );
     log.at(
         0,
-        Command::RegisterSeller {
+        Command::Auction(AuctionCommand::RegisterSeller {
             name: "Zhao Lei".into(),
             token_hash: [0x52; 32],
-        },
+        }),
     );
     let dealers: [(&str, Fen, &[u32]); 5] = [
         ("Hangzhou Yuantong Auto", 50_000_000, &[]),
@@ -443,44 +445,44 @@ fn script() -> (Vec<Entry>, Vec<Entry>) {
     for (i, (name, deposit, linked)) in dealers.into_iter().enumerate() {
         log.at(
             0,
-            Command::RegisterDealer {
+            Command::Auction(AuctionCommand::RegisterDealer {
                 name: name.into(),
                 deposit,
                 linked_sellers: linked.iter().map(|&s| SellerId(s)).collect(),
                 token_hash: [0xd1 + i as u8; 32],
-            },
+            }),
         );
     }
     log.at(
         0,
-        Command::RegisterService {
+        Command::Auction(AuctionCommand::RegisterService {
             name: "Alliance consumer site".into(),
             token_hash: [0x5e; 32],
-        },
+        }),
     );
     log.at(
         0,
-        Command::SetDeposit {
+        Command::Auction(AuctionCommand::SetDeposit {
             dealer: DealerId(4),
             deposit: 200_000,
-        },
+        }),
     );
     log.at(
         0,
-        Command::SetDealerStatus {
+        Command::Auction(AuctionCommand::SetDealerStatus {
             dealer: DealerId(5),
             status: DealerStatus::Suspended,
             reason: "deposit cheque bounced".into(),
-        },
+        }),
     );
     // Lots A1..A12, listed at +1 s: the 20-minute ones close at +1,201 s.
     for (seller, l) in &listings {
         log.at(
             1_000,
-            Command::ListCar {
+            Command::Auction(AuctionCommand::ListCar {
                 seller: *seller,
                 listing: Box::new(l.clone()),
-            },
+            }),
         );
     }
     // Bids.
@@ -508,37 +510,40 @@ fn script() -> (Vec<Entry>, Vec<Entry>) {
     log.at(30_000, bid(1, 12, 4_000_000, None, "d1-0009")); // buy-now: A12 sold
     log.at(
         31_000,
-        Command::CancelLot {
+        Command::Auction(AuctionCommand::CancelLot {
             lot: LotId(7),
             by: Canceller::Seller(SellerId(1)),
-        },
+        }),
     );
     log.at(
         32_000,
-        Command::CancelLot {
+        Command::Auction(AuctionCommand::CancelLot {
             lot: LotId(8),
             by: Canceller::Admin,
-        },
+        }),
     );
     // The close of the 20-minute lots, the seller's decisions, a payment.
-    log.at(1_201_000, Command::Tick);
+    log.at(1_201_000, Command::Auction(AuctionCommand::Tick));
     log.at(
         1_300_000,
-        Command::Decide {
+        Command::Auction(AuctionCommand::Decide {
             lot: LotId(3),
             seller: SellerId(2),
             accept: true,
-        },
+        }),
     );
     log.at(
         1_300_000,
-        Command::Decide {
+        Command::Auction(AuctionCommand::Decide {
             lot: LotId(6),
             seller: SellerId(2),
             accept: false,
-        },
+        }),
     );
-    log.at(1_300_000, Command::Settle { lot: LotId(1) });
+    log.at(
+        1_300_000,
+        Command::Auction(AuctionCommand::Settle { lot: LotId(1) }),
+    );
     // The alliance.
     log.at(1_400_000, hand_off(&listings, 1, 1, 6_000_000)); // I1, certified
     log.at(1_400_000, hand_off(&listings, 2, 2, 8_000_000)); // I2, title not transferable
@@ -633,7 +638,7 @@ fn script() -> (Vec<Entry>, Vec<Entry>) {
         ),
     );
     // C2..C4 overdue: W3, W4, W5, and D3 expelled with the third.
-    log.at(1_700_000 + 2 * HOUR, Command::Tick);
+    log.at(1_700_000 + 2 * HOUR, Command::Auction(AuctionCommand::Tick));
     // Resolved late: W5 corrected; D3 stays expelled.
     log.at(
         9_000_000,
@@ -647,11 +652,11 @@ fn script() -> (Vec<Entry>, Vec<Entry>) {
     );
     log.at(
         9_000_000,
-        Command::SetDealerStatus {
+        Command::Auction(AuctionCommand::SetDealerStatus {
             dealer: DealerId(5),
             status: DealerStatus::Active,
             reason: "cheque cleared".into(),
-        },
+        }),
     );
     let story_len = log.entries.len();
     // The bulk: D1's bids on the closed A5, each a `not_live` receipt.
@@ -666,7 +671,7 @@ fn script() -> (Vec<Entry>, Vec<Entry>) {
 }
 
 /// Applies entries to a book, returning each entry's seq and events.
-fn apply(book: &mut Book, entries: &[Entry]) -> Vec<(u64, Vec<Event>)> {
+fn apply(book: &mut Market, entries: &[Entry]) -> Vec<(u64, Vec<Event>)> {
     entries
         .iter()
         .map(|e| (e.seq, book.apply(e.seq, e.now_ms, e.command.clone())))
@@ -676,7 +681,7 @@ fn apply(book: &mut Book, entries: &[Entry]) -> Vec<(u64, Vec<Event>)> {
 /// The journal batch: the story's entries and the outcomes they produced.
 fn journal_batch() -> Batch {
     let (story, _) = script();
-    let mut book = Book::default();
+    let mut book = Market::default();
     let outcomes = apply(&mut book, &story)
         .iter()
         .flat_map(|(seq, events)| {
@@ -701,23 +706,23 @@ fn bulk_batch() -> Batch {
 }
 
 /// The book after the whole script (story, then bulk), as the engine would hold it.
-fn script_book() -> Book {
+fn script_book() -> Market {
     let (story, bulk) = script();
-    let mut book = Book::default();
+    let mut book = Market::default();
     apply(&mut book, &story);
     apply(&mut book, &bulk);
     book
 }
 
 /// The snapshot's bytes, written as the engine's snapshot thread writes them.
-fn snapshot_bytes(book: &Book) -> Vec<u8> {
+fn snapshot_bytes(book: &Market) -> Vec<u8> {
     let mut bytes = Vec::new();
     rmp_serde::encode::write(&mut bytes, book).expect("a book always serializes");
     bytes
 }
 
-fn decode_snapshot(bytes: &[u8]) -> Book {
-    rmp_serde::from_slice(bytes).expect("the golden snapshot decodes into a Book")
+fn decode_snapshot(bytes: &[u8]) -> Market {
+    rmp_serde::from_slice(bytes).expect("the golden snapshot decodes into a Market")
 }
 
 fn batch_bytes(batch: &Batch) -> Vec<u8> {
@@ -730,7 +735,7 @@ fn decode_batch(bytes: &[u8]) -> Batch {
 
 /// The lots' views as the server's engine leaves them after the script: what subscribe
 /// and `GET /v1/auctions/{id}` read.
-fn script_views(book: &Book) -> Arc<Lots> {
+fn script_views(book: &Market) -> Arc<Lots> {
     let lots = Lots::new();
     ViewsPublisher {
         lots: lots.clone(),
@@ -746,9 +751,12 @@ fn lots_view(lots: &Lots, lot: u32, viewer: Viewer) -> AuctionView {
 }
 
 /// The same view built straight from the book's lot.
-fn book_view(book: &Book, lot: u32, viewer: Viewer) -> AuctionView {
-    let lot = book.lot(LotId(lot)).expect("the script listed this lot");
-    AuctionView::new(&LotView::of(lot), &book.rules().increments, viewer)
+fn book_view(book: &Market, lot: u32, viewer: Viewer) -> AuctionView {
+    let lot = book
+        .book()
+        .lot(LotId(lot))
+        .expect("the script listed this lot");
+    AuctionView::new(&LotView::of(lot), &book.book().rules().increments, viewer)
 }
 
 fn dealer(id: u32) -> Viewer {
@@ -1396,18 +1404,18 @@ fn malformed_frames() -> Vec<(String, Format, Vec<u8>)> {
 fn command_name(c: &Command) -> &'static str {
     match c {
         Command::Configure(_) => "Configure",
-        Command::RegisterSeller { .. } => "RegisterSeller",
-        Command::RegisterDealer { .. } => "RegisterDealer",
-        Command::RegisterService { .. } => "RegisterService",
-        Command::SetDeposit { .. } => "SetDeposit",
-        Command::SetDealerStatus { .. } => "SetDealerStatus",
-        Command::ListCar { .. } => "ListCar",
-        Command::PlaceBid { .. } => "PlaceBid",
-        Command::CancelLot { .. } => "CancelLot",
-        Command::Decide { .. } => "Decide",
-        Command::Settle { .. } => "Settle",
-        Command::Tick => "Tick",
-        Command::Resume => "Resume",
+        Command::Auction(AuctionCommand::RegisterSeller { .. }) => "RegisterSeller",
+        Command::Auction(AuctionCommand::RegisterDealer { .. }) => "RegisterDealer",
+        Command::Auction(AuctionCommand::RegisterService { .. }) => "RegisterService",
+        Command::Auction(AuctionCommand::SetDeposit { .. }) => "SetDeposit",
+        Command::Auction(AuctionCommand::SetDealerStatus { .. }) => "SetDealerStatus",
+        Command::Auction(AuctionCommand::ListCar { .. }) => "ListCar",
+        Command::Auction(AuctionCommand::PlaceBid { .. }) => "PlaceBid",
+        Command::Auction(AuctionCommand::CancelLot { .. }) => "CancelLot",
+        Command::Auction(AuctionCommand::Decide { .. }) => "Decide",
+        Command::Auction(AuctionCommand::Settle { .. }) => "Settle",
+        Command::Auction(AuctionCommand::Tick) => "Tick",
+        Command::Auction(AuctionCommand::Resume) => "Resume",
         Command::Alliance(a) => match a {
             AllianceCommand::HandOff(_) => "Alliance::HandOff",
             AllianceCommand::Retail { .. } => "Alliance::Retail",
@@ -1473,26 +1481,26 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
     for (seq, events) in applied {
         for e in events {
             let fact = match e {
-                Event::Bid {
+                Event::Auction(AuctionEvent::Bid {
                     lot,
                     dealer,
                     outcome: BidOutcome::Rejected(r),
                     duplicate,
-                } => {
+                }) => {
                     format!(
                         "{lot} {dealer} rejected {} duplicate={duplicate}",
                         r.reason()
                     )
                 }
-                Event::Bid {
+                Event::Auction(AuctionEvent::Bid {
                     lot,
                     dealer,
                     outcome: BidOutcome::Accepted { price, leading, .. },
                     duplicate,
-                } => {
+                }) => {
                     format!("{lot} {dealer} accepted price={price} leading={leading} duplicate={duplicate}")
                 }
-                Event::Refused(r) => format!("refused {r:?}"),
+                Event::Auction(AuctionEvent::Refused(r)) => format!("refused {r:?}"),
                 Event::Alliance(AllianceEvent::Refused(r)) => {
                     format!("alliance refused {}", r.code())
                 }
@@ -1515,13 +1523,13 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
 }
 
 /// The book's state, one line per object.
-fn book_facts(book: &Book) -> Vec<String> {
+fn book_facts(book: &Market) -> Vec<String> {
     let mut facts = vec![format!(
         "last_seq={} last_now=T0+{}",
         book.last_seq(),
         book.last_now() - T0
     )];
-    for lot in book.lots() {
+    for lot in book.book().lots() {
         facts.push(format!(
             "{} {} price={:?} bids={} lead={:?} settled={} vin_ok={}",
             lot.id,
@@ -1533,7 +1541,7 @@ fn book_facts(book: &Book) -> Vec<String> {
             check_vin(&lot.listing.vehicle.vin).is_ok(),
         ));
     }
-    for d in book.dealers() {
+    for d in book.book().dealers() {
         facts.push(format!(
             "{} {:?} deposit={} exposure={} receipts={} linked={:?}",
             d.id,
@@ -1547,10 +1555,10 @@ fn book_facts(book: &Book) -> Vec<String> {
                 .collect::<Vec<_>>(),
         ));
     }
-    for s in book.sellers() {
+    for s in book.book().sellers() {
         facts.push(format!("{} {}", s.id, s.name));
     }
-    for s in book.services() {
+    for s in book.book().services() {
         facts.push(format!("{} {}", s.id, s.name));
     }
     let alliance = book.alliance();
@@ -1584,7 +1592,7 @@ fn book_facts(book: &Book) -> Vec<String> {
             w.corrected()
         ));
     }
-    for d in book.dealers() {
+    for d in book.book().dealers() {
         let s = alliance.standing(d.id, d.status);
         if s.ratings > 0 || s.violations > 0 {
             facts.push(format!(
@@ -2295,7 +2303,7 @@ fn snapshot_is_pinned() {
 #[test]
 fn the_story_does_what_its_comments_say() {
     let (story, _) = script();
-    let applied = apply(&mut Book::default(), &story);
+    let applied = apply(&mut Market::default(), &story);
     assert_eq!(
         story_facts(&applied),
         [

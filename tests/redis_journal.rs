@@ -2,11 +2,14 @@
 
 mod support;
 
-use gavel::auction::{Command, DealerId, LotId, Outcome, SellerId};
+use gavel::auction::{Command as AuctionCommand, Outcome};
+use gavel::market::Command;
+
 use gavel::store::{
     Batch, Durability, Entry, Journal, OutcomeRecord, RedisJournal, RedisJournalConfig, Snapshot,
     StoreError,
 };
+use gavel::vocab::{DealerId, LotId, SellerId};
 use redis::aio::MultiplexedConnection;
 use std::ops::RangeInclusive;
 use std::sync::Arc;
@@ -60,13 +63,13 @@ fn bid(seq: u64) -> Entry {
     Entry {
         seq,
         now_ms: 1_700_000_000_000 + seq * 7,
-        command: Command::PlaceBid {
+        command: Command::Auction(AuctionCommand::PlaceBid {
             dealer: DealerId(1 + (seq % 50) as u32),
             lot: LotId(1 + (seq % 20) as u32),
             amount: 8_500_000 + seq * 10_000,
             max: seq.is_multiple_of(3).then_some(9_900_000),
             bid_id: Arc::from(format!("bid-{seq}")),
-        },
+        }),
     }
 }
 

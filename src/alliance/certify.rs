@@ -7,8 +7,7 @@
 
 use super::command::HandOffRecord;
 use super::model::Reason;
-use crate::api::validate::check_vin;
-use crate::auction::Inspection;
+use crate::vocab::{check_vin, Inspection};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 

@@ -6,7 +6,7 @@
 //! sequencer's `now_ms` is the only clock.
 
 use super::model::{Complaint, ComplaintId, Finding, Item, ItemId, Record, Warning};
-use crate::auction::{DealerId, DealerStatus, Fen, Inspection, LotId, SellerId};
+use crate::vocab::{DealerId, DealerStatus, Fen, Inspection, LotId, SellerId};
 use serde::{Deserialize, Serialize};
 
 /// The alliance's time windows. Part of the journaled `Rules`, so a replay uses the

@@ -3,22 +3,24 @@
 //!
 //! Pure and deterministic, like the auction core it lives beside: time comes in as an
 //! argument (`now_ms`), deadlines are a query ([`Alliance::next_deadline`]), and nothing
-//! here reads a clock, touches a socket or iterates a hash map. The [`Book`] owns the only
-//! live [`Alliance`] and applies [`AllianceCommand`]s through the journal like every other
-//! command, so the alliance's state is journaled, snapshotted and replayed with the
+//! here reads a clock, touches a socket or iterates a hash map. The [`Market`] owns the
+//! only live [`Alliance`] and applies [`AllianceCommand`]s through the journal like every
+//! other command, so the alliance's state is journaled, snapshotted and replayed with the
 //! auctions, and a sanction (an expulsion) changes the dealer's standing in the same
-//! journaled step as the violation that caused it.
+//! journaled step as the violation that caused it. What the alliance needs to know of the
+//! auctions (a sale, a dealer's status) it asks through [`Registry`], so it depends on
+//! nothing but the shared vocabulary (`crate::vocab`).
 //!
 //! Must not: do I/O, decide who may call an endpoint (the API does; only "its dealer"
-//! checks, which need this state, live here), or know how a hand-off record reached it
-//! (`crate::pipeline` does that).
+//! checks, which need this state, live here), know how a hand-off record reached it
+//! (`crate::pipeline` does that), or import `crate::auction`.
 //!
 //! - [`certify`](mod@certify): the certification rules and the inspection report's SHA-256.
 //! - [`model`]: items, complaints, warnings, dealer records and standings.
 //! - [`command`]: commands, events, refusals, rules, the hand-off record.
 //! - [`state`]: the [`Alliance`] state machine.
 //!
-//! [`Book`]: crate::auction::Book
+//! [`Market`]: crate::market::Market
 
 pub mod certify;
 pub mod command;
@@ -37,4 +39,4 @@ pub use model::{
 pub use state::Alliance;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -5,7 +5,7 @@
 //! are stored when they are set (`return_until`, `due_at`), so a later change of the
 //! configured windows never moves a promise already made to a consumer.
 
-use crate::auction::{id_type, DealerId, DealerStatus, Fen, Inspection, LotId, SellerId};
+use crate::vocab::{id_type, DealerId, DealerStatus, Fen, Inspection, LotId, SellerId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;

@@ -14,7 +14,7 @@ use super::model::{
     Cause, Complaint, ComplaintId, ComplaintStatus, Finding, Item, ItemId, ItemStatus, Record,
     RetailSale, ReturnClaim, Standing, Warning, WarningId,
 };
-use crate::auction::{DealerId, DealerStatus, Fen, LotId, MAX_AMOUNT};
+use crate::vocab::{DealerId, DealerStatus, Fen, LotId, MAX_AMOUNT};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -11,8 +11,9 @@ use crate::alliance::{
     Actor, AllianceCommand, AllianceEvent, AllianceRefusal, Cause, Complaint, ComplaintId, Finding,
     Item, ItemId, Record, ReturnReason, Standing, Warning,
 };
-use crate::auction::{Command, DealerId, Event};
 use crate::directory::Principal;
+use crate::market::{Command, Event};
+use crate::vocab::DealerId;
 use axum::extract::{FromRef, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};

@@ -5,14 +5,13 @@
 //! status and never carry internal detail.
 
 use super::validate::{validate_listing, ListingBounds, ValidationErrors};
-use crate::auction::{
-    Canceller, Command, DealerId, DealerStatus, Event, LotId, LotStatus, Refusal, SellerId,
-    TokenHash, MAX_AMOUNT,
-};
+use crate::auction::{Canceller, Command, Event, LotStatus, Refusal, TokenHash};
 use crate::directory::token::new_token;
 use crate::directory::{self, Directory, Principal};
 use crate::engine::EngineHandle;
+use crate::market;
 use crate::views::{AllianceBoard, Lots, Viewer};
+use crate::vocab::{DealerId, DealerStatus, LotId, SellerId, MAX_AMOUNT};
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -192,16 +191,22 @@ where
         .route("/metrics", get(metrics))
 }
 
+/// Submits an auction command; the book's events once durable, or its refusal as an error.
 async fn submit(state: &ApiState, command: Command) -> Result<(u64, Vec<Event>), ApiError> {
     let applied = state
         .engine
         .submit(command)
         .await
         .map_err(|_| ApiError::unavailable())?;
-    if let Some(Event::Refused(r)) = applied.events.first() {
+    let events: Vec<Event> = applied
+        .events
+        .into_iter()
+        .filter_map(market::Event::into_auction)
+        .collect();
+    if let Some(Event::Refused(r)) = events.first() {
         return Err((*r).into());
     }
-    Ok((applied.seq, applied.events))
+    Ok((applied.seq, events))
 }
 
 fn require_admin(caller: &Caller) -> Result<(), ApiError> {

@@ -16,7 +16,8 @@
 //! characters; numbers must be written as integers; `starts_at` must be a real time (before
 //! the year 10000), which also keeps `starts_at + duration` from overflowing.
 
-use crate::auction::{Inspection, Listing, Vehicle, FEN_PER_YUAN, MAX_AMOUNT};
+use crate::auction::Listing;
+use crate::vocab::{check_vin, Inspection, Vehicle, FEN_PER_YUAN, MAX_AMOUNT};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -187,66 +188,6 @@ impl ListingInput {
                 Err(c.errors)
             }
         }
-    }
-}
-
-/// The check digit (9th character) a VIN must have: `Some('0'..='9' | 'X')` for 17
-/// characters from the VIN alphabet (`0-9A-Z` without I, O, Q), `None` otherwise.
-///
-/// ISO 3779 / GB 16735: each character's value (digits as themselves; letters
-/// A–H 1–8, J–N 1–5, P 7, R 9, S–Z 2–9) times its position's weight
-/// (8 7 6 5 4 3 2 10 0 9 8 7 6 5 4 3 2), summed, modulo 11; a remainder of 10 is `X`.
-/// The check position itself weighs 0, so whatever is there does not change the answer.
-pub fn vin_check_digit(vin: &str) -> Option<char> {
-    const WEIGHTS: [u32; 17] = [8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2];
-    let bytes = vin.as_bytes();
-    if bytes.len() != WEIGHTS.len() {
-        return None;
-    }
-    let mut sum = 0;
-    for (&b, w) in bytes.iter().zip(WEIGHTS) {
-        sum += vin_value(b)? * w;
-    }
-    Some(match sum % 11 {
-        10 => 'X',
-        // A remainder below 10 is one decimal digit.
-        r => char::from_digit(r, 10)?,
-    })
-}
-
-/// The transliteration value of a VIN character, `None` outside the alphabet.
-fn vin_value(b: u8) -> Option<u32> {
-    let v = match b {
-        b'0'..=b'9' => b - b'0',
-        b'A'..=b'H' => b - b'A' + 1,
-        b'J'..=b'N' => b - b'J' + 1,
-        b'P' => 7,
-        b'R' => 9,
-        b'S'..=b'Z' => b - b'S' + 2,
-        _ => return None,
-    };
-    Some(u32::from(v))
-}
-
-/// Checks a VIN: length, alphabet, check digit. The error says which rule failed.
-pub fn check_vin(vin: &str) -> Result<(), String> {
-    let n = vin.chars().count();
-    if n != 17 {
-        return Err(format!("must be 17 characters, not {n}"));
-    }
-    if let Some((i, ch)) = vin
-        .chars()
-        .enumerate()
-        .find(|&(_, ch)| !ch.is_ascii() || vin_value(ch as u8).is_none())
-    {
-        return Err(format!(
-            "character {} ({ch:?}) is not allowed: use digits and capital letters except I, O and Q",
-            i + 1
-        ));
-    }
-    match vin_check_digit(vin) {
-        Some(d) if vin.as_bytes().get(8) == Some(&(d as u8)) => Ok(()),
-        _ => Err("check digit (9th character) does not match the rest of the VIN".into()),
     }
 }
 

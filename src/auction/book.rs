@@ -2,17 +2,19 @@
 //!
 //! `apply(seq, now_ms, command)` is the whole interface that changes state. It reads no
 //! clock and no random source, does no I/O and never lets hash-map order reach its output,
-//! so the same command log always yields the same state and the same events. The engine
-//! owns the only `Book` and is its only writer.
+//! so the same command log always yields the same state and the same events. The market
+//! (`crate::market`) owns the only live `Book` and is its only writer; the book also keeps
+//! the market's sequence number and clock, which every command of the market passes
+//! through ([`Book::stamp`]).
 
-use super::command::{BidId, Canceller, Command, DealerStatus, Listing, TokenHash};
+use super::command::{BidId, Canceller, Command, Listing, TokenHash};
 use super::event::{BidOutcome, Event, LotStatus, Outcome, Refusal, Rejection};
-use super::ids::{DealerId, LotId, SellerId, ServiceId};
 use super::lot::{Lead, Lot};
-use super::money::{Fen, FEN_PER_YUAN, MAX_AMOUNT};
 use super::receipts::{Receipt, Receipts};
 use super::rules::Rules;
-use crate::alliance::{Alliance, AllianceCommand, AllianceEvent, Registry, Sale};
+use crate::vocab::{
+    DealerId, DealerStatus, Fen, LotId, SellerId, ServiceId, FEN_PER_YUAN, MAX_AMOUNT,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -70,10 +72,10 @@ pub struct Service {
     pub token_hash: TokenHash,
 }
 
-/// All auction state. Serializes to the snapshot; the timer index is derived and rebuilt
-/// on load.
+/// All auction state. The timer index is derived and rebuilt on load; the market's
+/// snapshot stores the rest ([`BookParts`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(from = "BookData")]
+#[serde(from = "BookParts")]
 pub struct Book {
     rules: Rules,
     last_seq: u64,
@@ -84,32 +86,35 @@ pub struct Book {
     dealers: Vec<Dealer>,
     sellers: Vec<Seller>,
     services: Vec<Service>,
-    /// The alliance: inventory, complaints, warnings, dealer records.
-    alliance: Alliance,
     /// (deadline, lot) for every lot with a pending timer. Derived from `lots`.
     #[serde(skip)]
     timers: BTreeSet<(u64, LotId)>,
 }
 
-/// `Book` as stored: everything but the derived indexes.
-#[derive(Deserialize)]
-struct BookData {
-    rules: Rules,
-    last_seq: u64,
-    last_now: u64,
+/// A `Book` as stored: everything but the derived indexes.
+#[derive(Clone, Debug, Deserialize)]
+pub struct BookParts {
+    /// The rules in force.
+    pub rules: Rules,
+    /// Sequence number of the last command applied.
+    pub last_seq: u64,
+    /// The book's time: the latest `now_ms` it was given.
+    pub last_now: u64,
+    /// Book time of the last receipt pruning (absent before pruning existed).
     #[serde(default)]
-    pruned_at: u64,
-    lots: Vec<Lot>,
-    dealers: Vec<Dealer>,
-    sellers: Vec<Seller>,
-    services: Vec<Service>,
-    /// Absent from snapshots written before the alliance existed.
-    #[serde(default)]
-    alliance: Alliance,
+    pub pruned_at: u64,
+    /// Every lot, in id order.
+    pub lots: Vec<Lot>,
+    /// Every dealer, in id order.
+    pub dealers: Vec<Dealer>,
+    /// Every seller, in id order.
+    pub sellers: Vec<Seller>,
+    /// Every service principal, in id order.
+    pub services: Vec<Service>,
 }
 
-impl From<BookData> for Book {
-    fn from(d: BookData) -> Self {
+impl From<BookParts> for Book {
+    fn from(d: BookParts) -> Self {
         let timers = d
             .lots
             .iter()
@@ -124,7 +129,6 @@ impl From<BookData> for Book {
             dealers: d.dealers,
             sellers: d.sellers,
             services: d.services,
-            alliance: d.alliance,
             timers,
         }
     }
@@ -141,9 +145,10 @@ impl PartialEq for Book {
             && self.dealers == other.dealers
             && self.sellers == other.sellers
             && self.services == other.services
-            && self.alliance == other.alliance
     }
 }
+
+impl Eq for Book {}
 
 impl Default for Book {
     fn default() -> Self {
@@ -163,7 +168,6 @@ impl Book {
             dealers: Vec::new(),
             sellers: Vec::new(),
             services: Vec::new(),
-            alliance: Alliance::default(),
             timers: BTreeSet::new(),
         }
     }
@@ -171,6 +175,11 @@ impl Book {
     /// The rules in force.
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// Replaces the rules from now on.
+    pub fn configure(&mut self, rules: Rules) {
+        self.rules = rules;
     }
 
     /// Sequence number of the last command applied (0 for an empty book).
@@ -181,6 +190,11 @@ impl Book {
     /// The book's time: the latest `now_ms` it was given.
     pub fn last_now(&self) -> u64 {
         self.last_now
+    }
+
+    /// Book time of the last receipt pruning.
+    pub fn pruned_at(&self) -> u64 {
+        self.pruned_at
     }
 
     /// A lot by id.
@@ -223,19 +237,9 @@ impl Book {
         self.rules.buying_power(dealer.deposit)
     }
 
-    /// The alliance's state.
-    pub fn alliance(&self) -> &Alliance {
-        &self.alliance
-    }
-
-    /// The earliest time a `Tick` has work to do, if any timer is pending: a lot's, or an
-    /// open complaint's due time.
+    /// The earliest time a `Tick` has work to do, if any lot's timer is pending.
     pub fn next_deadline(&self) -> Option<u64> {
-        let lots = self.timers.first().map(|&(t, _)| t);
-        match (lots, self.alliance.next_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        self.timers.first().map(|&(t, _)| t)
     }
 
     /// Applies one command and returns what it did.
@@ -252,13 +256,27 @@ impl Book {
     /// is read as the latest one, so a clock step back on the engine's host cannot reopen
     /// a closed window.
     pub fn apply_into(&mut self, seq: u64, now_ms: u64, command: Command, out: &mut Vec<Event>) {
+        match self.stamp(seq, now_ms) {
+            Some(now) => self.run(seq, now, command, out),
+            None => out.push(Event::Refused(Refusal::OutOfOrder)),
+        }
+    }
+
+    /// Takes the next command's sequence number and time: `None` (and no change) when
+    /// `seq` is not above the last one; otherwise the time the command runs at, which is
+    /// never before the latest time seen. Every command of the market, the alliance's
+    /// too, passes through here, so the book's `last_seq` is the market's.
+    pub fn stamp(&mut self, seq: u64, now_ms: u64) -> Option<u64> {
         if seq <= self.last_seq {
-            out.push(Event::Refused(Refusal::OutOfOrder));
-            return;
+            return None;
         }
         self.last_seq = seq;
-        let now = now_ms.max(self.last_now);
-        self.last_now = now;
+        self.last_now = now_ms.max(self.last_now);
+        Some(self.last_now)
+    }
+
+    /// Applies one command already stamped: `seq` and `now` as [`Book::stamp`] gave them.
+    pub fn run(&mut self, seq: u64, now: u64, command: Command, out: &mut Vec<Event>) {
         match command {
             Command::PlaceBid {
                 dealer,
@@ -268,10 +286,6 @@ impl Book {
                 bid_id,
             } => self.place_bid(seq, now, dealer, lot, amount, max, bid_id, out),
             Command::Tick => self.tick(now, out),
-            Command::Configure(rules) => {
-                self.rules = *rules;
-                out.push(Event::Configured);
-            }
             Command::RegisterSeller { name, token_hash } => {
                 let id = SellerId(next_id(self.sellers.len()));
                 self.sellers.push(Seller {
@@ -327,9 +341,7 @@ impl Book {
                 self.change_dealer(dealer, out, |d| d.deposit = deposit);
             }
             Command::SetDealerStatus { dealer, status, .. } => {
-                // Open leading bids of a suspended or expelled dealer stand (the alliance's
-                // default): the dealer committed to them while in good standing.
-                self.change_dealer(dealer, out, |d| d.status = status);
+                self.set_dealer_status(dealer, status, out)
             }
             Command::ListCar { seller, listing } => self.list(now, seller, listing, out),
             Command::CancelLot { lot, by } => self.cancel(lot, by, out),
@@ -340,41 +352,19 @@ impl Book {
             } => self.decide(now, lot, seller, accept, out),
             Command::Settle { lot } => self.settle(lot, out),
             Command::Resume => self.resume(now, out),
-            Command::Alliance(command) => self.alliance_command(now, command, out),
         }
     }
 
-    fn alliance_command(&mut self, now: u64, command: AllianceCommand, out: &mut Vec<Event>) {
-        let mut events = Vec::new();
-        let registry = BookRegistry {
-            lots: &self.lots,
-            dealers: &self.dealers,
-        };
-        self.alliance
-            .apply(now, &self.rules.alliance, command, &registry, &mut events);
-        self.alliance_events(events, out);
-    }
-
-    /// Passes alliance events on, carrying out expulsions in the same step: the sanction
-    /// is part of the journaled command (or tick) that caused it, so no crash can fall
-    /// between a violation and the dealer losing the right to bid, and a replay reaches
-    /// the same statuses.
-    fn alliance_events(&mut self, events: Vec<AllianceEvent>, out: &mut Vec<Event>) {
-        for event in events {
-            if let AllianceEvent::Expelled { dealer, .. } = event {
-                let expelled = self
-                    .dealer(dealer)
-                    .is_none_or(|d| d.status == DealerStatus::Expelled);
-                if expelled {
-                    continue; // already expelled (earlier in this step, or before)
-                }
-                out.push(Event::Alliance(event));
-                // Its open leading bids stand, as for an admin's expulsion.
-                self.change_dealer(dealer, out, |d| d.status = DealerStatus::Expelled);
-            } else {
-                out.push(Event::Alliance(event));
-            }
-        }
+    /// Changes a dealer's status (an operator's command, or the alliance's sanction).
+    /// Open leading bids of a suspended or expelled dealer stand (the alliance's default):
+    /// the dealer committed to them while in good standing.
+    pub fn set_dealer_status(
+        &mut self,
+        dealer: DealerId,
+        status: DealerStatus,
+        out: &mut Vec<Event>,
+    ) {
+        self.change_dealer(dealer, out, |d| d.status = status);
     }
 
     fn change_dealer(
@@ -766,15 +756,6 @@ impl Book {
             }
             self.fire(lot_id, out);
         }
-        if self.alliance.next_deadline().is_some_and(|t| t <= now) {
-            let mut events = Vec::new();
-            let registry = BookRegistry {
-                lots: &self.lots,
-                dealers: &self.dealers,
-            };
-            self.alliance.tick(now, &registry, &mut events);
-            self.alliance_events(events, out);
-        }
         if now >= self.pruned_at.saturating_add(PRUNE_EVERY_MS) {
             self.prune_receipts(now);
         }
@@ -856,8 +837,7 @@ impl Book {
     }
 
     fn resume(&mut self, now: u64, out: &mut Vec<Event>) {
-        let grace = self.rules.outage_grace_ms;
-        let until = now.saturating_add(grace);
+        let until = self.rules.after_outage(now);
         let due: Vec<LotId> = self
             .timers
             .range(..=(now, LotId(u32::MAX)))
@@ -884,9 +864,6 @@ impl Book {
             }
             out.push(Event::Updated(lot.update(&self.rules.increments)));
         }
-        let mut events = Vec::new();
-        self.alliance.resume(now, until, &mut events);
-        self.alliance_events(events, out);
     }
 
     fn cancel(&mut self, lot_id: LotId, by: Canceller, out: &mut Vec<Event>) {
@@ -967,33 +944,6 @@ impl Book {
             lot: lot_id,
             dealer: lead.dealer,
         });
-    }
-}
-
-/// The book as the alliance sees it: sold lots and dealers' statuses. Borrows the two
-/// tables, not the book, so the alliance can be changed while it is consulted.
-struct BookRegistry<'a> {
-    lots: &'a [Lot],
-    dealers: &'a [Dealer],
-}
-
-impl Registry for BookRegistry<'_> {
-    fn sale(&self, lot: LotId) -> Option<Sale<'_>> {
-        let lot = self.lots.get(lot.index())?;
-        match (lot.status, lot.lead, lot.price) {
-            (LotStatus::Sold, Some(lead), Some(price)) => Some(Sale {
-                vin: &lot.listing.vehicle.vin,
-                inspection: &lot.listing.inspection,
-                seller: lot.seller,
-                buyer: lead.dealer,
-                price,
-            }),
-            _ => None,
-        }
-    }
-
-    fn dealer_status(&self, dealer: DealerId) -> Option<DealerStatus> {
-        self.dealers.get(dealer.index()).map(|d| d.status)
     }
 }
 

@@ -1,12 +1,12 @@
 //! Commands: every input that can change the book.
 //!
 //! A command is what a client, an operator or a timer asked for, before any rule was
-//! applied. The sequencer stamps it with a sequence number and a time and journals it; the
-//! book applies it. Commands are imperative (`PlaceBid`), events past tense.
+//! applied. The sequencer stamps it with a sequence number and a time and journals it (as
+//! part of a `crate::market::Command`); the book applies it. Commands are imperative
+//! (`PlaceBid`), events past tense.
 
-use super::ids::{DealerId, LotId, SellerId};
-use super::money::{Fen, Increments};
-use super::rules::Rules;
+use super::increments::Increments;
+use crate::vocab::{DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, Vehicle};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -16,18 +16,6 @@ pub type TokenHash = [u8; 32];
 /// A client-chosen bid id (at most 64 bytes, checked at decode time by the gateway).
 pub type BidId = Arc<str>;
 
-/// Standing of a dealer in the alliance.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DealerStatus {
-    /// May bid.
-    Active,
-    /// Temporarily barred by the alliance or an admin; may be reinstated.
-    Suspended,
-    /// Removed from the alliance.
-    Expelled,
-}
-
 /// Who asked to cancel a lot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Canceller {
@@ -35,43 +23,6 @@ pub enum Canceller {
     Seller(SellerId),
     /// An operator: allowed until the lot has an outcome.
     Admin,
-}
-
-/// The car as the seller described it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Vehicle {
-    /// 17-character VIN, validated by the API before it becomes a command.
-    pub vin: String,
-    /// Manufacturer.
-    pub make: String,
-    /// Model name.
-    pub model: String,
-    /// Model year.
-    pub year: u16,
-    /// Odometer reading.
-    pub mileage_km: u32,
-    /// Where the car stands.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub city: Option<String>,
-}
-
-/// The inspection report the dealers bid on, carried unchanged to certified inventory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Inspection {
-    /// Major structural (frame) damage found.
-    pub structural_damage: bool,
-    /// Fire damage found.
-    pub fire: bool,
-    /// Flood damage found.
-    pub flood: bool,
-    /// Odometer tampering found.
-    pub odometer_tampered: bool,
-    /// The title can be transferred to a buyer.
-    pub title_transferable: bool,
-    /// Overall grade, 0–5.
-    pub grade: u8,
-    /// The inspector's notes.
-    pub notes: String,
 }
 
 /// A seller's listing, as validated by the API.
@@ -116,11 +67,10 @@ impl Listing {
     }
 }
 
-/// Every input to the book.
+/// Every input to the book. The variants' names are part of the journal's format (see
+/// `crate::market::durable`): never rename one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
-    /// Replace the rules from now on (journaled at start when the configuration changed).
-    Configure(Box<Rules>),
     /// Create a seller account.
     RegisterSeller {
         /// Display name.
@@ -209,7 +159,4 @@ pub enum Command {
     /// the engine was down get `outage_grace_ms` more, instead of closing unseen; so do
     /// open complaints whose due time passed (a dealer could not answer them meanwhile).
     Resume,
-    /// An alliance command (hand-off, retail, return, refund, complaint, rating). Journaled
-    /// like any other, so the alliance's state and its sanctions replay with the auctions.
-    Alliance(crate::alliance::AllianceCommand),
 }

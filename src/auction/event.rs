@@ -3,9 +3,7 @@
 //! Events are small, self-contained values (no references into the book), so the engine
 //! can hand them to the fan-out and the journal's consumers after the book has moved on.
 
-use super::command::DealerStatus;
-use super::ids::{DealerId, LotId, SellerId, ServiceId};
-use super::money::Fen;
+use crate::vocab::{DealerId, DealerStatus, Fen, LotId, SellerId, ServiceId};
 use serde::{Deserialize, Serialize};
 
 /// Where a lot is in its life.
@@ -171,8 +169,6 @@ pub struct LotUpdate {
 /// Everything the book reports.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
-    /// Rules replaced.
-    Configured,
     /// A seller account exists.
     SellerRegistered {
         /// Its id.
@@ -270,6 +266,4 @@ pub enum Event {
     },
     /// A non-bid command changed nothing.
     Refused(Refusal),
-    /// What an alliance command or an alliance deadline did (its refusals included).
-    Alliance(crate::alliance::AllianceEvent),
 }

@@ -2,8 +2,8 @@
 
 use super::command::Listing;
 use super::event::{LotStatus, LotUpdate};
-use super::ids::{DealerId, LotId, SellerId};
-use super::money::{Fen, Increments};
+use super::increments::Increments;
+use crate::vocab::{DealerId, Fen, LotId, SellerId};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

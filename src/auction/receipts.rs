@@ -20,7 +20,7 @@
 
 use super::command::BidId;
 use super::event::BidOutcome;
-use super::ids::LotId;
+use crate::vocab::LotId;
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
 use serde::de::{MapAccess, Visitor};

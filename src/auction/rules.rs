@@ -1,11 +1,11 @@
 //! The auction rules the book runs under.
 //!
 //! Rules are data, not constants: the engine builds them from configuration and journals
-//! them (`Command::Configure`), so a replay applies exactly the rules the live engine did,
-//! whatever the configuration file says on the day of the replay.
+//! them (as part of `crate::market::Rules`), so a replay applies exactly the rules the live
+//! engine did, whatever the configuration file says on the day of the replay.
 
-use super::money::{Fen, Increments};
-use crate::alliance::AllianceRules;
+use super::increments::Increments;
+use crate::vocab::Fen;
 use serde::{Deserialize, Serialize};
 
 /// Every tunable rule of the auction core. Defaults are the contract's defaults.
@@ -35,13 +35,10 @@ pub struct Rules {
     /// absent, so logs written before it existed still load.
     #[serde(default = "default_bid_id_retention_ms")]
     pub bid_id_retention_ms: u64,
-    /// The alliance's return and complaint windows. Defaulted when absent, so snapshots
-    /// and `Configure` entries written before the alliance existed still load.
-    #[serde(default)]
-    pub alliance: AllianceRules,
 }
 
-fn default_bid_id_retention_ms() -> u64 {
+/// The retention of rules journaled before it existed: 7 days.
+pub(crate) fn default_bid_id_retention_ms() -> u64 {
     604_800_000
 }
 
@@ -59,7 +56,6 @@ impl Default for Rules {
             increments: Increments::standard(),
             outage_grace_ms: 300_000,
             bid_id_retention_ms: default_bid_id_retention_ms(),
-            alliance: AllianceRules::default(),
         }
     }
 }
@@ -69,5 +65,11 @@ impl Rules {
     /// honest reading of a deposit so large the product does not fit.
     pub fn buying_power(&self, deposit: Fen) -> Fen {
         deposit.checked_mul(self.leverage).unwrap_or(Fen::MAX)
+    }
+
+    /// Until when whatever fell due during an outage ending at `now` gets its grace: the
+    /// same moment for the lots and for the alliance's complaints.
+    pub fn after_outage(&self, now: u64) -> u64 {
+        now.saturating_add(self.outage_grace_ms)
     }
 }

@@ -6,6 +6,10 @@
 //! yuan through `y()` so the tables read like the contract.
 
 use super::*;
+use crate::vocab::{
+    DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, ServiceId, Vehicle, FEN_PER_YUAN,
+    MAX_AMOUNT,
+};
 
 /// 2023-11-14T22:13:20Z: a plausible epoch-millisecond start for the simulated clock.
 const T0: u64 = 1_700_000_000_000;
@@ -575,14 +579,10 @@ fn buy_now_is_withdrawn_once_the_reserve_is_met() {
 #[test]
 fn ten_extensions_then_a_hard_close() {
     let mut sim = Sim::new();
-    let rules = Rules {
+    sim.book.configure(Rules {
         max_extensions: 10,
         ..Rules::default()
-    };
-    assert_eq!(
-        sim.run(Command::Configure(Box::new(rules))),
-        [Event::Configured]
-    );
+    });
     let seller = sim.seller();
     let a = sim.dealer(y(100_000));
     let b = sim.dealer(y(100_000));
@@ -1914,7 +1914,6 @@ mod props {
             increments: Increments::standard(),
             outage_grace_ms: 5 * SEC,
             bid_id_retention_ms: 2 * HOUR,
-            ..Rules::default()
         }
     }
 

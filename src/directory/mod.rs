@@ -12,9 +12,12 @@
 
 pub mod token;
 
-use crate::auction::{Book, Command, DealerId, Event, SellerId, ServiceId, TokenHash};
+use crate::auction::{Command as AuctionCommand, Event as AuctionEvent, TokenHash};
+use crate::market::{Command, Event, Market};
+
 use crate::engine::Publisher;
 use crate::store::Entry;
+use crate::vocab::{DealerId, SellerId, ServiceId};
 use dashmap::DashMap;
 use std::sync::Arc;
 
@@ -85,12 +88,15 @@ impl Directory {
     }
 
     fn register_from(&self, entry: &Entry, principal: Principal) {
-        let hash = match &entry.command {
-            Command::RegisterSeller { token_hash, .. }
-            | Command::RegisterDealer { token_hash, .. }
-            | Command::RegisterService { token_hash, .. } => *token_hash,
-            _ => return,
+        let Command::Auction(
+            AuctionCommand::RegisterSeller { token_hash, .. }
+            | AuctionCommand::RegisterDealer { token_hash, .. }
+            | AuctionCommand::RegisterService { token_hash, .. },
+        ) = &entry.command
+        else {
+            return;
         };
+        let hash = *token_hash;
         self.principals.insert(hash, principal);
     }
 }
@@ -109,7 +115,8 @@ pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
 pub struct DirectoryPublisher(pub Arc<Directory>);
 
 impl Publisher for DirectoryPublisher {
-    fn reset(&mut self, book: &Book) {
+    fn reset(&mut self, market: &Market) {
+        let book = market.book();
         let d = &self.0;
         d.principals.clear();
         for s in book.sellers() {
@@ -125,18 +132,19 @@ impl Publisher for DirectoryPublisher {
 
     fn publish(&mut self, entry: &Entry, events: &[Event]) {
         for event in events {
-            match *event {
-                Event::SellerRegistered { seller } => {
-                    self.0.register_from(entry, Principal::Seller(seller))
+            let principal = match *event {
+                Event::Auction(AuctionEvent::SellerRegistered { seller }) => {
+                    Principal::Seller(seller)
                 }
-                Event::DealerRegistered { dealer } => {
-                    self.0.register_from(entry, Principal::Dealer(dealer))
+                Event::Auction(AuctionEvent::DealerRegistered { dealer }) => {
+                    Principal::Dealer(dealer)
                 }
-                Event::ServiceRegistered { service } => {
-                    self.0.register_from(entry, Principal::Service(service))
+                Event::Auction(AuctionEvent::ServiceRegistered { service }) => {
+                    Principal::Service(service)
                 }
-                _ => {}
-            }
+                _ => continue,
+            };
+            self.0.register_from(entry, principal);
         }
     }
 }
@@ -144,7 +152,6 @@ impl Publisher for DirectoryPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auction::Rules;
 
     fn entry(seq: u64, command: Command) -> Entry {
         Entry {
@@ -160,22 +167,22 @@ mod tests {
         let (seller, seller_hash) = token::new_token();
         let dir = Directory::new(Some(admin_hash));
         let mut publisher = DirectoryPublisher(dir.clone());
-        publisher.reset(&Book::new(Rules::default()));
+        publisher.reset(&Market::default());
         assert_eq!(dir.authenticate(&admin), Some(Principal::Admin));
         assert_eq!(
             dir.authenticate(&format!(" {admin}\n")),
             Some(Principal::Admin)
         );
         assert_eq!(dir.authenticate(&seller), None);
-        let register = Command::RegisterSeller {
+        let register = Command::Auction(AuctionCommand::RegisterSeller {
             name: "s".into(),
             token_hash: seller_hash,
-        };
+        });
         publisher.publish(
             &entry(1, register),
-            &[Event::SellerRegistered {
+            &[Event::Auction(AuctionEvent::SellerRegistered {
                 seller: SellerId(1),
-            }],
+            })],
         );
         assert_eq!(
             dir.authenticate(&seller),

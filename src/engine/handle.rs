@@ -8,7 +8,7 @@
 use super::clock::monotonic_now;
 use super::metrics::EngineMetrics;
 use super::writer::Ping;
-use crate::auction::{Command, Event};
+use crate::market::{Command, Event};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -92,9 +92,9 @@ impl EngineHandle {
     /// Sequences `command`, waits until it is durable, and returns what it did — or
     /// `Unavailable` if that could not happen within the configured wait (then nothing
     /// happened: retrying is safe).
-    pub async fn submit(&self, command: Command) -> Result<Applied, Unavailable> {
+    pub async fn submit(&self, command: impl Into<Command>) -> Result<Applied, Unavailable> {
         let (reply, rx) = oneshot::channel();
-        self.enqueue(command, Reply::Wait(reply)).await;
+        self.enqueue(command.into(), Reply::Wait(reply)).await;
         // The engine answers every request it took (applied or unavailable); a dropped
         // sender means it stopped, which is unavailable too.
         rx.await.unwrap_or(Err(Unavailable))
@@ -107,11 +107,11 @@ impl EngineHandle {
     /// command, and lets the result leave in the same socket write as the `update` it
     /// caused. Returns once the command is queued (or refused: then `then` has already
     /// been called with `Unavailable`).
-    pub async fn submit_then<F>(&self, command: Command, then: F)
+    pub async fn submit_then<F>(&self, command: impl Into<Command>, then: F)
     where
         F: FnOnce(Result<Applied, Unavailable>) + Send + 'static,
     {
-        self.enqueue(command, Reply::Call(Callback(Some(Box::new(then)))))
+        self.enqueue(command.into(), Reply::Call(Callback(Some(Box::new(then)))))
             .await;
     }
 

@@ -1,7 +1,7 @@
-//! The engine: one sequencer task that owns the `Book`.
+//! The engine: one sequencer task that owns the `Market`.
 //!
 //! It stamps every command with the next sequence number and its clock reading, applies
-//! it to the book, fires timers from `Book::next_deadline`, and hands whole batches to the
+//! it to the book, fires timers from `Market::next_deadline`, and hands whole batches to the
 //! journal. Nothing a command did — its reply, its broadcast, its outcome — leaves the
 //! engine before the batch holding it is durable. While one batch is being written, new
 //! commands collect into the next (group commit), so one round trip serves many bids.

@@ -558,7 +558,7 @@ mod tests {
             ("and again", 2, false, 200),
             ("up to retry_max", 3, false, 300),
             ("and no further", 6, false, 300),
-            ("a rebuilt book resets it to retry_min", 6, true, 50),
+            ("a rebuilt market resets it to retry_min", 6, true, 50),
         ];
         for (rule, failures, recovered, wait) in cases {
             let mut p = policy(&config(), 0);

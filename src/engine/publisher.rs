@@ -1,12 +1,12 @@
 //! Where durable commands go: the `Publisher` the engine calls after each durable batch.
 
-use crate::auction::{Book, Event};
+use crate::market::{Event, Market};
 use crate::store::Entry;
 
 /// Receives every durable command, in order, after its batch is durable.
 pub trait Publisher: Send + 'static {
     /// The durable state after (re)covery: rebuild every view from it.
-    fn reset(&mut self, book: &Book);
+    fn reset(&mut self, market: &Market);
     /// One durable command and its events.
     fn publish(&mut self, entry: &Entry, events: &[Event]);
     /// A durable batch was published and its commands answered: send what was queued.
@@ -15,15 +15,15 @@ pub trait Publisher: Send + 'static {
 
 /// Does nothing; for tools and tests that only want replies.
 impl Publisher for () {
-    fn reset(&mut self, _: &Book) {}
+    fn reset(&mut self, _: &Market) {}
     fn publish(&mut self, _: &Entry, _: &[Event]) {}
 }
 
 /// Two publishers, called in order: the first sees each entry before the second does.
 impl<A: Publisher, B: Publisher> Publisher for (A, B) {
-    fn reset(&mut self, book: &Book) {
-        self.0.reset(book);
-        self.1.reset(book);
+    fn reset(&mut self, market: &Market) {
+        self.0.reset(market);
+        self.1.reset(market);
     }
     fn publish(&mut self, entry: &Entry, events: &[Event]) {
         self.0.publish(entry, events);
@@ -37,9 +37,9 @@ impl<A: Publisher, B: Publisher> Publisher for (A, B) {
 
 /// A publisher that may be absent: `None` hears nothing.
 impl<P: Publisher> Publisher for Option<P> {
-    fn reset(&mut self, book: &Book) {
+    fn reset(&mut self, market: &Market) {
         if let Some(p) = self {
-            p.reset(book);
+            p.reset(market);
         }
     }
     fn publish(&mut self, entry: &Entry, events: &[Event]) {

@@ -1,6 +1,6 @@
 //! Rebuilding the book from a journal: newest snapshot, then the tail of the log.
 
-use crate::auction::{Book, Event, Rules};
+use crate::market::{Event, Market, Rules};
 use crate::store::{Journal, OutcomeRecord, StoreError};
 use futures_util::future::maybe_done;
 use std::future::Future;
@@ -12,7 +12,7 @@ const READ_PAGE: usize = 256;
 /// A book rebuilt from the journal, and what the replay saw.
 pub struct Recovered {
     /// The book after the last durable command.
-    pub book: Book,
+    pub market: Market,
     /// Sequence number the snapshot covered (0 without one).
     pub snapshot_seq: u64,
     /// Commands replayed on top of the snapshot.
@@ -45,20 +45,20 @@ pub async fn recover<J: Journal>(
     } else {
         None
     };
-    let (mut book, snapshot_seq) = match snapshot {
+    let (mut market, snapshot_seq) = match snapshot {
         Some(s) => {
-            let book: Book = rmp_serde::from_slice(&s.bytes)
+            let market: Market = rmp_serde::from_slice(&s.bytes)
                 .map_err(|e| StoreError::Corrupt(format!("snapshot at seq {}: {e}", s.seq)))?;
-            if book.last_seq() != s.seq {
+            if market.last_seq() != s.seq {
                 return Err(StoreError::Corrupt(format!(
                     "snapshot claims seq {} but holds seq {}",
                     s.seq,
-                    book.last_seq()
+                    market.last_seq()
                 )));
             }
-            (book, s.seq)
+            (market, s.seq)
         }
-        None => (Book::new(Rules::default()), 0),
+        None => (Market::new(Rules::default()), 0),
     };
     let mut replayed = 0u64;
     let mut events = Vec::new();
@@ -66,7 +66,7 @@ pub async fn recover<J: Journal>(
     // works on its own thread (file) or connection (Redis) once the request is sent, and
     // the book is all this task's work, so a long replay takes about as long as the slower
     // of the two, not their sum.
-    let mut read = Box::pin(maybe_done(journal.read_after(book.last_seq(), READ_PAGE)));
+    let mut read = Box::pin(maybe_done(journal.read_after(market.last_seq(), READ_PAGE)));
     loop {
         (&mut read).await;
         let batches = read
@@ -89,18 +89,18 @@ pub async fn recover<J: Journal>(
         read = ahead;
         for batch in batches {
             for entry in batch.entries {
-                if entry.seq <= book.last_seq() {
+                if entry.seq <= market.last_seq() {
                     continue; // covered by the snapshot
                 }
-                if entry.seq != book.last_seq() + 1 {
+                if entry.seq != market.last_seq() + 1 {
                     return Err(StoreError::Corrupt(format!(
                         "gap in the log: seq {} follows {}",
                         entry.seq,
-                        book.last_seq()
+                        market.last_seq()
                     )));
                 }
                 events.clear();
-                book.apply_into(entry.seq, entry.now_ms, entry.command, &mut events);
+                market.apply_into(entry.seq, entry.now_ms, entry.command, &mut events);
                 observer.entry(entry.seq, &events);
                 replayed += 1;
             }
@@ -108,7 +108,7 @@ pub async fn recover<J: Journal>(
         }
     }
     Ok(Recovered {
-        book,
+        market,
         snapshot_seq,
         replayed,
     })

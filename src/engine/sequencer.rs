@@ -1,4 +1,4 @@
-//! The sequencer: spawns the engine and runs the loop that owns the `Book`.
+//! The sequencer: spawns the engine and runs the loop that owns the `Market`.
 //!
 //! The loop takes commands off the queue, stamps and applies them, hands batches to the
 //! writer (`writer.rs`) and answers each command once its batch is durable. What to do
@@ -15,7 +15,8 @@ use super::publisher::Publisher;
 use super::snapshot::{PendingSnapshot, Snapshots};
 use super::writer::{self, recover_via, Job};
 use super::EngineConfig;
-use crate::auction::{Book, Command, Event, Rules};
+use crate::auction;
+use crate::market::{Command, Event, Market, Rules};
 use crate::store::{Batch, Entry, Journal, OutcomeRecord, StoreError};
 use std::sync::Arc;
 use std::time::Instant;
@@ -37,13 +38,13 @@ pub async fn spawn<J: Journal, P: Publisher>(
     let (jobs, job_rx) = mpsc::channel(2);
     let (pings, ping_rx) = mpsc::channel(4);
     let writer = tokio::spawn(writer::run(journal, job_rx, ping_rx, config.append_timeout));
-    let book = recover_via(&jobs).await?;
+    let market = recover_via(&jobs).await?;
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (stop, stop_rx) = watch::channel(false);
     let mut seq = Sequencer {
-        policy: Policy::new(&config, book.last_now(), monotonic_now()),
+        policy: Policy::new(&config, market.last_now(), monotonic_now()),
         wall_clock: config.wall_clock,
-        book,
+        market,
         rules,
         publisher,
         jobs,
@@ -99,7 +100,7 @@ struct Sequencer<P> {
     policy: Policy,
     /// The wall clock commands are stamped with (`EngineConfig::wall_clock`).
     wall_clock: fn() -> u64,
-    book: Book,
+    market: Market,
     /// The configured rules: journaled as a `Configure` when the book's differ.
     rules: Rules,
     publisher: P,
@@ -111,7 +112,7 @@ struct Sequencer<P> {
     inflight: Option<Inflight>,
     snapshots: Snapshots,
     metrics: Arc<EngineMetrics>,
-    /// Reused buffer for `Book::apply_into`.
+    /// Reused buffer for `Market::apply_into`.
     events: Vec<Event>,
     /// Becomes true when the engine is asked to stop.
     stop: watch::Receiver<bool>,
@@ -123,7 +124,7 @@ impl<P: Publisher> Sequencer<P> {
             let room = self.policy.has_room();
             let open = self.policy.is_open();
             let timer = self
-                .book
+                .market
                 .next_deadline()
                 .map(|t| tokio::time::sleep(self.policy.timer_in(t, (self.wall_clock)())));
             tokio::select! {
@@ -149,7 +150,7 @@ impl<P: Publisher> Sequencer<P> {
                 },
                 () = async { timer.expect("guarded").await }, if timer.is_some() && room => {
                     let now = self.now_ms();
-                    self.apply(now, Command::Tick, None);
+                    self.apply(now, auction::Command::Tick.into(), None);
                 }
                 _ = self.stop.changed(), if open => {
                     // Refuse new sends; what is queued is still drained below.
@@ -189,21 +190,21 @@ impl<P: Publisher> Sequencer<P> {
         }
         let now = self.now_ms();
         // Due timers run first, so a bid is judged against a book that is up to date.
-        if self.policy.timer_due(self.book.next_deadline(), now) {
-            self.apply(now, Command::Tick, None);
+        if self.policy.timer_due(self.market.next_deadline(), now) {
+            self.apply(now, auction::Command::Tick.into(), None);
         }
         self.apply(now, req.command, Some(req.reply));
     }
 
     fn apply(&mut self, now: u64, command: Command, reply: Option<Reply>) {
-        let seq = self.book.last_seq() + 1;
+        let seq = self.market.last_seq() + 1;
         let entry = Entry {
             seq,
             now_ms: now,
             command: command.clone(),
         };
         self.events.clear();
-        self.book.apply_into(seq, now, command, &mut self.events);
+        self.market.apply_into(seq, now, command, &mut self.events);
         self.batch.outcomes.extend(
             self.events
                 .iter()
@@ -257,8 +258,8 @@ impl<P: Publisher> Sequencer<P> {
     fn start_snapshot(&mut self, batch_last_seq: u64, now: Instant) -> Option<PendingSnapshot> {
         // Every applied command is in the batch being written, so the copy is the book as
         // of that batch's end, which is what the writer's rule relies on.
-        debug_assert_eq!(self.book.last_seq(), batch_last_seq);
-        let pending = self.snapshots.start(&self.book)?;
+        debug_assert_eq!(self.market.last_seq(), batch_last_seq);
+        let pending = self.snapshots.start(&self.market)?;
         self.policy.snapshot_started(now);
         Some(pending)
     }
@@ -333,10 +334,10 @@ impl<P: Publisher> Sequencer<P> {
                 }
             }
             match recover_via(&self.jobs).await {
-                Ok(book) => {
-                    tracing::info!(seq = book.last_seq(), "journal back; book rebuilt");
-                    self.book = book;
-                    self.policy.recovered(self.book.last_now());
+                Ok(market) => {
+                    tracing::info!(seq = market.last_seq(), "journal back; market rebuilt");
+                    self.market = market;
+                    self.policy.recovered(self.market.last_now());
                     self.after_recovery();
                     return Ok(());
                 }
@@ -353,15 +354,15 @@ impl<P: Publisher> Sequencer<P> {
     /// configuration changed, and give lots whose close passed during the outage their
     /// grace period (both as journaled commands, so replays see them).
     fn after_recovery(&mut self) {
-        self.publisher.reset(&self.book);
+        self.publisher.reset(&self.market);
         self.metrics.ready.set(1);
-        if *self.book.rules() != self.rules {
+        if self.market.rules() != self.rules {
             let now = self.now_ms();
             self.apply(now, Command::Configure(Box::new(self.rules.clone())), None);
         }
         let now = self.now_ms();
-        if self.policy.timer_due(self.book.next_deadline(), now) {
-            self.apply(now, Command::Resume, None);
+        if self.policy.timer_due(self.market.next_deadline(), now) {
+            self.apply(now, auction::Command::Resume.into(), None);
         }
         if self.policy.should_write() {
             self.start_write();

@@ -8,7 +8,7 @@
 //! snapshot nobody waits for.
 
 use super::background;
-use crate::auction::Book;
+use crate::market::Market;
 use crate::store::Snapshot;
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -49,20 +49,20 @@ impl Snapshots {
     /// `None` if the previous snapshot is still being serialized or saved: this one is
     /// deferred, not skipped, as the caller's count of commands keeps growing and the
     /// next write tries again.
-    pub(super) fn start(&self, book: &Book) -> Option<PendingSnapshot> {
+    pub(super) fn start(&self, market: &Market) -> Option<PendingSnapshot> {
         let Ok(permit) = self.permit.clone().try_acquire_owned() else {
             tracing::debug!("previous snapshot still in flight; deferred");
             return None;
         };
         let started = Instant::now();
-        let book = book.clone();
+        let market = market.clone();
         let (to, pending) = oneshot::channel();
         // Not awaited: the writer takes the result through `pending`. On its own thread at
         // background priority, not tokio's blocking pool: lowering a pooled thread's
         // priority would stay with the thread, and raising it back needs privileges. A
         // thread that cannot start drops `to`, which the writer reads as "none".
         let spawned = background::spawn("gavel-snapshot", move || {
-            serialize_snapshot(book, started, permit, to)
+            serialize_snapshot(market, started, permit, to)
         });
         if let Err(e) = spawned {
             tracing::warn!(error = %e, "cannot start the snapshot thread; snapshot skipped");
@@ -80,18 +80,18 @@ const ABANDON_CHECK_BYTES: usize = 1 << 20;
 /// snapshot after a failed append or at shutdown, so an unwanted snapshot does not keep a
 /// core busy.
 fn serialize_snapshot(
-    book: Book,
+    market: Market,
     started: Instant,
     permit: OwnedSemaphorePermit,
     to: oneshot::Sender<Serialized>,
 ) {
-    let seq = book.last_seq();
+    let seq = market.last_seq();
     let mut out = Abandonable::new(&to);
-    let res = rmp_serde::encode::write(&mut out, &book);
+    let res = rmp_serde::encode::write(&mut out, &market);
     let bytes = out.bytes;
     // The copy is freed here, before the bytes travel on, so the two are not both held
     // while the snapshot waits for the writer.
-    drop(book);
+    drop(market);
     match res {
         Ok(()) => {
             let _ = to.send(Serialized {
@@ -101,7 +101,7 @@ fn serialize_snapshot(
             });
         }
         Err(_) if to.is_closed() => tracing::debug!(seq, "snapshot no longer wanted"),
-        Err(e) => tracing::error!(seq, error = %e, "book did not serialize; no snapshot"),
+        Err(e) => tracing::error!(seq, error = %e, "market did not serialize; no snapshot"),
     }
 }
 

@@ -10,12 +10,13 @@
 
 use super::*;
 use crate::auction::{
-    BidOutcome, Book, Command, DealerId, Event, Inspection, Listing, LotId, Outcome, Rules,
-    SellerId, Vehicle,
+    self, BidOutcome, Command as AuctionCommand, Event as AuctionEvent, Listing, Outcome,
 };
 use crate::engine::recover;
+use crate::market::{Command, Event, Market, Rules};
 use crate::store::memory::MemoryJournal;
 use crate::store::{Entry, StoreError};
+use crate::vocab::{DealerId, Inspection, LotId, SellerId, Vehicle};
 use parking_lot::Mutex;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -28,7 +29,7 @@ type Published = (u64, Vec<Event>);
 struct Recorder(Arc<Mutex<Vec<Published>>>);
 
 impl Publisher for Recorder {
-    fn reset(&mut self, _: &Book) {}
+    fn reset(&mut self, _: &Market) {}
     fn publish(&mut self, entry: &Entry, events: &[Event]) {
         self.0.lock().push((entry.seq, events.to_vec()));
     }
@@ -37,9 +38,12 @@ impl Publisher for Recorder {
 fn fast_rules() -> Rules {
     // Short lots and a soft-close window short enough not to extend them in a test.
     Rules {
-        min_duration_ms: 1,
-        extend_window_ms: 10,
-        extend_by_ms: 10,
+        auction: auction::Rules {
+            min_duration_ms: 1,
+            extend_window_ms: 10,
+            extend_by_ms: 10,
+            ..auction::Rules::default()
+        },
         ..Rules::default()
     }
 }
@@ -88,7 +92,7 @@ async fn start(
 }
 
 fn listing(duration_ms: u64) -> Command {
-    Command::ListCar {
+    Command::Auction(AuctionCommand::ListCar {
         seller: SellerId(1),
         listing: Box::new(Listing {
             vehicle: Vehicle {
@@ -114,17 +118,17 @@ fn listing(duration_ms: u64) -> Command {
             starts_at: None,
             duration_ms: Some(duration_ms),
         }),
-    }
+    })
 }
 
 fn bid(dealer: u32, amount: u64, id: &str) -> Command {
-    Command::PlaceBid {
+    Command::Auction(AuctionCommand::PlaceBid {
         dealer: DealerId(dealer),
         lot: LotId(1),
         amount,
         max: None,
         bid_id: id.into(),
-    }
+    })
 }
 
 /// Bid `i` of a war between dealers 1 and 2, each raising by 10,000 from `from`.
@@ -153,25 +157,28 @@ fn snapshot_at_first_bid() -> EngineConfig {
 }
 
 async fn setup(h: &EngineHandle, duration_ms: u64) {
-    h.submit(Command::RegisterSeller {
+    h.submit(Command::Auction(AuctionCommand::RegisterSeller {
         name: "s".into(),
         token_hash: [1; 32],
-    })
+    }))
     .await
     .expect("seller");
     for i in 0..2u8 {
-        h.submit(Command::RegisterDealer {
+        h.submit(Command::Auction(AuctionCommand::RegisterDealer {
             name: format!("d{i}"),
             deposit: 10_000_000,
             linked_sellers: vec![],
             token_hash: [10 + i; 32],
-        })
+        }))
         .await
         .expect("dealer");
     }
     let listed = h.submit(listing(duration_ms)).await.expect("listed");
     assert!(
-        matches!(listed.events[0], Event::Listed { .. }),
+        matches!(
+            listed.events[0],
+            Event::Auction(AuctionEvent::Listed { .. })
+        ),
         "{listed:?}"
     );
 }
@@ -193,8 +200,8 @@ async fn retry_until_ok(h: &EngineHandle, command: impl Fn() -> Command) -> Appl
 fn assert_snapshots_match_the_log(journal: &MemoryJournal) {
     let entries = journal.entries();
     for snap in journal.saved_snapshots() {
-        let saved: Book = rmp_serde::from_slice(&snap.bytes).expect("snapshot decodes");
-        let mut replayed = Book::new(Rules::default());
+        let saved: Market = rmp_serde::from_slice(&snap.bytes).expect("snapshot decodes");
+        let mut replayed = Market::new(Rules::default());
         let mut events = Vec::new();
         for e in entries.iter().take_while(|e| e.seq <= snap.seq) {
             replayed.apply_into(e.seq, e.now_ms, e.command.clone(), &mut events);
@@ -202,7 +209,7 @@ fn assert_snapshots_match_the_log(journal: &MemoryJournal) {
         assert_eq!(replayed.last_seq(), snap.seq, "snapshot past the log");
         assert!(
             saved == replayed,
-            "the snapshot at seq {} is not the journal's book at that seq",
+            "the snapshot at seq {} is not the journal's market at that seq",
             snap.seq
         );
     }
@@ -247,8 +254,8 @@ async fn assert_snapshot_recovery_matches_full_replay(journal: &MemoryJournal) -
         .await
         .expect("replay the log");
     assert!(
-        from_snapshot.book == from_log.book,
-        "snapshot + tail gives another book than the log"
+        from_snapshot.market == from_log.market,
+        "snapshot + tail gives another market than the log"
     );
     from_snapshot.snapshot_seq
 }
@@ -257,9 +264,9 @@ fn bid_outcome(events: &[Event]) -> (BidOutcome, bool) {
     events
         .iter()
         .find_map(|e| match e {
-            Event::Bid {
+            Event::Auction(AuctionEvent::Bid {
                 outcome, duplicate, ..
-            } => Some((*outcome, *duplicate)),
+            }) => Some((*outcome, *duplicate)),
             _ => None,
         })
         .expect("a bid event")
@@ -324,13 +331,11 @@ async fn a_failed_write_answers_unavailable_and_applies_nothing() {
     );
     assert!(!journal.entries().iter().any(|e| matches!(
         &e.command,
-        Command::PlaceBid { bid_id, .. } if &**bid_id == "lost"
+        Command::Auction(AuctionCommand::PlaceBid { bid_id, .. }) if &**bid_id == "lost"
     )));
-    assert!(!rec
-        .0
-        .lock()
+    assert!(!rec.0.lock().iter().any(|(_, ev)| ev
         .iter()
-        .any(|(_, ev)| ev.iter().any(|e| matches!(e, Event::Bid { .. }))));
+        .any(|e| matches!(e, Event::Auction(AuctionEvent::Bid { .. })))));
     // The engine rebuilds itself from the journal (answering `unavailable` meanwhile);
     // then the same bid_id is a fresh attempt and the price starts from scratch.
     let retry = retry_until_ok(&h, || bid(1, 10_000, "lost")).await;
@@ -395,16 +400,14 @@ async fn timers_close_lots_and_outcomes_are_journaled() {
     assert_eq!(outcomes.len(), 1, "{outcomes:?} {:#?}", journal.entries());
     assert_eq!(outcomes[0].outcome, Outcome::Sold);
     assert_eq!(outcomes[0].dealer, Some(DealerId(1)));
-    assert!(rec
-        .0
-        .lock()
+    assert!(rec.0.lock().iter().any(|(_, ev)| ev
         .iter()
-        .any(|(_, ev)| ev.iter().any(|e| matches!(e, Event::Closed { .. }))));
+        .any(|e| matches!(e, Event::Auction(AuctionEvent::Closed { .. })))));
     // The Tick that closed it is in the journal like any command.
     assert!(journal
         .entries()
         .iter()
-        .any(|e| matches!(e.command, Command::Tick)));
+        .any(|e| matches!(e.command, Command::Auction(AuctionCommand::Tick))));
 }
 
 #[tokio::test(start_paused = true)]
@@ -470,7 +473,9 @@ async fn changed_rules_and_an_outage_are_journaled_commands() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     let entries = journal.entries();
     assert!(
-        entries.iter().any(|e| matches!(e.command, Command::Resume)),
+        entries
+            .iter()
+            .any(|e| matches!(e.command, Command::Auction(AuctionCommand::Resume))),
         "no Resume journaled"
     );
     let configures = entries
@@ -531,7 +536,7 @@ async fn submit_then_calls_back_once_after_publishing_or_with_unavailable() {
     );
     assert!(!journal.entries().iter().any(|e| matches!(
         &e.command,
-        Command::PlaceBid { bid_id, .. } if &**bid_id == "t2"
+        Command::Auction(AuctionCommand::PlaceBid { bid_id, .. }) if &**bid_id == "t2"
     )));
 }
 
@@ -665,7 +670,7 @@ async fn a_snapshot_whose_batch_failed_is_never_saved() {
 
     assert!(!journal.entries().iter().any(|e| matches!(
         &e.command,
-        Command::PlaceBid { bid_id, .. } if &**bid_id == "lost"
+        Command::Auction(AuctionCommand::PlaceBid { bid_id, .. }) if &**bid_id == "lost"
     )));
     assert!(
         journal.saved_snapshots().iter().all(|s| s.seq > other.seq),

@@ -2,7 +2,8 @@
 //! outcome equals the one the live engine published.
 
 use super::recovery::{recover, ReplayObserver};
-use crate::auction::{Book, Event, LotStatus};
+use crate::auction::LotStatus;
+use crate::market::{Event, Market};
 use crate::store::{Journal, OutcomeRecord, StoreError};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
@@ -86,13 +87,15 @@ pub async fn verify<J: Journal>(journal: &mut J) -> Result<Verification, StoreEr
     let recovered = recover(journal, false, &mut checker).await?;
     let mut v = checker.verification;
     v.commands = recovered.replayed;
-    v.digests = digests(&recovered.book);
+    v.digests = digests(&recovered.market);
     Ok(v)
 }
 
 /// One line per auction, in id order.
-pub fn digests(book: &Book) -> Vec<String> {
-    book.lots()
+pub fn digests(market: &Market) -> Vec<String> {
+    market
+        .book()
+        .lots()
         .iter()
         .map(|lot| {
             let bytes = rmp_serde::to_vec(lot).unwrap_or_default();

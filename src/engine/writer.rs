@@ -11,7 +11,7 @@
 
 use super::recovery::recover;
 use super::snapshot::{PendingSnapshot, Serialized};
-use crate::auction::Book;
+use crate::market::Market;
 use crate::store::{Batch, Journal, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,12 +32,12 @@ pub(super) enum Job {
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     Recover {
-        done: oneshot::Sender<Result<Book, StoreError>>,
+        done: oneshot::Sender<Result<Market, StoreError>>,
     },
 }
 
 /// Asks the writer to rebuild the book from the journal.
-pub(super) async fn recover_via(jobs: &mpsc::Sender<Job>) -> Result<Book, StoreError> {
+pub(super) async fn recover_via(jobs: &mpsc::Sender<Job>) -> Result<Market, StoreError> {
     let (done, rx) = oneshot::channel();
     jobs.send(Job::Recover { done })
         .await
@@ -141,7 +141,7 @@ pub(super) async fn run<J: Journal>(
                 // Only ever after a failed append, which dropped any snapshot already.
                 snapshot = None;
                 saving = None;
-                let res = recover(&mut journal, true, &mut ()).await.map(|r| r.book);
+                let res = recover(&mut journal, true, &mut ()).await.map(|r| r.market);
                 let _ = done.send(res);
             }
         }

@@ -25,7 +25,8 @@ use super::wire::{
     BidRequest, ClientMessage, Closed, ErrorCode, ErrorReply, Req, Request, ServerMessage, Update,
     MAX_ID_BYTES,
 };
-use crate::auction::{DealerId, Fen, LotId, LotUpdate, Outcome};
+use crate::auction::{LotUpdate, Outcome};
+use crate::vocab::{DealerId, Fen, LotId};
 use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde::Deserializer;

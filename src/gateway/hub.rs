@@ -11,11 +11,13 @@
 use super::codec::{encode, Broadcast, Format, Frame};
 use super::outbound::{Deferred, Kind, Outbound, Pushed};
 use super::wire::{Outbid, ServerMessage};
-use crate::auction::{Book, DealerId, Event, LotId};
+use crate::auction::Event;
 use crate::directory::Principal;
 use crate::engine::Publisher;
+use crate::market::{self, Market};
 use crate::metrics::Counter;
 use crate::store::Entry;
+use crate::vocab::{DealerId, LotId};
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet};
@@ -206,7 +208,7 @@ impl Hub {
 pub struct HubPublisher(pub Arc<Hub>);
 
 impl Publisher for HubPublisher {
-    fn reset(&mut self, _book: &Book) {
+    fn reset(&mut self, _market: &Market) {
         // Nothing durable lives here: subscriptions outlive a rebuild, and the views a
         // subscriber reads are rebuilt by their own publisher.
     }
@@ -215,10 +217,13 @@ impl Publisher for HubPublisher {
         self.0.flush();
     }
 
-    fn publish(&mut self, entry: &Entry, events: &[Event]) {
+    fn publish(&mut self, entry: &Entry, events: &[market::Event]) {
         let hub = &self.0;
         let now = Instant::now();
         for event in events {
+            let market::Event::Auction(event) = event else {
+                continue;
+            };
             match *event {
                 Event::Listed {
                     lot,

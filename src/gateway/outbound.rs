@@ -20,7 +20,7 @@
 //! the queue's lock or from frames the writer took under it while it was marked
 //! `writing`, so frames never reorder or interleave.
 
-use crate::auction::LotId;
+use crate::vocab::LotId;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -19,12 +19,14 @@ use super::wire::{
     BidRequest, BidResult, ClientMessage, ErrorCode, ErrorReply, RejectReason, Reply, Req, Request,
     ServerMessage, Snapshot,
 };
-use crate::auction::{Command, DealerId, Event, LotId};
+use crate::auction::{Command, Event};
 use crate::config::GatewayConfig;
 use crate::directory::{Directory, Principal};
 use crate::engine::{Applied, EngineHandle, Unavailable};
+use crate::market;
 use crate::metrics::{Counter, Gauge};
 use crate::views::Lots;
+use crate::vocab::{DealerId, LotId};
 use dashmap::DashMap;
 use futures_util::StreamExt;
 use parking_lot::Mutex;
@@ -435,7 +437,7 @@ impl Session {
             let durable = applied.is_ok();
             let outcome = applied.ok().and_then(|applied| {
                 applied.events.iter().find_map(|e| match e {
-                    Event::Bid { outcome, .. } => Some(*outcome),
+                    market::Event::Auction(Event::Bid { outcome, .. }) => Some(*outcome),
                     _ => None,
                 })
             });

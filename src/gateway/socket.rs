@@ -571,7 +571,7 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         let out = Outbound::new(8, std::time::Duration::from_secs(5));
         out.push(
-            Kind::Update(crate::auction::LotId(1)),
+            Kind::Update(crate::vocab::LotId(1)),
             text(10),
             Instant::now(),
         );

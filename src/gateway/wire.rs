@@ -12,8 +12,10 @@
 //! generator can produce them. Server messages derive both directions, so a client can
 //! read them back.
 
-use crate::auction::{BidId, BidOutcome, Fen, LotId, LotUpdate, Outcome, Rejection};
+use crate::auction::{BidId, BidOutcome, LotUpdate, Outcome, Rejection};
+
 use crate::views::{AuctionRef, AuctionView, Status};
+use crate::vocab::{Fen, LotId};
 use serde::de::{self, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -9,10 +9,12 @@
 
 use super::{hand_off_record, submit_hand_off, Handed};
 use crate::alliance::HandOffRecord;
-use crate::auction::{Book, Event, LotId, LotStatus, Outcome};
+use crate::auction::{Event as AuctionEvent, LotStatus, Outcome};
 use crate::engine::{EngineHandle, Publisher};
+use crate::market::{Event, Market};
 use crate::store::Entry;
 use crate::views::Lots;
+use crate::vocab::LotId;
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -113,14 +115,15 @@ pub struct FeedPublisher {
 }
 
 impl Publisher for FeedPublisher {
-    fn reset(&mut self, book: &Book) {
+    fn reset(&mut self, market: &Market) {
+        let (book, alliance) = (market.book(), market.alliance());
         // Every sold lot without an item: the outcomes a crash may have kept from the
         // alliance. The book is durable state, so this is as complete as the journal.
         let pending = book
             .lots()
             .iter()
             .filter(|l| l.status == LotStatus::Sold)
-            .filter(|l| book.alliance().item_for_auction(l.id).is_none())
+            .filter(|l| alliance.item_for_auction(l.id).is_none())
             .filter_map(|l| {
                 let (lead, price) = (l.lead?, l.price?);
                 Some(hand_off_record(
@@ -136,13 +139,13 @@ impl Publisher for FeedPublisher {
 
     fn publish(&mut self, _entry: &Entry, events: &[Event]) {
         for event in events {
-            if let Event::Closed {
+            if let Event::Auction(AuctionEvent::Closed {
                 lot,
                 outcome: Outcome::Sold,
                 price: Some(price),
                 leader: Some(dealer),
                 seller,
-            } = *event
+            }) = *event
             {
                 match self.lots.listing(lot) {
                     Some(listing) => self

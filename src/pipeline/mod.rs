@@ -35,8 +35,10 @@ pub use redis_consumer::{RedisHandoff, RedisHandoffConfig};
 use crate::alliance::{
     inspection_sha256, AllianceCommand, AllianceEvent, AllianceRefusal, HandOffRecord, ItemId,
 };
-use crate::auction::{Command, DealerId, Event, Fen, Listing, LotId, SellerId};
+use crate::auction::Listing;
 use crate::engine::{EngineHandle, Unavailable};
+use crate::market::{Command, Event};
+use crate::vocab::{DealerId, Fen, LotId, SellerId};
 
 /// The hand-off record of a sold auction, from its listing and its sale.
 pub fn hand_off_record(

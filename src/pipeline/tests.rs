@@ -2,11 +2,13 @@
 //! and a sold lot a crash kept from the alliance is handed off at the next start.
 
 use super::*;
-use crate::auction::{DealerStatus, Inspection, Rules, Vehicle, FEN_PER_YUAN};
+use crate::auction::{Command as AuctionCommand, Event as AuctionEvent};
 use crate::engine::{self, EngineConfig};
+use crate::market::Rules;
 use crate::store::memory::MemoryJournal;
 use crate::store::StoreError;
 use crate::views::{AllianceBoard, Lots, ViewsPublisher};
+use crate::vocab::{DealerStatus, Inspection, Vehicle, FEN_PER_YUAN};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -70,24 +72,24 @@ impl Node {
     }
 
     async fn setup(&self) {
-        self.run(Command::RegisterSeller {
+        self.run(Command::Auction(AuctionCommand::RegisterSeller {
             name: "seller".into(),
             token_hash: [1; 32],
-        })
+        }))
         .await;
-        self.run(Command::RegisterDealer {
+        self.run(Command::Auction(AuctionCommand::RegisterDealer {
             name: "dealer".into(),
             deposit: 1_000_000 * Y,
             linked_sellers: Vec::new(),
             token_hash: [2; 32],
-        })
+        }))
         .await;
     }
 
     /// Lists a car and buys it at once (buy-now) with dealer D1.
     async fn buy(&self, n: u32) -> LotId {
         let events = self
-            .run(Command::ListCar {
+            .run(Command::Auction(AuctionCommand::ListCar {
                 seller: SellerId(1),
                 listing: Box::new(Listing {
                     vehicle: Vehicle {
@@ -113,18 +115,18 @@ impl Node {
                     starts_at: None,
                     duration_ms: None,
                 }),
-            })
+            }))
             .await;
-        let Some(Event::Listed { lot, .. }) = events.first() else {
+        let Some(Event::Auction(AuctionEvent::Listed { lot, .. })) = events.first() else {
             panic!("not listed: {events:?}");
         };
-        self.run(Command::PlaceBid {
+        self.run(Command::Auction(AuctionCommand::PlaceBid {
             dealer: DealerId(1),
             lot: *lot,
             amount: 60_000 * Y,
             max: None,
             bid_id: format!("buy-{n}").into(),
-        })
+        }))
         .await;
         *lot
     }

@@ -257,7 +257,9 @@ impl Journal for MemoryJournal {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auction::{Command, DealerId, LotId};
+    use crate::auction::Command as AuctionCommand;
+    use crate::market::Command;
+    use crate::vocab::{DealerId, LotId};
 
     fn batch(first: u64, n: u64) -> Batch {
         Batch {
@@ -265,13 +267,13 @@ mod tests {
                 .map(|seq| Entry {
                     seq,
                     now_ms: 1_700_000_000_000 + seq,
-                    command: Command::PlaceBid {
+                    command: Command::Auction(AuctionCommand::PlaceBid {
                         dealer: DealerId(1),
                         lot: LotId(1),
                         amount: 1_000_000 + seq,
                         max: None,
                         bid_id: format!("b{seq}").into(),
-                    },
+                    }),
                 })
                 .collect(),
             outcomes: Vec::new(),

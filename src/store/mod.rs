@@ -9,7 +9,10 @@
 
 pub mod redis;
 
-use crate::auction::{Command, DealerId, LotId, Outcome, SellerId};
+use crate::auction::{self, Outcome};
+use crate::market::{Command, Event};
+
+use crate::vocab::{DealerId, LotId, SellerId};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
 
@@ -50,15 +53,15 @@ impl OutcomeRecord {
     /// The record an event publishes, if it is a closing outcome (a close, a seller's
     /// decision, a lapsed window). The live engine and `replay --verify` both build
     /// records with this, so what is compared is made the same way.
-    pub fn from_event(seq: u64, event: &crate::auction::Event) -> Option<Self> {
+    pub fn from_event(seq: u64, event: &Event) -> Option<Self> {
         match *event {
-            crate::auction::Event::Closed {
+            Event::Auction(auction::Event::Closed {
                 lot,
                 outcome,
                 price,
                 leader,
                 seller,
-            } => Some(Self {
+            }) => Some(Self {
                 seq,
                 lot,
                 outcome,

@@ -4,7 +4,9 @@
 //! (the rules are not run again here) and rebuilt from the book after every recovery.
 
 use crate::alliance::{Alliance, Complaint, ComplaintId, Item, ItemId, Standing};
-use crate::auction::{Book, DealerId, DealerStatus, Event};
+use crate::auction::Event as AuctionEvent;
+use crate::market::{Event, Market};
+use crate::vocab::{DealerId, DealerStatus};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,10 +33,11 @@ impl AllianceBoard {
     }
 
     /// Rebuilds the view from the durable book.
-    pub(super) fn reset(&self, book: &Book) {
+    pub(super) fn reset(&self, market: &Market) {
         let mut v = self.state.write();
-        v.alliance = book.alliance().clone();
-        v.statuses = book.dealers().iter().map(|d| (d.id, d.status)).collect();
+        v.alliance = market.alliance().clone();
+        let dealers = market.book().dealers();
+        v.statuses = dealers.iter().map(|d| (d.id, d.status)).collect();
     }
 
     /// Takes in one durable command's events.
@@ -44,10 +47,10 @@ impl AllianceBoard {
             let v = v.get_or_insert_with(|| self.state.write());
             match event {
                 Event::Alliance(e) => v.alliance.absorb(e),
-                Event::DealerRegistered { dealer } => {
+                Event::Auction(AuctionEvent::DealerRegistered { dealer }) => {
                     v.statuses.insert(*dealer, DealerStatus::Active);
                 }
-                Event::DealerChanged { dealer, status, .. } => {
+                Event::Auction(AuctionEvent::DealerChanged { dealer, status, .. }) => {
                     v.statuses.insert(*dealer, *status);
                 }
                 _ => {}
@@ -73,7 +76,7 @@ impl AllianceBoard {
     }
 
     /// The item of an auction, once handed off.
-    pub fn item_for_auction(&self, lot: crate::auction::LotId) -> Option<Item> {
+    pub fn item_for_auction(&self, lot: crate::vocab::LotId) -> Option<Item> {
         self.state.read().alliance.item_for_auction(lot).cloned()
     }
 

@@ -8,8 +8,9 @@
 //! only to the lot's own seller.
 
 use super::lots::LotView;
-use crate::auction::{DealerId, Fen, Increments, LotId, LotStatus, SellerId};
+use crate::auction::{Increments, LotStatus};
 use crate::directory::Principal;
+use crate::vocab::{DealerId, Fen, LotId, SellerId};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::sync::Arc;

@@ -6,9 +6,8 @@
 //! reaches it (the engine publishes a command after its batch is durable).
 
 use super::auction::{AuctionView, Viewer};
-use crate::auction::{
-    DealerId, Fen, Increments, Listing, Lot, LotId, LotStatus, LotUpdate, SellerId,
-};
+use crate::auction::{Increments, Listing, Lot, LotStatus, LotUpdate};
+use crate::vocab::{DealerId, Fen, LotId, SellerId};
 use dashmap::DashMap;
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};

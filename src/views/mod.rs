@@ -21,8 +21,9 @@ pub use alliance::AllianceBoard;
 pub use auction::{AuctionRef, AuctionView, InspectionView, Status, VehicleView, Viewer};
 pub use lots::{LotView, Lots};
 
-use crate::auction::{Book, Command, Event};
+use crate::auction::{Command as AuctionCommand, Event as AuctionEvent};
 use crate::engine::Publisher;
+use crate::market::{Command, Event, Market};
 use crate::store::Entry;
 use std::sync::Arc;
 
@@ -35,11 +36,12 @@ pub struct ViewsPublisher {
 }
 
 impl Publisher for ViewsPublisher {
-    fn reset(&mut self, book: &Book) {
+    fn reset(&mut self, market: &Market) {
+        let book = market.book();
         let rules = book.rules();
         self.lots.configure(&rules.increments, rules.leverage);
         self.lots.reset(book.lots());
-        self.alliance.reset(book);
+        self.alliance.reset(market);
     }
 
     fn publish(&mut self, entry: &Entry, events: &[Event]) {
@@ -47,16 +49,19 @@ impl Publisher for ViewsPublisher {
             match *event {
                 Event::Configured => {
                     if let Command::Configure(rules) = &entry.command {
+                        let rules = &rules.auction;
                         self.lots.configure(&rules.increments, rules.leverage);
                     }
                 }
-                Event::Listed {
+                Event::Auction(AuctionEvent::Listed {
                     lot,
                     status,
                     starts_at,
                     ends_at,
-                } => {
-                    let Command::ListCar { seller, listing } = &entry.command else {
+                }) => {
+                    let Command::Auction(AuctionCommand::ListCar { seller, listing }) =
+                        &entry.command
+                    else {
                         continue;
                     };
                     self.lots.insert(LotView {
@@ -71,7 +76,7 @@ impl Publisher for ViewsPublisher {
                         leader: None,
                     });
                 }
-                Event::Updated(u) => self.lots.update(&u),
+                Event::Auction(AuctionEvent::Updated(u)) => self.lots.update(&u),
                 _ => {}
             }
         }

@@ -2,12 +2,10 @@
 //! server message in both encodings, field names against the contract, fan-out sharing.
 
 use super::*;
-use crate::auction::{
-    BidOutcome, Book, Command, DealerId, Inspection, Listing, LotStatus, Rejection, Rules,
-    SellerId, Vehicle,
-};
+use crate::auction::{BidOutcome, Book, Command, Listing, LotStatus, Rejection, Rules};
 use crate::gateway::wire::*;
 use crate::views::{AuctionRef, AuctionView, InspectionView, LotView, Status, VehicleView, Viewer};
+use crate::vocab::{DealerId, Inspection, SellerId, Vehicle};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

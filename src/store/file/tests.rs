@@ -4,8 +4,10 @@
 use super::directory::{list_seqs, segment_name, snapshot_name, temp_snapshot_path};
 use super::frame::HEADER;
 use super::*;
-use crate::auction::{Command, DealerId, LotId};
+use crate::auction::Command as AuctionCommand;
+use crate::market::Command;
 use crate::store::Entry;
+use crate::vocab::{DealerId, LotId};
 use std::fs;
 use tempfile::TempDir;
 
@@ -15,13 +17,13 @@ fn bid_batch(first: u64, n: u64) -> Batch {
             .map(|seq| Entry {
                 seq,
                 now_ms: 1_760_000_000_000 + seq * 7,
-                command: Command::PlaceBid {
+                command: Command::Auction(AuctionCommand::PlaceBid {
                     dealer: DealerId(1 + (seq % 50) as u32),
                     lot: LotId(1 + (seq % 7) as u32),
                     amount: 8_000_000 + seq * 20_000,
                     max: seq.is_multiple_of(3).then_some(9_000_000),
                     bid_id: format!("b-{seq:08x}-7f3c-4c1e-9a51-3e2f1c0b8d77").into(),
-                },
+                }),
             })
             .collect(),
         outcomes: Vec::new(),

@@ -1,6 +1,7 @@
-//! Identifiers of lots, dealers, sellers and service principals.
+//! Identifiers of lots, dealers, sellers and service principals, and the macro every kind
+//! of id is made with (the alliance makes its own: items, complaints, warnings).
 //!
-//! Inside the core an id is a small integer handed out in order by the book (so ids are
+//! Inside the domain an id is a small integer handed out in order (so ids are
 //! deterministic under replay and index straight into a `Vec`). On the wire an id is an
 //! opaque string: a one-letter kind prefix and the number (`A17`, `D3`, `S5`, `V1`).
 
@@ -9,7 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 /// Defines an id type: a `u32` newtype with a one-letter wire prefix, `Display` and a
-/// strict `FromStr` (one spelling per id). Shared with the alliance's ids.
+/// strict `FromStr` (one spelling per id).
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
@@ -21,7 +22,7 @@ macro_rules! id_type {
             /// The wire prefix of this kind of id.
             pub const PREFIX: char = $prefix;
 
-            /// Position in the book's table (ids start at 1).
+            /// Position in a table of this kind (ids start at 1).
             #[allow(dead_code)] // not every kind indexes a table
             pub(crate) fn index(self) -> usize {
                 (self.0 as usize).wrapping_sub(1)
@@ -35,21 +36,21 @@ macro_rules! id_type {
         }
 
         impl FromStr for $name {
-            type Err = $crate::auction::ParseIdError;
+            type Err = $crate::vocab::ParseIdError;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let digits = s
                     .strip_prefix($prefix)
-                    .ok_or($crate::auction::ParseIdError)?;
+                    .ok_or($crate::vocab::ParseIdError)?;
                 // Reject signs, leading zeros and empty digits so each id has one spelling.
                 if digits.is_empty()
                     || !digits.bytes().all(|b| b.is_ascii_digit())
                     || (digits.len() > 1 && digits.starts_with('0'))
                 {
-                    return Err($crate::auction::ParseIdError);
+                    return Err($crate::vocab::ParseIdError);
                 }
                 match digits.parse::<u32>() {
-                    Ok(0) | Err(_) => Err($crate::auction::ParseIdError),
+                    Ok(0) | Err(_) => Err($crate::vocab::ParseIdError),
                     Ok(n) => Ok(Self(n)),
                 }
             }

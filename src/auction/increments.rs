@@ -1,21 +1,7 @@
-//! Money and the increment ladder.
-//!
-//! Money is a count of fen (1 yuan = 100 fen) in a `u64`. Nothing here uses floats, and
-//! every operation that could overflow is checked: a sum that does not fit is an input
-//! error for the caller to reject, never a wrap-around.
+//! The increment ladder: how far each bid must rise over the price.
 
+use crate::vocab::{Fen, FEN_PER_YUAN};
 use serde::{Deserialize, Serialize};
-
-/// An amount of money in fen (minor units of CNY).
-pub type Fen = u64;
-
-/// Fen in one yuan.
-pub const FEN_PER_YUAN: Fen = 100;
-
-/// The largest amount any client may name (10^12 fen = 10 billion yuan). Larger amounts are
-/// `invalid`: no car costs that much, and the cap keeps every sum of a few amounts far from
-/// `u64::MAX`, so checked arithmetic on accepted values never fails in practice.
-pub const MAX_AMOUNT: Fen = 1_000_000_000_000;
 
 /// One step of the increment ladder: while the price is below `below`, bids rise by `step`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,343 @@
+//! The durable form of the market: how a [`Command`] is written in the journal, how the
+//! [`Rules`] are written inside `Configure`, and how a [`Market`] is written as a
+//! snapshot.
+//!
+//! Journals and snapshots outlive the code that wrote them, so these shapes do not follow
+//! the types' layout. They are the shapes earlier builds wrote when the market was a single
+//! book holding the alliance, and they stay byte for byte the same (the golden test
+//! `tests/golden.rs` pins them):
+//!
+//! - a command is one enum named by its variant: `Configure`, each auction command by its
+//!   own name (`PlaceBid`, `Tick`, …), or `Alliance`; MessagePack writes the name, not an
+//!   index, so the auction's commands can sit in their own enum and still be written flat;
+//! - the rules are one struct: the auction's fields in order, then `alliance`;
+//! - a snapshot is one struct: `rules`, `last_seq`, `last_now`, `pruned_at`, `lots`,
+//!   `dealers`, `sellers`, `services`, `alliance`.
+//!
+//! Fields added later are read with a default when absent, so older journals and snapshots
+//! still load.
+
+use super::{Command, Market, Rules};
+use crate::alliance::{Alliance, AllianceRules};
+use crate::auction::{self, Book, BookParts, Dealer, Increments, Lot, Seller, Service};
+use serde::de::{self, EnumAccess, IntoDeserializer, VariantAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+
+/// Every command's name, in the order of the single enum the journal was first written
+/// with (a journal that names commands by index, which none does, would use this order).
+const COMMANDS: &[&str] = &[
+    "Configure",
+    "RegisterSeller",
+    "RegisterDealer",
+    "RegisterService",
+    "SetDeposit",
+    "SetDealerStatus",
+    "ListCar",
+    "PlaceBid",
+    "CancelLot",
+    "Decide",
+    "Settle",
+    "Tick",
+    "Resume",
+    "Alliance",
+];
+
+impl Serialize for Command {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Configure(rules) => s.serialize_newtype_variant("Command", 0, "Configure", rules),
+            // The auction's own derive writes `{name: fields}` under the same names.
+            Self::Auction(command) => command.serialize(s),
+            Self::Alliance(command) => {
+                s.serialize_newtype_variant("Command", 13, "Alliance", command)
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_enum("Command", COMMANDS, CommandVisitor)
+    }
+}
+
+struct CommandVisitor;
+
+impl<'de> Visitor<'de> for CommandVisitor {
+    type Value = Command;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a command")
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Command, A::Error> {
+        let (name, variant): (Name, _) = data.variant()?;
+        match name.0 {
+            "Configure" => variant.newtype_variant().map(Command::Configure),
+            "Alliance" => variant.newtype_variant().map(Command::Alliance),
+            // The name is read already; the auction's derive reads it again from here.
+            name => auction::Command::deserialize(Named { name, variant }).map(Command::Auction),
+        }
+    }
+}
+
+/// A command's name, as one of [`COMMANDS`] (by name, or by index in that list).
+struct Name(&'static str);
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct NameVisitor;
+
+        impl Visitor<'_> for NameVisitor {
+            type Value = Name;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a command's name")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Name, E> {
+                COMMANDS
+                    .iter()
+                    .find(|&&n| n == v)
+                    .map(|&n| Name(n))
+                    .ok_or_else(|| E::unknown_variant(v, COMMANDS))
+            }
+
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Name, E> {
+                let v = std::str::from_utf8(v).map_err(|_| E::custom("command name not UTF-8"))?;
+                self.visit_str(v)
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Name, E> {
+                usize::try_from(v)
+                    .ok()
+                    .and_then(|i| COMMANDS.get(i))
+                    .map(|&n| Name(n))
+                    .ok_or_else(|| E::custom(format!("no command number {v}")))
+            }
+        }
+
+        d.deserialize_identifier(NameVisitor)
+    }
+}
+
+/// An enum whose variant name was read already: hands the name and the rest of the input
+/// to a derived `Deserialize`, as if it were reading the enum from the start.
+struct Named<V> {
+    name: &'static str,
+    variant: V,
+}
+
+impl<'de, A: VariantAccess<'de>> Deserializer<'de> for Named<A> {
+    type Error = A::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, A::Error> {
+        visitor.visit_enum(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+impl<'de, A: VariantAccess<'de>> EnumAccess<'de> for Named<A> {
+    type Error = A::Error;
+    type Variant = A;
+
+    fn variant_seed<T: de::DeserializeSeed<'de>>(self, seed: T) -> Result<(T::Value, A), A::Error> {
+        let name = seed.deserialize(self.name.into_deserializer())?;
+        Ok((name, self.variant))
+    }
+}
+
+/// The rules as one struct: the auction's fields, then the alliance's windows.
+struct RulesShape<'a>(&'a auction::Rules, &'a AllianceRules);
+
+impl Serialize for RulesShape<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Self(a, alliance) = self;
+        let mut r = s.serialize_struct("Rules", 12)?;
+        r.serialize_field("default_duration_ms", &a.default_duration_ms)?;
+        r.serialize_field("min_duration_ms", &a.min_duration_ms)?;
+        r.serialize_field("max_duration_ms", &a.max_duration_ms)?;
+        r.serialize_field("extend_window_ms", &a.extend_window_ms)?;
+        r.serialize_field("extend_by_ms", &a.extend_by_ms)?;
+        r.serialize_field("max_extensions", &a.max_extensions)?;
+        r.serialize_field("decision_window_ms", &a.decision_window_ms)?;
+        r.serialize_field("leverage", &a.leverage)?;
+        r.serialize_field("increments", &a.increments)?;
+        r.serialize_field("outage_grace_ms", &a.outage_grace_ms)?;
+        r.serialize_field("bid_id_retention_ms", &a.bid_id_retention_ms)?;
+        r.serialize_field("alliance", alliance)?;
+        r.end()
+    }
+}
+
+/// The rules as read: the same fields as [`RulesShape`] writes.
+#[derive(Deserialize)]
+struct RulesRecord {
+    default_duration_ms: u64,
+    min_duration_ms: u64,
+    max_duration_ms: u64,
+    extend_window_ms: u64,
+    extend_by_ms: u64,
+    max_extensions: u32,
+    decision_window_ms: u64,
+    leverage: u64,
+    increments: Increments,
+    outage_grace_ms: u64,
+    /// Absent from rules journaled before `bid_id`s were forgotten.
+    #[serde(default = "auction::default_bid_id_retention_ms")]
+    bid_id_retention_ms: u64,
+    /// Absent from rules journaled before the alliance existed.
+    #[serde(default)]
+    alliance: AllianceRules,
+}
+
+impl Serialize for Rules {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RulesShape(&self.auction, &self.alliance).serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rules {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let r = RulesRecord::deserialize(d)?;
+        Ok(Self {
+            auction: auction::Rules {
+                default_duration_ms: r.default_duration_ms,
+                min_duration_ms: r.min_duration_ms,
+                max_duration_ms: r.max_duration_ms,
+                extend_window_ms: r.extend_window_ms,
+                extend_by_ms: r.extend_by_ms,
+                max_extensions: r.max_extensions,
+                decision_window_ms: r.decision_window_ms,
+                leverage: r.leverage,
+                increments: r.increments,
+                outage_grace_ms: r.outage_grace_ms,
+                bid_id_retention_ms: r.bid_id_retention_ms,
+            },
+            alliance: r.alliance,
+        })
+    }
+}
+
+impl Serialize for Market {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let b = &self.book;
+        let mut m = s.serialize_struct("Book", 9)?;
+        m.serialize_field("rules", &RulesShape(b.rules(), &self.alliance_rules))?;
+        m.serialize_field("last_seq", &b.last_seq())?;
+        m.serialize_field("last_now", &b.last_now())?;
+        m.serialize_field("pruned_at", &b.pruned_at())?;
+        m.serialize_field("lots", b.lots())?;
+        m.serialize_field("dealers", b.dealers())?;
+        m.serialize_field("sellers", b.sellers())?;
+        m.serialize_field("services", b.services())?;
+        m.serialize_field("alliance", &self.alliance)?;
+        m.end()
+    }
+}
+
+/// A snapshot as read: the same fields as `Market`'s `Serialize` writes.
+#[derive(Deserialize)]
+struct MarketRecord {
+    rules: Rules,
+    last_seq: u64,
+    last_now: u64,
+    /// Absent from snapshots written before receipts were pruned.
+    #[serde(default)]
+    pruned_at: u64,
+    lots: Vec<Lot>,
+    dealers: Vec<Dealer>,
+    sellers: Vec<Seller>,
+    services: Vec<Service>,
+    /// Absent from snapshots written before the alliance existed.
+    #[serde(default)]
+    alliance: Alliance,
+}
+
+impl<'de> Deserialize<'de> for Market {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = MarketRecord::deserialize(d)?;
+        Ok(Self {
+            book: Book::from(BookParts {
+                rules: m.rules.auction,
+                last_seq: m.last_seq,
+                last_now: m.last_now,
+                pruned_at: m.pruned_at,
+                lots: m.lots,
+                dealers: m.dealers,
+                sellers: m.sellers,
+                services: m.services,
+            }),
+            alliance: m.alliance,
+            alliance_rules: m.rules.alliance,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alliance::AllianceCommand;
+    use crate::vocab::{DealerId, LotId};
+
+    fn round_trip(c: &Command) -> Command {
+        let named = rmp_serde::to_vec_named(c).expect("encodes");
+        let back: Command = rmp_serde::from_slice(&named).expect("decodes");
+        let positional = rmp_serde::to_vec(c).expect("encodes");
+        let again: Command = rmp_serde::from_slice(&positional).expect("decodes");
+        assert_eq!(back, again);
+        back
+    }
+
+    #[test]
+    fn a_command_is_written_flat_by_its_own_name_and_read_back() {
+        let bid = Command::Auction(auction::Command::PlaceBid {
+            dealer: DealerId(3),
+            lot: LotId(7),
+            amount: 100,
+            max: None,
+            bid_id: "b".into(),
+        });
+        let bytes = rmp_serde::to_vec_named(&bid).expect("encodes");
+        // {"PlaceBid": {...}}: a map of one entry keyed by the variant's name.
+        assert_eq!(&bytes[..10], b"\x81\xa8PlaceBid");
+        assert_eq!(round_trip(&bid), bid);
+        let tick = Command::Auction(auction::Command::Tick);
+        assert_eq!(
+            rmp_serde::to_vec_named(&tick).expect("encodes"),
+            b"\xa4Tick"
+        );
+        assert_eq!(round_trip(&tick), tick);
+        for c in [
+            Command::Configure(Box::default()),
+            Command::Auction(auction::Command::Resume),
+            Command::Alliance(AllianceCommand::Refund {
+                item: crate::alliance::ItemId(2),
+            }),
+        ] {
+            assert_eq!(round_trip(&c), c);
+        }
+        let json = serde_json::to_string(&bid).expect("json");
+        assert!(json.starts_with("{\"PlaceBid\":{"), "{json}");
+        assert_eq!(
+            serde_json::from_str::<Command>(&json).expect("json back"),
+            bid
+        );
+    }
+
+    #[test]
+    fn a_command_named_by_its_old_index_or_an_unknown_name() {
+        // Index 11 of the single enum the journal was first written with is `Tick`.
+        let by_index: Command = rmp_serde::from_slice(b"\x0b").expect("an index decodes");
+        assert_eq!(by_index, Command::Auction(auction::Command::Tick));
+        let unknown = rmp_serde::from_slice::<Command>(b"\xa4Nope").unwrap_err();
+        assert!(unknown.to_string().contains("Nope"), "{unknown}");
+    }
+}

@@ -1,0 +1,261 @@
+//! The market: the domain's root. It owns the auction book and the alliance's state and
+//! applies one journaled [`Command`] as one deterministic step.
+//!
+//! The engine drives exactly one `Market`: it stamps each command with a sequence number
+//! and its clock reading, journals it, and calls [`Market::apply`]. Everything the step
+//! changes — an auction, an inventory item, a sanction and the dealer status it takes
+//! away — changes inside that one call, so a replay of the journal reaches the same state
+//! with the same events, and no crash can fall between a violation and its sanction.
+//!
+//! Must not: read a clock, draw a random number, do I/O, or let hash-map order reach its
+//! output (the same rules as for the two rule books it holds), or import anything above
+//! the domain.
+//!
+//! - [`durable`]: the journal's and the snapshot's byte format for commands, rules and
+//!   the market, unchanged from the journals earlier builds wrote.
+
+pub mod durable;
+
+#[cfg(test)]
+mod tests;
+
+use crate::alliance::{Alliance, AllianceCommand, AllianceEvent, AllianceRules, Registry, Sale};
+use crate::auction::{self, Book, Dealer, Lot, LotStatus, Refusal};
+use crate::vocab::{DealerId, DealerStatus, LotId};
+
+/// Every input to the market: what the journal holds, one per sequence number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Replace the rules from now on (journaled at start when the configuration changed).
+    Configure(Box<Rules>),
+    /// An auction command: accounts, listings, bids, decisions, timers.
+    Auction(auction::Command),
+    /// An alliance command (hand-off, retail, return, refund, complaint, rating).
+    Alliance(AllianceCommand),
+}
+
+impl From<auction::Command> for Command {
+    fn from(c: auction::Command) -> Self {
+        Self::Auction(c)
+    }
+}
+
+impl From<AllianceCommand> for Command {
+    fn from(c: AllianceCommand) -> Self {
+        Self::Alliance(c)
+    }
+}
+
+/// Everything a step reports, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The rules were replaced.
+    Configured,
+    /// What the auction book did (its refusals included; a command out of sequence is
+    /// refused whole as `Refused(OutOfOrder)`, whatever kind it is).
+    Auction(auction::Event),
+    /// What an alliance command or an alliance deadline did (its refusals included).
+    Alliance(AllianceEvent),
+}
+
+impl Event {
+    /// The auction's event, if this is one.
+    pub fn into_auction(self) -> Option<auction::Event> {
+        match self {
+            Self::Auction(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Every tunable rule of the market: the auction's and the alliance's. Journaled whole
+/// (`Command::Configure`), in the shape `durable` gives it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Rules {
+    /// Durations, soft close, increments, leverage, retention.
+    pub auction: auction::Rules,
+    /// The return and complaint windows.
+    pub alliance: AllianceRules,
+}
+
+/// The auction book and the alliance, and the one function that changes them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Market {
+    book: Book,
+    alliance: Alliance,
+    alliance_rules: AllianceRules,
+}
+
+impl Market {
+    /// An empty market under `rules`.
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            book: Book::new(rules.auction),
+            alliance: Alliance::default(),
+            alliance_rules: rules.alliance,
+        }
+    }
+
+    /// The auction book.
+    pub fn book(&self) -> &Book {
+        &self.book
+    }
+
+    /// The alliance's state.
+    pub fn alliance(&self) -> &Alliance {
+        &self.alliance
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Rules {
+        Rules {
+            auction: self.book.rules().clone(),
+            alliance: self.alliance_rules.clone(),
+        }
+    }
+
+    /// Sequence number of the last command applied (0 for an empty market).
+    pub fn last_seq(&self) -> u64 {
+        self.book.last_seq()
+    }
+
+    /// The market's time: the latest `now_ms` it was given.
+    pub fn last_now(&self) -> u64 {
+        self.book.last_now()
+    }
+
+    /// The earliest time a `Tick` has work to do: a lot's timer, or an open complaint's
+    /// due time.
+    pub fn next_deadline(&self) -> Option<u64> {
+        match (self.book.next_deadline(), self.alliance.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Applies one command and returns what it did.
+    pub fn apply(&mut self, seq: u64, now_ms: u64, command: Command) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.apply_into(seq, now_ms, command, &mut out);
+        out
+    }
+
+    /// Applies one command, appending its events to `out` (the hot path: `out` is reused).
+    ///
+    /// `seq` must exceed the last applied sequence number, else the command is refused
+    /// whole. Time never runs backwards: a `now_ms` below the latest one seen is read as
+    /// the latest one, so a clock step back on the engine's host cannot reopen a closed
+    /// window.
+    pub fn apply_into(&mut self, seq: u64, now_ms: u64, command: Command, out: &mut Vec<Event>) {
+        let Some(now) = self.book.stamp(seq, now_ms) else {
+            out.push(Event::Auction(auction::Event::Refused(Refusal::OutOfOrder)));
+            return;
+        };
+        match command {
+            Command::Auction(command) => {
+                let (tick, resume) = (
+                    matches!(command, auction::Command::Tick),
+                    matches!(command, auction::Command::Resume),
+                );
+                self.run_book(seq, now, command, out);
+                // Lots first, then the alliance's deadlines, in the same step.
+                if tick && self.alliance.next_deadline().is_some_and(|t| t <= now) {
+                    let mut events = Vec::new();
+                    self.alliance.tick(now, &registry(&self.book), &mut events);
+                    self.alliance_events(events, out);
+                }
+                if resume {
+                    let until = self.book.rules().after_outage(now);
+                    let mut events = Vec::new();
+                    self.alliance.resume(now, until, &mut events);
+                    self.alliance_events(events, out);
+                }
+            }
+            Command::Alliance(command) => {
+                let mut events = Vec::new();
+                self.alliance.apply(
+                    now,
+                    &self.alliance_rules,
+                    command,
+                    &registry(&self.book),
+                    &mut events,
+                );
+                self.alliance_events(events, out);
+            }
+            Command::Configure(rules) => {
+                let Rules { auction, alliance } = *rules;
+                self.book.configure(auction);
+                self.alliance_rules = alliance;
+                out.push(Event::Configured);
+            }
+        }
+    }
+
+    /// Runs a stamped command in the book, wrapping its events.
+    fn run_book(&mut self, seq: u64, now: u64, command: auction::Command, out: &mut Vec<Event>) {
+        let mut events = Vec::new();
+        self.book.run(seq, now, command, &mut events);
+        out.extend(events.into_iter().map(Event::Auction));
+    }
+
+    /// Passes alliance events on, carrying out expulsions in the same step: the sanction
+    /// is part of the journaled command (or tick) that caused it, so no crash can fall
+    /// between a violation and the dealer losing the right to bid, and a replay reaches
+    /// the same statuses.
+    fn alliance_events(&mut self, events: Vec<AllianceEvent>, out: &mut Vec<Event>) {
+        for event in events {
+            let AllianceEvent::Expelled { dealer, .. } = event else {
+                out.push(Event::Alliance(event));
+                continue;
+            };
+            let expelled = self
+                .book
+                .dealer(dealer)
+                .is_none_or(|d| d.status == DealerStatus::Expelled);
+            if expelled {
+                continue; // already expelled (earlier in this step, or before)
+            }
+            out.push(Event::Alliance(event));
+            // Its open leading bids stand, as for an admin's expulsion.
+            let mut changed = Vec::new();
+            self.book
+                .set_dealer_status(dealer, DealerStatus::Expelled, &mut changed);
+            out.extend(changed.into_iter().map(Event::Auction));
+        }
+    }
+}
+
+/// The book as the alliance sees it: sold lots and dealers' statuses.
+fn registry(book: &Book) -> BookRegistry<'_> {
+    BookRegistry {
+        lots: book.lots(),
+        dealers: book.dealers(),
+    }
+}
+
+/// Borrows the book's two tables, not the market, so the alliance can be changed while it
+/// is consulted.
+struct BookRegistry<'a> {
+    lots: &'a [Lot],
+    dealers: &'a [Dealer],
+}
+
+impl Registry for BookRegistry<'_> {
+    fn sale(&self, lot: LotId) -> Option<Sale<'_>> {
+        let lot = self.lots.get(lot.index())?;
+        match (lot.status, lot.lead, lot.price) {
+            (LotStatus::Sold, Some(lead), Some(price)) => Some(Sale {
+                vin: &lot.listing.vehicle.vin,
+                inspection: &lot.listing.inspection,
+                seller: lot.seller,
+                buyer: lead.dealer,
+                price,
+            }),
+            _ => None,
+        }
+    }
+
+    fn dealer_status(&self, dealer: DealerId) -> Option<DealerStatus> {
+        self.dealers.get(dealer.index()).map(|d| d.status)
+    }
+}
