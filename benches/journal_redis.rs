@@ -1,6 +1,6 @@
 //! Durable commands per second through `RedisJournal`, against a redis-server this bench
-//! starts itself (AOF `appendfsync always`, then `everysec`), at write batches of 1, 16
-//! and 256 `PlaceBid` entries.
+//! starts itself (AOF `appendfsync always`, then `everysec`), at write batches of 1, 16,
+//! 256 and 1024 `PlaceBid` entries.
 //!
 //! One append in flight at a time, as the engine does: a batch must be durable before the
 //! next one (whose first seq follows it) is sent. Each append is one `EVALSHA` round trip

@@ -10,7 +10,7 @@
 //! 20 minutes each with about 2,000 lots live at a time, bids from 3,000 dealers on them
 //! (at or just above the minimum, one in eight overtaken and refused below it, a quarter
 //! with a proxy maximum), and the ticks that
-//! close lots, all decided by a real `Book` so the replay does the same work the engine
+//! close lots, all decided by a real `Market` so the replay does the same work the engine
 //! did. Batches are 1 to 64 commands, like group commits under varying load, and carry
 //! the outcomes they produced. A snapshot is saved at the batch boundary nearest 99% of
 //! the log. Then, three times each:
@@ -20,11 +20,10 @@
 //! - recovery: `FileJournal::open` (lock, scan and CRC-check every frame) and
 //!   `recover(&mut journal, true, &mut ())` (newest snapshot + the tail) (target: < 2 s).
 //!
-//! - what a periodic snapshot of the final book costs: `Book::clone` (all the engine's
-//!   sequencer does now) against `rmp_serde::to_vec` (what it did before, and what now
-//!   runs on a blocking thread), and `FileJournal::save_snapshot` of the bytes (default
-//!   config: fsync of the file and the directory), which the journal writer does between
-//!   appends.
+//! - what a periodic snapshot of the final market costs each party: `Market::clone` (the
+//!   engine's sequencer), `rmp_serde::to_vec` (the snapshot thread) and
+//!   `FileJournal::save_snapshot` of the bytes (the journal writer, between appends;
+//!   default config: fsync of the file and the directory).
 //!
 //! The files were just written, so they are read from the page cache: these are warm
 //! figures; a cold start adds the time to read the log from disk once.
@@ -402,8 +401,8 @@ fn main() {
         median(total_cpu)
     );
 
-    // (c) A periodic snapshot of this book: what the sequencer pays (a clone) against what
-    // it used to pay (the sorted serialization), and what the writer's save then costs.
+    // (c) A periodic snapshot of this book: what the sequencer pays (a clone), what the
+    // snapshot thread pays (the sorted serialization), and what the writer's save costs.
     let mut clones = Vec::new();
     let mut serializations = Vec::new();
     let mut saves = Vec::new();

@@ -311,8 +311,9 @@ pub fn ws_config() -> WebSocketConfig {
     WebSocketConfig::default()
         .max_message_size(Some(1 << 20))
         .max_frame_size(Some(1 << 20))
-        // Small buffers: a run opens 10,000 connections from one process (and tungstenite's
-        // default 128 KiB read buffer made each read about twice as slow per frame).
+        // Small buffers: a run opens 10,000 connections from one process, and tungstenite
+        // zero-fills its read buffer, so a large one costs every read (see gavel's
+        // `gateway.read_buffer_bytes` in config/default.toml).
         .read_buffer_size(4096)
         .write_buffer_size(4096)
 }

@@ -853,7 +853,7 @@ mod tests {
         type Case = (&'static str, Ramp, &'static [bool], &'static [f64]);
         let cases: &[Case] = &[
             (
-                "no refinement: the climb as before",
+                "no refinement: the plain climb",
                 ramp(1000.0, 2.0, 1e6, 1, 0),
                 &[P, P, P, F, F],
                 &[1000.0, 2000.0, 4000.0, 8000.0, 8000.0],

@@ -43,10 +43,10 @@ pub struct Dealer {
     /// First result of every `bid_id` this dealer used. Serialized in key order so the
     /// snapshot bytes do not depend on hash order.
     ///
-    /// Shared, copy on write: the copy of the book a snapshot takes then costs a pointer
-    /// per dealer instead of a walk over every receipt (a million took the engine's
-    /// sequencer 131–206 ms), and while the snapshot still holds it a bid copies only
-    /// the part of the map its `bid_id` falls in (see [`Receipts`]).
+    /// Shared, copy on write: the copy of the book a snapshot takes costs a pointer per
+    /// dealer, not a walk over every receipt, so the engine's task never pays for the
+    /// receipts' number; while the snapshot still holds it a bid copies only the part of
+    /// the map its `bid_id` falls in (see [`Receipts`]).
     pub receipts: Arc<Receipts>,
 }
 

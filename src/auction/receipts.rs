@@ -2,21 +2,18 @@
 //! answered, never applied twice.
 //!
 //! Every bid looks its `bid_id` up here and almost every bid inserts one, in a map that
-//! holds thousands of ids per dealer. A std `HashMap<Arc<str>, _>` rehashed every key
-//! whenever it grew, following each key's pointer to its string (a cache miss per
-//! receipt), and that growth was a quarter of the cost of a bid in the book. This table
-//! keeps each key's hash beside it, so growth moves entries without touching their
-//! strings, a lookup compares stored hashes before any string, and the one hash a bid
-//! computes serves both its lookup and its insert.
+//! holds thousands of ids per dealer. The table keeps each key's hash beside it, so
+//! growth moves entries without following any key's pointer to its string (a cache miss
+//! per receipt), a lookup compares stored hashes before any string, and the one hash a
+//! bid computes serves both its lookup and its insert.
 //!
 //! A large map is split into [`PARTS`] parts, each shared copy on write. A snapshot's
-//! copy of the book shares every dealer's receipts; the first bid a dealer made while the
-//! snapshot held them used to copy that dealer's whole map on the engine's task, and with
-//! every dealer bidding within milliseconds that was one burst copying every receipt in
-//! the book: 44 ms for a million (`cargo bench --bench core`, line d). Now a bid copies
-//! only the part its `bid_id` falls in, so the copying is spread over the next bids. A
-//! small map stays one part: sixteen small tables grow and probe slower than one, and
-//! copying a small map whole is cheap.
+//! copy of the book shares every dealer's receipts, and a bid made while the snapshot
+//! holds them copies only the part its `bid_id` falls in: the copying is spread over the
+//! next bids, instead of one burst on the engine's task that copies every receipt in the
+//! book when every dealer bids within milliseconds (`cargo bench --bench core`, line d,
+//! measures it). A small map stays one part: sixteen small tables grow and probe slower
+//! than one, and copying a small map whole is cheap.
 
 use super::command::BidId;
 use super::event::BidOutcome;
@@ -32,9 +29,9 @@ use std::sync::Arc;
 const PARTS: usize = 16;
 
 /// A map splits into [`PARTS`] parts when it reaches this many receipts. Small, so that a
-/// split is cheap: under even load every dealer reaches it within the same second, and at
-/// 1,024 the 400 splits of the load harness's dealers held the engine for ~80 ms. Split,
-/// a part doubles at its own moment, not in step with every other dealer's one table.
+/// split is cheap: under even load every dealer reaches it within the same second, and
+/// all of those splits run on the engine's task back to back. Split, a part doubles at
+/// its own moment, not in step with every other dealer's one table.
 const SPLIT_AT: usize = 128;
 
 type Part = HashTable<Slot>;

@@ -51,7 +51,8 @@ pub struct HubMetrics {
 /// The subscriptions of every session, and what fan-out needs to reach them.
 pub struct Hub {
     /// Sessions watching each lot, by session id: subscribing and leaving are O(log n)
-    /// (a hot lot has 10,000 watchers; a scan per subscribe made its setup quadratic).
+    /// (a hot lot has 10,000 watchers; a scan per subscribe would make its setup
+    /// quadratic).
     subs: DashMap<LotId, BTreeMap<u64, Arc<SessionLink>>>,
     /// Sessions of each dealer, for `outbid` and for the seller's later `closed`.
     dealer_sessions: DashMap<DealerId, Vec<Arc<SessionLink>>>,

@@ -70,8 +70,8 @@ pub struct SessionMetrics {
     /// Open WebSocket sessions.
     pub sessions: Gauge,
     /// Bids answered, by result: accepted (`None`), and each rejection reason. An array,
-    /// not a map keyed by label: every bid counts here, and a map's lock and hash showed
-    /// in the profile.
+    /// not a map keyed by label: every bid counts here, and an array index needs neither a
+    /// lock nor a hash.
     bids: [Counter; 1 + RejectReason::ALL.len()],
     /// Acknowledgement latency: from the bid frame's arrival to its result being queued (µs).
     pub ack_latency_us: crate::metrics::Histogram,
@@ -494,9 +494,8 @@ impl Sent {
 }
 
 /// Runs a write, with `limit` to finish. The timer is armed only for a write that does
-/// not finish at once: nearly every write fits the socket's buffer, and a timer per write
-/// (one per subscriber frame in a hot lot) was a visible share of the fan-out's cost in
-/// its profile.
+/// not finish at once: nearly every write fits the socket's buffer, and a hot lot's
+/// fan-out must not pay a timer's insert and removal per subscriber frame.
 async fn within<E>(limit: Duration, write: impl Future<Output = Result<(), E>>) -> Sent {
     let mut write = std::pin::pin!(write);
     let done = match std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await {
