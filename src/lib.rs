@@ -1,19 +1,29 @@
 //! gavel: the live auction engine of a used-car dealer alliance.
 //!
-//! Module map:
-//! - [`auction`]: the pure, deterministic core — lots, dealers, bidding rules. No I/O.
+//! Module map, from the bottom up; each module imports only modules above it in this list
+//! (`tests/layers.rs` checks it):
+//! - [`vocab`]: the domain's shared vocabulary: ids, money, the car and its inspection
+//!   report, a dealer's status, the VIN check.
+//! - [`auction`]: the auction book — lots, dealers, bidding rules. Pure, no I/O.
 //! - [`alliance`]: the alliance's rules — certification, inventory, returns, complaints,
-//!   ratings, warnings, expulsion. Pure; applied by the book.
-//! - [`engine`]: the single-writer sequencer: clock, timers, group commit, ack after durable.
-//! - [`store`]: the durable journal (Redis, file, memory) and snapshots.
-//! - [`gateway`]: WebSocket sessions, the hub's fan-out, wire types, codecs and limits.
-//! - [`api`]: HTTP routes, listing validation, bearer tokens.
-//! - [`server`]: one listener for both, connection limit, graceful shutdown.
-//! - [`config`]: one typed configuration from `config/*.toml` and `GAVEL_*` overrides.
-//! - [`pipeline`]: the alliance's hand-off of sold outcomes (Redis consumer group, or the
-//!   engine's publication with the file journal) and its durable read view.
+//!   ratings, warnings, expulsion. Pure, no I/O.
+//! - [`market`]: the domain's root: the book and the alliance, one journaled `Command`
+//!   applied as one deterministic step, and their durable form.
 //! - [`metrics`]: counters and histograms in Prometheus text.
+//! - [`store`]: the durable journal (Redis, file, memory) and snapshots.
+//! - [`engine`]: the single-writer sequencer: clock, timers, group commit, ack after
+//!   durable; its decisions in a sans-IO policy.
+//! - [`config`]: one typed configuration from `config/*.toml` and `GAVEL_*` overrides.
+//! - [`directory`]: who a token is.
+//! - [`views`]: read models kept from durable events: the lots' public state, the
+//!   alliance's board.
+//! - [`pipeline`]: sold outcomes into the alliance (Redis consumer group, or the engine's
+//!   publication with the file journal).
+//! - [`gateway`]: WebSocket sessions, fan-out, wire types, codecs and limits.
+//! - [`api`]: HTTP routes and request validation.
 //! - [`demo`]: `serve --demo` seeding.
+//! - [`server`]: the application state, one listener for HTTP and WebSocket, the
+//!   engine's publishers, graceful shutdown.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod alliance;
