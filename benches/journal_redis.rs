@@ -13,7 +13,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gavel::auction::Command as AuctionCommand;
 use gavel::market::Command;
-use gavel::store::{Batch, Entry, Journal, RedisJournal, RedisJournalConfig};
+use gavel::store::{Batch, Entry, Journal, JournalRead, RedisJournal, RedisJournalConfig};
 use gavel::vocab::{DealerId, LotId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

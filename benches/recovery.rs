@@ -34,7 +34,7 @@ use gavel::auction::{Command, Event as AuctionEvent, Listing, LotStatus};
 use gavel::engine::recover;
 use gavel::market::{Event, Market, Rules};
 use gavel::store::file::{FileJournal, FileJournalConfig, FsyncPolicy};
-use gavel::store::{Batch, Entry, Journal, OutcomeRecord, Snapshot};
+use gavel::store::{Batch, Entry, Journal, JournalRead, OutcomeRecord, Snapshot};
 use gavel::vocab::{Inspection, LotId, Vehicle};
 use std::path::PathBuf;
 use std::sync::Arc;

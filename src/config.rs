@@ -172,6 +172,8 @@ pub struct GatewayConfig {
     pub outbound_queue: usize,
     /// Full queue this long closes the connection.
     pub slow_consumer_timeout_ms: u64,
+    /// After a close the server sent: how long it reads on, for the client's close.
+    pub close_drain_ms: u64,
     /// Silence this long closes the connection.
     pub idle_timeout_s: u64,
     /// Server ping interval.

@@ -3,9 +3,9 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use gavel::config::{Config, FsyncSetting, LogFormat, Retention};
-use gavel::store::file::{FileJournal, FileJournalConfig, FsyncPolicy};
-use gavel::store::redis::{RedisJournal, RedisJournalConfig};
-use gavel::store::Journal;
+use gavel::store::file::{FileJournal, FileJournalConfig, FileLog, FsyncPolicy};
+use gavel::store::redis::{RedisJournal, RedisJournalConfig, RedisLog};
+use gavel::store::{Journal, JournalRead};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -113,10 +113,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if !verify {
                 bail!("replay needs --verify (the only mode so far)");
             }
+            // Read-only: replay takes no lock or lease, repairs nothing and creates nothing,
+            // so it may run beside an engine, and a mistyped path is an error, not an
+            // empty journal that "agrees".
             if config.store.redis_url.is_empty() {
-                replay(open_file(&config).await?).await
+                let dir = &config.store.data_dir;
+                let log = FileLog::open(dir)
+                    .with_context(|| format!("reading the file journal in {dir}"))?;
+                replay(log).await
             } else {
-                replay(open_redis(&config).await?).await
+                let log = RedisLog::open(&redis_config(&config))
+                    .await
+                    .context("reading the Redis journal")?;
+                replay(log).await
             }
         }
     }
@@ -154,8 +163,14 @@ async fn open_file(config: &Config) -> anyhow::Result<FileJournal> {
 }
 
 async fn open_redis(config: &Config) -> anyhow::Result<RedisJournal> {
+    RedisJournal::open(&redis_config(config))
+        .await
+        .context("opening the Redis journal")
+}
+
+fn redis_config(config: &Config) -> RedisJournalConfig {
     let s = &config.store;
-    let rc = RedisJournalConfig {
+    RedisJournalConfig {
         url: s.redis_url.clone(),
         prefix: s.redis_prefix.clone(),
         lease_ttl_ms: s.lease_ttl_ms,
@@ -165,10 +180,7 @@ async fn open_redis(config: &Config) -> anyhow::Result<RedisJournal> {
             Retention::All(_) => None,
             Retention::Behind(n) => Some(n as u64),
         },
-    };
-    RedisJournal::open(&rc)
-        .await
-        .context("opening the Redis journal")
+    }
 }
 
 async fn serve<J: Journal>(config: Config, journal: J, demo: bool) -> anyhow::Result<ExitCode> {
@@ -205,11 +217,15 @@ async fn serve<J: Journal>(config: Config, journal: J, demo: bool) -> anyhow::Re
     }
 }
 
-async fn replay<J: Journal>(mut journal: J) -> anyhow::Result<ExitCode> {
+async fn replay<J: JournalRead>(mut journal: J) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let v = gavel::engine::verify(&mut journal).await?;
-    // Release the lock or lease now: an engine may be waiting to start on this journal.
-    journal.close().await?;
+    if v.commands == 0 {
+        bail!(
+            "{} holds no command: there is nothing to verify",
+            journal.describe()
+        );
+    }
     for line in &v.digests {
         println!("{line}");
     }

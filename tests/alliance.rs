@@ -12,7 +12,7 @@ use gavel::market::{Command, Event, Rules};
 use gavel::pipeline::redis_consumer::Handling;
 use gavel::pipeline::{RedisHandoff, RedisHandoffConfig};
 use gavel::store::file::{FileJournal, FileJournalConfig};
-use gavel::store::{Journal, RedisJournal, RedisJournalConfig};
+use gavel::store::{Journal, JournalRead, RedisJournal, RedisJournalConfig};
 use gavel::views::{AllianceBoard, Lots, ViewsPublisher};
 use gavel::vocab::{DealerId, Inspection, LotId, SellerId, Vehicle};
 use redis::aio::MultiplexedConnection;

@@ -12,7 +12,7 @@ use gavel::auction::{Command as AuctionCommand, Event as AuctionEvent};
 use gavel::gateway::{ClosedOutcome, ErrorCode, Format, RejectReason, Req, ServerMessage};
 use gavel::market::{Command, Event};
 use gavel::store::file::{FileJournal, FileJournalConfig};
-use gavel::store::Journal;
+use gavel::store::JournalRead;
 use gavel::vocab::{DealerId, LotId};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;

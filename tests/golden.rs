@@ -53,7 +53,7 @@ use gavel::gateway::{
 };
 use gavel::market::{Command, Event, Market, Rules};
 use gavel::store::file::{FileJournal, FileJournalConfig};
-use gavel::store::{Batch, Entry, Journal, OutcomeRecord, Snapshot as StoredSnapshot};
+use gavel::store::{Batch, Entry, Journal, JournalRead, OutcomeRecord, Snapshot as StoredSnapshot};
 use gavel::views::{
     AllianceBoard, AuctionRef, AuctionView, LotView, Lots, Status, Viewer, ViewsPublisher,
 };
@@ -959,6 +959,15 @@ fn server_messages(lots: &Lots) -> Vec<(String, ServerMessage)> {
         (
             "bid_result/unavailable",
             refused(req_str("r-9"), "d5-0049", RejectReason::Unavailable),
+        ),
+        (
+            "bid_result/already_leading",
+            rejected(
+                req_str("r-10"),
+                "d5-0050",
+                "A17",
+                Rejection::AlreadyLeading { max: 6_000_000 },
+            ),
         ),
         ("update/live-leading", update(8_812, &led_update(), true)),
         (

@@ -6,8 +6,8 @@ use gavel::auction::{Command as AuctionCommand, Outcome};
 use gavel::market::Command;
 
 use gavel::store::{
-    Batch, Durability, Entry, Journal, OutcomeRecord, RedisJournal, RedisJournalConfig, Snapshot,
-    StoreError,
+    Batch, Durability, Entry, Journal, JournalRead, OutcomeRecord, RedisJournal,
+    RedisJournalConfig, Snapshot, StoreError,
 };
 use gavel::vocab::{DealerId, LotId, SellerId};
 use redis::aio::MultiplexedConnection;

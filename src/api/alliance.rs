@@ -190,6 +190,32 @@ impl From<AllianceRefusal> for ApiError {
 
 /// Submits an alliance command; its events once durable, or the refusal as an error.
 async fn submit(state: &AppState, command: AllianceCommand) -> Result<Vec<Event>, ApiError> {
+    submit_mapped(state, command, ApiError::from).await
+}
+
+/// An inventory item named in a request's body rather than its path: one that does not
+/// exist is an invalid field (`422 unknown_item`), not a missing resource (`404`).
+fn item_in_body(r: AllianceRefusal) -> ApiError {
+    match r {
+        AllianceRefusal::UnknownItem => unknown_item(),
+        other => other.into(),
+    }
+}
+
+fn unknown_item() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_item",
+        "inventory does not name an inventory item",
+    )
+}
+
+/// [`submit`], with the refusal turned into an error by `refused`.
+async fn submit_mapped(
+    state: &AppState,
+    command: AllianceCommand,
+    refused: fn(AllianceRefusal) -> ApiError,
+) -> Result<Vec<Event>, ApiError> {
     let applied = state
         .engine
         .submit(Command::Alliance(command))
@@ -199,7 +225,7 @@ async fn submit(state: &AppState, command: AllianceCommand) -> Result<Vec<Event>
         Event::Alliance(AllianceEvent::Refused(r)) => Some(*r),
         _ => None,
     }) {
-        return Err(r.into());
+        return Err(refused(r));
     }
     Ok(applied.events)
 }
@@ -449,13 +475,7 @@ async fn open_complaint(
     let dealer: DealerId = b.dealer.parse().map_err(|_| unknown_dealer())?;
     let item = match b.inventory.as_deref() {
         None => None,
-        Some(raw) => Some(raw.parse::<ItemId>().map_err(|_| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "unknown_item",
-                "inventory does not name an inventory item",
-            )
-        })?),
+        Some(raw) => Some(raw.parse::<ItemId>().map_err(|_| unknown_item())?),
     };
     let command = AllianceCommand::OpenComplaint {
         dealer,
@@ -466,7 +486,7 @@ async fn open_complaint(
     if s.alliance.standing(dealer).is_none() {
         return Err(unknown_dealer());
     }
-    let events = submit(&s, command).await?;
+    let events = submit_mapped(&s, command, item_in_body).await?;
     let c = complaint_of(&events).ok_or_else(missing)?;
     Ok((StatusCode::CREATED, Json(complaint_json(c))))
 }
@@ -521,13 +541,7 @@ async fn rate(
     if s.alliance.standing(dealer).is_none() {
         return Err(ApiError::not_found("dealer"));
     }
-    let item: ItemId = b.inventory.parse().map_err(|_| {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_item",
-            "inventory does not name an inventory item",
-        )
-    })?;
+    let item: ItemId = b.inventory.parse().map_err(|_| unknown_item())?;
     let mark = |field: &str, v: u64| {
         u8::try_from(v)
             .ok()
@@ -535,7 +549,7 @@ async fn rate(
             .ok_or_else(|| invalid(format!("{field} must be an integer from 1 to 5")))
     };
     let (condition, service) = (mark("condition", b.condition)?, mark("service", b.service)?);
-    let events = submit(
+    let events = submit_mapped(
         &s,
         AllianceCommand::Rate {
             dealer,
@@ -544,6 +558,7 @@ async fn rate(
             condition,
             service,
         },
+        item_in_body,
     )
     .await?;
     let record = record_of(&events).ok_or_else(missing)?;

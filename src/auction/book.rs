@@ -532,9 +532,13 @@ impl Book {
         let reserve = lot.reserve();
 
         if let Some(lead) = lot.lead.filter(|l| l.dealer == dealer) {
-            // The leader raises its max: `amount` is ignored, the price moves only to meet
-            // the reserve, and the close is not extended.
-            let new_max = max.ok_or(Rejection::Invalid)?;
+            // The leader raises its max: `amount` is otherwise ignored (but over the cap it
+            // is `invalid`, like any amount), the price moves only to meet the reserve, and
+            // the close is not extended. Without a `max` there is nothing to raise.
+            if amount > MAX_AMOUNT {
+                return Err(Rejection::Invalid);
+            }
+            let new_max = max.ok_or(Rejection::AlreadyLeading { max: lead.max })?;
             if new_max <= lead.max || new_max > MAX_AMOUNT {
                 return Err(Rejection::Invalid);
             }

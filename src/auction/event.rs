@@ -88,6 +88,11 @@ pub enum Rejection {
     /// Decoded, but breaks a rule (amount 0, max < amount, amount over the cap, a leader's
     /// raise that does not raise).
     Invalid,
+    /// A plain bid (no `max`) from the dealer who leads: it can only raise its own max.
+    AlreadyLeading {
+        /// The leader's current max, so it can offer a higher one.
+        max: Fen,
+    },
 }
 
 impl Rejection {
@@ -101,6 +106,7 @@ impl Rejection {
             Self::OwnListing => "own_listing",
             Self::ExposureLimit => "exposure_limit",
             Self::Invalid => "invalid",
+            Self::AlreadyLeading { .. } => "already_leading",
         }
     }
 }

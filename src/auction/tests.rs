@@ -915,21 +915,36 @@ fn invalid_bids() {
     let whale = sim.dealer(MAX_AMOUNT);
     let lot = sim.list(seller, y(10_000), y(20_000), None);
     accepted(sim.bid(whale, lot, MAX_AMOUNT, Some(MAX_AMOUNT)));
-    // A leader's raise that does not raise (or names no max, or passes the cap).
+    // A leader's raise that does not raise, or passes the cap.
     let (mut sim, d, lot) = market(1, y(10_000), y(20_000), None);
     accepted(sim.bid(d[0], lot, y(10_000), Some(y(15_000))));
-    for max in [None, Some(y(14_000)), Some(y(15_000)), Some(MAX_AMOUNT + 1)] {
+    for max in [Some(y(14_000)), Some(y(15_000)), Some(MAX_AMOUNT + 1)] {
         assert_eq!(
             rejected(sim.bid(d[0], lot, y(16_000), max)),
             Rejection::Invalid,
             "{max:?}"
         );
     }
-    // The leader's amount is ignored, whatever it is.
-    for amount in [0, y(1), MAX_AMOUNT + 1, u64::MAX] {
+    // A plain bid from the leader raises nothing: it is told so, with its own max.
+    assert_eq!(
+        rejected(sim.bid(d[0], lot, y(16_000), None)),
+        Rejection::AlreadyLeading { max: y(15_000) }
+    );
+    // Otherwise the leader's amount is ignored, but never one over the cap.
+    for amount in [0, y(1), MAX_AMOUNT] {
         let max = sim.lot(lot).lead.unwrap().max + y(100);
         accepted(sim.bid(d[0], lot, amount, Some(max)));
     }
+    let before = sim.lot(lot).clone();
+    for amount in [MAX_AMOUNT + 1, u64::MAX] {
+        let max = sim.lot(lot).lead.unwrap().max + y(100);
+        assert_eq!(
+            rejected(sim.bid(d[0], lot, amount, Some(max))),
+            Rejection::Invalid,
+            "{amount}"
+        );
+    }
+    assert_eq!(sim.lot(lot), &before, "a refused raise changes nothing");
 }
 
 // ---------------------------------------------------------------------------------------

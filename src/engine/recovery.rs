@@ -1,7 +1,7 @@
 //! Rebuilding the book from a journal: newest snapshot, then the tail of the log.
 
 use crate::market::{Event, Market, Rules};
-use crate::store::{Journal, OutcomeRecord, StoreError};
+use crate::store::{Journal, JournalRead, OutcomeRecord, StoreError};
 use futures_util::future::maybe_done;
 use std::future::Future;
 use std::task::Poll;
@@ -45,7 +45,7 @@ pub async fn recover<J: Journal>(
     } else {
         None
     };
-    let (mut market, snapshot_seq) = match snapshot {
+    let (market, snapshot_seq) = match snapshot {
         Some(s) => {
             let market: Market = rmp_serde::from_slice(&s.bytes)
                 .map_err(|e| StoreError::Corrupt(format!("snapshot at seq {}: {e}", s.seq)))?;
@@ -60,6 +60,22 @@ pub async fn recover<J: Journal>(
         }
         None => (Market::new(Rules::default()), 0),
     };
+    let (market, replayed) = replay(journal, market, observer).await?;
+    Ok(Recovered {
+        market,
+        snapshot_seq,
+        replayed,
+    })
+}
+
+/// Replays every entry of `journal` after `market`'s last seq onto `market`, showing each
+/// to `observer`; returns the market and how many commands were applied. Reads only, so it
+/// serves a read-only view as well as the engine's own journal.
+pub async fn replay<J: JournalRead>(
+    journal: &mut J,
+    mut market: Market,
+    observer: &mut impl ReplayObserver,
+) -> Result<(Market, u64), StoreError> {
     let mut replayed = 0u64;
     let mut events = Vec::new();
     // Reading (and decoding) the next page overlaps with applying this one: the journal
@@ -107,9 +123,5 @@ pub async fn recover<J: Journal>(
             observer.published(&batch.outcomes);
         }
     }
-    Ok(Recovered {
-        market,
-        snapshot_seq,
-        replayed,
-    })
+    Ok((market, replayed))
 }

@@ -1,10 +1,10 @@
 //! `gavel replay --verify`: rebuild every auction from the log alone and check that each
 //! outcome equals the one the live engine published.
 
-use super::recovery::{recover, ReplayObserver};
+use super::recovery::{replay, ReplayObserver};
 use crate::auction::LotStatus;
-use crate::market::{Event, Market};
-use crate::store::{Journal, OutcomeRecord, StoreError};
+use crate::market::{Event, Market, Rules};
+use crate::store::{JournalRead, OutcomeRecord, StoreError};
 use sha2::{Digest, Sha256};
 use std::fmt::Write as _;
 
@@ -82,12 +82,13 @@ fn describe(o: Option<&OutcomeRecord>) -> String {
 
 /// Replays the whole journal from the first entry (ignoring snapshots: the log alone is
 /// the evidence) and checks every published outcome.
-pub async fn verify<J: Journal>(journal: &mut J) -> Result<Verification, StoreError> {
+pub async fn verify<J: JournalRead>(journal: &mut J) -> Result<Verification, StoreError> {
     let mut checker = Checker::default();
-    let recovered = recover(journal, false, &mut checker).await?;
+    let empty = Market::new(Rules::default());
+    let (market, replayed) = replay(journal, empty, &mut checker).await?;
     let mut v = checker.verification;
-    v.commands = recovered.replayed;
-    v.digests = digests(&recovered.market);
+    v.commands = replayed;
+    v.digests = digests(&market);
     Ok(v)
 }
 

@@ -80,6 +80,10 @@ pub(super) fn bid_result(r: &BidResult) -> String {
         out.push_str(r#","min_next":"#);
         number(&mut out, min_next);
     }
+    if let Some(max) = r.max {
+        out.push_str(r#","max":"#);
+        number(&mut out, max);
+    }
     out.push('}');
     out
 }
@@ -212,10 +216,11 @@ mod tests {
             seq in proptest::option::of(any::<u64>()),
             reason in proptest::option::of(reason()),
             min_next in proptest::option::of(any::<u64>()),
+            max in proptest::option::of(any::<u64>()),
         ) {
             let r = BidResult {
                 req, bid_id: Arc::from(bid_id), auction: AuctionRef::new(&auction), accepted,
-                price, leading, ends_at, seq, reason, min_next,
+                price, leading, ends_at, seq, reason, min_next, max,
             };
             prop_assert_eq!(bid_result(&r), serde(ServerMessage::BidResult(r)));
         }

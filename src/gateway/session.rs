@@ -285,6 +285,28 @@ pub async fn run<R>(
     if !writer_done {
         let _ = writer.await;
     }
+    if let End::Close(..) = end {
+        // Our close frame is out and our side shut down. Read on, discarding, until the
+        // client closes too: a socket closed with unread input is reset, and the reset
+        // would take the close frame (code and reason) from a client that was still
+        // sending. Bounded, so a client that never closes cannot hold the session.
+        drain(stream.get_mut(), Duration::from_millis(cfg.close_drain_ms)).await;
+    }
+}
+
+/// Reads and discards until the peer closes its side, the connection fails, or `within`
+/// has passed.
+async fn drain(read: &mut (impl AsyncRead + Unpin), within: Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(within, async {
+        while let Ok(n) = read.read(&mut sink).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Maps a read error to a close: an oversized frame is 1009, anything else ends quietly.
@@ -414,9 +436,20 @@ impl Session {
             self.reply(&ServerMessage::BidResult(refuse(RejectReason::RateLimited)));
             return;
         }
-        // An id that names no lot is still a bid: the engine answers (and journals)
-        // `unknown_auction` for it like for any other unknown lot.
-        let lot = bid.auction.lot().unwrap_or(LotId(0));
+        // An id that is not an auction id at all (not of the form the server gives out)
+        // names no lot that could ever exist: it is answered here, like `rate_limited`,
+        // and not remembered, so its `bid_id` stays free. A well-formed id goes to the
+        // engine, which answers (and journals) `unknown_auction` for a lot it does not
+        // know, and remembers that first answer.
+        let Some(lot) = bid.auction.lot() else {
+            self.ctx
+                .metrics
+                .count_bid(Some(RejectReason::UnknownAuction));
+            self.reply(&ServerMessage::BidResult(refuse(
+                RejectReason::UnknownAuction,
+            )));
+            return;
+        };
         // A dealer who bids watches the auction from then on.
         self.watch(lot);
         let command = Command::PlaceBid {
@@ -437,13 +470,22 @@ impl Session {
             let durable = applied.is_ok();
             let outcome = applied.ok().and_then(|applied| {
                 applied.events.iter().find_map(|e| match e {
-                    market::Event::Auction(Event::Bid { outcome, .. }) => Some(*outcome),
+                    market::Event::Auction(Event::Bid {
+                        outcome,
+                        lot,
+                        duplicate,
+                        ..
+                    }) => Some((*outcome, *lot, *duplicate)),
                     _ => None,
                 })
             });
-            // The auction is echoed as the client named it.
+            // The auction is echoed as the client named it; a repeated `bid_id` gets its
+            // first result whole, the auction that first bid named included.
             let result = match outcome {
-                Some(outcome) => BidResult::from_outcome(req, bid.bid_id, bid.auction, &outcome),
+                Some((outcome, lot, duplicate)) => {
+                    let auction = if duplicate { lot.into() } else { bid.auction };
+                    BidResult::from_outcome(req, bid.bid_id, auction, &outcome)
+                }
                 None => BidResult::refused(req, bid.bid_id, bid.auction, RejectReason::Unavailable),
             };
             // A refusal always has a reason; `invalid` stands in should one ever lack it.

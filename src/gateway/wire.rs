@@ -223,11 +223,13 @@ pub enum RejectReason {
     Invalid,
     /// Could not be made durable in time; nothing happened (a retry is a fresh attempt).
     Unavailable,
+    /// A plain bid from the dealer who leads (sent with its current `max`).
+    AlreadyLeading,
 }
 
 impl RejectReason {
     /// Every reason, in declaration order (`r as usize` indexes it).
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 10] = [
         Self::BelowMinimum,
         Self::NotLive,
         Self::UnknownAuction,
@@ -237,6 +239,7 @@ impl RejectReason {
         Self::RateLimited,
         Self::Invalid,
         Self::Unavailable,
+        Self::AlreadyLeading,
     ];
 
     /// The wire string.
@@ -251,6 +254,7 @@ impl RejectReason {
             Self::RateLimited => "rate_limited",
             Self::Invalid => "invalid",
             Self::Unavailable => "unavailable",
+            Self::AlreadyLeading => "already_leading",
         }
     }
 }
@@ -265,6 +269,7 @@ impl From<Rejection> for RejectReason {
             Rejection::OwnListing => Self::OwnListing,
             Rejection::ExposureLimit => Self::ExposureLimit,
             Rejection::Invalid => Self::Invalid,
+            Rejection::AlreadyLeading { .. } => Self::AlreadyLeading,
         }
     }
 }
@@ -356,6 +361,9 @@ pub struct BidResult {
     /// Refused as `below_minimum`: the lowest acceptable amount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_next: Option<Fen>,
+    /// Refused as `already_leading`: the bidder's own current max.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Fen>,
 }
 
 impl BidResult {
@@ -384,8 +392,10 @@ impl BidResult {
             }
             BidOutcome::Rejected(rejection) => {
                 r.reason = Some(rejection.into());
-                if let Rejection::BelowMinimum { min_next } = rejection {
-                    r.min_next = Some(min_next);
+                match rejection {
+                    Rejection::BelowMinimum { min_next } => r.min_next = Some(min_next),
+                    Rejection::AlreadyLeading { max } => r.max = Some(max),
+                    _ => {}
                 }
             }
         }
@@ -412,6 +422,7 @@ impl BidResult {
             seq: None,
             reason: Some(reason),
             min_next: None,
+            max: None,
         }
     }
 }

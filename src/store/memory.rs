@@ -6,7 +6,7 @@
 //! failure paths (nothing acknowledged before durable, `unavailable` after a bounded wait,
 //! resume after recovery) can be tested without a disk or a Redis. It must never be used to serve real traffic.
 
-use super::{check_order, Batch, Entry, Journal, Snapshot, StoreError};
+use super::{check_order, Batch, Entry, Journal, JournalRead, Snapshot, StoreError};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
@@ -148,11 +148,28 @@ impl MemoryJournal {
     }
 }
 
-impl Journal for MemoryJournal {
+impl JournalRead for MemoryJournal {
     fn describe(&self) -> String {
         "memory (tests only: nothing is durable)".to_owned()
     }
 
+    async fn read_after(
+        &mut self,
+        after: u64,
+        max_batches: usize,
+    ) -> Result<Vec<Batch>, StoreError> {
+        let inner = self.inner.lock();
+        Ok(inner
+            .batches
+            .iter()
+            .filter(|b| b.last_seq() > after)
+            .take(max_batches)
+            .cloned()
+            .collect())
+    }
+}
+
+impl Journal for MemoryJournal {
     async fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
         let delay = {
             let mut inner = self.inner.lock();
@@ -175,21 +192,6 @@ impl Journal for MemoryJournal {
         check_order(inner.last_seq(), batch)?;
         inner.batches.push(batch.clone());
         Ok(())
-    }
-
-    async fn read_after(
-        &mut self,
-        after: u64,
-        max_batches: usize,
-    ) -> Result<Vec<Batch>, StoreError> {
-        let inner = self.inner.lock();
-        Ok(inner
-            .batches
-            .iter()
-            .filter(|b| b.last_seq() > after)
-            .take(max_batches)
-            .cloned()
-            .collect())
     }
 
     async fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {

@@ -19,7 +19,7 @@ use std::future::Future;
 pub mod file;
 pub mod memory;
 
-pub use self::redis::{Durability, Persistence, RedisJournal, RedisJournalConfig};
+pub use self::redis::{Durability, Persistence, RedisJournal, RedisJournalConfig, RedisLog};
 
 /// One sequenced command: the only inputs the book ever sees.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +130,9 @@ pub enum StoreError {
     /// The store's settings do not meet what the configuration requires.
     #[error("storage misconfigured: {0}")]
     Misconfigured(String),
+    /// A read-only view was asked for a journal that does not exist there.
+    #[error("no journal: {0}")]
+    NoJournal(String),
 }
 
 /// Where a journal publishes its outcomes for consumers outside the engine.
@@ -150,21 +153,13 @@ impl std::fmt::Debug for OutcomeStream {
     }
 }
 
-/// The durable log behind the engine. One owner at a time; methods are called from one
-/// task, in order. Futures are `Send` so the journal can live on its own task;
-/// implementations may write `async fn` for these methods.
-pub trait Journal: Send + 'static {
+/// Reading a journal back in order: all a replay needs. The engine's journal reads (it is a
+/// [`Journal`]); a read-only view (`file::FileLog`, `redis::RedisLog`) only reads, writes
+/// nothing, takes no lock or lease, and may be opened beside a running engine.
+pub trait JournalRead: Send + 'static {
     /// A one-line description for the startup banner: where the journal is and what
     /// durability it gives (e.g. "redis://… appendfsync=always").
     fn describe(&self) -> String;
-
-    /// Appends one batch and returns once it is durable under the journal's policy.
-    /// `batch.first_seq()` must be the last durable seq + 1, and the entries consecutive;
-    /// otherwise (an empty batch included) nothing is written and the result is
-    /// `OutOfOrder`. If the returned future is dropped before it completes, the batch may
-    /// or may not have become durable: appending it again then tells (`OutOfOrder` if it
-    /// landed), and reading the tail back says what is there.
-    fn append(&mut self, batch: &Batch) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Batches holding entries with `seq > after`, in order, at most `max_batches` of
     /// them; an empty vector means the end of the log. A batch that straddles `after` is
@@ -174,6 +169,19 @@ pub trait Journal: Send + 'static {
         after: u64,
         max_batches: usize,
     ) -> impl Future<Output = Result<Vec<Batch>, StoreError>> + Send;
+}
+
+/// The durable log behind the engine. One owner at a time; methods are called from one
+/// task, in order. Futures are `Send` so the journal can live on its own task;
+/// implementations may write `async fn` for these methods.
+pub trait Journal: JournalRead {
+    /// Appends one batch and returns once it is durable under the journal's policy.
+    /// `batch.first_seq()` must be the last durable seq + 1, and the entries consecutive;
+    /// otherwise (an empty batch included) nothing is written and the result is
+    /// `OutOfOrder`. If the returned future is dropped before it completes, the batch may
+    /// or may not have become durable: appending it again then tells (`OutOfOrder` if it
+    /// landed), and reading the tail back says what is there.
+    fn append(&mut self, batch: &Batch) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Stores a snapshot. Older snapshots may be dropped; the log is kept unless the
     /// retention configuration says otherwise.

@@ -480,17 +480,23 @@ pub async fn raw_close_code(s: &mut TcpStream, within: Duration) -> Option<u16> 
     use tokio::io::AsyncReadExt;
     let mut data = Vec::new();
     let _ = tokio::time::timeout(within, s.read_to_end(&mut data)).await;
+    close_frame(&data).map(|(code, _)| code)
+}
+
+/// The code and reason of the first close frame among the server's (unmasked) frames in
+/// `data`, if there is a whole one.
+pub fn close_frame(data: &[u8]) -> Option<(u16, String)> {
     let mut at = 0;
     while at + 2 <= data.len() {
         let opcode = data[at] & 0x0f;
         let (len, header) = match data[at + 1] & 0x7f {
             126 => (
-                usize::from(u16::from_be_bytes([data[at + 2], data[at + 3]])),
+                usize::from(u16::from_be_bytes([*data.get(at + 2)?, *data.get(at + 3)?])),
                 4,
             ),
             127 => (
                 usize::try_from(u64::from_be_bytes(
-                    data[at + 2..at + 10].try_into().expect("8 bytes"),
+                    data.get(at + 2..at + 10)?.try_into().expect("8 bytes"),
                 ))
                 .expect("length"),
                 10,
@@ -499,7 +505,8 @@ pub async fn raw_close_code(s: &mut TcpStream, within: Duration) -> Option<u16> 
         };
         let payload = data.get(at + header..at + header + len)?;
         if opcode == 0x8 {
-            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+            let code = u16::from_be_bytes([*payload.first()?, *payload.get(1)?]);
+            return Some((code, String::from_utf8_lossy(&payload[2..]).into_owned()));
         }
         at += header + len;
     }

@@ -1438,6 +1438,15 @@ fn doc_examples() -> Vec<(&'static str, String, Vec<u8>)> {
             ))),
         ),
         (
+            "bid_result already_leading",
+            server(ServerMessage::BidResult(BidResult::from_outcome(
+                None,
+                "d5-0050".into(),
+                LotId(17).into(),
+                &BidOutcome::Rejected(Rejection::AlreadyLeading { max: 6_000_000 }),
+            ))),
+        ),
+        (
             "update to the leader",
             server(ServerMessage::Update(Update::new(8_812, &after, true))),
         ),
@@ -1561,9 +1570,10 @@ fn every_reject_reason_is_listed_once_in_order_with_its_wire_name() {
             RejectReason::RateLimited => 6,
             RejectReason::Invalid => 7,
             RejectReason::Unavailable => 8,
+            RejectReason::AlreadyLeading => 9,
         }
     }
-    assert_eq!(RejectReason::ALL.len(), 9);
+    assert_eq!(RejectReason::ALL.len(), 10);
     for (i, r) in RejectReason::ALL.into_iter().enumerate() {
         assert_eq!((position(r), r as usize), (i, i), "{r:?}");
         assert_eq!(serde_json::to_value(r).expect("encode"), json!(r.as_str()));

@@ -77,6 +77,8 @@
 //!   batch and sends requests to the I/O thread;
 //! - `writer`: the I/O thread: recovery at open, appends and the fsync policy, rolling
 //!   segments, reading batches back;
+//! - `log`: the segments as found at open, and reading batches back (shared by the writer
+//!   and the read-only [`FileLog`]);
 //! - `frame`: the frame layout: encoding, reading, and the search for a valid frame after a
 //!   bad one;
 //! - `scan`: recovery's check of one segment, and the cut of a torn tail;
@@ -85,11 +87,12 @@
 
 mod directory;
 mod frame;
+mod log;
 mod scan;
 mod snapshot;
 mod writer;
 
-use super::{check_order, Batch, Journal, Snapshot, StoreError};
+use super::{check_order, Batch, Journal, JournalRead, Snapshot, StoreError};
 use frame::encode_frame;
 use snapshot::SNAPSHOT_PART_BYTES;
 use std::io;
@@ -281,12 +284,66 @@ impl Drop for FileJournal {
     }
 }
 
-impl Journal for FileJournal {
-    fn close(self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
-        // The inherent `close`, which releases the lock/lease before returning.
-        FileJournal::close(self)
+/// A file journal opened read-only: for `gavel replay` and audits, beside a running engine
+/// or not. It takes no lock, repairs nothing, creates nothing, and reads the log as it was
+/// when opened: a frame being appended at that moment (or left torn by a crash) ends it.
+pub struct FileLog {
+    log: log::Log,
+}
+
+impl std::fmt::Debug for FileLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileLog")
+            .field("dir", &self.log.dir)
+            .field("last_seq", &self.last_seq())
+            .finish()
+    }
+}
+
+impl FileLog {
+    /// Opens the journal in `dir` for reading. A directory that does not exist, or holds no
+    /// segment, is `NoJournal`: nothing is created in its place.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let dir = dir.as_ref();
+        if !dir.is_dir() {
+            return Err(StoreError::NoJournal(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
+        }
+        let log = log::Log::scan(dir, false)?;
+        if log.segments.is_empty() {
+            return Err(StoreError::NoJournal(format!(
+                "{} holds no journal segment (journal-*.seg)",
+                dir.display()
+            )));
+        }
+        Ok(Self { log })
     }
 
+    /// The last seq in the log as opened (0 for a journal that holds no command yet).
+    pub fn last_seq(&self) -> u64 {
+        self.log.next_seq - 1
+    }
+}
+
+impl JournalRead for FileLog {
+    fn describe(&self) -> String {
+        format!("file journal in {} (read-only)", self.log.dir.display())
+    }
+
+    // Reads on the caller's thread: a read-only view serves a command-line tool, which has
+    // nothing else for the thread to do meanwhile.
+    async fn read_after(
+        &mut self,
+        after: u64,
+        max_batches: usize,
+    ) -> Result<Vec<Batch>, StoreError> {
+        self.log.read_after(after, max_batches)
+    }
+}
+
+impl JournalRead for FileJournal {
     fn describe(&self) -> String {
         let fsync = match self.config.fsync {
             FsyncPolicy::Batch => "fsync=batch (ack after fdatasync)".to_owned(),
@@ -306,6 +363,26 @@ impl Journal for FileJournal {
         )
     }
 
+    async fn read_after(
+        &mut self,
+        after: u64,
+        max_batches: usize,
+    ) -> Result<Vec<Batch>, StoreError> {
+        self.call(|reply| Request::ReadAfter {
+            after,
+            max_batches,
+            reply,
+        })
+        .await
+    }
+}
+
+impl Journal for FileJournal {
+    fn close(self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
+        // The inherent `close`, which releases the lock/lease before returning.
+        FileJournal::close(self)
+    }
+
     async fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
         // Checked here as well as on the thread: a malformed batch is refused before it is
         // encoded; the thread checks the first seq against what is actually stored.
@@ -322,19 +399,6 @@ impl Journal for FileJournal {
             frame,
             first_seq,
             last_seq,
-            reply,
-        })
-        .await
-    }
-
-    async fn read_after(
-        &mut self,
-        after: u64,
-        max_batches: usize,
-    ) -> Result<Vec<Batch>, StoreError> {
-        self.call(|reply| Request::ReadAfter {
-            after,
-            max_batches,
             reply,
         })
         .await

@@ -46,7 +46,7 @@ impl Writer {
         total: usize,
     ) -> Result<usize, StoreError> {
         self.check_poisoned()?;
-        let last = self.next_seq - 1;
+        let last = self.log.next_seq - 1;
         if seq > last {
             // A snapshot that claims entries the log does not hold would make recovery skip
             // them; refuse it rather than trust it.
@@ -179,7 +179,7 @@ impl Writer {
         };
         // Segment i (never the current one) is covered when the next one starts at or
         // before covered + 1.
-        let covered_segments = self.segments[1..]
+        let covered_segments = self.log.segments[1..]
             .iter()
             .take_while(|next| next.first_seq <= covered + 1)
             .count();
@@ -187,10 +187,10 @@ impl Writer {
         if delete == 0 {
             return Ok(());
         }
-        self.cursor = None;
+        self.log.cursor = None;
         let mut removed = 0;
         let mut result = Ok(());
-        for segment in &self.segments[..delete] {
+        for segment in &self.log.segments[..delete] {
             tracing::info!(segment = %segment.path.display(), "retention: removing segment");
             if let Err(e) = fs::remove_file(&segment.path) {
                 result = Err(io_err("cannot remove", &segment.path, e));
@@ -199,7 +199,7 @@ impl Writer {
             removed += 1;
         }
         // Forget only what is really gone, so the index never hides a file that exists.
-        self.segments.drain(..removed);
+        self.log.segments.drain(..removed);
         result.and_then(|()| sync_dir(&self.dir))
     }
 
@@ -209,9 +209,9 @@ impl Writer {
             let path = self.dir.join(snapshot_name(seq));
             let bytes = fs::read(&path).map_err(|e| io_err("cannot read", &path, e))?;
             match decode_snapshot(&bytes, seq) {
-                Ok(_) if seq > self.next_seq - 1 => tracing::warn!(
+                Ok(_) if seq > self.log.next_seq - 1 => tracing::warn!(
                     snapshot = %path.display(),
-                    last_seq = self.next_seq - 1,
+                    last_seq = self.log.next_seq - 1,
                     "snapshot is ahead of the log; ignoring it"
                 ),
                 Ok(snapshot) => return Ok(Some(snapshot)),

@@ -10,14 +10,13 @@
 //! an fdatasync that failed (it poisons the journal instead), and must not run on a tokio
 //! worker: every call here blocks on the disk.
 
-use super::directory::{list_seqs, lock_dir, remove_temp_files, segment_name, sync_dir};
-use super::frame::{read_frame, Frame, HEADER};
-use super::scan::{cut_torn_tail, scan_segment, BatchSeqs, READ_BUF};
+use super::directory::{lock_dir, remove_temp_files, segment_name, sync_dir};
+use super::log::{Log, Segment};
 use super::snapshot::Staging;
 use super::{io_err, FileJournalConfig, FsyncPolicy};
 use crate::store::{Batch, Snapshot, StoreError};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -60,47 +59,22 @@ pub(super) enum Request {
     },
 }
 
-/// One segment file.
-#[derive(Debug)]
-pub(super) struct Segment {
-    /// Seq of its first entry (also in its name).
-    pub(super) first_seq: u64,
-    pub(super) path: PathBuf,
-    /// Bytes of whole frames in it.
-    len: u64,
-}
-
-/// Where the last `read_after` stopped, so a replay that asks for the next batches
-/// continues without rescanning the segment.
-pub(super) struct Cursor {
-    /// The last seq of the last frame consumed.
-    after: u64,
-    /// Index into `Writer::segments`.
-    segment: usize,
-    /// Byte offset of the next frame in that segment.
-    offset: u64,
-    reader: BufReader<File>,
-}
-
 /// The I/O thread's state: owns every file of the journal.
 pub(super) struct Writer {
     pub(super) dir: PathBuf,
     pub(super) config: FileJournalConfig,
     /// Held open (and flocked) for the journal's lifetime.
     _lock: File,
-    /// In seq order; the last one is being appended to. Never empty.
-    pub(super) segments: Vec<Segment>,
+    /// The segments, in seq order; the last one is being appended to. Never empty.
+    pub(super) log: Log,
     /// The last segment, open for appending.
     current: File,
-    /// The seq the next batch must start with.
-    pub(super) next_seq: u64,
-    /// Published copy of `next_seq - 1`.
+    /// Published copy of `log.next_seq - 1`.
     last_seq: Arc<AtomicU64>,
     /// Under `Interval`: when the oldest unsynced write happened.
     dirty_since: Option<Instant>,
     /// Why appends are refused until the journal is reopened.
     poisoned: Option<String>,
-    pub(super) cursor: Option<Cursor>,
     /// The snapshot being written a part at a time, if any.
     pub(super) staging: Option<Staging>,
 }
@@ -125,79 +99,36 @@ impl Writer {
         fs::create_dir_all(&dir).map_err(|e| io_err("cannot create", &dir, e))?;
         let lock = lock_dir(&dir)?;
         remove_temp_files(&dir)?;
-
-        let mut segments: Vec<Segment> = Vec::new();
-        let names = list_seqs(&dir, "journal-", ".seg")?;
-        // The seq the next frame must start with; known once a segment is seen.
-        let mut next_seq: Option<u64> = None;
-        for (i, &first_seq) in names.iter().enumerate() {
-            let path = dir.join(segment_name(first_seq));
-            if let Some(expected) = next_seq {
-                if first_seq != expected {
-                    return Err(StoreError::Corrupt(format!(
-                        "{} starts at seq {first_seq} but the log before it ends at {}",
-                        path.display(),
-                        expected - 1
-                    )));
-                }
-            }
-            let is_last = i + 1 == names.len();
-            let scan = scan_segment(&path, first_seq)?;
-            if let Some((offset, reason)) = &scan.bad {
-                if !is_last {
-                    return Err(StoreError::Corrupt(format!(
-                        "{} at byte {offset}: {reason}, and later segments follow",
-                        path.display()
-                    )));
-                }
-                cut_torn_tail(&path, *offset, reason)?;
-            }
-            if scan.valid_len == 0 && !is_last {
-                return Err(StoreError::Corrupt(format!(
-                    "{} is empty but later segments follow",
-                    path.display()
-                )));
-            }
-            next_seq = Some(scan.next_seq);
-            segments.push(Segment {
-                first_seq,
-                path,
-                len: scan.valid_len,
-            });
-        }
-
-        let next_seq = next_seq.unwrap_or(1);
-        if segments.is_empty() {
-            let path = dir.join(segment_name(next_seq));
+        let mut log = Log::scan(&dir, true)?;
+        if log.segments.is_empty() {
+            let path = dir.join(segment_name(log.next_seq));
             open_append(&path, true).map_err(|e| io_err("cannot create", &path, e))?;
             sync_dir(&dir)?;
-            segments.push(Segment {
-                first_seq: next_seq,
+            log.segments.push(Segment {
+                first_seq: log.next_seq,
                 path,
                 len: 0,
             });
         }
-        let current_path = &segments[segments.len() - 1].path;
+        let current_path = &log.segments[log.segments.len() - 1].path;
         let current =
             open_append(current_path, false).map_err(|e| io_err("cannot open", current_path, e))?;
-        last_seq.store(next_seq - 1, Ordering::Release);
+        last_seq.store(log.next_seq - 1, Ordering::Release);
         tracing::info!(
             dir = %dir.display(),
-            segments = segments.len(),
-            last_seq = next_seq - 1,
+            segments = log.segments.len(),
+            last_seq = log.next_seq - 1,
             "file journal recovered"
         );
         Ok(Self {
             dir,
             config,
             _lock: lock,
-            segments,
+            log,
             current,
-            next_seq,
             last_seq,
             dirty_since: None,
             poisoned: None,
-            cursor: None,
             staging: None,
         })
     }
@@ -236,7 +167,7 @@ impl Writer {
                     max_batches,
                     reply,
                 } => {
-                    let _ = reply.send(self.read_after(after, max_batches));
+                    let _ = reply.send(self.log.read_after(after, max_batches));
                 }
                 Request::SnapshotPart {
                     seq,
@@ -289,7 +220,7 @@ impl Writer {
         if self.dirty_since.is_none() {
             return Ok(());
         }
-        let path = &self.segments[self.segments.len() - 1].path;
+        let path = &self.log.segments[self.log.segments.len() - 1].path;
         match self.current.sync_data() {
             Ok(()) => {
                 self.dirty_since = None;
@@ -323,19 +254,19 @@ impl Writer {
 
     fn append(&mut self, frame: &[u8], first_seq: u64, last_seq: u64) -> Result<(), StoreError> {
         self.check_poisoned()?;
-        if first_seq != self.next_seq {
+        if first_seq != self.log.next_seq {
             return Err(StoreError::OutOfOrder {
-                expected: self.next_seq,
+                expected: self.log.next_seq,
                 got: first_seq,
             });
         }
         let frame_len = frame.len() as u64;
-        let current_len = self.segments[self.segments.len() - 1].len;
+        let current_len = self.log.segments[self.log.segments.len() - 1].len;
         if current_len > 0 && current_len + frame_len > self.config.segment_bytes {
             self.roll(first_seq)?;
         }
-        let idx = self.segments.len() - 1;
-        let old_len = self.segments[idx].len;
+        let idx = self.log.segments.len() - 1;
+        let old_len = self.log.segments[idx].len;
         let written = self.current.write_all(frame).and_then(|()| {
             if self.config.fsync == FsyncPolicy::Batch {
                 self.current.sync_data()
@@ -346,8 +277,8 @@ impl Writer {
         if let Err(e) = written {
             return Err(self.undo_append(old_len, e));
         }
-        self.segments[idx].len = old_len + frame_len;
-        self.next_seq = last_seq + 1;
+        self.log.segments[idx].len = old_len + frame_len;
+        self.log.next_seq = last_seq + 1;
         self.last_seq.store(last_seq, Ordering::Release);
         if let FsyncPolicy::Interval(_) = self.config.fsync {
             self.dirty_since.get_or_insert_with(Instant::now);
@@ -359,8 +290,8 @@ impl Writer {
     /// make that durable, so the batch is definitely absent and the next append does not land
     /// behind a partial frame (which recovery would rightly call corruption).
     fn undo_append(&mut self, old_len: u64, cause: io::Error) -> StoreError {
-        self.cursor = None;
-        let path = self.segments[self.segments.len() - 1].path.clone();
+        self.log.cursor = None;
+        let path = self.log.segments[self.log.segments.len() - 1].path.clone();
         let undone = self
             .current
             .set_len(old_len)
@@ -398,94 +329,11 @@ impl Writer {
             return Err(e);
         }
         self.current = file;
-        self.segments.push(Segment {
+        self.log.segments.push(Segment {
             first_seq,
             path,
             len: 0,
         });
         Ok(())
-    }
-
-    fn read_after(&mut self, after: u64, max_batches: usize) -> Result<Vec<Batch>, StoreError> {
-        let last = self.next_seq - 1;
-        if after >= last || max_batches == 0 {
-            return Ok(Vec::new());
-        }
-        let start = self.segments[0].first_seq;
-        if after + 1 < start {
-            return Err(StoreError::Corrupt(format!(
-                "entries after seq {after} were requested but the log in {} starts at seq \
-                 {start} (older segments were removed by retention)",
-                self.dir.display()
-            )));
-        }
-        let mut cursor = match self.cursor.take() {
-            Some(c) if c.after == after => c,
-            _ => self.seek(after)?,
-        };
-        let mut out = Vec::new();
-        while out.len() < max_batches {
-            let segment = &self.segments[cursor.segment];
-            let remaining = segment.len.saturating_sub(cursor.offset);
-            if remaining == 0 {
-                if cursor.segment + 1 == self.segments.len() {
-                    break;
-                }
-                cursor = self.cursor_at(cursor.segment + 1, cursor.after)?;
-                continue;
-            }
-            let frame_at = cursor.offset;
-            let corrupt = |reason: &str| {
-                StoreError::Corrupt(format!(
-                    "{} at byte {frame_at}: {reason}",
-                    segment.path.display()
-                ))
-            };
-            let payload = match read_frame(&mut cursor.reader, remaining)
-                .map_err(|e| io_err("cannot read", &segment.path, e))?
-            {
-                Frame::Whole(p) => p,
-                Frame::End => break,
-                Frame::Bad(reason) => return Err(corrupt(&reason)),
-            };
-            cursor.offset += (HEADER + payload.len()) as u64;
-            if cursor.after < after {
-                // Still positioning: only the seqs are needed to skip a frame.
-                let seqs: BatchSeqs =
-                    rmp_serde::from_slice(&payload).map_err(|e| corrupt(&e.to_string()))?;
-                let frame_last = seqs.entries.last().map_or(cursor.after, |e| e.seq);
-                if frame_last <= after {
-                    cursor.after = frame_last;
-                    continue;
-                }
-            }
-            let batch: Batch =
-                rmp_serde::from_slice(&payload).map_err(|e| corrupt(&e.to_string()))?;
-            cursor.after = batch.last_seq();
-            out.push(batch);
-        }
-        self.cursor = Some(cursor);
-        Ok(out)
-    }
-
-    /// A cursor at the start of the segment that holds `after + 1`.
-    fn seek(&self, after: u64) -> Result<Cursor, StoreError> {
-        let segment = self
-            .segments
-            .partition_point(|s| s.first_seq <= after + 1)
-            .saturating_sub(1);
-        let before = self.segments[segment].first_seq - 1;
-        self.cursor_at(segment, before)
-    }
-
-    fn cursor_at(&self, segment: usize, after: u64) -> Result<Cursor, StoreError> {
-        let path = &self.segments[segment].path;
-        let file = File::open(path).map_err(|e| io_err("cannot open", path, e))?;
-        Ok(Cursor {
-            after,
-            segment,
-            offset: 0,
-            reader: BufReader::with_capacity(READ_BUF, file),
-        })
     }
 }

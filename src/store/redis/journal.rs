@@ -11,7 +11,7 @@ use super::link::{Failure, Link, Request};
 use super::persistence::{read_persistence, Durability, Persistence};
 use super::scripts::{Lua, Scripts};
 use super::{redact_url, Keys, RedisJournalConfig};
-use crate::store::{Batch, Journal, OutcomeStream, Snapshot, StoreError};
+use crate::store::{Batch, Journal, JournalRead, OutcomeStream, Snapshot, StoreError};
 use redis::streams::StreamRangeReply;
 use redis::{Client, Cmd, Value};
 use std::fmt;
@@ -281,14 +281,89 @@ impl RedisJournal {
     }
 }
 
+/// A Redis journal opened read-only: for `gavel replay` and audits, beside a running engine
+/// or not. It takes no lease, loads no script and writes nothing; it reads the log stream
+/// as it is at each read.
+pub struct RedisLog {
+    link: Link,
+    keys: Keys,
+    description: String,
+}
+
+impl fmt::Debug for RedisLog {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisLog")
+            .field("description", &self.description)
+            .finish()
+    }
+}
+
+impl RedisLog {
+    /// Connects to the journal `config` names. A prefix whose log and last-seq keys do not
+    /// exist is `NoJournal`: a mistyped prefix or database must not read as an empty log.
+    pub async fn open(config: &RedisJournalConfig) -> Result<Self, StoreError> {
+        let url = redact_url(&config.url);
+        let client = Client::open(config.url.as_str())
+            .map_err(|e| StoreError::Misconfigured(format!("redis url {url}: {e}")))?;
+        let mut link = Link::new(client, Duration::from_millis(config.op_timeout_ms));
+        let keys = Keys::new(&config.prefix);
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(&keys.log).arg(&keys.last_seq);
+        let found: u64 = link
+            .query("look for the journal", Request::Cmd(&exists))
+            .await
+            .map_err(Failure::plain)?;
+        if found == 0 {
+            return Err(StoreError::NoJournal(format!(
+                "redis at {url} has no journal under the prefix {:?} ({} and {} are absent)",
+                config.prefix, keys.log, keys.last_seq
+            )));
+        }
+        Ok(Self {
+            link,
+            description: format!(
+                "redis journal at {url}, prefix {:?} (read-only)",
+                config.prefix
+            ),
+            keys,
+        })
+    }
+}
+
+impl JournalRead for RedisLog {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    async fn read_after(
+        &mut self,
+        after: u64,
+        max_batches: usize,
+    ) -> Result<Vec<Batch>, StoreError> {
+        read_log(&mut self.link, &self.keys, after, max_batches).await
+    }
+}
+
+impl JournalRead for RedisJournal {
+    fn describe(&self) -> String {
+        self.description.clone()
+    }
+
+    /// One round trip: the batch that may straddle `after` (the last one starting at or
+    /// before it) and the batches starting after it. `max_batches` of 0 is taken as 1.
+    async fn read_after(
+        &mut self,
+        after: u64,
+        max_batches: usize,
+    ) -> Result<Vec<Batch>, StoreError> {
+        read_log(&mut self.link, &self.keys, after, max_batches).await
+    }
+}
+
 impl Journal for RedisJournal {
     fn close(self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send {
         // The inherent `close`, which releases the lock/lease before returning.
         RedisJournal::close(self)
-    }
-
-    fn describe(&self) -> String {
-        self.description.clone()
     }
 
     fn outcome_stream(&self) -> Option<OutcomeStream> {
@@ -376,51 +451,6 @@ impl Journal for RedisJournal {
         }
         self.uncertain = None;
         Err(failure.into_store(first, false))
-    }
-
-    /// One round trip: the batch that may straddle `after` (the last one starting at or
-    /// before it) and the batches starting after it. `max_batches` of 0 is taken as 1.
-    async fn read_after(
-        &mut self,
-        after: u64,
-        max_batches: usize,
-    ) -> Result<Vec<Batch>, StoreError> {
-        let Some(next) = after.checked_add(1) else {
-            return Ok(Vec::new());
-        };
-        let max = max_batches.max(1);
-        let mut pipe = redis::pipe();
-        pipe.cmd("XREVRANGE")
-            .arg(&self.keys.log)
-            .arg(format!("{after}-{}", u64::MAX))
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .cmd("XRANGE")
-            .arg(&self.keys.log)
-            .arg(format!("{next}-0"))
-            .arg("+")
-            .arg("COUNT")
-            .arg(max);
-        let (straddling, following): (StreamRangeReply, StreamRangeReply) = self
-            .link
-            .query("read log", Request::Pipe(&pipe))
-            .await
-            .map_err(Failure::plain)?;
-        let mut batches = Vec::with_capacity(max);
-        for entry in &straddling.ids {
-            let batch = decode_entry(&self.keys.log, entry)?;
-            if batch.last_seq() > after {
-                batches.push(batch);
-            }
-        }
-        for entry in &following.ids {
-            if batches.len() == max {
-                break;
-            }
-            batches.push(decode_entry(&self.keys.log, entry)?);
-        }
-        Ok(batches)
     }
 
     /// The whole snapshot, a part at a time (see `save_snapshot_part`).
@@ -561,6 +591,51 @@ impl Journal for RedisJournal {
 }
 
 /// Decodes one log entry, checking that its id matches the seqs inside.
+/// Batches holding entries after `after`, at most `max_batches` (see
+/// `JournalRead::read_after`): the batch that straddles `after`, then the ones after it.
+async fn read_log(
+    link: &mut Link,
+    keys: &Keys,
+    after: u64,
+    max_batches: usize,
+) -> Result<Vec<Batch>, StoreError> {
+    let Some(next) = after.checked_add(1) else {
+        return Ok(Vec::new());
+    };
+    let max = max_batches.max(1);
+    let mut pipe = redis::pipe();
+    pipe.cmd("XREVRANGE")
+        .arg(&keys.log)
+        .arg(format!("{after}-{}", u64::MAX))
+        .arg("-")
+        .arg("COUNT")
+        .arg(1)
+        .cmd("XRANGE")
+        .arg(&keys.log)
+        .arg(format!("{next}-0"))
+        .arg("+")
+        .arg("COUNT")
+        .arg(max);
+    let (straddling, following): (StreamRangeReply, StreamRangeReply) = link
+        .query("read log", Request::Pipe(&pipe))
+        .await
+        .map_err(Failure::plain)?;
+    let mut batches = Vec::with_capacity(max);
+    for entry in &straddling.ids {
+        let batch = decode_entry(&keys.log, entry)?;
+        if batch.last_seq() > after {
+            batches.push(batch);
+        }
+    }
+    for entry in &following.ids {
+        if batches.len() == max {
+            break;
+        }
+        batches.push(decode_entry(&keys.log, entry)?);
+    }
+    Ok(batches)
+}
+
 fn decode_entry(key: &str, entry: &redis::streams::StreamId) -> Result<Batch, StoreError> {
     let Some(Value::BulkString(bytes)) = entry.map.get("b") else {
         return Err(StoreError::Corrupt(format!(

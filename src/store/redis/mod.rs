@@ -46,7 +46,7 @@ mod link;
 mod persistence;
 mod scripts;
 
-pub use journal::RedisJournal;
+pub use journal::{RedisJournal, RedisLog};
 pub use persistence::{Durability, Persistence};
 
 /// Settings of the Redis journal. `Default` gives the documented defaults.
