@@ -148,6 +148,8 @@ pub struct EngineSection {
     pub snapshot_every_commands: u64,
     /// ... or every this many seconds.
     pub snapshot_every_s: u64,
+    /// A recovery that replayed this many commands takes a snapshot with the next write.
+    pub snapshot_after_replay_commands: u64,
 }
 
 /// `[gateway]`
@@ -470,6 +472,7 @@ impl Config {
             append_timeout: std::time::Duration::from_millis(e.append_timeout_ms),
             snapshot_every_commands: e.snapshot_every_commands,
             snapshot_every: std::time::Duration::from_secs(e.snapshot_every_s),
+            snapshot_after_replay_commands: e.snapshot_after_replay_commands,
             ..crate::engine::EngineConfig::default()
         }
     }

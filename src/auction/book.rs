@@ -255,10 +255,16 @@ impl Book {
     /// whole. Time never runs backwards in the book: a `now_ms` below the latest one seen
     /// is read as the latest one, so a clock step back on the engine's host cannot reopen
     /// a closed window.
-    pub fn apply_into(&mut self, seq: u64, now_ms: u64, command: Command, out: &mut Vec<Event>) {
+    pub fn apply_into<E: From<Event>>(
+        &mut self,
+        seq: u64,
+        now_ms: u64,
+        command: Command,
+        out: &mut Vec<E>,
+    ) {
         match self.stamp(seq, now_ms) {
             Some(now) => self.run(seq, now, command, out),
-            None => out.push(Event::Refused(Refusal::OutOfOrder)),
+            None => out.push(E::from(Event::Refused(Refusal::OutOfOrder))),
         }
     }
 
@@ -276,7 +282,7 @@ impl Book {
     }
 
     /// Applies one command already stamped: `seq` and `now` as [`Book::stamp`] gave them.
-    pub fn run(&mut self, seq: u64, now: u64, command: Command, out: &mut Vec<Event>) {
+    pub fn run<E: From<Event>>(&mut self, seq: u64, now: u64, command: Command, out: &mut Vec<E>) {
         match command {
             Command::PlaceBid {
                 dealer,
@@ -293,7 +299,7 @@ impl Book {
                     name,
                     token_hash,
                 });
-                out.push(Event::SellerRegistered { seller: id });
+                out.push(E::from(Event::SellerRegistered { seller: id }));
             }
             Command::RegisterService { name, token_hash } => {
                 let id = ServiceId(next_id(self.services.len()));
@@ -302,7 +308,7 @@ impl Book {
                     name,
                     token_hash,
                 });
-                out.push(Event::ServiceRegistered { service: id });
+                out.push(E::from(Event::ServiceRegistered { service: id }));
             }
             Command::RegisterDealer {
                 name,
@@ -311,11 +317,11 @@ impl Book {
                 token_hash,
             } => {
                 if deposit > MAX_AMOUNT {
-                    out.push(Event::Refused(Refusal::InvalidAmount));
+                    out.push(E::from(Event::Refused(Refusal::InvalidAmount)));
                     return;
                 }
                 if linked_sellers.iter().any(|s| self.seller(*s).is_none()) {
-                    out.push(Event::Refused(Refusal::UnknownSeller));
+                    out.push(E::from(Event::Refused(Refusal::UnknownSeller)));
                     return;
                 }
                 linked_sellers.sort_unstable();
@@ -331,11 +337,11 @@ impl Book {
                     token_hash,
                     receipts: Arc::default(),
                 });
-                out.push(Event::DealerRegistered { dealer: id });
+                out.push(E::from(Event::DealerRegistered { dealer: id }));
             }
             Command::SetDeposit { dealer, deposit } => {
                 if deposit > MAX_AMOUNT {
-                    out.push(Event::Refused(Refusal::InvalidAmount));
+                    out.push(E::from(Event::Refused(Refusal::InvalidAmount)));
                     return;
                 }
                 self.change_dealer(dealer, out, |d| d.deposit = deposit);
@@ -358,37 +364,43 @@ impl Book {
     /// Changes a dealer's status (an operator's command, or the alliance's sanction).
     /// Open leading bids of a suspended or expelled dealer stand (the alliance's default):
     /// the dealer committed to them while in good standing.
-    pub fn set_dealer_status(
+    pub fn set_dealer_status<E: From<Event>>(
         &mut self,
         dealer: DealerId,
         status: DealerStatus,
-        out: &mut Vec<Event>,
+        out: &mut Vec<E>,
     ) {
         self.change_dealer(dealer, out, |d| d.status = status);
     }
 
-    fn change_dealer(
+    fn change_dealer<E: From<Event>>(
         &mut self,
         id: DealerId,
-        out: &mut Vec<Event>,
+        out: &mut Vec<E>,
         change: impl FnOnce(&mut Dealer),
     ) {
         let Some(d) = self.dealers.get_mut(id.index()) else {
-            out.push(Event::Refused(Refusal::UnknownDealer));
+            out.push(E::from(Event::Refused(Refusal::UnknownDealer)));
             return;
         };
         change(d);
-        out.push(Event::DealerChanged {
+        out.push(E::from(Event::DealerChanged {
             dealer: id,
             status: d.status,
             deposit: d.deposit,
             exposure: d.exposure,
-        });
+        }));
     }
 
-    fn list(&mut self, now: u64, seller: SellerId, listing: Box<Listing>, out: &mut Vec<Event>) {
+    fn list<E: From<Event>>(
+        &mut self,
+        now: u64,
+        seller: SellerId,
+        listing: Box<Listing>,
+        out: &mut Vec<E>,
+    ) {
         if self.seller(seller).is_none() {
-            out.push(Event::Refused(Refusal::UnknownSeller));
+            out.push(E::from(Event::Refused(Refusal::UnknownSeller)));
             return;
         }
         let r = &self.rules;
@@ -406,7 +418,7 @@ impl Book {
             ends_at,
             (r.min_duration_ms..=r.max_duration_ms).contains(&duration),
         ) else {
-            out.push(Event::Refused(Refusal::InvalidListing));
+            out.push(E::from(Event::Refused(Refusal::InvalidListing)));
             return;
         };
         let id = LotId(next_id(self.lots.len()));
@@ -433,16 +445,16 @@ impl Book {
             self.timers.insert((t, id));
         }
         self.lots.push(lot);
-        out.push(Event::Listed {
+        out.push(E::from(Event::Listed {
             lot: id,
             status,
             starts_at,
             ends_at,
-        });
+        }));
     }
 
     #[allow(clippy::too_many_arguments)] // the fields of one PlaceBid, unpacked
-    fn place_bid(
+    fn place_bid<E: From<Event>>(
         &mut self,
         seq: u64,
         now: u64,
@@ -451,27 +463,27 @@ impl Book {
         amount: Fen,
         max: Option<Fen>,
         bid_id: BidId,
-        out: &mut Vec<Event>,
+        out: &mut Vec<E>,
     ) {
         let Some(d) = self.dealers.get_mut(dealer.index()) else {
             // No account, so nowhere to remember the bid_id: the answer is the same anyway.
-            out.push(Event::Bid {
+            out.push(E::from(Event::Bid {
                 lot,
                 dealer,
                 outcome: BidOutcome::Rejected(Rejection::NotEligible),
                 duplicate: false,
-            });
+            }));
             return;
         };
         // One hash of the bid_id serves the lookup and, for a new id, the insert.
         let key = d.receipts.key(&bid_id);
         if let Some(first) = d.receipts.get(key, &bid_id) {
-            out.push(Event::Bid {
+            out.push(E::from(Event::Bid {
                 lot: first.lot,
                 dealer,
                 outcome: first.outcome,
                 duplicate: true,
-            });
+            }));
             return;
         }
         // The direct answer goes first; the bid's effects follow it.
@@ -488,19 +500,19 @@ impl Book {
         Arc::make_mut(&mut self.dealers[dealer.index()].receipts).insert(key, bid_id, receipt);
         out.insert(
             at,
-            Event::Bid {
+            E::from(Event::Bid {
                 lot,
                 dealer,
                 outcome,
                 duplicate: false,
-            },
+            }),
         );
     }
 
     /// Decides a bid and, when it is accepted, applies it. Checks come in the contract's
     /// order of precedence; nothing is changed before every check has passed.
     #[allow(clippy::too_many_arguments)]
-    fn try_bid(
+    fn try_bid<E: From<Event>>(
         &mut self,
         seq: u64,
         now: u64,
@@ -508,7 +520,7 @@ impl Book {
         lot_id: LotId,
         amount: Fen,
         max: Option<Fen>,
-        out: &mut Vec<Event>,
+        out: &mut Vec<E>,
     ) -> Result<BidOutcome, Rejection> {
         let d = &self.dealers[dealer.index()];
         let lot = self
@@ -559,7 +571,7 @@ impl Book {
             self.dealers[dealer.index()].exposure = exposure - lead.max + new_max;
             let lot = &self.lots[lot_id.index()];
             debug_assert!(lot.price >= price_before);
-            out.push(Event::Updated(lot.update(inc)));
+            out.push(E::from(Event::Updated(lot.update(inc))));
             return Ok(BidOutcome::Accepted {
                 price,
                 leading: true,
@@ -664,21 +676,21 @@ impl Book {
         if let Some((old_end, new_end)) = extended {
             self.timers.remove(&(old_end, lot_id));
             self.timers.insert((new_end, lot_id));
-            out.push(Event::Extended {
+            out.push(E::from(Event::Extended {
                 lot: lot_id,
                 ends_at: new_end,
                 extensions,
-            });
+            }));
         }
         if let Some(loser) = displaced {
-            out.push(Event::Outbid {
+            out.push(E::from(Event::Outbid {
                 lot: lot_id,
                 dealer: loser,
                 price,
                 min_next: update.min_next,
-            });
+            }));
         }
-        out.push(Event::Updated(update));
+        out.push(E::from(Event::Updated(update)));
         Ok(BidOutcome::Accepted {
             price,
             leading: lead.dealer == dealer,
@@ -688,13 +700,13 @@ impl Book {
     }
 
     /// A bid reached the buy-now price: sold at once to the bidder at that price.
-    fn buy_now(
+    fn buy_now<E: From<Event>>(
         &mut self,
         seq: u64,
         lot_id: LotId,
         dealer: DealerId,
         buy_now: Fen,
-        out: &mut Vec<Event>,
+        out: &mut Vec<E>,
     ) -> BidOutcome {
         let idx = lot_id.index();
         let lot = &mut self.lots[idx];
@@ -714,16 +726,16 @@ impl Book {
             self.dealers[old.index()].exposure -= old_exposure;
         }
         self.dealers[dealer.index()].exposure += buy_now;
-        out.push(Event::Updated(
+        out.push(E::from(Event::Updated(
             self.lots[idx].update(&self.rules.increments),
-        ));
-        out.push(Event::Closed {
+        )));
+        out.push(E::from(Event::Closed {
             lot: lot_id,
             outcome: Outcome::Sold,
             price: Some(buy_now),
             leader: Some(dealer),
             seller,
-        });
+        }));
         BidOutcome::Accepted {
             price: buy_now,
             leading: true,
@@ -753,7 +765,7 @@ impl Book {
         }
     }
 
-    fn tick(&mut self, now: u64, out: &mut Vec<Event>) {
+    fn tick<E: From<Event>>(&mut self, now: u64, out: &mut Vec<E>) {
         while let Some(&(deadline, lot_id)) = self.timers.first() {
             if deadline > now {
                 break;
@@ -789,7 +801,7 @@ impl Book {
     }
 
     /// Runs the timer of one due lot: open it, close it, or lapse its decision window.
-    fn fire(&mut self, lot_id: LotId, out: &mut Vec<Event>) {
+    fn fire<E: From<Event>>(&mut self, lot_id: LotId, out: &mut Vec<E>) {
         let decision_window = self.rules.decision_window_ms;
         let lot = &self.lots[lot_id.index()];
         match lot.status {
@@ -824,23 +836,23 @@ impl Book {
                 return;
             }
         }
-        out.push(Event::Updated(
+        out.push(E::from(Event::Updated(
             self.lots[lot_id.index()].update(&self.rules.increments),
-        ));
+        )));
     }
 
-    fn push_closed(&self, lot_id: LotId, outcome: Outcome, out: &mut Vec<Event>) {
+    fn push_closed<E: From<Event>>(&self, lot_id: LotId, outcome: Outcome, out: &mut Vec<E>) {
         let lot = &self.lots[lot_id.index()];
-        out.push(Event::Closed {
+        out.push(E::from(Event::Closed {
             lot: lot_id,
             outcome,
             price: lot.price,
             leader: lot.lead.map(|l| l.dealer),
             seller: lot.seller,
-        });
+        }));
     }
 
-    fn resume(&mut self, now: u64, out: &mut Vec<Event>) {
+    fn resume<E: From<Event>>(&mut self, now: u64, out: &mut Vec<E>) {
         let until = self.rules.after_outage(now);
         let due: Vec<LotId> = self
             .timers
@@ -860,19 +872,19 @@ impl Book {
             });
             let lot = &self.lots[lot_id.index()];
             if lot.status == LotStatus::Live && lot.ends_at == until {
-                out.push(Event::Extended {
+                out.push(E::from(Event::Extended {
                     lot: lot_id,
                     ends_at: until,
                     extensions: lot.extensions,
-                });
+                }));
             }
-            out.push(Event::Updated(lot.update(&self.rules.increments)));
+            out.push(E::from(Event::Updated(lot.update(&self.rules.increments))));
         }
     }
 
-    fn cancel(&mut self, lot_id: LotId, by: Canceller, out: &mut Vec<Event>) {
+    fn cancel<E: From<Event>>(&mut self, lot_id: LotId, by: Canceller, out: &mut Vec<E>) {
         let Some(lot) = self.lot(lot_id) else {
-            out.push(Event::Refused(Refusal::UnknownLot));
+            out.push(E::from(Event::Refused(Refusal::UnknownLot)));
             return;
         };
         let refusal = match by {
@@ -885,30 +897,30 @@ impl Book {
             _ => None,
         };
         if let Some(r) = refusal {
-            out.push(Event::Refused(r));
+            out.push(E::from(Event::Refused(r)));
             return;
         }
         self.transition(lot_id, |l| l.status = LotStatus::Cancelled);
-        out.push(Event::Cancelled { lot: lot_id });
-        out.push(Event::Updated(
+        out.push(E::from(Event::Cancelled { lot: lot_id }));
+        out.push(E::from(Event::Updated(
             self.lots[lot_id.index()].update(&self.rules.increments),
-        ));
+        )));
     }
 
-    fn decide(
+    fn decide<E: From<Event>>(
         &mut self,
         now: u64,
         lot_id: LotId,
         seller: SellerId,
         accept: bool,
-        out: &mut Vec<Event>,
+        out: &mut Vec<E>,
     ) {
         let Some(lot) = self.lot(lot_id) else {
-            out.push(Event::Refused(Refusal::UnknownLot));
+            out.push(E::from(Event::Refused(Refusal::UnknownLot)));
             return;
         };
         if lot.seller != seller {
-            out.push(Event::Refused(Refusal::NotAllowed));
+            out.push(E::from(Event::Refused(Refusal::NotAllowed)));
             return;
         }
         // The window is closed once its deadline has passed, whether or not the lapse timer
@@ -916,7 +928,7 @@ impl Book {
         // counts when it is sequenced before the lapse tick.
         if lot.status != LotStatus::PendingSeller || lot.decision_deadline.is_some_and(|t| now > t)
         {
-            out.push(Event::Refused(Refusal::WrongState));
+            out.push(E::from(Event::Refused(Refusal::WrongState)));
             return;
         }
         let (status, outcome) = if accept {
@@ -929,25 +941,25 @@ impl Book {
             l.decision_deadline = None;
         });
         self.push_closed(lot_id, outcome, out);
-        out.push(Event::Updated(
+        out.push(E::from(Event::Updated(
             self.lots[lot_id.index()].update(&self.rules.increments),
-        ));
+        )));
     }
 
-    fn settle(&mut self, lot_id: LotId, out: &mut Vec<Event>) {
+    fn settle<E: From<Event>>(&mut self, lot_id: LotId, out: &mut Vec<E>) {
         let Some(lot) = self.lot(lot_id) else {
-            out.push(Event::Refused(Refusal::UnknownLot));
+            out.push(E::from(Event::Refused(Refusal::UnknownLot)));
             return;
         };
         let (LotStatus::Sold, false, Some(lead)) = (lot.status, lot.settled, lot.lead) else {
-            out.push(Event::Refused(Refusal::WrongState));
+            out.push(E::from(Event::Refused(Refusal::WrongState)));
             return;
         };
         self.transition(lot_id, |l| l.settled = true);
-        out.push(Event::Settled {
+        out.push(E::from(Event::Settled {
             lot: lot_id,
             dealer: lead.dealer,
-        });
+        }));
     }
 }
 

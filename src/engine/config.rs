@@ -18,6 +18,10 @@ pub struct EngineConfig {
     pub snapshot_every_commands: u64,
     /// ... or this much time, whichever comes first (0 commands disables snapshots).
     pub snapshot_every: Duration,
+    /// A recovery that replayed at least this many commands on top of its snapshot makes
+    /// the next write carry a snapshot (0: never), so that an engine restarted again and
+    /// again (a crash loop) does not replay an ever longer tail.
+    pub snapshot_after_replay_commands: u64,
     /// First wait before retrying a failed journal; doubles up to `retry_max`.
     pub retry_min: Duration,
     /// Longest wait between journal retries.
@@ -36,6 +40,7 @@ impl Default for EngineConfig {
             append_timeout: Duration::from_secs(2),
             snapshot_every_commands: 1_000_000,
             snapshot_every: Duration::from_secs(300),
+            snapshot_after_replay_commands: 100_000,
             retry_min: Duration::from_millis(50),
             retry_max: Duration::from_secs(5),
             wall_clock: clock::system_wall_ms,

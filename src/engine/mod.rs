@@ -6,9 +6,12 @@
 //! engine before the batch holding it is durable. While one batch is being written, new
 //! commands collect into the next (group commit), so one round trip serves many bids.
 //!
-//! If a write fails the engine answers every command that was not yet durable with
-//! `unavailable`, throws its in-memory book away and rebuilds it from the journal: the
-//! journal is the truth, so a command is either durable and applied, or not applied.
+//! If a write fails the engine throws its in-memory market away and rebuilds it from the
+//! journal: the journal is the truth, so a command is either durable and applied, or not
+//! applied. Commands applied after the failed batch were never sent and are answered
+//! `unavailable` at once. The failed batch itself may have landed (a journal that applied
+//! it and failed before answering), so its commands wait for the rebuild and are answered
+//! from what the journal holds: `unavailable` always means that nothing happened.
 //! Must not: block on anything but the journal, or let an unbounded queue form.
 //!
 //! Module map:

@@ -22,6 +22,8 @@ pub(super) struct Policy {
     snapshot_every_commands: u64,
     /// ... or this much time since the last one, whichever comes first.
     snapshot_every: Duration,
+    /// A recovery that replayed this many commands makes a snapshot due (0: never).
+    snapshot_after_replay: u64,
     /// First wait before retrying a failed journal.
     retry_min: Duration,
     /// Longest wait between journal retries.
@@ -53,6 +55,7 @@ impl Policy {
             max_batch: config.max_batch,
             snapshot_every_commands: config.snapshot_every_commands,
             snapshot_every: config.snapshot_every,
+            snapshot_after_replay: config.snapshot_after_replay_commands,
             retry_min: config.retry_min,
             retry_max: config.retry_max,
             clock: journal_now_ms,
@@ -185,11 +188,16 @@ impl Policy {
         self.retry_wait = (self.retry_wait * 2).min(self.retry_max);
     }
 
-    /// The book was rebuilt from the journal, whose last stamp is `journal_now_ms`: the
-    /// clock does not go below it, and the next failure starts again from `retry_min`.
-    pub(super) fn recovered(&mut self, journal_now_ms: u64) {
+    /// The book was rebuilt from the journal, whose last stamp is `journal_now_ms`, by
+    /// replaying `replayed` commands on top of its snapshot: the clock does not go below
+    /// that stamp, the next failure starts again from `retry_min`, and a long replay makes
+    /// a snapshot due (with snapshots enabled), so the next restart replays less.
+    pub(super) fn recovered(&mut self, journal_now_ms: u64, replayed: u64) {
         self.clock = self.clock.max(journal_now_ms);
         self.retry_wait = self.retry_min;
+        if self.snapshot_after_replay > 0 && replayed >= self.snapshot_after_replay {
+            self.since_snapshot = self.since_snapshot.max(self.snapshot_every_commands);
+        }
     }
 }
 
@@ -286,7 +294,7 @@ mod tests {
         for (rule, before, journal, wall, stamp) in cases {
             let mut p = policy(&config(), 0);
             p.now_ms(before);
-            p.recovered(journal);
+            p.recovered(journal, 0);
             assert_eq!(p.now_ms(wall), stamp, "{rule}");
         }
     }
@@ -536,6 +544,30 @@ mod tests {
     }
 
     #[test]
+    fn a_long_replay_makes_a_snapshot_due_a_short_one_does_not() {
+        // (rule, snapshot every n commands, snapshot after a replay of n, replayed, due?)
+        // Asked right after the recovery, with no command applied and no time passed.
+        let cases = [
+            ("a replay as long as the threshold: due", 4, 100, 100, true),
+            ("a longer one: due", 4, 100, 5_000, true),
+            ("a shorter one: not due", 4, 100, 99, false),
+            ("no replay at all: not due", 4, 100, 0, false),
+            ("0 disables it", 4, 0, 5_000, false),
+            ("snapshots disabled: never", 0, 100, 5_000, false),
+        ];
+        for (rule, every, after_replay, replayed, due) in cases {
+            let cfg = EngineConfig {
+                snapshot_every_commands: every,
+                snapshot_after_replay_commands: after_replay,
+                ..config()
+            };
+            let mut p = policy(&cfg, 0);
+            p.recovered(0, replayed);
+            assert_eq!(p.snapshot_due(at(0)), due, "{rule}");
+        }
+    }
+
+    #[test]
     fn a_deferred_snapshot_stays_due() {
         // The previous snapshot still in flight: the loop does not report a start, so the
         // next write asks again and is told the same.
@@ -566,7 +598,7 @@ mod tests {
                 p.retry_failed();
             }
             if recovered {
-                p.recovered(0);
+                p.recovered(0, 0);
             }
             assert_eq!(p.retry_wait(), Duration::from_millis(wait), "{rule}");
         }

@@ -12,6 +12,7 @@ use super::handle::{Applied, EngineHandle, Reply, Request, Unavailable};
 use super::metrics::EngineMetrics;
 use super::policy::Policy;
 use super::publisher::Publisher;
+use super::recovery::Recovered;
 use super::snapshot::{PendingSnapshot, Snapshots};
 use super::writer::{self, recover_via, Job};
 use super::EngineConfig;
@@ -38,11 +39,15 @@ pub async fn spawn<J: Journal, P: Publisher>(
     let (jobs, job_rx) = mpsc::channel(2);
     let (pings, ping_rx) = mpsc::channel(4);
     let writer = tokio::spawn(writer::run(journal, job_rx, ping_rx, config.append_timeout));
-    let market = recover_via(&jobs).await?;
+    let Recovered {
+        market, replayed, ..
+    } = recover_via(&jobs).await?;
     let (tx, rx) = mpsc::channel(config.queue_capacity);
     let (stop, stop_rx) = watch::channel(false);
+    let mut policy = Policy::new(&config, market.last_now(), monotonic_now());
+    policy.recovered(market.last_now(), replayed);
     let mut seq = Sequencer {
-        policy: Policy::new(&config, market.last_now(), monotonic_now()),
+        policy,
         wall_clock: config.wall_clock,
         market,
         rules,
@@ -295,17 +300,26 @@ impl<P: Publisher> Sequencer<P> {
             }
             Err(e) => {
                 tracing::error!(error = %e, "journal write failed; rebuilding from the journal");
-                self.fail_all(inflight.pending);
-                self.recover_after_failure(e).await
+                // What was applied after the batch in flight was never sent: nothing
+                // happened to it. The batch itself may have landed all the same (a journal
+                // that applied it and failed before answering), so its replies wait until
+                // the journal tells: `unavailable` must mean that nothing happened.
+                self.fail_pending();
+                self.recover_after_failure(e, inflight).await
             }
         }
     }
 
-    /// Answers `unavailable` to everything not durable and drops it from memory.
-    fn fail_all(&mut self, inflight: Vec<Pending>) {
+    /// Answers `unavailable` to every command applied but not yet sent to the journal,
+    /// and drops them from memory.
+    fn fail_pending(&mut self) {
         let pending = std::mem::take(&mut self.pending);
         self.batch = Batch::default();
-        for p in inflight.into_iter().chain(pending) {
+        self.fail(pending);
+    }
+
+    fn fail(&self, pending: Vec<Pending>) {
+        for p in pending {
             if let Some(reply) = p.reply {
                 self.metrics.unavailable.inc();
                 reply.send(Err(Unavailable));
@@ -313,10 +327,66 @@ impl<P: Publisher> Sequencer<P> {
         }
     }
 
-    async fn recover_after_failure(&mut self, first: StoreError) -> Result<(), StoreError> {
+    /// Answers the commands of a batch whose write failed, once the journal has told
+    /// whether it holds the batch: as durable (published, then replied to) if it does,
+    /// `unavailable` if it does not.
+    fn settle_held(&mut self, held: Inflight, landed: bool) {
+        if !landed {
+            self.fail(held.pending);
+            return;
+        }
+        tracing::info!(
+            first = held.batch.first_seq(),
+            last = held.batch.last_seq(),
+            "the failed write had landed; answering its commands as durable"
+        );
+        let n = held.pending.len() as u64;
+        self.metrics.commands.add(n);
+        self.metrics.batches.inc();
+        for (entry, p) in held.batch.entries.iter().zip(held.pending) {
+            self.publisher.publish(entry, &p.events);
+            if let Some(reply) = p.reply {
+                reply.send(Ok(Applied {
+                    seq: entry.seq,
+                    events: p.events,
+                }));
+            }
+        }
+        self.publisher.flush();
+    }
+
+    /// After a fatal journal error (this engine lost the journal to another): whether the
+    /// batch in flight landed is read back from the journal, if it still answers, so its
+    /// commands hear the truth before the engine stops. If it does not answer, they are
+    /// told `unavailable`; the engine that owns the journal now answers a retry with the
+    /// same `bid_id` from what the journal holds.
+    async fn settle_held_after_loss(&mut self, held: Inflight) {
+        let (done, rx) = oneshot::channel();
+        let job = Job::Holds {
+            batch: held.batch.clone(),
+            done,
+        };
+        let landed = match self.jobs.send(job).await {
+            Ok(()) => matches!(rx.await, Ok(Ok(true))),
+            Err(_) => false,
+        };
+        if landed {
+            // Published and answered, but the views are not reset: the engine stops.
+            self.settle_held(held, true);
+        } else {
+            self.fail(held.pending);
+        }
+    }
+
+    async fn recover_after_failure(
+        &mut self,
+        first: StoreError,
+        held: Inflight,
+    ) -> Result<(), StoreError> {
         self.metrics.ready.set(0);
         self.metrics.recoveries.inc();
         if matches!(first, StoreError::Fenced(_)) {
+            self.settle_held_after_loss(held).await;
             return Err(first);
         }
         loop {
@@ -334,14 +404,26 @@ impl<P: Publisher> Sequencer<P> {
                 }
             }
             match recover_via(&self.jobs).await {
-                Ok(market) => {
+                Ok(Recovered {
+                    market, replayed, ..
+                }) => {
                     tracing::info!(seq = market.last_seq(), "journal back; market rebuilt");
+                    // One engine writes this journal (the lease, the lock), so the batch
+                    // landed exactly when the rebuilt market has its last seq; its entries
+                    // are then the ones applied here, and so are their events.
+                    let landed = market.last_seq() >= held.batch.last_seq();
                     self.market = market;
-                    self.policy.recovered(self.market.last_now());
+                    self.policy.recovered(self.market.last_now(), replayed);
                     self.after_recovery();
+                    // After the reset: the views already hold the batch if it landed, and
+                    // publishing it again only sends its updates to subscribers.
+                    self.settle_held(held, landed);
                     return Ok(());
                 }
-                Err(e @ StoreError::Fenced(_)) | Err(e @ StoreError::Corrupt(_)) => return Err(e),
+                Err(e @ StoreError::Fenced(_)) | Err(e @ StoreError::Corrupt(_)) => {
+                    self.settle_held_after_loss(held).await;
+                    return Err(e);
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?wait, "journal still unavailable");
                     self.policy.retry_failed();

@@ -14,7 +14,7 @@ use crate::auction::{
 };
 use crate::engine::recover;
 use crate::market::{Command, Event, Market, Rules};
-use crate::store::memory::MemoryJournal;
+use crate::store::memory::{LandThenFail, MemoryJournal};
 use crate::store::{Entry, StoreError};
 use crate::vocab::{DealerId, Inspection, LotId, SellerId, Vehicle};
 use parking_lot::Mutex;
@@ -348,6 +348,75 @@ async fn a_failed_write_answers_unavailable_and_applies_nothing() {
     assert_eq!(h.metrics().recoveries.get(), 1);
 }
 
+/// A journal that applied a write and failed before answering: the write's commands are
+/// answered from what the journal holds once the engine has rebuilt itself, so
+/// `unavailable` keeps meaning that nothing happened.
+#[tokio::test(start_paused = true)]
+async fn a_write_that_landed_but_failed_is_answered_from_the_journal() {
+    let journal = MemoryJournal::new();
+    let (h, _task, rec) = start(&journal, config()).await;
+    setup(&h, 600_000).await;
+    journal.land_then_fail_next(LandThenFail::Unavailable);
+    let applied = h
+        .submit(bid(1, 10_000, "landed"))
+        .await
+        .expect("the bid landed, so it is not unavailable");
+    let (outcome, duplicate) = bid_outcome(&applied.events);
+    assert!(!duplicate);
+    assert!(
+        matches!(outcome, BidOutcome::Accepted { price: 10_000, seq, .. } if seq == applied.seq),
+        "{outcome:?}"
+    );
+    // It is in the journal once, at the seq it was answered with.
+    let stored: Vec<u64> = journal
+        .entries()
+        .iter()
+        .filter(|e| {
+            matches!(
+                &e.command,
+                Command::Auction(AuctionCommand::PlaceBid { bid_id, .. }) if &**bid_id == "landed"
+            )
+        })
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(stored, [applied.seq]);
+    // Its events were published (after the rebuild), and the engine went on.
+    assert!(rec.0.lock().iter().any(|(seq, ev)| *seq == applied.seq
+        && ev
+            .iter()
+            .any(|e| matches!(e, Event::Auction(AuctionEvent::Bid { .. })))));
+    assert_eq!(h.metrics().recoveries.get(), 1);
+    assert_eq!(h.metrics().unavailable.get(), 0);
+    let next = h
+        .submit(bid(2, 20_000, "next"))
+        .await
+        .expect("engine goes on");
+    assert!(next.seq > applied.seq);
+}
+
+/// The same when the journal was lost to another engine right after it stored the write:
+/// the engine reads the journal back before it stops, and answers from it.
+#[tokio::test(start_paused = true)]
+async fn a_write_that_landed_before_the_journal_was_lost_is_answered_from_it() {
+    let journal = MemoryJournal::new();
+    let (h, task, _) = start(&journal, config()).await;
+    setup(&h, 600_000).await;
+    journal.land_then_fail_next(LandThenFail::Fenced);
+    let applied = h
+        .submit(bid(1, 10_000, "landed-then-fenced"))
+        .await
+        .expect("the bid landed, so it is not unavailable");
+    assert!(matches!(
+        bid_outcome(&applied.events).0,
+        BidOutcome::Accepted { .. }
+    ));
+    let res = tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("engine stops")
+        .expect("join");
+    assert!(matches!(res, Err(StoreError::Fenced(_))), "{res:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_slow_journal_times_out_into_unavailable_then_recovers() {
     let journal = MemoryJournal::new();
@@ -408,6 +477,56 @@ async fn timers_close_lots_and_outcomes_are_journaled() {
         .entries()
         .iter()
         .any(|e| matches!(e.command, Command::Auction(AuctionCommand::Tick))));
+}
+
+/// A restart that replayed a long tail takes a snapshot with its next write, so that an
+/// engine restarted again and again does not replay an ever longer tail; a short replay
+/// does not.
+#[tokio::test(start_paused = true)]
+async fn a_restart_after_a_long_replay_takes_a_snapshot_with_its_next_write() {
+    let journal = MemoryJournal::new();
+    // No snapshot by count or time in this test: only the replay's length can cause one.
+    let cfg = EngineConfig {
+        snapshot_every_commands: 1_000_000,
+        snapshot_every: Duration::from_secs(86_400),
+        snapshot_after_replay_commands: 10,
+        ..config()
+    };
+    let (h, task, _) = start(&journal, cfg.clone()).await;
+    setup(&h, 600_000).await;
+    for i in 0..12u64 {
+        h.submit(war_bid(i, 10_000, "long")).await.expect("bid");
+    }
+    stop(h, task).await;
+    assert!(
+        journal.snapshot().is_none(),
+        "no snapshot before the restart"
+    );
+    let replayed = journal.last_seq();
+    assert!(replayed >= 10);
+
+    // The restart replays every command; its first write carries a snapshot.
+    let (h, task, _) = start(&journal, cfg.clone()).await;
+    h.submit(war_bid(12, 10_000, "long")).await.expect("bid");
+    wait_for_snapshots(&journal, 1).await;
+    let snap = journal
+        .snapshot()
+        .expect("a snapshot after the long replay");
+    assert!(snap.seq > replayed, "the snapshot covers the replayed tail");
+    assert_snapshots_match_the_log(&journal);
+    stop(h, task).await;
+
+    // The next restart replays only what followed that snapshot (one or two commands),
+    // and takes no new snapshot for it.
+    let (h, task, _) = start(&journal, cfg).await;
+    h.submit(war_bid(13, 10_000, "long")).await.expect("bid");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        journal.saved_snapshots().len(),
+        1,
+        "a short replay took a snapshot"
+    );
+    stop(h, task).await;
 }
 
 #[tokio::test(start_paused = true)]

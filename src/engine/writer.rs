@@ -9,9 +9,8 @@
 //! Must not: hold up an acknowledgement for a snapshot, or save one the journal does
 //! not back.
 
-use super::recovery::recover;
+use super::recovery::{recover, Recovered};
 use super::snapshot::{PendingSnapshot, Serialized};
-use crate::market::Market;
 use crate::store::{Batch, Journal, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,12 +31,18 @@ pub(super) enum Job {
         done: oneshot::Sender<Result<(), StoreError>>,
     },
     Recover {
-        done: oneshot::Sender<Result<Market, StoreError>>,
+        done: oneshot::Sender<Result<Recovered, StoreError>>,
+    },
+    /// Whether the journal holds `batch`, entry for entry (after a failed append whose
+    /// outcome the engine cannot otherwise learn: it lost the journal to another engine).
+    Holds {
+        batch: Arc<Batch>,
+        done: oneshot::Sender<Result<bool, StoreError>>,
     },
 }
 
-/// Asks the writer to rebuild the book from the journal.
-pub(super) async fn recover_via(jobs: &mpsc::Sender<Job>) -> Result<Market, StoreError> {
+/// Asks the writer to rebuild the market from the journal.
+pub(super) async fn recover_via(jobs: &mpsc::Sender<Job>) -> Result<Recovered, StoreError> {
     let (done, rx) = oneshot::channel();
     jobs.send(Job::Recover { done })
         .await
@@ -141,7 +146,19 @@ pub(super) async fn run<J: Journal>(
                 // Only ever after a failed append, which dropped any snapshot already.
                 snapshot = None;
                 saving = None;
-                let res = recover(&mut journal, true, &mut ()).await.map(|r| r.market);
+                let res = recover(&mut journal, true, &mut ()).await;
+                let _ = done.send(res);
+            }
+            Job::Holds { batch, done } => {
+                let after = batch.first_seq().saturating_sub(1);
+                let read = tokio::time::timeout(timeout, journal.read_after(after, 1)).await;
+                let res = match read {
+                    Ok(Ok(found)) => Ok(found.first().is_some_and(|b| b.entries == batch.entries)),
+                    Ok(Err(e)) => Err(e),
+                    Err(_) => Err(StoreError::Unavailable(format!(
+                        "reading the journal back took longer than {timeout:?}"
+                    ))),
+                };
                 let _ = done.send(res);
             }
         }

@@ -58,6 +58,12 @@ pub enum Event {
     Alliance(AllianceEvent),
 }
 
+impl From<auction::Event> for Event {
+    fn from(e: auction::Event) -> Self {
+        Self::Auction(e)
+    }
+}
+
 impl Event {
     /// The auction's event, if this is one.
     pub fn into_auction(self) -> Option<auction::Event> {
@@ -157,7 +163,8 @@ impl Market {
                     matches!(command, auction::Command::Tick),
                     matches!(command, auction::Command::Resume),
                 );
-                self.run_book(seq, now, command, out);
+                // The book writes its events straight into `out`: no buffer per step.
+                self.book.run(seq, now, command, out);
                 // Lots first, then the alliance's deadlines, in the same step.
                 if tick && self.alliance.next_deadline().is_some_and(|t| t <= now) {
                     let mut events = Vec::new();
@@ -191,13 +198,6 @@ impl Market {
         }
     }
 
-    /// Runs a stamped command in the book, wrapping its events.
-    fn run_book(&mut self, seq: u64, now: u64, command: auction::Command, out: &mut Vec<Event>) {
-        let mut events = Vec::new();
-        self.book.run(seq, now, command, &mut events);
-        out.extend(events.into_iter().map(Event::Auction));
-    }
-
     /// Passes alliance events on, carrying out expulsions in the same step: the sanction
     /// is part of the journaled command (or tick) that caused it, so no crash can fall
     /// between a violation and the dealer losing the right to bid, and a replay reaches
@@ -217,10 +217,8 @@ impl Market {
             }
             out.push(Event::Alliance(event));
             // Its open leading bids stand, as for an admin's expulsion.
-            let mut changed = Vec::new();
             self.book
-                .set_dealer_status(dealer, DealerStatus::Expelled, &mut changed);
-            out.extend(changed.into_iter().map(Event::Auction));
+                .set_dealer_status(dealer, DealerStatus::Expelled, out);
         }
     }
 }

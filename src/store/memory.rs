@@ -11,6 +11,15 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How a write that landed fails all the same (see [`MemoryJournal::land_then_fail_next`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LandThenFail {
+    /// The answer was lost: `Unavailable`, and the journal works on.
+    Unavailable,
+    /// The journal was taken over: `Fenced`, now and for every later append.
+    Fenced,
+}
+
 /// A journal held in memory. Cloning gives another handle to the same journal, so a test
 /// can keep one handle to inspect what the engine wrote and to inject faults while the
 /// engine owns the other.
@@ -31,6 +40,9 @@ struct Inner {
     saved: Vec<Snapshot>,
     /// How many of the next appends fail with `Unavailable` (each failure uses one up).
     fail_next: usize,
+    /// How the next append fails after storing its batch, as a journal that applied a
+    /// write and lost the answer (`Unavailable`) or its ownership (`Fenced`) does.
+    land_then_fail: Option<LandThenFail>,
     /// Set by `fence`: every later append fails with `Fenced`, as for a stale owner.
     fenced: bool,
     /// How long each append waits (on the tokio clock) before it takes effect.
@@ -79,6 +91,12 @@ impl MemoryJournal {
     /// anything. Replaces any count still pending.
     pub fn fail_next(&self, n: usize) {
         self.inner.lock().fail_next = n;
+    }
+
+    /// Makes the next append store its batch and then fail anyway, as a journal that
+    /// applied the write and died (or lost its ownership) before answering does.
+    pub fn land_then_fail_next(&self, how: LandThenFail) {
+        self.inner.lock().land_then_fail = Some(how);
     }
 
     /// Makes every later append fail with `StoreError::Fenced`, as if another engine had
@@ -191,7 +209,18 @@ impl Journal for MemoryJournal {
         }
         check_order(inner.last_seq(), batch)?;
         inner.batches.push(batch.clone());
-        Ok(())
+        match inner.land_then_fail.take() {
+            None => Ok(()),
+            Some(LandThenFail::Unavailable) => Err(StoreError::Unavailable(
+                "injected failure after the batch was stored".into(),
+            )),
+            Some(LandThenFail::Fenced) => {
+                inner.fenced = true;
+                Err(StoreError::Fenced(
+                    "memory journal fenced by the test after the batch was stored".into(),
+                ))
+            }
+        }
     }
 
     async fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StoreError> {

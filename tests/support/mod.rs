@@ -5,6 +5,7 @@
 pub mod client;
 pub mod gavel;
 pub mod http;
+pub mod proxy;
 pub mod redis_server;
 pub mod server;
 pub mod ws;
