@@ -276,26 +276,15 @@ impl<P: Publisher> Sequencer<P> {
         self.policy.write_finished(res.is_ok());
         match res {
             Ok(()) => {
-                let n = inflight.pending.len() as u64;
-                self.metrics.commands.add(n);
-                self.metrics.batches.inc();
-                self.metrics.batch_size.observe(n);
+                self.metrics
+                    .batch_size
+                    .observe(inflight.pending.len() as u64);
                 self.metrics.write_latency_us.observe(
                     monotonic_now()
                         .saturating_duration_since(inflight.started)
                         .as_micros() as u64,
                 );
-                for (entry, p) in inflight.batch.entries.iter().zip(inflight.pending) {
-                    self.publisher.publish(entry, &p.events);
-                    if let Some(reply) = p.reply {
-                        reply.send(Ok(Applied {
-                            seq: entry.seq,
-                            events: p.events,
-                        }));
-                    }
-                }
-                // The updates and the results of the whole batch leave together.
-                self.publisher.flush();
+                self.deliver(inflight);
                 Ok(())
             }
             Err(e) => {
@@ -340,10 +329,15 @@ impl<P: Publisher> Sequencer<P> {
             last = held.batch.last_seq(),
             "the failed write had landed; answering its commands as durable"
         );
-        let n = held.pending.len() as u64;
-        self.metrics.commands.add(n);
+        self.deliver(held);
+    }
+
+    /// A durable batch: publishes each command's events and answers it, in order; the
+    /// updates and the results of the whole batch leave together at the flush.
+    fn deliver(&mut self, durable: Inflight) {
+        self.metrics.commands.add(durable.pending.len() as u64);
         self.metrics.batches.inc();
-        for (entry, p) in held.batch.entries.iter().zip(held.pending) {
+        for (entry, p) in durable.batch.entries.iter().zip(durable.pending) {
             self.publisher.publish(entry, &p.events);
             if let Some(reply) = p.reply {
                 reply.send(Ok(Applied {
