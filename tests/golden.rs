@@ -2236,6 +2236,29 @@ fn journal_batch_is_pinned() {
     );
 }
 
+/// A snapshot written before receipts were kept under digests (their `bid_id`s were the
+/// keys) still loads: into the same market the script builds, which writes the current
+/// form. The old bytes are history, never re-blessed.
+#[test]
+fn a_snapshot_written_before_receipt_digests_loads_as_the_same_market() {
+    let old = parse_blob(
+        "snapshot-v1.msgpack.hex",
+        &read_golden("snapshot-v1.msgpack.hex"),
+    );
+    let decoded = decode_snapshot(&old);
+    let book = script_book();
+    assert_eq!(decoded, book, "the old snapshot loads as another market");
+    assert_eq!(
+        snapshot_bytes(&decoded),
+        snapshot_bytes(&book),
+        "the old snapshot, loaded, does not write the current form"
+    );
+    // Its receipts answer repeats: D1's were adopted under their digests.
+    let d1 = decoded.book().dealer(DealerId(1)).expect("D1");
+    assert_eq!(d1.receipts.len(), 140);
+    assert!(d1.receipts.get(&d1.receipt_digest("bulk-000")).is_some());
+}
+
 #[test]
 fn snapshot_is_pinned() {
     let book = script_book();

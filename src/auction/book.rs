@@ -10,7 +10,7 @@
 use super::command::{BidId, Canceller, Command, Listing, TokenHash};
 use super::event::{BidOutcome, Event, LotStatus, Outcome, Refusal, Rejection};
 use super::lot::{Lead, Lot};
-use super::receipts::{Receipt, Receipts};
+use super::receipts::{Digest, Receipt, Receipts};
 use super::rules::Rules;
 use crate::vocab::{
     DealerId, DealerStatus, Fen, LotId, SellerId, ServiceId, FEN_PER_YUAN, MAX_AMOUNT,
@@ -48,6 +48,22 @@ pub struct Dealer {
     /// receipts' number; while the snapshot still holds it a bid copies only the part of
     /// the map its `bid_id` falls in (see [`Receipts`]).
     pub receipts: Arc<Receipts>,
+}
+
+impl Dealer {
+    /// The key of this dealer's receipt digests: the first half of its token's digest.
+    /// It comes from the journal (so every replay computes the same digests), it differs
+    /// between dealers, and it is not shown to anyone.
+    fn receipt_key(&self) -> [u8; 16] {
+        let mut key = [0; 16];
+        key.copy_from_slice(&self.token_hash[..16]);
+        key
+    }
+
+    /// The digest this dealer's receipt for `bid_id` is kept under.
+    pub fn receipt_digest(&self, bid_id: &str) -> Digest {
+        Digest::of(&self.receipt_key(), self.id, bid_id)
+    }
 }
 
 /// A private seller.
@@ -114,7 +130,17 @@ pub struct BookParts {
 }
 
 impl From<BookParts> for Book {
-    fn from(d: BookParts) -> Self {
+    fn from(mut d: BookParts) -> Self {
+        // Receipts from a snapshot written before digests come keyed by `bid_id`; only
+        // here is each dealer's key at hand to turn them into digests.
+        for dealer in &mut d.dealers {
+            if dealer.receipts.has_legacy() {
+                let key = dealer.receipt_key();
+                let id = dealer.id;
+                Arc::make_mut(&mut dealer.receipts)
+                    .adopt_legacy(|bid_id| Digest::of(&key, id, bid_id));
+            }
+        }
         let timers = d
             .lots
             .iter()
@@ -475,9 +501,8 @@ impl Book {
             }));
             return;
         };
-        // One hash of the bid_id serves the lookup and, for a new id, the insert.
-        let key = d.receipts.key(&bid_id);
-        if let Some(first) = d.receipts.get(key, &bid_id) {
+        let key = d.receipt_digest(&bid_id);
+        if let Some(first) = d.receipts.get(&key) {
             out.push(E::from(Event::Bid {
                 lot: first.lot,
                 dealer,
@@ -497,7 +522,7 @@ impl Book {
             outcome,
             at: now,
         };
-        Arc::make_mut(&mut self.dealers[dealer.index()].receipts).insert(key, bid_id, receipt);
+        Arc::make_mut(&mut self.dealers[dealer.index()].receipts).insert(key, receipt);
         out.insert(
             at,
             E::from(Event::Bid {
@@ -794,7 +819,7 @@ impl Book {
         for d in &mut self.dealers {
             // Only a map that loses receipts is written, so one shared with a snapshot's
             // copy is not copied for nothing.
-            if !d.receipts.iter().all(|(_, r)| keep(r)) {
+            if !d.receipts.iter().all(|(_, r)| keep(&r)) {
                 Arc::make_mut(&mut d.receipts).retain(keep);
             }
         }

@@ -21,7 +21,7 @@ pub use command::{BidId, Canceller, Command, Listing, TokenHash};
 pub use event::{BidOutcome, Event, LotStatus, LotUpdate, Outcome, Refusal, Rejection};
 pub use increments::{Increments, IncrementsError, Tier};
 pub use lot::{Lead, Lot};
-pub use receipts::{Key as ReceiptKey, Receipt, Receipts};
+pub use receipts::{Digest as ReceiptDigest, Receipt, Receipts};
 pub(crate) use rules::default_bid_id_retention_ms;
 pub use rules::Rules;
 

@@ -1,28 +1,33 @@
 //! A dealer's receipts: the first result of every `bid_id` it used, so a retried bid is
 //! answered, never applied twice.
 //!
-//! Every bid looks its `bid_id` up here and almost every bid inserts one, in a map that
-//! holds thousands of ids per dealer. The table keeps each key's hash beside it, so
-//! growth moves entries without following any key's pointer to its string (a cache miss
-//! per receipt), a lookup compares stored hashes before any string, and the one hash a
-//! bid computes serves both its lookup and its insert.
+//! Every bid looks its `bid_id` up here and almost every bid inserts one, and receipts are
+//! kept for days (`auction.bid_id_retention_s`), so a receipt's size is most of what a
+//! busy book weighs. A receipt is therefore kept compact: under a 128-bit [`Digest`] of the
+//! dealer and the `bid_id` instead of the id itself (no string is kept, and none is
+//! compared), with its result packed into a few integers: 56 bytes in the table, nothing
+//! on the heap. Two ids share a receipt only if their digests collide, which at 128 bits
+//! takes about 2^64 tries.
 //!
-//! A large map is split into [`PARTS`] parts, each shared copy on write. A snapshot's
-//! copy of the book shares every dealer's receipts, and a bid made while the snapshot
-//! holds them copies only the part its `bid_id` falls in: the copying is spread over the
-//! next bids, instead of one burst on the engine's task that copies every receipt in the
-//! book when every dealer bids within milliseconds (`cargo bench --bench core`, line d,
+//! The table's buckets are picked by a per-process random hash of the digest, not by the
+//! digest's own bits, so that no one who knows how digests are made can aim many ids at one
+//! bucket. A large map is split into [`PARTS`] parts, each shared copy on write: a
+//! snapshot's copy of the book shares every dealer's receipts, and a bid made while the
+//! snapshot holds them copies only the part its digest falls in, so the copying is spread
+//! over the next bids instead of one burst on the engine's task that copies every receipt
+//! when every dealer bids within milliseconds (`cargo bench --bench core`, line d,
 //! measures it). A small map stays one part: sixteen small tables grow and probe slower
 //! than one, and copying a small map whole is cheap.
 
-use super::command::BidId;
-use super::event::BidOutcome;
-use crate::vocab::LotId;
+use super::event::{BidOutcome, Rejection};
+use crate::vocab::{DealerId, LotId};
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
-use serde::de::{MapAccess, Visitor};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use siphasher::sip128::{Hasher128, SipHasher13};
 use std::fmt;
+use std::hash::Hasher;
 use std::sync::Arc;
 
 /// How many parts a large map is split into: a bid copies at most a sixteenth of it.
@@ -49,26 +54,159 @@ pub struct Receipt {
     pub at: u64,
 }
 
-#[derive(Clone)]
-struct Slot {
-    hash: u64,
-    bid_id: BidId,
-    receipt: Receipt,
+/// A `bid_id`'s identity among one dealer's receipts: SipHash-1-3 (128-bit output) of the
+/// dealer's id and the `bid_id`, keyed with the dealer's receipt key. Deterministic (the
+/// key comes from the journal), so a snapshot can hold digests alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Digest([u64; 2]);
+
+impl Digest {
+    /// The digest of `bid_id` for `dealer`, whose receipt key is `key`.
+    pub fn of(key: &[u8; 16], dealer: DealerId, bid_id: &str) -> Self {
+        let mut h = SipHasher13::new_with_key(key);
+        // The dealer's id has a fixed length, so id and bid_id cannot run into each other.
+        h.write(&dealer.0.to_le_bytes());
+        h.write(bid_id.as_bytes());
+        let d = h.finish128();
+        Self([d.h1, d.h2])
+    }
 }
 
-/// A `bid_id`'s hash under one map's keys, computed once per bid by [`Receipts::key`].
-/// It is valid for that map and its clones (a clone keeps the keys).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Key(u64);
+/// One receipt as the table holds it: the digest, then the result packed into integers
+/// (see [`pack`]). Plain integers, so a slot is 56 bytes and owns nothing on the heap.
+#[derive(Clone, Copy)]
+struct Slot {
+    digest: Digest,
+    at: u64,
+    /// The outcome's numbers: `price, ends_at, seq` when accepted; `min_next` or the
+    /// leader's `max` (in `a`) for the rejections that carry one.
+    a: u64,
+    b: u64,
+    c: u64,
+    lot: u32,
+    kind: u8,
+}
 
-/// A dealer's receipts by `bid_id`. Dealers choose the ids, so the hasher is keyed
-/// (aHash's per-process random keys) against collisions chosen on purpose. Hashes never
-/// reach output: the map serializes as a map in `bid_id` order, the bytes a `BTreeMap`
-/// would give, so snapshots do not depend on the keys.
+// `kind`: 0 and 1 accepted (1: leading); from 2 on, a rejection, by reason.
+const ACCEPTED: u8 = 0;
+const ACCEPTED_LEADING: u8 = 1;
+const BELOW_MINIMUM: u8 = 2;
+const NOT_LIVE: u8 = 3;
+const UNKNOWN_AUCTION: u8 = 4;
+const NOT_ELIGIBLE: u8 = 5;
+const OWN_LISTING: u8 = 6;
+const EXPOSURE_LIMIT: u8 = 7;
+const INVALID: u8 = 8;
+const ALREADY_LEADING: u8 = 9;
+
+/// `outcome` as (`kind`, `a`, `b`, `c`).
+fn pack(outcome: &BidOutcome) -> (u8, u64, u64, u64) {
+    match *outcome {
+        BidOutcome::Accepted {
+            price,
+            leading,
+            ends_at,
+            seq,
+        } => (
+            if leading { ACCEPTED_LEADING } else { ACCEPTED },
+            price,
+            ends_at,
+            seq,
+        ),
+        BidOutcome::Rejected(r) => match r {
+            Rejection::BelowMinimum { min_next } => (BELOW_MINIMUM, min_next, 0, 0),
+            Rejection::NotLive => (NOT_LIVE, 0, 0, 0),
+            Rejection::UnknownAuction => (UNKNOWN_AUCTION, 0, 0, 0),
+            Rejection::NotEligible => (NOT_ELIGIBLE, 0, 0, 0),
+            Rejection::OwnListing => (OWN_LISTING, 0, 0, 0),
+            Rejection::ExposureLimit => (EXPOSURE_LIMIT, 0, 0, 0),
+            Rejection::Invalid => (INVALID, 0, 0, 0),
+            Rejection::AlreadyLeading { max } => (ALREADY_LEADING, max, 0, 0),
+        },
+    }
+}
+
+impl Slot {
+    fn new(digest: Digest, r: &Receipt) -> Self {
+        let (kind, a, b, c) = pack(&r.outcome);
+        Self {
+            digest,
+            at: r.at,
+            a,
+            b,
+            c,
+            lot: r.lot.0,
+            kind,
+        }
+    }
+
+    /// The receipt this slot holds. Every slot was made by [`Slot::new`], so its `kind`
+    /// is one [`pack`] writes.
+    fn receipt(&self) -> Receipt {
+        let rejected = |r| BidOutcome::Rejected(r);
+        let outcome = match self.kind {
+            ACCEPTED | ACCEPTED_LEADING => BidOutcome::Accepted {
+                price: self.a,
+                leading: self.kind == ACCEPTED_LEADING,
+                ends_at: self.b,
+                seq: self.c,
+            },
+            BELOW_MINIMUM => rejected(Rejection::BelowMinimum { min_next: self.a }),
+            NOT_LIVE => rejected(Rejection::NotLive),
+            UNKNOWN_AUCTION => rejected(Rejection::UnknownAuction),
+            NOT_ELIGIBLE => rejected(Rejection::NotEligible),
+            OWN_LISTING => rejected(Rejection::OwnListing),
+            EXPOSURE_LIMIT => rejected(Rejection::ExposureLimit),
+            ALREADY_LEADING => rejected(Rejection::AlreadyLeading { max: self.a }),
+            _ => rejected(Rejection::Invalid),
+        };
+        Receipt {
+            lot: LotId(self.lot),
+            outcome,
+            at: self.at,
+        }
+    }
+}
+
+/// A receipt as a snapshot stores it: the slot's integers, in a fixed order.
+#[derive(Serialize, Deserialize)]
+struct Stored(Digest, u32, u64, u8, u64, u64, u64);
+
+impl From<&Slot> for Stored {
+    fn from(s: &Slot) -> Self {
+        Self(s.digest, s.lot, s.at, s.kind, s.a, s.b, s.c)
+    }
+}
+
+impl TryFrom<Stored> for Slot {
+    type Error = String;
+
+    fn try_from(Stored(digest, lot, at, kind, a, b, c): Stored) -> Result<Self, String> {
+        if kind > ALREADY_LEADING {
+            return Err(format!("a receipt of unknown kind {kind}"));
+        }
+        Ok(Self {
+            digest,
+            at,
+            a,
+            b,
+            c,
+            lot,
+            kind,
+        })
+    }
+}
+
+/// A dealer's receipts by [`Digest`]. Hashes of the table never reach output: the map
+/// serializes as a sequence sorted by digest, so snapshot bytes do not depend on them.
 #[derive(Clone, Default)]
 pub struct Receipts {
     parts: Parts,
     hasher: ahash::RandomState,
+    /// Receipts read from a snapshot written before digests, still under their `bid_id`s:
+    /// the book turns them into digests as it loads ([`Receipts::adopt_legacy`]), since
+    /// only it knows the dealer's key. Empty at every other time.
+    legacy: Vec<(Arc<str>, Receipt)>,
 }
 
 /// Where a map's receipts live.
@@ -77,7 +215,7 @@ enum Parts {
     /// Fewer than [`SPLIT_AT`]: one table, in place (no pointer to follow on every bid),
     /// copied whole when a clone shares it.
     One(Part),
-    /// Split, each part shared on its own; a `bid_id` is in the part [`part_of`] picks.
+    /// Split, each part shared on its own; a digest is in the part [`part_of`] picks.
     /// Boxed, so a dealer's map, read on each of its bids, stays as small as one table.
     Many(Box<[Arc<Part>; PARTS]>),
 }
@@ -96,39 +234,36 @@ fn part_of(hash: u64) -> usize {
 }
 
 impl Receipts {
-    /// `bid_id`'s key in this map (and its clones).
-    pub fn key(&self, bid_id: &str) -> Key {
-        Key(self.hasher.hash_one(bid_id))
+    fn hash(&self, digest: &Digest) -> u64 {
+        self.hasher.hash_one(digest)
     }
 
-    /// The receipt for `bid_id`, whose key is `key`.
-    pub fn get(&self, key: Key, bid_id: &str) -> Option<&Receipt> {
+    /// The receipt for `digest`, if it has one.
+    pub fn get(&self, digest: &Digest) -> Option<Receipt> {
+        let hash = self.hash(digest);
         let part = match &self.parts {
             Parts::One(part) => part,
-            Parts::Many(parts) => &parts[part_of(key.0)],
+            Parts::Many(parts) => &parts[part_of(hash)],
         };
-        part.find(key.0, |s| s.hash == key.0 && *s.bid_id == *bid_id)
-            .map(|s| &s.receipt)
+        part.find(hash, |s| s.digest == *digest).map(Slot::receipt)
     }
 
-    /// Records the first result of `bid_id`, whose key is `key`; replaces a receipt the id
-    /// already had (the book asks [`Receipts::get`] first, so it never does). One probe
-    /// finds either the id or the place to put it. In a split map, copies the part `key`
-    /// falls in if a clone still shares it, and only that part.
-    pub fn insert(&mut self, key: Key, bid_id: BidId, receipt: Receipt) {
-        let hash = key.0;
+    /// Records the first result under `digest`; replaces a receipt it already had (the
+    /// book asks [`Receipts::get`] first, so it never does). In a split map, copies the
+    /// part `digest` falls in if a clone still shares it, and only that part.
+    pub fn insert(&mut self, digest: Digest, receipt: Receipt) {
+        let hash = self.hash(&digest);
+        let hasher = &self.hasher;
+        let rehash = |s: &Slot| hasher.hash_one(s.digest);
         let part = match &mut self.parts {
             Parts::One(part) => part,
             Parts::Many(parts) => Arc::make_mut(&mut parts[part_of(hash)]),
         };
-        match part.entry(hash, |s| s.hash == hash && *s.bid_id == *bid_id, |s| s.hash) {
-            Entry::Occupied(mut slot) => slot.get_mut().receipt = receipt,
-            Entry::Vacant(slot) => {
-                slot.insert(Slot {
-                    hash,
-                    bid_id,
-                    receipt,
-                });
+        let slot = Slot::new(digest, &receipt);
+        match part.entry(hash, |s| s.digest == digest, rehash) {
+            Entry::Occupied(mut old) => *old.get_mut() = slot,
+            Entry::Vacant(free) => {
+                free.insert(slot);
                 if matches!(&self.parts, Parts::One(part) if part.len() == SPLIT_AT) {
                     self.split();
                 }
@@ -145,18 +280,21 @@ impl Receipts {
         let whole = std::mem::take(whole);
         let each = whole.len() / PARTS;
         let mut parts: [Part; PARTS] = std::array::from_fn(|_| Part::with_capacity(each));
+        let rehash = |s: &Slot| self.hasher.hash_one(s.digest);
         for slot in whole {
-            parts[part_of(slot.hash)].insert_unique(slot.hash, slot, |s| s.hash);
+            let hash = rehash(&slot);
+            parts[part_of(hash)].insert_unique(hash, slot, rehash);
         }
         self.parts = Parts::Many(Box::new(parts.map(Arc::new)));
     }
 
-    /// How many `bid_id`s are remembered.
+    /// How many receipts are kept.
     pub fn len(&self) -> usize {
-        match &self.parts {
-            Parts::One(part) => part.len(),
-            Parts::Many(parts) => parts.iter().map(|part| part.len()).sum(),
-        }
+        self.legacy.len()
+            + match &self.parts {
+                Parts::One(part) => part.len(),
+                Parts::Many(parts) => parts.iter().map(|part| part.len()).sum(),
+            }
     }
 
     /// Whether none is.
@@ -164,8 +302,7 @@ impl Receipts {
         self.len() == 0
     }
 
-    /// Every `bid_id` and its receipt, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&BidId, &Receipt)> {
+    fn slots(&self) -> impl Iterator<Item = &Slot> {
         let (one, many): (Option<&Part>, &[Arc<Part>]) = match &self.parts {
             Parts::One(part) => (Some(part), &[]),
             Parts::Many(parts) => (None, &parts[..]),
@@ -173,18 +310,22 @@ impl Receipts {
         one.into_iter()
             .chain(many.iter().map(|part| &**part))
             .flat_map(|part| part.iter())
-            .map(|s| (&s.bid_id, &s.receipt))
+    }
+
+    /// Every digest and its receipt, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (Digest, Receipt)> + '_ {
+        self.slots().map(|s| (s.digest, s.receipt()))
     }
 
     /// Keeps only the receipts `keep` accepts. In a split map only a part that loses
     /// receipts is written, so one a clone shares is not copied for nothing.
     pub fn retain(&mut self, mut keep: impl FnMut(&Receipt) -> bool) {
         match &mut self.parts {
-            Parts::One(part) => part.retain(|s| keep(&s.receipt)),
+            Parts::One(part) => part.retain(|s| keep(&s.receipt())),
             Parts::Many(parts) => {
                 for part in parts.iter_mut() {
-                    if !part.iter().all(|s| keep(&s.receipt)) {
-                        Arc::make_mut(part).retain(|s| keep(&s.receipt));
+                    if !part.iter().all(|s| keep(&s.receipt())) {
+                        Arc::make_mut(part).retain(|s| keep(&s.receipt()));
                     }
                 }
             }
@@ -194,19 +335,44 @@ impl Receipts {
         }
     }
 
-    fn sorted(&self) -> Vec<(&BidId, &Receipt)> {
+    /// Whether receipts read under their `bid_id`s wait to be adopted.
+    pub fn has_legacy(&self) -> bool {
+        !self.legacy.is_empty()
+    }
+
+    /// Turns receipts read under their `bid_id`s (a snapshot written before digests) into
+    /// digests, with `digest` giving each id's. Does nothing for a map read in the current
+    /// form.
+    pub fn adopt_legacy(&mut self, digest: impl Fn(&str) -> Digest) {
+        for (bid_id, receipt) in std::mem::take(&mut self.legacy) {
+            self.insert(digest(&bid_id), receipt);
+        }
+    }
+
+    fn sorted(&self) -> Vec<(Digest, Receipt)> {
         let mut all: Vec<_> = self.iter().collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.sort_unstable_by_key(|(d, _)| *d);
         all
+    }
+
+    fn sorted_slots(&self) -> Vec<&Slot> {
+        let mut all: Vec<&Slot> = self.slots().collect();
+        all.sort_unstable_by_key(|s| s.digest);
+        all
+    }
+
+    /// Inserts a slot read from a snapshot, as `insert` does a receipt.
+    fn insert_slot(&mut self, slot: Slot) {
+        let receipt = slot.receipt();
+        self.insert(slot.digest, receipt);
     }
 }
 
 impl PartialEq for Receipts {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len()
-            && self
-                .iter()
-                .all(|(id, r)| other.get(other.key(id), id) == Some(r))
+            && self.legacy == other.legacy
+            && self.iter().all(|(d, r)| other.get(&d) == Some(r))
     }
 }
 
@@ -218,12 +384,15 @@ impl fmt::Debug for Receipts {
     }
 }
 
+/// A sequence of packed receipts (`Stored`), sorted by digest.
 impl Serialize for Receipts {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.sorted())
+        s.collect_seq(self.sorted_slots().into_iter().map(Stored::from))
     }
 }
 
+/// The current form (a sequence of packed receipts), or the form written before digests
+/// (a map from `bid_id` to receipt), which the book then adopts.
 impl<'de> Deserialize<'de> for Receipts {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct ReceiptsVisitor;
@@ -232,30 +401,47 @@ impl<'de> Deserialize<'de> for Receipts {
             type Value = Receipts;
 
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map from bid_id to receipt")
+                f.write_str("a sequence of packed receipts, or a map from bid_id to receipt")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Receipts, A::Error> {
+                // No reserve from the size hint: it is the input's word, and the entries
+                // spread over the parts anyway.
+                let mut receipts = Receipts::default();
+                let mut last: Option<Digest> = None;
+                while let Some(stored) = seq.next_element::<Stored>()? {
+                    let slot = Slot::try_from(stored).map_err(de::Error::custom)?;
+                    if last.is_some_and(|l| l >= slot.digest) {
+                        return Err(de::Error::custom("receipts out of digest order"));
+                    }
+                    last = Some(slot.digest);
+                    receipts.insert_slot(slot);
+                }
+                Ok(receipts)
             }
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Receipts, A::Error> {
-                // No reserve from the size hint: the entries spread over the parts, and a
-                // table that grows moves stored hashes without rehashing any string.
                 let mut receipts = Receipts::default();
-                while let Some((bid_id, receipt)) = map.next_entry::<BidId, Receipt>()? {
-                    let key = receipts.key(&bid_id);
-                    receipts.insert(key, bid_id, receipt);
+                while let Some((bid_id, receipt)) = map.next_entry::<Arc<str>, Receipt>()? {
+                    receipts.legacy.push((bid_id, receipt));
                 }
                 Ok(receipts)
             }
         }
 
-        d.deserialize_map(ReceiptsVisitor)
+        d.deserialize_any(ReceiptsVisitor)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auction::Rejection;
-    use std::collections::BTreeMap;
+
+    const KEY: [u8; 16] = [7; 16];
+
+    fn digest(id: &str) -> Digest {
+        Digest::of(&KEY, DealerId(1), id)
+    }
 
     fn receipt(lot: u32, at: u64) -> Receipt {
         Receipt {
@@ -268,10 +454,71 @@ mod tests {
     fn filled(ids: &[&str]) -> Receipts {
         let mut r = Receipts::default();
         for (i, id) in ids.iter().enumerate() {
-            let key = r.key(id);
-            r.insert(key, Arc::from(*id), receipt(1, i as u64));
+            r.insert(digest(id), receipt(1, i as u64));
         }
         r
+    }
+
+    #[test]
+    fn a_slot_is_small_and_owns_nothing_on_the_heap() {
+        assert_eq!(std::mem::size_of::<Slot>(), 56);
+    }
+
+    #[test]
+    fn every_outcome_packs_and_unpacks_to_itself() {
+        let outcomes = [
+            BidOutcome::Accepted {
+                price: 5_250_000,
+                leading: true,
+                ends_at: 1_760_001_230_000,
+                seq: u64::MAX,
+            },
+            BidOutcome::Accepted {
+                price: u64::MAX,
+                leading: false,
+                ends_at: 0,
+                seq: 1,
+            },
+            BidOutcome::Rejected(Rejection::BelowMinimum {
+                min_next: 5_300_000,
+            }),
+            BidOutcome::Rejected(Rejection::NotLive),
+            BidOutcome::Rejected(Rejection::UnknownAuction),
+            BidOutcome::Rejected(Rejection::NotEligible),
+            BidOutcome::Rejected(Rejection::OwnListing),
+            BidOutcome::Rejected(Rejection::ExposureLimit),
+            BidOutcome::Rejected(Rejection::Invalid),
+            BidOutcome::Rejected(Rejection::AlreadyLeading { max: 6_000_000 }),
+        ];
+        for (i, outcome) in outcomes.into_iter().enumerate() {
+            let r = Receipt {
+                lot: LotId(u32::MAX - i as u32),
+                outcome,
+                at: 1_700_000_000_000 + i as u64,
+            };
+            assert_eq!(Slot::new(digest("x"), &r).receipt(), r, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn digests_differ_by_dealer_key_and_id_and_are_stable() {
+        let a = Digest::of(&KEY, DealerId(1), "bid-1");
+        assert_eq!(a, Digest::of(&KEY, DealerId(1), "bid-1"));
+        assert_ne!(a, Digest::of(&KEY, DealerId(2), "bid-1"));
+        assert_ne!(a, Digest::of(&[8; 16], DealerId(1), "bid-1"));
+        assert_ne!(a, Digest::of(&KEY, DealerId(1), "bid-2"));
+        // The dealer's id is written in a fixed 4 bytes, so no (dealer, bid_id) pair can
+        // read as another.
+        assert_ne!(
+            Digest::of(&KEY, DealerId(0x31), ""),
+            Digest::of(&KEY, DealerId(0), "1")
+        );
+        // SipHash-1-3 is a fixed function: the same input, the same digest, on any
+        // machine and in any later build (snapshots hold digests).
+        assert_eq!(
+            Digest::of(&[0; 16], DealerId(1), "d3-0001"),
+            Digest::of(&[0; 16], DealerId(1), "d3-0001")
+        );
     }
 
     #[test]
@@ -281,20 +528,10 @@ mod tests {
         let r = filled(&refs);
         assert_eq!(r.len(), 5_000);
         for (i, id) in refs.iter().enumerate() {
-            assert_eq!(r.get(r.key(id), id), Some(&receipt(1, i as u64)), "{id}");
+            assert_eq!(r.get(&digest(id)), Some(receipt(1, i as u64)), "{id}");
         }
-        assert_eq!(r.get(r.key("bid-5000"), "bid-5000"), None);
-        assert_eq!(r.get(r.key(""), ""), None);
-    }
-
-    #[test]
-    fn a_key_from_the_original_serves_its_clone() {
-        let r = filled(&["a", "b"]);
-        let key = r.key("c");
-        let mut copy = r.clone();
-        copy.insert(key, Arc::from("c"), receipt(2, 9));
-        assert_eq!(copy.get(copy.key("c"), "c"), Some(&receipt(2, 9)));
-        assert_eq!(r.get(key, "c"), None);
+        assert_eq!(r.get(&digest("bid-5000")), None);
+        assert_eq!(r.get(&digest("")), None);
     }
 
     /// How many parts `a` and `b` share (0 unless both are split).
@@ -322,11 +559,7 @@ mod tests {
         let before = small.clone();
         let mut r = small;
         let last = refs[SPLIT_AT - 1];
-        r.insert(
-            r.key(last),
-            Arc::from(last),
-            receipt(1, SPLIT_AT as u64 - 1),
-        );
+        r.insert(digest(last), receipt(1, SPLIT_AT as u64 - 1));
         let Parts::Many(parts) = &r.parts else {
             panic!("not split at {SPLIT_AT}");
         };
@@ -347,12 +580,11 @@ mod tests {
         let r = filled(&refs);
         let mut copy = r.clone();
         assert_eq!(shared(&copy, &r), PARTS);
-        let key = copy.key("new");
-        copy.insert(key, Arc::from("new"), receipt(2, 9));
+        copy.insert(digest("new"), receipt(2, 9));
         assert_eq!(shared(&copy, &r), PARTS - 1);
         assert_eq!((copy.len(), r.len()), (5_001, 5_000));
-        assert_eq!(r.get(key, "new"), None);
-        assert_eq!(copy.get(key, "new"), Some(&receipt(2, 9)));
+        assert_eq!(r.get(&digest("new")), None);
+        assert_eq!(copy.get(&digest("new")), Some(receipt(2, 9)));
         // A retain that removes nothing copies nothing; one that removes from every part
         // copies every part; one that removes everything leaves an empty map in one part.
         copy.retain(|_| true);
@@ -368,39 +600,84 @@ mod tests {
     }
 
     #[test]
-    fn inserting_an_id_again_replaces_its_receipt() {
+    fn inserting_a_digest_again_replaces_its_receipt() {
         let mut r = filled(&["a"]);
-        let key = r.key("a");
-        r.insert(key, Arc::from("a"), receipt(7, 7));
+        r.insert(digest("a"), receipt(7, 7));
         assert_eq!(r.len(), 1);
-        assert_eq!(r.get(key, "a"), Some(&receipt(7, 7)));
+        assert_eq!(r.get(&digest("a")), Some(receipt(7, 7)));
     }
 
     #[test]
-    fn serializes_to_the_bytes_of_a_sorted_map_and_back() {
+    fn serializes_sorted_by_digest_and_back_whatever_the_hasher() {
         let ids = ["zeta", "alpha", "mid", "", "Alpha", "速"];
         let r = filled(&ids);
-        let sorted: BTreeMap<BidId, Receipt> = r.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        let mut sorted: Vec<Stored> = r.slots().map(Stored::from).collect();
+        sorted.sort_by_key(|s| s.0);
         let ours = rmp_serde::to_vec(&r).expect("serialize");
         assert_eq!(ours, rmp_serde::to_vec(&sorted).expect("serialize"));
-        assert_eq!(
-            serde_json::to_string(&r).expect("json"),
-            serde_json::to_string(&sorted).expect("json")
-        );
+        // Another map with the same receipts (other random hasher keys, other insertion
+        // order) writes the same bytes.
+        let mut reversed = ids;
+        reversed.reverse();
+        let other = {
+            let mut o = Receipts::default();
+            for id in reversed {
+                let i = ids.iter().position(|x| *x == id).expect("an id") as u64;
+                o.insert(digest(id), receipt(1, i));
+            }
+            o
+        };
+        assert_eq!(rmp_serde::to_vec(&other).expect("serialize"), ours);
         let back: Receipts = rmp_serde::from_slice(&ours).expect("deserialize");
         assert_eq!(back, r);
-        // Two maps with the same receipts are equal whatever their keys and history.
-        assert_eq!(filled(&ids), r);
-        assert_ne!(filled(&ids[1..]), r);
+        let json = serde_json::to_string(&r).expect("json");
+        assert_eq!(
+            serde_json::from_str::<Receipts>(&json).expect("json back"),
+            r
+        );
+    }
+
+    #[test]
+    fn out_of_order_digests_or_an_unknown_kind_do_not_load() {
+        let r = filled(&["a", "b"]);
+        let mut stored: Vec<Stored> = r.slots().map(Stored::from).collect();
+        stored.sort_by_key(|s| std::cmp::Reverse(s.0));
+        let bytes = rmp_serde::to_vec(&stored).expect("serialize");
+        assert!(rmp_serde::from_slice::<Receipts>(&bytes).is_err());
+        stored.sort_by_key(|s| s.0);
+        stored[0].3 = ALREADY_LEADING + 1;
+        let bytes = rmp_serde::to_vec(&stored).expect("serialize");
+        let err = rmp_serde::from_slice::<Receipts>(&bytes).unwrap_err();
+        assert!(err.to_string().contains("unknown kind"), "{err}");
+    }
+
+    #[test]
+    fn receipts_written_under_their_bid_ids_are_adopted_as_digests() {
+        // The form snapshots had before digests: a map from bid_id to receipt.
+        let old: std::collections::BTreeMap<&str, Receipt> =
+            [("a", receipt(1, 1)), ("b", receipt(2, 2))]
+                .into_iter()
+                .collect();
+        let bytes = rmp_serde::to_vec(&old).expect("serialize");
+        let mut r: Receipts = rmp_serde::from_slice(&bytes).expect("an old map loads");
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.get(&digest("a")), None, "not adopted yet");
+        r.adopt_legacy(digest);
+        assert_eq!(r.len(), 2);
+        assert_eq!(r.get(&digest("a")), Some(receipt(1, 1)));
+        assert_eq!(r.get(&digest("b")), Some(receipt(2, 2)));
+        let mut expected = Receipts::default();
+        expected.insert(digest("a"), receipt(1, 1));
+        expected.insert(digest("b"), receipt(2, 2));
+        assert_eq!(r, expected);
     }
 
     #[test]
     fn retain_keeps_only_what_it_is_told() {
         let mut r = filled(&["a", "b", "c", "d"]);
         r.retain(|x| x.at % 2 == 0);
-        let mut left: Vec<&str> = r.iter().map(|(k, _)| &**k).collect();
-        left.sort_unstable();
-        assert_eq!(left, ["a", "c"]);
-        assert_eq!(r.get(r.key("b"), "b"), None);
+        assert_eq!(r.len(), 2);
+        assert!(r.get(&digest("a")).is_some() && r.get(&digest("c")).is_some());
+        assert_eq!(r.get(&digest("b")), None);
     }
 }
