@@ -8,7 +8,7 @@
 use crate::alliance::AllianceRules;
 use crate::auction::{self, Increments, Tier};
 use crate::market::Rules;
-use crate::vocab::FEN_PER_YUAN;
+use crate::vocab::{FEN_PER_YUAN, RULES_VERSION};
 use serde::Deserialize;
 use std::fmt;
 use std::path::Path;
@@ -494,10 +494,13 @@ impl Config {
             increments: self.increments().unwrap_or_default(),
             outage_grace_ms: ms(a.outage_grace_s),
             bid_id_retention_ms: ms(a.bid_id_retention_s),
+            // Always this build's rules: the version is not the operator's to choose.
+            version: RULES_VERSION,
         };
         let alliance = AllianceRules {
             return_window_ms: ms(self.alliance.return_window_s),
             complaint_due_ms: ms(self.alliance.complaint_due_s),
+            version: RULES_VERSION,
         };
         Rules { auction, alliance }
     }

@@ -57,7 +57,7 @@ use gavel::store::{Batch, Entry, Journal, JournalRead, OutcomeRecord, Snapshot a
 use gavel::views::{
     AllianceBoard, AuctionRef, AuctionView, LotView, Lots, Status, Viewer, ViewsPublisher,
 };
-use gavel::vocab::{check_vin, DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, Vehicle};
+use gavel::vocab::{check_vin, FIRST_RULES_VERSION, DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, Vehicle};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -111,10 +111,15 @@ fn script_rules() -> Rules {
         increments: Increments::standard(),
         outage_grace_ms: 300_000,
         bid_id_retention_ms: 7 * DAY,
+        // The story was written for the first rules (its retail of a car whose title
+        // cannot pass is a violation, not a refusal): the bytes and facts pinned here are
+        // those rules' (see `vocab::RULES_VERSION`).
+        version: FIRST_RULES_VERSION,
     };
     let alliance = AllianceRules {
         return_window_ms: 6 * HOUR,
         complaint_due_ms: 2 * HOUR,
+        version: FIRST_RULES_VERSION,
     };
     Rules { auction, alliance }
 }

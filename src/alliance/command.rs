@@ -6,7 +6,7 @@
 //! sequencer's `now_ms` is the only clock.
 
 use super::model::{Complaint, ComplaintId, Finding, Item, ItemId, Record, Warning};
-use crate::vocab::{DealerId, DealerStatus, Fen, Inspection, LotId, SellerId};
+use crate::vocab::{DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, RULES_VERSION};
 use serde::{Deserialize, Serialize};
 
 /// The alliance's time windows. Part of the journaled `Rules`, so a replay uses the
@@ -18,6 +18,11 @@ pub struct AllianceRules {
     pub return_window_ms: u64,
     /// A complaint must be resolved before `opened + this`. Default 24 h.
     pub complaint_due_ms: u64,
+    /// Which generation of the rules applies (`crate::vocab::RULES_VERSION` lists what
+    /// each changed), set with the auction's in one `Configure`. Not part of
+    /// the alliance's journaled shape: the market's durable form writes it once.
+    #[serde(skip)]
+    pub version: u32,
 }
 
 impl Default for AllianceRules {
@@ -25,6 +30,7 @@ impl Default for AllianceRules {
         Self {
             return_window_ms: 120 * 3_600_000,
             complaint_due_ms: 24 * 3_600_000,
+            version: RULES_VERSION,
         }
     }
 }

@@ -571,11 +571,19 @@ impl Book {
         if let Some(lead) = lot.lead.filter(|l| l.dealer == dealer) {
             // The leader raises its max: `amount` is otherwise ignored (but over the cap it
             // is `invalid`, like any amount), the price moves only to meet the reserve, and
-            // the close is not extended. Without a `max` there is nothing to raise.
-            if amount > MAX_AMOUNT {
+            // the close is not extended. Without a `max` there is nothing to raise. (Both
+            // refusals from rules version 2; before, `amount` was ignored whole and a raise
+            // without `max` was `invalid`.)
+            let v2 = self.rules.version >= 2;
+            if v2 && amount > MAX_AMOUNT {
                 return Err(Rejection::Invalid);
             }
-            let new_max = max.ok_or(Rejection::AlreadyLeading { max: lead.max })?;
+            let nothing_to_raise = if v2 {
+                Rejection::AlreadyLeading { max: lead.max }
+            } else {
+                Rejection::Invalid
+            };
+            let new_max = max.ok_or(nothing_to_raise)?;
             if new_max <= lead.max || new_max > MAX_AMOUNT {
                 return Err(Rejection::Invalid);
             }

@@ -5,6 +5,7 @@
 //! engine did, whatever the configuration file says on the day of the replay.
 
 use super::increments::Increments;
+use crate::vocab::RULES_VERSION;
 use crate::vocab::Fen;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +36,16 @@ pub struct Rules {
     /// absent, so logs written before it existed still load.
     #[serde(default = "default_bid_id_retention_ms")]
     pub bid_id_retention_ms: u64,
+    /// Which generation of the rules applies (`crate::vocab::RULES_VERSION` lists what
+    /// each changed). A rule that changes how a command is decided is gated by the version
+    /// that introduced it, so a journal replays under the rules it was written with.
+    #[serde(default = "first_version")]
+    pub version: u32,
+}
+
+/// The version of rules journaled before versions existed.
+pub(crate) fn first_version() -> u32 {
+    crate::vocab::FIRST_RULES_VERSION
 }
 
 /// The retention of rules journaled before it existed: 7 days.
@@ -56,6 +67,7 @@ impl Default for Rules {
             increments: Increments::standard(),
             outage_grace_ms: 300_000,
             bid_id_retention_ms: default_bid_id_retention_ms(),
+            version: RULES_VERSION,
         }
     }
 }

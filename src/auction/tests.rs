@@ -947,6 +947,26 @@ fn invalid_bids() {
     assert_eq!(sim.lot(lot), &before, "a refused raise changes nothing");
 }
 
+/// A journal written under the first rules replays as it was decided: a leader's raise
+/// ignored its `amount` whole, and a leader's bid without `max` was `invalid`.
+#[test]
+fn the_first_rules_decide_a_leaders_raise_as_they_did() {
+    let mut sim = Sim::with_rules(Rules {
+        version: crate::vocab::FIRST_RULES_VERSION,
+        ..Rules::default()
+    });
+    let seller = sim.seller();
+    let d = sim.dealer(y(1_000_000));
+    let lot = sim.list(seller, y(10_000), y(20_000), None);
+    accepted(sim.bid(d, lot, y(10_000), Some(y(15_000))));
+    assert_eq!(
+        rejected(sim.bid(d, lot, y(16_000), None)),
+        Rejection::Invalid
+    );
+    accepted(sim.bid(d, lot, u64::MAX, Some(y(16_000))));
+    assert_eq!(sim.lot(lot).lead.map(|l| l.max), Some(y(16_000)));
+}
+
 // ---------------------------------------------------------------------------------------
 // Lifecycle, seller decision, cancel, settle
 
@@ -1929,6 +1949,7 @@ mod props {
             increments: Increments::standard(),
             outage_grace_ms: 5 * SEC,
             bid_id_retention_ms: 2 * HOUR,
+            version: crate::vocab::RULES_VERSION,
         }
     }
 

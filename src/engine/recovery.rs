@@ -58,7 +58,7 @@ pub async fn recover<J: Journal>(
             }
             (market, s.seq)
         }
-        None => (Market::new(Rules::default()), 0),
+        None => (Market::new(Rules::first()), 0),
     };
     let (market, replayed) = replay(journal, market, observer).await?;
     Ok(Recovered {

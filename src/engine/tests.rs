@@ -201,7 +201,7 @@ fn assert_snapshots_match_the_log(journal: &MemoryJournal) {
     let entries = journal.entries();
     for snap in journal.saved_snapshots() {
         let saved: Market = rmp_serde::from_slice(&snap.bytes).expect("snapshot decodes");
-        let mut replayed = Market::new(Rules::default());
+        let mut replayed = Market::new(Rules::first());
         let mut events = Vec::new();
         for e in entries.iter().take_while(|e| e.seq <= snap.seq) {
             replayed.apply_into(e.seq, e.now_ms, e.command.clone(), &mut events);

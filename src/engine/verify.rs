@@ -84,7 +84,7 @@ fn describe(o: Option<&OutcomeRecord>) -> String {
 /// the evidence) and checks every published outcome.
 pub async fn verify<J: JournalRead>(journal: &mut J) -> Result<Verification, StoreError> {
     let mut checker = Checker::default();
-    let empty = Market::new(Rules::default());
+    let empty = Market::new(Rules::first());
     let (market, replayed) = replay(journal, empty, &mut checker).await?;
     let mut v = checker.verification;
     v.commands = replayed;

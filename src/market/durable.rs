@@ -20,6 +20,7 @@
 use super::{Command, Market, Rules};
 use crate::alliance::{Alliance, AllianceRules};
 use crate::auction::{self, Book, BookParts, Dealer, Increments, Lot, Seller, Service};
+use crate::vocab::FIRST_RULES_VERSION;
 use serde::de::{self, EnumAccess, IntoDeserializer, VariantAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -160,7 +161,10 @@ struct RulesShape<'a>(&'a auction::Rules, &'a AllianceRules);
 impl Serialize for RulesShape<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let Self(a, alliance) = self;
-        let mut r = s.serialize_struct("Rules", 12)?;
+        // Rules of the first version are written without it, byte for byte as before
+        // versions existed; a later version adds it as a thirteenth field.
+        let versioned = a.version != FIRST_RULES_VERSION;
+        let mut r = s.serialize_struct("Rules", if versioned { 13 } else { 12 })?;
         r.serialize_field("default_duration_ms", &a.default_duration_ms)?;
         r.serialize_field("min_duration_ms", &a.min_duration_ms)?;
         r.serialize_field("max_duration_ms", &a.max_duration_ms)?;
@@ -173,6 +177,9 @@ impl Serialize for RulesShape<'_> {
         r.serialize_field("outage_grace_ms", &a.outage_grace_ms)?;
         r.serialize_field("bid_id_retention_ms", &a.bid_id_retention_ms)?;
         r.serialize_field("alliance", alliance)?;
+        if versioned {
+            r.serialize_field("version", &a.version)?;
+        }
         r.end()
     }
 }
@@ -196,6 +203,9 @@ struct RulesRecord {
     /// Absent from rules journaled before the alliance existed.
     #[serde(default)]
     alliance: AllianceRules,
+    /// Absent from rules of the first version (see `vocab::RULES_VERSION`).
+    #[serde(default = "auction::first_version")]
+    version: u32,
 }
 
 impl Serialize for Rules {
@@ -220,8 +230,12 @@ impl<'de> Deserialize<'de> for Rules {
                 increments: r.increments,
                 outage_grace_ms: r.outage_grace_ms,
                 bid_id_retention_ms: r.bid_id_retention_ms,
+                version: r.version,
             },
-            alliance: r.alliance,
+            alliance: AllianceRules {
+                version: r.version,
+                ..r.alliance
+            },
         })
     }
 }
@@ -330,6 +344,26 @@ mod tests {
             serde_json::from_str::<Command>(&json).expect("json back"),
             bid
         );
+    }
+
+    #[test]
+    fn rules_of_the_first_version_are_written_as_before_versions_and_later_ones_with_it() {
+        let first = Rules::first();
+        let named = rmp_serde::to_vec_named(&first).expect("encodes");
+        assert!(!named.windows(7).any(|w| w == b"version"), "v1 writes no version");
+        let back: Rules = rmp_serde::from_slice(&named).expect("decodes");
+        assert_eq!(back, first);
+        assert_eq!(back.alliance.version, FIRST_RULES_VERSION);
+        let current = Rules::default();
+        assert_eq!(current.auction.version, crate::vocab::RULES_VERSION);
+        for bytes in [
+            rmp_serde::to_vec_named(&current).expect("encodes"),
+            rmp_serde::to_vec(&current).expect("encodes"),
+        ] {
+            let back: Rules = rmp_serde::from_slice(&bytes).expect("decodes");
+            assert_eq!(back, current);
+            assert_eq!(back.alliance.version, crate::vocab::RULES_VERSION);
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ mod tests;
 
 use crate::alliance::{Alliance, AllianceCommand, AllianceEvent, AllianceRules, Registry, Sale};
 use crate::auction::{self, Book, Dealer, Lot, LotStatus, Refusal};
-use crate::vocab::{DealerId, DealerStatus, LotId};
+use crate::vocab::{DealerId, DealerStatus, LotId, FIRST_RULES_VERSION};
 
 /// Every input to the market: what the journal holds, one per sequence number.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +82,24 @@ pub struct Rules {
     pub auction: auction::Rules,
     /// The return and complaint windows.
     pub alliance: AllianceRules,
+}
+
+impl Rules {
+    /// The rules an empty journal starts from: the defaults of the first version, which
+    /// every journal written before versions was decided by (the engine journals a
+    /// `Configure` whenever its own rules differ, so the log says which rules applied).
+    pub fn first() -> Self {
+        Self {
+            auction: auction::Rules {
+                version: FIRST_RULES_VERSION,
+                ..auction::Rules::default()
+            },
+            alliance: AllianceRules {
+                version: FIRST_RULES_VERSION,
+                ..AllianceRules::default()
+            },
+        }
+    }
 }
 
 /// The auction book and the alliance, and the one function that changes them.
@@ -191,8 +209,10 @@ impl Market {
             }
             Command::Configure(rules) => {
                 let Rules { auction, alliance } = *rules;
+                // One version for both books: the auction's is the one journaled.
+                let version = auction.version;
                 self.book.configure(auction);
-                self.alliance_rules = alliance;
+                self.alliance_rules = AllianceRules { version, ..alliance };
                 out.push(Event::Configured);
             }
         }

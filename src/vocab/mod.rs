@@ -23,3 +23,20 @@ pub(crate) use ids::id_type;
 pub use ids::{DealerId, LotId, ParseIdError, SellerId, ServiceId};
 pub use money::{Fen, FEN_PER_YUAN, MAX_AMOUNT};
 pub use vin::{check_vin, vin_check_digit};
+
+/// The generation of the rules this build decides new commands by. A rule that changes how
+/// a command is decided takes effect only from the version that introduced it: the
+/// engine journals its rules (`Configure`, the version with them), and a replay decides
+/// every command under the rules in force when it was journaled, so an old journal
+/// replays to exactly the state its engine reached.
+///
+/// - 1: the rules as first written (and of every journal written before versions).
+/// - 2: a leader's raise with an `amount` over 10^12 fen is `invalid`; a plain bid (no
+///   `max`) from the leader is `already_leading`; a retail sale is refused when the car's
+///   report shows structural, fire or flood damage, a tampered odometer or a title that
+///   cannot be transferred (zero tolerance at the point of sale).
+pub const RULES_VERSION: u32 = 2;
+
+/// The version of rules an empty journal starts with, and of rules journaled before
+/// versions existed.
+pub const FIRST_RULES_VERSION: u32 = 1;
