@@ -5,7 +5,7 @@
 //! is validated as a whole and every problem is reported together, so an operator fixes a
 //! bad configuration in one pass rather than one restart per mistake.
 
-use crate::alliance::AllianceRules;
+use crate::alliance::{AllianceRules, RefusedRetail};
 use crate::auction::{self, Increments, Tier};
 use crate::market::Rules;
 use crate::vocab::{FEN_PER_YUAN, RULES_VERSION};
@@ -64,6 +64,8 @@ pub struct AllianceConfig {
     pub complaint_due_s: u64,
     /// The open leading bids of a dealer who loses the right to bid.
     pub leading_bids_on_expulsion: LeadingBids,
+    /// How a retail sale refused under zero tolerance counts against the dealer.
+    pub refused_retail: RefusedRetail,
     /// Redis journal only: the consumer group that hands sold outcomes to the alliance.
     pub consumer_group: String,
     /// Redis journal only: this engine's consumer name in the group.
@@ -500,6 +502,7 @@ impl Config {
         let alliance = AllianceRules {
             return_window_ms: ms(self.alliance.return_window_s),
             complaint_due_ms: ms(self.alliance.complaint_due_s),
+            refused_retail: self.alliance.refused_retail,
             version: RULES_VERSION,
         };
         Rules { auction, alliance }

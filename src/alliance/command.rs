@@ -5,7 +5,9 @@
 //! recovery, so everything here serializes, and nothing carries a time of its own: the
 //! sequencer's `now_ms` is the only clock.
 
-use super::model::{Complaint, ComplaintId, Finding, Item, ItemId, Record, Warning};
+use super::model::{
+    Channel, Complaint, ComplaintId, Finding, Item, ItemId, Reason, Record, Warning, WarningId,
+};
 use crate::vocab::{DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, RULES_VERSION};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +20,11 @@ pub struct AllianceRules {
     pub return_window_ms: u64,
     /// A complaint must be resolved before `opened + this`. Default 24 h.
     pub complaint_due_ms: u64,
+    /// How a retail sale refused under zero tolerance counts against the dealer (rules
+    /// version 2 on). Last, and left out when it is the default, so rules that never
+    /// changed it are written as before it existed.
+    #[serde(default, skip_serializing_if = "RefusedRetail::is_default")]
+    pub refused_retail: RefusedRetail,
     /// Which generation of the rules applies (`crate::vocab::RULES_VERSION` lists what
     /// each changed), set with the auction's in one `Configure`. Not part of
     /// the alliance's journaled shape: the market's durable form writes it once.
@@ -30,8 +37,33 @@ impl Default for AllianceRules {
         Self {
             return_window_ms: 120 * 3_600_000,
             complaint_due_ms: 24 * 3_600_000,
+            refused_retail: RefusedRetail::default(),
             version: RULES_VERSION,
         }
+    }
+}
+
+/// How a retail sale refused under zero tolerance counts against the dealer. Every attempt
+/// is journaled and counted on the dealer's record either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusedRetail {
+    /// The first refused attempt on a car is a violation (one warning, which counts toward
+    /// expulsion like any other); later attempts on the same car are counted, not warned
+    /// again. The warning is corrected when the dealer disposes of the car out of the
+    /// alliance. The promise was broken in intent at the first attempt, though the refusal
+    /// spared the consumer; one car is one offence (a retried request must not expel),
+    /// and the dealer can put it right by sending the car where it belongs.
+    #[default]
+    WarnOncePerCar,
+    /// Attempts are counted on the record only: no warning. For an alliance phasing the
+    /// rule in.
+    CountOnly,
+}
+
+impl RefusedRetail {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
     }
 }
 
@@ -107,6 +139,18 @@ pub enum AllianceCommand {
     Refund {
         /// The item.
         item: ItemId,
+    },
+    /// The holding dealer sold the car out of the alliance (wholesale, export, scrap): it
+    /// leaves inventory without a consumer sale.
+    Dispose {
+        /// The item.
+        item: ItemId,
+        /// Who records it (the holding dealer, or an admin).
+        by: Actor,
+        /// Where the car went.
+        channel: Channel,
+        /// The dealer's note.
+        note: String,
     },
     /// A consumer complains about a dealer.
     OpenComplaint {
@@ -236,7 +280,19 @@ pub enum AllianceEvent {
         /// The dealer.
         dealer: DealerId,
         /// The warning of the violation that expelled it.
-        warning: super::model::WarningId,
+        warning: WarningId,
+    },
+    /// A retail sale zero tolerance forbids was refused, and counted against the dealer
+    /// (its `RecordChanged`, and the warning's events when it was warned, follow).
+    RetailRefused {
+        /// The car.
+        item: ItemId,
+        /// The holding dealer.
+        dealer: DealerId,
+        /// The reasons that bar it from retail.
+        reasons: Vec<Reason>,
+        /// The warning this attempt earned, if it earned one.
+        warning: Option<WarningId>,
     },
     /// The command changed nothing.
     Refused(AllianceRefusal),

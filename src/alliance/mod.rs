@@ -29,12 +29,12 @@ pub mod state;
 
 pub use certify::{canonical_inspection, certify, inspection_sha256};
 pub use command::{
-    Actor, AllianceCommand, AllianceEvent, AllianceRefusal, AllianceRules, HandOffRecord, Registry,
-    ReturnReason, Sale,
+    Actor, AllianceCommand, AllianceEvent, AllianceRefusal, AllianceRules, HandOffRecord,
+    RefusedRetail, Registry, ReturnReason, Sale,
 };
 pub use model::{
-    Cause, Complaint, ComplaintId, ComplaintStatus, Finding, Item, ItemId, ItemStatus, Reason,
-    Record, RetailSale, ReturnClaim, Standing, Warning, WarningId,
+    Cause, Channel, Complaint, ComplaintId, ComplaintStatus, Disposal, Finding, Item, ItemId,
+    ItemStatus, Reason, Record, RetailSale, ReturnClaim, Standing, Warning, WarningId,
 };
 pub use state::Alliance;
 

@@ -62,6 +62,23 @@ impl Reason {
             Self::InspectionMismatch => "inspection_mismatch",
         }
     }
+
+    /// Whether a car failing this rule may never be sold on to a consumer by a member
+    /// (rules version 2 on): hidden damage (structural, fire, flood) breaks "zero
+    /// tolerance", a tampered odometer "100% real condition" (no disclosure makes the
+    /// reading on the dashboard true), a title that cannot pass "100% real source" (the
+    /// consumer could never own the car). The other reasons are about the record's
+    /// integrity, not the car: such a car may be sold, marked not certified.
+    pub fn is_zero_tolerance(self) -> bool {
+        matches!(
+            self,
+            Self::StructuralDamage
+                | Self::Fire
+                | Self::Flood
+                | Self::OdometerTampered
+                | Self::TitleNotTransferable
+        )
+    }
 }
 
 /// What a returned car was found to have that its report did not show.
@@ -95,8 +112,11 @@ pub enum ItemStatus {
     Retailed,
     /// Returned by the consumer: a refund is due.
     Returned,
-    /// The consumer's money went back (final).
+    /// The consumer's money went back: the car is the dealer's again.
     Refunded,
+    /// Sold out of the alliance (wholesale, export or scrap): it left inventory without
+    /// a consumer sale (final).
+    Disposed,
 }
 
 impl ItemStatus {
@@ -107,8 +127,43 @@ impl ItemStatus {
             Self::Retailed => "retailed",
             Self::Returned => "returned",
             Self::Refunded => "refunded",
+            Self::Disposed => "disposed",
         }
     }
+}
+
+/// Where a car sold out of the alliance went. The names are the wire's `channel`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// Sold to another trader, not to a consumer.
+    Wholesale,
+    /// Sold abroad.
+    Export,
+    /// Scrapped.
+    Scrap,
+}
+
+impl Channel {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wholesale => "wholesale",
+            Self::Export => "export",
+            Self::Scrap => "scrap",
+        }
+    }
+}
+
+/// A dealer's disposal of a car out of the alliance.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disposal {
+    /// Where it went.
+    pub channel: Channel,
+    /// The dealer's note (buyer, export papers, scrap certificate).
+    pub note: String,
+    /// When it was recorded.
+    pub at: u64,
 }
 
 /// A dealer's retail sale of an item to a consumer.
@@ -172,6 +227,10 @@ pub struct Item {
     pub refunded_at: Option<u64>,
     /// Whether the consumer rated this sale (one rating per retail sale).
     pub rated: bool,
+    /// The disposal out of the alliance, once recorded. Last, and left out while `None`,
+    /// so an item without one is written as items were before disposals existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposal: Option<Disposal>,
 }
 
 /// Where a complaint is.
@@ -247,6 +306,13 @@ pub enum Cause {
         /// The complaint.
         complaint: ComplaintId,
     },
+    /// The dealer tried to sell a consumer a car zero tolerance bars from retail
+    /// ([`Reason::is_zero_tolerance`]); the sale was refused. Corrected when the dealer
+    /// disposes of the car out of the alliance.
+    ZeroToleranceRetail {
+        /// The car.
+        item: ItemId,
+    },
 }
 
 impl Cause {
@@ -256,15 +322,33 @@ impl Cause {
             Self::HiddenDamage { .. } => "hidden_damage",
             Self::TitleNotTransferable { .. } => "title_not_transferable",
             Self::OverdueComplaint { .. } => "overdue_complaint",
+            Self::ZeroToleranceRetail { .. } => "zero_tolerance_retail",
         }
     }
 
-    /// The item whose refund corrects this cause, if it is one.
+    /// The car this violation concerns, if it concerns one.
     pub fn item(self) -> Option<ItemId> {
         match self {
-            Self::HiddenDamage { item } | Self::TitleNotTransferable { item } => Some(item),
+            Self::HiddenDamage { item }
+            | Self::TitleNotTransferable { item }
+            | Self::ZeroToleranceRetail { item } => Some(item),
             Self::OverdueComplaint { .. } => None,
         }
+    }
+
+    /// Whether refunding the consumer for `car` corrects this violation: the sale that
+    /// should not have been made is undone.
+    pub fn corrected_by_refund_of(self, car: ItemId) -> bool {
+        match self {
+            Self::HiddenDamage { item } | Self::TitleNotTransferable { item } => item == car,
+            Self::OverdueComplaint { .. } | Self::ZeroToleranceRetail { .. } => false,
+        }
+    }
+
+    /// Whether disposing of `car` out of the alliance corrects this violation: the car
+    /// the dealer tried to retail went where it belongs.
+    pub fn corrected_by_disposal_of(self, car: ItemId) -> bool {
+        self == Self::ZeroToleranceRetail { item: car }
     }
 }
 
@@ -303,6 +387,14 @@ pub struct Record {
     pub violations: u32,
     /// The warnings, oldest first.
     pub warnings: Vec<WarningId>,
+    /// Retail sales refused under zero tolerance, every attempt counted (warned or not).
+    /// Last, and left out while 0, so a record without one is written as before.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refused_retail: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Record {
@@ -330,6 +422,8 @@ pub struct Standing {
     pub ratings: u32,
     /// Violations committed.
     pub violations: u32,
+    /// Retail sales refused under zero tolerance.
+    pub refused_retail: u32,
     /// Every warning, oldest first.
     pub warnings: Vec<Warning>,
     /// The dealer's status in the book.

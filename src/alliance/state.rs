@@ -7,12 +7,12 @@
 
 use super::certify::{certify, inspection_sha256};
 use super::command::{
-    Actor, AllianceCommand, AllianceEvent, AllianceRefusal, AllianceRules, HandOffRecord, Registry,
-    ReturnReason,
+    Actor, AllianceCommand, AllianceEvent, AllianceRefusal, AllianceRules, HandOffRecord,
+    RefusedRetail, Registry, ReturnReason,
 };
 use super::model::{
-    Cause, Complaint, ComplaintId, ComplaintStatus, Finding, Item, ItemId, ItemStatus, Record,
-    RetailSale, ReturnClaim, Standing, Warning, WarningId,
+    Cause, Channel, Complaint, ComplaintId, ComplaintStatus, Disposal, Finding, Item, ItemId,
+    ItemStatus, Reason, Record, RetailSale, ReturnClaim, Standing, Warning, WarningId,
 };
 use crate::vocab::{DealerId, DealerStatus, Fen, LotId, MAX_AMOUNT};
 use serde::{Deserialize, Serialize};
@@ -77,6 +77,7 @@ impl Alliance {
             score_tenths: record.score_tenths(),
             ratings: record.ratings,
             violations: record.violations,
+            refused_retail: record.refused_retail,
             warnings: record
                 .warnings
                 .iter()
@@ -126,6 +127,12 @@ impl Alliance {
                 out,
             ),
             AllianceCommand::Refund { item } => self.refund(now, item, out),
+            AllianceCommand::Dispose {
+                item,
+                by,
+                channel,
+                note,
+            } => self.dispose(now, item, by, channel, note, out),
             AllianceCommand::OpenComplaint {
                 dealer,
                 item,
@@ -220,6 +227,7 @@ impl Alliance {
                 self.records.insert(*dealer, record.clone());
             }
             AllianceEvent::HandedOff { .. }
+            | AllianceEvent::RetailRefused { .. }
             | AllianceEvent::Expelled { .. }
             | AllianceEvent::Refused(_) => {}
         }
@@ -269,6 +277,7 @@ impl Alliance {
             return_claim: None,
             refunded_at: None,
             rated: false,
+            disposal: None,
         };
         self.by_auction.insert(item.auction, id);
         out.push(AllianceEvent::HandedOff {
@@ -304,6 +313,18 @@ impl Alliance {
             return Err(AllianceRefusal::InvalidAmount);
         }
         let (dealer, title_ok) = (item.dealer, item.inspection.title_transferable);
+        if rules.version >= 2 {
+            let barred: Vec<Reason> = item
+                .reasons
+                .iter()
+                .copied()
+                .filter(|r| r.is_zero_tolerance())
+                .collect();
+            if !barred.is_empty() {
+                self.refuse_retail(now, rules, id, dealer, barred, registry, out);
+                return Ok(());
+            }
+        }
         let item = self
             .items
             .get_mut(&id)
@@ -317,7 +338,8 @@ impl Alliance {
         });
         out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
         // Selling a consumer a car whose title cannot pass to them breaks the alliance's
-        // "real source" promise, whatever the report disclosed to the dealer.
+        // "real source" promise, whatever the report disclosed to the dealer. (From rules
+        // version 2 such a sale is refused above instead.)
         if !title_ok {
             self.violate(
                 now,
@@ -327,6 +349,94 @@ impl Alliance {
                 out,
             );
         }
+        Ok(())
+    }
+
+    /// A retail sale zero tolerance forbids: nothing is sold; the attempt is counted on the
+    /// dealer's record and, as `rules.refused_retail` says, warned.
+    #[allow(clippy::too_many_arguments)] // the refused Retail's facts, unpacked
+    fn refuse_retail(
+        &mut self,
+        now: u64,
+        rules: &AllianceRules,
+        id: ItemId,
+        dealer: DealerId,
+        reasons: Vec<Reason>,
+        registry: &impl Registry,
+        out: &mut Vec<AllianceEvent>,
+    ) {
+        let cause = Cause::ZeroToleranceRetail { item: id };
+        let warned_before = self
+            .records
+            .get(&dealer)
+            .is_some_and(|r| r.warnings.iter().any(|w| self.warned_for(*w, cause)));
+        let warn = match rules.refused_retail {
+            RefusedRetail::WarnOncePerCar => !warned_before,
+            RefusedRetail::CountOnly => false,
+        };
+        let record = self.records.entry(dealer).or_default();
+        record.refused_retail = record.refused_retail.saturating_add(1);
+        let record = record.clone();
+        // The refusal first, so a reader meets the reason before its consequences.
+        let at = out.len();
+        out.push(AllianceEvent::RetailRefused {
+            item: id,
+            dealer,
+            reasons,
+            warning: None,
+        });
+        if warn {
+            // `violate` reports the record, with this attempt counted.
+            let warning = self.violate(now, dealer, cause, registry, out);
+            if let Some(AllianceEvent::RetailRefused { warning: w, .. }) = out.get_mut(at) {
+                *w = Some(warning);
+            }
+        } else {
+            out.push(AllianceEvent::RecordChanged { dealer, record });
+        }
+    }
+
+    fn warned_for(&self, warning: WarningId, cause: Cause) -> bool {
+        self.warnings
+            .get(&warning)
+            .is_some_and(|w| w.cause == cause)
+    }
+
+    /// The holding dealer (or an operator) records that the car left the alliance.
+    fn dispose(
+        &mut self,
+        now: u64,
+        id: ItemId,
+        by: Actor,
+        channel: Channel,
+        note: String,
+        out: &mut Vec<AllianceEvent>,
+    ) -> Outcome {
+        let item = self
+            .items
+            .get_mut(&id)
+            .ok_or(AllianceRefusal::UnknownItem)?;
+        match by {
+            Actor::Admin => {}
+            Actor::Dealer(d) if d == item.dealer => {}
+            Actor::Dealer(_) | Actor::Service => return Err(AllianceRefusal::NotAllowed),
+        }
+        match item.status {
+            // The dealer holds the car: never sold on, or taken back with a refund.
+            ItemStatus::InStock | ItemStatus::Refunded => {}
+            ItemStatus::Retailed | ItemStatus::Returned | ItemStatus::Disposed => {
+                return Err(AllianceRefusal::WrongState)
+            }
+        }
+        item.status = ItemStatus::Disposed;
+        item.disposal = Some(Disposal {
+            channel,
+            note,
+            at: now,
+        });
+        let dealer = item.dealer;
+        out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
+        self.correct(now, dealer, |w| w.cause.corrected_by_disposal_of(id), out);
         Ok(())
     }
 
@@ -347,7 +457,9 @@ impl Alliance {
         let retail = match (item.status, &item.retail) {
             (ItemStatus::InStock, _) | (_, None) => return Err(AllianceRefusal::NotRetailed),
             (ItemStatus::Returned, _) => return Err(AllianceRefusal::AlreadyReturned),
-            (ItemStatus::Refunded, _) => return Err(AllianceRefusal::WrongState),
+            (ItemStatus::Refunded | ItemStatus::Disposed, _) => {
+                return Err(AllianceRefusal::WrongState)
+            }
             (ItemStatus::Retailed, Some(r)) => r,
         };
         // The window is half-open: at exactly retail + 120 h it has closed.
@@ -397,14 +509,13 @@ impl Alliance {
             // directly, when the dealer takes back a car it should not have sold.
             ItemStatus::Returned | ItemStatus::Retailed => {}
             ItemStatus::InStock => return Err(AllianceRefusal::NotRetailed),
-            ItemStatus::Refunded => return Err(AllianceRefusal::WrongState),
+            ItemStatus::Refunded | ItemStatus::Disposed => return Err(AllianceRefusal::WrongState),
         }
         item.status = ItemStatus::Refunded;
         item.refunded_at = Some(now);
         let dealer = item.dealer;
         out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
-        let corrects = |w: &Warning| w.cause.item() == Some(id);
-        self.correct(now, dealer, corrects, out);
+        self.correct(now, dealer, |w| w.cause.corrected_by_refund_of(id), out);
         Ok(())
     }
 

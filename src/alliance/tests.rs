@@ -527,17 +527,14 @@ fn which_returns_are_violations() {
     ];
     for &(certified, findings, expected) in table {
         let mut sim = Sim::new();
-        let report = if certified {
-            clean()
-        } else {
-            Inspection {
-                odometer_tampered: true,
-                ..clean()
-            }
-        };
-        sim.sell(1, 1, report.clone());
-        sim.run(AllianceCommand::HandOff(Box::new(record(1, 1, report))));
-        sim.retail(ItemId(1), 1);
+        sim.sell(1, 1, clean());
+        let mut handed = record(1, 1, clean());
+        if !certified {
+            // Not certified for a reason that still allows retail.
+            handed.inspection_sha256 = [0; 32];
+        }
+        sim.run(AllianceCommand::HandOff(Box::new(handed)));
+        assert_eq!(refusal(&sim.retail(ItemId(1), 1)), None);
         let out = sim.give_back(ItemId(1), findings);
         assert_eq!(refusal(&out), None);
         let standing = sim.standing(1);
@@ -552,8 +549,10 @@ fn which_returns_are_violations() {
 }
 
 #[test]
-fn retailing_a_car_whose_title_cannot_pass_is_a_violation_corrected_by_a_refund() {
+fn under_the_first_rules_retailing_a_car_whose_title_cannot_pass_is_a_violation_corrected_by_a_refund(
+) {
     let mut sim = Sim::new();
+    sim.rules.version = crate::vocab::FIRST_RULES_VERSION;
     let report = Inspection {
         title_transferable: false,
         ..clean()
@@ -787,7 +786,8 @@ fn scores_round_half_up_to_one_decimal() {
 // Warnings, corrections, expulsion
 
 /// Gives dealer 1 a violation of the kind named: an overdue complaint, a certified car
-/// returned with hidden damage, or a retail sale of a car whose title cannot pass.
+/// returned with hidden damage, or an attempt to retail a car whose title cannot pass
+/// (refused under zero tolerance).
 fn violation(
     sim: &mut Sim,
     kind: &str,
@@ -805,7 +805,7 @@ fn violation(
             let out = sim.give_back(item, &[Finding::StructuralDamage]);
             (out, None, Some(item))
         }
-        "title" => {
+        "refused" => {
             let report = Inspection {
                 title_transferable: false,
                 ..clean()
@@ -826,9 +826,9 @@ fn violation(
 fn two_uncorrected_warnings_and_a_violation_expel() {
     for kinds in [
         ["overdue", "overdue", "overdue"],
-        ["damage", "overdue", "title"],
-        ["title", "damage", "damage"],
-        ["overdue", "title", "damage"],
+        ["damage", "overdue", "refused"],
+        ["refused", "damage", "damage"],
+        ["overdue", "refused", "damage"],
     ] {
         let mut sim = Sim::new();
         for (n, kind) in kinds.iter().enumerate() {
@@ -870,7 +870,7 @@ fn a_corrected_warning_does_not_count_toward_expulsion() {
         let s = sim.standing(1);
         assert_eq!((s.violations, s.uncorrected()), (2, 1), "{fix}");
         // Warning → correction → no expulsion on the next violation ...
-        let (out, _, _) = violation(&mut sim, "title");
+        let (out, _, _) = violation(&mut sim, "refused");
         assert!(!expelled(&out), "{fix}");
         assert_eq!(sim.status(1), DealerStatus::Active, "{fix}");
         let s = sim.standing(1);
@@ -916,4 +916,282 @@ fn overdue_complaints_due_together_fire_in_order_in_one_tick() {
     assert_eq!(overdue, ids);
     assert!(expelled(&out), "the third overdue complaint expels");
     assert_eq!(sim.standing(1).violations, 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Zero tolerance at the point of sale, and disposal out of the alliance
+
+/// Hands off a car with `report` (a true record) to dealer 1 as lot `lot`.
+fn stock_with(sim: &mut Sim, lot: u32, report: Inspection) -> ItemId {
+    sim.sell(lot, 1, report.clone());
+    let out = sim.run(AllianceCommand::HandOff(Box::new(record(lot, 1, report))));
+    match out.first() {
+        Some(AllianceEvent::HandedOff { item, .. }) => *item,
+        other => panic!("no hand-off: {other:?}"),
+    }
+}
+
+fn retail_refused(out: &[AllianceEvent]) -> Option<(Vec<Reason>, Option<WarningId>)> {
+    out.iter().find_map(|e| match e {
+        AllianceEvent::RetailRefused {
+            reasons, warning, ..
+        } => Some((reasons.clone(), *warning)),
+        _ => None,
+    })
+}
+
+#[test]
+fn zero_tolerance_refuses_the_retail_sale_of_these_cars_and_only_these() {
+    // (what the report or the record shows, barred from retail?)
+    /// Makes the report or the record fail a rule.
+    type Spoil = fn(&mut Inspection, &mut HandOffRecord);
+    let table: &[(&str, Spoil, &[Reason])] = &[
+        ("clean", |_, _| {}, &[]),
+        (
+            "structural",
+            |i, _| i.structural_damage = true,
+            &[Reason::StructuralDamage],
+        ),
+        ("fire", |i, _| i.fire = true, &[Reason::Fire]),
+        ("flood", |i, _| i.flood = true, &[Reason::Flood]),
+        (
+            "odometer",
+            |i, _| i.odometer_tampered = true,
+            &[Reason::OdometerTampered],
+        ),
+        (
+            "title",
+            |i, _| i.title_transferable = false,
+            &[Reason::TitleNotTransferable],
+        ),
+        (
+            "fire and flood",
+            |i, _| {
+                i.fire = true;
+                i.flood = true;
+            },
+            &[Reason::Fire, Reason::Flood],
+        ),
+        // Not certified, but nothing about the car itself: sold, marked not certified.
+        ("vin", |_, r| r.vin = "1M8GDM9AXKP042789".into(), &[]),
+        ("hash", |_, r| r.inspection_sha256 = [7; 32], &[]),
+    ];
+    for &(name, change, barred) in table {
+        let mut sim = Sim::new();
+        let mut report = clean();
+        let mut handed = record(1, 1, clean());
+        change(&mut report, &mut handed);
+        handed.inspection_sha256 = if handed.inspection_sha256 == [7; 32] {
+            [7; 32]
+        } else {
+            inspection_sha256(&report)
+        };
+        handed.inspection = report.clone();
+        sim.sell(1, 1, report);
+        sim.run(AllianceCommand::HandOff(Box::new(handed)));
+        let out = sim.retail(ItemId(1), 1);
+        let item = sim.alliance.item(ItemId(1)).expect("item").clone();
+        match retail_refused(&out) {
+            Some((reasons, warning)) => {
+                assert_eq!(reasons, barred, "{name}");
+                assert_eq!(warning, Some(WarningId(1)), "{name}");
+                assert_eq!(item.status, ItemStatus::InStock, "{name}: nothing sold");
+                assert!(item.retail.is_none(), "{name}");
+                assert_eq!(sim.standing(1).refused_retail, 1, "{name}");
+            }
+            None => {
+                assert!(barred.is_empty(), "{name} was sold");
+                assert_eq!(refusal(&out), None, "{name}");
+                assert_eq!(item.status, ItemStatus::Retailed, "{name}");
+                assert_eq!(item.certified, name == "clean", "{name}");
+                assert_eq!(sim.standing(1).violations, 0, "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn under_the_first_rules_such_a_sale_went_through() {
+    let mut sim = Sim::new();
+    sim.rules.version = crate::vocab::FIRST_RULES_VERSION;
+    let item = stock_with(
+        &mut sim,
+        1,
+        Inspection {
+            flood: true,
+            ..clean()
+        },
+    );
+    let out = sim.retail(item, 1);
+    assert_eq!(retail_refused(&out), None);
+    assert_eq!(
+        sim.alliance.item(item).map(|i| i.status),
+        Some(ItemStatus::Retailed)
+    );
+}
+
+#[test]
+fn the_first_refused_attempt_on_a_car_is_warned_later_ones_are_counted() {
+    let flood = Inspection {
+        flood: true,
+        ..clean()
+    };
+    // (rule, warnings after three attempts on one car and one on another)
+    for (rule, warnings) in [
+        (RefusedRetail::WarnOncePerCar, 2),
+        (RefusedRetail::CountOnly, 0),
+    ] {
+        let mut sim = Sim::new();
+        sim.rules.refused_retail = rule;
+        let first = stock_with(&mut sim, 1, flood.clone());
+        let second = stock_with(&mut sim, 2, flood.clone());
+        let mut warned = Vec::new();
+        for item in [first, first, first, second] {
+            let out = sim.retail(item, 1);
+            let (_, warning) = retail_refused(&out).expect("refused");
+            warned.push(warning.is_some());
+            assert!(out.iter().any(|e| matches!(
+                e,
+                AllianceEvent::RecordChanged { record, .. } if record.refused_retail >= 1
+            )));
+        }
+        let expected = match rule {
+            RefusedRetail::WarnOncePerCar => [true, false, false, true],
+            RefusedRetail::CountOnly => [false; 4],
+        };
+        assert_eq!(warned, expected, "{rule:?}");
+        let s = sim.standing(1);
+        assert_eq!(s.refused_retail, 4, "{rule:?}: every attempt counted");
+        assert_eq!(s.violations, warnings, "{rule:?}");
+    }
+}
+
+#[test]
+fn a_refused_attempt_is_a_violation_toward_expulsion() {
+    let mut sim = Sim::new();
+    violation(&mut sim, "overdue");
+    violation(&mut sim, "damage");
+    let (out, _, _) = violation(&mut sim, "refused");
+    assert!(expelled(&out));
+    assert_eq!(sim.status(1), DealerStatus::Expelled);
+}
+
+#[test]
+fn disposal_takes_a_car_out_of_inventory_and_corrects_the_refused_attempt() {
+    let mut sim = Sim::new();
+    let flooded = stock_with(
+        &mut sim,
+        1,
+        Inspection {
+            flood: true,
+            ..clean()
+        },
+    );
+    sim.retail(flooded, 1);
+    assert_eq!(sim.standing(1).uncorrected(), 1);
+    sim.now += H;
+    let dispose = |item, by, channel| AllianceCommand::Dispose {
+        item,
+        by,
+        channel,
+        note: "scrap certificate 118".into(),
+    };
+    // Only the holding dealer or an operator.
+    for by in [Actor::Dealer(DealerId(2)), Actor::Service] {
+        assert_eq!(
+            refusal(&sim.run(dispose(flooded, by, Channel::Scrap))),
+            Some(AllianceRefusal::NotAllowed)
+        );
+    }
+    let out = sim.run(dispose(flooded, Actor::Dealer(DealerId(1)), Channel::Scrap));
+    assert_eq!(refusal(&out), None);
+    let item = sim.alliance.item(flooded).expect("item");
+    assert_eq!(item.status, ItemStatus::Disposed);
+    assert_eq!(
+        item.disposal,
+        Some(Disposal {
+            channel: Channel::Scrap,
+            note: "scrap certificate 118".into(),
+            at: sim.now,
+        })
+    );
+    let s = sim.standing(1);
+    assert_eq!((s.violations, s.uncorrected()), (1, 0));
+    assert_eq!(s.warnings[0].corrected_at, Some(sim.now));
+    // Final: no second disposal, no retail, no return.
+    assert_eq!(
+        refusal(&sim.run(dispose(flooded, Actor::Admin, Channel::Export))),
+        Some(AllianceRefusal::WrongState)
+    );
+    assert_eq!(
+        refusal(&sim.retail(flooded, 1)),
+        Some(AllianceRefusal::WrongState)
+    );
+}
+
+#[test]
+fn which_cars_can_be_disposed_of() {
+    // (how far the car got, disposable?)
+    let table: &[(&str, bool)] = &[
+        ("in stock", true),
+        ("retailed", false),
+        ("returned", false),
+        ("refunded", true),
+    ];
+    for &(stage, ok) in table {
+        let mut sim = Sim::new();
+        let item = sim.stock(1, 1);
+        if stage != "in stock" {
+            sim.retail(item, 1);
+        }
+        if matches!(stage, "returned" | "refunded") {
+            sim.give_back(item, &[]);
+        }
+        if stage == "refunded" {
+            sim.run(AllianceCommand::Refund { item });
+        }
+        let out = sim.run(AllianceCommand::Dispose {
+            item,
+            by: Actor::Admin,
+            channel: Channel::Wholesale,
+            note: String::new(),
+        });
+        let expected = (!ok).then_some(AllianceRefusal::WrongState);
+        assert_eq!(refusal(&out), expected, "{stage}");
+    }
+    let mut sim = Sim::new();
+    let out = sim.run(AllianceCommand::Dispose {
+        item: ItemId(9),
+        by: Actor::Admin,
+        channel: Channel::Export,
+        note: String::new(),
+    });
+    assert_eq!(refusal(&out), Some(AllianceRefusal::UnknownItem));
+}
+
+#[test]
+fn a_disposal_does_not_correct_what_a_refund_corrects() {
+    let mut sim = Sim::new();
+    let item = sim.stock(1, 1);
+    sim.retail(item, 1);
+    sim.give_back(item, &[Finding::Fire]);
+    sim.run(AllianceCommand::Refund { item });
+    assert_eq!(sim.standing(1).uncorrected(), 0);
+    // A violation the refund does not fix stays uncorrected by a disposal of another car.
+    let other = stock_with(
+        &mut sim,
+        2,
+        Inspection {
+            structural_damage: true,
+            ..clean()
+        },
+    );
+    sim.retail(other, 1);
+    sim.run(AllianceCommand::Dispose {
+        item,
+        by: Actor::Dealer(DealerId(1)),
+        channel: Channel::Export,
+        note: String::new(),
+    });
+    assert_eq!(sim.standing(1).uncorrected(), 1);
 }
