@@ -339,19 +339,17 @@ impl Book {
             Command::RegisterDealer {
                 name,
                 deposit,
-                mut linked_sellers,
+                linked_sellers,
                 token_hash,
             } => {
                 if deposit > MAX_AMOUNT {
                     out.push(E::from(Event::Refused(Refusal::InvalidAmount)));
                     return;
                 }
-                if linked_sellers.iter().any(|s| self.seller(*s).is_none()) {
-                    out.push(E::from(Event::Refused(Refusal::UnknownSeller)));
-                    return;
-                }
-                linked_sellers.sort_unstable();
-                linked_sellers.dedup();
+                let linked_sellers = match self.on_record(linked_sellers) {
+                    Ok(sellers) => sellers,
+                    Err(refusal) => return out.push(E::from(Event::Refused(refusal))),
+                };
                 let id = DealerId(next_id(self.dealers.len()));
                 self.dealers.push(Dealer {
                     id,
@@ -384,7 +382,59 @@ impl Book {
             } => self.decide(now, lot, seller, accept, out),
             Command::Settle { lot } => self.settle(lot, out),
             Command::Resume => self.resume(now, out),
+            Command::SetDealerLinks {
+                dealer,
+                linked_sellers,
+            } => self.set_links(dealer, linked_sellers, out),
         }
+    }
+
+    /// A dealer's links as the book keeps them (sorted, no repeats, for the binary search
+    /// of every bid), or `UnknownSeller` if one names no seller.
+    fn on_record(&self, mut sellers: Vec<SellerId>) -> Result<Vec<SellerId>, Refusal> {
+        if sellers.iter().any(|s| self.seller(*s).is_none()) {
+            return Err(Refusal::UnknownSeller);
+        }
+        sellers.sort_unstable();
+        sellers.dedup();
+        Ok(sellers)
+    }
+
+    /// Replaces a dealer's links to sellers. Bids are checked against the links when they
+    /// are placed, so from now on the dealer's bids on a newly linked seller's cars are
+    /// `own_listing`. A lead it already holds on such a car stands, as a suspended
+    /// dealer's does: the book keeps only a lot's current lead, so withdrawing it would
+    /// leave no runner-up to fall back to, and the bid was placed under the links then on
+    /// record. The event names those lots, so an operator can cancel any of them.
+    fn set_links<E: From<Event>>(
+        &mut self,
+        dealer: DealerId,
+        linked_sellers: Vec<SellerId>,
+        out: &mut Vec<E>,
+    ) {
+        if self.dealer(dealer).is_none() {
+            return out.push(E::from(Event::Refused(Refusal::UnknownDealer)));
+        }
+        let linked_sellers = match self.on_record(linked_sellers) {
+            Ok(sellers) => sellers,
+            Err(refusal) => return out.push(E::from(Event::Refused(refusal))),
+        };
+        let leading = self
+            .lots
+            .iter()
+            .filter(|l| matches!(l.status, LotStatus::Live | LotStatus::PendingSeller))
+            .filter(|l| l.lead.is_some_and(|lead| lead.dealer == dealer))
+            .filter(|l| linked_sellers.binary_search(&l.seller).is_ok())
+            .map(|l| l.id)
+            .collect();
+        if let Some(d) = self.dealers.get_mut(dealer.index()) {
+            d.linked_sellers.clone_from(&linked_sellers);
+        }
+        out.push(E::from(Event::LinksChanged {
+            dealer,
+            linked_sellers,
+            leading,
+        }));
     }
 
     /// Changes a dealer's status (an operator's command, or the alliance's sanction).

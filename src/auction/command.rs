@@ -159,4 +159,13 @@ pub enum Command {
     /// the engine was down get `outage_grace_ms` more, instead of closing unseen; so do
     /// open complaints whose due time passed (a dealer could not answer them meanwhile).
     Resume,
+    /// Replace the sellers a dealer is linked to (an operator's command): cars of linked
+    /// sellers are `own_listing` for the dealer from this command on. A lead the dealer
+    /// already holds on such a car stands (see `Book::set_links`).
+    SetDealerLinks {
+        /// The dealer.
+        dealer: DealerId,
+        /// Every seller it is linked to now (any order, repeats ignored).
+        linked_sellers: Vec<SellerId>,
+    },
 }

@@ -201,6 +201,16 @@ pub enum Event {
         /// Exposure now.
         exposure: Fen,
     },
+    /// A dealer's links to sellers were replaced.
+    LinksChanged {
+        /// The dealer.
+        dealer: DealerId,
+        /// Every seller it is linked to now, in id order.
+        linked_sellers: Vec<SellerId>,
+        /// Lots of those sellers, still open (live, or awaiting the seller's decision),
+        /// that the dealer leads: its leads stand, and an operator may cancel the lot.
+        leading: Vec<LotId>,
+    },
     /// A lot was listed.
     Listed {
         /// The new lot.

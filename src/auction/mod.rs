@@ -22,8 +22,8 @@ pub use event::{BidOutcome, Event, LotStatus, LotUpdate, Outcome, Refusal, Rejec
 pub use increments::{Increments, IncrementsError, Tier};
 pub use lot::{Lead, Lot};
 pub use receipts::{Digest as ReceiptDigest, Receipt, Receipts};
-pub(crate) use rules::{default_bid_id_retention_ms, first_version};
 pub use rules::Rules;
+pub(crate) use rules::{default_bid_id_retention_ms, first_version};
 
 #[cfg(test)]
 mod tests;

@@ -5,8 +5,8 @@
 //! engine did, whatever the configuration file says on the day of the replay.
 
 use super::increments::Increments;
-use crate::vocab::RULES_VERSION;
 use crate::vocab::Fen;
+use crate::vocab::RULES_VERSION;
 use serde::{Deserialize, Serialize};
 
 /// Every tunable rule of the auction core. Defaults are the contract's defaults.

@@ -839,6 +839,79 @@ fn own_listing_for_a_linked_dealer() {
 }
 
 #[test]
+fn an_operator_relinks_a_dealer_and_its_standing_lead_stands() {
+    let mut sim = Sim::new();
+    let s1 = sim.seller();
+    let s2 = sim.seller();
+    let d = sim.dealer(y(100_000));
+    let rival = sim.dealer(y(100_000));
+    let led = sim.list(s1, y(10_000), y(20_000), None);
+    let trailed = sim.list(s1, y(10_000), y(20_000), None);
+    let other = sim.list(s2, y(10_000), y(20_000), None);
+    accepted(sim.bid(d, led, y(10_000), Some(y(12_000))));
+    accepted(sim.bid(rival, trailed, y(10_000), Some(y(15_000))));
+    accepted(sim.bid(d, trailed, y(10_500), None));
+    let events = sim.run(Command::SetDealerLinks {
+        dealer: d,
+        linked_sellers: vec![s1, s1],
+    });
+    assert_eq!(
+        events,
+        [Event::LinksChanged {
+            dealer: d,
+            linked_sellers: vec![s1],
+            leading: vec![led],
+        }],
+        "the lots it leads are named; the one it trails is not"
+    );
+    assert_eq!(sim.book.dealer(d).unwrap().linked_sellers, [s1]);
+    // At once: no new bid and no raise on S1's cars; the lead and its exposure stand.
+    assert_eq!(
+        rejected(sim.bid(d, led, 0, Some(y(14_000)))),
+        Rejection::OwnListing
+    );
+    assert_eq!(
+        rejected(sim.bid(d, trailed, y(16_000), None)),
+        Rejection::OwnListing
+    );
+    assert_eq!(
+        sim.lot(led).lead.map(|l| (l.dealer, l.max)),
+        Some((d, y(12_000)))
+    );
+    assert_eq!(sim.exposure(d), y(12_000));
+    accepted(sim.bid(d, other, y(10_000), None));
+    // Unlinked again: bids on S1's cars are accepted again.
+    sim.run(Command::SetDealerLinks {
+        dealer: d,
+        linked_sellers: vec![],
+    });
+    accepted(sim.bid(d, trailed, y(16_000), None));
+}
+
+#[test]
+fn links_name_real_dealers_and_sellers() {
+    let mut sim = Sim::new();
+    let s1 = sim.seller();
+    let d = sim.linked_dealer(y(1_000), vec![s1]);
+    let table = [
+        (DealerId(9), vec![s1], Refusal::UnknownDealer),
+        (d, vec![s1, SellerId(9)], Refusal::UnknownSeller),
+    ];
+    for (dealer, linked_sellers, refusal) in table {
+        let events = sim.run(Command::SetDealerLinks {
+            dealer,
+            linked_sellers,
+        });
+        assert_eq!(events, [Event::Refused(refusal)]);
+    }
+    assert_eq!(
+        sim.book.dealer(d).unwrap().linked_sellers,
+        [s1],
+        "unchanged"
+    );
+}
+
+#[test]
 fn exposure_limit_uses_the_bids_own_max_and_falls_when_outbid() {
     let mut sim = Sim::new();
     let seller = sim.seller();

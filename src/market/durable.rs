@@ -43,6 +43,7 @@ const COMMANDS: &[&str] = &[
     "Tick",
     "Resume",
     "Alliance",
+    "SetDealerLinks",
 ];
 
 impl Serialize for Command {
@@ -350,7 +351,10 @@ mod tests {
     fn rules_of_the_first_version_are_written_as_before_versions_and_later_ones_with_it() {
         let first = Rules::first();
         let named = rmp_serde::to_vec_named(&first).expect("encodes");
-        assert!(!named.windows(7).any(|w| w == b"version"), "v1 writes no version");
+        assert!(
+            !named.windows(7).any(|w| w == b"version"),
+            "v1 writes no version"
+        );
         let back: Rules = rmp_serde::from_slice(&named).expect("decodes");
         assert_eq!(back, first);
         assert_eq!(back.alliance.version, FIRST_RULES_VERSION);

@@ -212,7 +212,10 @@ impl Market {
                 // One version for both books: the auction's is the one journaled.
                 let version = auction.version;
                 self.book.configure(auction);
-                self.alliance_rules = AllianceRules { version, ..alliance };
+                self.alliance_rules = AllianceRules {
+                    version,
+                    ..alliance
+                };
                 out.push(Event::Configured);
             }
         }
