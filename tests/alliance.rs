@@ -145,6 +145,14 @@ impl Api {
     }
 }
 
+/// `gavel replay --verify` over a stopped server's file journal agrees.
+fn verify_replay(dir: &std::path::Path) {
+    let (status, out) =
+        support::gavel::replay_verify(&support::gavel::JournalArg::File(dir.to_path_buf()));
+    assert!(status.success(), "gavel replay --verify failed:\n{out}");
+    assert!(out.contains("all agree"), "{out}");
+}
+
 // ---------------------------------------------------------------------------------------
 // Redelivery: a consumer that dies before XACK
 
@@ -664,7 +672,95 @@ async fn with_the_file_journal_sold_cars_reach_the_inventory_and_stay_there() {
     assert_eq!(uncertified["items"].as_array().map(Vec::len), Some(1));
     let certified = api.get("/v1/inventory?certified=true", &service).await;
     assert_eq!(certified["items"], json!([]));
-    let id = item["id"].as_str().expect("id").to_string();
+    let barred = item["id"].as_str().expect("id").to_string();
+
+    // Zero tolerance: its retail sale is refused, twice; the first attempt is a warning.
+    let retail = format!("/v1/inventory/{barred}/retail");
+    for (attempt, warning) in [(1, json!("W1")), (2, Value::Null)] {
+        let (status, err) = api
+            .call(
+                "POST",
+                &retail,
+                &dealer_token,
+                Some(json!({"consumer_ref": format!("c-{attempt}"), "price": 65_000 * Y})),
+            )
+            .await;
+        assert_eq!(status, 409, "{err}");
+        assert_eq!(err["error"]["code"], "zero_tolerance");
+        assert_eq!(
+            err["error"]["reasons"],
+            json!(["odometer_tampered", "title_not_transferable"])
+        );
+        assert_eq!(err["error"]["warning"], warning, "attempt {attempt}");
+    }
+    let standing = api
+        .get(&format!("/v1/dealers/{dealer}/standing"), &seller)
+        .await;
+    assert_eq!(standing["refused_retail"], 2);
+    assert_eq!(standing["violations"], 1);
+    assert_eq!(standing["warnings"][0]["cause"], "zero_tolerance_retail");
+    assert_eq!(standing["warnings"][0]["inventory"], barred.as_str());
+    assert_eq!(standing["warnings"][0]["corrected"], false);
+    let held = api.get(&format!("/v1/inventory/{barred}"), &service).await;
+    assert_eq!(held["status"], "in_stock", "nothing was sold");
+
+    // Disposal out of the alliance: the holding dealer's (or an admin's); it corrects the
+    // warning and shows in the dealer's inventory history, its note only to the dealer.
+    let dispose = format!("/v1/inventory/{barred}/dispose");
+    let scrap = json!({"channel": "scrap", "note": "Scrap certificate ZZ-118"});
+    let (status, _) = api
+        .call("POST", &dispose, &service, Some(scrap.clone()))
+        .await;
+    assert_eq!(status, 403);
+    let (status, err) = api
+        .call(
+            "POST",
+            &dispose,
+            &dealer_token,
+            Some(json!({"channel": "river"})),
+        )
+        .await;
+    assert_eq!((status, &err["error"]["code"]), (422, &json!("invalid")));
+    let disposed = api.ok("POST", &dispose, &dealer_token, scrap, 200).await;
+    assert_eq!(disposed["status"], "disposed");
+    assert_eq!(disposed["disposal_channel"], "scrap");
+    assert_eq!(disposed["disposal_note"], "Scrap certificate ZZ-118");
+    let events: Vec<_> = disposed["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .map(|h| h["event"].as_str().unwrap_or("?"))
+        .collect();
+    assert_eq!(events, ["delivered", "disposed"]);
+    let public = api.get(&format!("/v1/inventory/{barred}"), &service).await;
+    assert_eq!(public["disposal_channel"], "scrap");
+    assert!(public.get("disposal_note").is_none(), "{public}");
+    let (status, err) = api
+        .call(
+            "POST",
+            &dispose,
+            &dealer_token,
+            Some(json!({"channel": "export"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (409, &json!("wrong_state"))
+    );
+    let standing = api
+        .get(&format!("/v1/dealers/{dealer}/standing"), &seller)
+        .await;
+    assert_eq!(standing["warnings"][0]["corrected"], true);
+
+    // A clean car for the consumer's side: retail, rating, return window, refund.
+    let car = api.list(&seller, clean_report()).await;
+    assert_eq!(ws.bid(&car, 60_000 * Y, "b-2").await["accepted"], true);
+    let items = api
+        .until("/v1/inventory?certified=true", &dealer_token, |v| {
+            v["items"].as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await;
+    let id = items["items"][0]["id"].as_str().expect("id").to_string();
 
     // Ratings: not before a retail sale; one per sale; bad marks are 422.
     let rating =
@@ -693,14 +789,15 @@ async fn with_the_file_journal_sold_cars_reach_the_inventory_and_stay_there() {
         (409, Some("already_rated"))
     );
 
-    // Retailing a car whose title cannot pass is a violation; a refund corrects it.
     let standing = api
         .get(&format!("/v1/dealers/{dealer}/standing"), &seller)
         .await;
     assert_eq!(standing["score"], 4.5);
     assert_eq!(standing["ratings"], 1);
-    assert_eq!(standing["warnings"][0]["cause"], "title_not_transferable");
-    assert_eq!(standing["warnings"][0]["corrected"], false);
+    assert_eq!(
+        standing["violations"], 1,
+        "a certified sale is no violation"
+    );
 
     // After the (2 s, in this test) window, a return is refused.
     tokio::time::sleep(Duration::from_millis(2_100)).await;
@@ -747,16 +844,19 @@ async fn with_the_file_journal_sold_cars_reach_the_inventory_and_stay_there() {
     let before = api
         .get(&format!("/v1/dealers/{dealer}/standing"), &seller)
         .await;
-    assert_eq!(before["warnings"][0]["corrected"], true);
-    let inventory_before = api.get("/v1/inventory", &service).await;
+    let inventory_before = api.get("/v1/inventory", &dealer_token).await;
     server.shutdown().await.expect("clean shutdown");
+    verify_replay(dir.path());
 
     // Restart on the same directory: the journal brings every item and mark back.
     let server = gavel::server::start(&cfg, open().await.expect("journal again"))
         .await
         .expect("server again");
     let api = Api { addr: server.addr };
-    assert_eq!(api.get("/v1/inventory", &service).await, inventory_before);
+    assert_eq!(
+        api.get("/v1/inventory", &dealer_token).await,
+        inventory_before
+    );
     assert_eq!(
         api.get(&format!("/v1/dealers/{dealer}/standing"), &seller)
             .await,
@@ -771,4 +871,93 @@ async fn with_the_file_journal_sold_cars_reach_the_inventory_and_stay_there() {
         .await;
     assert_eq!(status, 404);
     server.shutdown().await.expect("clean shutdown");
+}
+
+// ---------------------------------------------------------------------------------------
+// Real source: an operator edits who is linked to whom
+
+#[tokio::test]
+async fn an_operator_links_a_dealer_to_a_seller_at_once_and_the_link_survives_a_restart() {
+    support::init_tracing();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cfg = config(&[]);
+    let open = || FileJournal::open(dir.path(), FileJournalConfig::default());
+    let server = gavel::server::start(&cfg, open().await.expect("journal"))
+        .await
+        .expect("server");
+    let api = Api { addr: server.addr };
+    let (cousin, cousin_token) = api
+        .account("/v1/sellers", json!({"name": "Zhao Lei"}))
+        .await;
+    let (_, stranger_token) = api.account("/v1/sellers", json!({"name": "Li Wei"})).await;
+    let (dealer, dealer_token) = api
+        .account(
+            "/v1/dealers",
+            json!({"name": "Family Motors", "deposit": 100_000 * Y}),
+        )
+        .await;
+    let own = api.list(&cousin_token, clean_report()).await;
+    let other = api.list(&stranger_token, clean_report()).await;
+    let mut ws = Dealer::connect(server.addr, &dealer_token).await;
+    let r = ws.bid_max(&own, 50_000 * Y, 55_000 * Y, "b-1").await;
+    assert_eq!(r["accepted"], true, "{r}");
+
+    // Only an admin, only real sellers and dealers.
+    let links = format!("/v1/dealers/{dealer}/links");
+    let body = json!({"linked_sellers": [cousin, cousin]});
+    let (status, _) = api
+        .call("POST", &links, &dealer_token, Some(body.clone()))
+        .await;
+    assert_eq!(status, 403);
+    let (status, err) = api
+        .call(
+            "POST",
+            &links,
+            ADMIN,
+            Some(json!({"linked_sellers": ["S99"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (422, &json!("unknown_seller"))
+    );
+    let (status, _) = api
+        .call("POST", "/v1/dealers/D99/links", ADMIN, Some(body.clone()))
+        .await;
+    assert_eq!(status, 404);
+
+    // Linked: the answer names the lot it leads; its lead stands, its next bid does not.
+    let linked = api.ok("POST", &links, ADMIN, body, 200).await;
+    assert_eq!(
+        linked,
+        json!({"dealer": dealer, "linked_sellers": [cousin], "leading": [own]})
+    );
+    let r = ws.bid_max(&own, 0, 58_000 * Y, "b-2").await;
+    assert_eq!(
+        (r["accepted"].clone(), r["reason"].clone()),
+        (json!(false), json!("own_listing"))
+    );
+    let view = api.get(&format!("/v1/auctions/{own}"), &dealer_token).await;
+    assert_eq!(view["leading"], true, "the lead stands: {view}");
+    let r = ws.bid(&other, 50_000 * Y, "b-3").await;
+    assert_eq!(r["accepted"], true, "{r}");
+    server.shutdown().await.expect("clean shutdown");
+    verify_replay(dir.path());
+
+    // After a restart the link holds; unlinking takes effect at once too.
+    let server = gavel::server::start(&cfg, open().await.expect("journal again"))
+        .await
+        .expect("server again");
+    let api = Api { addr: server.addr };
+    let mut ws = Dealer::connect(server.addr, &dealer_token).await;
+    let r = ws.bid_max(&own, 0, 58_000 * Y, "b-4").await;
+    assert_eq!(r["reason"], "own_listing", "{r}");
+    let unlinked = api
+        .ok("POST", &links, ADMIN, json!({"linked_sellers": []}), 200)
+        .await;
+    assert_eq!(unlinked["linked_sellers"], json!([]));
+    let r = ws.bid_max(&own, 0, 58_000 * Y, "b-5").await;
+    assert_eq!(r["accepted"], true, "{r}");
+    server.shutdown().await.expect("clean shutdown");
+    verify_replay(dir.path());
 }

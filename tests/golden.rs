@@ -18,6 +18,12 @@
 //! - `journal-batch.msgpack.hex`: one journal batch (`rmp_serde::to_vec_named(&Batch)`,
 //!   what the file and Redis journals store) holding every `Command` and every
 //!   `AllianceCommand` variant, with its outcomes.
+//! - `journal-batch-v2.msgpack.hex`: the sequel's batch, journaled under rules version 2
+//!   after the script: the commands that version added (`SetDealerLinks`,
+//!   `Alliance::Dispose`) and a retail sale refused under zero tolerance. Its own file, so
+//!   the story's batch stays the bytes the first version wrote.
+//! - `snapshot-v2.msgpack.hex`: the book after the script and the sequel (a disposal, a
+//!   refused-retail count, a version-2 `Configure`).
 //! - `snapshot.msgpack.hex`: a snapshot (`rmp_serde::encode::write(&mut bytes, &book)`,
 //!   positional, as the engine's snapshot thread writes it) of the book a deterministic
 //!   command script builds: lots in every status, dealers with receipts (one with more than
@@ -39,8 +45,8 @@
 //! migration, never a bless to make a refactor pass.**
 
 use gavel::alliance::{
-    inspection_sha256, Actor, AllianceCommand, AllianceEvent, AllianceRules, ComplaintId, Finding,
-    HandOffRecord, ItemId, ReturnReason, WarningId,
+    inspection_sha256, Actor, AllianceCommand, AllianceEvent, AllianceRules, Channel, ComplaintId,
+    Finding, HandOffRecord, ItemId, RefusedRetail, ReturnReason, WarningId,
 };
 use gavel::auction::{
     self, BidOutcome, Canceller, Command as AuctionCommand, Event as AuctionEvent, Increments,
@@ -57,7 +63,10 @@ use gavel::store::{Batch, Entry, Journal, JournalRead, OutcomeRecord, Snapshot a
 use gavel::views::{
     AllianceBoard, AuctionRef, AuctionView, LotView, Lots, Status, Viewer, ViewsPublisher,
 };
-use gavel::vocab::{check_vin, FIRST_RULES_VERSION, DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, Vehicle};
+use gavel::vocab::{
+    check_vin, DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, Vehicle,
+    FIRST_RULES_VERSION,
+};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -119,8 +128,21 @@ fn script_rules() -> Rules {
     let alliance = AllianceRules {
         return_window_ms: 6 * HOUR,
         complaint_due_ms: 2 * HOUR,
+        refused_retail: RefusedRetail::WarnOncePerCar,
         version: FIRST_RULES_VERSION,
     };
+    Rules { auction, alliance }
+}
+
+/// The sequel's rules: the script's, in the version that introduced zero tolerance at the
+/// point of sale and links an operator can edit.
+fn sequel_rules() -> Rules {
+    let Rules {
+        mut auction,
+        mut alliance,
+    } = script_rules();
+    auction.version = 2;
+    alliance.version = 2;
     Rules { auction, alliance }
 }
 
@@ -398,16 +420,17 @@ fn hand_off(listings: &[(SellerId, Listing)], lot: u32, dealer: u32, price: Fen)
     })))
 }
 
-/// Sequenced entries: each gets the next seq, stamped at `T0 + offset`.
+/// Sequenced entries: each gets the next seq (after `base`), stamped at `T0 + offset`.
 #[derive(Default)]
 struct Log {
+    base: u64,
     entries: Vec<Entry>,
 }
 
 impl Log {
     fn at(&mut self, offset_ms: u64, command: Command) {
         self.entries.push(Entry {
-            seq: self.entries.len() as u64 + 1,
+            seq: self.base + self.entries.len() as u64 + 1,
             now_ms: T0 + offset_ms,
             command,
         });
@@ -673,6 +696,119 @@ fn script() -> (Vec<Entry>, Vec<Entry>) {
     }
     let bulk = log.entries.split_off(story_len);
     (log.entries, bulk)
+}
+
+/// The sequel: what an engine of rules version 2 journals after the script, on the
+/// script's book. It holds the commands version 2 added (`SetDealerLinks`,
+/// `Alliance::Dispose`) and the retail refusal, so it is its own batch: the story's batch
+/// stays the bytes version 1 wrote.
+///
+/// A13 (S2, flood damage) is sold to D1 by buy-now and handed off as I5; D1's retail of
+/// it is refused twice (W6 for the first), and its scrapping corrects W6; D1 wholesales
+/// the certified I4; D2, leading A9 (S1), is linked to S1: its lead stands, its raise is
+/// `own_listing`.
+fn sequel() -> Vec<Entry> {
+    let (story, bulk) = script();
+    let mut log = Log {
+        base: (story.len() + bulk.len()) as u64,
+        entries: Vec::new(),
+    };
+    let start = 10 * HOUR;
+    log.at(start, Command::Configure(Box::new(sequel_rules())));
+    let flooded = listing(
+        vehicle(
+            "1M8GDM9AXKP042788",
+            "Chery",
+            "Tiggo 8",
+            2020,
+            70_000,
+            Some("Zhengzhou"),
+        ),
+        Inspection {
+            flood: true,
+            ..report(true, 2, "Water line under the seats.")
+        },
+        (1_000_000, 1_200_000, Some(1_500_000)),
+        None,
+        None,
+    );
+    log.at(
+        start + 1_000,
+        Command::Auction(AuctionCommand::ListCar {
+            seller: SellerId(2),
+            listing: Box::new(flooded.clone()),
+        }),
+    );
+    log.at(start + 2_000, bid(1, 13, 1_500_000, None, "d1-0011")); // buy-now: A13 sold
+    let mut listings = script_listings();
+    listings.push((SellerId(2), flooded));
+    log.at(start + 3_000, hand_off(&listings, 13, 1, 1_500_000)); // I5, flood
+    let retail = |consumer_ref: &str| {
+        Command::Alliance(AllianceCommand::Retail {
+            item: ItemId(5),
+            by: Actor::Dealer(DealerId(1)),
+            consumer_ref: consumer_ref.into(),
+            price: 2_000_000,
+        })
+    };
+    log.at(start + 4_000, retail("c-1004")); // refused: zero tolerance, W6
+    log.at(start + 5_000, retail("c-1005")); // refused again: counted, no warning
+    let dispose = |item, dealer, channel, note: &str| {
+        Command::Alliance(AllianceCommand::Dispose {
+            item: ItemId(item),
+            by: Actor::Dealer(DealerId(dealer)),
+            channel,
+            note: note.into(),
+        })
+    };
+    log.at(
+        start + 6_000,
+        dispose(5, 1, Channel::Scrap, "Scrap certificate ZZ-2025-118."),
+    ); // corrects W6
+    log.at(
+        start + 7_000,
+        dispose(4, 1, Channel::Wholesale, "To a Hefei trader."),
+    );
+    log.at(start + 8_000, dispose(3, 1, Channel::Export, "")); // wrong_state (returned)
+    log.at(start + 8_000, dispose(2, 1, Channel::Export, "")); // forbidden (D2's car)
+    log.at(
+        start + 9_000,
+        Command::Auction(AuctionCommand::SetDealerLinks {
+            dealer: DealerId(2),
+            linked_sellers: vec![SellerId(1), SellerId(1)],
+        }),
+    ); // D2 leads A9 (S1): the lead stands
+    log.at(start + 10_000, bid(2, 9, 0, Some(26_000_000), "d2-0008")); // own_listing
+    log.at(
+        start + 11_000,
+        Command::Auction(AuctionCommand::SetDealerLinks {
+            dealer: DealerId(4),
+            linked_sellers: vec![SellerId(9)],
+        }),
+    ); // refused: no such seller
+    log.entries
+}
+
+/// The sequel as a batch, with its outcomes (applied after the script).
+fn sequel_batch() -> Batch {
+    let mut book = script_book();
+    let entries = sequel();
+    let outcomes = apply(&mut book, &entries)
+        .iter()
+        .flat_map(|(seq, events)| {
+            events
+                .iter()
+                .filter_map(|e| OutcomeRecord::from_event(*seq, e))
+        })
+        .collect();
+    Batch { entries, outcomes }
+}
+
+/// The book after the script and the sequel.
+fn sequel_book() -> Market {
+    let mut book = script_book();
+    apply(&mut book, &sequel());
+    book
 }
 
 /// Applies entries to a book, returning each entry's seq and events.
@@ -1430,11 +1566,13 @@ fn command_name(c: &Command) -> &'static str {
         Command::Auction(AuctionCommand::Settle { .. }) => "Settle",
         Command::Auction(AuctionCommand::Tick) => "Tick",
         Command::Auction(AuctionCommand::Resume) => "Resume",
+        Command::Auction(AuctionCommand::SetDealerLinks { .. }) => "SetDealerLinks",
         Command::Alliance(a) => match a {
             AllianceCommand::HandOff(_) => "Alliance::HandOff",
             AllianceCommand::Retail { .. } => "Alliance::Retail",
             AllianceCommand::Return { .. } => "Alliance::Return",
             AllianceCommand::Refund { .. } => "Alliance::Refund",
+            AllianceCommand::Dispose { .. } => "Alliance::Dispose",
             AllianceCommand::OpenComplaint { .. } => "Alliance::OpenComplaint",
             AllianceCommand::ResolveComplaint { .. } => "Alliance::ResolveComplaint",
             AllianceCommand::Rate { .. } => "Alliance::Rate",
@@ -1442,7 +1580,7 @@ fn command_name(c: &Command) -> &'static str {
     }
 }
 
-const EVERY_COMMAND: [&str; 20] = [
+const EVERY_COMMAND: [&str; 22] = [
     "Configure",
     "RegisterSeller",
     "RegisterDealer",
@@ -1456,10 +1594,12 @@ const EVERY_COMMAND: [&str; 20] = [
     "Settle",
     "Tick",
     "Resume",
+    "SetDealerLinks",
     "Alliance::HandOff",
     "Alliance::Retail",
     "Alliance::Return",
     "Alliance::Refund",
+    "Alliance::Dispose",
     "Alliance::OpenComplaint",
     "Alliance::ResolveComplaint",
     "Alliance::Rate",
@@ -1528,6 +1668,28 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
                 Event::Alliance(AllianceEvent::Expelled { dealer, warning }) => {
                     format!("{dealer} expelled by {warning}")
                 }
+                Event::Alliance(AllianceEvent::RetailRefused {
+                    item,
+                    dealer,
+                    reasons,
+                    warning,
+                }) => format!(
+                    "{item} {dealer} retail refused {:?} warning={:?}",
+                    reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                    warning.map(|w| w.to_string())
+                ),
+                Event::Auction(AuctionEvent::LinksChanged {
+                    dealer,
+                    linked_sellers,
+                    leading,
+                }) => format!(
+                    "{dealer} linked to {:?} leading {:?}",
+                    linked_sellers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>(),
+                    leading.iter().map(ToString::to_string).collect::<Vec<_>>()
+                ),
                 _ => continue,
             };
             facts.push(format!("seq {seq}: {fact}"));
@@ -1577,8 +1739,13 @@ fn book_facts(book: &Market) -> Vec<String> {
     }
     let alliance = book.alliance();
     for i in alliance.items() {
+        let disposal = i
+            .disposal
+            .as_ref()
+            .map(|d| format!(" disposal={} at T0+{}", d.channel.as_str(), d.at - T0))
+            .unwrap_or_default();
         facts.push(format!(
-            "{} {} {} {} certified={} reasons={:?} rated={}",
+            "{} {} {} {} certified={} reasons={:?} rated={}{disposal}",
             i.id,
             i.auction,
             i.dealer,
@@ -1609,8 +1776,12 @@ fn book_facts(book: &Market) -> Vec<String> {
     for d in book.book().dealers() {
         let s = alliance.standing(d.id, d.status);
         if s.ratings > 0 || s.violations > 0 {
+            let refused = match s.refused_retail {
+                0 => String::new(),
+                n => format!(" refused_retail={n}"),
+            };
             facts.push(format!(
-                "{} standing score={:?} ratings={} violations={} uncorrected={}",
+                "{} standing score={:?} ratings={} violations={} uncorrected={}{refused}",
                 d.id,
                 s.score(),
                 s.ratings,
@@ -2197,32 +2368,39 @@ fn http_auction_json_is_pinned() {
     }
 }
 
-#[test]
-fn journal_batch_is_pinned() {
-    let batch = journal_batch();
-    check_blob("journal-batch.msgpack.hex", &batch_bytes(&batch));
-
-    let fixture = stored_blob("journal-batch.msgpack.hex", &batch_bytes(&batch));
+/// Checks `batch` against the pinned `file` and returns the fixture, decoded: it must
+/// re-encode to its own bytes and be the batch the script builds.
+fn pinned_batch(file: &str, batch: &Batch) -> Batch {
+    check_blob(file, &batch_bytes(batch));
+    let fixture = stored_blob(file, &batch_bytes(batch));
     let decoded = decode_batch(&fixture);
     assert_eq!(
         batch_bytes(&decoded),
         fixture,
-        "the batch does not re-encode to its own bytes"
+        "{file}: the batch does not re-encode to its own bytes"
     );
     assert_eq!(
-        decoded, batch,
-        "the fixture decodes to another batch than the script's"
+        &decoded, batch,
+        "{file}: the fixture decodes to another batch than the script's"
     );
+    decoded
+}
 
+#[test]
+fn journal_batch_is_pinned() {
+    let decoded = pinned_batch("journal-batch.msgpack.hex", &journal_batch());
+
+    // Every command is in the story or, if version 2 added it, in the sequel.
     let names: BTreeSet<&str> = decoded
         .entries
         .iter()
+        .chain(&sequel())
         .map(|e| command_name(&e.command))
         .collect();
     assert_eq!(
         names,
         BTreeSet::from(EVERY_COMMAND),
-        "the batch must hold every command"
+        "the story and the sequel must hold every command"
     );
     assert_eq!(
         batch_facts(&decoded),
@@ -2428,5 +2606,77 @@ async fn the_file_journal_writes_the_pinned_bytes() {
     assert_eq!(
         stored,
         frame(&[&snapshot.seq.to_le_bytes()[..], &snapshot.bytes].concat())
+    );
+}
+
+#[test]
+fn the_sequel_batch_is_pinned() {
+    let decoded = pinned_batch("journal-batch-v2.msgpack.hex", &sequel_batch());
+    assert_eq!(
+        batch_facts(&decoded),
+        [
+            "entries 208..=220 (13), from T0+36000000 to T0+36011000",
+            "outcome seq 210: A13 sold price=Some(1500000) dealer=Some(\"D1\") seller=S2",
+        ]
+    );
+}
+
+#[test]
+fn the_sequel_does_what_its_comments_say() {
+    let mut book = script_book();
+    let applied = apply(&mut book, &sequel());
+    assert_eq!(
+        story_facts(&applied),
+        [
+            "seq 210: A13 D1 accepted price=1500000 leading=true duplicate=false",
+            "seq 211: A13 handed off as I5 duplicate=false",
+            "seq 212: I5 D1 retail refused [\"flood\"] warning=Some(\"W6\")",
+            "seq 213: I5 D1 retail refused [\"flood\"] warning=None",
+            "seq 216: alliance refused wrong_state",
+            "seq 217: alliance refused forbidden",
+            "seq 218: D2 linked to [\"S1\"] leading [\"A9\"]",
+            "seq 219: A9 D2 rejected own_listing duplicate=false",
+            "seq 220: refused UnknownSeller",
+        ]
+    );
+}
+
+#[test]
+fn the_sequel_snapshot_is_pinned() {
+    let book = sequel_book();
+    let bytes = snapshot_bytes(&book);
+    check_blob("snapshot-v2.msgpack.hex", &bytes);
+    let fixture = stored_blob("snapshot-v2.msgpack.hex", &bytes);
+    let decoded = decode_snapshot(&fixture);
+    assert_eq!(
+        snapshot_bytes(&decoded),
+        fixture,
+        "the snapshot does not re-encode to its own bytes"
+    );
+    assert_eq!(decoded, book, "the fixture decodes to another book");
+    let facts = book_facts(&decoded);
+    let changed: Vec<&str> = facts
+        .iter()
+        .map(String::as_str)
+        .filter(|f| {
+            ["last_seq", "A9 ", "A13 ", "D1 ", "D2 ", "I4 ", "I5 ", "W6 "]
+                .iter()
+                .any(|p| f.starts_with(p))
+        })
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "last_seq=220 last_now=T0+36011000",
+            "A9 live price=Some(21100000) bids=4 lead=Some(\"D2 max 25500000\") settled=false vin_ok=true",
+            "A13 sold price=Some(1500000) bids=1 lead=Some(\"D1 max 1500000\") settled=false vin_ok=true",
+            "D1 Active deposit=50000000 exposure=9500000 receipts=141 linked=[]",
+            "D2 Active deposit=20000000 exposure=36500000 receipts=8 linked=[\"S1\"]",
+            "I4 A12 D1 disposed certified=true reasons=[] rated=false disposal=wholesale at T0+36007000",
+            "I5 A13 D1 disposed certified=false reasons=[\"flood\"] rated=false disposal=scrap at T0+36006000",
+            "W6 D1 zero_tolerance_retail corrected=true",
+            "D1 standing score=Some(4.5) ratings=1 violations=2 uncorrected=0 refused_retail=2",
+            "D2 standing score=Some(4.5) ratings=1 violations=1 uncorrected=1",
+        ]
     );
 }

@@ -8,8 +8,8 @@
 
 use super::routes::{check_amount, parse_id, ApiError, AppState, Body, Caller};
 use crate::alliance::{
-    Actor, AllianceCommand, AllianceEvent, AllianceRefusal, Cause, Complaint, ComplaintId, Finding,
-    Item, ItemId, Record, ReturnReason, Standing, Warning,
+    Actor, AllianceCommand, AllianceEvent, AllianceRefusal, Cause, Channel, Complaint, ComplaintId,
+    Finding, Item, ItemId, Record, ReturnReason, Standing, Warning,
 };
 use crate::directory::Principal;
 use crate::market::{Command, Event};
@@ -38,6 +38,7 @@ where
         .route("/v1/inventory/{id}/retail", post(retail))
         .route("/v1/inventory/{id}/returns", post(return_item))
         .route("/v1/inventory/{id}/refund", post(refund))
+        .route("/v1/inventory/{id}/dispose", post(dispose))
         .route("/v1/complaints", post(open_complaint))
         .route("/v1/complaints/{id}/resolve", post(resolve_complaint))
         .route("/v1/dealers/{id}/ratings", post(rate))
@@ -85,7 +86,50 @@ fn item_json(i: &Item) -> Value {
     if let Some(t) = i.refunded_at {
         m.insert("refunded_at".into(), t.into());
     }
+    // The dealer's note may name its buyer: it stays with the dealer and operators.
+    if let Some(d) = &i.disposal {
+        m.insert("disposed_at".into(), d.at.into());
+        m.insert("disposal_channel".into(), d.channel.as_str().into());
+    }
+    m.insert("history".into(), history_json(i));
     v
+}
+
+/// The item's life, oldest first: what the dealer's inventory history shows.
+fn history_json(i: &Item) -> Value {
+    let mut steps = vec![json!({"event": "delivered", "at": i.delivered_at})];
+    if let Some(r) = &i.retail {
+        steps.push(json!({"event": "retailed", "at": r.at}));
+    }
+    if let Some(r) = &i.return_claim {
+        steps.push(json!({"event": "returned", "at": r.at}));
+    }
+    if let Some(t) = i.refunded_at {
+        steps.push(json!({"event": "refunded", "at": t}));
+    }
+    if let Some(d) = &i.disposal {
+        steps.push(json!({"event": "disposed", "at": d.at, "channel": d.channel.as_str()}));
+    }
+    Value::Array(steps)
+}
+
+/// The item as its holding dealer or an operator sees it: the public item and the note of
+/// its disposal.
+fn private_item_json(i: &Item) -> Value {
+    let mut v = item_json(i);
+    if let (Some(d), Some(m)) = (&i.disposal, v.as_object_mut()) {
+        m.insert("disposal_note".into(), d.note.clone().into());
+    }
+    v
+}
+
+/// Whether `caller` may see the item's private fields.
+fn sees_private(caller: &Caller, i: &Item) -> bool {
+    match caller.0 {
+        Principal::Admin => true,
+        Principal::Dealer(d) => d == i.dealer,
+        _ => false,
+    }
 }
 
 fn complaint_json(c: &Complaint) -> Value {
@@ -111,7 +155,9 @@ fn warning_json(w: &Warning) -> Value {
     });
     if let Some(m) = v.as_object_mut() {
         match w.cause {
-            Cause::HiddenDamage { item } | Cause::TitleNotTransferable { item } => {
+            Cause::HiddenDamage { item }
+            | Cause::TitleNotTransferable { item }
+            | Cause::ZeroToleranceRetail { item } => {
                 m.insert("inventory".into(), item.to_string().into());
             }
             Cause::OverdueComplaint { complaint } => {
@@ -128,6 +174,7 @@ fn standing_json(s: &Standing) -> Value {
         "score": s.score(),
         "ratings": s.ratings,
         "violations": s.violations,
+        "refused_retail": s.refused_retail,
         "warnings": s.warnings.iter().map(warning_json).collect::<Vec<_>>(),
         "status": s.status,
     })
@@ -311,7 +358,7 @@ struct InventoryQuery {
 
 async fn list_inventory(
     State(s): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Query(q): Query<InventoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let certified = match q.certified.as_deref() {
@@ -335,14 +382,20 @@ async fn list_inventory(
         .alliance
         .items(certified, dealer)
         .iter()
-        .map(item_json)
+        .map(|i| {
+            if sees_private(&caller, i) {
+                private_item_json(i)
+            } else {
+                item_json(i)
+            }
+        })
         .collect();
     Ok(Json(json!({ "items": items })))
 }
 
 async fn get_item(
     State(s): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id: ItemId = parse_id(&id, "inventory item")?;
@@ -350,6 +403,9 @@ async fn get_item(
         .alliance
         .item(id)
         .ok_or_else(|| ApiError::not_found("inventory item"))?;
+    if sees_private(&caller, &item) {
+        return Ok(Json(private_item_json(&item)));
+    }
     Ok(Json(item_json(&item)))
 }
 
@@ -382,7 +438,36 @@ async fn retail(
         },
     )
     .await?;
+    if let Some(refused) = events.iter().find_map(|e| match e {
+        Event::Alliance(AllianceEvent::RetailRefused {
+            reasons, warning, ..
+        }) => Some(zero_tolerance(item, reasons, *warning)),
+        _ => None,
+    }) {
+        return Err(refused);
+    }
     Ok(Json(item_json(item_of(&events).ok_or_else(missing)?)))
+}
+
+/// `409 zero_tolerance`: the retail sale was refused, and the attempt recorded.
+fn zero_tolerance(
+    item: ItemId,
+    reasons: &[crate::alliance::Reason],
+    warning: Option<crate::alliance::WarningId>,
+) -> ApiError {
+    let names: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "zero_tolerance",
+        format!(
+            "the alliance does not sell consumers a car whose report shows {}; the attempt \
+             is recorded against the dealer. Sell it out of the alliance instead: \
+             POST /v1/inventory/{item}/dispose",
+            names.join(", ")
+        ),
+    )
+    .with("reasons", json!(names))
+    .with("warning", json!(warning.map(|w| w.to_string())))
 }
 
 #[derive(Deserialize)]
@@ -448,6 +533,50 @@ async fn refund(
     require_service(&caller)?;
     let events = submit(&s, AllianceCommand::Refund { item }).await?;
     Ok(Json(item_json(item_of(&events).ok_or_else(missing)?)))
+}
+
+#[derive(Deserialize)]
+struct DisposeBody {
+    channel: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn dispose(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(b): Body<DisposeBody>,
+) -> Result<Json<Value>, ApiError> {
+    let item: ItemId = parse_id(&id, "inventory item")?;
+    let by = match caller.0 {
+        Principal::Dealer(d) => Actor::Dealer(d),
+        Principal::Admin => Actor::Admin,
+        _ => return Err(ApiError::forbidden()),
+    };
+    let channel = match b.channel.as_str() {
+        "wholesale" => Channel::Wholesale,
+        "export" => Channel::Export,
+        "scrap" => Channel::Scrap,
+        other => {
+            return Err(invalid(format!(
+                "channel must be one of wholesale, export, scrap, not {other:?}"
+            )))
+        }
+    };
+    let events = submit(
+        &s,
+        AllianceCommand::Dispose {
+            item,
+            by,
+            channel,
+            note: text("note", &b.note, MAX_TEXT_CHARS, false)?,
+        },
+    )
+    .await?;
+    Ok(Json(private_item_json(
+        item_of(&events).ok_or_else(missing)?,
+    )))
 }
 
 #[derive(Deserialize)]

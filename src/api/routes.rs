@@ -51,6 +51,8 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Fields beside `code` and `message` that a client can act on (documented per code).
+    extra: serde_json::Map<String, Value>,
 }
 
 impl ApiError {
@@ -59,7 +61,14 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            extra: serde_json::Map::new(),
         }
+    }
+
+    /// Adds a field to the error object.
+    pub(crate) fn with(mut self, key: &str, value: Value) -> Self {
+        self.extra.insert(key.into(), value);
+        self
     }
 
     pub(crate) fn unavailable() -> Self {
@@ -93,7 +102,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut error = self.extra;
+        error.insert("code".into(), self.code.into());
+        error.insert("message".into(), self.message.into());
+        let body = json!({ "error": error });
         (self.status, Json(body)).into_response()
     }
 }
@@ -179,6 +191,7 @@ where
         .route("/v1/dealers", post(create_dealer))
         .route("/v1/dealers/{id}/deposit", post(set_deposit))
         .route("/v1/dealers/{id}/status", post(set_status))
+        .route("/v1/dealers/{id}/links", post(set_links))
         .route("/v1/service-tokens", post(create_service))
         .route("/v1/listings", post(create_listing))
         .route("/v1/auctions", get(list_auctions))
@@ -307,19 +320,7 @@ async fn create_dealer(
     Body(b): Body<DealerBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&caller)?;
-    let linked_sellers = b
-        .linked_sellers
-        .iter()
-        .map(|raw| {
-            raw.parse::<SellerId>().map_err(|_| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "unknown_seller",
-                    format!("{raw:?} is not a seller id"),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let linked_sellers = seller_ids(&b.linked_sellers)?;
     let name = check_name(&b.name)?;
     let deposit = check_amount(b.deposit, "deposit")?;
     register(&s, |token_hash| Command::RegisterDealer {
@@ -329,6 +330,79 @@ async fn create_dealer(
         token_hash,
     })
     .await
+}
+
+/// Most sellers one dealer may be linked to: a bound on the command, far above any real
+/// dealer's relatives and partners.
+pub const MAX_LINKED_SELLERS: usize = 1_000;
+
+/// A dealer's linked sellers as a request names them.
+fn seller_ids(raw: &[String]) -> Result<Vec<SellerId>, ApiError> {
+    if raw.len() > MAX_LINKED_SELLERS {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("linked_sellers holds at most {MAX_LINKED_SELLERS} sellers"),
+        ));
+    }
+    raw.iter()
+        .map(|raw| {
+            raw.parse::<SellerId>().map_err(|_| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "unknown_seller",
+                    format!("{raw:?} is not a seller id"),
+                )
+            })
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct LinksBody {
+    linked_sellers: Vec<String>,
+}
+
+/// Replaces a dealer's links to sellers; answers the links now on record and the open
+/// lots of those sellers the dealer leads (its leads stand; an operator may cancel them).
+async fn set_links(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Body(b): Body<LinksBody>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&caller)?;
+    let dealer: DealerId = parse_id(&id, "dealer")?;
+    let linked_sellers = seller_ids(&b.linked_sellers)?;
+    let (_, events) = submit(
+        &s,
+        Command::SetDealerLinks {
+            dealer,
+            linked_sellers,
+        },
+    )
+    .await?;
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::LinksChanged {
+                dealer,
+                linked_sellers,
+                leading,
+            } => Some(Json(json!({
+                "dealer": dealer.to_string(),
+                "linked_sellers": linked_sellers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                "leading": leading.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            }))),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the links were changed but the change could not be read; read them back",
+            )
+        })
 }
 
 fn dealer_json(events: &[Event], leverage: u64) -> Value {

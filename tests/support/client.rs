@@ -92,6 +92,18 @@ impl Dealer {
         let msg = serde_json::json!({
             "type": "bid", "auction": auction, "amount": amount, "bid_id": bid_id
         });
+        self.request(msg, bid_id).await
+    }
+
+    /// Places a proxy bid (`amount` 0 for a leader's raise) and returns its `bid_result`.
+    pub async fn bid_max(&mut self, auction: &str, amount: u64, max: u64, bid_id: &str) -> Value {
+        let msg = serde_json::json!({
+            "type": "bid", "auction": auction, "amount": amount, "max": max, "bid_id": bid_id
+        });
+        self.request(msg, bid_id).await
+    }
+
+    async fn request(&mut self, msg: Value, bid_id: &str) -> Value {
         self.ws
             .send(Message::text(msg.to_string()))
             .await
