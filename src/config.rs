@@ -66,6 +66,8 @@ pub struct AllianceConfig {
     pub leading_bids_on_expulsion: LeadingBids,
     /// How a retail sale refused under zero tolerance counts against the dealer.
     pub refused_retail: RefusedRetail,
+    /// A rated dealer is in good standing only with at least this score, in tenths.
+    pub good_standing_min_score_tenths: u32,
     /// Redis journal only: the consumer group that hands sold outcomes to the alliance.
     pub consumer_group: String,
     /// Redis journal only: this engine's consumer name in the group.
@@ -390,6 +392,12 @@ impl Config {
             p.push("gateway.max_write_buffer_bytes must exceed gateway.write_buffer_bytes".into());
         }
         let al = &self.alliance;
+        if !(10..=50).contains(&al.good_standing_min_score_tenths) {
+            p.push(
+                "alliance.good_standing_min_score_tenths must be 10 to 50 (1.0 to 5.0 points)"
+                    .into(),
+            );
+        }
         for (name, v) in [
             ("alliance.return_window_s", al.return_window_s),
             ("alliance.complaint_due_s", al.complaint_due_s),
@@ -503,6 +511,7 @@ impl Config {
             return_window_ms: ms(self.alliance.return_window_s),
             complaint_due_ms: ms(self.alliance.complaint_due_s),
             refused_retail: self.alliance.refused_retail,
+            good_standing_min_score_tenths: self.alliance.good_standing_min_score_tenths,
             version: RULES_VERSION,
         };
         Rules { auction, alliance }

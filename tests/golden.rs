@@ -129,6 +129,7 @@ fn script_rules() -> Rules {
         return_window_ms: 6 * HOUR,
         complaint_due_ms: 2 * HOUR,
         refused_retail: RefusedRetail::WarnOncePerCar,
+        good_standing_min_score_tenths: 30,
         version: FIRST_RULES_VERSION,
     };
     Rules { auction, alliance }

@@ -11,9 +11,13 @@ use super::model::{
 use crate::vocab::{DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, RULES_VERSION};
 use serde::{Deserialize, Serialize};
 
-/// The alliance's time windows. Part of the journaled `Rules`, so a replay uses the
-/// windows the live engine used.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The alliance's windows and thresholds. Part of the journaled `Rules`, so a replay uses
+/// the rules the live engine used.
+///
+/// Written as the two windows alone while every later field has its default (byte for byte
+/// the rules journaled before those fields existed), and in full otherwise; fields absent
+/// when read take their defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct AllianceRules {
     /// A retail sale may be returned "not as described" while `now < retail + this`.
     /// Default 120 h (5 days).
@@ -21,10 +25,13 @@ pub struct AllianceRules {
     /// A complaint must be resolved before `opened + this`. Default 24 h.
     pub complaint_due_ms: u64,
     /// How a retail sale refused under zero tolerance counts against the dealer (rules
-    /// version 2 on). Last, and left out when it is the default, so rules that never
-    /// changed it are written as before it existed.
-    #[serde(default, skip_serializing_if = "RefusedRetail::is_default")]
+    /// version 2 on).
+    #[serde(default)]
     pub refused_retail: RefusedRetail,
+    /// A rated dealer is in good standing only with a score of at least this, in tenths
+    /// (30 is 3.0 of 5). See [`super::Alliance::good_standing`].
+    #[serde(default = "default_min_score_tenths")]
+    pub good_standing_min_score_tenths: u32,
     /// Which generation of the rules applies (`crate::vocab::RULES_VERSION` lists what
     /// each changed), set with the auction's in one `Configure`. Not part of
     /// the alliance's journaled shape: the market's durable form writes it once.
@@ -38,8 +45,33 @@ impl Default for AllianceRules {
             return_window_ms: 120 * 3_600_000,
             complaint_due_ms: 24 * 3_600_000,
             refused_retail: RefusedRetail::default(),
+            good_standing_min_score_tenths: default_min_score_tenths(),
             version: RULES_VERSION,
         }
+    }
+}
+
+fn default_min_score_tenths() -> u32 {
+    30
+}
+
+impl Serialize for AllianceRules {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let defaults = Self::default();
+        let full = self.refused_retail != defaults.refused_retail
+            || self.good_standing_min_score_tenths != defaults.good_standing_min_score_tenths;
+        let mut r = s.serialize_struct("AllianceRules", if full { 4 } else { 2 })?;
+        r.serialize_field("return_window_ms", &self.return_window_ms)?;
+        r.serialize_field("complaint_due_ms", &self.complaint_due_ms)?;
+        if full {
+            r.serialize_field("refused_retail", &self.refused_retail)?;
+            r.serialize_field(
+                "good_standing_min_score_tenths",
+                &self.good_standing_min_score_tenths,
+            )?;
+        }
+        r.end()
     }
 }
 
@@ -59,12 +91,6 @@ pub enum RefusedRetail {
     /// Attempts are counted on the record only: no warning. For an alliance phasing the
     /// rule in.
     CountOnly,
-}
-
-impl RefusedRetail {
-    fn is_default(&self) -> bool {
-        *self == Self::default()
-    }
 }
 
 /// One sold auction, handed to the alliance: what the dealer bought and the report it

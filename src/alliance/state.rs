@@ -87,6 +87,31 @@ impl Alliance {
         }
     }
 
+    /// Whether a dealer is in good standing, the condition of a member's resources: active
+    /// in the book, no uncorrected warning, and a score of at least the rules' threshold
+    /// (or no rating yet: a new member is not held back for lack of consumers).
+    pub fn good_standing(
+        &self,
+        dealer: DealerId,
+        status: DealerStatus,
+        rules: &AllianceRules,
+    ) -> bool {
+        if status != DealerStatus::Active {
+            return false;
+        }
+        let Some(record) = self.records.get(&dealer) else {
+            return true;
+        };
+        let uncorrected = record
+            .warnings
+            .iter()
+            .any(|w| self.warnings.get(w).is_some_and(|w| !w.corrected()));
+        !uncorrected
+            && record
+                .score_tenths()
+                .is_none_or(|s| s >= rules.good_standing_min_score_tenths)
+    }
+
     /// The earliest time a tick has work to do: the first open complaint's due time.
     pub fn next_deadline(&self) -> Option<u64> {
         self.due.first().map(|&(t, _)| t)

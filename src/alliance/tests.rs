@@ -1195,3 +1195,87 @@ fn a_disposal_does_not_correct_what_a_refund_corrects() {
     });
     assert_eq!(sim.standing(1).uncorrected(), 1);
 }
+
+// ---------------------------------------------------------------------------------------
+// Good standing
+
+#[test]
+fn who_is_in_good_standing() {
+    // (what happened to dealer 1, its status, in good standing?)
+    type Story = fn(&mut Sim);
+    let table: &[(&str, Story, DealerStatus, bool)] = &[
+        ("new, unrated", |_| {}, DealerStatus::Active, true),
+        ("suspended", |_| {}, DealerStatus::Suspended, false),
+        ("expelled", |_| {}, DealerStatus::Expelled, false),
+        (
+            "rated 3.0: at the threshold",
+            |sim| {
+                let item = sim.stock(1, 1);
+                sim.retail(item, 1);
+                sim.rate(1, item, 3, 3);
+            },
+            DealerStatus::Active,
+            true,
+        ),
+        (
+            "rated 2.5: below it",
+            |sim| {
+                let item = sim.stock(1, 1);
+                sim.retail(item, 1);
+                sim.rate(1, item, 2, 3);
+            },
+            DealerStatus::Active,
+            false,
+        ),
+        (
+            "an uncorrected warning",
+            |sim| {
+                violation(sim, "overdue");
+            },
+            DealerStatus::Active,
+            false,
+        ),
+        (
+            "a corrected warning",
+            |sim| {
+                let (_, complaint, _) = violation(sim, "overdue");
+                sim.resolve(complaint.expect("complaint"), Actor::Admin);
+            },
+            DealerStatus::Active,
+            true,
+        ),
+    ];
+    for &(name, story, status, good) in table {
+        let mut sim = Sim::new();
+        story(&mut sim);
+        assert_eq!(
+            sim.alliance.good_standing(DealerId(1), status, &sim.rules),
+            good,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn rules_at_their_defaults_are_written_as_before_the_later_fields() {
+    let old = AllianceRules {
+        refused_retail: RefusedRetail::default(),
+        ..AllianceRules::default()
+    };
+    let bytes = rmp_serde::to_vec(&old).expect("encodes");
+    // [return_window_ms, complaint_due_ms]: a two-element array, as first written.
+    assert_eq!(bytes[0], 0x92);
+    let changed = AllianceRules {
+        good_standing_min_score_tenths: 40,
+        ..AllianceRules::default()
+    };
+    for encode in [rmp_serde::to_vec, rmp_serde::to_vec_named] {
+        for rules in [&changed, &old] {
+            let mut back: AllianceRules =
+                rmp_serde::from_slice(&encode(rules).expect("encodes")).expect("decodes");
+            // The version travels beside the alliance's shape (market::durable).
+            back.version = rules.version;
+            assert_eq!(&back, rules);
+        }
+    }
+}
