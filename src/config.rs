@@ -206,6 +206,14 @@ pub struct ServerConfig {
     pub listen: String,
     /// Admin bearer token; empty means none.
     pub admin_token: String,
+    /// Set by `serve --demo` (not a setting to put in a file): the web console then says
+    /// that demo dealers are bidding.
+    #[serde(default)]
+    pub demo: bool,
+    /// Set by `serve --demo` when it made the admin token itself: only then is the
+    /// operator's sign-in link printed (a configured token is never printed).
+    #[serde(default, skip)]
+    pub demo_admin_link: bool,
 }
 
 /// `[auction]` (durations in seconds, money in yuan).

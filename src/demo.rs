@@ -1,11 +1,26 @@
-//! `gavel serve --demo`: sellers, dealers and live auctions to connect a client to at once.
+//! `gavel serve --demo`: sellers, dealers and live auctions to look at at once, a sign-in
+//! link per account for the web console, and (demo only) two bidders of the server's own
+//! that bid slowly on the demo lots so the board moves on first look.
 
-use crate::auction::{Command, Event, Listing};
+use crate::auction::{BidOutcome, Command, Event, Listing, LotStatus};
 use crate::directory::token::new_token;
 use crate::engine::EngineHandle;
 use crate::market;
-use crate::vocab::{vin_check_digit, Inspection, SellerId, Vehicle, FEN_PER_YUAN};
+use crate::views::{Lots, Viewer};
+use crate::vocab::{vin_check_digit, DealerId, Inspection, LotId, SellerId, Vehicle, FEN_PER_YUAN};
+use rand::Rng;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the demo lots run: long enough to be looked at.
+const DEMO_DURATION_MS: u64 = 2 * 3_600_000;
+
+/// What seeding made: the bidders of the server's own and the lots they bid on.
+pub struct Seeded {
+    bots: Vec<DealerId>,
+    lots: Vec<LotId>,
+}
 
 /// Why seeding failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,11 +52,27 @@ fn vin(base: &str) -> String {
     v.into_iter().collect()
 }
 
-/// Seeds two sellers, three dealers and three live auctions; prints every token.
-pub async fn seed(engine: &EngineHandle, addr: SocketAddr) -> Result<(), DemoError> {
+/// A console sign-in link: the token rides in the fragment, which a browser never sends
+/// to the server; the page takes it and clears it from the address bar at once.
+fn link(addr: SocketAddr, token: &str) -> String {
+    format!("http://{addr}/#token={token}")
+}
+
+/// Seeds two sellers, three dealers, two demo bidders and three live auctions; prints
+/// every token and a console sign-in link for each account (and the operator's, when
+/// `admin` is the demo's own admin token).
+pub async fn seed(
+    engine: &EngineHandle,
+    addr: SocketAddr,
+    admin: Option<&str>,
+) -> Result<Seeded, DemoError> {
     let y = FEN_PER_YUAN;
     let mut sellers = Vec::new();
-    println!("demo accounts (tokens are shown once):");
+    println!("web console: http://{addr}/  (certified cars need no sign-in)");
+    if let Some(token) = admin {
+        println!("  alliance operator: {}", link(addr, token));
+    }
+    println!("demo accounts (tokens are shown once; each link signs the console in):");
     for name in ["Wang Fang (private seller)", "Li Wei (private seller)"] {
         let (token, token_hash) = new_token();
         let events = run(
@@ -54,13 +85,17 @@ pub async fn seed(engine: &EngineHandle, addr: SocketAddr) -> Result<(), DemoErr
         .await?;
         if let Some(Event::SellerRegistered { seller }) = events.first() {
             println!("  seller {seller} {name}: {token}");
+            println!("      {}", link(addr, &token));
             sellers.push(*seller);
         }
     }
-    for (name, deposit) in [
-        ("Beijing Auto Trust", 200_000),
-        ("Shanghai Good Cars", 100_000),
-        ("Chengdu Honest Motors", 50_000),
+    let mut bots = Vec::new();
+    for (name, deposit, bot) in [
+        ("Beijing Auto Trust", 200_000, false),
+        ("Shanghai Good Cars", 100_000, false),
+        ("Chengdu Honest Motors", 50_000, false),
+        ("Demo bidder Hangzhou (automatic)", 100_000, true),
+        ("Demo bidder Wuhan (automatic)", 100_000, true),
     ] {
         let (token, token_hash) = new_token();
         let events = run(
@@ -74,7 +109,13 @@ pub async fn seed(engine: &EngineHandle, addr: SocketAddr) -> Result<(), DemoErr
         )
         .await?;
         if let Some(Event::DealerRegistered { dealer }) = events.first() {
-            println!("  dealer {dealer} {name} (deposit {deposit} yuan): {token}");
+            if bot {
+                bots.push(*dealer);
+                println!("  dealer {dealer} {name}: bids by itself, every few seconds");
+            } else {
+                println!("  dealer {dealer} {name} (deposit {deposit} yuan): {token}");
+                println!("      {}", link(addr, &token));
+            }
         }
     }
     let cars = [
@@ -110,6 +151,7 @@ pub async fn seed(engine: &EngineHandle, addr: SocketAddr) -> Result<(), DemoErr
         ),
     ];
     let seller = sellers.first().copied().unwrap_or(SellerId(1));
+    let mut lots = Vec::new();
     for (i, (a, b, make, model, year, km, start, reserve)) in cars.into_iter().enumerate() {
         let vin = vin(&format!("{a}{b}"));
         let listing = Listing {
@@ -134,7 +176,7 @@ pub async fn seed(engine: &EngineHandle, addr: SocketAddr) -> Result<(), DemoErr
             reserve: reserve * y,
             buy_now: None,
             starts_at: None,
-            duration_ms: None,
+            duration_ms: Some(DEMO_DURATION_MS),
         };
         let events = run(
             engine,
@@ -146,12 +188,74 @@ pub async fn seed(engine: &EngineHandle, addr: SocketAddr) -> Result<(), DemoErr
         .await?;
         if let Some(Event::Listed { lot, ends_at, .. }) = events.first() {
             println!("  auction {lot}: {year} {make} {model}, VIN {vin}, start {start} yuan, ends_at {ends_at}");
+            lots.push(*lot);
         }
     }
     println!(
-        "try: websocat 'ws://{addr}/v1/ws?token=DEALER_TOKEN' then {{\"type\":\"subscribe\",\"auction\":\"A1\"}}"
+        "or a client of your own: websocat 'ws://{addr}/v1/ws?token=DEALER_TOKEN' then {{\"type\":\"subscribe\",\"auction\":\"A1\"}}"
     );
-    Ok(())
+    println!("DEMO: the two demo bidders bid slowly on the demo lots (serve --demo only)");
+    Ok(Seeded { bots, lots })
+}
+
+/// Demo only: the server's own bidders take turns on the demo lots, one bid every 4 to
+/// 9 seconds, at the lowest next bid, through the engine like any dealer, and stop
+/// raising a lot at 120% of its reserve (or when their buying power says no). Ends
+/// when the engine stops taking commands.
+pub async fn bid_slowly(engine: EngineHandle, lots: Arc<Lots>, seeded: Seeded) {
+    let mut n: u64 = 0;
+    loop {
+        let wait = rand::thread_rng().gen_range(4_000..9_000);
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let pick = rand::thread_rng().gen_range(0..seeded.lots.len().max(1));
+        let Some(&lot) = seeded.lots.get(pick) else {
+            return;
+        };
+        let Some(view) = lots.view(lot, Viewer::Other) else {
+            continue;
+        };
+        let Some(listing) = lots.listing(lot) else {
+            continue;
+        };
+        let cap = listing.reserve.saturating_mul(6) / 5;
+        if crate::views::Status::from(LotStatus::Live) != view.status || view.min_next > cap {
+            continue;
+        }
+        // The bidder who does not lead: each answers the other (and any human).
+        for &dealer in &seeded.bots {
+            if lots
+                .view(lot, Viewer::Dealer(dealer))
+                .is_some_and(|v| v.leading)
+            {
+                continue;
+            }
+            n += 1;
+            let command = Command::PlaceBid {
+                dealer,
+                lot,
+                amount: view.min_next,
+                max: None,
+                bid_id: format!("demo-{n}").into(),
+            };
+            match engine.submit(command).await {
+                Ok(applied) => {
+                    let accepted = applied.events.iter().any(|e| {
+                        matches!(
+                            e,
+                            market::Event::Auction(Event::Bid {
+                                outcome: BidOutcome::Accepted { .. },
+                                ..
+                            })
+                        )
+                    });
+                    if accepted {
+                        break;
+                    }
+                }
+                Err(_) => return, // the engine is shutting down
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@
 //!   publication with the file journal).
 //! - [`gateway`]: WebSocket sessions, fan-out, wire types, codecs and limits.
 //! - [`api`]: HTTP routes and request validation.
-//! - [`demo`]: `serve --demo` seeding.
+//! - [`console`]: the web console's embedded pages and the route serving them at `/`.
+//! - [`demo`]: `serve --demo` seeding, and its slowly bidding demo dealers.
 //! - [`server`]: the application state, one listener for HTTP and WebSocket, the
 //!   engine's publishers, graceful shutdown.
 #![warn(missing_docs, unreachable_pub)]
@@ -30,6 +31,7 @@ pub mod alliance;
 pub mod api;
 pub mod auction;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod directory;
 pub mod engine;

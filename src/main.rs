@@ -95,10 +95,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.server.listen = l;
             }
             init_tracing(&config);
+            config.server.demo = demo;
             if demo && config.server.admin_token.is_empty() {
                 let (token, _) = gavel::directory::token::new_token();
                 println!("demo admin token (set GAVEL_ADMIN_TOKEN to choose your own): {token}");
                 config.server.admin_token = token;
+                // Only a token the demo made itself goes into a printed sign-in link.
+                config.server.demo_admin_link = true;
             }
             if config.store.redis_url.is_empty() {
                 let j = open_file(&config).await?;
@@ -199,9 +202,20 @@ async fn serve<J: Journal>(config: Config, journal: J, demo: bool) -> anyhow::Re
     if config.server.admin_token.is_empty() {
         println!("  admin API disabled: set GAVEL_ADMIN_TOKEN to enable it");
     }
+    let mut bidders = None;
     if demo {
-        gavel::demo::seed(&running.engine, running.addr).await?;
+        let admin = config
+            .server
+            .demo_admin_link
+            .then_some(config.server.admin_token.as_str());
+        let seeded = gavel::demo::seed(&running.engine, running.addr, admin).await?;
+        bidders = Some(tokio::spawn(gavel::demo::bid_slowly(
+            running.engine.clone(),
+            running.lots.clone(),
+            seeded,
+        )));
     }
+    let _stop_bidders = scopeguard(bidders);
     tokio::select! {
         stopped_by = wait_for_signal() => {
             println!("{stopped_by}: shutting down");
@@ -215,6 +229,21 @@ async fn serve<J: Journal>(config: Config, journal: J, demo: bool) -> anyhow::Re
             bail!("the engine stopped: {}", err.map_or_else(|| "see the log".to_string(), |e| e.to_string()))
         }
     }
+}
+
+/// Aborts the demo bidders when `serve` returns, whichever way.
+struct StopOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
+    }
+}
+
+fn scopeguard(h: Option<tokio::task::JoinHandle<()>>) -> StopOnDrop {
+    StopOnDrop(h)
 }
 
 async fn replay<J: JournalRead>(mut journal: J) -> anyhow::Result<ExitCode> {

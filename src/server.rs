@@ -17,7 +17,7 @@ use crate::gateway::upgrade::ConnectionSlot;
 use crate::market::{Event, Market};
 use crate::pipeline::{FeedPublisher, LocalFeed, RedisHandoff, RedisHandoffConfig};
 use crate::store::{Entry, Journal, StoreError};
-use crate::views::{AllianceBoard, Lots, ViewsPublisher};
+use crate::views::{Accounts, AccountsPublisher, AllianceBoard, Lots, ViewsPublisher};
 use axum::extract::FromRef;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -104,6 +104,7 @@ impl FromRef<AppState> for Arc<SessionCtx> {
 struct Publishers {
     directory: DirectoryPublisher,
     views: ViewsPublisher,
+    accounts: AccountsPublisher,
     feed: Option<FeedPublisher>,
     fanout: HubPublisher,
 }
@@ -112,6 +113,7 @@ impl Publisher for Publishers {
     fn reset(&mut self, market: &Market) {
         self.directory.reset(market);
         self.views.reset(market);
+        self.accounts.reset(market);
         self.feed.reset(market);
         self.fanout.reset(market);
     }
@@ -119,6 +121,7 @@ impl Publisher for Publishers {
     fn publish(&mut self, entry: &Entry, events: &[Event]) {
         self.directory.publish(entry, events);
         self.views.publish(entry, events);
+        self.accounts.publish(entry, events);
         self.feed.publish(entry, events);
         self.fanout.publish(entry, events);
     }
@@ -136,6 +139,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
     let hub = Hub::new();
     let lots = Lots::new();
     let board = AllianceBoard::new();
+    let accounts = Accounts::new();
     let describe = journal.describe();
     // Sold outcomes reach the alliance from the journal's outcomes stream when it has one
     // (Redis), else from the engine's durable publication (see `crate::pipeline`).
@@ -147,6 +151,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
             lots: lots.clone(),
             alliance: board.clone(),
         },
+        accounts: AccountsPublisher(accounts.clone()),
         feed: feed.clone().map(|feed| FeedPublisher {
             feed,
             lots: lots.clone(),
@@ -207,6 +212,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         directory,
         lots: lots.clone(),
         alliance: board.clone(),
+        accounts,
         bounds_min_duration_s: config.auction.min_duration_s,
         bounds_max_duration_s: config.auction.max_duration_s,
         metrics: Arc::new(move |out: &mut String| {
@@ -217,6 +223,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
     let app = crate::api::routes::router()
         .merge(crate::api::alliance::router())
         .merge(crate::gateway::upgrade::router())
+        .merge(crate::console::router(config.server.demo))
         .with_state(AppState { api, sessions });
     tracing::info!(%addr, journal = %describe, "gavel listening");
     let slots = Arc::new(Semaphore::new(config.gateway.max_connections));

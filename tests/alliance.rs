@@ -408,7 +408,7 @@ async fn an_overdue_complaint_becomes_a_warning_and_survives_a_restart() {
     assert_eq!(
         fresh,
         json!({"dealer": dealer, "score": null, "ratings": 0, "violations": 0,
-               "warnings": [], "status": "active"})
+               "warnings": [], "status": "active", "refused_retail": 0})
     );
 
     // Only the consumer site (or an admin) files complaints.

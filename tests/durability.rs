@@ -432,6 +432,7 @@ impl ReplayObserver for BidOutcomes {
                 dealer,
                 outcome,
                 duplicate,
+                ..
             }) = *e
             {
                 self.0.insert(seq, (lot, dealer, outcome, duplicate));

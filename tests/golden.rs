@@ -1641,6 +1641,7 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
                     dealer,
                     outcome: BidOutcome::Rejected(r),
                     duplicate,
+                    ..
                 }) => {
                     format!(
                         "{lot} {dealer} rejected {} duplicate={duplicate}",
@@ -1652,6 +1653,7 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
                     dealer,
                     outcome: BidOutcome::Accepted { price, leading, .. },
                     duplicate,
+                    ..
                 }) => {
                     format!("{lot} {dealer} accepted price={price} leading={leading} duplicate={duplicate}")
                 }

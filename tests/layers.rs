@@ -78,9 +78,10 @@ const LAYERS: &[(&str, &[&str])] = &[
             "views",
         ],
     ),
+    ("console", &[]),
     (
         "demo",
-        &["vocab", "auction", "market", "engine", "directory"],
+        &["vocab", "auction", "market", "engine", "directory", "views"],
     ),
     (
         "server",
@@ -98,6 +99,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "pipeline",
             "gateway",
             "api",
+            "console",
         ],
     ),
 ];

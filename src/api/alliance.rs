@@ -39,7 +39,11 @@ where
         .route("/v1/inventory/{id}/returns", post(return_item))
         .route("/v1/inventory/{id}/refund", post(refund))
         .route("/v1/inventory/{id}/dispose", post(dispose))
-        .route("/v1/complaints", post(open_complaint))
+        .route(
+            "/v1/complaints",
+            post(open_complaint).get(super::reads::list_complaints),
+        )
+        .route("/v1/complaints/{id}", get(super::reads::get_complaint))
         .route("/v1/complaints/{id}/resolve", post(resolve_complaint))
         .route("/v1/dealers/{id}/ratings", post(rate))
         .route("/v1/dealers/{id}/standing", get(standing))
@@ -60,15 +64,7 @@ fn item_json(i: &Item) -> Value {
         "inspection_sha256": hex::encode(i.inspection_sha256),
         "status": i.status.as_str(),
         "delivered_at": i.delivered_at,
-        "inspection": {
-            "structural_damage": i.inspection.structural_damage,
-            "fire": i.inspection.fire,
-            "flood": i.inspection.flood,
-            "odometer_tampered": i.inspection.odometer_tampered,
-            "title_transferable": i.inspection.title_transferable,
-            "grade": i.inspection.grade,
-            "notes": i.inspection.notes,
-        },
+        "inspection": inspection_json(&i.inspection),
         "rated": i.rated,
     });
     let Some(m) = v.as_object_mut() else {
@@ -132,7 +128,20 @@ fn sees_private(caller: &Caller, i: &Item) -> bool {
     }
 }
 
-fn complaint_json(c: &Complaint) -> Value {
+/// The inspection report as listed: the object its `inspection_sha256` is the hash of.
+pub(crate) fn inspection_json(r: &crate::vocab::Inspection) -> Value {
+    json!({
+        "structural_damage": r.structural_damage,
+        "fire": r.fire,
+        "flood": r.flood,
+        "odometer_tampered": r.odometer_tampered,
+        "title_transferable": r.title_transferable,
+        "grade": r.grade,
+        "notes": r.notes,
+    })
+}
+
+pub(crate) fn complaint_json(c: &Complaint) -> Value {
     json!({
         "id": c.id.to_string(),
         "dealer": c.dealer.to_string(),
@@ -145,7 +154,7 @@ fn complaint_json(c: &Complaint) -> Value {
     })
 }
 
-fn warning_json(w: &Warning) -> Value {
+pub(crate) fn warning_json(w: &Warning) -> Value {
     let mut v = json!({
         "id": w.id.to_string(),
         "cause": w.cause.as_str(),
@@ -168,7 +177,7 @@ fn warning_json(w: &Warning) -> Value {
     v
 }
 
-fn standing_json(s: &Standing) -> Value {
+pub(crate) fn standing_json(s: &Standing) -> Value {
     json!({
         "dealer": s.dealer.to_string(),
         "score": s.score(),

@@ -8,7 +8,9 @@
 //! - [`routes`]: the HTTP handlers (sellers, dealers, admin, health, metrics).
 //! - [`alliance`]: the alliance's HTTP handlers (inventory, returns, complaints, ratings,
 //!   standing).
+//! - [`reads`]: the reads the web console needs (time, me, dealers, catalogue, complaints).
 
 pub mod alliance;
+pub mod reads;
 pub mod routes;
 pub mod validate;

@@ -10,7 +10,7 @@ use crate::directory::token::new_token;
 use crate::directory::{self, Directory, Principal};
 use crate::engine::EngineHandle;
 use crate::market;
-use crate::views::{AllianceBoard, Lots, Viewer};
+use crate::views::{Accounts, AllianceBoard, Lots, Viewer};
 use crate::vocab::{DealerId, DealerStatus, LotId, SellerId, MAX_AMOUNT};
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
@@ -34,6 +34,8 @@ pub struct ApiState {
     pub lots: Arc<Lots>,
     /// The alliance's durable read view.
     pub alliance: Arc<AllianceBoard>,
+    /// Account names and dealers' money.
+    pub accounts: Arc<Accounts>,
     /// Shortest listing a seller may choose, in seconds (`auction.min_duration_s`).
     pub bounds_min_duration_s: u64,
     /// Longest listing (`auction.max_duration_s`).
@@ -188,7 +190,10 @@ where
 {
     Router::new()
         .route("/v1/sellers", post(create_seller))
-        .route("/v1/dealers", post(create_dealer))
+        .route(
+            "/v1/dealers",
+            post(create_dealer).get(super::reads::list_dealers),
+        )
         .route("/v1/dealers/{id}/deposit", post(set_deposit))
         .route("/v1/dealers/{id}/status", post(set_status))
         .route("/v1/dealers/{id}/links", post(set_links))
@@ -199,6 +204,9 @@ where
         .route("/v1/auctions/{id}/decision", post(decide))
         .route("/v1/auctions/{id}/cancel", post(cancel))
         .route("/v1/auctions/{id}/settle", post(settle))
+        .route("/v1/time", get(super::reads::time))
+        .route("/v1/me", get(super::reads::me))
+        .route("/v1/catalogue", get(super::reads::catalogue))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -545,6 +553,11 @@ async fn get_auction(
 #[derive(Deserialize)]
 struct ListQuery {
     status: Option<String>,
+    /// `me`: the calling seller's own lots (extension for the console).
+    seller: Option<String>,
+    limit: Option<usize>,
+    /// For `seller=me`: the page after this auction id (newest first).
+    before: Option<String>,
 }
 
 async fn list_auctions(
@@ -552,6 +565,9 @@ async fn list_auctions(
     caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    if let Some(who) = q.seller.as_deref() {
+        return seller_lots(&s, &caller, who, &q);
+    }
     let status = match q.status.as_deref() {
         None => None,
         Some(raw) => Some(
@@ -563,6 +579,44 @@ async fn list_auctions(
         .lots
         .views(caller.0.into(), |l| status.is_none_or(|st| l.status == st));
     Ok(Json(json!({ "auctions": views })))
+}
+
+/// `GET /v1/auctions?seller=me`: the calling seller's lots, newest first, each with its
+/// reserve and, while `pending_seller`, `decide_by`; paged by `limit` and `before`.
+fn seller_lots(
+    s: &ApiState,
+    caller: &Caller,
+    who: &str,
+    q: &ListQuery,
+) -> Result<Json<Value>, ApiError> {
+    if who != "me" {
+        return Err(ApiError::bad_request("seller must be \"me\""));
+    }
+    let Principal::Seller(seller) = caller.0 else {
+        return Err(ApiError::forbidden());
+    };
+    let page = super::reads::PageQuery {
+        limit: q.limit,
+        after: q.before.clone(),
+    };
+    let limit = page.limit()?;
+    let before: Option<LotId> = page.after("auction")?;
+    let lots = s.lots.of_seller(seller, before, limit);
+    let next = match lots.last() {
+        Some((v, _)) if lots.len() == limit => Value::String(v.id.to_string()),
+        _ => Value::Null,
+    };
+    let auctions: Vec<Value> = lots
+        .into_iter()
+        .map(|(view, decide_by)| {
+            let mut v = serde_json::to_value(view).unwrap_or(Value::Null);
+            if let (Some(t), Some(m)) = (decide_by, v.as_object_mut()) {
+                m.insert("decide_by".into(), t.into());
+            }
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "auctions": auctions, "next": next })))
 }
 
 #[derive(Deserialize)]

@@ -548,6 +548,7 @@ impl Book {
                 dealer,
                 outcome: BidOutcome::Rejected(Rejection::NotEligible),
                 duplicate: false,
+                exposure: 0,
             }));
             return;
         };
@@ -558,6 +559,7 @@ impl Book {
                 dealer,
                 outcome: first.outcome,
                 duplicate: true,
+                exposure: d.exposure,
             }));
             return;
         }
@@ -572,7 +574,8 @@ impl Book {
             outcome,
             at: now,
         };
-        Arc::make_mut(&mut self.dealers[dealer.index()].receipts).insert(key, receipt);
+        let d = &mut self.dealers[dealer.index()];
+        Arc::make_mut(&mut d.receipts).insert(key, receipt);
         out.insert(
             at,
             E::from(Event::Bid {
@@ -580,6 +583,7 @@ impl Book {
                 dealer,
                 outcome,
                 duplicate: false,
+                exposure: d.exposure,
             }),
         );
     }
@@ -771,6 +775,7 @@ impl Book {
                 dealer: loser,
                 price,
                 min_next: update.min_next,
+                exposure: self.dealers[loser.index()].exposure,
             }));
         }
         out.push(E::from(Event::Updated(update)));
@@ -812,6 +817,10 @@ impl Book {
         out.push(E::from(Event::Updated(
             self.lots[idx].update(&self.rules.increments),
         )));
+        // The buyer's exposure rides on its `Bid`; a displaced leader gets no `Outbid`.
+        if let Some(old) = old_leader.filter(|&old| old != dealer) {
+            self.exposure_changed(old, out);
+        }
         out.push(E::from(Event::Closed {
             lot: lot_id,
             outcome: Outcome::Sold,
@@ -829,11 +838,23 @@ impl Book {
 
     /// Moves a lot to a new status (or settles it) and keeps its leader's exposure and the
     /// timer index in step with the change.
-    fn transition(&mut self, lot_id: LotId, change: impl FnOnce(&mut Lot)) {
+    #[must_use]
+    fn transition(&mut self, lot_id: LotId, change: impl FnOnce(&mut Lot)) -> Moved {
         let lot = &mut self.lots[lot_id.index()];
         let (exposure_before, deadline_before) = (lot.leader_exposure(), lot.deadline());
+        let window_before = lot.decision_deadline;
         change(lot);
         let (exposure_after, deadline_after) = (lot.leader_exposure(), lot.deadline());
+        let moved = Moved {
+            lot: lot_id,
+            window: lot
+                .decision_deadline
+                .filter(|_| lot.decision_deadline != window_before),
+            exposure: lot
+                .lead
+                .map(|l| l.dealer)
+                .filter(|_| exposure_before != exposure_after),
+        };
         if let Some(lead) = lot.lead {
             let d = &mut self.dealers[lead.dealer.index()];
             d.exposure = d.exposure - exposure_before + exposure_after;
@@ -846,6 +867,28 @@ impl Book {
                 self.timers.insert((t, lot_id));
             }
         }
+        moved
+    }
+
+    /// Reports what a [`Self::transition`] moved, after the step's own events: a new or
+    /// moved decision window, and the leader's exposure.
+    fn report<E: From<Event>>(&self, moved: Moved, out: &mut Vec<E>) {
+        if let Some(until) = moved.window {
+            out.push(E::from(Event::DecisionWindow {
+                lot: moved.lot,
+                until,
+            }));
+        }
+        if let Some(dealer) = moved.exposure {
+            self.exposure_changed(dealer, out);
+        }
+    }
+
+    fn exposure_changed<E: From<Event>>(&self, dealer: DealerId, out: &mut Vec<E>) {
+        out.push(E::from(Event::ExposureChanged {
+            dealer,
+            exposure: self.dealers[dealer.index()].exposure,
+        }));
     }
 
     fn tick<E: From<Event>>(&mut self, now: u64, out: &mut Vec<E>) {
@@ -887,17 +930,15 @@ impl Book {
     fn fire<E: From<Event>>(&mut self, lot_id: LotId, out: &mut Vec<E>) {
         let decision_window = self.rules.decision_window_ms;
         let lot = &self.lots[lot_id.index()];
-        match lot.status {
-            LotStatus::Scheduled => {
-                self.transition(lot_id, |l| l.status = LotStatus::Live);
-            }
+        let moved = match lot.status {
+            LotStatus::Scheduled => self.transition(lot_id, |l| l.status = LotStatus::Live),
             LotStatus::Live => {
                 let outcome = match lot.lead {
                     None => Outcome::NoSale,
                     Some(_) if lot.reserve_met() => Outcome::Sold,
                     Some(_) => Outcome::PendingSeller,
                 };
-                self.transition(lot_id, |l| match outcome {
+                let moved = self.transition(lot_id, |l| match outcome {
                     Outcome::NoSale => l.status = LotStatus::NoSale,
                     Outcome::Sold => l.status = LotStatus::Sold,
                     Outcome::PendingSeller => {
@@ -907,10 +948,12 @@ impl Book {
                     }
                 });
                 self.push_closed(lot_id, outcome, out);
+                moved
             }
             LotStatus::PendingSeller => {
-                self.transition(lot_id, |l| l.status = LotStatus::NoSale);
+                let moved = self.transition(lot_id, |l| l.status = LotStatus::NoSale);
                 self.push_closed(lot_id, Outcome::NoSale, out);
+                moved
             }
             LotStatus::Sold | LotStatus::NoSale | LotStatus::Cancelled => {
                 // A final lot has no timer; drop a stale entry rather than loop on it.
@@ -918,10 +961,11 @@ impl Book {
                 self.timers.retain(|&(_, id)| id != lot_id);
                 return;
             }
-        }
+        };
         out.push(E::from(Event::Updated(
             self.lots[lot_id.index()].update(&self.rules.increments),
         )));
+        self.report(moved, out);
     }
 
     fn push_closed<E: From<Event>>(&self, lot_id: LotId, outcome: Outcome, out: &mut Vec<E>) {
@@ -943,7 +987,7 @@ impl Book {
             .map(|&(_, id)| id)
             .collect();
         for lot_id in due {
-            self.transition(lot_id, |l| {
+            let moved = self.transition(lot_id, |l| {
                 if l.status == LotStatus::Scheduled {
                     l.status = LotStatus::Live;
                 }
@@ -962,6 +1006,7 @@ impl Book {
                 }));
             }
             out.push(E::from(Event::Updated(lot.update(&self.rules.increments))));
+            self.report(moved, out);
         }
     }
 
@@ -983,11 +1028,12 @@ impl Book {
             out.push(E::from(Event::Refused(r)));
             return;
         }
-        self.transition(lot_id, |l| l.status = LotStatus::Cancelled);
+        let moved = self.transition(lot_id, |l| l.status = LotStatus::Cancelled);
         out.push(E::from(Event::Cancelled { lot: lot_id }));
         out.push(E::from(Event::Updated(
             self.lots[lot_id.index()].update(&self.rules.increments),
         )));
+        self.report(moved, out);
     }
 
     fn decide<E: From<Event>>(
@@ -1019,7 +1065,7 @@ impl Book {
         } else {
             (LotStatus::NoSale, Outcome::NoSale)
         };
-        self.transition(lot_id, |l| {
+        let moved = self.transition(lot_id, |l| {
             l.status = status;
             l.decision_deadline = None;
         });
@@ -1027,6 +1073,7 @@ impl Book {
         out.push(E::from(Event::Updated(
             self.lots[lot_id.index()].update(&self.rules.increments),
         )));
+        self.report(moved, out);
     }
 
     fn settle<E: From<Event>>(&mut self, lot_id: LotId, out: &mut Vec<E>) {
@@ -1038,12 +1085,22 @@ impl Book {
             out.push(E::from(Event::Refused(Refusal::WrongState)));
             return;
         };
-        self.transition(lot_id, |l| l.settled = true);
+        let moved = self.transition(lot_id, |l| l.settled = true);
         out.push(E::from(Event::Settled {
             lot: lot_id,
             dealer: lead.dealer,
         }));
+        self.report(moved, out);
     }
+}
+
+/// What a lot's transition moved that others hear of (see `Book::report`).
+struct Moved {
+    lot: LotId,
+    /// The new or moved decision window.
+    window: Option<u64>,
+    /// The leader whose exposure moved.
+    exposure: Option<DealerId>,
 }
 
 /// The next id for a table of `len` entries (ids start at 1). Four billion entries of any

@@ -211,6 +211,27 @@ pub enum Event {
         /// that the dealer leads: its leads stand, and an operator may cancel the lot.
         leading: Vec<LotId>,
     },
+    /// A dealer's exposure moved outside the bid path's own events (a lot closed, sold,
+    /// settled or cancelled; a buy-now that displaced a leader). On the bid path the
+    /// exposure rides on [`Event::Bid`] (the bidder) and [`Event::Outbid`] (the displaced
+    /// leader), which are pushed anyway. Lean and separate from [`Event::DealerChanged`],
+    /// an operator's or the alliance's change of status or deposit. Its only readers are
+    /// the views (a dealer's buying power left); the gateway sends it to no one: a
+    /// dealer's exposure holds its own hidden maxima.
+    ExposureChanged {
+        /// The dealer.
+        dealer: DealerId,
+        /// Exposure now.
+        exposure: Fen,
+    },
+    /// A lot's seller-decision window opened or moved (the lot is `pending_seller` until
+    /// then). Kept out of [`LotUpdate`], whose fields are exactly the wire `update`'s.
+    DecisionWindow {
+        /// The lot.
+        lot: LotId,
+        /// The last moment the seller may accept or decline.
+        until: u64,
+    },
     /// A lot was listed.
     Listed {
         /// The new lot.
@@ -232,6 +253,10 @@ pub enum Event {
         outcome: BidOutcome,
         /// True when this `bid_id` was seen before and nothing was applied.
         duplicate: bool,
+        /// The bidder's exposure after this step (unchanged unless the bid was accepted).
+        /// Carried here rather than in an event of its own: this event is already on the
+        /// bid path, another one would cost a push per bid. Never sent to anyone.
+        exposure: Fen,
     },
     /// A dealer lost the lead.
     Outbid {
@@ -243,6 +268,9 @@ pub enum Event {
         price: Fen,
         /// Lowest acceptable next bid.
         min_next: Fen,
+        /// That dealer's exposure now (its max no longer counts). Never sent: the wire
+        /// `outbid` has price and `min_next` only.
+        exposure: Fen,
     },
     /// A soft-close extension.
     Extended {

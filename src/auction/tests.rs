@@ -1234,7 +1234,18 @@ fn seller_accepts_rejects_or_lets_the_window_lapse() {
             [(lot, outcome, Some(y(10_000)), Some(d))],
             "{decision:?}"
         );
-        assert!(matches!(events.last(), Some(Event::Updated(u)) if u.status == status));
+        let updated = events.iter().rev().find_map(|e| match e {
+            Event::Updated(u) => Some(u.status),
+            _ => None,
+        });
+        assert_eq!(updated, Some(status));
+        // A sale moves the price from pending to owed (no change); a no-sale frees it.
+        let reported = events.iter().find_map(|e| match e {
+            Event::ExposureChanged { dealer, exposure } if *dealer == d => Some(*exposure),
+            _ => None,
+        });
+        let expected = (status == LotStatus::NoSale).then_some(0);
+        assert_eq!(reported, expected, "{decision:?}");
         assert_eq!(sim.lot(lot).status, status);
         assert_eq!(sim.exposure(d), exposure);
         assert_eq!(sim.book.next_deadline(), None);
@@ -1377,7 +1388,13 @@ fn settle_releases_the_buyers_exposure() {
     assert_eq!(sim.exposure(d[0]), y(20_000));
     assert_eq!(
         sim.run(Command::Settle { lot }),
-        [Event::Settled { lot, dealer: d[0] }]
+        [
+            Event::Settled { lot, dealer: d[0] },
+            Event::ExposureChanged {
+                dealer: d[0],
+                exposure: 0
+            }
+        ]
     );
     assert_eq!(sim.exposure(d[0]), 0);
     assert!(sim.lot(lot).settled);
@@ -1576,6 +1593,7 @@ fn events_come_in_emission_order_bid_reply_first() {
                     seq: sim.seq,
                 },
                 duplicate: false,
+                exposure: y(20_000),
             },
             Event::Extended {
                 lot,
@@ -1587,6 +1605,7 @@ fn events_come_in_emission_order_bid_reply_first() {
                 dealer: d[0],
                 price,
                 min_next: price + y(200),
+                exposure: 0,
             },
             Event::Updated(update),
         ]
@@ -1738,7 +1757,8 @@ fn a_repeated_bid_id_returns_the_first_result_and_does_nothing() {
                 lot,
                 dealer: d[0],
                 outcome: first_outcome,
-                duplicate: true
+                duplicate: true,
+                exposure: y(12_000),
             }]
         );
     }
@@ -2509,4 +2529,89 @@ mod props {
             prop_assert_eq!(restored.next_deadline(), book.next_deadline());
         }
     }
+}
+
+/// Every step that moves a dealer's exposure says so (on the bid path in its `Bid` and
+/// `Outbid` events, elsewhere in `ExposureChanged`), with the book's new figure: the
+/// views' "buying power left" is exactly the book's.
+#[test]
+fn every_exposure_move_is_reported_with_the_books_figure() {
+    let (mut sim, d, lot) = market(3, y(10_000), y(30_000), Some(y(60_000)));
+    let check = |sim: &mut Sim, step: &dyn Fn(&mut Sim) -> Vec<Event>| {
+        let before: Vec<Fen> = (0..3).map(|i| sim.exposure(d[i])).collect();
+        let events = step(sim);
+        let mut reported = std::collections::BTreeMap::new();
+        for e in &events {
+            match e {
+                Event::ExposureChanged { dealer, exposure }
+                | Event::Outbid {
+                    dealer, exposure, ..
+                }
+                | Event::Bid {
+                    dealer,
+                    exposure,
+                    outcome: BidOutcome::Accepted { .. },
+                    duplicate: false,
+                    ..
+                } => {
+                    reported.insert(*dealer, *exposure);
+                }
+                _ => {}
+            }
+        }
+        for i in 0..3 {
+            let now = sim.exposure(d[i]);
+            match reported.get(&d[i]) {
+                Some(&r) => assert_eq!(r, now, "reported figure is the book's: {events:?}"),
+                None => assert_eq!(before[i], now, "an unreported move: {events:?}"),
+            }
+        }
+        events
+    };
+    check(&mut sim, &|s| {
+        s.bid_events(d[0], lot, y(10_000), Some(y(12_000)))
+    });
+    // The leader's proxy answers: nobody's exposure moves, and no extra event says so.
+    let answered = check(&mut sim, &|s| s.bid_events(d[1], lot, y(10_200), None));
+    assert!(!answered
+        .iter()
+        .any(|e| matches!(e, Event::ExposureChanged { .. } | Event::Outbid { .. })));
+    check(&mut sim, &|s| {
+        s.bid_events(d[1], lot, y(12_400), Some(y(20_000)))
+    });
+    check(&mut sim, &|s| {
+        s.bid_events(d[1], lot, y(0), Some(y(25_000)))
+    });
+    let end = sim.lot(lot).ends_at;
+    let closed = check(&mut sim, &|s| s.tick(end));
+    // Under the reserve: pending, and its window is announced.
+    assert!(closed.iter().any(|e| matches!(
+        e,
+        Event::DecisionWindow { lot: l, until } if *l == lot && *until == end + 24 * HOUR
+    )));
+    assert_eq!(sim.lot(lot).decision_deadline, Some(end + 24 * HOUR));
+    let seller = sim.lot(lot).seller;
+    check(&mut sim, &|s| {
+        s.run(Command::Decide {
+            lot,
+            seller,
+            accept: true,
+        })
+    });
+    check(&mut sim, &|s| s.run(Command::Settle { lot }));
+    // Buy-now on a second lot, and a cancelled third.
+    let lot2 = sim.list(seller, y(10_000), y(30_000), Some(y(40_000)));
+    check(&mut sim, &|s| s.bid_events(d[2], lot2, y(10_000), None));
+    check(&mut sim, &|s| s.bid_events(d[0], lot2, y(40_000), None));
+    let lot3 = sim.list(seller, y(10_000), y(30_000), None);
+    check(&mut sim, &|s| {
+        s.bid_events(d[2], lot3, y(10_000), Some(y(11_000)))
+    });
+    check(&mut sim, &|s| {
+        s.run(Command::CancelLot {
+            lot: lot3,
+            by: Canceller::Admin,
+        })
+    });
+    assert_eq!(sim.exposure(d[2]), 0);
 }

@@ -240,6 +240,7 @@ impl Publisher for HubPublisher {
                     dealer,
                     outcome: crate::auction::BidOutcome::Accepted { .. },
                     duplicate: false,
+                    .. // the bidder's exposure is the views' business, never sent
                 } => {
                     hub.bidders.entry(lot).or_default().insert(dealer);
                 }
@@ -251,6 +252,7 @@ impl Publisher for HubPublisher {
                     dealer,
                     price,
                     min_next,
+                    .. // the loser's exposure is the views' business, never sent
                 } => {
                     let msg = ServerMessage::Outbid(Outbid::new(lot, price, min_next));
                     hub.send_to_dealer(dealer, &msg, now);

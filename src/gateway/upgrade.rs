@@ -59,10 +59,12 @@ async fn ws_upgrade(
         )
             .into_response();
     };
+    let offered = Subprotocols::of(req.headers());
     let token = q
         .token
         .as_deref()
-        .or_else(|| directory::bearer(req.headers()));
+        .or_else(|| directory::bearer(req.headers()))
+        .or(offered.bearer);
     let Some(principal) = token.and_then(|t| ctx.directory.authenticate(t)) else {
         return (StatusCode::UNAUTHORIZED, "a valid token is required\n").into_response();
     };
@@ -98,7 +100,7 @@ async fn ws_upgrade(
             session.instrument(span).await;
         }
     });
-    (
+    let mut response = (
         StatusCode::SWITCHING_PROTOCOLS,
         [
             (header::CONNECTION, "upgrade".to_string()),
@@ -106,5 +108,48 @@ async fn ws_upgrade(
             (header::SEC_WEBSOCKET_ACCEPT, accept),
         ],
     )
-        .into_response()
+        .into_response();
+    if offered.gavel_v1 {
+        // A browser fails a connection whose offered subprotocols get no answer.
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            header::HeaderValue::from_static(SUBPROTOCOL),
+        );
+    }
+    response
+}
+
+/// The subprotocol gavel answers with when a client offers it.
+pub const SUBPROTOCOL: &str = "gavel.v1";
+
+/// The prefix of the subprotocol that carries a browser's token.
+pub const BEARER_PREFIX: &str = "bearer.";
+
+/// What a client offered in `Sec-WebSocket-Protocol`.
+///
+/// A browser cannot set `Authorization` on a WebSocket, and a token must never be in a
+/// URL (it would reach logs and history), so the console offers `bearer.<token>` beside
+/// `gavel.v1`, and the server answers `gavel.v1` alone: the token is never echoed. The
+/// header's value is never logged.
+#[derive(Debug, Default)]
+struct Subprotocols<'a> {
+    gavel_v1: bool,
+    bearer: Option<&'a str>,
+}
+
+impl<'a> Subprotocols<'a> {
+    fn of(headers: &'a axum::http::HeaderMap) -> Self {
+        let mut out = Self::default();
+        for value in headers.get_all(header::SEC_WEBSOCKET_PROTOCOL) {
+            let Ok(value) = value.to_str() else { continue };
+            for p in value.split(',').map(str::trim) {
+                if p == SUBPROTOCOL {
+                    out.gavel_v1 = true;
+                } else if let Some(t) = p.strip_prefix(BEARER_PREFIX) {
+                    out.bearer.get_or_insert(t);
+                }
+            }
+        }
+        out
+    }
 }

@@ -70,6 +70,41 @@ impl AllianceBoard {
             .collect()
     }
 
+    /// A page of items in id order: those `keep` accepts, after `after`, at most `limit`.
+    pub fn items_page(
+        &self,
+        keep: impl Fn(&Item) -> bool,
+        after: Option<ItemId>,
+        limit: usize,
+    ) -> Vec<Item> {
+        self.state
+            .read()
+            .alliance
+            .items()
+            .filter(|i| after.is_none_or(|a| i.id > a) && keep(i))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// A page of complaints in id order: those `keep` accepts, after `after`, at most
+    /// `limit`.
+    pub fn complaints_page(
+        &self,
+        keep: impl Fn(&Complaint) -> bool,
+        after: Option<ComplaintId>,
+        limit: usize,
+    ) -> Vec<Complaint> {
+        self.state
+            .read()
+            .alliance
+            .complaints()
+            .filter(|c| after.is_none_or(|a| c.id > a) && keep(c))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
     /// One item.
     pub fn item(&self, id: ItemId) -> Option<Item> {
         self.state.read().alliance.item(id).cloned()

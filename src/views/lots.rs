@@ -34,6 +34,8 @@ pub struct LotView {
     pub price: Option<Fen>,
     /// Who leads (shown to no one but that dealer, as `leading`).
     pub leader: Option<DealerId>,
+    /// While `pending_seller`: the last moment the seller may decide.
+    pub decide_by: Option<u64>,
 }
 
 impl LotView {
@@ -49,6 +51,9 @@ impl LotView {
             bids: lot.bids,
             price: lot.price,
             leader: lot.lead.map(|l| l.dealer),
+            decide_by: lot
+                .decision_deadline
+                .filter(|_| lot.status == LotStatus::PendingSeller),
         }
     }
 
@@ -73,6 +78,9 @@ impl LotView {
         self.bids = u.bids;
         self.ends_at = u.ends_at;
         self.leader = u.leader;
+        if u.status != LotStatus::PendingSeller {
+            self.decide_by = None;
+        }
     }
 }
 
@@ -115,6 +123,37 @@ impl Lots {
         v
     }
 
+    /// One seller's lots, newest first, from before `before` (a lot id), at most `limit`,
+    /// each with its decision deadline while `pending_seller`.
+    pub fn of_seller(
+        &self,
+        seller: SellerId,
+        before: Option<LotId>,
+        limit: usize,
+    ) -> Vec<(AuctionView, Option<u64>)> {
+        let inc = self.increments.read();
+        let mut mine: Vec<_> = self
+            .lots
+            .iter()
+            .filter(|l| l.seller == seller && before.is_none_or(|b| l.id.0 < b.0))
+            .map(|l| {
+                (
+                    l.id.0,
+                    AuctionView::new(&l, &inc, Viewer::Seller(seller)),
+                    l.decide_by,
+                )
+            })
+            .collect();
+        mine.sort_by_key(|(id, ..)| std::cmp::Reverse(*id));
+        mine.truncate(limit);
+        mine.into_iter().map(|(_, v, d)| (v, d)).collect()
+    }
+
+    /// A lot's car (for the catalogue, which shows the car an item came from).
+    pub fn vehicle_of(&self, lot: LotId) -> Option<crate::vocab::Vehicle> {
+        self.lots.get(&lot).map(|l| l.listing.vehicle.clone())
+    }
+
     /// Whether the lot exists (durably).
     pub fn contains(&self, lot: LotId) -> bool {
         self.lots.contains_key(&lot)
@@ -152,6 +191,12 @@ impl Lots {
 
     pub(super) fn insert(&self, view: LotView) {
         self.lots.insert(view.id, view);
+    }
+
+    pub(super) fn decision_window(&self, lot: LotId, until: u64) {
+        if let Some(mut l) = self.lots.get_mut(&lot) {
+            l.decide_by = Some(until);
+        }
     }
 
     pub(super) fn update(&self, u: &LotUpdate) {

@@ -12,16 +12,19 @@
 //! - [`auction`]: one auction as clients see it (the snapshot object), and who is looking.
 //! - [`lots`]: the durable public state of every lot.
 //! - [`alliance`]: the alliance's durable read view.
+//! - [`accounts`]: account names, and each dealer's status, deposit and exposure.
 
+pub mod accounts;
 pub mod alliance;
 pub mod auction;
 pub mod lots;
 
+pub use accounts::{Accounts, DealerView, StatusChange};
 pub use alliance::AllianceBoard;
 pub use auction::{AuctionRef, AuctionView, InspectionView, Status, VehicleView, Viewer};
 pub use lots::{LotView, Lots};
 
-use crate::auction::{Command as AuctionCommand, Event as AuctionEvent};
+use crate::auction::{BidOutcome, Command as AuctionCommand, Event as AuctionEvent};
 use crate::engine::Publisher;
 use crate::market::{Command, Event, Market};
 use crate::store::Entry;
@@ -74,12 +77,61 @@ impl Publisher for ViewsPublisher {
                         bids: 0,
                         price: None,
                         leader: None,
+                        decide_by: None,
                     });
                 }
                 Event::Auction(AuctionEvent::Updated(u)) => self.lots.update(&u),
+                Event::Auction(AuctionEvent::DecisionWindow { lot, until }) => {
+                    self.lots.decision_window(lot, until)
+                }
                 _ => {}
             }
         }
         self.alliance.publish(events);
+    }
+}
+
+/// Keeps the [`Accounts`] current.
+pub struct AccountsPublisher(pub Arc<Accounts>);
+
+impl Publisher for AccountsPublisher {
+    fn reset(&mut self, market: &Market) {
+        self.0.reset(market);
+    }
+
+    fn publish(&mut self, entry: &Entry, events: &[Event]) {
+        for event in events {
+            match *event {
+                Event::Auction(AuctionEvent::Bid {
+                    dealer,
+                    outcome: BidOutcome::Accepted { .. },
+                    duplicate: false,
+                    exposure,
+                    ..
+                })
+                | Event::Auction(AuctionEvent::Outbid {
+                    dealer, exposure, ..
+                })
+                | Event::Auction(AuctionEvent::ExposureChanged { dealer, exposure }) => {
+                    self.0.exposure(dealer, exposure)
+                }
+                Event::Auction(AuctionEvent::DealerRegistered { dealer }) => {
+                    self.0.registered_dealer(entry, dealer)
+                }
+                Event::Auction(AuctionEvent::SellerRegistered { seller }) => {
+                    self.0.registered_seller(entry, seller)
+                }
+                Event::Auction(AuctionEvent::ServiceRegistered { service }) => {
+                    self.0.registered_service(entry, service)
+                }
+                Event::Auction(AuctionEvent::DealerChanged {
+                    dealer,
+                    status,
+                    deposit,
+                    exposure,
+                }) => self.0.changed(entry, dealer, status, deposit, exposure),
+                _ => {}
+            }
+        }
     }
 }

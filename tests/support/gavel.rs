@@ -73,6 +73,8 @@ pub struct GavelOpts {
     pub journal: JournalArg,
     /// Extra environment (applied after the defaults below, so they override them).
     pub env: Vec<(String, String)>,
+    /// Extra arguments to `serve` (`--demo`).
+    pub args: Vec<String>,
 }
 
 impl GavelOpts {
@@ -82,7 +84,14 @@ impl GavelOpts {
         Self {
             journal,
             env: Vec::new(),
+            args: Vec::new(),
         }
+    }
+
+    /// Adds one argument to `serve`.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
     }
 
     /// Adds one `GAVEL_*` variable.
@@ -169,12 +178,15 @@ impl Gavel {
     /// Starts `gavel serve` and waits (up to 30 s) until it prints its address. Fails with
     /// the child's output if it exits first or takes too long.
     pub async fn start(opts: &GavelOpts) -> Result<Self, StartFailure> {
-        let mut args = vec![
-            "serve".to_owned(),
-            "--listen".to_owned(),
-            "127.0.0.1:0".to_owned(),
-        ];
+        Self::start_listening(opts, "127.0.0.1:0").await
+    }
+
+    /// As [`Gavel::start`], on a given address (a restart on the port a browser page
+    /// reconnects to).
+    pub async fn start_listening(opts: &GavelOpts, listen: &str) -> Result<Self, StartFailure> {
+        let mut args = vec!["serve".to_owned(), "--listen".to_owned(), listen.to_owned()];
         args.extend(opts.journal.args());
+        args.extend(opts.args.iter().cloned());
         let mut cmd = base_command(&args, opts);
         let mut child = cmd.spawn().expect("spawn gavel serve");
         let output = Arc::new(Mutex::new(String::new()));
