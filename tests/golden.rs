@@ -1111,6 +1111,24 @@ fn server_messages(lots: &Lots) -> Vec<(String, ServerMessage)> {
                 Rejection::AlreadyLeading { max: 6_000_000 },
             ),
         ),
+        (
+            "bid_result/not_in_good_standing",
+            rejected(
+                req_str("r-11"),
+                "d5-0051",
+                "A18",
+                Rejection::NotInGoodStanding,
+            ),
+        ),
+        (
+            "bid_result/prebid_lowered",
+            rejected(
+                req_str("r-12"),
+                "d5-0052",
+                "A18",
+                Rejection::PrebidLowered { max: 7_000_000 },
+            ),
+        ),
         ("update/live-leading", update(8_812, &led_update(), true)),
         (
             "update/live-not-leading",
