@@ -2654,3 +2654,5 @@ fn every_exposure_move_is_reported_with_the_books_figure() {
     });
     assert_eq!(sim.exposure(d[2]), 0);
 }
+
+mod prebid;
