@@ -77,7 +77,7 @@ async fn members_prebid_in_the_preview_and_the_lot_opens_on_them_after_a_restart
     let lot = listed["auction"].as_str().expect("auction").to_owned();
 
     // Members and the seller see it; the suspended dealer does not, by any read.
-    assert_eq!(previews(addr, &a).await, [lot.clone()]);
+    assert_eq!(previews(addr, &a).await, std::slice::from_ref(&lot));
     assert_eq!(previews(addr, &c).await, Vec::<String>::new());
     let path = format!("/v1/auctions/{lot}");
     assert_eq!(get(addr, &path, &seller).await.status, 200);
