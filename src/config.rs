@@ -248,8 +248,10 @@ pub struct AuctionConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DealersConfig {
-    /// Buying power = deposit × leverage.
+    /// Buying power = deposit × leverage + available credit.
     pub leverage: u64,
+    /// Days a loan drawn on a dealer's credit line runs before it is due.
+    pub credit_due_days: u64,
 }
 
 /// Log output format.
@@ -438,6 +440,9 @@ impl Config {
         if self.dealers.leverage == 0 {
             p.push("dealers.leverage must be at least 1".into());
         }
+        if !(1..=3650).contains(&self.dealers.credit_due_days) {
+            p.push("dealers.credit_due_days must be 1 to 3650".into());
+        }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             p.push(format!(
                 "server.listen: {:?} is not an address like 127.0.0.1:8080",
@@ -514,6 +519,7 @@ impl Config {
             bid_id_retention_ms: ms(a.bid_id_retention_s),
             // Always this build's rules: the version is not the operator's to choose.
             version: RULES_VERSION,
+            credit_due_ms: self.dealers.credit_due_days.saturating_mul(86_400_000),
         };
         let alliance = AllianceRules {
             return_window_ms: ms(self.alliance.return_window_s),

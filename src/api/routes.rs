@@ -134,6 +134,12 @@ impl From<Refusal> for ApiError {
                 "the request breaks an auction rule",
             ),
             Refusal::OutOfOrder => Self::unavailable(),
+            Refusal::UnknownLoan => Self::not_found("loan"),
+            Refusal::CreditLimit => Self::new(
+                StatusCode::CONFLICT,
+                "credit_limit",
+                "the dealer's available credit does not cover the price",
+            ),
         }
     }
 }

@@ -2043,6 +2043,8 @@ mod props {
             outage_grace_ms: 5 * SEC,
             bid_id_retention_ms: 2 * HOUR,
             version: crate::vocab::RULES_VERSION,
+            // Short, so generated scenarios see loans fall due.
+            credit_due_ms: 90 * SEC,
         }
     }
 

@@ -20,7 +20,7 @@ pub mod vin;
 pub use car::{Inspection, Vehicle};
 pub use dealer::DealerStatus;
 pub(crate) use ids::id_type;
-pub use ids::{DealerId, LotId, ParseIdError, SellerId, ServiceId};
+pub use ids::{DealerId, LoanId, LotId, ParseIdError, SellerId, ServiceId};
 pub use money::{Fen, FEN_PER_YUAN, MAX_AMOUNT};
 pub use vin::{check_vin, vin_check_digit};
 
