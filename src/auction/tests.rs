@@ -2193,13 +2193,16 @@ mod props {
     /// Buying power as the contract states it, from the dealer's deposit and limit and
     /// the loans open against it: deposit × leverage + (limit − drawn, or 0).
     fn power(book: &Book, d: &Dealer) -> Fen {
-        let drawn: Fen = book
-            .loans()
+        d.deposit * rules().leverage + d.credit.limit.saturating_sub(open_loans(book, d.id))
+    }
+
+    /// The principal of every open loan of a dealer.
+    fn open_loans(book: &Book, dealer: DealerId) -> Fen {
+        book.loans()
             .iter()
-            .filter(|l| l.dealer == d.id && l.is_open())
+            .filter(|l| l.dealer == dealer && l.is_open())
             .map(|l| l.principal)
-            .sum();
-        d.deposit * rules().leverage + d.credit.limit.saturating_sub(drawn)
+            .sum()
     }
 
     /// Plays a scenario against a book, checking every invariant after every command.
@@ -2528,14 +2531,8 @@ mod props {
                 if within_then && !matches!(cmd, Command::SetCreditLimit { .. }) {
                     prop_assert!(within, "{:?} left its buying power: {:?}", d.id, cmd);
                 }
-                // The line: what is drawn is every open loan's principal, within the cap.
-                let drawn: Fen = book
-                    .loans()
-                    .iter()
-                    .filter(|l| l.dealer == d.id && l.is_open())
-                    .map(|l| l.principal)
-                    .sum();
-                prop_assert_eq!(d.credit.drawn, drawn, "dealer {:?}", d.id);
+                // The line: what is drawn is every open loan's principal.
+                prop_assert_eq!(d.credit.drawn, open_loans(&book, d.id), "dealer {:?}", d.id);
                 prop_assert!(d.credit.available() <= d.credit.limit);
                 // Nothing draws past the limit (only a lowered limit leaves it below).
                 if d.credit.drawn > drawn_before {
