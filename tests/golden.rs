@@ -2792,29 +2792,42 @@ fn the_sequel_does_what_its_comments_say() {
     );
 }
 
-#[test]
-fn the_sequel_snapshot_is_pinned() {
-    let book = sequel_book();
-    let bytes = snapshot_bytes(&book);
-    check_blob("snapshot-v2.msgpack.hex", &bytes);
-    let fixture = stored_blob("snapshot-v2.msgpack.hex", &bytes);
+/// Checks `book`'s snapshot against the pinned `file` and returns the fixture, decoded:
+/// it must re-encode to its own bytes and be the book the script builds.
+fn pinned_snapshot(file: &str, book: &Market) -> Market {
+    let bytes = snapshot_bytes(book);
+    check_blob(file, &bytes);
+    let fixture = stored_blob(file, &bytes);
     let decoded = decode_snapshot(&fixture);
     assert_eq!(
         snapshot_bytes(&decoded),
         fixture,
-        "the snapshot does not re-encode to its own bytes"
+        "{file}: the snapshot does not re-encode to its own bytes"
     );
-    assert_eq!(decoded, book, "the fixture decodes to another book");
-    let facts = book_facts(&decoded);
-    let changed: Vec<&str> = facts
+    assert_eq!(
+        &decoded, book,
+        "{file}: the fixture decodes to another book"
+    );
+    decoded
+}
+
+/// The facts about the objects named by `prefixes`.
+fn facts_of<'a>(facts: &'a [String], prefixes: &[&str]) -> Vec<&'a str> {
+    facts
         .iter()
         .map(String::as_str)
-        .filter(|f| {
-            ["last_seq", "A9 ", "A13 ", "D1 ", "D2 ", "I4 ", "I5 ", "W6 "]
-                .iter()
-                .any(|p| f.starts_with(p))
-        })
-        .collect();
+        .filter(|f| prefixes.iter().any(|p| f.starts_with(p)))
+        .collect()
+}
+
+#[test]
+fn the_sequel_snapshot_is_pinned() {
+    let decoded = pinned_snapshot("snapshot-v2.msgpack.hex", &sequel_book());
+    let facts = book_facts(&decoded);
+    let changed = facts_of(
+        &facts,
+        &["last_seq", "A9 ", "A13 ", "D1 ", "D2 ", "I4 ", "I5 ", "W6 "],
+    );
     assert_eq!(
         changed,
         [
@@ -2890,30 +2903,15 @@ fn the_credit_sequel_does_what_its_comments_say() {
 
 #[test]
 fn the_credit_snapshot_is_pinned() {
-    let book = credit_book();
-    let bytes = snapshot_bytes(&book);
-    check_blob("snapshot-v3.msgpack.hex", &bytes);
-    let fixture = stored_blob("snapshot-v3.msgpack.hex", &bytes);
-    let decoded = decode_snapshot(&fixture);
-    assert_eq!(
-        snapshot_bytes(&decoded),
-        fixture,
-        "the snapshot does not re-encode to its own bytes"
-    );
-    assert_eq!(decoded, book, "the fixture decodes to another book");
+    let decoded = pinned_snapshot("snapshot-v3.msgpack.hex", &credit_book());
     assert_eq!(decoded.rules(), credit_rules());
     let facts = book_facts(&decoded);
-    let changed: Vec<&str> = facts
-        .iter()
-        .map(String::as_str)
-        .filter(|f| {
-            [
-                "last_seq", "A14 ", "A15 ", "D1 ", "L1 ", "L2 ", "I6 ", "W7 ", "W8 ",
-            ]
-            .iter()
-            .any(|p| f.starts_with(p))
-        })
-        .collect();
+    let changed = facts_of(
+        &facts,
+        &[
+            "last_seq", "A14 ", "A15 ", "D1 ", "L1 ", "L2 ", "I6 ", "W7 ", "W8 ",
+        ],
+    );
     assert_eq!(
         changed,
         [
