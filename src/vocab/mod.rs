@@ -35,6 +35,11 @@ pub use vin::{check_vin, vin_check_digit};
 ///   `max`) from the leader is `already_leading`; a retail sale is refused when the car's
 ///   report shows structural, fire or flood damage, a tampered odometer or a title that
 ///   cannot be transferred (zero tolerance at the point of sale).
+///
+/// Dealer credit lines (`SetCreditLimit`, `Finance`, `Repay`, and the violations selling a
+/// financed car and repaying late) needed no new version: until a journal holds a
+/// `SetCreditLimit`, every limit is 0 and no car is financed, so every earlier command is
+/// decided exactly as before.
 pub const RULES_VERSION: u32 = 2;
 
 /// The version of rules an empty journal starts with, and of rules journaled before
