@@ -250,12 +250,18 @@ pub struct AuctionConfig {
     pub increment_above: u64,
 }
 
+/// The longest loan term an operator may configure: ten years, far beyond any floor-plan
+/// loan, so a typo of extra digits is caught at startup.
+const MAX_CREDIT_DUE_S: u64 = 10 * 365 * 86_400;
+
 /// `[dealers]`
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DealersConfig {
-    /// Buying power = deposit × leverage.
+    /// Buying power = deposit × leverage + available credit.
     pub leverage: u64,
+    /// Seconds a loan drawn on a dealer's credit line runs before it is due.
+    pub credit_due_s: u64,
 }
 
 /// Log output format.
@@ -452,6 +458,11 @@ impl Config {
         if self.dealers.leverage == 0 {
             p.push("dealers.leverage must be at least 1".into());
         }
+        if !(1..=MAX_CREDIT_DUE_S).contains(&self.dealers.credit_due_s) {
+            p.push(format!(
+                "dealers.credit_due_s must be 1 to {MAX_CREDIT_DUE_S} (ten years)"
+            ));
+        }
         if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
             p.push(format!(
                 "server.listen: {:?} is not an address like 127.0.0.1:8080",
@@ -529,6 +540,7 @@ impl Config {
             bid_id_retention_ms: ms(a.bid_id_retention_s),
             // Always this build's rules: the version is not the operator's to choose.
             version: RULES_VERSION,
+            credit_due_ms: ms(self.dealers.credit_due_s),
         };
         let alliance = AllianceRules {
             return_window_ms: ms(self.alliance.return_window_s),

@@ -228,6 +228,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
     });
     let app = crate::api::routes::router()
         .merge(crate::api::alliance::router())
+        .merge(crate::api::credit::router())
         .merge(crate::gateway::upgrade::router())
         .merge(crate::console::router(config.server.demo))
         .with_state(AppState { api, sessions });

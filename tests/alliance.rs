@@ -17,9 +17,9 @@ use gavel::views::{AllianceBoard, Lots, ViewsPublisher};
 use gavel::vocab::{DealerId, Inspection, LotId, SellerId, Vehicle};
 use redis::aio::MultiplexedConnection;
 use serde_json::{json, Value};
-use std::net::SocketAddr;
 use std::time::Duration;
-use support::client::{call, Dealer};
+use support::api::{verify_replay, Api};
+use support::client::Dealer;
 use support::redis_server::{RedisOpts, RedisServer};
 
 const ADMIN: &str = "a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0a0";
@@ -76,43 +76,12 @@ fn config(extra: &[(&str, &str)]) -> Config {
     Config::from_layers(None, env).expect("test config")
 }
 
-/// An HTTP client for one running server.
-struct Api {
-    addr: SocketAddr,
+/// Lists a car of `VIN` with this report (start and reserve 50,000 yuan, buy-now 60,000).
+trait ListCar {
+    async fn list(&self, seller: &str, report: Value) -> String;
 }
 
-impl Api {
-    async fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        call(self.addr, method, path, Some(token), body.as_ref()).await
-    }
-
-    async fn ok(&self, method: &str, path: &str, token: &str, body: Value, want: u16) -> Value {
-        let (status, reply) = self.call(method, path, token, Some(body)).await;
-        assert_eq!(status, want, "{method} {path}: {reply}");
-        reply
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Value {
-        let (status, reply) = self.call("GET", path, token, None).await;
-        assert_eq!(status, 200, "GET {path}: {reply}");
-        reply
-    }
-
-    /// `POST /v1/sellers` or `/v1/dealers` or `/v1/service-tokens`: (id, token).
-    async fn account(&self, path: &str, body: Value) -> (String, String) {
-        let r = self.ok("POST", path, ADMIN, body, 201).await;
-        (
-            r["id"].as_str().expect("id").to_string(),
-            r["token"].as_str().expect("token").to_string(),
-        )
-    }
-
+impl ListCar for Api {
     async fn list(&self, seller: &str, report: Value) -> String {
         let r = self
             .ok(
@@ -130,27 +99,6 @@ impl Api {
             .await;
         r["auction"].as_str().expect("auction").to_string()
     }
-
-    /// Polls `path` until `done` holds (a durable effect of a background task).
-    async fn until(&self, path: &str, token: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..100 {
-            last = self.get(path, token).await;
-            if done(&last) {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("{path} never got there; last: {last}");
-    }
-}
-
-/// `gavel replay --verify` over a stopped server's file journal agrees.
-fn verify_replay(dir: &std::path::Path) {
-    let (status, out) =
-        support::gavel::replay_verify(&support::gavel::JournalArg::File(dir.to_path_buf()));
-    assert!(status.success(), "gavel replay --verify failed:\n{out}");
-    assert!(out.contains("all agree"), "{out}");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -392,7 +340,7 @@ async fn an_overdue_complaint_becomes_a_warning_and_survives_a_restart() {
     let server = gavel::server::start(&cfg, open_redis(&redis).await)
         .await
         .expect("server");
-    let api = Api { addr: server.addr };
+    let api = Api::new(server.addr, ADMIN);
     let (dealer, dealer_token) = api
         .account(
             "/v1/dealers",
@@ -466,7 +414,7 @@ async fn an_overdue_complaint_becomes_a_warning_and_survives_a_restart() {
     let server = gavel::server::start(&cfg, open_redis(&redis).await)
         .await
         .expect("server again");
-    let api = Api { addr: server.addr };
+    let api = Api::new(server.addr, ADMIN);
     let after = api.get(&standing_path, &service).await;
     assert_eq!(after, before);
     server.shutdown().await.expect("clean shutdown");
@@ -482,7 +430,7 @@ async fn an_expelled_dealers_next_websocket_bid_is_not_eligible() {
     let server = gavel::server::start(&cfg, open_redis(&redis).await)
         .await
         .expect("server");
-    let api = Api { addr: server.addr };
+    let api = Api::new(server.addr, ADMIN);
     let (_, seller) = api
         .account("/v1/sellers", json!({"name": "Wang Fang"}))
         .await;
@@ -637,7 +585,7 @@ async fn with_the_file_journal_sold_cars_reach_the_inventory_and_stay_there() {
     let server = gavel::server::start(&cfg, open().await.expect("journal"))
         .await
         .expect("server");
-    let api = Api { addr: server.addr };
+    let api = Api::new(server.addr, ADMIN);
     let (_, seller) = api.account("/v1/sellers", json!({"name": "Li Wei"})).await;
     let (dealer, dealer_token) = api
         .account(
@@ -852,7 +800,7 @@ async fn with_the_file_journal_sold_cars_reach_the_inventory_and_stay_there() {
     let server = gavel::server::start(&cfg, open().await.expect("journal again"))
         .await
         .expect("server again");
-    let api = Api { addr: server.addr };
+    let api = Api::new(server.addr, ADMIN);
     assert_eq!(
         api.get("/v1/inventory", &dealer_token).await,
         inventory_before
@@ -885,7 +833,7 @@ async fn an_operator_links_a_dealer_to_a_seller_at_once_and_the_link_survives_a_
     let server = gavel::server::start(&cfg, open().await.expect("journal"))
         .await
         .expect("server");
-    let api = Api { addr: server.addr };
+    let api = Api::new(server.addr, ADMIN);
     let (cousin, cousin_token) = api
         .account("/v1/sellers", json!({"name": "Zhao Lei"}))
         .await;
@@ -948,7 +896,7 @@ async fn an_operator_links_a_dealer_to_a_seller_at_once_and_the_link_survives_a_
     let server = gavel::server::start(&cfg, open().await.expect("journal again"))
         .await
         .expect("server again");
-    let api = Api { addr: server.addr };
+    let api = Api::new(server.addr, ADMIN);
     let mut ws = Dealer::connect(server.addr, &dealer_token).await;
     let r = ws.bid_max(&own, 0, 58_000 * Y, "b-4").await;
     assert_eq!(r["reason"], "own_listing", "{r}");

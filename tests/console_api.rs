@@ -172,7 +172,8 @@ async fn time_me_and_the_dealer_list() {
         me,
         json!({"role": "dealer", "id": dealer.id, "name": "Chengdu Honest Motors",
                "status": "active", "deposit": 1_000 * Y, "buying_power": 10_000 * Y,
-               "exposure": 0, "buying_power_left": 10_000 * Y})
+               "exposure": 0, "buying_power_left": 10_000 * Y,
+               "credit_limit": 0, "credit_drawn": 0, "credit_available": 0})
     );
 
     // A leading max counts against buying power at once; losing the lead frees it.

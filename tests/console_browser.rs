@@ -45,6 +45,16 @@ impl Scene {
         }
     }
 
+    /// A scene whose lots close a second after their last bid at most, so a test sees a
+    /// car sold at once.
+    async fn quick_close() -> Self {
+        Self::start(&[
+            ("GAVEL_AUCTION__EXTEND_WINDOW_S", "1"),
+            ("GAVEL_AUCTION__EXTEND_BY_S", "1"),
+        ])
+        .await
+    }
+
     fn base(&self) -> String {
         format!("http://{}", self.gavel.addr)
     }
@@ -565,11 +575,7 @@ async fn the_seller_accepts_a_best_offer_under_the_reserve_within_its_window() {
 #[tokio::test]
 async fn a_consumer_without_a_token_sees_a_certified_car_and_its_hash() {
     let _one = ONE_AT_A_TIME.lock().await;
-    let s = Scene::start(&[
-        ("GAVEL_AUCTION__EXTEND_WINDOW_S", "1"),
-        ("GAVEL_AUCTION__EXTEND_BY_S", "1"),
-    ])
-    .await;
+    let s = Scene::quick_close().await;
     let (_, seller) = s.gavel.seller("s").await;
     let (_, a) = s.gavel.dealer("Chengdu Honest Motors", 1_000_000 * Y).await;
     let lot = s.list(&seller, 1, 10_000 * Y).await;
@@ -1088,4 +1094,46 @@ async fn serve_demo_prints_a_sign_in_link_that_ends_in_a_browser_watching_a_live
         |v| v == &json!(true),
     )
     .await;
+}
+
+/// The dealer's account shows its credit line in yuan with the fen exact (limit, drawn,
+/// available) and a financed car's loan counting down to its due time.
+#[tokio::test]
+async fn a_dealers_account_shows_its_credit_line_and_its_loans() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = Scene::quick_close().await;
+    let (_, seller) = s.gavel.seller("s").await;
+    let (id, a) = s
+        .gavel
+        .dealer("Hangzhou Floor Plan Motors", 5_000 * Y)
+        .await;
+    let limit = json!({"limit": 100_000 * Y + 55});
+    let path = format!("/v1/dealers/{id}/credit");
+    let (status, line) = s.gavel.http("POST", &path, Some(ADMIN), Some(&limit)).await;
+    assert_eq!(status, 200, "{line}");
+    let lot = s.list(&seller, 1, 10_000 * Y).await;
+    let mut ws = s.ws(&a).await;
+    assert!(ws.bid(&lot, 20_000 * Y, None, "c-1").await.accepted);
+    // Sold at its close, a second later: the buyer finances it.
+    let finance = format!("/v1/auctions/{lot}/finance");
+    let mut loan = Value::Null;
+    for _ in 0..100 {
+        let (status, reply) = s
+            .gavel
+            .http("POST", &finance, Some(&a), Some(&json!({})))
+            .await;
+        if status == 201 {
+            loan = reply;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(loan["id"], "L1", "{loan}");
+    let p = s.signed_in(&a, "account", (1280, 1000)).await;
+    let shown = p.wait_text("#credit", |t| t.contains("L1")).await;
+    for figure in ["¥100,000.55", "¥20,000.00", "¥80,000.55", "due in"] {
+        assert!(shown.contains(figure), "{figure} in {shown}");
+    }
+    let left = p.text("#bp-left").await.unwrap_or_default();
+    assert_eq!(left, "¥130,000.55", "deposit × 10 + available credit");
 }

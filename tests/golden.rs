@@ -30,6 +30,12 @@
 //!   a seller's cancel refused for a standing pre-bid. Its own file, like the sequel's.
 //! - `snapshot-v3.msgpack.hex`: the book after the third act (a lot opened on pre-bids, a
 //!   lot in its preview holding one, a version-3 `Configure`).
+//! - `journal-batch-credit.msgpack.hex`: the credit sequel's batch, journaled after the
+//!   sequel (beside the third act, not after it): the credit line's commands
+//!   (`SetCreditLimit`, `Finance`, `Repay`), rules with a loan term other than the default,
+//!   a car sold out of trust and a late repayment.
+//! - `snapshot-credit.msgpack.hex`: the book after the script, the sequel and the credit
+//!   sequel (credit lines and loans).
 //! - `snapshot.msgpack.hex`: a snapshot (`rmp_serde::encode::write(&mut bytes, &book)`,
 //!   positional, as the engine's snapshot thread writes it) of the book a deterministic
 //!   command script builds: lots in every status, dealers with receipts (one with more than
@@ -56,8 +62,8 @@ use gavel::alliance::{
     WarningId,
 };
 use gavel::auction::{
-    self, BidOutcome, Canceller, Command as AuctionCommand, Event as AuctionEvent, Increments,
-    Listing, LotStatus, LotUpdate, Outcome, Rejection,
+    self, BidOutcome, Borrower, Canceller, Command as AuctionCommand, Event as AuctionEvent,
+    Increments, Listing, LotStatus, LotUpdate, Outcome, Rejection,
 };
 use gavel::engine::Publisher;
 use gavel::gateway::{
@@ -72,7 +78,7 @@ use gavel::views::{
     AllianceBoard, AuctionRef, AuctionView, LotView, Lots, Status, Viewer, ViewsPublisher,
 };
 use gavel::vocab::{
-    check_vin, DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, Vehicle,
+    check_vin, DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId, Vehicle,
     FIRST_RULES_VERSION,
 };
 use serde_json::{json, Value};
@@ -132,6 +138,8 @@ fn script_rules() -> Rules {
         // cannot pass is a violation, not a refusal): the bytes and facts pinned here are
         // those rules' (see `vocab::RULES_VERSION`).
         version: FIRST_RULES_VERSION,
+        // The default term, which rules written before credit lines existed imply.
+        credit_due_ms: 60 * DAY,
     };
     let alliance = AllianceRules {
         return_window_ms: 6 * HOUR,
@@ -712,6 +720,27 @@ fn script() -> (Vec<Entry>, Vec<Entry>) {
     (log.entries, bulk)
 }
 
+/// The sequel's flooded car, A13 (S2).
+fn sequel_flooded() -> Listing {
+    listing(
+        vehicle(
+            "1M8GDM9AXKP042788",
+            "Chery",
+            "Tiggo 8",
+            2020,
+            70_000,
+            Some("Zhengzhou"),
+        ),
+        Inspection {
+            flood: true,
+            ..report(true, 2, "Water line under the seats.")
+        },
+        (1_000_000, 1_200_000, Some(1_500_000)),
+        None,
+        None,
+    )
+}
+
 /// The sequel: what an engine of rules version 2 journals after the script, on the
 /// script's book. It holds the commands version 2 added (`SetDealerLinks`,
 /// `Alliance::Dispose`) and the retail refusal, so it is its own batch: the story's batch
@@ -729,23 +758,7 @@ fn sequel() -> Vec<Entry> {
     };
     let start = 10 * HOUR;
     log.at(start, Command::Configure(Box::new(sequel_rules())));
-    let flooded = listing(
-        vehicle(
-            "1M8GDM9AXKP042788",
-            "Chery",
-            "Tiggo 8",
-            2020,
-            70_000,
-            Some("Zhengzhou"),
-        ),
-        Inspection {
-            flood: true,
-            ..report(true, 2, "Water line under the seats.")
-        },
-        (1_000_000, 1_200_000, Some(1_500_000)),
-        None,
-        None,
-    );
+    let flooded = sequel_flooded();
     log.at(
         start + 1_000,
         Command::Auction(AuctionCommand::ListCar {
@@ -801,6 +814,110 @@ fn sequel() -> Vec<Entry> {
         }),
     ); // refused: no such seller
     log.entries
+}
+
+/// The credit sequel's rules: the sequel's, with a two-hour loan term (not the default,
+/// so the rules are written with it).
+fn credit_rules() -> Rules {
+    let mut rules = sequel_rules();
+    rules.auction.credit_due_ms = 2 * HOUR;
+    rules
+}
+
+/// The credit sequel's two cars, A14 and A15 (S2), clean, each with a 12,000-yuan
+/// buy-now.
+fn credit_listing(vin: &str, model: &str) -> Listing {
+    listing(
+        vehicle(vin, "Geely", model, 2022, 30_000, Some("Hangzhou")),
+        report(true, 4, "Clean."),
+        (1_000_000, 1_100_000, Some(1_200_000)),
+        None,
+        None,
+    )
+}
+
+/// The credit sequel: what an engine with credit lines journals after the sequel, on
+/// its book. Its own batch, so the earlier ones stay the bytes their builds wrote.
+///
+/// D1 gets a 300,000-yuan line and buys A14 and A15 by buy-now; it finances A14 (L1,
+/// due in 2 h) and an operator finances A15 (L2); a second financing of A15 is
+/// `wrong_state`. D1 retails A14's car (I6) with L1 open: sold out of trust (W7). L1 is
+/// repaid 3 h later, past its due time and before any tick: a late repayment (W8), and
+/// both warnings are corrected. The line is lowered to 10,000 yuan, below L2's 12,000
+/// drawn (allowed: nothing is available). A limit for no dealer and the repayment of
+/// no loan are refused.
+fn credit_sequel() -> Vec<Entry> {
+    let mut log = Log {
+        base: sequel().last().map_or(0, |e| e.seq),
+        entries: Vec::new(),
+    };
+    let start = 11 * HOUR;
+    let limit = |dealer, limit| {
+        Command::Auction(AuctionCommand::SetCreditLimit {
+            dealer: DealerId(dealer),
+            limit,
+        })
+    };
+    let finance = |lot, by| {
+        Command::Auction(AuctionCommand::Finance {
+            lot: LotId(lot),
+            by,
+        })
+    };
+    let repay = |loan| Command::Auction(AuctionCommand::Repay { loan: LoanId(loan) });
+    let cars = [
+        credit_listing("LFV2A21K0M3123456", "Emgrand"),
+        credit_listing("LGBH52E05LY000101", "Coolray"),
+    ];
+    log.at(start, Command::Configure(Box::new(credit_rules())));
+    log.at(start + 1_000, limit(1, 30_000_000));
+    for (i, car) in cars.iter().enumerate() {
+        let at = start + 2_000 + 2_000 * i as u64;
+        log.at(
+            at,
+            Command::Auction(AuctionCommand::ListCar {
+                seller: SellerId(2),
+                listing: Box::new(car.clone()),
+            }),
+        );
+        log.at(
+            at + 1_000,
+            bid(1, 14 + i as u32, 1_200_000, None, &format!("d1-c{i}")),
+        );
+    }
+    log.at(start + 6_000, finance(14, Borrower::Dealer(DealerId(1)))); // L1
+    log.at(start + 7_000, finance(15, Borrower::Admin)); // L2
+    log.at(start + 8_000, finance(15, Borrower::Dealer(DealerId(1)))); // wrong_state
+    let mut listings = script_listings();
+    listings.push((SellerId(2), sequel_flooded()));
+    listings.extend(cars.iter().map(|c| (SellerId(2), c.clone())));
+    log.at(start + 9_000, hand_off(&listings, 14, 1, 1_200_000)); // I6
+    log.at(
+        start + 10_000,
+        Command::Alliance(AllianceCommand::Retail {
+            item: ItemId(6),
+            by: Actor::Dealer(DealerId(1)),
+            consumer_ref: "c-1006".into(),
+            price: 1_500_000,
+        }),
+    ); // sold out of trust: W7
+    log.at(start + 3 * HOUR, repay(1)); // late: W8; W7 and W8 corrected
+    log.at(start + 3 * HOUR + 1_000, limit(1, 1_000_000)); // below L2's 1,200,000 drawn
+    log.at(start + 3 * HOUR + 2_000, limit(9, 1_000_000)); // no such dealer
+    log.at(start + 3 * HOUR + 3_000, repay(3)); // no such loan
+    log.entries
+}
+
+/// The credit sequel as a batch, with its outcomes (applied after the sequel).
+fn credit_batch() -> Batch {
+    batch_after(sequel_book(), credit_sequel())
+}
+
+/// The book after the script, the sequel and the credit sequel.
+fn credit_book() -> Market {
+    let mut book = sequel_book();
+    apply(&mut book, &credit_sequel());
+    book
 }
 
 /// The sequel as a batch, with its outcomes (applied after the script).
@@ -1743,6 +1860,9 @@ fn command_name(c: &Command) -> &'static str {
         Command::Auction(AuctionCommand::Tick) => "Tick",
         Command::Auction(AuctionCommand::Resume) => "Resume",
         Command::Auction(AuctionCommand::SetDealerLinks { .. }) => "SetDealerLinks",
+        Command::Auction(AuctionCommand::SetCreditLimit { .. }) => "SetCreditLimit",
+        Command::Auction(AuctionCommand::Finance { .. }) => "Finance",
+        Command::Auction(AuctionCommand::Repay { .. }) => "Repay",
         Command::Alliance(a) => match a {
             AllianceCommand::HandOff(_) => "Alliance::HandOff",
             AllianceCommand::Retail { .. } => "Alliance::Retail",
@@ -1756,7 +1876,7 @@ fn command_name(c: &Command) -> &'static str {
     }
 }
 
-const EVERY_COMMAND: [&str; 22] = [
+const EVERY_COMMAND: [&str; 25] = [
     "Configure",
     "RegisterSeller",
     "RegisterDealer",
@@ -1771,6 +1891,9 @@ const EVERY_COMMAND: [&str; 22] = [
     "Tick",
     "Resume",
     "SetDealerLinks",
+    "SetCreditLimit",
+    "Finance",
+    "Repay",
     "Alliance::HandOff",
     "Alliance::Retail",
     "Alliance::Return",
@@ -1833,6 +1956,13 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
                     format!("{lot} {dealer} accepted price={price} leading={leading} duplicate={duplicate}")
                 }
                 Event::Auction(AuctionEvent::Refused(r)) => format!("refused {r:?}"),
+                Event::Auction(AuctionEvent::LoanOverdue { loan, dealer }) => {
+                    format!("{loan} {dealer} overdue")
+                }
+                Event::Auction(AuctionEvent::LoanRepaid { loan, dealer, lot }) => {
+                    format!("{loan} {dealer} repaid for {lot}")
+                }
+
                 Event::Alliance(AllianceEvent::Refused(r)) => {
                     format!("alliance refused {}", r.code())
                 }
@@ -1896,8 +2026,12 @@ fn book_facts(book: &Market) -> Vec<String> {
         ));
     }
     for d in book.book().dealers() {
+        let credit = match d.credit {
+            c if c.is_empty() => String::new(),
+            c => format!(" credit limit={} drawn={}", c.limit, c.drawn),
+        };
         facts.push(format!(
-            "{} {:?} deposit={} exposure={} receipts={} linked={:?}",
+            "{} {:?} deposit={} exposure={} receipts={} linked={:?}{credit}",
             d.id,
             d.status,
             d.deposit,
@@ -1907,6 +2041,18 @@ fn book_facts(book: &Market) -> Vec<String> {
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>(),
+        ));
+    }
+    for l in book.book().loans() {
+        facts.push(format!(
+            "{} {} {} principal={} due=T0+{} repaid={:?} overdue={}",
+            l.id,
+            l.lot,
+            l.dealer,
+            l.principal,
+            l.due_at - T0,
+            l.repaid_at.map(|t| t - T0),
+            l.overdue
         ));
     }
     for s in book.book().sellers() {
@@ -2569,11 +2715,12 @@ fn pinned_batch(file: &str, batch: &Batch) -> Batch {
 fn journal_batch_is_pinned() {
     let decoded = pinned_batch("journal-batch.msgpack.hex", &journal_batch());
 
-    // Every command is in the story or, if version 2 added it, in the sequel.
+    // Every command is in the story or, if a later build added it, in a sequel.
     let names: BTreeSet<&str> = decoded
         .entries
         .iter()
         .chain(&sequel())
+        .chain(&credit_sequel())
         .map(|e| command_name(&e.command))
         .collect();
     assert_eq!(
@@ -2830,9 +2977,9 @@ fn pinned_snapshot(file: &str, book: &Market) -> (Market, Vec<String>) {
     assert_eq!(
         snapshot_bytes(&decoded),
         fixture,
-        "the snapshot does not re-encode to its own bytes"
+        "{file}: the snapshot does not re-encode to its own bytes"
     );
-    assert_eq!(&decoded, book, "the fixture decodes to another book");
+    assert_eq!(&decoded, book, "{file}: the fixture decodes to another book");
     let facts = book_facts(&decoded);
     (decoded, facts)
 }
@@ -2875,6 +3022,19 @@ fn the_third_act_batch_is_pinned() {
     assert_eq!(
         batch_facts(&decoded),
         ["entries 221..=233 (13), from T0+39600000 to T0+43201000"]
+    );
+}
+
+#[test]
+fn the_credit_batch_is_pinned() {
+    let decoded = pinned_batch("journal-batch-credit.msgpack.hex", &credit_batch());
+    assert_eq!(
+        batch_facts(&decoded),
+        [
+            "entries 221..=235 (15), from T0+39600000 to T0+50403000",
+            "outcome seq 224: A14 sold price=Some(1200000) dealer=Some(\"D1\") seller=S2",
+            "outcome seq 226: A15 sold price=Some(1200000) dealer=Some(\"D1\") seller=S2",
+        ]
     );
 }
 
@@ -2933,4 +3093,82 @@ fn the_third_act_snapshot_is_pinned() {
             .collect::<Vec<_>>(),
         [(DealerId(5), 2_100_000, 231)]
     );
+}
+
+#[test]
+fn the_credit_sequel_does_what_its_comments_say() {
+    let mut book = sequel_book();
+    let applied = apply(&mut book, &credit_sequel());
+    assert_eq!(
+        story_facts(&applied),
+        [
+            "seq 224: A14 D1 accepted price=1200000 leading=true duplicate=false",
+            "seq 226: A15 D1 accepted price=1200000 leading=true duplicate=false",
+            "seq 229: refused WrongState",
+            "seq 230: A14 handed off as I6 duplicate=false",
+            "seq 232: L1 D1 overdue",
+            "seq 232: L1 D1 repaid for A14",
+            "seq 234: refused UnknownDealer",
+            "seq 235: refused UnknownLoan",
+        ]
+    );
+    // The warnings, as each step issued or corrected them.
+    let warnings: Vec<String> = applied
+        .iter()
+        .flat_map(|(seq, events)| {
+            events.iter().filter_map(move |e| match e {
+                Event::Alliance(AllianceEvent::WarningChanged(w)) => Some(format!(
+                    "seq {seq}: {} {} corrected={}",
+                    w.id,
+                    w.cause.as_str(),
+                    w.corrected()
+                )),
+                _ => None,
+            })
+        })
+        .collect();
+    assert_eq!(
+        warnings,
+        [
+            "seq 231: W7 sold_out_of_trust corrected=false",
+            "seq 232: W8 late_repayment corrected=false",
+            "seq 232: W7 sold_out_of_trust corrected=true",
+            "seq 232: W8 late_repayment corrected=true",
+        ]
+    );
+}
+
+#[test]
+fn the_credit_snapshot_is_pinned() {
+    let (decoded, facts) = pinned_snapshot("snapshot-credit.msgpack.hex", &credit_book());
+    assert_eq!(decoded.rules(), credit_rules());
+    let changed = facts_of(
+        &facts,
+        &[
+            "last_seq", "A14 ", "A15 ", "D1 ", "L1 ", "L2 ", "I6 ", "W7 ", "W8 ",
+        ],
+    );
+    assert_eq!(
+        changed,
+        [
+            "last_seq=235 last_now=T0+50403000",
+            "A14 sold price=Some(1200000) bids=1 lead=Some(\"D1 max 1200000\") settled=true vin_ok=true",
+            "A15 sold price=Some(1200000) bids=1 lead=Some(\"D1 max 1200000\") settled=true vin_ok=true",
+            "D1 Active deposit=50000000 exposure=9500000 receipts=143 linked=[] credit limit=1000000 drawn=1200000",
+            "L1 A14 D1 principal=1200000 due=T0+46806000 repaid=Some(50400000) overdue=true",
+            "L2 A15 D1 principal=1200000 due=T0+46807000 repaid=None overdue=false",
+            "I6 A14 D1 retailed certified=true reasons=[] rated=false",
+            "W7 D1 sold_out_of_trust corrected=true",
+            "W8 D1 late_repayment corrected=true",
+            "D1 standing score=Some(4.5) ratings=1 violations=4 uncorrected=0 refused_retail=2",
+        ]
+    );
+    // The rest of the book is the sequel's, unchanged.
+    let before = book_facts(&sequel_book());
+    for fact in facts.iter().filter(|f| !changed.contains(&f.as_str())) {
+        assert!(
+            before.contains(fact),
+            "changed by the credit sequel: {fact}"
+        );
+    }
 }

@@ -8,7 +8,9 @@
 use super::model::{
     Channel, Complaint, ComplaintId, Finding, Item, ItemId, Reason, Record, Warning, WarningId,
 };
-use crate::vocab::{DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, RULES_VERSION};
+use crate::vocab::{
+    DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId, RULES_VERSION,
+};
 use serde::{Deserialize, Serialize};
 
 /// The alliance's windows and thresholds. Part of the journaled `Rules`, so a replay uses
@@ -345,4 +347,6 @@ pub trait Registry {
     fn sale(&self, lot: LotId) -> Option<Sale<'_>>;
     /// A dealer's status, if the dealer exists.
     fn dealer_status(&self, dealer: DealerId) -> Option<DealerStatus>;
+    /// The loan on the auction's car still to be repaid, if the buyer financed it.
+    fn open_loan(&self, lot: LotId) -> Option<LoanId>;
 }

@@ -5,7 +5,7 @@
 //! are stored when they are set (`return_until`, `due_at`), so a later change of the
 //! configured windows never moves a promise already made to a consumer.
 
-use crate::vocab::{id_type, DealerId, DealerStatus, Fen, Inspection, LotId, SellerId};
+use crate::vocab::{id_type, DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -328,6 +328,21 @@ pub enum Cause {
         /// The car.
         item: ItemId,
     },
+    /// The dealer sold a consumer a car it had financed on its credit line before
+    /// repaying the loan ("sold out of trust": the lender's security was sold). The sale
+    /// stands (the consumer is not harmed). Corrected when the loan is repaid.
+    SoldOutOfTrust {
+        /// The car.
+        item: ItemId,
+        /// The loan still open at the sale.
+        loan: LoanId,
+    },
+    /// A loan on the dealer's credit line passed its due time unrepaid (or was repaid at
+    /// or after it). Corrected when it is repaid.
+    LateRepayment {
+        /// The loan.
+        loan: LoanId,
+    },
 }
 
 impl Cause {
@@ -338,6 +353,8 @@ impl Cause {
             Self::TitleNotTransferable { .. } => "title_not_transferable",
             Self::OverdueComplaint { .. } => "overdue_complaint",
             Self::ZeroToleranceRetail { .. } => "zero_tolerance_retail",
+            Self::SoldOutOfTrust { .. } => "sold_out_of_trust",
+            Self::LateRepayment { .. } => "late_repayment",
         }
     }
 
@@ -346,8 +363,9 @@ impl Cause {
         match self {
             Self::HiddenDamage { item }
             | Self::TitleNotTransferable { item }
-            | Self::ZeroToleranceRetail { item } => Some(item),
-            Self::OverdueComplaint { .. } => None,
+            | Self::ZeroToleranceRetail { item }
+            | Self::SoldOutOfTrust { item, .. } => Some(item),
+            Self::OverdueComplaint { .. } | Self::LateRepayment { .. } => None,
         }
     }
 
@@ -356,7 +374,10 @@ impl Cause {
     pub fn corrected_by_refund_of(self, car: ItemId) -> bool {
         match self {
             Self::HiddenDamage { item } | Self::TitleNotTransferable { item } => item == car,
-            Self::OverdueComplaint { .. } | Self::ZeroToleranceRetail { .. } => false,
+            Self::OverdueComplaint { .. }
+            | Self::ZeroToleranceRetail { .. }
+            | Self::SoldOutOfTrust { .. }
+            | Self::LateRepayment { .. } => false,
         }
     }
 
@@ -364,6 +385,19 @@ impl Cause {
     /// the dealer tried to retail went where it belongs.
     pub fn corrected_by_disposal_of(self, car: ItemId) -> bool {
         self == Self::ZeroToleranceRetail { item: car }
+    }
+
+    /// The loan this violation concerns, if it concerns one.
+    pub fn loan(self) -> Option<LoanId> {
+        match self {
+            Self::SoldOutOfTrust { loan, .. } | Self::LateRepayment { loan } => Some(loan),
+            _ => None,
+        }
+    }
+
+    /// Whether repaying `repaid` corrects this violation: the lender is whole again.
+    pub fn corrected_by_repayment_of(self, repaid: LoanId) -> bool {
+        self.loan() == Some(repaid)
     }
 }
 

@@ -14,7 +14,7 @@ use super::model::{
     Cause, Channel, Complaint, ComplaintId, ComplaintStatus, Disposal, Finding, Item, ItemId,
     ItemStatus, Reason, Record, RetailSale, ReturnClaim, Standing, Warning, WarningId,
 };
-use crate::vocab::{DealerId, DealerStatus, Fen, LotId, MAX_AMOUNT};
+use crate::vocab::{DealerId, DealerStatus, Fen, LoanId, LotId, MAX_AMOUNT};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -208,6 +208,36 @@ impl Alliance {
         }
     }
 
+    /// A loan on the dealer's credit line passed its due time unrepaid (the book saw it):
+    /// a violation.
+    pub fn loan_overdue(
+        &mut self,
+        now: u64,
+        dealer: DealerId,
+        loan: LoanId,
+        registry: &impl Registry,
+        out: &mut Vec<AllianceEvent>,
+    ) {
+        self.violate(now, dealer, Cause::LateRepayment { loan }, registry, out);
+    }
+
+    /// A loan was repaid: what it caused (a late repayment, a car sold out of trust) is
+    /// corrected.
+    pub fn loan_repaid(
+        &mut self,
+        now: u64,
+        dealer: DealerId,
+        loan: LoanId,
+        out: &mut Vec<AllianceEvent>,
+    ) {
+        self.correct(
+            now,
+            dealer,
+            |w| w.cause.corrected_by_repayment_of(loan),
+            out,
+        );
+    }
+
     /// After an outage (the book's `Resume`): open complaints whose due time passed while
     /// the engine was down become due at `until` instead. A dealer could not record a
     /// resolution while gavel was down, and must not be sanctioned for gavel's downtime;
@@ -338,6 +368,7 @@ impl Alliance {
             return Err(AllianceRefusal::InvalidAmount);
         }
         let (dealer, title_ok) = (item.dealer, item.inspection.title_transferable);
+        let open_loan = registry.open_loan(item.auction);
         if rules.version >= 2 {
             let barred: Vec<Reason> = item
                 .reasons
@@ -370,6 +401,17 @@ impl Alliance {
                 now,
                 dealer,
                 Cause::TitleNotTransferable { item: id },
+                registry,
+                out,
+            );
+        }
+        // A car paid for from the credit line and sold before the loan is repaid is sold
+        // out of trust. The sale stands: the consumer bought a car the dealer held.
+        if let Some(loan) = open_loan {
+            self.violate(
+                now,
+                dealer,
+                Cause::SoldOutOfTrust { item: id, loan },
                 registry,
                 out,
             );

@@ -172,6 +172,13 @@ pub(crate) fn warning_json(w: &Warning) -> Value {
             Cause::OverdueComplaint { complaint } => {
                 m.insert("complaint".into(), complaint.to_string().into());
             }
+            Cause::SoldOutOfTrust { item, loan } => {
+                m.insert("inventory".into(), item.to_string().into());
+                m.insert("loan".into(), loan.to_string().into());
+            }
+            Cause::LateRepayment { loan } => {
+                m.insert("loan".into(), loan.to_string().into());
+            }
         }
     }
     v

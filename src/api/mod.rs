@@ -9,8 +9,10 @@
 //! - [`alliance`]: the alliance's HTTP handlers (inventory, returns, complaints, ratings,
 //!   standing).
 //! - [`reads`]: the reads the web console needs (time, me, dealers, catalogue, complaints).
+//! - [`credit`]: the dealer credit line (limits, financing, repayment, the line's read).
 
 pub mod alliance;
+pub mod credit;
 pub mod reads;
 pub mod routes;
 pub mod validate;

@@ -35,6 +35,14 @@ pub(crate) struct PageQuery {
 }
 
 impl PageQuery {
+    /// The first page, at the default size.
+    pub(crate) fn first() -> Self {
+        Self {
+            limit: None,
+            after: None,
+        }
+    }
+
     pub(crate) fn limit(&self) -> Result<usize, ApiError> {
         match self.limit {
             None => Ok(DEFAULT_LIMIT),
@@ -79,8 +87,9 @@ pub(crate) async fn time() -> impl IntoResponse {
     )
 }
 
-/// A dealer's identity and money as the book has it.
-fn dealer_json(d: &DealerView, leverage: u64) -> Value {
+/// A dealer's identity and money as the book has it: buying power is deposit ×
+/// leverage + available credit.
+pub(crate) fn dealer_json(d: &DealerView, leverage: u64) -> Value {
     json!({
         "id": d.id.to_string(),
         "name": d.name,
@@ -89,6 +98,9 @@ fn dealer_json(d: &DealerView, leverage: u64) -> Value {
         "buying_power": d.buying_power(leverage),
         "exposure": d.exposure,
         "buying_power_left": d.buying_power_left(leverage),
+        "credit_limit": d.credit_limit,
+        "credit_drawn": d.drawn,
+        "credit_available": d.available_credit(),
     })
 }
 

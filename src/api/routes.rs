@@ -136,6 +136,12 @@ impl From<Refusal> for ApiError {
                 "the request breaks an auction rule",
             ),
             Refusal::OutOfOrder => Self::unavailable(),
+            Refusal::UnknownLoan => Self::not_found("loan"),
+            Refusal::CreditLimit => Self::new(
+                StatusCode::CONFLICT,
+                "credit_limit",
+                "the dealer's available credit does not cover the price",
+            ),
         }
     }
 }
@@ -215,7 +221,10 @@ where
 }
 
 /// Submits an auction command; the book's events once durable, or its refusal as an error.
-async fn submit(state: &ApiState, command: Command) -> Result<(u64, Vec<Event>), ApiError> {
+pub(crate) async fn submit(
+    state: &ApiState,
+    command: Command,
+) -> Result<(u64, Vec<Event>), ApiError> {
     let applied = state
         .engine
         .submit(command)
@@ -232,7 +241,7 @@ async fn submit(state: &ApiState, command: Command) -> Result<(u64, Vec<Event>),
     Ok((applied.seq, events))
 }
 
-fn require_admin(caller: &Caller) -> Result<(), ApiError> {
+pub(crate) fn require_admin(caller: &Caller) -> Result<(), ApiError> {
     match caller.0 {
         Principal::Admin => Ok(()),
         _ => Err(ApiError::forbidden()),
@@ -415,27 +424,6 @@ async fn set_links(
         })
 }
 
-fn dealer_json(events: &[Event], leverage: u64) -> Value {
-    events
-        .iter()
-        .find_map(|e| match e {
-            Event::DealerChanged {
-                dealer,
-                status,
-                deposit,
-                exposure,
-            } => Some(json!({
-                "id": dealer.to_string(),
-                "status": status,
-                "deposit": deposit,
-                "buying_power": deposit.checked_mul(leverage),
-                "exposure": exposure,
-            })),
-            _ => None,
-        })
-        .unwrap_or(Value::Null)
-}
-
 #[derive(Deserialize)]
 struct DepositBody {
     deposit: u64,
@@ -464,8 +452,14 @@ async fn change_dealer(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(caller)?;
     let dealer: DealerId = parse_id(id, "dealer")?;
-    let (_, events) = submit(s, command(dealer)).await?;
-    Ok(Json(dealer_json(&events, s.lots.leverage())))
+    submit(s, command(dealer)).await?;
+    // The views are published before the engine answers, so this is the dealer as the
+    // change left it: its money as `/v1/me` shows it.
+    let view = s
+        .accounts
+        .dealer(dealer)
+        .ok_or_else(|| ApiError::not_found("dealer"))?;
+    Ok(Json(super::reads::dealer_json(&view, s.lots.leverage())))
 }
 
 #[derive(Deserialize)]

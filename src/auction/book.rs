@@ -8,16 +8,17 @@
 //! through ([`Book::stamp`]).
 
 use super::command::{BidId, Canceller, Command, Listing, TokenHash};
+use super::credit::{CreditLine, Loan};
 use super::event::{BidOutcome, Event, LotStatus, Outcome, Refusal, Rejection};
 use super::lot::{Lead, Lot, PreBid};
 use super::membership::{ActiveIsMember, Membership};
 use super::receipts::{Digest, Receipt, Receipts};
 use super::rules::Rules;
 use crate::vocab::{
-    DealerId, DealerStatus, Fen, LotId, SellerId, ServiceId, FEN_PER_YUAN, MAX_AMOUNT,
+    DealerId, DealerStatus, Fen, LoanId, LotId, SellerId, ServiceId, FEN_PER_YUAN, MAX_AMOUNT,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// How often (in book time) a `Tick` looks for receipts past their retention. Pruning
@@ -49,6 +50,10 @@ pub struct Dealer {
     /// receipts' number; while the snapshot still holds it a bid copies only the part of
     /// the map its `bid_id` falls in (see [`Receipts`]).
     pub receipts: Arc<Receipts>,
+    /// Its credit line (车商贷). Last, and left out while empty, so a dealer without one
+    /// is written as dealers were before credit existed.
+    #[serde(default, skip_serializing_if = "CreditLine::is_empty")]
+    pub credit: CreditLine,
 }
 
 impl Dealer {
@@ -99,13 +104,22 @@ pub struct Book {
     last_now: u64,
     /// Book time of the last receipt pruning.
     pruned_at: u64,
-    lots: Vec<Lot>,
-    dealers: Vec<Dealer>,
+    pub(super) lots: Vec<Lot>,
+    pub(super) dealers: Vec<Dealer>,
     sellers: Vec<Seller>,
     services: Vec<Service>,
+    /// Every loan drawn on a credit line, in id order (see `super::credit`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) loans: Vec<Loan>,
     /// (deadline, lot) for every lot with a pending timer. Derived from `lots`.
     #[serde(skip)]
     timers: BTreeSet<(u64, LotId)>,
+    /// (due_at, loan) for every open loan not yet overdue. Derived from `loans`.
+    #[serde(skip)]
+    pub(super) loan_due: BTreeSet<(u64, LoanId)>,
+    /// The loan that paid for each financed lot. Derived from `loans`.
+    #[serde(skip)]
+    pub(super) loan_of: BTreeMap<LotId, LoanId>,
 }
 
 /// A `Book` as stored: everything but the derived indexes.
@@ -128,6 +142,9 @@ pub struct BookParts {
     pub sellers: Vec<Seller>,
     /// Every service principal, in id order.
     pub services: Vec<Service>,
+    /// Every loan, in id order (absent before credit lines existed).
+    #[serde(default)]
+    pub loans: Vec<Loan>,
 }
 
 impl From<BookParts> for Book {
@@ -147,6 +164,13 @@ impl From<BookParts> for Book {
             .iter()
             .filter_map(|l| l.deadline().map(|t| (t, l.id)))
             .collect();
+        let loan_due = d
+            .loans
+            .iter()
+            .filter(|l| l.is_open() && !l.overdue)
+            .map(|l| (l.due_at, l.id))
+            .collect();
+        let loan_of = d.loans.iter().map(|l| (l.lot, l.id)).collect();
         Self {
             rules: d.rules,
             last_seq: d.last_seq,
@@ -156,7 +180,10 @@ impl From<BookParts> for Book {
             dealers: d.dealers,
             sellers: d.sellers,
             services: d.services,
+            loans: d.loans,
             timers,
+            loan_due,
+            loan_of,
         }
     }
 }
@@ -172,6 +199,7 @@ impl PartialEq for Book {
             && self.dealers == other.dealers
             && self.sellers == other.sellers
             && self.services == other.services
+            && self.loans == other.loans
     }
 }
 
@@ -195,7 +223,10 @@ impl Book {
             dealers: Vec::new(),
             sellers: Vec::new(),
             services: Vec::new(),
+            loans: Vec::new(),
             timers: BTreeSet::new(),
+            loan_due: BTreeSet::new(),
+            loan_of: BTreeMap::new(),
         }
     }
 
@@ -259,14 +290,38 @@ impl Book {
         &self.services
     }
 
-    /// A dealer's buying power: deposit × leverage.
+    /// A dealer's buying power: deposit × leverage + available credit. Saturating: a
+    /// deposit × leverage that does not fit is already "no cap" (`Rules::buying_power`).
     pub fn buying_power(&self, dealer: &Dealer) -> Fen {
-        self.rules.buying_power(dealer.deposit)
+        self.rules
+            .buying_power(dealer.deposit)
+            .saturating_add(dealer.credit.available())
     }
 
-    /// The earliest time a `Tick` has work to do, if any lot's timer is pending.
+    /// A loan by id.
+    pub fn loan(&self, id: LoanId) -> Option<&Loan> {
+        self.loans.get(id.index())
+    }
+
+    /// Every loan, in id order.
+    pub fn loans(&self) -> &[Loan] {
+        &self.loans
+    }
+
+    /// The loan that paid for a lot, if it was financed.
+    pub fn loan_for_lot(&self, lot: LotId) -> Option<&Loan> {
+        self.loan_of.get(&lot).and_then(|id| self.loan(*id))
+    }
+
+    /// The earliest time a `Tick` has work to do: a lot's timer, or an open loan's due
+    /// time.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.timers.first().map(|&(t, _)| t)
+        let lot = self.timers.first().map(|&(t, _)| t);
+        let loan = self.loan_due.first().map(|&(t, _)| t);
+        match (lot, loan) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Applies one command and returns what it did.
@@ -382,6 +437,7 @@ impl Book {
                     exposure: 0,
                     token_hash,
                     receipts: Arc::default(),
+                    credit: CreditLine::default(),
                 });
                 out.push(E::from(Event::DealerRegistered { dealer: id }));
             }
@@ -408,6 +464,9 @@ impl Book {
                 dealer,
                 linked_sellers,
             } => self.set_links(dealer, linked_sellers, out),
+            Command::SetCreditLimit { dealer, limit } => self.set_credit_limit(dealer, limit, out),
+            Command::Finance { lot, by } => self.finance(now, lot, by, out),
+            Command::Repay { loan } => self.repay(now, loan, out),
         }
     }
 
@@ -649,7 +708,7 @@ impl Book {
         if lot.status != LotStatus::Live || now > lot.ends_at {
             return Err(Rejection::NotLive);
         }
-        let power = self.rules.buying_power(d.deposit);
+        let power = self.buying_power(d);
         let exposure = d.exposure;
         let inc = &self.rules.increments;
         let reserve = lot.reserve();
@@ -982,7 +1041,7 @@ impl Book {
     /// Moves a lot to a new status (or settles it) and keeps its leader's exposure and the
     /// timer index in step with the change.
     #[must_use]
-    fn transition(&mut self, lot_id: LotId, change: impl FnOnce(&mut Lot)) -> Moved {
+    pub(super) fn transition(&mut self, lot_id: LotId, change: impl FnOnce(&mut Lot)) -> Moved {
         let lot = &mut self.lots[lot_id.index()];
         let (exposure_before, deadline_before) = (lot.leader_exposure(), lot.deadline());
         let window_before = lot.decision_deadline;
@@ -1015,7 +1074,7 @@ impl Book {
 
     /// Reports what a [`Self::transition`] moved, after the step's own events: a new or
     /// moved decision window, and the leader's exposure.
-    fn report<E: From<Event>>(&self, moved: Moved, out: &mut Vec<E>) {
+    pub(super) fn report<E: From<Event>>(&self, moved: Moved, out: &mut Vec<E>) {
         if let Some(until) = moved.window {
             out.push(E::from(Event::DecisionWindow {
                 lot: moved.lot,
@@ -1040,6 +1099,10 @@ impl Book {
                 break;
             }
             self.fire(lot_id, out);
+        }
+        // Lots first, then loans: a car sold in this tick is not yet financed.
+        if self.loan_due.first().is_some_and(|&(t, _)| t <= now) {
+            self.loans_due(now, out);
         }
         if now >= self.pruned_at.saturating_add(PRUNE_EVERY_MS) {
             self.prune_receipts(now);
@@ -1159,6 +1222,7 @@ impl Book {
             out.push(E::from(Event::Updated(lot.update(&self.rules.increments))));
             self.report(moved, out);
         }
+        self.loans_resume(now, until, out);
     }
 
     fn cancel<E: From<Event>>(&mut self, lot_id: LotId, by: Canceller, out: &mut Vec<E>) {
@@ -1259,7 +1323,7 @@ struct Bid {
 }
 
 /// What a lot's transition moved that others hear of (see `Book::report`).
-struct Moved {
+pub(super) struct Moved {
     lot: LotId,
     /// The new or moved decision window.
     window: Option<u64>,
@@ -1269,6 +1333,6 @@ struct Moved {
 
 /// The next id for a table of `len` entries (ids start at 1). Four billion entries of any
 /// kind is far beyond one engine; reaching it is a bug worth stopping for.
-fn next_id(len: usize) -> u32 {
+pub(super) fn next_id(len: usize) -> u32 {
     u32::try_from(len + 1).expect("id space exhausted")
 }

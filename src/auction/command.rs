@@ -5,8 +5,9 @@
 //! part of a `crate::market::Command`); the book applies it. Commands are imperative
 //! (`PlaceBid`), events past tense.
 
+use super::credit::Borrower;
 use super::increments::Increments;
-use crate::vocab::{DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, Vehicle};
+use crate::vocab::{DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId, Vehicle};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -167,5 +168,27 @@ pub enum Command {
         dealer: DealerId,
         /// Every seller it is linked to now (any order, repeats ignored).
         linked_sellers: Vec<SellerId>,
+    },
+    /// Grant, change or withdraw (0) a dealer's credit limit (an operator's command). A
+    /// limit below what is drawn is allowed: it leaves no credit available until enough is
+    /// repaid (see `super::credit`).
+    SetCreditLimit {
+        /// The dealer.
+        dealer: DealerId,
+        /// The new limit in fen (at most 10^12).
+        limit: Fen,
+    },
+    /// Pay for a sold, unpaid lot from its buyer's credit line instead of settling it:
+    /// the price is drawn, due after the rules' `credit_due_ms`.
+    Finance {
+        /// The lot.
+        lot: LotId,
+        /// Who asks: the buyer, or an operator.
+        by: Borrower,
+    },
+    /// A loan was repaid in full (an operator records it): the line is restored.
+    Repay {
+        /// The loan.
+        loan: LoanId,
     },
 }

@@ -3,7 +3,8 @@
 //! Events are small, self-contained values (no references into the book), so the engine
 //! can hand them to the fan-out and the journal's consumers after the book has moved on.
 
-use crate::vocab::{DealerId, DealerStatus, Fen, LotId, SellerId, ServiceId};
+use super::credit::Loan;
+use crate::vocab::{DealerId, DealerStatus, Fen, LoanId, LotId, SellerId, ServiceId};
 use serde::{Deserialize, Serialize};
 
 /// Where a lot is in its life.
@@ -160,6 +161,10 @@ pub enum Refusal {
     InvalidAmount,
     /// A command with a sequence number not above the last one applied.
     OutOfOrder,
+    /// No such loan.
+    UnknownLoan,
+    /// The buyer's available credit does not cover the price.
+    CreditLimit,
 }
 
 /// The public state of a lot after a change: what every subscriber's `update` carries.
@@ -318,6 +323,34 @@ pub enum Event {
         lot: LotId,
         /// The buyer.
         dealer: DealerId,
+    },
+    /// A dealer's credit line changed (its limit set, a loan drawn or repaid).
+    CreditChanged {
+        /// The dealer.
+        dealer: DealerId,
+        /// Limit now.
+        limit: Fen,
+        /// Drawn now.
+        drawn: Fen,
+    },
+    /// A loan was drawn or changed; as it is now.
+    LoanChanged(Box<Loan>),
+    /// A loan's due time passed before it was repaid (seen by a tick, or by a late
+    /// repayment): a violation of the alliance's rules, which the market records.
+    LoanOverdue {
+        /// The loan.
+        loan: LoanId,
+        /// The borrower.
+        dealer: DealerId,
+    },
+    /// A loan was repaid: the market lets the alliance correct what it caused.
+    LoanRepaid {
+        /// The loan.
+        loan: LoanId,
+        /// The borrower.
+        dealer: DealerId,
+        /// The lot it paid for.
+        lot: LotId,
     },
     /// A non-bid command changed nothing.
     Refused(Refusal),

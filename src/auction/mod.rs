@@ -10,6 +10,7 @@
 
 mod book;
 mod command;
+mod credit;
 mod event;
 mod increments;
 mod lot;
@@ -19,13 +20,14 @@ mod rules;
 
 pub use book::{Book, BookParts, Dealer, Seller, Service};
 pub use command::{BidId, Canceller, Command, Listing, TokenHash};
+pub use credit::{Borrower, CreditLine, Loan};
 pub use event::{BidOutcome, Event, LotStatus, LotUpdate, Outcome, Refusal, Rejection};
 pub use increments::{Increments, IncrementsError, Tier};
 pub use lot::{Lead, Lot, PreBid};
 pub use membership::{ActiveIsMember, Membership};
 pub use receipts::{Digest as ReceiptDigest, Receipt, Receipts};
 pub use rules::Rules;
-pub(crate) use rules::{default_bid_id_retention_ms, first_version};
+pub(crate) use rules::{default_bid_id_retention_ms, default_credit_due_ms, first_version};
 
 #[cfg(test)]
 mod tests;

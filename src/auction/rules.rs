@@ -41,11 +41,22 @@ pub struct Rules {
     /// that introduced it, so a journal replays under the rules it was written with.
     #[serde(default = "first_version")]
     pub version: u32,
+    /// How long a loan drawn on a dealer's credit line runs before it is due. Defaulted
+    /// when absent, so rules written before credit lines existed still load.
+    #[serde(default = "default_credit_due_ms")]
+    pub credit_due_ms: u64,
 }
 
 /// The version of rules journaled before versions existed.
 pub(crate) fn first_version() -> u32 {
     crate::vocab::FIRST_RULES_VERSION
+}
+
+/// The loan term of rules journaled without one: 60 days, the common term of a Chinese
+/// dealer's floor-plan loan (车商贷). Part of the durable format (rules are written
+/// without the term while it is this default), so it must never change.
+pub(crate) fn default_credit_due_ms() -> u64 {
+    60 * 86_400_000
 }
 
 /// The retention of rules journaled before it existed: 7 days.
@@ -68,12 +79,13 @@ impl Default for Rules {
             outage_grace_ms: 300_000,
             bid_id_retention_ms: default_bid_id_retention_ms(),
             version: RULES_VERSION,
+            credit_due_ms: default_credit_due_ms(),
         }
     }
 }
 
 impl Rules {
-    /// Buying power for a deposit. Saturates: a cap of `u64::MAX` is "no cap", which is the
+    /// The deposit's part of buying power (the book adds available credit). Saturates: a cap of `u64::MAX` is "no cap", which is the
     /// honest reading of a deposit so large the product does not fit.
     pub fn buying_power(&self, deposit: Fen) -> Fen {
         deposit.checked_mul(self.leverage).unwrap_or(Fen::MAX)

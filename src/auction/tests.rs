@@ -7,8 +7,8 @@
 
 use super::*;
 use crate::vocab::{
-    DealerId, DealerStatus, Fen, Inspection, LotId, SellerId, ServiceId, Vehicle, FEN_PER_YUAN,
-    MAX_AMOUNT,
+    DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId, ServiceId, Vehicle,
+    FEN_PER_YUAN, MAX_AMOUNT,
 };
 
 /// 2023-11-14T22:13:20Z: a plausible epoch-millisecond start for the simulated clock.
@@ -2009,6 +2009,20 @@ mod props {
         },
         /// The engine was down for this many seconds, then resumes.
         Outage(u16),
+        /// An operator sets a dealer's credit limit, in yuan.
+        Credit {
+            dealer: u8,
+            limit: u32,
+        },
+        /// The lot's buyer (or, `admin`, an operator) finances it.
+        Finance {
+            lot: u8,
+            admin: bool,
+        },
+        /// An operator records a loan's repayment (mostly loans that exist).
+        Repay {
+            loan: u8,
+        },
     }
 
     #[derive(Clone, Debug)]
@@ -2043,6 +2057,8 @@ mod props {
             outage_grace_ms: 5 * SEC,
             bid_id_retention_ms: 2 * HOUR,
             version: crate::vocab::RULES_VERSION,
+            // Short, so generated scenarios see loans fall due.
+            credit_due_ms: 90 * SEC,
         }
     }
 
@@ -2078,6 +2094,10 @@ mod props {
             1 => (any::<u8>(), prop_oneof![3 => Just(0u8), 1 => 1u8..3])
                 .prop_map(|(dealer, status)| Act::Status { dealer, status }),
             1 => (1u16..30).prop_map(Act::Outage),
+            2 => (any::<u8>(), prop_oneof![1 => Just(0u32), 4 => 0u32..100_000])
+                .prop_map(|(dealer, limit)| Act::Credit { dealer, limit }),
+            3 => (any::<u8>(), prop::bool::weighted(0.3)).prop_map(|(lot, admin)| Act::Finance { lot, admin }),
+            2 => any::<u8>().prop_map(|loan| Act::Repay { loan }),
         ]
     }
 
@@ -2169,6 +2189,21 @@ mod props {
     }
 
     type Log = Vec<(u64, u64, Command)>;
+
+    /// Buying power as the contract states it, from the dealer's deposit and limit and
+    /// the loans open against it: deposit × leverage + (limit − drawn, or 0).
+    fn power(book: &Book, d: &Dealer) -> Fen {
+        d.deposit * rules().leverage + d.credit.limit.saturating_sub(open_loans(book, d.id))
+    }
+
+    /// The principal of every open loan of a dealer.
+    fn open_loans(book: &Book, dealer: DealerId) -> Fen {
+        book.loans()
+            .iter()
+            .filter(|l| l.dealer == dealer && l.is_open())
+            .map(|l| l.principal)
+            .sum()
+    }
 
     /// Plays a scenario against a book, checking every invariant after every command.
     /// Returns the command log it applied and the events of each command.
@@ -2341,9 +2376,30 @@ mod props {
                     now += u64::from(*gap) * SEC;
                     Command::Resume
                 }
+                Act::Credit { dealer, limit } => Command::SetCreditLimit {
+                    dealer: dealers[usize::from(*dealer) % dealers.len()],
+                    limit: y((*limit).into()),
+                },
+                Act::Finance { lot, admin } => {
+                    let lot = lot_of(*lot);
+                    let buyer = book.lot(lot).and_then(|l| l.lead).map(|l| l.dealer);
+                    let by = match (admin, buyer) {
+                        (false, Some(d)) => Borrower::Dealer(d),
+                        _ => Borrower::Admin,
+                    };
+                    Command::Finance { lot, by }
+                }
+                Act::Repay { loan } => Command::Repay {
+                    loan: LoanId(u32::from(*loan) % (book.loans().len() as u32 + 2) + 1),
+                },
             };
 
             let before: Vec<Lot> = book.lots().to_vec();
+            let within_before: Vec<(Fen, bool, Fen)> = book
+                .dealers()
+                .iter()
+                .map(|d| (d.exposure, d.exposure <= power(&book, d), d.credit.drawn))
+                .collect();
             let events = apply(&mut book, now, cmd.clone());
 
             // The price never falls.
@@ -2501,11 +2557,53 @@ mod props {
                         .map(|l| l.prebid_exposure(d.id))
                         .sum::<Fen>();
                 prop_assert_eq!(d.exposure, recomputed, "dealer {:?}", d.id);
-                prop_assert!(d.exposure <= book.buying_power(d));
+                // The buying-power invariant: no step takes a dealer's exposure up past
+                // deposit × leverage + available credit, and only an operator lowering a
+                // limit can leave it above (a deposit is not changed here); then nothing
+                // raises it until it is back within.
+                let within = d.exposure <= power(&book, d);
+                prop_assert_eq!(book.buying_power(d), power(&book, d));
+                let (exposure_before, within_then, drawn_before) = within_before[d.id.index()];
+                if d.exposure > exposure_before {
+                    prop_assert!(within, "{:?} rose past its buying power: {:?}", d.id, cmd);
+                }
+                if within_then && !matches!(cmd, Command::SetCreditLimit { .. }) {
+                    prop_assert!(within, "{:?} left its buying power: {:?}", d.id, cmd);
+                }
+                // The line: what is drawn is every open loan's principal.
+                prop_assert_eq!(d.credit.drawn, open_loans(&book, d.id), "dealer {:?}", d.id);
+                prop_assert!(d.credit.available() <= d.credit.limit);
+                // Nothing draws past the limit (only a lowered limit leaves it below).
+                if d.credit.drawn > drawn_before {
+                    prop_assert!(
+                        d.credit.drawn <= d.credit.limit,
+                        "{:?} overdrawn: {:?}",
+                        d.id,
+                        cmd
+                    );
+                }
+            }
+            // A loan paid for one sold lot of its borrower, now settled.
+            for loan in book.loans() {
+                let l = book.lot(loan.lot).expect("a loan's lot");
+                prop_assert!(l.status == LotStatus::Sold && l.settled);
+                prop_assert_eq!(l.lead.map(|x| x.dealer), Some(loan.dealer));
+                prop_assert_eq!(l.price, Some(loan.principal));
+                prop_assert_eq!(book.loan_for_lot(loan.lot).map(|x| x.id), Some(loan.id));
             }
 
-            // The timer index agrees with the lots.
-            let due = book.lots().iter().filter_map(Lot::deadline).min();
+            // The timer index agrees with the lots and the loans.
+            let due = book
+                .lots()
+                .iter()
+                .filter_map(Lot::deadline)
+                .chain(
+                    book.loans()
+                        .iter()
+                        .filter(|l| l.is_open() && !l.overdue)
+                        .map(|l| l.due_at),
+                )
+                .min();
             prop_assert_eq!(book.next_deadline(), due);
 
             all_events.push(events);

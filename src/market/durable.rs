@@ -12,14 +12,14 @@
 //!   index, so the auction's commands can sit in their own enum and still be written flat;
 //! - the rules are one struct: the auction's fields in order, then `alliance`;
 //! - a snapshot is one struct: `rules`, `last_seq`, `last_now`, `pruned_at`, `lots`,
-//!   `dealers`, `sellers`, `services`, `alliance`.
+//!   `dealers`, `sellers`, `services`, `alliance`, and `loans` once there is one.
 //!
 //! Fields added later are read with a default when absent, so older journals and snapshots
 //! still load.
 
 use super::{Command, Market, Rules};
 use crate::alliance::{Alliance, AllianceRules};
-use crate::auction::{self, Book, BookParts, Dealer, Increments, Lot, Seller, Service};
+use crate::auction::{self, Book, BookParts, Dealer, Increments, Loan, Lot, Seller, Service};
 use crate::vocab::FIRST_RULES_VERSION;
 use serde::de::{self, EnumAccess, IntoDeserializer, VariantAccess, Visitor};
 use serde::ser::SerializeStruct;
@@ -44,6 +44,9 @@ const COMMANDS: &[&str] = &[
     "Resume",
     "Alliance",
     "SetDealerLinks",
+    "SetCreditLimit",
+    "Finance",
+    "Repay",
 ];
 
 impl Serialize for Command {
@@ -163,9 +166,13 @@ impl Serialize for RulesShape<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let Self(a, alliance) = self;
         // Rules of the first version are written without it, byte for byte as before
-        // versions existed; a later version adds it as a thirteenth field.
-        let versioned = a.version != FIRST_RULES_VERSION;
-        let mut r = s.serialize_struct("Rules", if versioned { 13 } else { 12 })?;
+        // versions existed; a later version adds it as a thirteenth field. The loan term
+        // is written (a fourteenth, after the version) only when it is not the default,
+        // so rules written before credit lines existed keep their bytes.
+        let credit = a.credit_due_ms != auction::default_credit_due_ms();
+        let versioned = a.version != FIRST_RULES_VERSION || credit;
+        let fields = 12 + usize::from(versioned) + usize::from(credit);
+        let mut r = s.serialize_struct("Rules", fields)?;
         r.serialize_field("default_duration_ms", &a.default_duration_ms)?;
         r.serialize_field("min_duration_ms", &a.min_duration_ms)?;
         r.serialize_field("max_duration_ms", &a.max_duration_ms)?;
@@ -180,6 +187,9 @@ impl Serialize for RulesShape<'_> {
         r.serialize_field("alliance", alliance)?;
         if versioned {
             r.serialize_field("version", &a.version)?;
+        }
+        if credit {
+            r.serialize_field("credit_due_ms", &a.credit_due_ms)?;
         }
         r.end()
     }
@@ -207,6 +217,9 @@ struct RulesRecord {
     /// Absent from rules of the first version (see `vocab::RULES_VERSION`).
     #[serde(default = "auction::first_version")]
     version: u32,
+    /// Absent while the loan term is its default (and before credit lines existed).
+    #[serde(default = "auction::default_credit_due_ms")]
+    credit_due_ms: u64,
 }
 
 impl Serialize for Rules {
@@ -232,6 +245,7 @@ impl<'de> Deserialize<'de> for Rules {
                 outage_grace_ms: r.outage_grace_ms,
                 bid_id_retention_ms: r.bid_id_retention_ms,
                 version: r.version,
+                credit_due_ms: r.credit_due_ms,
             },
             alliance: AllianceRules {
                 version: r.version,
@@ -244,7 +258,10 @@ impl<'de> Deserialize<'de> for Rules {
 impl Serialize for Market {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let b = &self.book;
-        let mut m = s.serialize_struct("Book", 9)?;
+        // Loans come last, and only once there is one, so a market without credit is
+        // written as before credit lines existed.
+        let loans = !b.loans().is_empty();
+        let mut m = s.serialize_struct("Book", 9 + usize::from(loans))?;
         m.serialize_field("rules", &RulesShape(b.rules(), &self.alliance_rules))?;
         m.serialize_field("last_seq", &b.last_seq())?;
         m.serialize_field("last_now", &b.last_now())?;
@@ -254,6 +271,9 @@ impl Serialize for Market {
         m.serialize_field("sellers", b.sellers())?;
         m.serialize_field("services", b.services())?;
         m.serialize_field("alliance", &self.alliance)?;
+        if loans {
+            m.serialize_field("loans", b.loans())?;
+        }
         m.end()
     }
 }
@@ -274,6 +294,9 @@ struct MarketRecord {
     /// Absent from snapshots written before the alliance existed.
     #[serde(default)]
     alliance: Alliance,
+    /// Absent from snapshots written before credit lines existed, or without a loan.
+    #[serde(default)]
+    loans: Vec<Loan>,
 }
 
 impl<'de> Deserialize<'de> for Market {
@@ -289,6 +312,7 @@ impl<'de> Deserialize<'de> for Market {
                 dealers: m.dealers,
                 sellers: m.sellers,
                 services: m.services,
+                loans: m.loans,
             }),
             alliance: m.alliance,
             alliance_rules: m.rules.alliance,

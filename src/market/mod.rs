@@ -17,11 +17,13 @@
 pub mod durable;
 
 #[cfg(test)]
+mod credit_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::alliance::{Alliance, AllianceCommand, AllianceEvent, AllianceRules, Registry, Sale};
-use crate::auction::{self, Book, Dealer, Lot, LotStatus, Membership, Refusal};
-use crate::vocab::{DealerId, DealerStatus, LotId, FIRST_RULES_VERSION};
+use crate::auction::{self, Book, Dealer, LotStatus, Membership, Refusal};
+use crate::vocab::{DealerId, DealerStatus, LoanId, LotId, FIRST_RULES_VERSION};
 
 /// Every input to the market: what the journal holds, one per sequence number.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -181,6 +183,9 @@ impl Market {
                     matches!(command, auction::Command::Tick),
                     matches!(command, auction::Command::Resume),
                 );
+                // Only these two can move a loan past its due time or repay it.
+                let loans = tick || matches!(command, auction::Command::Repay { .. });
+                let at = out.len();
                 // The book writes its events straight into `out`: no buffer per step. Who
                 // may pre-bid is the alliance's good standing as of this step.
                 let members = Members {
@@ -188,6 +193,9 @@ impl Market {
                     rules: &self.alliance_rules,
                 };
                 self.book.run_among(seq, now, command, &members, out);
+                if loans {
+                    self.loan_events(now, at, out);
+                }
                 // Lots first, then the alliance's deadlines, in the same step.
                 if tick && self.alliance.next_deadline().is_some_and(|t| t <= now) {
                     let mut events = Vec::new();
@@ -223,6 +231,38 @@ impl Market {
                 };
                 out.push(Event::Configured);
             }
+        }
+    }
+
+    /// What the alliance's rules make of the loans this step moved (the book's events
+    /// from `out[at..]`): an overdue loan is a violation, a repayment corrects what the
+    /// loan caused. In the same step, so a replay reaches the same warnings.
+    fn loan_events(&mut self, now: u64, at: usize, out: &mut Vec<Event>) {
+        let moved: Vec<auction::Event> = out[at..]
+            .iter()
+            .filter_map(|e| match e {
+                Event::Auction(
+                    e @ (auction::Event::LoanOverdue { .. } | auction::Event::LoanRepaid { .. }),
+                ) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        for event in moved {
+            let mut events = Vec::new();
+            match event {
+                auction::Event::LoanOverdue { loan, dealer } => self.alliance.loan_overdue(
+                    now,
+                    dealer,
+                    loan,
+                    &registry(&self.book),
+                    &mut events,
+                ),
+                auction::Event::LoanRepaid { loan, dealer, .. } => {
+                    self.alliance.loan_repaid(now, dealer, loan, &mut events)
+                }
+                _ => {}
+            }
+            self.alliance_events(events, out);
         }
     }
 
@@ -264,24 +304,18 @@ impl Membership for Members<'_> {
     }
 }
 
-/// The book as the alliance sees it: sold lots and dealers' statuses.
+/// The book as the alliance sees it: sold lots, dealers' statuses, open loans.
 fn registry(book: &Book) -> BookRegistry<'_> {
-    BookRegistry {
-        lots: book.lots(),
-        dealers: book.dealers(),
-    }
+    BookRegistry(book)
 }
 
-/// Borrows the book's two tables, not the market, so the alliance can be changed while it
-/// is consulted.
-struct BookRegistry<'a> {
-    lots: &'a [Lot],
-    dealers: &'a [Dealer],
-}
+/// Borrows the book, not the market, so the alliance can be changed while it is
+/// consulted.
+struct BookRegistry<'a>(&'a Book);
 
 impl Registry for BookRegistry<'_> {
     fn sale(&self, lot: LotId) -> Option<Sale<'_>> {
-        let lot = self.lots.get(lot.index())?;
+        let lot = self.0.lot(lot)?;
         match (lot.status, lot.lead, lot.price) {
             (LotStatus::Sold, Some(lead), Some(price)) => Some(Sale {
                 vin: &lot.listing.vehicle.vin,
@@ -295,6 +329,13 @@ impl Registry for BookRegistry<'_> {
     }
 
     fn dealer_status(&self, dealer: DealerId) -> Option<DealerStatus> {
-        self.dealers.get(dealer.index()).map(|d| d.status)
+        self.0.dealer(dealer).map(|d| d.status)
+    }
+
+    fn open_loan(&self, lot: LotId) -> Option<LoanId> {
+        self.0
+            .loan_for_lot(lot)
+            .filter(|l| l.is_open())
+            .map(|l| l.id)
     }
 }

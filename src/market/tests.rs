@@ -14,22 +14,22 @@ use crate::auction::{
 use crate::vocab::{Inspection, SellerId, Vehicle};
 use std::sync::Arc;
 
-const H: u64 = 3_600_000;
-const T0: u64 = 1_760_000_000_000;
+pub(super) const H: u64 = 3_600_000;
+pub(super) const T0: u64 = 1_760_000_000_000;
 // ---------------------------------------------------------------------------------------
 // The alliance inside the market: journaled sanctions, bidding eligibility, snapshots
 
-const Y: u64 = crate::vocab::FEN_PER_YUAN;
+pub(super) const Y: u64 = crate::vocab::FEN_PER_YUAN;
 
 /// One market on a simulated clock.
-struct Sim {
-    market: Market,
+pub(super) struct Sim {
+    pub(super) market: Market,
     seq: u64,
-    now: u64,
+    pub(super) now: u64,
 }
 
 impl Sim {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let mut m = Self {
             market: Market::default(),
             seq: 0,
@@ -50,17 +50,17 @@ impl Sim {
         m
     }
 
-    fn apply(&mut self, command: impl Into<Command>) -> Vec<Event> {
+    pub(super) fn apply(&mut self, command: impl Into<Command>) -> Vec<Event> {
         self.seq += 1;
         self.market.apply(self.seq, self.now, command.into())
     }
 
-    fn tick_at(&mut self, now: u64) -> Vec<Event> {
+    pub(super) fn tick_at(&mut self, now: u64) -> Vec<Event> {
         self.now = now;
         self.apply(AuctionCommand::Tick)
     }
 
-    fn list(&mut self, inspection: Inspection) -> LotId {
+    pub(super) fn list(&mut self, inspection: Inspection) -> LotId {
         let events = self.apply(AuctionCommand::ListCar {
             seller: SellerId(1),
             listing: Box::new(listing_of(inspection)),
@@ -71,7 +71,7 @@ impl Sim {
         }
     }
 
-    fn bid(&mut self, dealer: u32, lot: LotId, amount: u64, bid_id: &str) -> BidOutcome {
+    pub(super) fn bid(&mut self, dealer: u32, lot: LotId, amount: u64, bid_id: &str) -> BidOutcome {
         let events = self.apply(AuctionCommand::PlaceBid {
             dealer: DealerId(dealer),
             lot,
@@ -86,7 +86,7 @@ impl Sim {
     }
 
     /// Lists a car and sells it to `dealer` at buy-now; returns the hand-off record.
-    fn buy(&mut self, dealer: u32, inspection: Inspection) -> HandOffRecord {
+    pub(super) fn buy(&mut self, dealer: u32, inspection: Inspection) -> HandOffRecord {
         let lot = self.list(inspection.clone());
         let outcome = self.bid(dealer, lot, 60_000 * Y, &format!("buy-{lot}"));
         assert!(
@@ -104,7 +104,7 @@ impl Sim {
         }
     }
 
-    fn alliance(&mut self, command: AllianceCommand) -> Vec<Event> {
+    pub(super) fn alliance(&mut self, command: AllianceCommand) -> Vec<Event> {
         self.apply(command)
     }
 }

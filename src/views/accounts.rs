@@ -1,16 +1,18 @@
-//! Every account as the API reads it: names, and each dealer's status, deposit and
-//! exposure (so its buying power left), with the last status change the server has seen.
+//! Every account as the API reads it: names, and each dealer's status, deposit, credit
+//! line and exposure (so its buying power left), its loans, and the last status change
+//! the server has seen.
 //!
 //! Kept from durable events only: registrations (the name comes from the registering
 //! command), `DealerChanged` (an operator's or the alliance's change of status or deposit),
 //! and every move of a dealer's exposure: on the bid path the `Bid` (the bidder's) and
 //! `Outbid` (the displaced leader's) events carry it, elsewhere `ExposureChanged` (a close,
-//! a decision, a settle, a cancel). Rebuilt from the book after every recovery.
+//! a decision, a settle, a cancel); `CreditChanged` and `LoanChanged` for the line.
+//! Rebuilt from the book after every recovery.
 
-use crate::auction::Command;
+use crate::auction::{Command, Loan};
 use crate::market::{self, Market};
 use crate::store::Entry;
-use crate::vocab::{DealerId, DealerStatus, Fen, SellerId, ServiceId};
+use crate::vocab::{DealerId, DealerStatus, Fen, LoanId, SellerId, ServiceId};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -28,6 +30,10 @@ pub struct DealerView {
     pub deposit: Fen,
     /// Sum of its leading maxima and its sold-but-unpaid prices, fen.
     pub exposure: Fen,
+    /// Its credit limit, fen (0: no line).
+    pub credit_limit: Fen,
+    /// The principal of its open loans, fen.
+    pub drawn: Fen,
     /// The last status change seen since this server started (the book keeps the status,
     /// not the history, so after a restart this is `None` until the next change).
     pub last_change: Option<StatusChange>,
@@ -45,9 +51,18 @@ pub struct StatusChange {
 }
 
 impl DealerView {
-    /// Deposit × leverage, saturating (an over-the-cap figure is no real money).
+    /// What is left of its credit line: the limit less what is drawn, never below zero.
+    pub fn available_credit(&self) -> Fen {
+        self.credit_limit.saturating_sub(self.drawn)
+    }
+
+    /// Deposit × leverage + available credit, saturating (an over-the-cap figure is no
+    /// real money); the book's `Book::buying_power`.
     pub fn buying_power(&self, leverage: u64) -> Fen {
-        self.deposit.checked_mul(leverage).unwrap_or(Fen::MAX)
+        self.deposit
+            .checked_mul(leverage)
+            .unwrap_or(Fen::MAX)
+            .saturating_add(self.available_credit())
     }
 
     /// What is left to bid with: buying power less exposure, never below zero.
@@ -59,6 +74,7 @@ impl DealerView {
 #[derive(Default)]
 struct State {
     dealers: BTreeMap<DealerId, DealerView>,
+    loans: BTreeMap<LoanId, Loan>,
     sellers: BTreeMap<SellerId, String>,
     services: BTreeMap<ServiceId, String>,
 }
@@ -91,6 +107,24 @@ impl Accounts {
             .collect()
     }
 
+    /// A dealer's loans in id order, from after `after`, at most `limit`.
+    pub fn loans(&self, dealer: DealerId, after: Option<LoanId>, limit: usize) -> Vec<Loan> {
+        let s = self.state.read();
+        let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        s.loans
+            .range((from, std::ops::Bound::Unbounded))
+            .map(|(_, l)| l)
+            .filter(|l| l.dealer == dealer)
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// A loan.
+    pub fn loan(&self, id: LoanId) -> Option<Loan> {
+        self.state.read().loans.get(&id).cloned()
+    }
+
     /// A dealer's name.
     pub fn dealer_name(&self, id: DealerId) -> Option<String> {
         self.state.read().dealers.get(&id).map(|d| d.name.clone())
@@ -119,11 +153,14 @@ impl Accounts {
                     status: d.status,
                     deposit: d.deposit,
                     exposure: d.exposure,
+                    credit_limit: d.credit.limit,
+                    drawn: d.credit.drawn,
                     last_change: None,
                 };
                 (d.id, view)
             })
             .collect();
+        s.loans = book.loans().iter().map(|l| (l.id, l.clone())).collect();
         s.sellers = book
             .sellers()
             .iter()
@@ -146,6 +183,8 @@ impl Accounts {
                     status: DealerStatus::Active,
                     deposit: *deposit,
                     exposure: 0,
+                    credit_limit: 0,
+                    drawn: 0,
                     last_change: None,
                 },
             );
@@ -198,6 +237,19 @@ impl Accounts {
         if let Some(d) = self.state.write().dealers.get_mut(&id) {
             d.exposure = exposure;
         }
+    }
+
+    /// A `CreditChanged`: the line as it now is.
+    pub(super) fn credit(&self, id: DealerId, limit: Fen, drawn: Fen) {
+        if let Some(d) = self.state.write().dealers.get_mut(&id) {
+            d.credit_limit = limit;
+            d.drawn = drawn;
+        }
+    }
+
+    /// A `LoanChanged`: the loan as it now is.
+    pub(super) fn loan_changed(&self, loan: &Loan) {
+        self.state.write().loans.insert(loan.id, loan.clone());
     }
 }
 

@@ -131,6 +131,12 @@ impl Publisher for AccountsPublisher {
                     deposit,
                     exposure,
                 }) => self.0.changed(entry, dealer, status, deposit, exposure),
+                Event::Auction(AuctionEvent::CreditChanged {
+                    dealer,
+                    limit,
+                    drawn,
+                }) => self.0.credit(dealer, limit, drawn),
+                Event::Auction(AuctionEvent::LoanChanged(ref loan)) => self.0.loan_changed(loan),
                 _ => {}
             }
         }

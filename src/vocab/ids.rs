@@ -79,6 +79,11 @@ id_type!(
     ServiceId,
     'V'
 );
+id_type!(
+    /// A loan drawn on a dealer's credit line to pay for one won car.
+    LoanId,
+    'L'
+);
 
 /// A string that is not an id of the expected kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -110,5 +115,6 @@ mod tests {
         assert_eq!("D3".parse::<DealerId>(), Ok(DealerId(3)));
         assert_eq!("S5".parse::<SellerId>(), Ok(SellerId(5)));
         assert_eq!("V1".parse::<ServiceId>(), Ok(ServiceId(1)));
+        assert_eq!("L2".parse::<LoanId>(), Ok(LoanId(2)));
     }
 }

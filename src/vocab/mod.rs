@@ -20,7 +20,7 @@ pub mod vin;
 pub use car::{Inspection, Vehicle};
 pub use dealer::DealerStatus;
 pub(crate) use ids::id_type;
-pub use ids::{DealerId, LotId, ParseIdError, SellerId, ServiceId};
+pub use ids::{DealerId, LoanId, LotId, ParseIdError, SellerId, ServiceId};
 pub use money::{Fen, FEN_PER_YUAN, MAX_AMOUNT};
 pub use vin::{check_vin, vin_check_digit};
 
@@ -38,6 +38,11 @@ pub use vin::{check_vin, vin_check_digit};
 /// - 3: a bid with a `max` on a lot still in its preview (`scheduled`) is a pre-bid from a
 ///   dealer in good standing (before, it was `not_live`); pre-bids resolve when the lot
 ///   opens, and a seller may not cancel a lot that holds one.
+///
+/// Dealer credit lines (`SetCreditLimit`, `Finance`, `Repay`, and the violations selling a
+/// financed car and repaying late) needed no new version: until a journal holds a
+/// `SetCreditLimit`, every limit is 0 and no car is financed, so every earlier command is
+/// decided exactly as before.
 pub const RULES_VERSION: u32 = 3;
 
 /// The version of rules an empty journal starts with, and of rules journaled before

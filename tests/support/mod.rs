@@ -2,6 +2,7 @@
 //! Not every test binary uses every helper.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod api;
 pub mod browser;
 pub mod client;
 pub mod gavel;

@@ -1,7 +1,8 @@
-// The dealer's own account: money (buying power left), standing (score, warnings, refused
-// retail attempts), the cars it holds with their retail and return state and their history
-// (a car sold out of the alliance shows where it went), the way to dispose of a car out of
-// the alliance, and complaints with their due time (re-read when one is pushed).
+// The dealer's own account: money (buying power left), its credit line (limit, drawn,
+// available, loans with their due time), standing (score, warnings, refused retail
+// attempts), the cars it holds with their retail and return state and their history (a car
+// sold out of the alliance shows where it went), the way to dispose of a car out of the
+// alliance, and complaints with their due time (re-read when one is pushed).
 
 import { h } from '../dom.js';
 import { getLang, t } from '../i18n.js';
@@ -74,27 +75,50 @@ function disposeForm(i, li) {
   return h('details.dispose', h('summary', t('dispose.title')), h('p', t('dispose.why')), channel, ' ', note, ' ', go, ' ', out);
 }
 
+/** One loan of the line: principal, and its due time counting down until it is repaid. */
+function loanItem(l) {
+  const due = l.status === 'repaid'
+    ? h('span.due', { 'data-status': 'repaid' }, t(l.overdue ? 'credit.repaid_late' : 'credit.repaid'))
+    : dueCell({ due_at: l.due_at, status: l.status === 'overdue' ? 'overdue' : 'open' });
+  return h('li', { 'data-loan': l.id },
+    t('credit.loan', { id: l.id, auction: l.auction, principal: formatFen(l.principal) }), ' · ', due);
+}
+
 export async function show(view, _args, app) {
   view.append(h('h1', t('acct.title')));
   const err = h('p.error', { role: 'alert' });
   view.append(err);
   if (!app.me || app.me.role !== 'dealer') { err.textContent = t('err.forbidden'); return null; }
   const money = h('dl.facts#money');
+  const credit = h('section.card#credit');
   const standing = h('section.card#standing');
   const items = h('section.card#inventory');
   const complaints = h('section.card#complaints');
-  view.append(h('section.card', h('h2', app.me.name), money), standing, items, complaints);
+  view.append(h('section.card', h('h2', app.me.name), money), credit, standing, items, complaints);
   const dues = [];
 
+  // The line's read is the dealer's money as /v1/me has it, with its loans.
   async function loadMoney() {
     try {
-      const me = await get('/v1/me');
+      const me = await get(`/v1/dealers/${encodeURIComponent(app.me.id)}/credit`);
       money.replaceChildren(
         h('dt', t('acct.status')), h('dd', t(`dealer.${me.status}`)),
         h('dt', t('acct.deposit')), h('dd', formatFen(me.deposit)),
         h('dt', t('acct.power')), h('dd', formatFen(me.buying_power)),
         h('dt', t('acct.exposure')), h('dd', formatFen(me.exposure)),
         h('dt', t('acct.left')), h('dd#bp-left', formatFen(me.buying_power_left)));
+      dues.splice(0, dues.length, ...dues.filter((d) => !d.loan));
+      const loans = me.loans.map((l) => {
+        const li = loanItem(l);
+        li.querySelectorAll('.due').forEach((d) => { if (d.paint) { d.loan = true; dues.push(d); } });
+        return li;
+      });
+      credit.replaceChildren(h('h2', t('credit.title')),
+        me.credit_limit === 0 && !me.loans.length ? h('p', t('credit.none')) : h('dl.facts',
+          h('dt', t('credit.limit')), h('dd#credit-limit', formatFen(me.credit_limit)),
+          h('dt', t('credit.drawn')), h('dd#credit-drawn', formatFen(me.credit_drawn)),
+          h('dt', t('credit.available')), h('dd#credit-available', formatFen(me.credit_available))),
+        loans.length ? h('ul.items#loans', loans) : h('p', t('credit.no_loans')));
     } catch (e) { err.textContent = describe(e, t); }
   }
 
