@@ -2,9 +2,13 @@
 # Memory per retained receipt: gavel (Redis journal of its own, appendfsync everysec,
 # snapshots off so no book copy is alive) takes RATE bids/s for DURATION_S s from DEALERS
 # dealers, every bid with a bid_id of its own (each answered bid, accepted or refused, is
-# a receipt kept for its dealer); the server's VmRSS is read before the first bid (the
-# fixture set up, every dealer connected) and after the last result. Prints
-# ΔRSS / results, and the accepted count beside it.
+# a receipt kept for its dealer). Two readings of the server's VmRSS per receipt:
+# - live: after the last result less before the first bid (the fixture set up, every
+#   dealer connected); it also holds what the load left behind (frames, queues, the
+#   allocator's free pages), so it moves with how far the server fell behind;
+# - recovered: gavel restarted on the same journal (the book rebuilt by replay, no
+#   connection) less a gavel started on an empty journal: the book itself, the receipts
+#   nearly all of it.
 #
 #   loadtest/receipts.sh OUTDIR            (GAVEL_BIN=PATH for another build)
 #
@@ -21,18 +25,36 @@ ulimit -n "$(ulimit -Hn)"
 rm -rf "$OUT/redis"
 start_redis "$OUT/redis" everysec
 GPORT="$(free_port)"
-GAVEL_ENGINE__SNAPSHOT_EVERY_COMMANDS=0 GAVEL_ENGINE__SNAPSHOT_AFTER_REPLAY_COMMANDS=0 \
-GAVEL_LOG__FILTER=warn \
-    "${GAVEL_SERVE[@]}" --listen "127.0.0.1:$GPORT" --redis "redis://127.0.0.1:$REDIS_PORT/" \
-    >"$OUT/gavel.log" 2>&1 &
-GPID=$!
+GPID=""
 trap 'kill $GPID $REDIS_PID 2>/dev/null || true' EXIT
-wait_port "$GPORT"
+# start_gavel LOG: on the run's Redis, snapshots off; sets GPID once it listens.
+start_gavel() {
+    GAVEL_ENGINE__SNAPSHOT_EVERY_COMMANDS=0 GAVEL_ENGINE__SNAPSHOT_AFTER_REPLAY_COMMANDS=0 \
+    GAVEL_LOG__FILTER=warn GAVEL_STORE__LEASE_TTL_MS=2000 \
+        "${GAVEL_SERVE[@]}" --listen "127.0.0.1:$GPORT" \
+        --redis "redis://127.0.0.1:$REDIS_PORT/" >"$1" 2>&1 &
+    GPID=$!
+    wait_port "$GPORT"
+    sleep 2
+}
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$GPID/status"; }
+start_gavel "$OUT/gavel-empty.log"
+empty="$(rss_kib)"
+stop "$GPID"
+while [ "$(redis-cli -p "$REDIS_PORT" exists gavel:lease)" != 0 ]; do sleep 0.1; done
+start_gavel "$OUT/gavel.log"
 gen soak --url "ws://127.0.0.1:$GPORT" --dealers "$DEALERS" --auctions "$AUCTIONS" \
     --rate "$RATE" --duration-s "$DURATION_S" --sample-s 1 --server-pid "$GPID" --quiet \
     --out "$OUT/rss.json" >"$OUT/rss.txt" 2>&1 || true
 jq -r '(.samples[0].rss_kib) as $a | (.samples[-1].rss_kib) as $b | .phases[-1] as $p
-    | "\($p.acks) results (\($p.accepted) accepted, \($p.unanswered) unanswered); VmRSS \($a) → \($b) KiB; \((($b - $a) * 1024 / $p.acks) * 10 | round / 10) bytes per receipt"' \
+    | "live: \($p.acks) results (\($p.accepted) accepted, \($p.unanswered) unanswered); VmRSS \($a) → \($b) KiB; \((($b - $a) * 1024 / $p.acks) * 10 | round / 10) bytes per receipt"' \
     "$OUT/rss.json" | tee "$OUT/summary.txt"
 grep -E "correctness" "$OUT/rss.txt" | tee -a "$OUT/summary.txt" || true
 stop "$GPID"
+while [ "$(redis-cli -p "$REDIS_PORT" exists gavel:lease)" != 0 ]; do sleep 0.1; done
+start_gavel "$OUT/gavel-recovered.log"
+recovered="$(rss_kib)"
+stop "$GPID"
+jq -r --argjson e "$empty" --argjson r "$recovered" '.phases[-1].acks as $n
+    | "recovered: VmRSS \($r) KiB against \($e) KiB on an empty journal; \((($r - $e) * 1024 / $n) * 10 | round / 10) bytes per receipt"' \
+    "$OUT/rss.json" | tee -a "$OUT/summary.txt"
