@@ -30,16 +30,19 @@ trap 'kill $GPID $REDIS_PID 2>/dev/null || true' EXIT
 # start_gavel LOG: on the run's Redis, snapshots off; sets GPID once it listens.
 start_gavel() {
     GAVEL_ENGINE__SNAPSHOT_EVERY_COMMANDS=0 GAVEL_ENGINE__SNAPSHOT_AFTER_REPLAY_COMMANDS=0 \
-    GAVEL_LOG__FILTER=warn GAVEL_STORE__LEASE_TTL_MS=2000 \
+    GAVEL_LOG__FILTER=warn GAVEL_STORE__LEASE_TTL_MS=2000 GAVEL_STORE__REDIS_TIMEOUT_MS=60000 \
         "${GAVEL_SERVE[@]}" --listen "127.0.0.1:$GPORT" \
         --redis "redis://127.0.0.1:$REDIS_PORT/" >"$1" 2>&1 &
     GPID=$!
+    # A restart replays the whole log first: a minute at most.
+    for _ in 1 2 3 4 5 6; do wait_port "$GPORT" 2>/dev/null && break; done
     wait_port "$GPORT"
     sleep 2
 }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$GPID/status"; }
 start_gavel "$OUT/gavel-empty.log"
 empty="$(rss_kib)"
+echo "empty journal: VmRSS $empty KiB" >"$OUT/empty.txt"
 stop "$GPID"
 while [ "$(redis-cli -p "$REDIS_PORT" exists gavel:lease)" != 0 ]; do sleep 0.1; done
 start_gavel "$OUT/gavel.log"
