@@ -7,6 +7,7 @@
 //! - [`model`]: the contract's bidding rules, implemented independently of the server.
 //! - [`setup`], [`http`]: the fixture through the HTTP API.
 //! - [`stats`]: histograms, CPU and /proc readings.
+//! - [`windows`]: a soak's ack latency by window, marked by the server's snapshots.
 //!
 //! The comparison servers are binaries of this crate: `baseline/` (one EVALSHA per bid) and
 //! `echo/` (answers every bid, does no work); [`serving`] is what they share.
@@ -28,3 +29,4 @@ pub mod scenario;
 pub mod serving;
 pub mod setup;
 pub mod stats;
+pub mod windows;

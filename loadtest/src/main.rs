@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use gavel_loadtest::proto::Format;
 use gavel_loadtest::run;
-use gavel_loadtest::scenario::{self, Common, HotLot, Load, Ramp, Report};
+use gavel_loadtest::scenario::{self, Common, HotLot, Load, Ramp, Report, Soak};
 use gavel_loadtest::setup::SetupMode;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -51,6 +51,10 @@ enum Cmd {
         /// The replay output (digest lines).
         #[arg(long)]
         digests: PathBuf,
+        /// The server was killed during the run: bids unanswered at the kill may or may
+        /// not be in the journal; every acknowledged one must be.
+        #[arg(long)]
+        after_crash: bool,
     },
 }
 
@@ -157,6 +161,16 @@ struct SoakArgs {
     /// Seconds between server samples [default 5].
     #[arg(long)]
     sample_s: Option<f64>,
+    /// Ack latency is also reported per window of this many seconds, each marked by
+    /// whether a server snapshot ran in it (from /metrics) [default 10].
+    #[arg(long)]
+    window_s: Option<f64>,
+    /// Before the measured phase, the same dealers bid at this rate [default 0] …
+    #[arg(long)]
+    prefill_rate: Option<f64>,
+    /// … for this many seconds, to grow the server's book first [default 0].
+    #[arg(long)]
+    prefill_s: Option<f64>,
 }
 
 #[derive(Args, Serialize)]
@@ -361,14 +375,18 @@ fn main() -> ExitCode {
 
 async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
     let report: Report = match cmd {
-        Cmd::Verify { report, digests } => {
+        Cmd::Verify {
+            report,
+            digests,
+            after_crash,
+        } => {
             let r: Value = serde_json::from_str(
                 &std::fs::read_to_string(&report)
                     .with_context(|| format!("reading {}", report.display()))?,
             )?;
             let d = std::fs::read_to_string(&digests)
                 .with_context(|| format!("reading {}", digests.display()))?;
-            let problems = run::verify_digests(&r, &d)?;
+            let problems = run::verify_digests(&r, &d, after_crash)?;
             let lots = r["correctness"]["lots"].as_array().map_or(0, Vec::len);
             for p in &problems {
                 println!("MISMATCH {p}");
@@ -401,14 +419,15 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Soak(a) => {
             let s = Settings::load(a.common.config.as_ref(), &a)?;
             let c = s.common("soak", &a.common);
-            scenario::soak(
-                &c,
-                &s.load_shape(),
-                s.f64("rate", 2000.0),
-                s.f64("duration_s", 300.0),
-                s.f64("sample_s", 5.0),
-            )
-            .await?
+            let k = Soak {
+                rate: s.f64("rate", 2000.0),
+                duration_s: s.f64("duration_s", 300.0),
+                sample_s: s.f64("sample_s", 5.0),
+                window_s: s.f64("window_s", 10.0),
+                prefill_rate: s.f64("prefill_rate", 0.0),
+                prefill_s: s.f64("prefill_s", 0.0),
+            };
+            scenario::soak(&c, &s.load_shape(), &k).await?
         }
         Cmd::Ramp(a) => {
             let s = Settings::load(a.common.config.as_ref(), &a)?;

@@ -376,6 +376,9 @@ pub struct LotCheck {
     pub server_bids: Option<u64>,
     /// Dealers whose newest update said `leading` (should be exactly the leader).
     pub leaders_seen: Vec<String>,
+    /// Bids on it that never got a result (a crashed server may or may not have kept them).
+    #[serde(default)]
+    pub unanswered: u64,
     /// Differences found.
     pub problems: Vec<String>,
 }
@@ -558,6 +561,7 @@ pub async fn check(s: &Session, settle: Duration) -> Correctness {
             server_price: sp,
             server_bids: sb,
             leaders_seen,
+            unanswered: lost,
             problems,
         });
     }
@@ -569,7 +573,16 @@ pub async fn check(s: &Session, settle: Duration) -> Correctness {
 /// (`A<n> <status> price=<p> bids=<n> winner=<D..|-> sha256=..`): every auction of the run
 /// must be in the journal with the price and bid count the acknowledged bids imply, and a
 /// sold auction's winner must be the rules' leader.
-pub fn verify_digests(report: &serde_json::Value, digests: &str) -> anyhow::Result<Vec<String>> {
+///
+/// `after_crash`: the run's server was killed under load, so bids in flight at the kill
+/// (sent, never answered) may be in the journal or not. Every acknowledged bid must still
+/// be there: an auction's journal holds at least its acknowledged accepted bids and at
+/// most those plus its unanswered ones, and where it holds more, a price no lower.
+pub fn verify_digests(
+    report: &serde_json::Value,
+    digests: &str,
+    after_crash: bool,
+) -> anyhow::Result<Vec<String>> {
     let lots: Vec<LotCheck> = serde_json::from_value(report["correctness"]["lots"].clone())
         .context("the report has no correctness.lots (was it a setup=api run?)")?;
     let mut by_id = HashMap::new();
@@ -596,6 +609,16 @@ pub fn verify_digests(report: &serde_json::Value, digests: &str) -> anyhow::Resu
         };
         let price = f.get("price").and_then(|p| p.parse::<u64>().ok());
         let bids = f.get("bids").and_then(|p| p.parse::<u64>().ok());
+        let in_flight = |n: u64| n > l.acked && n - l.acked <= l.unanswered;
+        if after_crash && bids.is_some_and(in_flight) {
+            if price < l.price {
+                problems.push(format!(
+                    "{}: journal price {:?} under the acknowledged bids' {:?}",
+                    l.auction, price, l.price
+                ));
+            }
+            continue;
+        }
         if bids != Some(l.acked) {
             problems.push(format!(
                 "{}: journal has {:?} accepted bids, the ledger {}",
@@ -619,4 +642,59 @@ pub fn verify_digests(report: &serde_json::Value, digests: &str) -> anyhow::Resu
         }
     }
     Ok(problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A report whose one auction A1 had 3 acknowledged accepted bids (price 5,200,000)
+    /// and 2 bids unanswered when the server was killed.
+    fn report() -> serde_json::Value {
+        serde_json::json!({"correctness": {"lots": [{
+            "auction": "A1", "acked": 3, "price": 5_200_000, "leader": "D2",
+            "server_status": null, "server_price": null, "server_bids": null,
+            "leaders_seen": [], "unanswered": 2, "problems": []
+        }]}})
+    }
+
+    fn journal(bids: u64, price: u64) -> String {
+        format!("A1 live price={price} bids={bids} winner=- sha256=00\n")
+    }
+
+    #[test]
+    fn after_a_crash_the_journal_may_hold_bids_in_flight_but_every_acknowledged_one() {
+        let r = report();
+        let ok = |bids, price, crash| {
+            verify_digests(&r, &journal(bids, price), crash)
+                .expect("parses")
+                .is_empty()
+        };
+        // Exactly the acknowledged bids: agrees either way.
+        assert!(ok(3, 5_200_000, false) && ok(3, 5_200_000, true));
+        // One or two of the unanswered bids landed: only a crashed run allows it.
+        assert!(ok(4, 5_300_000, true) && ok(5, 5_400_000, true));
+        assert!(!ok(4, 5_300_000, false));
+        // An acknowledged bid missing, more than were in flight, or a lower price: never.
+        assert!(!ok(2, 5_100_000, true));
+        assert!(!ok(6, 5_500_000, true));
+        assert!(!ok(4, 5_100_000, true));
+        assert!(!ok(3, 5_300_000, true));
+    }
+
+    #[test]
+    fn a_report_without_unanswered_counts_reads_as_none_in_flight() {
+        let mut r = report();
+        r["correctness"]["lots"][0]
+            .as_object_mut()
+            .expect("object")
+            .remove("unanswered");
+        let problems = verify_digests(&r, &journal(4, 5_300_000), true).expect("parses");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("journal has Some(4) accepted bids, the ledger 3")),
+            "{problems:?}"
+        );
+    }
 }

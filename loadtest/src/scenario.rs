@@ -6,6 +6,7 @@ use crate::model::increment;
 use crate::run::{self, check, Correctness, PhaseReport, Session, Target};
 use crate::setup::{self, SetupMode, SetupOpts};
 use crate::stats::{self, new_hist, record, CpuMeter, Latency, Usage};
+use crate::windows::{self, SnapshotCounters, Windows};
 use rand::Rng;
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -145,6 +146,8 @@ pub struct Report {
     pub fanout: Option<Fanout>,
     /// Soak / idle: server samples.
     pub samples: Vec<Sample>,
+    /// Soak: ack latency window by window, marked by the server's snapshots.
+    pub windows: Option<Windows>,
     /// Idle.
     pub idle: Option<Idle>,
     /// The correctness check.
@@ -168,6 +171,7 @@ impl Report {
             max_sustained_accepted_rate: None,
             fanout: None,
             samples: Vec::new(),
+            windows: None,
             idle: None,
             correctness: Correctness::default(),
             generator_cpu_cores: 0.0,
@@ -243,6 +247,9 @@ impl Report {
                         .map_or("?".into(), |n| n.to_string())
                 );
             }
+        }
+        if let Some(w) = &self.windows {
+            s += &w.lines();
         }
         s += &self.correctness.lines();
         s += &format!(
@@ -332,58 +339,155 @@ pub async fn steady(c: &Common, l: &Load, rate: f64, duration_s: f64) -> anyhow:
     Ok(r)
 }
 
-/// `soak`: one long phase, sampling the server's RSS and sockets.
-pub async fn soak(
-    c: &Common,
-    l: &Load,
-    rate: f64,
-    duration_s: f64,
-    sample_s: f64,
-) -> anyhow::Result<Report> {
-    let mut r = Report::new(
-        "soak",
-        c,
-        serde_json::json!({"load": l, "rate": rate, "duration_s": duration_s, "sample_s": sample_s}),
-    );
+/// `soak` settings.
+#[derive(Clone, Debug, Serialize)]
+pub struct Soak {
+    /// Offered bids/s.
+    pub rate: f64,
+    /// Length, s.
+    pub duration_s: f64,
+    /// Seconds between samples of the server's RSS and sockets.
+    pub sample_s: f64,
+    /// Ack latency is reported per window of this many seconds as well.
+    pub window_s: f64,
+    /// Before the measured phase, the same dealers bid at this rate …
+    pub prefill_rate: f64,
+    /// … for this long (0: no prefill), so the server's book is large when it begins.
+    pub prefill_s: f64,
+}
+
+/// `soak`: one long phase (after an optional prefill by the same dealers), sampling the
+/// server's RSS and sockets, with its ack latency window by window.
+pub async fn soak(c: &Common, l: &Load, k: &Soak) -> anyhow::Result<Report> {
+    let mut r = Report::new("soak", c, serde_json::json!({"load": l, "soak": k}));
     let (s, a) = open_load(c, l).await?;
     let samples = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = c.server_pid.map(|pid| {
         let (samples, stop) = (samples.clone(), stop.clone());
+        let every = Duration::from_secs_f64(k.sample_s.max(0.1));
         tokio::spawn(async move {
             let t0 = Instant::now();
+            let sample = || Sample {
+                t_s: t0.elapsed().as_secs_f64(),
+                rss_kib: stats::rss_kib(pid),
+                sockets: stats::sockets(pid),
+            };
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let x = Sample {
-                    t_s: t0.elapsed().as_secs_f64(),
-                    rss_kib: stats::rss_kib(pid),
-                    sockets: stats::sockets(pid),
-                };
-                samples.lock().unwrap_or_else(|e| e.into_inner()).push(x);
-                tokio::time::sleep(Duration::from_secs_f64(sample_s.max(0.1))).await;
+                samples
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(sample());
+                tokio::time::sleep(every).await;
             }
+            // The last one as the run ends, after every result came in.
+            samples
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(sample());
         })
     });
     let cpu = CpuMeter::start();
-    let p = run::run_phase(
-        &s,
-        &a,
-        rate,
-        Duration::from_secs_f64(duration_s),
-        Duration::from_secs_f64(c.drain_s),
-        c.observe(),
-    )
-    .await;
+    let phase = |rate: f64, secs: f64| {
+        run::run_phase(
+            &s,
+            &a,
+            rate,
+            Duration::from_secs_f64(secs),
+            Duration::from_secs_f64(c.drain_s),
+            c.observe(),
+        )
+    };
+    if k.prefill_s > 0.0 && k.prefill_rate > 0.0 {
+        r.phases.push(phase(k.prefill_rate, k.prefill_s).await);
+    }
+    let measured_from = s.world.now_ns();
+    let snapshots = watch_snapshots(s.world.clone(), s.target.authority.clone());
+    let p = phase(k.rate, k.duration_s).await;
+    let counters = snapshots.finish().await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     if let Some(h) = sampler {
         let _ = h.await;
     }
     r.samples = std::mem::take(&mut *samples.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut bids = due_and_answered(&s);
+    bids.retain(|b| b.0 >= measured_from);
+    r.windows = Some(windows::windows(
+        &bids,
+        (k.window_s.max(0.001) * 1e9) as u64,
+        &counters,
+    ));
     r.phases.push(p);
     r.generator_cpu_cores = cpu.cores();
     r.correctness = check(&s, Duration::from_millis(500)).await;
     s.close();
     r.loadavg_after = stats::loadavg();
     Ok(r)
+}
+
+/// Every bid of the session: when it was due and when its result came, if it did.
+fn due_and_answered(s: &Session) -> Vec<(u64, Option<u64>)> {
+    let mut out = Vec::new();
+    for c in &s.conns {
+        let b = c.book();
+        out.extend(
+            b.sent
+                .iter()
+                .zip(&b.answers)
+                .map(|(x, a)| (x.sched_ns, a.as_ref().map(|a| a.at_ns))),
+        );
+    }
+    out
+}
+
+/// How often the snapshot counters are read: the margin around each marked window.
+const SNAPSHOT_SAMPLE: Duration = Duration::from_secs(1);
+
+/// Reads the server's snapshot counters every [`SNAPSHOT_SAMPLE`] until finished.
+struct SnapshotWatch {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<Vec<SnapshotCounters>>,
+}
+
+fn watch_snapshots(world: Arc<conn::World>, authority: String) -> SnapshotWatch {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopping = stop.clone();
+    let task = tokio::spawn(async move {
+        let mut out = Vec::new();
+        let mut http = None;
+        loop {
+            // The last reading comes after `stop`, so it closes the run.
+            let last = stopping.load(std::sync::atomic::Ordering::Relaxed);
+            if http.is_none() {
+                http = crate::http::Http::connect(&authority).await.ok();
+            }
+            if let Some(h) = http.as_mut() {
+                match h
+                    .call::<()>(hyper::Method::GET, "/metrics", None, None)
+                    .await
+                {
+                    Ok(reply) if reply.status == 200 => {
+                        let text = String::from_utf8_lossy(&reply.body);
+                        out.extend(windows::parse_counters(&text, world.now_ns()));
+                    }
+                    _ => http = None,
+                }
+            }
+            if last {
+                return out;
+            }
+            tokio::time::sleep(SNAPSHOT_SAMPLE).await;
+        }
+    });
+    SnapshotWatch { stop, task }
+}
+
+impl SnapshotWatch {
+    /// Takes a last reading and returns them all.
+    async fn finish(self) -> Vec<SnapshotCounters> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.task.await.unwrap_or_default()
+    }
 }
 
 /// `ramp` settings.

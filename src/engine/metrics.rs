@@ -19,6 +19,13 @@ pub struct EngineMetrics {
     pub recoveries: Counter,
     /// 1 while the journal is usable, 0 while recovering.
     pub ready: Gauge,
+    /// Snapshots started (the book copied for serialization).
+    pub snapshots_started: Counter,
+    /// Snapshots saved whole to the journal. Started minus saved (and minus those
+    /// dropped, logged) is the one in flight: it tells whether a snapshot ran in a span.
+    pub snapshots_saved: Counter,
+    /// Size of the newest snapshot saved, bytes.
+    pub snapshot_bytes: Gauge,
 }
 
 impl Default for EngineMetrics {
@@ -31,6 +38,9 @@ impl Default for EngineMetrics {
             unavailable: Counter::default(),
             recoveries: Counter::default(),
             ready: Gauge::default(),
+            snapshots_started: Counter::default(),
+            snapshots_saved: Counter::default(),
+            snapshot_bytes: Gauge::default(),
         }
     }
 }
@@ -86,5 +96,26 @@ pub fn render_metrics(m: &EngineMetrics, out: &mut String) {
         "gauge",
         "1 while the journal is usable.",
         m.ready.get(),
+    );
+    render_value(
+        out,
+        "gavel_snapshots_started_total",
+        "counter",
+        "Snapshots started (book copied for serialization).",
+        m.snapshots_started.get(),
+    );
+    render_value(
+        out,
+        "gavel_snapshots_saved_total",
+        "counter",
+        "Snapshots saved whole to the journal.",
+        m.snapshots_saved.get(),
+    );
+    render_value(
+        out,
+        "gavel_snapshot_bytes",
+        "gauge",
+        "Size of the newest snapshot saved.",
+        m.snapshot_bytes.get(),
     );
 }

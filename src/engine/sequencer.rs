@@ -38,7 +38,13 @@ pub async fn spawn<J: Journal, P: Publisher>(
     // own small queue so a burst of readiness checks can never crowd out a write.
     let (jobs, job_rx) = mpsc::channel(2);
     let (pings, ping_rx) = mpsc::channel(4);
-    let writer = tokio::spawn(writer::run(journal, job_rx, ping_rx, config.append_timeout));
+    let writer = tokio::spawn(writer::run(
+        journal,
+        job_rx,
+        ping_rx,
+        config.append_timeout,
+        metrics.clone(),
+    ));
     let Recovered {
         market, replayed, ..
     } = recover_via(&jobs).await?;
@@ -265,6 +271,7 @@ impl<P: Publisher> Sequencer<P> {
         // of that batch's end, which is what the writer's rule relies on.
         debug_assert_eq!(self.market.last_seq(), batch_last_seq);
         let pending = self.snapshots.start(&self.market)?;
+        self.metrics.snapshots_started.inc();
         self.policy.snapshot_started(now);
         Some(pending)
     }

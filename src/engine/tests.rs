@@ -749,6 +749,44 @@ async fn appends_go_between_the_parts_of_a_snapshot_save() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_metrics_show_a_snapshot_in_flight_from_its_start_to_its_save() {
+    let journal = MemoryJournal::new();
+    let (h, task, _) = start(&journal, snapshot_at_first_bid()).await;
+    setup(&h, 600_000).await;
+    let m = h.metrics().clone();
+    assert_eq!((m.snapshots_started.get(), m.snapshots_saved.get()), (0, 0));
+    journal.split_snapshots(Some(2));
+    journal.delay_snapshots(Some(Duration::from_millis(300)));
+    h.submit(bid(1, 10_000, "m1")).await.expect("durable");
+
+    assert!(
+        wait_until(|| journal.snapshot_parts_saved() > 0).await,
+        "no snapshot part saved"
+    );
+    // Half saved: started, not yet saved.
+    assert_eq!((m.snapshots_started.get(), m.snapshots_saved.get()), (1, 0));
+    assert_eq!(m.snapshot_bytes.get(), 0);
+
+    assert!(
+        wait_until(|| m.snapshots_saved.get() == 1).await,
+        "the save was not counted"
+    );
+    let saved = journal.saved_snapshots();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(m.snapshot_bytes.get(), saved[0].bytes.len() as u64);
+    let mut text = String::new();
+    crate::engine::render_metrics(&m, &mut text);
+    for line in [
+        "gavel_snapshots_started_total 1",
+        "gavel_snapshots_saved_total 1",
+        &format!("gavel_snapshot_bytes {}", saved[0].bytes.len()),
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
+    }
+    stop(h, task).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_snapshot_whose_batch_failed_is_never_saved() {
     let journal = MemoryJournal::new();
     let cfg = snapshot_at_first_bid();

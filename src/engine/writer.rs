@@ -9,6 +9,7 @@
 //! Must not: hold up an acknowledgement for a snapshot, or save one the journal does
 //! not back.
 
+use super::metrics::EngineMetrics;
 use super::recovery::{recover, Recovered};
 use super::snapshot::{PendingSnapshot, Serialized};
 use crate::store::{Batch, Journal, StoreError};
@@ -58,6 +59,7 @@ pub(super) async fn run<J: Journal>(
     mut jobs: mpsc::Receiver<Job>,
     mut pings: mpsc::Receiver<Ping>,
     timeout: Duration,
+    metrics: Arc<EngineMetrics>,
 ) {
     // A snapshot whose batch is durable, still being serialized, and then one being saved.
     // At most one of the two exists (the sequencer's permit travels with the snapshot).
@@ -104,7 +106,7 @@ pub(super) async fn run<J: Journal>(
             // acknowledgement behind it for as long as the save takes.
             () = std::future::ready(()), if saving.is_some() => {
                 let Some(current) = saving.take() else { continue };
-                saving = current.save_next_part(&mut journal).await;
+                saving = current.save_next_part(&mut journal, &metrics).await;
                 continue;
             }
         };
@@ -139,7 +141,7 @@ pub(super) async fn run<J: Journal>(
                 // next append is already waiting: a busy engine still finishes its
                 // snapshot, and an append still waits for one part at most.
                 if let Some(current) = saving.take() {
-                    saving = current.save_next_part(&mut journal).await;
+                    saving = current.save_next_part(&mut journal, &metrics).await;
                 }
             }
             Job::Recover { done } => {
@@ -198,7 +200,11 @@ impl Saving {
 
     /// Saves the next part; `Some` while parts remain. A failed snapshot costs only
     /// replay time at the next start, so it is logged and dropped.
-    async fn save_next_part<J: Journal>(mut self, journal: &mut J) -> Option<Self> {
+    async fn save_next_part<J: Journal>(
+        mut self,
+        journal: &mut J,
+        metrics: &EngineMetrics,
+    ) -> Option<Self> {
         let seq = self.ready.snapshot.seq;
         let bytes = self.ready.snapshot.bytes.len();
         match journal
@@ -206,6 +212,8 @@ impl Saving {
             .await
         {
             Ok(next) if next >= bytes => {
+                metrics.snapshots_saved.inc();
+                metrics.snapshot_bytes.set(bytes as u64);
                 tracing::info!(
                     seq,
                     bytes,
