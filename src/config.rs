@@ -42,6 +42,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// The alliance pipeline.
     pub alliance: AllianceConfig,
+    /// Market data for member dealers.
+    pub market_data: MarketDataSection,
     /// Logging.
     pub log: LogConfig,
 }
@@ -252,6 +254,18 @@ pub struct DealersConfig {
     pub leverage: u64,
 }
 
+/// `[market_data]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketDataSection {
+    /// Model years per band.
+    pub year_band_years: u16,
+    /// Most recent closes per group that the medians are taken over.
+    pub window: usize,
+    /// Most recent sales kept per model for its price history.
+    pub history: usize,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -433,6 +447,18 @@ impl Config {
         ] {
             if v.is_empty() || v.chars().any(char::is_whitespace) {
                 p.push(format!("{name} must be non-empty without whitespace"));
+            }
+        }
+        let m = &self.market_data;
+        if !(1..=10).contains(&m.year_band_years) {
+            p.push("market_data.year_band_years must be 1 to 10".into());
+        }
+        for (name, v) in [
+            ("market_data.window", m.window),
+            ("market_data.history", m.history),
+        ] {
+            if !(1..=10_000).contains(&v) {
+                p.push(format!("{name} must be 1 to 10000"));
             }
         }
         if self.dealers.leverage == 0 {

@@ -9,8 +9,10 @@
 //! - [`alliance`]: the alliance's HTTP handlers (inventory, returns, complaints, ratings,
 //!   standing).
 //! - [`reads`]: the reads the web console needs (time, me, dealers, catalogue, complaints).
+//! - [`market`]: market data for members (prices by car and city, a model's history).
 
 pub mod alliance;
+pub mod market;
 pub mod reads;
 pub mod routes;
 pub mod validate;

@@ -17,7 +17,7 @@
 pub mod durable;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::alliance::{Alliance, AllianceCommand, AllianceEvent, AllianceRules, Registry, Sale};
 use crate::auction::{self, Book, Dealer, Lot, LotStatus, Refusal};

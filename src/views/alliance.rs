@@ -3,7 +3,7 @@
 //! A copy of the book's alliance state, kept by absorbing the alliance's durable events
 //! (the rules are not run again here) and rebuilt from the book after every recovery.
 
-use crate::alliance::{Alliance, Complaint, ComplaintId, Item, ItemId, Standing};
+use crate::alliance::{Alliance, AllianceRules, Complaint, ComplaintId, Item, ItemId, Standing};
 use crate::auction::Event as AuctionEvent;
 use crate::market::{Event, Market};
 use crate::vocab::{DealerId, DealerStatus};
@@ -24,6 +24,8 @@ struct View {
     alliance: Alliance,
     /// Every dealer's status in the book (standings show it).
     statuses: BTreeMap<DealerId, DealerStatus>,
+    /// The alliance's rules in force (good standing's threshold).
+    rules: AllianceRules,
 }
 
 impl AllianceBoard {
@@ -38,6 +40,12 @@ impl AllianceBoard {
         v.alliance = market.alliance().clone();
         let dealers = market.book().dealers();
         v.statuses = dealers.iter().map(|d| (d.id, d.status)).collect();
+        v.rules = market.rules().alliance;
+    }
+
+    /// The alliance's rules from a durable `Configure` on.
+    pub(super) fn configure(&self, rules: &AllianceRules) {
+        self.state.write().rules = rules.clone();
     }
 
     /// Takes in one durable command's events.
@@ -118,6 +126,15 @@ impl AllianceBoard {
     /// One complaint.
     pub fn complaint(&self, id: ComplaintId) -> Option<Complaint> {
         self.state.read().alliance.complaint(id).cloned()
+    }
+
+    /// Whether a dealer is in good standing (`false` for a dealer the book does not know):
+    /// the condition of a member's resources.
+    pub fn good_standing(&self, dealer: DealerId) -> bool {
+        let v = self.state.read();
+        v.statuses
+            .get(&dealer)
+            .is_some_and(|&status| v.alliance.good_standing(dealer, status, &v.rules))
     }
 
     /// A dealer's standing; `None` for a dealer the book does not know.
