@@ -133,6 +133,16 @@ impl Publisher for Publishers {
     }
 }
 
+/// How the market data groups and bounds, as `[market_data]` says.
+pub fn market_data_config(config: &Config) -> MarketDataConfig {
+    let m = &config.market_data;
+    MarketDataConfig {
+        year_band_years: m.year_band_years,
+        window: m.window,
+        history: m.history,
+    }
+}
+
 /// Recovers the engine from `journal` and starts serving on `config.server.listen`.
 pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, ServeError> {
     let admin =
@@ -142,12 +152,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
     let lots = Lots::new();
     let board = AllianceBoard::new();
     let accounts = Accounts::new();
-    let m = &config.market_data;
-    let market_data = MarketData::new(MarketDataConfig {
-        year_band_years: m.year_band_years,
-        window: m.window,
-        history: m.history,
-    });
+    let market_data = MarketData::new(market_data_config(config));
     let describe = journal.describe();
     // Sold outcomes reach the alliance from the journal's outcomes stream when it has one
     // (Redis), else from the engine's durable publication (see `crate::pipeline`).

@@ -145,7 +145,9 @@ fn parse_cursor(raw: &str) -> Result<Key, ApiError> {
     })
 }
 
-fn row_json(r: &PriceRow, config: &MarketDataConfig) -> Value {
+/// One row of `prices`, as the contract shapes it (`gavel replay --market-data` prints the
+/// same).
+pub fn row_json(r: &PriceRow, config: &MarketDataConfig) -> Value {
     let c = &r.counts;
     json!({
         "make": r.key.make,
@@ -169,6 +171,12 @@ fn row_json(r: &PriceRow, config: &MarketDataConfig) -> Value {
             "last_ended_at": r.last_ended_at,
         },
     })
+}
+
+/// A model's `history` body: `{make, model, sales}`, the sales newest first.
+pub fn history_json(make: &str, model: &str, sales: &[Sale]) -> Value {
+    let sales: Vec<Value> = sales.iter().map(sale_json).collect();
+    json!({ "make": make, "model": model, "sales": sales })
 }
 
 fn sale_json(s: &Sale) -> Value {
@@ -264,8 +272,5 @@ async fn history(
         }
     };
     let sales = s.market_data.read(|m| m.history(&make, &model, limit));
-    let sales: Vec<Value> = sales.iter().map(sale_json).collect();
-    Ok(fresh(
-        json!({ "make": make, "model": model, "sales": sales }),
-    ))
+    Ok(fresh(history_json(&make, &model, &sales)))
 }
