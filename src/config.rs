@@ -634,6 +634,20 @@ mod tests {
     }
 
     #[test]
+    fn market_data_bounds_are_checked() {
+        let ok = Config::from_layers(None, env(&[("GAVEL_MARKET_DATA__WINDOW", "10000")]))
+            .expect("loads");
+        assert_eq!(ok.market_data.window, 10_000);
+        assert_eq!(ok.market_data.year_band_years, 3);
+        let err = Config::from_layers(
+            Some("[market_data]\nyear_band_years = 0\nwindow = 10001\nhistory = 0\n"),
+            env(&[]),
+        )
+        .expect_err("invalid");
+        assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let err = Config::from_layers(None, env(&[("GAVEL_AUCTION__TYPO_S", "1")]))
             .expect_err("unknown key");
