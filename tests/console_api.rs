@@ -4,6 +4,7 @@
 
 mod support;
 
+use gavel::gateway::ServerMessage;
 use serde_json::{json, Value};
 use std::time::Duration;
 use support::http;
@@ -330,15 +331,43 @@ async fn the_public_catalogue_and_complaint_reads() {
     let other = create_dealer(a, "Other", 1_000_000 * Y).await;
     let lot = list_car(a, &seller, &listing(1_000 * Y, 1_000 * Y, None, 1)).await;
     let lot = lot["auction"].as_str().expect("id").to_string();
+    // A flood car, bought by the same dealer: barred from retail, so never in the
+    // catalogue, not even among the cars sold not certified.
+    let mut flooded = listing(1_000 * Y, 1_000 * Y, None, 1);
+    flooded["inspection"]["flood"] = json!(true);
+    let flooded = list_car(a, &seller, &flooded).await;
+    let flooded = flooded["auction"].as_str().expect("id").to_string();
     let mut ws = Ws::connect(a, &dealer.token, gavel::gateway::Format::Json).await;
     assert!(ws.bid(&lot, 1_000 * Y, None, "c-1").await.accepted);
+    assert!(ws.bid(&flooded, 1_000 * Y, None, "c-2").await.accepted);
+    let inventory = eventually(&server, "/v1/inventory", Some(ADMIN), |b| {
+        b["items"].as_array().is_some_and(|i| i.len() == 2)
+    })
+    .await;
+    assert!(inventory.to_string().contains("\"flood\""));
 
     // No token needed; the sold car arrives once handed off.
     let cat = eventually(&server, "/v1/catalogue", None, |b| {
         b["items"].as_array().is_some_and(|i| !i.is_empty())
     })
     .await;
+    assert_eq!(cat["items"].as_array().map(Vec::len), Some(1));
+    let with_not_certified = http::get(a, "/v1/catalogue?include=not_certified", None)
+        .await
+        .body;
+    assert_eq!(
+        with_not_certified["items"], cat["items"],
+        "the flood car stays out"
+    );
+    assert_eq!(
+        http::get(a, "/v1/catalogue?include=everything", None)
+            .await
+            .status,
+        400
+    );
     let item = &cat["items"][0];
+    assert_eq!(item["certified"], true);
+    assert_eq!(item["reasons"], json!([]));
     assert_eq!(item["vin"], support::server::VIN);
     assert_eq!(item["status"], "in_stock");
     assert_eq!(item["vehicle"]["make"], "Kenworth");
@@ -347,11 +376,12 @@ async fn the_public_catalogue_and_complaint_reads() {
     assert_eq!(item["dealer"]["standing"]["status"], "active");
     // The same report hash as the alliance's inventory (its canonical form's SHA-256).
     let inv = http::get(a, "/v1/inventory", Some(ADMIN)).await.body;
-    assert_eq!(
-        item["inspection_sha256"],
-        inv["items"][0]["inspection_sha256"]
-    );
-    assert_eq!(item["inspection"], inv["items"][0]["inspection"]);
+    let same = inv["items"]
+        .as_array()
+        .and_then(|i| i.iter().find(|i| i["id"] == item["id"]))
+        .expect("the catalogue's car is in the inventory");
+    assert_eq!(item["inspection_sha256"], same["inspection_sha256"]);
+    assert_eq!(item["inspection"], same["inspection"]);
     assert!(
         item.get("price").is_none(),
         "what the dealer paid is not public"
@@ -377,6 +407,10 @@ async fn the_public_catalogue_and_complaint_reads() {
     .await
     .body;
     let service = service["token"].as_str().expect("token").to_string();
+    // The dealer's open connections, in both encodings, hear of it at once; another
+    // dealer hears nothing.
+    let mut mp = Ws::connect(a, &dealer.token, gavel::gateway::Format::MsgPack).await;
+    let mut bystander = Ws::connect(a, &other.token, gavel::gateway::Format::Json).await;
     let r = http::post(
         a,
         "/v1/complaints",
@@ -387,6 +421,22 @@ async fn the_public_catalogue_and_complaint_reads() {
     .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let complaint = r.body["id"].as_str().expect("id").to_string();
+    let pushed = |status: &'static str| move |m: &ServerMessage| matches!(m, ServerMessage::Complaint(c) if c.complaint.status == status);
+    for conn in [&mut ws, &mut mp] {
+        let got = conn
+            .expect(
+                "the filed complaint",
+                Duration::from_secs(2),
+                pushed("open"),
+            )
+            .await;
+        assert_eq!(got.value["complaint"]["id"], complaint.as_str());
+        assert_eq!(got.value["complaint"]["dealer"], dealer.id.as_str());
+        assert_eq!(got.value["complaint"]["inventory"], item_id.as_str());
+        assert_eq!(got.value["complaint"]["text"], "the spare tyre is missing");
+        assert_eq!(got.value["complaint"]["due_at"], r.body["due_at"]);
+        assert!(got.value["complaint"].get("consumer_ref").is_none());
+    }
 
     // Its dealer lists it (with the text, without the consumer's reference).
     let mine = http::get(a, "/v1/complaints", Some(&dealer.token))
@@ -437,6 +487,17 @@ async fn the_public_catalogue_and_complaint_reads() {
     })
     .await;
     assert_eq!(overdue["complaints"][0]["status"], "overdue");
+    let late = ws
+        .expect(
+            "the complaint gone overdue",
+            Duration::from_secs(2),
+            pushed("overdue"),
+        )
+        .await;
+    assert_eq!(
+        late.value["complaint"]["warning"],
+        overdue["complaints"][0]["warning"]
+    );
     assert_eq!(
         http::get(a, "/v1/complaints?state=open", Some(ADMIN))
             .await
@@ -462,6 +523,17 @@ async fn the_public_catalogue_and_complaint_reads() {
         .await
         .body;
     assert_eq!(resolved["complaints"][0]["resolution"], "tyre delivered");
+    let done = mp
+        .expect("the resolution", Duration::from_secs(2), pushed("resolved"))
+        .await;
+    assert_eq!(done.value["complaint"]["resolution"], "tyre delivered");
+    bystander.gather(Duration::from_millis(200)).await;
+    assert!(
+        !bystander
+            .backlog()
+            .any(|m| matches!(m.msg, ServerMessage::Complaint(_))),
+        "another dealer's complaints are not pushed to it"
+    );
 }
 
 /// One raw `GET` (the support client keeps no headers): status line and headers, and the

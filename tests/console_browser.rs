@@ -575,6 +575,8 @@ async fn a_consumer_without_a_token_sees_a_certified_car_and_its_hash() {
     );
     let car = b.text("article.car").await.unwrap_or_default();
     assert!(car.contains("Sold by Chengdu Honest Motors"), "{car}");
+    assert!(car.contains("Alliance certified"), "{car}");
+    assert!(!car.contains("Not certified"), "{car}");
     b.click("article.car details summary").await;
     b.click("article.car button.recompute").await;
     let verdict = b.wait_text("article.car .verify", |t| !t.is_empty()).await;
@@ -585,21 +587,123 @@ async fn a_consumer_without_a_token_sees_a_certified_car_and_its_hash() {
 }
 
 #[tokio::test]
+async fn a_dealer_hears_of_a_complaint_the_moment_it_is_filed() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = Scene::start(&[]).await;
+    let (dealer_id, a) = s.gavel.dealer("Xi'an Motors", 1_000_000 * Y).await;
+    let (_, service) = s.gavel.service("site").await;
+    let p = s.signed_in(&a, "board", (390, 844)).await;
+    p.wait_text("#conn", |t| t.contains("Live")).await;
+    let (status, c) = s
+        .gavel
+        .http(
+            "POST",
+            "/v1/complaints",
+            Some(&service),
+            Some(&json!({"dealer": dealer_id, "consumer_ref": "c-9", "text": "no spare key"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{c}");
+    // Pushed: nothing on the board page reads complaints, so only the push can raise it.
+    let banner = p
+        .wait_text("#complaint-banner", |t| t.contains("no spare key"))
+        .await;
+    assert!(banner.contains("New complaint C1"), "{banner}");
+    p.click("#complaint-banner a").await;
+    let row = p
+        .wait_text("#complaints li[data-complaint=\"C1\"]", |t| {
+            t.contains("no spare key")
+        })
+        .await;
+    assert!(row.contains("due in"), "{row}");
+}
+
+#[tokio::test]
+async fn a_dealer_sends_a_flood_car_out_of_the_alliance_and_sees_its_history() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = Scene::start(&[
+        ("GAVEL_AUCTION__EXTEND_WINDOW_S", "1"),
+        ("GAVEL_AUCTION__EXTEND_BY_S", "1"),
+    ])
+    .await;
+    let (_, seller) = s.gavel.seller("s").await;
+    let (_, a) = s.gavel.dealer("Nanjing Motors", 1_000_000 * Y).await;
+    let mut body = support::gavel::listing(1, 10_000 * Y);
+    body["inspection"]["flood"] = json!(true);
+    let (status, lot) = s
+        .gavel
+        .http("POST", "/v1/listings", Some(&seller), Some(&body))
+        .await;
+    assert_eq!(status, 201, "{lot}");
+    let lot = lot["auction"].as_str().expect("auction").to_owned();
+    let mut ws = s.ws(&a).await;
+    assert!(ws.bid(&lot, 20_000 * Y, None, "c-1").await.accepted);
+    // The car arrives once handed off.
+    for _ in 0..200 {
+        let (_, inv) = s
+            .gavel
+            .http("GET", "/v1/inventory", Some(ADMIN), None)
+            .await;
+        if inv["items"][0]["id"] == "I1" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let p = s.signed_in(&a, "account", (390, 844)).await;
+    let row = p
+        .wait_text("#inventory li[data-item=\"I1\"]", |t| !t.is_empty())
+        .await;
+    assert!(row.contains("Not certified (flood damage)"), "{row}");
+    assert!(row.contains("In stock"), "{row}");
+    p.click("#inventory li[data-item=\"I1\"] details.dispose summary")
+        .await;
+    p.js(
+        "document.querySelector('#inventory details.dispose select').value = 'export';",
+        vec![],
+    )
+    .await;
+    p.type_into("#inventory details.dispose input", "to a broker in Almaty")
+        .await;
+    p.click("#inventory details.dispose button").await;
+    let done = p
+        .wait_text("#inventory li[data-item=\"I1\"] .item-status", |t| {
+            t.contains("Sold out of the alliance")
+        })
+        .await;
+    assert_eq!(done, "Sold out of the alliance");
+    let row = p
+        .text("#inventory li[data-item=\"I1\"]")
+        .await
+        .unwrap_or_default();
+    assert!(row.contains("export"), "{row}");
+    let history = p
+        .js(
+            "return document.querySelector('#inventory li[data-item=\"I1\"] details.history').textContent;",
+            vec![],
+        )
+        .await;
+    let history = history.as_str().unwrap_or_default();
+    assert!(
+        history.contains("bought at auction")
+            && history.contains("sold out of the alliance (export)"),
+        "{history}"
+    );
+    assert_eq!(
+        s.gavel
+            .http("GET", "/v1/inventory", Some(ADMIN), None)
+            .await
+            .1["items"][0]["status"],
+        "disposed"
+    );
+}
+
+#[tokio::test]
 async fn an_operator_sees_an_overdue_complaint_marked() {
     let _one = ONE_AT_A_TIME.lock().await;
     let s = Scene::start(&[("GAVEL_ALLIANCE__COMPLAINT_DUE_S", "1")]).await;
     let (_, seller) = s.gavel.seller("s").await;
     let (dealer_id, a) = s.gavel.dealer("Wuhan Motors", 1_000_000 * Y).await;
-    let (_, service) = s
-        .gavel
-        .http(
-            "POST",
-            "/v1/service-tokens",
-            Some(ADMIN),
-            Some(&json!({"name": "site"})),
-        )
-        .await;
-    let service = service["token"].as_str().expect("token").to_string();
+    let (_, service) = s.gavel.service("site").await;
     for (text, resolve) in [("no spare key", false), ("late papers", true)] {
         let (status, c) = s
             .gavel

@@ -45,8 +45,9 @@
 //! migration, never a bless to make a refactor pass.**
 
 use gavel::alliance::{
-    inspection_sha256, Actor, AllianceCommand, AllianceEvent, AllianceRules, Channel, ComplaintId,
-    Finding, HandOffRecord, ItemId, RefusedRetail, ReturnReason, WarningId,
+    inspection_sha256, Actor, AllianceCommand, AllianceEvent, AllianceRules, Channel, Complaint,
+    ComplaintId, ComplaintStatus, Finding, HandOffRecord, ItemId, RefusedRetail, ReturnReason,
+    WarningId,
 };
 use gavel::auction::{
     self, BidOutcome, Canceller, Command as AuctionCommand, Event as AuctionEvent, Increments,
@@ -54,8 +55,9 @@ use gavel::auction::{
 };
 use gavel::engine::Publisher;
 use gavel::gateway::{
-    codec, BidRequest, BidResult, Broadcast, ClientMessage, Closed, ErrorCode, ErrorReply, Format,
-    Frame, Outbid, RejectReason, Reply, Req, Request, ServerMessage, Snapshot, Update,
+    codec, BidRequest, BidResult, Broadcast, ClientMessage, Closed, ComplaintNotice, ErrorCode,
+    ErrorReply, Format, Frame, Outbid, RejectReason, Reply, Req, Request, ServerMessage, Snapshot,
+    Update,
 };
 use gavel::market::{Command, Event, Market, Rules};
 use gavel::store::file::{FileJournal, FileJournalConfig};
@@ -954,6 +956,30 @@ fn opening_update() -> LotUpdate {
     lot_update(LotStatus::Live, None, None)
 }
 
+/// A `complaint` push: C4 against D3, filed at T, due a day later.
+fn complaint(
+    status: ComplaintStatus,
+    item: Option<ItemId>,
+    warning: Option<WarningId>,
+    resolution: Option<&str>,
+) -> ServerMessage {
+    let opened_at = 1_760_000_000_000;
+    let resolved = status == ComplaintStatus::Resolved;
+    ServerMessage::Complaint(ComplaintNotice::from(&Complaint {
+        id: ComplaintId(4),
+        dealer: DealerId(3),
+        item,
+        consumer_ref: "cust-42".into(),
+        text: "The spare key is missing.".into(),
+        opened_at,
+        due_at: opened_at + 86_400_000,
+        status,
+        resolution: resolution.map(str::to_owned),
+        resolved_at: resolved.then_some(opened_at + 90_000_000),
+        warning,
+    }))
+}
+
 /// Every server message pinned in `ws-server.*`, by name. Snapshots are read from the
 /// script's views, as a session reads them.
 fn server_messages(lots: &Lots) -> Vec<(String, ServerMessage)> {
@@ -1189,6 +1215,19 @@ fn server_messages(lots: &Lots) -> Vec<(String, ServerMessage)> {
             closed(Outcome::PendingSeller, Some(5_250_000), true),
         ),
         ("closed/no_sale", closed(Outcome::NoSale, None, false)),
+        (
+            "complaint/open",
+            complaint(ComplaintStatus::Open, Some(ItemId(1)), None, None),
+        ),
+        (
+            "complaint/resolved-after-overdue",
+            complaint(
+                ComplaintStatus::Resolved,
+                None,
+                Some(WarningId(1)),
+                Some("Key found and handed over."),
+            ),
+        ),
     ];
     let edge_echoes_and_errors = vec![
         (
@@ -2145,6 +2184,7 @@ fn ws_server_messages_are_pinned_in_both_encodings() {
         set(&[
             "bid_result",
             "closed",
+            "complaint",
             "error",
             "outbid",
             "pong",

@@ -233,6 +233,21 @@ pub struct Item {
     pub disposal: Option<Disposal>,
 }
 
+impl Item {
+    /// Whether the consumer-facing catalogue shows this car: only while a dealer offers
+    /// it or a consumer owns it (in stock or retailed; not returned, refunded or disposed
+    /// of). A car whose report bars it from retail (a zero-tolerance reason) never
+    /// appears: the alliance promised consumers such cars are not sold through its
+    /// members. A car that failed certification only for its record (VIN, report hash)
+    /// appears when the reader asks for `not_certified` cars too, and is shown marked
+    /// with its reasons.
+    pub fn in_catalogue(&self, not_certified: bool) -> bool {
+        let offered = matches!(self.status, ItemStatus::InStock | ItemStatus::Retailed);
+        let barred = self.reasons.iter().any(|r| r.is_zero_tolerance());
+        offered && !barred && (self.certified || not_certified)
+    }
+}
+
 /// Where a complaint is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -324,6 +324,87 @@ fn not_certifiable_cars_are_still_delivered_with_every_reason() {
 }
 
 #[test]
+fn which_cars_the_consumer_catalogue_shows() {
+    type Change = fn(&mut HandOffRecord);
+    // (car, its defect, shown by default, shown with not_certified)
+    let cars: &[(&str, Change, bool, bool)] = &[
+        ("clean", |_| {}, true, true),
+        (
+            "structural",
+            |r| r.inspection.structural_damage = true,
+            false,
+            false,
+        ),
+        ("fire", |r| r.inspection.fire = true, false, false),
+        ("flood", |r| r.inspection.flood = true, false, false),
+        (
+            "odometer",
+            |r| r.inspection.odometer_tampered = true,
+            false,
+            false,
+        ),
+        (
+            "title",
+            |r| r.inspection.title_transferable = false,
+            false,
+            false,
+        ),
+        (
+            "another car's VIN",
+            |r| r.vin = "11111111111111111".into(),
+            false,
+            true,
+        ),
+        ("hash off", |r| r.inspection_sha256[0] ^= 1, false, true),
+        (
+            "flood and another car's VIN",
+            |r| {
+                r.inspection.flood = true;
+                r.vin = "11111111111111111".into();
+            },
+            false,
+            false,
+        ),
+    ];
+    let statuses = [
+        (ItemStatus::InStock, true),
+        (ItemStatus::Retailed, true),
+        (ItemStatus::Returned, false),
+        (ItemStatus::Refunded, false),
+        (ItemStatus::Disposed, false),
+    ];
+    for (lot, (name, change, by_default, with_not_certified)) in (1..).zip(cars) {
+        let mut sim = Sim::new();
+        let mut r = record(lot, 1, clean());
+        change(&mut r);
+        let hash_off = *name == "hash off";
+        if !hash_off {
+            r.inspection_sha256 = inspection_sha256(&r.inspection);
+        }
+        sim.sell(lot, 1, r.inspection.clone());
+        sim.run(AllianceCommand::HandOff(Box::new(r)));
+        let mut item = sim
+            .alliance
+            .item_for_auction(LotId(lot))
+            .expect("delivered")
+            .clone();
+        for (status, offered) in statuses {
+            item.status = status;
+            assert_eq!(
+                item.in_catalogue(false),
+                *by_default && offered,
+                "{name}, {status:?}"
+            );
+            assert_eq!(
+                item.in_catalogue(true),
+                *with_not_certified && offered,
+                "{name}, {status:?}, not_certified asked for"
+            );
+        }
+    }
+}
+
+#[test]
 fn the_canonical_report_and_its_sha256_are_pinned() {
     // Reference values from Python: json.dumps(report, sort_keys=True,
     // separators=(",", ":"), ensure_ascii=False), then hashlib.sha256.

@@ -9,7 +9,7 @@
 
 use super::alliance::{complaint_json, inspection_json, standing_json, MAX_REF_CHARS};
 use super::routes::{parse_id, ApiError, AppState, Caller};
-use crate::alliance::{Complaint, ComplaintId, ComplaintStatus, Item, ItemId, ItemStatus};
+use crate::alliance::{Complaint, ComplaintId, ComplaintStatus, Item, ItemId};
 use crate::directory::Principal;
 use crate::views::DealerView;
 use crate::vocab::DealerId;
@@ -163,7 +163,7 @@ pub(crate) async fn list_dealers(
     ))
 }
 
-/// One catalogue entry: what a consumer may know about a certified car. No price the
+/// One catalogue entry: what a consumer may know about a car on offer. No price the
 /// dealer paid, no consumer reference, no return details.
 fn catalogue_json(s: &AppState, i: &Item) -> Value {
     let standing = s.alliance.standing(i.dealer);
@@ -175,6 +175,8 @@ fn catalogue_json(s: &AppState, i: &Item) -> Value {
         "delivered_at": i.delivered_at,
         "inspection": inspection_json(&i.inspection),
         "inspection_sha256": hex::encode(i.inspection_sha256),
+        "certified": i.certified,
+        "reasons": i.reasons.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
         "dealer": {
             "id": i.dealer.to_string(),
             "name": s.accounts.dealer_name(i.dealer),
@@ -194,19 +196,39 @@ fn catalogue_json(s: &AppState, i: &Item) -> Value {
     v
 }
 
+/// The catalogue's query: a page, and whether to include cars sold not certified.
+#[derive(Deserialize)]
+pub(crate) struct CatalogueQuery {
+    limit: Option<usize>,
+    after: Option<String>,
+    include: Option<String>,
+}
+
 /// `GET /v1/catalogue` (no token): the alliance's certified cars still with a dealer or
-/// sold to a consumer (not returned or refunded), paged.
+/// sold to a consumer (not returned or refunded), paged; with `include=not_certified`
+/// also the retailable cars that are not certified, each with its `reasons`.
 pub(crate) async fn catalogue(
     State(s): State<AppState>,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<CatalogueQuery>,
 ) -> Result<impl IntoResponse, ApiError> {
+    let not_certified = match q.include.as_deref() {
+        None => false,
+        Some("not_certified") => true,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "include must be not_certified (or left out)",
+            ))
+        }
+    };
+    let q = PageQuery {
+        limit: q.limit,
+        after: q.after,
+    };
     let limit = q.limit()?;
     let after: Option<ItemId> = q.after("inventory item")?;
-    let page = s.alliance.items_page(
-        |i| i.certified && matches!(i.status, ItemStatus::InStock | ItemStatus::Retailed),
-        after,
-        limit,
-    );
+    let page = s
+        .alliance
+        .items_page(|i| i.in_catalogue(not_certified), after, limit);
     let items: Vec<Value> = page.iter().map(|i| catalogue_json(&s, i)).collect();
     let ids: Vec<ItemId> = page.iter().map(|i| i.id).collect();
     Ok((

@@ -10,7 +10,8 @@
 
 use super::codec::{encode, Broadcast, Format, Frame};
 use super::outbound::{Deferred, Kind, Outbound, Pushed};
-use super::wire::{Outbid, ServerMessage};
+use super::wire::{ComplaintNotice, Outbid, ServerMessage};
+use crate::alliance::AllianceEvent;
 use crate::auction::Event;
 use crate::directory::Principal;
 use crate::engine::Publisher;
@@ -222,8 +223,14 @@ impl Publisher for HubPublisher {
         let hub = &self.0;
         let now = Instant::now();
         for event in events {
-            let market::Event::Auction(event) = event else {
-                continue;
+            let event = match event {
+                market::Event::Auction(event) => event,
+                market::Event::Alliance(AllianceEvent::ComplaintChanged(c)) => {
+                    let msg = ServerMessage::Complaint(ComplaintNotice::from(&**c));
+                    hub.send_to_dealer(c.dealer, &msg, now);
+                    continue;
+                }
+                _ => continue,
             };
             match *event {
                 Event::Listed {

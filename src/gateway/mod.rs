@@ -31,8 +31,9 @@ pub mod wire;
 pub use codec::{decode, encode, Broadcast, DecodeError, Format, Frame};
 pub use limits::{BadFrames, BidRate, TokenBucket, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION};
 pub use wire::{
-    BidRequest, BidResult, ClientMessage, Closed, ClosedOutcome, ErrorCode, ErrorReply, Outbid,
-    RejectReason, Reply, Req, Request, ServerMessage, Snapshot, Update, MAX_ID_BYTES,
+    BidRequest, BidResult, ClientMessage, Closed, ClosedOutcome, ComplaintNotice, ComplaintView,
+    ErrorCode, ErrorReply, Outbid, RejectReason, Reply, Req, Request, ServerMessage, Snapshot,
+    Update, MAX_ID_BYTES,
 };
 
 use crate::metrics::render_value;

@@ -12,6 +12,7 @@
 //! generator can produce them. Server messages derive both directions, so a client can
 //! read them back.
 
+use crate::alliance::Complaint;
 use crate::auction::{BidId, BidOutcome, LotUpdate, Outcome, Rejection};
 
 use crate::views::{AuctionRef, AuctionView, Status};
@@ -318,6 +319,8 @@ pub enum ServerMessage {
     Pong(Reply),
     /// A frame could not be served.
     Error(ErrorReply),
+    /// To the dealer a consumer complained about: filed, overdue or resolved.
+    Complaint(ComplaintNotice),
 }
 
 /// `snapshot`.
@@ -485,6 +488,60 @@ impl Outbid {
             auction: lot.into(),
             price,
             min_next,
+        }
+    }
+}
+
+/// `complaint`: pushed to every open connection of the dealer a consumer complained
+/// about, when the complaint is filed and each time its state changes (it goes overdue,
+/// it is resolved, its due time moves after an outage), so a dealer hears of it before
+/// it becomes a warning.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintNotice {
+    /// The complaint as `GET /v1/complaints/{id}` shows it to its dealer.
+    pub complaint: ComplaintView,
+}
+
+/// A complaint as its dealer reads it: everything but the consumer's reference.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComplaintView {
+    /// Its id (`C4`).
+    pub id: String,
+    /// The dealer complained about.
+    pub dealer: String,
+    /// The inventory item it concerns, if any.
+    pub inventory: Option<String>,
+    /// `open`, `overdue` or `resolved`.
+    pub status: String,
+    /// When it was filed (ms since the epoch).
+    pub opened_at: u64,
+    /// When it becomes overdue if still open.
+    pub due_at: u64,
+    /// When it was resolved.
+    pub resolved_at: Option<u64>,
+    /// The warning it earned by going overdue.
+    pub warning: Option<String>,
+    /// The consumer's complaint.
+    pub text: String,
+    /// How it was resolved.
+    pub resolution: Option<String>,
+}
+
+impl From<&Complaint> for ComplaintNotice {
+    fn from(c: &Complaint) -> Self {
+        Self {
+            complaint: ComplaintView {
+                id: c.id.to_string(),
+                dealer: c.dealer.to_string(),
+                inventory: c.item.map(|i| i.to_string()),
+                status: c.status.as_str().to_owned(),
+                opened_at: c.opened_at,
+                due_at: c.due_at,
+                resolved_at: c.resolved_at,
+                warning: c.warning.map(|w| w.to_string()),
+                text: c.text.clone(),
+                resolution: c.resolution.clone(),
+            },
         }
     }
 }

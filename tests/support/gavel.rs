@@ -365,6 +365,12 @@ impl Gavel {
             .await
     }
 
+    /// `POST /v1/service-tokens` as admin (the consumer site): (id, token).
+    pub async fn service(&self, name: &str) -> (String, String) {
+        self.created("/v1/service-tokens", &json!({ "name": name }))
+            .await
+    }
+
     async fn created(&self, path: &str, body: &Value) -> (String, String) {
         let (status, reply) = self.http("POST", path, Some(ADMIN), Some(body)).await;
         assert_eq!(status, 201, "POST {path}: {reply}");

@@ -77,6 +77,16 @@ function renderConn() {
   if (s === 'connecting' && live.attempt > 0) banner.textContent = t('conn.connecting');
 }
 
+/** A complaint just filed against this dealer (pushed over the WebSocket): said at once,
+ * on whatever page the dealer is, with the way to answer it. */
+function announceComplaint(c) {
+  const banner = $('#complaint-banner');
+  const close = h('button.dismiss', { type: 'button', text: t('complaint.dismiss'), onclick: () => { banner.hidden = true; } });
+  banner.replaceChildren(t('complaint.new', { id: c.id, text: c.text }), ' ',
+    h('a', { href: '#/account', text: t('complaint.answer'), onclick: () => { banner.hidden = true; } }), ' ', close);
+  banner.hidden = false;
+}
+
 // Each navigation gets a number; one overtaken by a later one (a page module still
 // loading, a page still reading) stops, and its page draws into a box no longer shown.
 let routeSeq = 0;
@@ -108,6 +118,9 @@ async function start() {
   live.on((ev) => {
     if (ev.type === 'state') renderConn();
     if (ev.type === 'reconnected') sync(3);
+    if (ev.type === 'message' && ev.msg.type === 'complaint' && ev.msg.complaint.status === 'open') {
+      announceComplaint(ev.msg.complaint);
+    }
   });
   window.addEventListener('hashchange', route);
   await Promise.all([loadMe(), sync()]);

@@ -1,6 +1,8 @@
 // The public catalogue (no token needed): the alliance's certified cars, each with its
 // inspection report, the report's SHA-256 and how to recompute it, and the selling
 // dealer's standing; the 5-day return and 24-hour complaint promises stated up front.
+// Cars sold not certified (their record, not the car, failed a check) are listed too,
+// labelled with each reason in words; cars barred from retail never reach this page.
 
 import { h } from '../dom.js';
 import { getLang, t } from '../i18n.js';
@@ -32,7 +34,7 @@ export async function show(view) {
   async function page() {
     try {
       // The catalogue is public: fetched without a token even when signed in.
-      const r = await call('GET', `/v1/catalogue${after ? `?after=${encodeURIComponent(after)}` : ''}`);
+      const r = await call('GET', `/v1/catalogue?include=not_certified${after ? `&after=${encodeURIComponent(after)}` : ''}`);
       if (!r.items.length && !after) list.append(h('p', t('cat.none')));
       for (const i of r.items) list.append(item(i));
       after = r.next;
@@ -46,6 +48,10 @@ export async function show(view) {
     const car = i.vehicle ? `${i.vehicle.year} ${i.vehicle.make} ${i.vehicle.model}` : i.vin;
     return h('article.card.car', { 'data-item': i.id },
       h('h2', car),
+      i.certified === false
+        ? h('p.badge.not-certified', { role: 'note' }, h('strong', t('cat.not_certified')), ' ',
+          (i.reasons ?? []).map((r) => t(`cert.${r}`)).join(' '))
+        : h('p.badge.certified', t('cat.certified')),
       h('p.sub', [i.vehicle?.city, i.vehicle && t('lot.km', { km: i.vehicle.mileage_km.toLocaleString(getLang()) }), `${t('lot.vin')} ${i.vin}`].filter(Boolean).join(' · ')),
       h('p', h('strong', t('cat.dealer', { name: i.dealer.name ?? i.dealer.id })), h('br'),
         i.dealer.standing ? standingLine(i.dealer.standing) : ''),
