@@ -42,6 +42,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// The alliance pipeline.
     pub alliance: AllianceConfig,
+    /// Market data for member dealers.
+    pub market_data: MarketDataSection,
     /// Logging.
     pub log: LogConfig,
 }
@@ -264,6 +266,18 @@ pub struct DealersConfig {
     pub credit_due_s: u64,
 }
 
+/// `[market_data]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarketDataSection {
+    /// Model years per band.
+    pub year_band_years: u16,
+    /// Most recent closes per group that the medians are taken over.
+    pub window: usize,
+    /// Most recent sales kept per model for its price history.
+    pub history: usize,
+}
+
 /// Log output format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -455,6 +469,18 @@ impl Config {
                 p.push(format!("{name} must be non-empty without whitespace"));
             }
         }
+        let m = &self.market_data;
+        if !(1..=10).contains(&m.year_band_years) {
+            p.push("market_data.year_band_years must be 1 to 10".into());
+        }
+        for (name, v) in [
+            ("market_data.window", m.window),
+            ("market_data.history", m.history),
+        ] {
+            if !(1..=10_000).contains(&v) {
+                p.push(format!("{name} must be 1 to 10000"));
+            }
+        }
         if self.dealers.leverage == 0 {
             p.push("dealers.leverage must be at least 1".into());
         }
@@ -632,6 +658,20 @@ mod tests {
         )
         .expect_err("invalid");
         assert_eq!(err.0.len(), 4, "{err}");
+    }
+
+    #[test]
+    fn market_data_bounds_are_checked() {
+        let ok = Config::from_layers(None, env(&[("GAVEL_MARKET_DATA__WINDOW", "10000")]))
+            .expect("loads");
+        assert_eq!(ok.market_data.window, 10_000);
+        assert_eq!(ok.market_data.year_band_years, 3);
+        let err = Config::from_layers(
+            Some("[market_data]\nyear_band_years = 0\nwindow = 10001\nhistory = 0\n"),
+            env(&[]),
+        )
+        .expect_err("invalid");
+        assert_eq!(err.0.len(), 3, "{err}");
     }
 
     #[test]

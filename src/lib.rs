@@ -16,7 +16,7 @@
 //! - [`config`]: one typed configuration from `config/*.toml` and `GAVEL_*` overrides.
 //! - [`directory`]: who a token is.
 //! - [`views`]: read models kept from durable events: the lots' public state, the
-//!   alliance's board.
+//!   alliance's board, the market data of closed auctions.
 //! - [`pipeline`]: sold outcomes into the alliance (Redis consumer group, or the engine's
 //!   publication with the file journal).
 //! - [`gateway`]: WebSocket sessions, fan-out, wire types, codecs and limits.

@@ -6,6 +6,8 @@ use gavel::config::{Config, FsyncSetting, LogFormat, Retention};
 use gavel::store::file::{FileJournal, FileJournalConfig, FileLog, FsyncPolicy};
 use gavel::store::redis::{RedisJournal, RedisJournalConfig, RedisLog};
 use gavel::store::{Journal, JournalRead};
+use gavel::views::market_data::MarketStats;
+use gavel::views::MarketDataConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -59,6 +61,10 @@ enum Cmd {
         /// Compare recomputed outcomes with the published ones; exit 1 on any difference.
         #[arg(long)]
         verify: bool,
+        /// Also print the market data the log rebuilds: a `market-data` line per group
+        /// (as `GET /v1/market/prices` shows it) and a `market-history` line per model.
+        #[arg(long)]
+        market_data: bool,
     },
 }
 
@@ -111,7 +117,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serve(config, j, demo).await
             }
         }
-        Cmd::Replay { journal, verify } => {
+        Cmd::Replay {
+            journal,
+            verify,
+            market_data,
+        } => {
             let config = load(&journal)?;
             if !verify {
                 bail!("replay needs --verify (the only mode so far)");
@@ -123,12 +133,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let dir = &config.store.data_dir;
                 let log = FileLog::open(dir)
                     .with_context(|| format!("reading the file journal in {dir}"))?;
-                replay(log).await
+                replay(
+                    log,
+                    market_data.then(|| gavel::server::market_data_config(&config)),
+                )
+                .await
             } else {
                 let log = RedisLog::open(&redis_config(&config))
                     .await
                     .context("reading the Redis journal")?;
-                replay(log).await
+                replay(
+                    log,
+                    market_data.then(|| gavel::server::market_data_config(&config)),
+                )
+                .await
             }
         }
     }
@@ -246,7 +264,26 @@ fn scopeguard(h: Option<tokio::task::JoinHandle<()>>) -> StopOnDrop {
     StopOnDrop(h)
 }
 
-async fn replay<J: JournalRead>(mut journal: J) -> anyhow::Result<ExitCode> {
+/// The market data a server on this journal would serve, one JSON line per group and per
+/// model: derived from the rebuilt book as a server's views are after a recovery.
+fn print_market_data(market: &gavel::market::Market, config: MarketDataConfig) {
+    let stats = MarketStats::from_lots(config, market.book().lots());
+    for row in stats.all_prices() {
+        println!(
+            "market-data {}",
+            gavel::api::market::row_json(&row, &config)
+        );
+    }
+    for ((make, model), sales) in stats.all_histories() {
+        let history = gavel::api::market::history_json(&make, &model, &sales);
+        println!("market-history {history}");
+    }
+}
+
+async fn replay<J: JournalRead>(
+    mut journal: J,
+    market_data: Option<MarketDataConfig>,
+) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let v = gavel::engine::verify(&mut journal).await?;
     if v.commands == 0 {
@@ -257,6 +294,9 @@ async fn replay<J: JournalRead>(mut journal: J) -> anyhow::Result<ExitCode> {
     }
     for line in &v.digests {
         println!("{line}");
+    }
+    if let Some(config) = market_data {
+        print_market_data(&v.market, config);
     }
     for m in &v.mismatches {
         println!("MISMATCH {m}");

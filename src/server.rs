@@ -17,7 +17,9 @@ use crate::gateway::upgrade::ConnectionSlot;
 use crate::market::{Event, Market};
 use crate::pipeline::{FeedPublisher, LocalFeed, RedisHandoff, RedisHandoffConfig};
 use crate::store::{Entry, Journal, StoreError};
-use crate::views::{Accounts, AccountsPublisher, AllianceBoard, Lots, ViewsPublisher};
+use crate::views::{
+    Accounts, AccountsPublisher, AllianceBoard, Lots, MarketData, MarketDataConfig, ViewsPublisher,
+};
 use axum::extract::FromRef;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -131,6 +133,16 @@ impl Publisher for Publishers {
     }
 }
 
+/// How the market data groups and bounds, as `[market_data]` says.
+pub fn market_data_config(config: &Config) -> MarketDataConfig {
+    let m = &config.market_data;
+    MarketDataConfig {
+        year_band_years: m.year_band_years,
+        window: m.window,
+        history: m.history,
+    }
+}
+
 /// Recovers the engine from `journal` and starts serving on `config.server.listen`.
 pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, ServeError> {
     let admin =
@@ -140,6 +152,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
     let lots = Lots::new();
     let board = AllianceBoard::new();
     let accounts = Accounts::new();
+    let market_data = MarketData::new(market_data_config(config));
     let describe = journal.describe();
     // Sold outcomes reach the alliance from the journal's outcomes stream when it has one
     // (Redis), else from the engine's durable publication (see `crate::pipeline`).
@@ -150,6 +163,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         views: ViewsPublisher {
             lots: lots.clone(),
             alliance: board.clone(),
+            market_data: market_data.clone(),
         },
         accounts: AccountsPublisher(accounts.clone()),
         feed: feed.clone().map(|feed| FeedPublisher {
@@ -214,6 +228,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         lots: lots.clone(),
         alliance: board.clone(),
         accounts,
+        market_data,
         bounds_min_duration_s: config.auction.min_duration_s,
         bounds_max_duration_s: config.auction.max_duration_s,
         bounds_preview_s: crate::api::routes::PreviewBounds {
@@ -229,6 +244,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
     let app = crate::api::routes::router()
         .merge(crate::api::alliance::router())
         .merge(crate::api::credit::router())
+        .merge(crate::api::market::router())
         .merge(crate::gateway::upgrade::router())
         .merge(crate::console::router(config.server.demo))
         .with_state(AppState { api, sessions });

@@ -13,7 +13,7 @@ use gavel::pipeline::redis_consumer::Handling;
 use gavel::pipeline::{RedisHandoff, RedisHandoffConfig};
 use gavel::store::file::{FileJournal, FileJournalConfig};
 use gavel::store::{Journal, JournalRead, RedisJournal, RedisJournalConfig};
-use gavel::views::{AllianceBoard, Lots, ViewsPublisher};
+use gavel::views::{AllianceBoard, Lots, MarketData, ViewsPublisher};
 use gavel::vocab::{DealerId, Inspection, LotId, SellerId, Vehicle};
 use redis::aio::MultiplexedConnection;
 use serde_json::{json, Value};
@@ -190,6 +190,7 @@ async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
     let publisher = ViewsPublisher {
         lots: lots.clone(),
         alliance: board.clone(),
+        market_data: MarketData::new(Default::default()),
     };
     let (engine, task) = engine::spawn(
         journal,

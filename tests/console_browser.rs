@@ -570,6 +570,32 @@ async fn the_seller_accepts_a_best_offer_under_the_reserve_within_its_window() {
     p.click(&format!("{card} button.accept")).await;
     p.wait_text(&card, |t| t.contains("Sold")).await;
     assert_eq!(s.gavel.auction(&lot).await["status"], "sold");
+
+    // Market data: the seller sees its model's price history on its card, and a dealer in
+    // good standing finds the sale in the prices and in the model's history.
+    p.click(&format!("{card} button.history")).await;
+    let history = p
+        .wait_text(&format!("{card} .market-history"), |t| t.contains(&lot))
+        .await;
+    assert!(
+        history.contains("¥10,000.00") && history.contains("accepted under the reserve"),
+        "{history}"
+    );
+    let d = s.signed_in(&a, "market", (1280, 1000)).await;
+    let row = d
+        .wait_text("#market-prices tbody tr", |t| t.contains("ford focus"))
+        .await;
+    assert!(
+        row.contains("2019–2021") && row.contains("hangzhou") && row.contains("100.0%"),
+        "{row}"
+    );
+    assert!(
+        row.contains("¥10,000.00"),
+        "median price in yuan, fen exact: {row}"
+    );
+    d.click("#market-prices tbody tr button.link").await;
+    let sales = d.wait_text("#market-history", |t| t.contains(&lot)).await;
+    assert!(sales.contains("¥10,000.00"), "{sales}");
 }
 
 #[tokio::test]

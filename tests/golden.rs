@@ -75,7 +75,8 @@ use gavel::market::{Command, Event, Market, Rules};
 use gavel::store::file::{FileJournal, FileJournalConfig};
 use gavel::store::{Batch, Entry, Journal, JournalRead, OutcomeRecord, Snapshot as StoredSnapshot};
 use gavel::views::{
-    AllianceBoard, AuctionRef, AuctionView, LotView, Lots, Status, Viewer, ViewsPublisher,
+    AllianceBoard, AuctionRef, AuctionView, LotView, Lots, MarketData, Status, Viewer,
+    ViewsPublisher,
 };
 use gavel::vocab::{
     check_vin, DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId, Vehicle,
@@ -1119,6 +1120,7 @@ fn script_views(book: &Market) -> Arc<Lots> {
     ViewsPublisher {
         lots: lots.clone(),
         alliance: AllianceBoard::new(),
+        market_data: MarketData::new(Default::default()),
     }
     .reset(book);
     lots

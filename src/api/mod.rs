@@ -10,9 +10,11 @@
 //!   standing).
 //! - [`reads`]: the reads the web console needs (time, me, dealers, catalogue, complaints).
 //! - [`credit`]: the dealer credit line (limits, financing, repayment, the line's read).
+//! - [`market`]: market data for members (prices by car and city, a model's history).
 
 pub mod alliance;
 pub mod credit;
+pub mod market;
 pub mod reads;
 pub mod routes;
 pub mod validate;

@@ -10,7 +10,7 @@ use crate::directory::token::new_token;
 use crate::directory::{self, Directory, Principal};
 use crate::engine::EngineHandle;
 use crate::market;
-use crate::views::{Accounts, AllianceBoard, Lots, Viewer};
+use crate::views::{Accounts, AllianceBoard, Lots, MarketData, Viewer};
 use crate::vocab::{DealerId, DealerStatus, LotId, SellerId, MAX_AMOUNT};
 use axum::body::Bytes;
 use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
@@ -36,6 +36,8 @@ pub struct ApiState {
     pub alliance: Arc<AllianceBoard>,
     /// Account names and dealers' money.
     pub accounts: Arc<Accounts>,
+    /// Statistics of closed auctions, for members.
+    pub market_data: Arc<MarketData>,
     /// Shortest listing a seller may choose, in seconds (`auction.min_duration_s`).
     pub bounds_min_duration_s: u64,
     /// Longest listing (`auction.max_duration_s`).

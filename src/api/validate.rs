@@ -385,22 +385,28 @@ impl Check {
                 return None;
             }
         };
-        let problem = if s.is_empty() {
-            Some("must not be blank".to_owned())
-        } else if s.chars().count() > MAX_NAME_CHARS {
-            Some(format!("must be at most {MAX_NAME_CHARS} characters"))
-        } else if s.chars().any(char::is_control) {
-            Some("must not contain control characters".to_owned())
-        } else {
-            None
-        };
-        match problem {
-            Some(m) => {
+        match check_name(s) {
+            Err(m) => {
                 self.err(field, m);
                 None
             }
-            None => Some(Some(s.to_owned())),
+            Ok(s) => Some(Some(s.to_owned())),
         }
+    }
+}
+
+/// A short name (make, model, city), as listings and the market data's queries take one:
+/// trimmed, not blank, at most [`MAX_NAME_CHARS`], no control characters.
+pub fn check_name(raw: &str) -> Result<&str, String> {
+    let s = raw.trim();
+    if s.is_empty() {
+        Err("must not be blank".to_owned())
+    } else if s.chars().count() > MAX_NAME_CHARS {
+        Err(format!("must be at most {MAX_NAME_CHARS} characters"))
+    } else if s.chars().any(char::is_control) {
+        Err("must not contain control characters".to_owned())
+    } else {
+        Ok(s)
     }
 }
 

@@ -61,6 +61,7 @@ const ASSETS: &[Asset] = &[
     asset!("js/pages/seller.js", JS),
     asset!("js/pages/catalogue.js", JS),
     asset!("js/pages/operator.js", JS),
+    asset!("js/pages/market.js", JS),
 ];
 
 const INDEX: &str = include_str!("assets/index.html");

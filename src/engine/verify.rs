@@ -21,6 +21,9 @@ pub struct Verification {
     pub mismatches: Vec<String>,
     /// One line per auction: id, status, price, bids and a digest of its final state.
     pub digests: Vec<String>,
+    /// The market the log alone rebuilds (the read models a server would rebuild from it,
+    /// the market data's among them, can be derived from it).
+    pub market: Market,
 }
 
 impl Verification {
@@ -89,6 +92,7 @@ pub async fn verify<J: JournalRead>(journal: &mut J) -> Result<Verification, Sto
     let mut v = checker.verification;
     v.commands = replayed;
     v.digests = digests(&market);
+    v.market = market;
     Ok(v)
 }
 

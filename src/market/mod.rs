@@ -19,7 +19,7 @@ pub mod durable;
 #[cfg(test)]
 mod credit_tests;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use crate::alliance::{Alliance, AllianceCommand, AllianceEvent, AllianceRules, Registry, Sale};
 use crate::auction::{self, Book, Dealer, LotStatus, Membership, Refusal};

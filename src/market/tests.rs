@@ -21,6 +21,22 @@ pub(super) const T0: u64 = 1_760_000_000_000;
 
 pub(super) const Y: u64 = crate::vocab::FEN_PER_YUAN;
 
+/// The accounts a simulated market starts with: seller S1 and dealers D1 and D2, each
+/// with a million yuan of deposit and no links.
+pub(crate) fn accounts() -> Vec<AuctionCommand> {
+    let seller = AuctionCommand::RegisterSeller {
+        name: "seller".into(),
+        token_hash: [1; 32],
+    };
+    let dealers = (0..2u8).map(|d| AuctionCommand::RegisterDealer {
+        name: format!("dealer {d}"),
+        deposit: 1_000_000 * Y,
+        linked_sellers: Vec::new(),
+        token_hash: [10 + d; 32],
+    });
+    std::iter::once(seller).chain(dealers).collect()
+}
+
 /// One market on a simulated clock.
 pub(super) struct Sim {
     pub(super) market: Market,
@@ -35,17 +51,8 @@ impl Sim {
             seq: 0,
             now: T0,
         };
-        m.apply(AuctionCommand::RegisterSeller {
-            name: "seller".into(),
-            token_hash: [1; 32],
-        });
-        for d in 0..2u8 {
-            m.apply(AuctionCommand::RegisterDealer {
-                name: format!("dealer {d}"),
-                deposit: 1_000_000 * Y,
-                linked_sellers: Vec::new(),
-                token_hash: [10 + d; 32],
-            });
+        for command in accounts() {
+            m.apply(command);
         }
         m
     }

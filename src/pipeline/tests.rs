@@ -7,7 +7,7 @@ use crate::engine::{self, EngineConfig};
 use crate::market::Rules;
 use crate::store::memory::MemoryJournal;
 use crate::store::StoreError;
-use crate::views::{AllianceBoard, Lots, ViewsPublisher};
+use crate::views::{AllianceBoard, Lots, MarketData, ViewsPublisher};
 use crate::vocab::{DealerStatus, Inspection, Vehicle, FEN_PER_YUAN};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +32,7 @@ async fn start(journal: &MemoryJournal, with_feed: bool) -> Node {
         ViewsPublisher {
             lots: lots.clone(),
             alliance: board.clone(),
+            market_data: MarketData::new(Default::default()),
         },
         feed.clone().map(|feed| FeedPublisher { feed, lots }),
     );

@@ -49,8 +49,9 @@ impl AllianceBoard {
         self.state.write().rules = rules.clone();
     }
 
-    /// Whether a dealer is in good standing now (the condition of seeing and pre-bidding
-    /// on lots in their preview); `false` for a dealer the book does not know.
+    /// Whether a dealer is in good standing now (the condition of a member's resources:
+    /// seeing and pre-bidding on lots in their preview, market data); `false` for a dealer
+    /// the book does not know.
     pub fn good_standing(&self, dealer: DealerId) -> bool {
         let v = self.state.read();
         v.statuses

@@ -30,6 +30,8 @@ pub struct LotView {
     pub ends_at: u64,
     /// Accepted bids.
     pub bids: u32,
+    /// Soft-close extensions so far.
+    pub extensions: u32,
     /// Current price; `None` before the first accepted bid.
     pub price: Option<Fen>,
     /// Who leads (shown to no one but that dealer, as `leading`).
@@ -49,6 +51,7 @@ impl LotView {
             starts_at: lot.starts_at,
             ends_at: lot.ends_at,
             bids: lot.bids,
+            extensions: lot.extensions,
             price: lot.price,
             leader: lot.lead.map(|l| l.dealer),
             decide_by: lot
@@ -228,9 +231,20 @@ impl Lots {
         }
     }
 
-    pub(super) fn update(&self, u: &LotUpdate) {
-        if let Some(mut l) = self.lots.get_mut(&u.lot) {
-            l.apply(u);
+    /// Applies an update; returns the lot's view as it is now when this update made it
+    /// final (sold or no sale) — `None` otherwise, so a command published twice (after a
+    /// recovery) reports each close once.
+    pub(super) fn update(&self, u: &LotUpdate) -> Option<LotView> {
+        let mut l = self.lots.get_mut(&u.lot)?;
+        let was_final = l.status.is_final();
+        l.apply(u);
+        let closed = matches!(l.status, LotStatus::Sold | LotStatus::NoSale);
+        (closed && !was_final).then(|| l.clone())
+    }
+
+    pub(super) fn extended(&self, lot: LotId, extensions: u32) {
+        if let Some(mut l) = self.lots.get_mut(&lot) {
+            l.extensions = extensions;
         }
     }
 }

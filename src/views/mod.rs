@@ -1,10 +1,11 @@
 //! Read models kept current from the engine's durable publication.
 //!
 //! Owns what HTTP and the WebSocket read without asking the engine: the public state of
-//! every lot ([`Lots`]) and the alliance's inventory, complaints and standings
-//! ([`AllianceBoard`]). One publisher ([`ViewsPublisher`]) keeps both, from durable events
-//! only, so no reader ever sees a price or a sale the journal could still lose; after
-//! every recovery both are rebuilt from the book.
+//! every lot ([`Lots`]), the alliance's inventory, complaints and standings
+//! ([`AllianceBoard`]) and the market data of closed auctions ([`MarketData`]). One
+//! publisher ([`ViewsPublisher`]) keeps them, from durable events only, so no reader ever
+//! sees a price or a sale the journal could still lose; after every recovery they are
+//! rebuilt from the book.
 //!
 //! Must not: decide a rule (the book does), hold a leader's max (a [`LotView`] has no
 //! field for it), or depend on a layer above the engine.
@@ -13,16 +14,20 @@
 //! - [`lots`]: the durable public state of every lot.
 //! - [`alliance`]: the alliance's durable read view.
 //! - [`accounts`]: account names, and each dealer's status, deposit and exposure.
+//! - [`market_data`]: sold prices, sell-through and medians by car and city, and each
+//!   model's price history, from the lots' final outcomes.
 
 pub mod accounts;
 pub mod alliance;
 pub mod auction;
 pub mod lots;
+pub mod market_data;
 
 pub use accounts::{Accounts, DealerView, StatusChange};
 pub use alliance::AllianceBoard;
 pub use auction::{AuctionRef, AuctionView, InspectionView, Status, VehicleView, Viewer};
 pub use lots::{LotView, Lots};
+pub use market_data::{MarketData, MarketDataConfig};
 
 use crate::auction::{BidOutcome, Command as AuctionCommand, Event as AuctionEvent};
 use crate::engine::Publisher;
@@ -30,12 +35,14 @@ use crate::market::{Command, Event, Market};
 use crate::store::Entry;
 use std::sync::Arc;
 
-/// Keeps the [`Lots`] and the [`AllianceBoard`] current.
+/// Keeps the [`Lots`], the [`AllianceBoard`] and the [`MarketData`] current.
 pub struct ViewsPublisher {
     /// The lots' public state.
     pub lots: Arc<Lots>,
     /// The alliance's read view.
     pub alliance: Arc<AllianceBoard>,
+    /// Statistics of the lots' final outcomes.
+    pub market_data: Arc<MarketData>,
 }
 
 impl Publisher for ViewsPublisher {
@@ -45,6 +52,7 @@ impl Publisher for ViewsPublisher {
         self.lots.configure(&rules.increments, rules.leverage);
         self.lots.reset(book.lots());
         self.alliance.reset(market);
+        self.market_data.reset(book.lots());
     }
 
     fn publish(&mut self, entry: &Entry, events: &[Event]) {
@@ -76,12 +84,21 @@ impl Publisher for ViewsPublisher {
                         starts_at,
                         ends_at,
                         bids: 0,
+                        extensions: 0,
                         price: None,
                         leader: None,
                         decide_by: None,
                     });
                 }
-                Event::Auction(AuctionEvent::Updated(u)) => self.lots.update(&u),
+                Event::Auction(AuctionEvent::Updated(u)) => {
+                    // A lot becomes final once: its close is market data from then on.
+                    if let Some(closed) = self.lots.update(&u) {
+                        self.market_data.record(&closed);
+                    }
+                }
+                Event::Auction(AuctionEvent::Extended {
+                    lot, extensions, ..
+                }) => self.lots.extended(lot, extensions),
                 Event::Auction(AuctionEvent::DecisionWindow { lot, until }) => {
                     self.lots.decision_window(lot, until)
                 }

@@ -165,7 +165,14 @@ fn base_command(args: &[String], opts: &GavelOpts) -> Command {
 
 /// Runs `gavel replay --verify` on a journal; returns its exit status and output.
 pub fn replay_verify(journal: &JournalArg) -> (ExitStatus, String) {
+    replay_verify_with(journal, &[])
+}
+
+/// Runs `gavel replay --verify` with `extra` arguments on a journal; returns its exit
+/// status and output.
+pub fn replay_verify_with(journal: &JournalArg, extra: &[&str]) -> (ExitStatus, String) {
     let mut args = vec!["replay".to_owned(), "--verify".to_owned()];
+    args.extend(extra.iter().map(|a| a.to_string()));
     args.extend(journal.args());
     let mut cmd = base_command(&args, &GavelOpts::new(journal.clone()));
     let out = cmd.output().expect("run gavel replay");

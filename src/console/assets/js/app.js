@@ -17,11 +17,12 @@ const pages = {
   seller: () => import('./pages/seller.js'),
   catalogue: () => import('./pages/catalogue.js'),
   operator: () => import('./pages/operator.js'),
+  market: () => import('./pages/market.js'),
 };
 const navFor = {
-  dealer: ['board', 'account', 'catalogue'],
+  dealer: ['board', 'market', 'account', 'catalogue'],
   seller: ['seller', 'catalogue'],
-  admin: ['operator', 'board', 'catalogue'],
+  admin: ['operator', 'board', 'market', 'catalogue'],
   service: ['catalogue'],
   none: ['catalogue'],
 };

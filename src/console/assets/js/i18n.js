@@ -2,6 +2,16 @@
 // {name} placeholders; the choice is kept in local storage (it is no secret).
 
 const en = {
+  'nav.market': 'Market data',
+  'mkt.title': 'Market data', 'mkt.intro': 'What closed auctions of the alliance sold for, by make, model, model-year band and city. For dealers in good standing.',
+  'mkt.make': 'Make', 'mkt.model': 'Model', 'mkt.city': 'City', 'mkt.show': 'Show',
+  'mkt.years': 'Model years', 'mkt.closed': 'Closed', 'mkt.sold': 'Sold', 'mkt.sell_through': 'Sell-through',
+  'mkt.median': 'Median price', 'mkt.range': 'Lowest – highest', 'mkt.median_bids': 'Median bids', 'mkt.median_ext': 'Median extensions',
+  'mkt.none': 'No closed auctions match.', 'mkt.note': 'Medians and price range over each group’s latest {n} closed auctions; a median is the lower middle price actually paid. Choose a car for its price history.',
+  'mkt.more': 'More groups match: narrow the filter.',
+  'mkt.not_in_good_standing': 'Market data is for dealers in good standing: active, no uncorrected warning, and a score not below the alliance’s threshold.',
+  'mkt.history': 'Price history of this model', 'mkt.history_of': 'Recent sales: {car}', 'mkt.no_sales': 'No sales of this model yet.',
+  'mkt.ended': 'Closed', 'mkt.year': 'Year', 'mkt.terms': 'Sale', 'mkt.below_reserve': 'accepted under the reserve', 'mkt.at_reserve': 'reserve met',
   'nav.board': 'Live board', 'nav.account': 'My account', 'nav.seller': 'My listings',
   'nav.catalogue': 'Certified cars', 'nav.operator': 'Alliance operator',
   'lang.label': 'Language', 'signout': 'Sign out', 'skip': 'Skip to content',
@@ -129,6 +139,16 @@ const en = {
 };
 
 const zh = {
+  'nav.market': '行情数据',
+  'mkt.title': '行情数据', 'mkt.intro': '联盟已结束拍卖的成交情况，按品牌、车型、年款段和城市统计。仅供信誉良好的车商使用。',
+  'mkt.make': '品牌', 'mkt.model': '车型', 'mkt.city': '城市', 'mkt.show': '查询',
+  'mkt.years': '年款', 'mkt.closed': '已结束', 'mkt.sold': '成交', 'mkt.sell_through': '成交率',
+  'mkt.median': '成交价中位数', 'mkt.range': '最低 – 最高', 'mkt.median_bids': '出价次数中位数', 'mkt.median_ext': '延时次数中位数',
+  'mkt.none': '没有符合条件的已结束拍卖。', 'mkt.note': '中位数和价格区间按每组最近 {n} 场已结束拍卖计算；中位数取实际成交价中偏低的中间值。点击车型查看其价格走势。',
+  'mkt.more': '还有更多分组：请缩小筛选范围。',
+  'mkt.not_in_good_standing': '行情数据仅供信誉良好的车商使用：状态正常、没有未纠正的警告、评分不低于联盟标准。',
+  'mkt.history': '此车型的价格走势', 'mkt.history_of': '近期成交：{car}', 'mkt.no_sales': '此车型暂无成交。',
+  'mkt.ended': '结束时间', 'mkt.year': '年款', 'mkt.terms': '成交方式', 'mkt.below_reserve': '低于保留价、卖家接受', 'mkt.at_reserve': '达到保留价',
   'nav.board': '实时竞拍', 'nav.account': '我的账户', 'nav.seller': '我的车源', 'nav.catalogue': '认证车辆', 'nav.operator': '联盟管理',
   'lang.label': '语言', 'signout': '退出', 'skip': '跳到正文',
   'conn.live': '实时', 'conn.connecting': '连接中…', 'conn.down': '已断开，正在重连',

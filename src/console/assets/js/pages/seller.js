@@ -1,6 +1,7 @@
 // The seller's page: a listing form with the inspection fields (every 422 field error
 // shown beside its field), and the seller's own listings, live, with the reserve, the
-// accept/decline decision and its time left, and cancel before the first bid.
+// accept/decline decision and its time left, cancel before the first bid, and the price
+// history of each closed car's model (market data, by lot).
 
 import { h, fill } from '../dom.js';
 import { getLang, t } from '../i18n.js';
@@ -9,6 +10,7 @@ import { formatFen, parseYuan } from '../money.js';
 import { formatLeft, formatTime, serverNow } from '../clock.js';
 import { live } from '../live.js';
 import { carName } from './board.js';
+import { historyTable, marketError } from './market.js';
 
 const FIELDS = [
   ['vehicle.vin', 'text'], ['vehicle.make', 'text'], ['vehicle.model', 'text'],
@@ -143,6 +145,17 @@ export async function show(view, _args, app) {
     }
     if ((a.status === 'live' || a.status === 'scheduled') && a.bids === 0) {
       parts.push(h('p.actions', h('button.cancel', { type: 'button', text: t('seller.cancel'), onclick: () => act(`/v1/auctions/${a.id}/cancel`, {}) }), ' ', h('span.help', t('seller.cancel_hint'))));
+    }
+    // The prices its model sold for: while deciding on an offer, and after.
+    if (['pending_seller', 'sold', 'no_sale'].includes(a.status)) {
+      const box = h('div.market-history');
+      parts.push(h('p.actions', h('button.history', {
+        type: 'button', text: t('mkt.history'),
+        onclick: async () => {
+          try { fill(box, historyTable(await get(`/v1/market/history?lot=${encodeURIComponent(a.id)}`))); }
+          catch (e) { fill(box, h('p.error', { role: 'alert' }, marketError(e))); }
+        },
+      })), box);
     }
     parts.push(msg);
     fill(c, parts);
