@@ -4,11 +4,15 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use gavel::config::{Config, FsyncSetting, LogFormat, Retention};
 use gavel::store::file::{FileJournal, FileJournalConfig, FileLog, FsyncPolicy};
-use gavel::store::redis::{RedisJournal, RedisJournalConfig, RedisLog};
+use gavel::store::redis::{RedisJournal, RedisLog};
 use gavel::store::{Journal, JournalRead};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// `gavel audit`: the binary's glue for the queries of `gavel::audit`.
+#[path = "main/audit.rs"]
+mod audit_cli;
 
 /// See Cargo.toml: cheaper than glibc's malloc for the many small, cross-task allocations
 /// of the bid path.
@@ -27,7 +31,7 @@ struct Cli {
 }
 
 #[derive(clap::Args)]
-struct JournalArgs {
+pub(crate) struct JournalArgs {
     /// A TOML file layered over the built-in defaults (config/default.toml).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -59,6 +63,12 @@ enum Cmd {
         /// Compare recomputed outcomes with the published ones; exit 1 on any difference.
         #[arg(long)]
         verify: bool,
+    },
+    /// Answer disputes and look for shill bidding from the journal (read-only: no lock or
+    /// lease, so it runs beside an engine).
+    Audit {
+        #[command(subcommand)]
+        query: audit_cli::Query,
     },
 }
 
@@ -111,6 +121,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serve(config, j, demo).await
             }
         }
+        Cmd::Audit { query } => {
+            let config = load(query.journal())?;
+            audit_cli::run(query, &config, config.audit_source()).await
+        }
         Cmd::Replay { journal, verify } => {
             let config = load(&journal)?;
             if !verify {
@@ -125,7 +139,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .with_context(|| format!("reading the file journal in {dir}"))?;
                 replay(log).await
             } else {
-                let log = RedisLog::open(&redis_config(&config))
+                let log = RedisLog::open(&config.redis_journal())
                     .await
                     .context("reading the Redis journal")?;
                 replay(log).await
@@ -166,24 +180,9 @@ async fn open_file(config: &Config) -> anyhow::Result<FileJournal> {
 }
 
 async fn open_redis(config: &Config) -> anyhow::Result<RedisJournal> {
-    RedisJournal::open(&redis_config(config))
+    RedisJournal::open(&config.redis_journal())
         .await
         .context("opening the Redis journal")
-}
-
-fn redis_config(config: &Config) -> RedisJournalConfig {
-    let s = &config.store;
-    RedisJournalConfig {
-        url: s.redis_url.clone(),
-        prefix: s.redis_prefix.clone(),
-        lease_ttl_ms: s.lease_ttl_ms,
-        op_timeout_ms: s.redis_timeout_ms,
-        require_fsync: s.require_fsync,
-        retain_commands_behind_snapshot: match s.redis_retain_commands_behind_snapshot {
-            Retention::All(_) => None,
-            Retention::Behind(n) => Some(n as u64),
-        },
-    }
 }
 
 async fn serve<J: Journal>(config: Config, journal: J, demo: bool) -> anyhow::Result<ExitCode> {

@@ -8,9 +8,11 @@
 //! - [`routes`]: the HTTP handlers (sellers, dealers, admin, health, metrics).
 //! - [`alliance`]: the alliance's HTTP handlers (inventory, returns, complaints, ratings,
 //!   standing).
+//! - [`audit`]: the admin's audit reads over the journal (`/v1/audit/…`).
 //! - [`reads`]: the reads the web console needs (time, me, dealers, catalogue, complaints).
 
 pub mod alliance;
+pub mod audit;
 pub mod reads;
 pub mod routes;
 pub mod validate;
