@@ -336,9 +336,10 @@ pub struct ShillReport {
     pub to: u64,
     /// Lots whose bidding ended in the window.
     pub lots: u32,
-    /// Pairs, highest score first.
+    /// Pairs, highest score first among those with `min_auctions` lots or more, then
+    /// the rest the same way.
     pub pairs: Vec<Row>,
-    /// Dealers, highest score first.
+    /// Dealers, ranked as the pairs.
     pub dealers: Vec<Row>,
 }
 
@@ -428,11 +429,14 @@ impl Tally {
                 }
             })
             .collect();
+        // Rows with enough lots to show a pattern come first: a pair seen on one lot can
+        // score anything, and must not push a real pattern down the list.
+        let min = self.params.min_auctions;
         for rows in [&mut pairs, &mut dealers] {
             rows.sort_by(|a, b| {
-                b.measures
-                    .shill_score
-                    .total_cmp(&a.measures.shill_score)
+                (b.measures.auctions >= min)
+                    .cmp(&(a.measures.auctions >= min))
+                    .then(b.measures.shill_score.total_cmp(&a.measures.shill_score))
                     .then(b.measures.auctions.cmp(&a.measures.auctions))
                     .then(a.dealer.cmp(&b.dealer))
                     .then(a.seller.cmp(&b.seller))
