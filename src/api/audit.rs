@@ -124,15 +124,13 @@ async fn scan<S: AuditSink + Send + 'static>(
     })
 }
 
-fn page_json(page: &Page) -> (Vec<Value>, Value) {
-    (
-        page.attempts.iter().map(attempt_json).collect(),
-        page.next.map_or(Value::Null, Value::from),
-    )
-}
-
-fn scanned_json(s: &Scanned) -> Value {
-    json!({"commands": s.commands, "last_seq": s.last_seq})
+/// `{attempts, next, scanned}` and the fields naming what was asked for.
+fn page_json(asked: Value, page: &Page, scanned: &Scanned) -> Value {
+    let mut body = asked;
+    body["attempts"] = page.attempts.iter().map(attempt_json).collect();
+    body["next"] = page.next.map_or(Value::Null, Value::from);
+    body["scanned"] = json!({"commands": scanned.commands, "last_seq": scanned.last_seq});
+    body
 }
 
 /// Parses a path id; the admin check comes first, so a non-admin learns nothing.
@@ -154,13 +152,8 @@ async fn auction_attempts(
     if !found.listed {
         return Err(ApiError::not_found("auction"));
     }
-    let (attempts, next) = page_json(&found.page());
-    Ok(Json(json!({
-        "auction": lot.to_string(),
-        "attempts": attempts,
-        "next": next,
-        "scanned": scanned_json(&scanned),
-    })))
+    let asked = json!({"auction": lot.to_string()});
+    Ok(Json(page_json(asked, &found.page(), &scanned)))
 }
 
 /// `GET /v1/audit/auctions/{id}/leader?at=` (admin).
@@ -196,15 +189,12 @@ async fn dealer_attempts(
     let to = Params::time(&q.to, "to")?.unwrap_or(u64::MAX);
     let sink = ByDealer::new(dealer, from, to, q.after()?, q.limit()?);
     let (found, scanned) = scan(&s, &caller, sink).await?;
-    let (attempts, next) = page_json(&found.page());
-    Ok(Json(json!({
+    let asked = json!({
         "dealer": dealer.to_string(),
         "from": from,
         "to": (to != u64::MAX).then_some(to),
-        "attempts": attempts,
-        "next": next,
-        "scanned": scanned_json(&scanned),
-    })))
+    });
+    Ok(Json(page_json(asked, &found.page(), &scanned)))
 }
 
 /// `GET /v1/audit/bids/{dealer}/{bid_id}` (admin): `404` if the engine never saw it.
@@ -214,17 +204,13 @@ async fn bid(
     Path((raw, bid_id)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let dealer: DealerId = id(&caller, &raw, "dealer")?;
-    let (found, _) = scan(&s, &caller, BidFate::new(dealer, &bid_id, MAX_LIMIT)).await?;
+    let (found, scanned) = scan(&s, &caller, BidFate::new(dealer, &bid_id, MAX_LIMIT)).await?;
     let page = found.page();
     if page.attempts.is_empty() {
         return Err(ApiError::not_found("bid"));
     }
-    let (attempts, _) = page_json(&page);
-    Ok(Json(json!({
-        "dealer": dealer.to_string(),
-        "bid_id": bid_id,
-        "attempts": attempts,
-    })))
+    let asked = json!({"dealer": dealer.to_string(), "bid_id": bid_id});
+    Ok(Json(page_json(asked, &page, &scanned)))
 }
 
 /// `GET /v1/audit/shill?from=&to=&window_s=&limit=` (admin): the ranked report, at most
@@ -270,6 +256,6 @@ async fn shill(
         "lots": report.lots,
         "pairs": rows(&report.pairs),
         "dealers": rows(&report.dealers),
-        "scanned": scanned_json(&scanned),
+        "scanned": {"commands": scanned.commands, "last_seq": scanned.last_seq},
     })))
 }

@@ -63,18 +63,20 @@ pub struct Planted {
     pub closed: u64,
 }
 
-/// A fixed xorshift generator.
-struct Rng(u64);
+/// A fixed xorshift generator: the same seed, the same journal.
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// The next 64 bits.
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    /// A draw in [0, n) (0 for n = 0).
+    pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 
@@ -134,7 +136,9 @@ struct Interest {
     done: bool,
 }
 
-fn listing(rng: &mut Rng) -> Listing {
+/// A car listed for 20 minutes: a Sagitar, start 30,000-229,000 yuan, reserve a quarter
+/// above the start.
+pub fn listing(rng: &mut Rng) -> Listing {
     let start = (30_000 + rng.below(200) * 1_000) * 100;
     Listing {
         vehicle: Vehicle {
@@ -458,9 +462,7 @@ fn choose_bid(
         Role::Prober => {
             // Only against a leader, by the minimum each time; `generate` marks it done
             // once an answer rises by less than a full increment (the maximum is found).
-            if leader.is_none() {
-                return None;
-            }
+            leader?;
             (min_next, None)
         }
     };

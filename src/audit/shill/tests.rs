@@ -46,6 +46,17 @@ fn of(ms: &[LotMeasures], dealer: u32) -> &LotMeasures {
         .expect("the dealer bid")
 }
 
+/// Dealer 1's measures on a lot where `who` bid in that order, a second apart.
+fn dealer_one(who: &[u32]) -> LotMeasures {
+    let bids = who
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| b(d, i as u64))
+        .collect();
+    let ms = lot_measures(&lot(1, None, bids), &params());
+    of(&ms, 1).clone()
+}
+
 fn close(a: f64, b: f64) -> bool {
     (a - b).abs() < 1e-9
 }
@@ -60,13 +71,8 @@ fn bidding_ratio_is_the_dealers_share_of_the_lots_bids() {
         (&[2, 1, 2, 2], 0.25),
     ];
     for (row, (who, want)) in table.into_iter().enumerate() {
-        let bids = who
-            .iter()
-            .enumerate()
-            .map(|(i, &d)| b(d, i as u64))
-            .collect();
-        let ms = lot_measures(&lot(1, None, bids), &params());
-        assert!(close(of(&ms, 1).bidding_ratio, want), "row {row}");
+        let m = dealer_one(who);
+        assert!(close(m.bidding_ratio, want), "row {row}");
     }
 }
 
@@ -80,16 +86,11 @@ fn successive_outbidding_counts_runs_of_ones_own_bids() {
         (&[1, 1, 1, 1, 2], 1.0),
     ];
     for (row, (who, want)) in table.into_iter().enumerate() {
-        let bids = who
-            .iter()
-            .enumerate()
-            .map(|(i, &d)| b(d, i as u64))
-            .collect();
-        let ms = lot_measures(&lot(1, None, bids), &params());
+        let m = dealer_one(who);
         assert!(
-            close(of(&ms, 1).successive_outbidding, want),
+            close(m.successive_outbidding, want),
             "row {row}: {}",
-            of(&ms, 1).successive_outbidding
+            m.successive_outbidding
         );
     }
 }
@@ -119,7 +120,8 @@ fn last_and_early_bidding_place_the_bids_in_the_lots_time() {
 #[test]
 fn response_rates_quick_answers_to_a_rival_and_ignores_ones_own_runs() {
     // (bids as (dealer, time s), dealer 2's mean response rating, its responses)
-    let table: [(&[(u32, u64)], f64, u32); 4] = [
+    type Bids = [(u32, u64)];
+    let table: [(&Bids, f64, u32); 4] = [
         (&[(1, 0), (2, 0)], 1.0, 1),
         (&[(1, 0), (2, 5)], 0.5, 1),
         (&[(1, 0), (2, 20)], 0.0, 1),
