@@ -286,8 +286,10 @@ pub struct AuditConfig {
     pub shill_score_threshold: f64,
     /// Minimum raises in a row that make a probe.
     pub probe_min_steps: u32,
-    /// Probes that flag a pair or dealer.
+    /// Probes that flag a pair or dealer…
     pub probe_threshold: u32,
+    /// …when they are also at least this share of its lots.
+    pub probe_min_share: f64,
     /// The response measure's scale: an answer this long after a rival's bid rates 0.
     pub response_s: u64,
 }
@@ -459,6 +461,9 @@ impl Config {
         if au.shill_window_s == 0 || au.shill_window_s > 10 * 365 * 86_400 {
             p.push("audit.shill_window_s must be from 1 s to ten years".into());
         }
+        if !(0.0..=1.0).contains(&au.probe_min_share) {
+            p.push("audit.probe_min_share must be from 0 to 1".into());
+        }
         if !(0.0..=10.0).contains(&au.shill_score_threshold) {
             p.push("audit.shill_score_threshold must be from 0 to 10".into());
         }
@@ -572,6 +577,7 @@ impl Config {
             score_threshold: a.shill_score_threshold,
             probe_min_steps: a.probe_min_steps,
             probe_threshold: a.probe_threshold,
+            probe_min_share: a.probe_min_share,
             response_ms: a.response_s.saturating_mul(1000),
         }
     }

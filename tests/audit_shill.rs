@@ -159,7 +159,7 @@ async fn the_planted_shill_ranks_first_the_prober_is_flagged_the_heavy_bidder_is
         100.0 * flagged_pairs as f64 / honest_pairs as f64
     );
     println!(
-        "FIGURE honest dealers with one probe or more (flagged at {}): {one_probe} of {honest}; the shill's lead over the best honest pair's score: at least {margin:.2}",
+        "FIGURE honest dealers with one probe or more (flagged at {} and a share of 0.5%): {one_probe} of {honest}; the shill's lead over the best honest pair's score: at least {margin:.2}",
         Config::from_layers(None, Vec::new())
             .expect("defaults")
             .audit

@@ -65,6 +65,7 @@ pub fn row_json(row: &Row) -> Value {
         "response": r4(m.response),
         "min_raise": r4(m.min_raise),
         "probes": m.probes,
+        "probe_share": r4(m.probe_share),
         "flags": row.flags.iter().map(|f| f.as_str()).collect::<Vec<_>>(),
     })
 }

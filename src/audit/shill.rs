@@ -59,8 +59,11 @@ pub struct ShillParams {
     pub score_threshold: f64,
     /// A probe is at least this many minimum raises in a row.
     pub probe_min_steps: u32,
-    /// Flag a pair (or dealer) with at least this many probes.
+    /// Flag a pair (or dealer) with at least this many probes…
     pub probe_threshold: u32,
+    /// …when they are also at least this share of its lots: over thousands of lots an
+    /// honest dealer's limit sometimes sits at a rival's maximum, a prober's often does.
+    pub probe_min_share: f64,
     /// The response measure's scale: an answer this long after a rival's bid, or later,
     /// rates 0 (ms).
     pub response_ms: u64,
@@ -243,6 +246,7 @@ impl Sums {
             },
             min_raise: ratio(self.min_raises, self.bids),
             probes: self.probes,
+            probe_share: ratio(u64::from(self.probes), u64::from(self.auctions)),
             shill_score: 0.0,
         };
         m.shill_score = shill_score(&m);
@@ -277,6 +281,8 @@ pub struct Measures {
     pub min_raise: f64,
     /// Discover-and-stop probes.
     pub probes: u32,
+    /// Probes over lots.
+    pub probe_share: f64,
     /// Trevathan and Read's shill score, 0–10.
     pub shill_score: f64,
 }
@@ -300,7 +306,7 @@ pub fn shill_score(m: &Measures) -> f64 {
 pub enum Flag {
     /// Shill score at or over the threshold, over enough lots.
     ShillScore,
-    /// Probes at or over the threshold.
+    /// Probes at or over the threshold, and at or over the share of lots.
     Probe,
 }
 
@@ -389,7 +395,7 @@ impl Tally {
         if m.auctions >= p.min_auctions && m.shill_score >= p.score_threshold {
             flags.push(Flag::ShillScore);
         }
-        if m.probes >= p.probe_threshold.max(1) {
+        if m.probes >= p.probe_threshold.max(1) && m.probe_share >= p.probe_min_share {
             flags.push(Flag::Probe);
         }
         flags

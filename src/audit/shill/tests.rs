@@ -11,6 +11,7 @@ fn params() -> ShillParams {
         score_threshold: 6.0,
         probe_min_steps: 3,
         probe_threshold: 1,
+        probe_min_share: 0.1,
         response_ms: 10_000,
     }
 }
@@ -202,6 +203,7 @@ fn the_score_is_the_weighted_ratings_on_ten() {
         response: v,
         min_raise: v,
         probes: 0,
+        probe_share: 0.0,
         shill_score: 0.0,
     };
     assert!(close(shill_score(&all(1.0)), 10.0));
@@ -219,6 +221,7 @@ fn the_score_is_the_weighted_ratings_on_ten() {
 fn flags_need_enough_lots_or_enough_probes() {
     let t = Tally::new(params());
     let m = |auctions: u32, score: f64, probes: u32| Measures {
+        probe_share: f64::from(probes) / f64::from(auctions),
         auctions,
         bids: 1,
         bidder_tendency: 0.0,
@@ -239,6 +242,9 @@ fn flags_need_enough_lots_or_enough_probes() {
         (m(5, 5.9, 0), vec![]),
         (m(1, 0.0, 1), vec![Flag::Probe]),
         (m(3, 7.0, 2), vec![Flag::ShillScore, Flag::Probe]),
+        // One probe in ten lots: the share; one in eleven: under it.
+        (m(10, 0.0, 1), vec![Flag::Probe]),
+        (m(11, 0.0, 1), vec![]),
     ];
     for (row, (measures, want)) in table.into_iter().enumerate() {
         assert_eq!(t.flags(&measures), want, "row {row}");
