@@ -30,12 +30,12 @@
 //!
 //! The log goes under `$GAVEL_BENCH_DIR` if set, else under cargo's `CARGO_TARGET_TMPDIR`.
 
-use gavel::auction::{Command, Event as AuctionEvent, Listing, LotStatus};
+use gavel::auction::{Command, Event as AuctionEvent, LotStatus};
 use gavel::engine::recover;
 use gavel::market::{Event, Market, Rules};
 use gavel::store::file::{FileJournal, FileJournalConfig, FsyncPolicy};
 use gavel::store::{Batch, Entry, Journal, JournalRead, OutcomeRecord, Snapshot};
-use gavel::vocab::{Inspection, LotId, Vehicle};
+use gavel::vocab::LotId;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,24 +46,13 @@ const DEALERS: u32 = 3_000;
 const LIVE_LOTS: usize = 2_000;
 /// Simulated time between two commands (about 330 commands/s, a busy market).
 const STEP_MS: u64 = 3;
-const LOT_DURATION_MS: u64 = 20 * 60 * 1000;
 const REPEATS: usize = 3;
 
-/// A fixed xorshift generator, so every run builds the same log.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+/// The generated journals' listings and fixed generator, shared with the audit's tests.
+#[path = "../tests/support/population.rs"]
+#[allow(dead_code)]
+mod population;
+use population::{listing, Rng};
 
 /// What went into the log.
 #[derive(Default, Debug)]
@@ -75,34 +64,6 @@ struct Mix {
     ticks: u64,
     closed: u64,
     batches: u64,
-}
-
-fn listing(rng: &mut Rng) -> Listing {
-    let start = (30_000 + rng.below(200) * 1_000) * 100;
-    Listing {
-        vehicle: Vehicle {
-            vin: "1M8GDM9AXKP042788".into(),
-            make: "Volkswagen".into(),
-            model: "Sagitar".into(),
-            year: 2015 + rng.below(10) as u16,
-            mileage_km: rng.below(200_000) as u32,
-            city: Some("Changchun".into()),
-        },
-        inspection: Inspection {
-            structural_damage: false,
-            fire: false,
-            flood: false,
-            odometer_tampered: false,
-            title_transferable: true,
-            grade: 3 + rng.below(3) as u8,
-            notes: "Front bumper resprayed; tyres 60%.".into(),
-        },
-        start_price: start,
-        reserve: start + start / 4,
-        buy_now: None,
-        starts_at: None,
-        duration_ms: Some(LOT_DURATION_MS),
-    }
 }
 
 /// Writes `commands` commands to `journal`, decided by a real book, with a snapshot at the

@@ -46,6 +46,8 @@ pub struct Config {
     pub market_data: MarketDataSection,
     /// Logging.
     pub log: LogConfig,
+    /// The audit trail and the shill report.
+    pub audit: AuditConfig,
 }
 
 /// What happens to the open leading bids of a dealer who is expelled or suspended.
@@ -298,6 +300,26 @@ pub struct LogConfig {
     pub filter: String,
 }
 
+/// `[audit]` (see config/default.toml for the reasons behind each default).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The shill report covers lots whose bidding ended this long before its end.
+    pub shill_window_s: u64,
+    /// Lots a pair or dealer needs in the window before its score can flag it.
+    pub shill_min_auctions: u32,
+    /// Flag at or above this shill score (0 to 10).
+    pub shill_score_threshold: f64,
+    /// Minimum raises in a row that make a probe.
+    pub probe_min_steps: u32,
+    /// Probes that flag a pair or dealer…
+    pub probe_threshold: u32,
+    /// …when they are also at least this share of its lots.
+    pub probe_min_share: f64,
+    /// The response measure's scale: an answer this long after a rival's bid rates 0.
+    pub response_s: u64,
+}
+
 /// Every problem found in a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub Vec<String>);
@@ -481,6 +503,29 @@ impl Config {
                 p.push(format!("{name} must be 1 to 10000"));
             }
         }
+        let au = &self.audit;
+        if au.shill_window_s == 0 || au.shill_window_s > 10 * 365 * 86_400 {
+            p.push("audit.shill_window_s must be from 1 s to ten years".into());
+        }
+        if !(0.0..=1.0).contains(&au.probe_min_share) {
+            p.push("audit.probe_min_share must be from 0 to 1".into());
+        }
+        if !(0.0..=10.0).contains(&au.shill_score_threshold) {
+            p.push("audit.shill_score_threshold must be from 0 to 10".into());
+        }
+        for (name, v) in [
+            ("audit.shill_min_auctions", u64::from(au.shill_min_auctions)),
+            ("audit.probe_min_steps", u64::from(au.probe_min_steps)),
+            ("audit.probe_threshold", u64::from(au.probe_threshold)),
+            ("audit.response_s", au.response_s),
+        ] {
+            if v == 0 {
+                p.push(format!("{name} must be at least 1"));
+            }
+        }
+        if au.response_s > 86_400 {
+            p.push("audit.response_s is over a day".into());
+        }
         if self.dealers.leverage == 0 {
             p.push("dealers.leverage must be at least 1".into());
         }
@@ -544,6 +589,48 @@ impl Config {
             snapshot_every: std::time::Duration::from_secs(e.snapshot_every_s),
             snapshot_after_replay_commands: e.snapshot_after_replay_commands,
             ..crate::engine::EngineConfig::default()
+        }
+    }
+
+    /// The Redis journal's settings (`[store]`).
+    pub fn redis_journal(&self) -> crate::store::RedisJournalConfig {
+        let s = &self.store;
+        crate::store::RedisJournalConfig {
+            url: s.redis_url.clone(),
+            prefix: s.redis_prefix.clone(),
+            lease_ttl_ms: s.lease_ttl_ms,
+            op_timeout_ms: s.redis_timeout_ms,
+            require_fsync: s.require_fsync,
+            retain_commands_behind_snapshot: match s.redis_retain_commands_behind_snapshot {
+                Retention::All(_) => None,
+                Retention::Behind(n) => Some(n as u64),
+            },
+        }
+    }
+
+    /// The journal an audit reads: Redis when `store.redis_url` is set, else the file
+    /// journal in `store.data_dir`.
+    pub fn audit_source(&self) -> crate::audit::AuditSource {
+        if self.store.redis_url.is_empty() {
+            crate::audit::AuditSource::File(self.store.data_dir.clone().into())
+        } else {
+            crate::audit::AuditSource::Redis(self.redis_journal())
+        }
+    }
+
+    /// The shill report's parameters for a window ending at `to` (ms): `[audit]`, with
+    /// the window's start moved to `from` when one is given.
+    pub fn shill_params(&self, from: Option<u64>, to: u64) -> crate::audit::ShillParams {
+        let a = &self.audit;
+        crate::audit::ShillParams {
+            from: from.unwrap_or_else(|| to.saturating_sub(a.shill_window_s.saturating_mul(1000))),
+            to,
+            min_auctions: a.shill_min_auctions,
+            score_threshold: a.shill_score_threshold,
+            probe_min_steps: a.probe_min_steps,
+            probe_threshold: a.probe_threshold,
+            probe_min_share: a.probe_min_share,
+            response_ms: a.response_s.saturating_mul(1000),
         }
     }
 

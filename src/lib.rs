@@ -13,6 +13,7 @@
 //! - [`store`]: the durable journal (Redis, file, memory) and snapshots.
 //! - [`engine`]: the single-writer sequencer: clock, timers, group commit, ack after
 //!   durable; its decisions in a sans-IO policy.
+//! - [`audit`]: the audit trail and shill detection, read-only replays of the journal.
 //! - [`config`]: one typed configuration from `config/*.toml` and `GAVEL_*` overrides.
 //! - [`directory`]: who a token is.
 //! - [`views`]: read models kept from durable events: the lots' public state, the
@@ -30,6 +31,7 @@
 pub mod alliance;
 pub mod api;
 pub mod auction;
+pub mod audit;
 pub mod config;
 pub mod console;
 pub mod demo;

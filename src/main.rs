@@ -4,13 +4,17 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use gavel::config::{Config, FsyncSetting, LogFormat, Retention};
 use gavel::store::file::{FileJournal, FileJournalConfig, FileLog, FsyncPolicy};
-use gavel::store::redis::{RedisJournal, RedisJournalConfig, RedisLog};
+use gavel::store::redis::{RedisJournal, RedisLog};
 use gavel::store::{Journal, JournalRead};
 use gavel::views::market_data::MarketStats;
 use gavel::views::MarketDataConfig;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+
+/// `gavel audit`: the binary's glue for the queries of `gavel::audit`.
+#[path = "main/audit.rs"]
+mod audit_cli;
 
 /// See Cargo.toml: cheaper than glibc's malloc for the many small, cross-task allocations
 /// of the bid path.
@@ -29,7 +33,7 @@ struct Cli {
 }
 
 #[derive(clap::Args)]
-struct JournalArgs {
+pub(crate) struct JournalArgs {
     /// A TOML file layered over the built-in defaults (config/default.toml).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -65,6 +69,12 @@ enum Cmd {
         /// (as `GET /v1/market/prices` shows it) and a `market-history` line per model.
         #[arg(long)]
         market_data: bool,
+    },
+    /// Answer disputes and look for shill bidding from the journal (read-only: no lock or
+    /// lease, so it runs beside an engine).
+    Audit {
+        #[command(subcommand)]
+        query: audit_cli::Query,
     },
 }
 
@@ -117,6 +127,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serve(config, j, demo).await
             }
         }
+        Cmd::Audit { query } => {
+            let config = load(query.journal())?;
+            audit_cli::run(query, &config, config.audit_source()).await
+        }
         Cmd::Replay {
             journal,
             verify,
@@ -139,7 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 )
                 .await
             } else {
-                let log = RedisLog::open(&redis_config(&config))
+                let log = RedisLog::open(&config.redis_journal())
                     .await
                     .context("reading the Redis journal")?;
                 replay(
@@ -184,24 +198,9 @@ async fn open_file(config: &Config) -> anyhow::Result<FileJournal> {
 }
 
 async fn open_redis(config: &Config) -> anyhow::Result<RedisJournal> {
-    RedisJournal::open(&redis_config(config))
+    RedisJournal::open(&config.redis_journal())
         .await
         .context("opening the Redis journal")
-}
-
-fn redis_config(config: &Config) -> RedisJournalConfig {
-    let s = &config.store;
-    RedisJournalConfig {
-        url: s.redis_url.clone(),
-        prefix: s.redis_prefix.clone(),
-        lease_ttl_ms: s.lease_ttl_ms,
-        op_timeout_ms: s.redis_timeout_ms,
-        require_fsync: s.require_fsync,
-        retain_commands_behind_snapshot: match s.redis_retain_commands_behind_snapshot {
-            Retention::All(_) => None,
-            Retention::Behind(n) => Some(n as u64),
-        },
-    }
 }
 
 async fn serve<J: Journal>(config: Config, journal: J, demo: bool) -> anyhow::Result<ExitCode> {

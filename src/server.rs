@@ -5,7 +5,8 @@
 //! hand-off, hands the engine one publisher that reaches them in a stated order, and
 //! gives the HTTP routes and the gateway their parts of one application state.
 
-use crate::api::routes::ApiState;
+use crate::api::audit::AuditState;
+use crate::api::routes::{ApiMetrics, ApiState};
 use crate::config::Config;
 use crate::directory::token::hash_token;
 use crate::directory::{Directory, DirectoryPublisher};
@@ -222,6 +223,15 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
     };
     let engine_metrics = engine.metrics().clone();
     let gateway_metrics = sessions.clone();
+    let api_metrics = Arc::new(ApiMetrics::default());
+    let rendered_api_metrics = api_metrics.clone();
+    let audit = AuditState {
+        source: Arc::new(config.audit_source()),
+        // The window is set per request; the thresholds are the configuration's.
+        shill: config.shill_params(None, 0),
+        window_ms: config.audit.shill_window_s.saturating_mul(1000),
+        gate: Arc::new(Semaphore::new(1)),
+    };
     let api = Arc::new(ApiState {
         engine: engine.clone(),
         directory,
@@ -236,7 +246,10 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
             max: config.auction.max_preview_s,
             default: config.auction.default_preview_s,
         },
+        audit,
+        api_metrics,
         metrics: Arc::new(move |out: &mut String| {
+            crate::api::routes::render_metrics(&rendered_api_metrics, out);
             crate::gateway::render_metrics(&gateway_metrics, out);
             crate::engine::render_metrics(&engine_metrics, out);
         }),
@@ -245,6 +258,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         .merge(crate::api::alliance::router())
         .merge(crate::api::credit::router())
         .merge(crate::api::market::router())
+        .merge(crate::api::audit::router())
         .merge(crate::gateway::upgrade::router())
         .merge(crate::console::router(config.server.demo))
         .with_state(AppState { api, sessions });

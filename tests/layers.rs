@@ -23,9 +23,12 @@ const LAYERS: &[(&str, &[&str])] = &[
         "engine",
         &["vocab", "auction", "market", "store", "metrics"],
     ),
+    ("audit", &["vocab", "auction", "market", "store", "engine"]),
     (
         "config",
-        &["vocab", "auction", "alliance", "market", "engine"],
+        &[
+            "vocab", "auction", "alliance", "market", "store", "engine", "audit",
+        ],
     ),
     (
         "directory",
@@ -73,6 +76,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "market",
             "store",
             "engine",
+            "audit",
             "metrics",
             "config",
             "directory",
@@ -93,6 +97,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "market",
             "store",
             "engine",
+            "audit",
             "metrics",
             "config",
             "directory",

@@ -8,11 +8,13 @@
 //! - [`routes`]: the HTTP handlers (sellers, dealers, admin, health, metrics).
 //! - [`alliance`]: the alliance's HTTP handlers (inventory, returns, complaints, ratings,
 //!   standing).
+//! - [`audit`]: the admin's audit reads over the journal (`/v1/audit/…`).
 //! - [`reads`]: the reads the web console needs (time, me, dealers, catalogue, complaints).
 //! - [`credit`]: the dealer credit line (limits, financing, repayment, the line's read).
 //! - [`market`]: market data for members (prices by car and city, a model's history).
 
 pub mod alliance;
+pub mod audit;
 pub mod credit;
 pub mod market;
 pub mod reads;

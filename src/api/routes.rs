@@ -10,6 +10,7 @@ use crate::directory::token::new_token;
 use crate::directory::{self, Directory, Principal};
 use crate::engine::EngineHandle;
 use crate::market;
+use crate::metrics::Counter;
 use crate::views::{Accounts, AllianceBoard, Lots, MarketData, Viewer};
 use crate::vocab::{DealerId, DealerStatus, LotId, SellerId, MAX_AMOUNT};
 use axum::body::Bytes;
@@ -44,8 +45,31 @@ pub struct ApiState {
     pub bounds_max_duration_s: u64,
     /// Shortest, longest and default preview, in seconds (`auction.*_preview_s`).
     pub bounds_preview_s: PreviewBounds,
+    /// The audit routes' journal reader and settings.
+    pub audit: super::audit::AuditState,
+    /// The API's own measurements.
+    pub api_metrics: Arc<ApiMetrics>,
     /// Prometheus text of every part of the server, for `/metrics`.
     pub metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
+}
+
+/// The API's measurements.
+#[derive(Debug, Default)]
+pub struct ApiMetrics {
+    /// Requests refused `401` (no or unknown token): refused before the engine, so in no
+    /// journal and no audit trail; counted here and logged at debug, without the token.
+    pub unauthorized: Counter,
+}
+
+/// Renders the API's measurements in Prometheus text.
+pub fn render_metrics(m: &ApiMetrics, out: &mut String) {
+    crate::metrics::render_value(
+        out,
+        "gavel_http_unauthorized_total",
+        "counter",
+        "HTTP requests refused 401 (no or unknown token), before the engine.",
+        m.unauthorized.get(),
+    );
 }
 
 /// The API's state as handlers extract it, from any application state that holds one.
@@ -160,18 +184,20 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let state = AppState::from_ref(state);
-        let token = directory::bearer(&parts.headers).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "a bearer token is required",
-            )
-        })?;
+        let refuse = |message: &'static str| {
+            state.api_metrics.unauthorized.inc();
+            // The path only: the token is a secret, whatever it is.
+            tracing::debug!(path = %parts.uri.path(), message, "refused before the engine");
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        };
+        let Some(token) = directory::bearer(&parts.headers) else {
+            return Err(refuse("a bearer token is required"));
+        };
         state
             .directory
             .authenticate(token)
             .map(Caller)
-            .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown token"))
+            .ok_or_else(|| refuse("unknown token"))
     }
 }
 

@@ -1,7 +1,7 @@
 //! Rebuilding the book from a journal: newest snapshot, then the tail of the log.
 
 use crate::market::{Event, Market, Rules};
-use crate::store::{Journal, JournalRead, OutcomeRecord, StoreError};
+use crate::store::{Entry, Journal, JournalRead, OutcomeRecord, StoreError};
 use futures_util::future::maybe_done;
 use std::future::Future;
 use std::task::Poll;
@@ -21,6 +21,10 @@ pub struct Recovered {
 
 /// Sees what a replay applies, for callers that check it (`gavel replay --verify`).
 pub trait ReplayObserver {
+    /// One entry about to be applied, and the market it will be applied to (its state
+    /// just before). The command is moved into the market next, so an observer that
+    /// needs the command's own fields (a bid's amount and `bid_id`) reads them here.
+    fn before(&mut self, _entry: &Entry, _market: &Market) {}
     /// One replayed entry and the events it produced.
     fn entry(&mut self, _seq: u64, _events: &[Event]) {}
     /// The outcomes a replayed batch published when it was written.
@@ -116,6 +120,7 @@ pub async fn replay<J: JournalRead>(
                     )));
                 }
                 events.clear();
+                observer.before(&entry, &market);
                 market.apply_into(entry.seq, entry.now_ms, entry.command, &mut events);
                 observer.entry(entry.seq, &events);
                 replayed += 1;

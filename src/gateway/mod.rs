@@ -62,6 +62,24 @@ pub fn render_metrics(ctx: &SessionCtx, out: &mut String) {
         "",
         1e6,
     );
+    let _ = writeln!(
+        out,
+        "# HELP gavel_bids_refused_before_engine_total Bids refused before the engine (not journaled, not in the audit trail), by cause."
+    );
+    let _ = writeln!(out, "# TYPE gavel_bids_refused_before_engine_total counter");
+    for (cause, n) in m.pre_engine() {
+        let _ = writeln!(
+            out,
+            "gavel_bids_refused_before_engine_total{{cause=\"{cause}\"}} {n}"
+        );
+    }
+    render_value(
+        out,
+        "gavel_ws_unauthorized_total",
+        "counter",
+        "WebSocket upgrades refused 401 (no or unknown token).",
+        m.unauthorized.get(),
+    );
     render_value(
         out,
         "gavel_bad_frames_total",

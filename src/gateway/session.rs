@@ -81,6 +81,36 @@ pub struct SessionMetrics {
     pub bad_frames: Counter,
     /// Sessions closed for too many bad frames, an oversized frame, or not reading.
     pub policy_closes: Counter,
+    /// Bids refused before the engine, by [`PreEngine`]: never journaled, so never in the
+    /// audit trail; counted here (and in `bids` by their reason).
+    pre_engine: [Counter; PreEngine::ALL.len()],
+    /// WebSocket upgrades refused `401` (no or unknown token).
+    pub unauthorized: Counter,
+}
+
+/// Why a bid was refused before the engine saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PreEngine {
+    /// The dealer's bid rate or in-flight cap.
+    RateLimited,
+    /// The session's principal is not a dealer.
+    NotADealer,
+    /// The auction string is no auction id at all.
+    MalformedAuction,
+}
+
+impl PreEngine {
+    /// Every cause, in declaration order (`c as usize` indexes it).
+    pub const ALL: [PreEngine; 3] = [Self::RateLimited, Self::NotADealer, Self::MalformedAuction];
+
+    /// The metric's label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RateLimited => "rate_limited",
+            Self::NotADealer => "not_a_dealer",
+            Self::MalformedAuction => "malformed_auction",
+        }
+    }
 }
 
 impl Default for SessionMetrics {
@@ -98,7 +128,25 @@ impl SessionMetrics {
             ack_latency_us: crate::metrics::Histogram::new(crate::metrics::LATENCY_US),
             bad_frames: Counter::default(),
             policy_closes: Counter::default(),
+            pre_engine: Default::default(),
+            unauthorized: Counter::default(),
         }
+    }
+
+    /// Counts a bid refused before the engine, and logs it at debug (a flood of them is
+    /// what the rate limit is for; the counter is the place to watch).
+    fn refused_before_engine(&self, cause: PreEngine, reason: RejectReason) {
+        self.pre_engine[cause as usize].inc();
+        self.count_bid(Some(reason));
+        tracing::debug!(cause = cause.as_str(), "bid refused before the engine");
+    }
+
+    /// Bids refused before the engine, by cause.
+    pub fn pre_engine(&self) -> Vec<(&'static str, u64)> {
+        PreEngine::ALL
+            .iter()
+            .map(|c| (c.as_str(), self.pre_engine[*c as usize].get()))
+            .collect()
     }
 
     fn count_bid(&self, rejected: Option<RejectReason>) {
@@ -433,14 +481,18 @@ impl Session {
             BidResult::refused(req.clone(), bid.bid_id.clone(), bid.auction.clone(), reason)
         };
         let Some(dealer) = self.link.principal.dealer() else {
-            self.ctx.metrics.count_bid(Some(RejectReason::NotEligible));
+            self.ctx
+                .metrics
+                .refused_before_engine(PreEngine::NotADealer, RejectReason::NotEligible);
             self.reply(&ServerMessage::BidResult(refuse(RejectReason::NotEligible)));
             return;
         };
         if self.inflight.load(Ordering::Relaxed) >= self.ctx.config.max_inflight_bids
             || !self.ctx.allow_bid(dealer, self.ctx.ms_at(arrived))
         {
-            self.ctx.metrics.count_bid(Some(RejectReason::RateLimited));
+            self.ctx
+                .metrics
+                .refused_before_engine(PreEngine::RateLimited, RejectReason::RateLimited);
             self.reply(&ServerMessage::BidResult(refuse(RejectReason::RateLimited)));
             return;
         }
@@ -452,7 +504,7 @@ impl Session {
         let Some(lot) = bid.auction.lot() else {
             self.ctx
                 .metrics
-                .count_bid(Some(RejectReason::UnknownAuction));
+                .refused_before_engine(PreEngine::MalformedAuction, RejectReason::UnknownAuction);
             self.reply(&ServerMessage::BidResult(refuse(
                 RejectReason::UnknownAuction,
             )));

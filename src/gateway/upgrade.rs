@@ -66,6 +66,9 @@ async fn ws_upgrade(
         .or_else(|| directory::bearer(req.headers()))
         .or(offered.bearer);
     let Some(principal) = token.and_then(|t| ctx.directory.authenticate(t)) else {
+        // Refused before the engine: counted and logged (never the token), not journaled.
+        ctx.metrics.unauthorized.inc();
+        tracing::debug!("websocket upgrade refused: no or unknown token");
         return (StatusCode::UNAUTHORIZED, "a valid token is required\n").into_response();
     };
     let Some(format) = Format::from_query(q.format.as_deref()) else {

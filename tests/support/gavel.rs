@@ -181,6 +181,21 @@ pub fn replay_verify_with(journal: &JournalArg, extra: &[&str]) -> (ExitStatus, 
     (out.status, text)
 }
 
+/// Runs `gavel audit ARGS… <journal args>`; returns its exit status, stdout and stderr.
+pub fn audit(journal: &JournalArg, args: &[&str]) -> (ExitStatus, String, String) {
+    let mut all: Vec<String> = std::iter::once("audit".to_owned())
+        .chain(args.iter().map(|a| (*a).to_owned()))
+        .collect();
+    all.extend(journal.args());
+    let mut cmd = base_command(&all, &GavelOpts::new(journal.clone()));
+    let out = cmd.output().expect("run gavel audit");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 impl Gavel {
     /// Starts `gavel serve` and waits (up to 30 s) until it prints its address. Fails with
     /// the child's output if it exits first or takes too long.

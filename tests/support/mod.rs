@@ -7,6 +7,7 @@ pub mod browser;
 pub mod client;
 pub mod gavel;
 pub mod http;
+pub mod population;
 pub mod proxy;
 pub mod redis_server;
 pub mod server;
