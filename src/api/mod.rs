@@ -11,6 +11,8 @@
 //! - [`reads`]: the reads the web console needs (time, me, dealers, catalogue, complaints).
 
 pub mod alliance;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod reads;
 pub mod routes;
 pub mod validate;
