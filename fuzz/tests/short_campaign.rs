@@ -128,7 +128,13 @@ fn slow_and_greedy_inputs_are_failures() {
         vec![vec![0], vec![1], vec![2]],
         Box::new(|b: &[u8]| {
             match b {
-                [1] => std::thread::sleep(Duration::from_millis(30)),
+                [1] => {
+                    // CPU time, not sleep: the bound is on the CPU an input takes.
+                    let t = campaign::thread_cpu_time();
+                    while campaign::thread_cpu_time() - t < Duration::from_millis(30) {
+                        std::hint::black_box(0u64);
+                    }
+                }
                 [2] => drop(std::hint::black_box(vec![0u8; 8 << 20])),
                 _ => {}
             }

@@ -9,6 +9,8 @@
 //! - [`alliance`]: the alliance's HTTP handlers (inventory, returns, complaints, ratings,
 //!   standing).
 //! - [`reads`]: the reads the web console needs (time, me, dealers, catalogue, complaints).
+//! - `fuzzing` (hidden): bodies and query strings through the handlers' own checks, for
+//!   the fuzz harness (`fuzz/`).
 
 pub mod alliance;
 #[doc(hidden)]
