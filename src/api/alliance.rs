@@ -6,7 +6,7 @@
 //! view (`crate::pipeline::Board`). Role checks happen here; "its dealer" checks, which
 //! need the alliance's state, happen in the rules.
 
-use super::routes::{check_amount, parse_id, ApiError, AppState, Body, Caller};
+use super::routes::{check_amount, decode_body, parse_id, ApiError, AppState, Body, Caller};
 use crate::alliance::{
     Actor, AllianceCommand, AllianceEvent, AllianceRefusal, Cause, Channel, Complaint, ComplaintId,
     Finding, Item, ItemId, Record, ReturnReason, Standing, Warning,
@@ -363,13 +363,57 @@ fn consumer_ref(raw: &str) -> Result<String, ApiError> {
     Ok(r)
 }
 
+/// The checks this file's handlers make of a body, from its bytes (see
+/// `routes::check_body`). `None` for a route with no body here.
+pub(crate) fn check_body(route: &str, bytes: &[u8]) -> Option<Result<(), ApiError>> {
+    let checked = match route {
+        "retail" => decode_body::<RetailBody>(bytes).and_then(|b| b.check().map(drop)),
+        "return" => decode_body::<ReturnBody>(bytes).and_then(|b| b.check().map(drop)),
+        "dispose" => decode_body::<DisposeBody>(bytes).and_then(|b| b.check().map(drop)),
+        "complaints" => decode_body::<ComplaintBody>(bytes).and_then(|b| b.check().map(drop)),
+        "resolve" => decode_body::<ResolveBody>(bytes).and_then(|b| b.check().map(drop)),
+        "ratings" => decode_body::<RatingBody>(bytes).and_then(|b| b.check().map(drop)),
+        _ => return None,
+    };
+    Some(checked)
+}
+
+/// The checks `GET /v1/inventory` makes of its query string.
+pub(crate) fn check_inventory_query(q: &InventoryQuery) -> Result<(), ApiError> {
+    q.filters().map(drop)
+}
+
 // ---------------------------------------------------------------------------------------
 // Handlers
 
 #[derive(Deserialize)]
-struct InventoryQuery {
+pub(crate) struct InventoryQuery {
     certified: Option<String>,
     dealer: Option<String>,
+}
+
+impl InventoryQuery {
+    /// `certified` and `dealer`, when given.
+    fn filters(&self) -> Result<(Option<bool>, Option<DealerId>), ApiError> {
+        let certified = match self.certified.as_deref() {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "certified must be true or false, not {other:?}"
+                )))
+            }
+        };
+        let dealer = match self.dealer.as_deref() {
+            None => None,
+            Some(raw) => Some(
+                raw.parse::<DealerId>()
+                    .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a dealer id")))?,
+            ),
+        };
+        Ok((certified, dealer))
+    }
 }
 
 async fn list_inventory(
@@ -377,23 +421,7 @@ async fn list_inventory(
     caller: Caller,
     Query(q): Query<InventoryQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let certified = match q.certified.as_deref() {
-        None => None,
-        Some("true") => Some(true),
-        Some("false") => Some(false),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "certified must be true or false, not {other:?}"
-            )))
-        }
-    };
-    let dealer = match q.dealer.as_deref() {
-        None => None,
-        Some(raw) => Some(
-            raw.parse::<DealerId>()
-                .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a dealer id")))?,
-        ),
-    };
+    let (certified, dealer) = q.filters()?;
     let items: Vec<Value> = s
         .alliance
         .items(certified, dealer)
@@ -431,6 +459,19 @@ struct RetailBody {
     price: u64,
 }
 
+impl RetailBody {
+    /// The consumer reference and the price, checked.
+    fn check(&self) -> Result<(String, u64), ApiError> {
+        if self.price == 0 {
+            return Err(invalid("price must be at least 1 fen"));
+        }
+        Ok((
+            consumer_ref(&self.consumer_ref)?,
+            check_amount(self.price, "price")?,
+        ))
+    }
+}
+
 async fn retail(
     State(s): State<AppState>,
     caller: Caller,
@@ -441,16 +482,14 @@ async fn retail(
     let Principal::Dealer(dealer) = caller.0 else {
         return Err(ApiError::forbidden());
     };
-    if b.price == 0 {
-        return Err(invalid("price must be at least 1 fen"));
-    }
+    let (consumer_ref, price) = b.check()?;
     let events = submit(
         &s,
         AllianceCommand::Retail {
             item,
             by: Actor::Dealer(dealer),
-            consumer_ref: consumer_ref(&b.consumer_ref)?,
-            price: check_amount(b.price, "price")?,
+            consumer_ref,
+            price,
         },
     )
     .await?;
@@ -497,6 +536,41 @@ struct ReturnBody {
     findings: Vec<String>,
 }
 
+/// A return's reason, findings, consumer reference and details, as checked.
+type CheckedReturn = (ReturnReason, Vec<Finding>, String, String);
+
+impl ReturnBody {
+    /// Every field, checked in the contract's order.
+    fn check(&self) -> Result<CheckedReturn, ApiError> {
+        let reason = match self.reason.as_str() {
+            "not_as_described" => ReturnReason::NotAsDescribed,
+            other => {
+                return Err(invalid(format!(
+                    "reason must be \"not_as_described\", not {other:?}"
+                )))
+            }
+        };
+        let findings = self
+            .findings
+            .iter()
+            .map(|f| {
+                serde_json::from_value::<Finding>(Value::String(f.clone())).map_err(|_| {
+                    invalid(format!(
+                        "finding {f:?} is not one of structural_damage, fire, flood, \
+                         title_not_transferable"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((
+            reason,
+            findings,
+            consumer_ref(&self.consumer_ref)?,
+            text("details", &self.details, MAX_TEXT_CHARS, false)?,
+        ))
+    }
+}
+
 async fn return_item(
     State(s): State<AppState>,
     caller: Caller,
@@ -505,33 +579,14 @@ async fn return_item(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let item: ItemId = parse_id(&id, "inventory item")?;
     require_service(&caller)?;
-    let reason = match b.reason.as_str() {
-        "not_as_described" => ReturnReason::NotAsDescribed,
-        other => {
-            return Err(invalid(format!(
-                "reason must be \"not_as_described\", not {other:?}"
-            )))
-        }
-    };
-    let findings = b
-        .findings
-        .iter()
-        .map(|f| {
-            serde_json::from_value::<Finding>(Value::String(f.clone())).map_err(|_| {
-                invalid(format!(
-                    "finding {f:?} is not one of structural_damage, fire, flood, \
-                     title_not_transferable"
-                ))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let (reason, findings, consumer_ref, details) = b.check()?;
     let events = submit(
         &s,
         AllianceCommand::Return {
             item,
-            consumer_ref: consumer_ref(&b.consumer_ref)?,
+            consumer_ref,
             reason,
-            details: text("details", &b.details, MAX_TEXT_CHARS, false)?,
+            details,
             findings,
         },
     )
@@ -558,6 +613,23 @@ struct DisposeBody {
     note: String,
 }
 
+impl DisposeBody {
+    /// The channel and the note, checked.
+    fn check(&self) -> Result<(Channel, String), ApiError> {
+        let channel = match self.channel.as_str() {
+            "wholesale" => Channel::Wholesale,
+            "export" => Channel::Export,
+            "scrap" => Channel::Scrap,
+            other => {
+                return Err(invalid(format!(
+                    "channel must be one of wholesale, export, scrap, not {other:?}"
+                )))
+            }
+        };
+        Ok((channel, text("note", &self.note, MAX_TEXT_CHARS, false)?))
+    }
+}
+
 async fn dispose(
     State(s): State<AppState>,
     caller: Caller,
@@ -570,23 +642,14 @@ async fn dispose(
         Principal::Admin => Actor::Admin,
         _ => return Err(ApiError::forbidden()),
     };
-    let channel = match b.channel.as_str() {
-        "wholesale" => Channel::Wholesale,
-        "export" => Channel::Export,
-        "scrap" => Channel::Scrap,
-        other => {
-            return Err(invalid(format!(
-                "channel must be one of wholesale, export, scrap, not {other:?}"
-            )))
-        }
-    };
+    let (channel, note) = b.check()?;
     let events = submit(
         &s,
         AllianceCommand::Dispose {
             item,
             by,
             channel,
-            note: text("note", &b.note, MAX_TEXT_CHARS, false)?,
+            note,
         },
     )
     .await?;
@@ -604,30 +667,39 @@ struct ComplaintBody {
     text: String,
 }
 
+fn unknown_dealer() -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "unknown_dealer",
+        "dealer does not name a dealer",
+    )
+}
+
+impl ComplaintBody {
+    /// The dealer named and the complaint as a command, every field checked.
+    fn check(&self) -> Result<(DealerId, AllianceCommand), ApiError> {
+        let dealer: DealerId = self.dealer.parse().map_err(|_| unknown_dealer())?;
+        let item = match self.inventory.as_deref() {
+            None => None,
+            Some(raw) => Some(raw.parse::<ItemId>().map_err(|_| unknown_item())?),
+        };
+        let command = AllianceCommand::OpenComplaint {
+            dealer,
+            item,
+            consumer_ref: consumer_ref(&self.consumer_ref)?,
+            text: text("text", &self.text, MAX_TEXT_CHARS, true)?,
+        };
+        Ok((dealer, command))
+    }
+}
+
 async fn open_complaint(
     State(s): State<AppState>,
     caller: Caller,
     Body(b): Body<ComplaintBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_service(&caller)?;
-    let unknown_dealer = || {
-        ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_dealer",
-            "dealer does not name a dealer",
-        )
-    };
-    let dealer: DealerId = b.dealer.parse().map_err(|_| unknown_dealer())?;
-    let item = match b.inventory.as_deref() {
-        None => None,
-        Some(raw) => Some(raw.parse::<ItemId>().map_err(|_| unknown_item())?),
-    };
-    let command = AllianceCommand::OpenComplaint {
-        dealer,
-        item,
-        consumer_ref: consumer_ref(&b.consumer_ref)?,
-        text: text("text", &b.text, MAX_TEXT_CHARS, true)?,
-    };
+    let (dealer, command) = b.check()?;
     if s.alliance.standing(dealer).is_none() {
         return Err(unknown_dealer());
     }
@@ -639,6 +711,13 @@ async fn open_complaint(
 #[derive(Deserialize)]
 struct ResolveBody {
     resolution: String,
+}
+
+impl ResolveBody {
+    /// The resolution's text, checked.
+    fn check(&self) -> Result<String, ApiError> {
+        text("resolution", &self.resolution, MAX_TEXT_CHARS, true)
+    }
 }
 
 async fn resolve_complaint(
@@ -658,7 +737,7 @@ async fn resolve_complaint(
         AllianceCommand::ResolveComplaint {
             complaint,
             by,
-            resolution: text("resolution", &b.resolution, MAX_TEXT_CHARS, true)?,
+            resolution: b.check()?,
         },
     )
     .await?;
@@ -675,6 +754,24 @@ struct RatingBody {
     service: u64,
 }
 
+impl RatingBody {
+    /// The item, the two marks and the consumer reference, checked in that order.
+    fn check(&self) -> Result<(ItemId, u8, u8, String), ApiError> {
+        let item: ItemId = self.inventory.parse().map_err(|_| unknown_item())?;
+        let mark = |field: &str, v: u64| {
+            u8::try_from(v)
+                .ok()
+                .filter(|m| (1..=5).contains(m))
+                .ok_or_else(|| invalid(format!("{field} must be an integer from 1 to 5")))
+        };
+        let (condition, service) = (
+            mark("condition", self.condition)?,
+            mark("service", self.service)?,
+        );
+        Ok((item, condition, service, consumer_ref(&self.consumer_ref)?))
+    }
+}
+
 async fn rate(
     State(s): State<AppState>,
     caller: Caller,
@@ -686,20 +783,13 @@ async fn rate(
     if s.alliance.standing(dealer).is_none() {
         return Err(ApiError::not_found("dealer"));
     }
-    let item: ItemId = b.inventory.parse().map_err(|_| unknown_item())?;
-    let mark = |field: &str, v: u64| {
-        u8::try_from(v)
-            .ok()
-            .filter(|m| (1..=5).contains(m))
-            .ok_or_else(|| invalid(format!("{field} must be an integer from 1 to 5")))
-    };
-    let (condition, service) = (mark("condition", b.condition)?, mark("service", b.service)?);
+    let (item, condition, service, consumer_ref) = b.check()?;
     let events = submit_mapped(
         &s,
         AllianceCommand::Rate {
             dealer,
             item,
-            consumer_ref: consumer_ref(&b.consumer_ref)?,
+            consumer_ref,
             condition,
             service,
         },

@@ -12,10 +12,14 @@
 //! - [`reads`]: the reads the web console needs (time, me, dealers, catalogue, complaints).
 //! - [`credit`]: the dealer credit line (limits, financing, repayment, the line's read).
 //! - [`market`]: market data for members (prices by car and city, a model's history).
+//! - `fuzzing` (hidden): bodies and query strings through the handlers' own checks, for
+//!   the fuzz harness (`fuzz/`).
 
 pub mod alliance;
 pub mod audit;
 pub mod credit;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod market;
 pub mod reads;
 pub mod routes;

@@ -275,6 +275,58 @@ pub(crate) struct ComplaintQuery {
     after: Option<String>,
 }
 
+/// What a complaint query asks for, checked.
+struct ComplaintFilters<'q> {
+    limit: usize,
+    after: Option<ComplaintId>,
+    state: Option<&'q str>,
+    dealer: Option<DealerId>,
+}
+
+impl ComplaintQuery {
+    /// Every parameter, checked in the contract's order.
+    fn filters(&self) -> Result<ComplaintFilters<'_>, ApiError> {
+        let page = PageQuery {
+            limit: self.limit,
+            after: self.after.clone(),
+        };
+        let limit = page.limit()?;
+        let after: Option<ComplaintId> = page.after("complaint")?;
+        let state = match self.state.as_deref() {
+            None => None,
+            Some(st @ ("open" | "due_soon" | "overdue" | "resolved")) => Some(st),
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "state must be open, due_soon, overdue or resolved, not {other:?}"
+                )))
+            }
+        };
+        let dealer: Option<DealerId> = match self.dealer.as_deref() {
+            None => None,
+            Some(raw) => Some(
+                raw.parse()
+                    .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a dealer id")))?,
+            ),
+        };
+        if let Some(r) = &self.consumer_ref {
+            if r.chars().count() > MAX_REF_CHARS {
+                return Err(ApiError::bad_request("consumer_ref is too long"));
+            }
+        }
+        Ok(ComplaintFilters {
+            limit,
+            after,
+            state,
+            dealer,
+        })
+    }
+}
+
+/// The checks `GET /v1/complaints` makes of its query string.
+pub(crate) fn check_complaints_query(q: &ComplaintQuery) -> Result<(), ApiError> {
+    q.filters().map(drop)
+}
+
 /// `GET /v1/complaints`: a dealer's own; the consumer site's by `consumer_ref`; the
 /// operator's by `state` (`open`, `due_soon`: open and due within an hour, `overdue`,
 /// `resolved`) and `dealer`. Paged, in id order.
@@ -283,34 +335,13 @@ pub(crate) async fn list_complaints(
     caller: Caller,
     Query(q): Query<ComplaintQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let page = PageQuery {
-        limit: q.limit,
-        after: q.after.clone(),
-    };
-    let limit = page.limit()?;
-    let after: Option<ComplaintId> = page.after("complaint")?;
+    let ComplaintFilters {
+        limit,
+        after,
+        state,
+        dealer: dealer_filter,
+    } = q.filters()?;
     let now = now_ms();
-    let state = match q.state.as_deref() {
-        None => None,
-        Some(st @ ("open" | "due_soon" | "overdue" | "resolved")) => Some(st),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "state must be open, due_soon, overdue or resolved, not {other:?}"
-            )))
-        }
-    };
-    let dealer_filter: Option<DealerId> = match q.dealer.as_deref() {
-        None => None,
-        Some(raw) => Some(
-            raw.parse()
-                .map_err(|_| ApiError::bad_request(format!("{raw:?} is not a dealer id")))?,
-        ),
-    };
-    if let Some(r) = &q.consumer_ref {
-        if r.chars().count() > MAX_REF_CHARS {
-            return Err(ApiError::bad_request("consumer_ref is too long"));
-        }
-    }
     let dealer = match caller.0 {
         Principal::Dealer(d) => {
             if dealer_filter.is_some_and(|f| f != d) {

@@ -211,10 +211,45 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequest<S> for Body
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|_| ApiError::bad_request("the body could not be read"))?;
-        serde_json::from_slice(&bytes)
-            .map(Body)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        decode_body(&bytes).map(Body)
     }
+}
+
+/// A JSON body as [`Body`] reads it: a contract-shaped 400 when it does not decode.
+pub(crate) fn decode_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+}
+
+/// The checks this file's handlers make of a body, from its bytes: [`Body`]'s decode, then
+/// what the handler checks before it submits anything (no state, no caller). `None` for a
+/// route with no body here. Reached only by the fuzz harness (`crate::api::fuzzing`); the
+/// handlers call the same functions.
+pub(crate) fn check_body(route: &str, bytes: &[u8]) -> Option<Result<(), ApiError>> {
+    let checked = match route {
+        "sellers" | "service-tokens" => {
+            decode_body::<NameBody>(bytes).and_then(|b| check_name(&b.name).map(drop))
+        }
+        "dealers" => decode_body::<DealerBody>(bytes).and_then(|b| b.check().map(drop)),
+        "dealer-links" => {
+            decode_body::<LinksBody>(bytes).and_then(|b| seller_ids(&b.linked_sellers).map(drop))
+        }
+        "dealer-deposit" => decode_body::<DepositBody>(bytes)
+            .and_then(|b| check_amount(b.deposit, "deposit").map(drop)),
+        "dealer-status" => decode_body::<StatusBody>(bytes).map(|b| drop(b.reason())),
+        "decision" => decode_body::<DecisionBody>(bytes).map(drop),
+        _ => return None,
+    };
+    Some(checked)
+}
+
+/// The checks `GET /v1/auctions` makes of its query string (see [`check_body`]).
+pub(crate) fn check_auctions_query(q: &ListQuery) -> Result<(), ApiError> {
+    if let Some(who) = q.seller.as_deref() {
+        ListQuery::seller_is_me(who)?;
+        return q.seller_page().map(drop);
+    }
+    q.status().map(drop)
 }
 
 /// The routes of the HTTP API (the WebSocket route is the gateway's), for any application
@@ -367,9 +402,7 @@ async fn create_dealer(
     Body(b): Body<DealerBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&caller)?;
-    let linked_sellers = seller_ids(&b.linked_sellers)?;
-    let name = check_name(&b.name)?;
-    let deposit = check_amount(b.deposit, "deposit")?;
+    let (name, deposit, linked_sellers) = b.check()?;
     register(&s, |token_hash| Command::RegisterDealer {
         name,
         deposit,
@@ -377,6 +410,16 @@ async fn create_dealer(
         token_hash,
     })
     .await
+}
+
+impl DealerBody {
+    /// Name, deposit and linked sellers, checked (the links first).
+    fn check(&self) -> Result<(String, u64, Vec<SellerId>), ApiError> {
+        let linked_sellers = seller_ids(&self.linked_sellers)?;
+        let name = check_name(&self.name)?;
+        let deposit = check_amount(self.deposit, "deposit")?;
+        Ok((name, deposit, linked_sellers))
+    }
 }
 
 /// Most sellers one dealer may be linked to: a bound on the command, far above any real
@@ -497,14 +540,20 @@ struct StatusBody {
     reason: String,
 }
 
+impl StatusBody {
+    /// Kept for the audit trail; bounded so an operator's paste cannot bloat the journal.
+    fn reason(&self) -> String {
+        self.reason.chars().take(1000).collect()
+    }
+}
+
 async fn set_status(
     State(s): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
     Body(b): Body<StatusBody>,
 ) -> Result<impl IntoResponse, ApiError> {
-    // Kept for the audit trail; bounded so an operator's paste cannot bloat the journal.
-    let reason: String = b.reason.chars().take(1000).collect();
+    let reason = b.reason();
     change_dealer(&s, &caller, &id, |dealer| Command::SetDealerStatus {
         dealer,
         status: b.status,
@@ -580,7 +629,7 @@ async fn get_auction(
 }
 
 #[derive(Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     status: Option<String>,
     /// `me`: the calling seller's own lots (extension for the console).
     seller: Option<String>,
@@ -597,19 +646,43 @@ async fn list_auctions(
     if let Some(who) = q.seller.as_deref() {
         return seller_lots(&s, &caller, who, &q);
     }
-    let status = match q.status.as_deref() {
-        None => None,
-        Some(raw) => Some(
-            serde_json::from_value::<LotStatus>(Value::String(raw.to_string()))
-                .map_err(|_| ApiError::bad_request(format!("unknown status {raw:?}")))?,
-        ),
-    };
+    let status = q.status()?;
     let viewer = caller.0.into();
     let previews = s.alliance.sees_previews(viewer);
     let views = s.lots.views(viewer, |l| {
         status.is_none_or(|st| l.status == st) && l.visible_to(viewer, previews)
     });
     Ok(Json(json!({ "auctions": views })))
+}
+
+impl ListQuery {
+    /// `status`, when the query names one.
+    fn status(&self) -> Result<Option<LotStatus>, ApiError> {
+        self.status
+            .as_deref()
+            .map(|raw| {
+                serde_json::from_value::<LotStatus>(Value::String(raw.to_string()))
+                    .map_err(|_| ApiError::bad_request(format!("unknown status {raw:?}")))
+            })
+            .transpose()
+    }
+
+    /// `seller=…` must say `me`.
+    fn seller_is_me(who: &str) -> Result<(), ApiError> {
+        if who != "me" {
+            return Err(ApiError::bad_request("seller must be \"me\""));
+        }
+        Ok(())
+    }
+
+    /// For `seller=me`: the page size and where the page starts.
+    fn seller_page(&self) -> Result<(usize, Option<LotId>), ApiError> {
+        let page = super::reads::PageQuery {
+            limit: self.limit,
+            after: self.before.clone(),
+        };
+        Ok((page.limit()?, page.after("auction")?))
+    }
 }
 
 /// `GET /v1/auctions?seller=me`: the calling seller's lots, newest first, each with its
@@ -620,18 +693,11 @@ fn seller_lots(
     who: &str,
     q: &ListQuery,
 ) -> Result<Json<Value>, ApiError> {
-    if who != "me" {
-        return Err(ApiError::bad_request("seller must be \"me\""));
-    }
+    ListQuery::seller_is_me(who)?;
     let Principal::Seller(seller) = caller.0 else {
         return Err(ApiError::forbidden());
     };
-    let page = super::reads::PageQuery {
-        limit: q.limit,
-        after: q.before.clone(),
-    };
-    let limit = page.limit()?;
-    let before: Option<LotId> = page.after("auction")?;
+    let (limit, before) = q.seller_page()?;
     let lots = s.lots.of_seller(seller, before, limit);
     let next = match lots.last() {
         Some((v, _)) if lots.len() == limit => Value::String(v.id.to_string()),

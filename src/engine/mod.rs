@@ -45,6 +45,6 @@ pub use config::EngineConfig;
 pub use handle::{Applied, EngineHandle, Unavailable};
 pub use metrics::{render_metrics, EngineMetrics};
 pub use publisher::Publisher;
-pub use recovery::{recover, replay, Recovered, ReplayObserver};
+pub use recovery::{market_from_snapshot, recover, replay, Recovered, ReplayObserver};
 pub use sequencer::spawn;
 pub use verify::{digests, verify, Verification};

@@ -1,7 +1,7 @@
 //! Rebuilding the book from a journal: newest snapshot, then the tail of the log.
 
 use crate::market::{Event, Market, Rules};
-use crate::store::{Entry, Journal, JournalRead, OutcomeRecord, StoreError};
+use crate::store::{Entry, Journal, JournalRead, OutcomeRecord, Snapshot, StoreError};
 use futures_util::future::maybe_done;
 use std::future::Future;
 use std::task::Poll;
@@ -51,15 +51,13 @@ pub async fn recover<J: Journal>(
     };
     let (market, snapshot_seq) = match snapshot {
         Some(s) => {
-            let market: Market = rmp_serde::from_slice(&s.bytes)
-                .map_err(|e| StoreError::Corrupt(format!("snapshot at seq {}: {e}", s.seq)))?;
-            if market.last_seq() != s.seq {
-                return Err(StoreError::Corrupt(format!(
-                    "snapshot claims seq {} but holds seq {}",
-                    s.seq,
-                    market.last_seq()
-                )));
-            }
+            // Named by where it is kept: an operator must know which file to look at.
+            let market = market_from_snapshot(&s).map_err(|e| match e {
+                StoreError::Corrupt(m) => {
+                    StoreError::Corrupt(format!("{}: {m}", journal.snapshot_origin(s.seq)))
+                }
+                other => other,
+            })?;
             (market, s.seq)
         }
         None => (Market::new(Rules::first()), 0),
@@ -70,6 +68,22 @@ pub async fn recover<J: Journal>(
         snapshot_seq,
         replayed,
     })
+}
+
+/// The market a snapshot holds, checked against the seq the journal stored it under:
+/// bytes that do not decode, or a book of another seq, are `Corrupt` (never a panic: the
+/// bytes come from disk or Redis and may be damaged).
+pub fn market_from_snapshot(s: &Snapshot) -> Result<Market, StoreError> {
+    let market: Market = rmp_serde::from_slice(&s.bytes)
+        .map_err(|e| StoreError::Corrupt(format!("snapshot at seq {}: {e}", s.seq)))?;
+    if market.last_seq() != s.seq {
+        return Err(StoreError::Corrupt(format!(
+            "snapshot claims seq {} but holds seq {}",
+            s.seq,
+            market.last_seq()
+        )));
+    }
+    Ok(market)
 }
 
 /// Replays every entry of `journal` after `market`'s last seq onto `market`, showing each

@@ -210,6 +210,12 @@ pub trait Journal: JournalRead {
         }
     }
 
+    /// Where the snapshot of `seq` is kept, for errors about it (a file journal names the
+    /// file). The default names the journal.
+    fn snapshot_origin(&self, seq: u64) -> String {
+        format!("the snapshot of seq {seq} in {}", self.describe())
+    }
+
     /// The newest snapshot, if any.
     fn load_snapshot(
         &mut self,

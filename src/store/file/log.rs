@@ -62,6 +62,13 @@ impl Log {
         let mut next_seq: Option<u64> = None;
         for (i, &first_seq) in names.iter().enumerate() {
             let path = dir.join(segment_name(first_seq));
+            if first_seq == 0 {
+                // Seqs start at 1: no segment can start before the first.
+                return Err(StoreError::Corrupt(format!(
+                    "{} is named for seq 0, but seqs start at 1",
+                    path.display()
+                )));
+            }
             if let Some(expected) = next_seq {
                 if first_seq != expected {
                     return Err(StoreError::Corrupt(format!(

@@ -435,9 +435,44 @@ impl Journal for FileJournal {
         self.call(|reply| Request::LoadSnapshot { reply }).await
     }
 
+    fn snapshot_origin(&self, seq: u64) -> String {
+        self.dir
+            .join(directory::snapshot_name(seq))
+            .display()
+            .to_string()
+    }
+
     async fn ping(&mut self) -> Result<(), StoreError> {
         self.call(|reply| Request::Ping { reply }).await
     }
+}
+
+/// Recovery exactly as [`FileJournal::open`] runs it (lock the directory, remove unfinished
+/// snapshots, check every segment and cut a torn tail, open the last segment, load the
+/// newest readable snapshot), but on the caller's thread and without starting the I/O
+/// thread; the recovered log is handed back read-only. For the fuzz harness (`fuzz/`),
+/// which runs recovery millions of times: not part of the API.
+#[doc(hidden)]
+pub fn recover_for_fuzzing(dir: &Path) -> Result<(FileLog, Option<Snapshot>), StoreError> {
+    let writer = Writer::recover(
+        dir.to_path_buf(),
+        FileJournalConfig::default(),
+        Arc::new(AtomicU64::new(0)),
+    )?;
+    let snapshot = writer.load_snapshot()?;
+    Ok((
+        FileLog {
+            log: writer.into_log(),
+        },
+        snapshot,
+    ))
+}
+
+/// A snapshot file's bytes as recovery reads them (frame, CRC, the seq against the file's
+/// name), for the fuzz harness: not part of the API.
+#[doc(hidden)]
+pub fn decode_snapshot_file(bytes: &[u8], seq: u64) -> Result<Snapshot, String> {
+    snapshot::decode_snapshot(bytes, seq)
 }
 
 /// An I/O error on `path` as the journal reports it: `Unavailable`, saying what failed where.

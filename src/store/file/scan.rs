@@ -110,7 +110,14 @@ pub(super) fn scan_segment(path: &Path, first_seq: u64) -> Result<Scan, StoreErr
                     format!("expected seq {next_seq}, found {}", entry.seq),
                 ));
             }
-            next_seq += 1;
+            // The largest seq has no successor for the log to continue with; no real log
+            // reaches it, so holding it is damage.
+            next_seq = next_seq.checked_add(1).ok_or_else(|| {
+                corrupt(
+                    offset,
+                    format!("seq {} leaves no seq to follow it", entry.seq),
+                )
+            })?;
         }
         offset += (HEADER + payload.len()) as u64;
     }

@@ -227,7 +227,7 @@ impl Writer {
 }
 
 /// Checks a snapshot file's frame and its seq against the name.
-fn decode_snapshot(bytes: &[u8], seq: u64) -> Result<Snapshot, String> {
+pub(super) fn decode_snapshot(bytes: &[u8], seq: u64) -> Result<Snapshot, String> {
     let header: [u8; HEADER] = bytes
         .get(..HEADER)
         .and_then(|h| h.try_into().ok())

@@ -664,3 +664,41 @@ fn journal_futures_are_send() {
     is_send(&j.read_after(0, 1));
     is_send(&j.load_snapshot());
 }
+
+// Found by the fuzz harness (`fuzz/`, target file-journal): recovery panicked on both.
+
+#[tokio::test]
+async fn a_segment_named_for_seq_0_is_corrupt_not_a_panic() {
+    // Empty (recovery computed the last seq as 0 - 1), and holding a batch at seq 0
+    // (which replay would have skipped in silence).
+    for bytes in [Vec::new(), frame_of(&bid_batch(0, 1))] {
+        let dir = write_segment(&bytes, &segment_name(0));
+        match FileJournal::open(dir.path(), FileJournalConfig::default()).await {
+            Err(StoreError::Corrupt(m)) => {
+                assert!(m.contains(&segment_name(0)) && m.contains("seq 0"), "{m}")
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(matches!(
+            FileLog::open(dir.path()),
+            Err(StoreError::Corrupt(_))
+        ));
+    }
+}
+
+#[tokio::test]
+async fn a_frame_at_the_largest_seq_is_corrupt_not_a_panic() {
+    let mut batch = bid_batch(1, 1);
+    batch.entries[0].seq = u64::MAX;
+    let bytes = frame_of(&batch);
+    let dir = write_segment(&bytes, &segment_name(u64::MAX));
+    let want = format!("{} at byte 0", segment_name(u64::MAX));
+    match FileJournal::open(dir.path(), FileJournalConfig::default()).await {
+        Err(StoreError::Corrupt(m)) => assert!(m.contains(&want), "{m}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert!(matches!(
+        FileLog::open(dir.path()),
+        Err(StoreError::Corrupt(_))
+    ));
+}

@@ -134,6 +134,12 @@ impl Writer {
     }
 
     /// Serves requests until the handle closes the channel or asks to close.
+    /// The recovered log, letting go of the lock and the open segment (see
+    /// `recover_for_fuzzing`).
+    pub(super) fn into_log(self) -> Log {
+        self.log
+    }
+
     pub(super) fn run(mut self, rx: mpsc::Receiver<Request>) {
         loop {
             let request = match self.sync_deadline() {

@@ -590,7 +590,6 @@ impl Journal for RedisJournal {
     }
 }
 
-/// Decodes one log entry, checking that its id matches the seqs inside.
 /// Batches holding entries after `after`, at most `max_batches` (see
 /// `JournalRead::read_after`): the batch that straddles `after`, then the ones after it.
 async fn read_log(
@@ -636,7 +635,10 @@ async fn read_log(
     Ok(batches)
 }
 
-fn decode_entry(key: &str, entry: &redis::streams::StreamId) -> Result<Batch, StoreError> {
+/// Decodes one log entry, checking that its id matches the seqs inside. Public (hidden)
+/// for the fuzz harness only.
+#[doc(hidden)]
+pub fn decode_entry(key: &str, entry: &redis::streams::StreamId) -> Result<Batch, StoreError> {
     let Some(Value::BulkString(bytes)) = entry.map.get("b") else {
         return Err(StoreError::Corrupt(format!(
             "{key} entry {} has no binary field b",

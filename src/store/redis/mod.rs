@@ -46,6 +46,8 @@ mod link;
 mod persistence;
 mod scripts;
 
+#[doc(hidden)]
+pub use journal::decode_entry;
 pub use journal::{RedisJournal, RedisLog};
 pub use persistence::{Durability, Persistence};
 
