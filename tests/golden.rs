@@ -2981,7 +2981,10 @@ fn pinned_snapshot(file: &str, book: &Market) -> (Market, Vec<String>) {
         fixture,
         "{file}: the snapshot does not re-encode to its own bytes"
     );
-    assert_eq!(&decoded, book, "{file}: the fixture decodes to another book");
+    assert_eq!(
+        &decoded, book,
+        "{file}: the fixture decodes to another book"
+    );
     let facts = book_facts(&decoded);
     (decoded, facts)
 }
