@@ -109,11 +109,15 @@ impl Target {
                 run: Box::new(|b: &[u8]| decode(Format::MsgPack, b).into()),
             },
             "http-listing" => Self::custom("http-listing", golden.listings(), {
-                // The server's bounds with the default configuration, in a fixed year.
+                // The server's bounds with the default configuration, at a fixed time.
                 let bounds = ListingBounds {
                     current_year: 2026,
                     min_duration_s: 60,
                     max_duration_s: 604_800,
+                    min_preview_s: 600,
+                    max_preview_s: 172_800,
+                    default_preview_s: 0,
+                    now_ms: 1_760_000_000_000,
                 };
                 Box::new(move |b: &[u8]| validate_listing(b, &bounds).into())
             }),
