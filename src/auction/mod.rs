@@ -8,7 +8,9 @@
 //! (`crate::vocab`) and knows nothing of the alliance; `crate::market` holds both and is
 //! what the engine drives.
 
+mod bidding;
 mod book;
+mod close;
 mod command;
 mod credit;
 mod event;
