@@ -6,10 +6,9 @@
 //! What the tests need beyond classic WebDriver has one path per browser: a script that
 //! runs before any page script (Chromium: the DevTools command through chromedriver's
 //! `goog/cdp/execute`; Firefox: WebDriver BiDi's `script.addPreloadScript`), and a
-//! phone-sized viewport (Chromium: DevTools' mobile emulation; Firefox: a window of that
-//! size, since WebDriver has no mobile emulation). An assertion one browser cannot make is
-//! skipped only in that browser, said on the terminal even when the output is captured
-//! ([`Browser::skip_in_firefox`]), never passed in silence.
+//! phone-sized viewport (Chromium: DevTools' mobile emulation; Firefox: BiDi's
+//! `browsingContext.setViewport`, a viewport of that size without mobile emulation, which
+//! is said on the terminal even when the output is captured).
 //!
 //! Each [`Browser`] has a fresh profile (so nothing is cached and two browsers share no
 //! storage: two isolated contexts). Chromium's [`Driver`] is one chromedriver for all its
@@ -395,11 +394,12 @@ impl Browser {
         }
     }
 
-    /// A phone's viewport, `width`×`height` CSS pixels at one device pixel each, and
-    /// checked: the page lays out at `width`. Chromium emulates the device (DevTools'
-    /// mobile emulation). Firefox's window cannot be narrower than 500 px, so WebDriver
-    /// BiDi's `browsingContext.setViewport` sizes the page's viewport instead; Firefox
-    /// has no mobile emulation outside its developer tools (no touch events, no
+    /// A phone's viewport, `width`×`height` CSS pixels at one device pixel each.
+    /// Chromium emulates the device (DevTools' mobile emulation; a page without a meta
+    /// viewport, like the blank one before the first load, lays out at 980 px there).
+    /// Firefox's window cannot be narrower than 500 px, so WebDriver BiDi's
+    /// `browsingContext.setViewport` sizes the page's viewport instead, checked at once;
+    /// Firefox has no mobile emulation outside its developer tools (no touch events, no
     /// meta-viewport rules), which is said on the terminal.
     pub async fn emulate_phone(&self, width: u32, height: u32) {
         match self.kind {
@@ -423,25 +423,14 @@ impl Browser {
                     json!({"context": context, "viewport": {"width": width, "height": height}, "devicePixelRatio": 1}),
                 )
                 .await;
+                let inner = self.js("return window.innerWidth;", vec![]).await;
+                assert_eq!(
+                    inner,
+                    json!(width),
+                    "the page lays out at the phone's width"
+                );
             }
         }
-        let inner = self.js("return window.innerWidth;", vec![]).await;
-        assert_eq!(
-            inner,
-            json!(width),
-            "the page lays out at the phone's width"
-        );
-    }
-
-    /// Says on the terminal, even when the test's output is captured, that `assertion`
-    /// is not made in this Firefox run and why. Returns whether it was skipped: the
-    /// caller makes the assertion when this is `false`.
-    pub fn skip_in_firefox(&self, assertion: &str, why: &str) -> bool {
-        if self.kind != Kind::Firefox {
-            return false;
-        }
-        loud(&format!("FIREFOX SKIPS AN ASSERTION: {assertion}: {why}"));
-        true
     }
 
     /// A WebDriver BiDi command (Firefox), over the session's WebSocket; returns its
