@@ -226,6 +226,12 @@ pub struct AuctionConfig {
     pub min_duration_s: u64,
     /// Longest allowed auction.
     pub max_duration_s: u64,
+    /// Preview of a listing that names neither `starts_at` nor `preview_s` (0: none).
+    pub default_preview_s: u64,
+    /// Shortest preview a seller may choose.
+    pub min_preview_s: u64,
+    /// Longest preview a seller may choose.
+    pub max_preview_s: u64,
     /// Soft-close window.
     pub extend_window_s: u64,
     /// Soft-close extension.
@@ -358,6 +364,14 @@ impl Config {
         if !(a.min_duration_s..=a.max_duration_s).contains(&a.default_duration_s) {
             p.push("auction.default_duration_s must lie within min and max duration".into());
         }
+        if a.min_preview_s == 0 || a.min_preview_s > a.max_preview_s {
+            p.push("auction.min_preview_s must be at least 1 and at most max_preview_s".into());
+        }
+        if a.default_preview_s != 0
+            && !(a.min_preview_s..=a.max_preview_s).contains(&a.default_preview_s)
+        {
+            p.push("auction.default_preview_s must be 0 or lie within min and max preview".into());
+        }
         if let Err(e) = self.increments() {
             p.push(format!("auction.increments: {e}"));
         }
@@ -448,6 +462,7 @@ impl Config {
         for (name, v) in [
             ("default_duration_s", a.default_duration_s),
             ("max_duration_s", a.max_duration_s),
+            ("max_preview_s", a.max_preview_s),
             ("extend_window_s", a.extend_window_s),
             ("extend_by_s", a.extend_by_s),
             ("decision_window_s", a.decision_window_s),

@@ -174,6 +174,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
     let sessions = Arc::new(SessionCtx {
         hub: hub.clone(),
         lots: lots.clone(),
+        alliance: board.clone(),
         directory: directory.clone(),
         engine: engine.clone(),
         config: config.gateway.clone(),
@@ -215,6 +216,11 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         accounts,
         bounds_min_duration_s: config.auction.min_duration_s,
         bounds_max_duration_s: config.auction.max_duration_s,
+        bounds_preview_s: crate::api::routes::PreviewBounds {
+            min: config.auction.min_preview_s,
+            max: config.auction.max_preview_s,
+            default: config.auction.default_preview_s,
+        },
         metrics: Arc::new(move |out: &mut String| {
             crate::gateway::render_metrics(&gateway_metrics, out);
             crate::engine::render_metrics(&engine_metrics, out);

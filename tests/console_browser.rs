@@ -347,6 +347,67 @@ async fn a_bid_in_the_soft_close_window_moves_the_countdown() {
     assert!(after <= 90, "{after}");
 }
 
+/// A member sees a lot in its preview on the board, places a pre-bid (a sealed maximum,
+/// held against its buying power at once), and leads when the lot opens over another
+/// member's lower pre-bid; the page says so in English and in Chinese.
+#[tokio::test]
+async fn a_member_prebids_in_the_preview_and_leads_at_the_opening() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let s = Scene::start(&[("GAVEL_AUCTION__MIN_PREVIEW_S", "1")]).await;
+    let (_, seller) = s.gavel.seller("s").await;
+    let (_, a) = s.gavel.dealer("a", 1_000_000 * Y).await;
+    let (_, bb) = s.gavel.dealer("b", 1_000_000 * Y).await;
+    let mut body = support::gavel::listing(600, 10_000 * Y);
+    body["preview_s"] = json!(25);
+    let (status, listed) = s
+        .gavel
+        .http("POST", "/v1/listings", Some(&seller), Some(&body))
+        .await;
+    assert_eq!(status, 201, "{listed}");
+    assert_eq!(listed["status"], "scheduled");
+    let lot = listed["auction"].as_str().expect("auction").to_owned();
+    let starts_at = listed["starts_at"].as_u64().expect("starts_at");
+
+    let pa = s.signed_in(&a, "board", (1280, 900)).await;
+    pa.wait_text("#conn", |t| t == "Live").await;
+    pa.wait_exists(&format!("#preview-board tr[data-auction='{lot}'] a"))
+        .await;
+    pa.click(&format!("#preview-board tr[data-auction='{lot}'] a"))
+        .await;
+    pa.wait_text("#lot-status", |t| t == "Preview").await;
+    pa.wait_text("#bid-max", |t| t == "Place pre-bid").await;
+    pa.type_into("#max-input", "15000").await;
+    pa.click("#bid-max").await;
+    wait_state(&pa, "prebid").await;
+    pa.wait_text("#bid-status", |t| t.starts_with("Pre-bid accepted"))
+        .await;
+    pa.wait_text("#bp-left", |t| t == yuan(10_000_000 * Y - 15_000 * Y))
+        .await;
+    pa.js(
+        "const s = document.querySelector('#lang'); s.value = 'zh-CN'; s.dispatchEvent(new Event('change'));",
+        vec![],
+    )
+    .await;
+    pa.wait_text("label[for='max-input']", |t| {
+        t == "您的预出价（最高价），元"
+    })
+    .await;
+
+    let mut wb = s.ws(&bb).await;
+    let pre = wb.bid(&lot, 10_000 * Y, Some(12_000 * Y), "b-pre").await;
+    assert!(pre.accepted, "{pre:?}");
+    let left = starts_at.saturating_sub(support::server::now_ms());
+    pa.wait_for_in(
+        Duration::from_millis(left) + Duration::from_secs(10),
+        "leading at the opening",
+        "return document.querySelector('#my-state')?.dataset.state ?? null;",
+        vec![],
+        |v| v == &json!("leading"),
+    )
+    .await;
+    pa.wait_text("#price", |t| t == yuan(12_200 * Y)).await;
+}
+
 #[tokio::test]
 async fn a_refused_bid_says_why_in_words() {
     let _one = ONE_AT_A_TIME.lock().await;

@@ -24,6 +24,12 @@
 //!   the story's batch stays the bytes the first version wrote.
 //! - `snapshot-v2.msgpack.hex`: the book after the script and the sequel (a disposal, a
 //!   refused-retail count, a version-2 `Configure`).
+//! - `journal-batch-v3.msgpack.hex`: the third act's batch, journaled under rules version
+//!   3 after the sequel: pre-bids in a lot's preview (accepted, raised, lowered, from a
+//!   dealer not in good standing, beyond buying power), the opening that resolves them, and
+//!   a seller's cancel refused for a standing pre-bid. Its own file, like the sequel's.
+//! - `snapshot-v3.msgpack.hex`: the book after the third act (a lot opened on pre-bids, a
+//!   lot in its preview holding one, a version-3 `Configure`).
 //! - `snapshot.msgpack.hex`: a snapshot (`rmp_serde::encode::write(&mut bytes, &book)`,
 //!   positional, as the engine's snapshot thread writes it) of the book a deterministic
 //!   command script builds: lots in every status, dealers with receipts (one with more than
@@ -140,12 +146,17 @@ fn script_rules() -> Rules {
 /// The sequel's rules: the script's, in the version that introduced zero tolerance at the
 /// point of sale and links an operator can edit.
 fn sequel_rules() -> Rules {
+    script_rules_of(2)
+}
+
+/// The script's rules in another version.
+fn script_rules_of(version: u32) -> Rules {
     let Rules {
         mut auction,
         mut alliance,
     } = script_rules();
-    auction.version = 2;
-    alliance.version = 2;
+    auction.version = version;
+    alliance.version = version;
     Rules { auction, alliance }
 }
 
@@ -794,8 +805,11 @@ fn sequel() -> Vec<Entry> {
 
 /// The sequel as a batch, with its outcomes (applied after the script).
 fn sequel_batch() -> Batch {
-    let mut book = script_book();
-    let entries = sequel();
+    batch_after(script_book(), sequel())
+}
+
+/// `entries` as a batch, with the outcomes they produce applied to `book`.
+fn batch_after(mut book: Market, entries: Vec<Entry>) -> Batch {
     let outcomes = apply(&mut book, &entries)
         .iter()
         .flat_map(|(seq, events)| {
@@ -805,6 +819,110 @@ fn sequel_batch() -> Batch {
         })
         .collect();
     Batch { entries, outcomes }
+}
+
+/// The third act's rules: the script's, in the version that introduced pre-bids.
+fn third_act_rules() -> Rules {
+    script_rules_of(3)
+}
+
+/// The third act: what an engine of rules version 3 journals after the sequel, on the
+/// sequel's book. It holds what version 3 changed, pre-bids in a lot's preview, so it is
+/// its own batch: the story's and the sequel's stay the bytes their versions wrote.
+///
+/// A14 (S2) is listed with an hour's preview: D1 and D5 pre-bid (D5 raises to D1's max,
+/// which D1 reached first), D2 (an uncorrected warning) is not in good standing, D1 may
+/// not lower its pre-bid, D5's plain bid is `not_live`, D4's pre-bid is beyond its buying
+/// power; at the opening D1 leads at its max, D5 is outbid. A15 opens in 30 days and
+/// keeps D5's pre-bid (so the snapshot holds one); its seller (S1) may not cancel it.
+fn third_act() -> Vec<Entry> {
+    let (story, bulk) = script();
+    let mut log = Log {
+        base: (story.len() + bulk.len() + sequel().len()) as u64,
+        entries: Vec::new(),
+    };
+    let start = 11 * HOUR;
+    log.at(start, Command::Configure(Box::new(third_act_rules())));
+    let previewed = |starts_at, vin, make, model| {
+        listing(
+            vehicle(vin, make, model, 2021, 35_000, Some("Suzhou")),
+            report(true, 4, "Previewed: members pre-bid before it opens."),
+            (2_000_000, 3_000_000, None),
+            Some(starts_at),
+            None,
+        )
+    };
+    let list = |seller, listing: Listing| {
+        Command::Auction(AuctionCommand::ListCar {
+            seller: SellerId(seller),
+            listing: Box::new(listing),
+        })
+    };
+    let opens = T0 + start + HOUR;
+    log.at(
+        start + 1_000,
+        list(
+            2,
+            previewed(opens, "LVSHCAMB1CE054249", "Geely", "Xingyue L"),
+        ),
+    ); // A14
+    log.at(
+        start + 2_000,
+        bid(1, 14, 2_000_000, Some(2_600_000), "d1-0012"),
+    );
+    log.at(
+        start + 3_000,
+        bid(5, 14, 2_000_000, Some(2_400_000), "d5-0002"),
+    );
+    log.at(
+        start + 4_000,
+        bid(2, 14, 2_000_000, Some(3_000_000), "d2-0009"),
+    ); // not_in_good_standing
+    log.at(
+        start + 5_000,
+        bid(1, 14, 2_000_000, Some(2_500_000), "d1-0013"),
+    ); // prebid_lowered
+    log.at(start + 6_000, bid(5, 14, 2_100_000, None, "d5-0003")); // not_live
+    log.at(
+        start + 7_000,
+        bid(5, 14, 2_000_000, Some(2_600_000), "d5-0004"),
+    ); // raised: a tie
+    log.at(
+        start + 8_000,
+        bid(4, 14, 2_000_000, Some(2_500_000), "d4-0002"),
+    ); // exposure_limit
+    log.at(
+        start + 9_000,
+        list(
+            1,
+            previewed(opens + 30 * DAY, "LNBSCCAH3NR000909", "Haval", "H6"),
+        ),
+    ); // A15
+    log.at(
+        start + 10_000,
+        bid(5, 15, 2_000_000, Some(2_100_000), "d5-0005"),
+    );
+    log.at(start + HOUR, Command::Auction(AuctionCommand::Tick)); // A14 opens
+    log.at(
+        start + HOUR + 1_000,
+        Command::Auction(AuctionCommand::CancelLot {
+            lot: LotId(15),
+            by: Canceller::Seller(SellerId(1)),
+        }),
+    ); // not_allowed: a pre-bid binds the seller
+    log.entries
+}
+
+/// The third act as a batch, with its outcomes (applied after the script and the sequel).
+fn third_act_batch() -> Batch {
+    batch_after(sequel_book(), third_act())
+}
+
+/// The book after the script, the sequel and the third act.
+fn third_act_book() -> Market {
+    let mut book = sequel_book();
+    apply(&mut book, &third_act());
+    book
 }
 
 /// The book after the script and the sequel.
@@ -1135,6 +1253,24 @@ fn server_messages(lots: &Lots) -> Vec<(String, ServerMessage)> {
                 "d5-0050",
                 "A17",
                 Rejection::AlreadyLeading { max: 6_000_000 },
+            ),
+        ),
+        (
+            "bid_result/not_in_good_standing",
+            rejected(
+                req_str("r-11"),
+                "d5-0051",
+                "A18",
+                Rejection::NotInGoodStanding,
+            ),
+        ),
+        (
+            "bid_result/prebid_lowered",
+            rejected(
+                req_str("r-12"),
+                "d5-0052",
+                "A18",
+                Rejection::PrebidLowered { max: 7_000_000 },
             ),
         ),
         ("update/live-leading", update(8_812, &led_update(), true)),
@@ -2684,29 +2820,38 @@ fn the_sequel_does_what_its_comments_say() {
     );
 }
 
-#[test]
-fn the_sequel_snapshot_is_pinned() {
-    let book = sequel_book();
-    let bytes = snapshot_bytes(&book);
-    check_blob("snapshot-v2.msgpack.hex", &bytes);
-    let fixture = stored_blob("snapshot-v2.msgpack.hex", &bytes);
+/// Checks `book`'s snapshot against the fixture `file` (which must decode to the same book
+/// and re-encode to its own bytes); returns the decoded book and its facts.
+fn pinned_snapshot(file: &str, book: &Market) -> (Market, Vec<String>) {
+    let bytes = snapshot_bytes(book);
+    check_blob(file, &bytes);
+    let fixture = stored_blob(file, &bytes);
     let decoded = decode_snapshot(&fixture);
     assert_eq!(
         snapshot_bytes(&decoded),
         fixture,
         "the snapshot does not re-encode to its own bytes"
     );
-    assert_eq!(decoded, book, "the fixture decodes to another book");
+    assert_eq!(&decoded, book, "the fixture decodes to another book");
     let facts = book_facts(&decoded);
-    let changed: Vec<&str> = facts
+    (decoded, facts)
+}
+
+/// The facts that start with one of `prefixes`.
+fn facts_of<'a>(facts: &'a [String], prefixes: &[&str]) -> Vec<&'a str> {
+    facts
         .iter()
         .map(String::as_str)
-        .filter(|f| {
-            ["last_seq", "A9 ", "A13 ", "D1 ", "D2 ", "I4 ", "I5 ", "W6 "]
-                .iter()
-                .any(|p| f.starts_with(p))
-        })
-        .collect();
+        .filter(|f| prefixes.iter().any(|p| f.starts_with(p)))
+        .collect()
+}
+
+#[test]
+fn the_sequel_snapshot_is_pinned() {
+    let book = sequel_book();
+    let (_, facts) = pinned_snapshot("snapshot-v2.msgpack.hex", &book);
+    let prefixes = ["last_seq", "A9 ", "A13 ", "D1 ", "D2 ", "I4 ", "I5 ", "W6 "];
+    let changed = facts_of(&facts, &prefixes);
     assert_eq!(
         changed,
         [
@@ -2721,5 +2866,71 @@ fn the_sequel_snapshot_is_pinned() {
             "D1 standing score=Some(4.5) ratings=1 violations=2 uncorrected=0 refused_retail=2",
             "D2 standing score=Some(4.5) ratings=1 violations=1 uncorrected=1",
         ]
+    );
+}
+
+#[test]
+fn the_third_act_batch_is_pinned() {
+    let decoded = pinned_batch("journal-batch-v3.msgpack.hex", &third_act_batch());
+    assert_eq!(
+        batch_facts(&decoded),
+        ["entries 221..=233 (13), from T0+39600000 to T0+43201000"]
+    );
+}
+
+#[test]
+fn the_third_act_does_what_its_comments_say() {
+    let mut book = sequel_book();
+    let applied = apply(&mut book, &third_act());
+    assert_eq!(
+        story_facts(&applied),
+        [
+            "seq 223: A14 D1 accepted price=2000000 leading=false duplicate=false",
+            "seq 224: A14 D5 accepted price=2000000 leading=false duplicate=false",
+            "seq 225: A14 D2 rejected not_in_good_standing duplicate=false",
+            "seq 226: A14 D1 rejected prebid_lowered duplicate=false",
+            "seq 227: A14 D5 rejected not_live duplicate=false",
+            "seq 228: A14 D5 accepted price=2000000 leading=false duplicate=false",
+            "seq 229: A14 D4 rejected exposure_limit duplicate=false",
+            "seq 231: A15 D5 accepted price=2000000 leading=false duplicate=false",
+            "seq 233: refused NotAllowed",
+        ]
+    );
+    let outbid: Vec<String> = applied
+        .iter()
+        .flat_map(|(_, events)| events)
+        .filter_map(|e| match e {
+            Event::Auction(AuctionEvent::Outbid {
+                lot, dealer, price, ..
+            }) => Some(format!("{lot} {dealer} outbid at {price}")),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(outbid, ["A14 D5 outbid at 2600000"]);
+}
+
+#[test]
+fn the_third_act_snapshot_is_pinned() {
+    let book = third_act_book();
+    let (decoded, facts) = pinned_snapshot("snapshot-v3.msgpack.hex", &book);
+    let changed = facts_of(&facts, &["last_seq", "A14 ", "A15 ", "D1 ", "D5 "]);
+    assert_eq!(
+        changed,
+        [
+            "last_seq=233 last_now=T0+43201000",
+            "A14 live price=Some(2600000) bids=2 lead=Some(\"D1 max 2600000\") settled=false vin_ok=true",
+            "A15 scheduled price=None bids=0 lead=None settled=false vin_ok=true",
+            "D1 Active deposit=50000000 exposure=12100000 receipts=143 linked=[]",
+            "D5 Active deposit=10000000 exposure=2100000 receipts=5 linked=[]",
+            "D1 standing score=Some(4.5) ratings=1 violations=2 uncorrected=0 refused_retail=2",
+        ]
+    );
+    let a15 = decoded.book().lot(LotId(15)).expect("A15");
+    assert_eq!(
+        a15.prebids
+            .iter()
+            .map(|p| (p.dealer, p.max, p.seq))
+            .collect::<Vec<_>>(),
+        [(DealerId(5), 2_100_000, 231)]
     );
 }

@@ -54,6 +54,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "vocab",
             "auction",
+            "alliance",
             "market",
             "store",
             "engine",

@@ -40,6 +40,8 @@ pub struct ApiState {
     pub bounds_min_duration_s: u64,
     /// Longest listing (`auction.max_duration_s`).
     pub bounds_max_duration_s: u64,
+    /// Shortest, longest and default preview, in seconds (`auction.*_preview_s`).
+    pub bounds_preview_s: PreviewBounds,
     /// Prometheus text of every part of the server, for `/metrics`.
     pub metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
 }
@@ -501,6 +503,10 @@ async fn create_listing(
         current_year: current_year(),
         min_duration_s: s.bounds_min_duration_s,
         max_duration_s: s.bounds_max_duration_s,
+        min_preview_s: s.bounds_preview_s.min,
+        max_preview_s: s.bounds_preview_s.max,
+        default_preview_s: s.bounds_preview_s.default,
+        now_ms: now_ms(),
     };
     let listing = match validate_listing(&body, &bounds) {
         Ok(l) => l,
@@ -534,9 +540,10 @@ async fn create_listing(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-fn view_of(lots: &Lots, lot: LotId, viewer: Viewer) -> Result<Json<Value>, ApiError> {
-    let view = lots
-        .view(lot, viewer)
+fn view_of(s: &ApiState, lot: LotId, viewer: Viewer) -> Result<Json<Value>, ApiError> {
+    let view = s
+        .lots
+        .view_for(lot, viewer, s.alliance.sees_previews(viewer))
         .ok_or_else(|| ApiError::not_found("auction"))?;
     Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
 }
@@ -547,7 +554,7 @@ async fn get_auction(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let lot: LotId = parse_id(&id, "auction")?;
-    view_of(&s.lots, lot, caller.0.into())
+    view_of(&s, lot, caller.0.into())
 }
 
 #[derive(Deserialize)]
@@ -575,9 +582,11 @@ async fn list_auctions(
                 .map_err(|_| ApiError::bad_request(format!("unknown status {raw:?}")))?,
         ),
     };
-    let views = s
-        .lots
-        .views(caller.0.into(), |l| status.is_none_or(|st| l.status == st));
+    let viewer = caller.0.into();
+    let previews = s.alliance.sees_previews(viewer);
+    let views = s.lots.views(viewer, |l| {
+        status.is_none_or(|st| l.status == st) && l.visible_to(viewer, previews)
+    });
     Ok(Json(json!({ "auctions": views })))
 }
 
@@ -643,7 +652,7 @@ async fn decide(
         },
     )
     .await?;
-    view_of(&s.lots, lot, caller.0.into())
+    view_of(&s, lot, caller.0.into())
 }
 
 async fn cancel(
@@ -658,7 +667,7 @@ async fn cancel(
         _ => return Err(ApiError::forbidden()),
     };
     submit(&s, Command::CancelLot { lot, by }).await?;
-    view_of(&s.lots, lot, caller.0.into())
+    view_of(&s, lot, caller.0.into())
 }
 
 async fn settle(
@@ -669,7 +678,7 @@ async fn settle(
     require_admin(&caller)?;
     let lot: LotId = parse_id(&id, "auction")?;
     submit(&s, Command::Settle { lot }).await?;
-    view_of(&s.lots, lot, caller.0.into())
+    view_of(&s, lot, caller.0.into())
 }
 
 async fn ready(State(s): State<AppState>) -> Response {
@@ -688,10 +697,28 @@ async fn metrics(State(s): State<AppState>) -> Response {
 
 /// This calendar year (UTC), for the model-year bound.
 fn current_year() -> u16 {
-    let ms = std::time::SystemTime::now()
+    year_of(now_ms())
+}
+
+/// The wall clock in ms since the epoch (a listing's preview starts now; the engine stamps
+/// the listing itself with its own clock a moment later).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    year_of(ms)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The preview a seller may choose, in seconds (`auction.min_preview_s`,
+/// `auction.max_preview_s`), and the one a listing gets when it names none
+/// (`auction.default_preview_s`, 0 for none).
+#[derive(Clone, Copy, Debug)]
+pub struct PreviewBounds {
+    /// Shortest.
+    pub min: u64,
+    /// Longest.
+    pub max: u64,
+    /// Default.
+    pub default: u64,
 }
 
 /// The UTC calendar year of a Unix time in ms (proleptic Gregorian, days-from-civil).

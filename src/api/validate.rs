@@ -39,6 +39,15 @@ pub struct ListingBounds {
     pub min_duration_s: u64,
     /// Longest `duration_s` (`auction.max_duration_s`).
     pub max_duration_s: u64,
+    /// Shortest `preview_s` (`auction.min_preview_s`).
+    pub min_preview_s: u64,
+    /// Longest `preview_s` (`auction.max_preview_s`).
+    pub max_preview_s: u64,
+    /// The preview of a listing that names neither `starts_at` nor `preview_s`
+    /// (`auction.default_preview_s`; 0: it opens at once).
+    pub default_preview_s: u64,
+    /// Now, in ms since the epoch: a preview starts when the listing is made.
+    pub now_ms: u64,
 }
 
 /// One bad field: an element of the 422 body's `errors`.
@@ -82,6 +91,9 @@ pub struct ListingInput {
     /// Seconds, optional.
     #[serde(default)]
     pub duration_s: Value,
+    /// Seconds of preview before bidding opens, optional; not with `starts_at`.
+    #[serde(default)]
+    pub preview_s: Value,
 }
 
 /// Validates a `POST /v1/listings` body.
@@ -148,6 +160,28 @@ impl ListingInput {
                 "must be a time before the year 10000 (ms since the epoch)",
             );
         }
+        let preview_s = c.optional("preview_s", uint(&self.preview_s));
+        let (min_p, max_p) = (bounds.min_preview_s, bounds.max_preview_s);
+        let preview_s = match (preview_s, starts_at) {
+            (Some(_), Some(_)) => {
+                c.err("preview_s", "give starts_at or preview_s, not both");
+                None
+            }
+            (Some(p), None) if !(min_p..=max_p).contains(&p) => {
+                c.err(
+                    "preview_s",
+                    format!("must be from {min_p} to {max_p} seconds"),
+                );
+                None
+            }
+            (Some(p), None) => Some(p),
+            (None, Some(_)) => None,
+            (None, None) => Some(bounds.default_preview_s).filter(|&p| p > 0),
+        };
+        // Bounded by configuration (at most ten years), so this cannot overflow.
+        let starts_at = preview_s
+            .map(|p| bounds.now_ms.saturating_add(p.saturating_mul(1_000)))
+            .or(starts_at);
         let duration_s = c.optional("duration_s", uint(&self.duration_s));
         let mut duration_ms = None;
         if let Some(d) = duration_s {

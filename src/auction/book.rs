@@ -9,7 +9,8 @@
 
 use super::command::{BidId, Canceller, Command, Listing, TokenHash};
 use super::event::{BidOutcome, Event, LotStatus, Outcome, Refusal, Rejection};
-use super::lot::{Lead, Lot};
+use super::lot::{Lead, Lot, PreBid};
+use super::membership::{ActiveIsMember, Membership};
 use super::receipts::{Digest, Receipt, Receipts};
 use super::rules::Rules;
 use crate::vocab::{
@@ -36,7 +37,7 @@ pub struct Dealer {
     pub deposit: Fen,
     /// Sellers whose cars this dealer may not bid on (sorted, deduplicated).
     pub linked_sellers: Vec<SellerId>,
-    /// Sum of this dealer's leading maxima and its sold-but-unpaid prices.
+    /// Sum of this dealer's leading maxima, its pre-bid maxima and its sold-but-unpaid prices.
     pub exposure: Fen,
     /// Digest of its token.
     pub token_hash: TokenHash,
@@ -308,7 +309,20 @@ impl Book {
     }
 
     /// Applies one command already stamped: `seq` and `now` as [`Book::stamp`] gave them.
+    /// Every active dealer counts as in good standing (see [`Book::run_among`]).
     pub fn run<E: From<Event>>(&mut self, seq: u64, now: u64, command: Command, out: &mut Vec<E>) {
+        self.run_among(seq, now, command, &ActiveIsMember, out)
+    }
+
+    /// [`Book::run`], with `members` saying who is in good standing (who may pre-bid).
+    pub fn run_among<E: From<Event>>(
+        &mut self,
+        seq: u64,
+        now: u64,
+        command: Command,
+        members: &impl Membership,
+        out: &mut Vec<E>,
+    ) {
         match command {
             Command::PlaceBid {
                 dealer,
@@ -316,7 +330,15 @@ impl Book {
                 amount,
                 max,
                 bid_id,
-            } => self.place_bid(seq, now, dealer, lot, amount, max, bid_id, out),
+            } => {
+                let bid = Bid {
+                    dealer,
+                    lot,
+                    amount,
+                    max,
+                };
+                self.place_bid(seq, now, bid, bid_id, members, out)
+            }
             Command::Tick => self.tick(now, out),
             Command::RegisterSeller { name, token_hash } => {
                 let id = SellerId(next_id(self.sellers.len()));
@@ -516,6 +538,7 @@ impl Book {
             price: None,
             lead: None,
             settled: false,
+            prebids: Vec::new(),
         };
         if let Some(t) = lot.deadline() {
             self.timers.insert((t, id));
@@ -529,18 +552,16 @@ impl Book {
         }));
     }
 
-    #[allow(clippy::too_many_arguments)] // the fields of one PlaceBid, unpacked
     fn place_bid<E: From<Event>>(
         &mut self,
         seq: u64,
         now: u64,
-        dealer: DealerId,
-        lot: LotId,
-        amount: Fen,
-        max: Option<Fen>,
+        bid: Bid,
         bid_id: BidId,
+        members: &impl Membership,
         out: &mut Vec<E>,
     ) {
+        let Bid { dealer, lot, .. } = bid;
         let Some(d) = self.dealers.get_mut(dealer.index()) else {
             // No account, so nowhere to remember the bid_id: the answer is the same anyway.
             out.push(E::from(Event::Bid {
@@ -565,7 +586,7 @@ impl Book {
         }
         // The direct answer goes first; the bid's effects follow it.
         let at = out.len();
-        let outcome = match self.try_bid(seq, now, dealer, lot, amount, max, out) {
+        let outcome = match self.try_bid(seq, now, bid, members, out) {
             Ok(accepted) => accepted,
             Err(rejection) => BidOutcome::Rejected(rejection),
         };
@@ -590,17 +611,20 @@ impl Book {
 
     /// Decides a bid and, when it is accepted, applies it. Checks come in the contract's
     /// order of precedence; nothing is changed before every check has passed.
-    #[allow(clippy::too_many_arguments)]
     fn try_bid<E: From<Event>>(
         &mut self,
         seq: u64,
         now: u64,
-        dealer: DealerId,
-        lot_id: LotId,
-        amount: Fen,
-        max: Option<Fen>,
+        bid: Bid,
+        members: &impl Membership,
         out: &mut Vec<E>,
     ) -> Result<BidOutcome, Rejection> {
+        let Bid {
+            dealer,
+            lot: lot_id,
+            amount,
+            max,
+        } = bid;
         let d = &self.dealers[dealer.index()];
         let lot = self
             .lots
@@ -611,6 +635,14 @@ impl Book {
         }
         if d.linked_sellers.binary_search(&lot.seller).is_ok() {
             return Err(Rejection::OwnListing);
+        }
+        // A bid with a `max` on a lot in its preview is a pre-bid (rules version 3 on); a
+        // plain bid there stays `not_live`. Like a bid at `ends_at`, one sequenced before
+        // the opening tick counts, whatever its stamp.
+        if let (LotStatus::Scheduled, Some(max), true) = (lot.status, max, self.rules.version >= 3)
+        {
+            let member = members.in_good_standing(d);
+            return self.prebid(seq, dealer, lot_id, amount, max, member);
         }
         // A bid stamped at exactly `ends_at` still counts when it was sequenced before the
         // closing tick: order by seq decides a same-millisecond race.
@@ -787,6 +819,117 @@ impl Book {
         })
     }
 
+    /// Decides a pre-bid and, when it is accepted, holds it. Its max counts against the
+    /// dealer's buying power from now on, exactly as a leading max does: if this pre-bid
+    /// wins the opening its max becomes the leader's max, so the hold never grows at the
+    /// start, and the invariant stays one (exposure = leading maxima + pre-bid maxima +
+    /// sold-but-unpaid prices ≤ buying power). Pre-bids are sealed: the answer is
+    /// `accepted` at the start price and not `leading`, whatever the others hold, and no
+    /// public update follows.
+    fn prebid(
+        &mut self,
+        seq: u64,
+        dealer: DealerId,
+        lot_id: LotId,
+        amount: Fen,
+        max: Fen,
+        member: bool,
+    ) -> Result<BidOutcome, Rejection> {
+        if !member {
+            return Err(Rejection::NotInGoodStanding);
+        }
+        if amount == 0 || amount > MAX_AMOUNT || max < amount || max > MAX_AMOUNT {
+            return Err(Rejection::Invalid);
+        }
+        let d = &self.dealers[dealer.index()];
+        let lot = &self.lots[lot_id.index()];
+        let start = lot.listing.start_price;
+        if amount < start {
+            return Err(Rejection::BelowMinimum { min_next: start });
+        }
+        let held = lot.prebid_exposure(dealer);
+        if max < held {
+            return Err(Rejection::PrebidLowered { max: held });
+        }
+        if max == held {
+            // Not a raise: as for a leader's max, only a higher one changes anything.
+            return Err(Rejection::Invalid);
+        }
+        // `held` is part of `exposure`, so this never underflows.
+        let exposure = d.exposure - held + max;
+        if exposure > self.buying_power(d) {
+            return Err(Rejection::ExposureLimit);
+        }
+        let ends_at = lot.ends_at;
+        let lot = &mut self.lots[lot_id.index()];
+        match lot.prebids.iter_mut().find(|p| p.dealer == dealer) {
+            Some(p) => {
+                p.max = max;
+                p.seq = seq;
+            }
+            None => lot.prebids.push(PreBid { dealer, max, seq }),
+        }
+        self.dealers[dealer.index()].exposure = exposure;
+        Ok(BidOutcome::Accepted {
+            price: start,
+            leading: false,
+            ends_at,
+            seq,
+        })
+    }
+
+    /// Resolves a lot's pre-bids as it opens, by the proxy rules of live bidding: the
+    /// highest max leads (the earliest to reach it on equal maxima) and the price is the
+    /// runner-up's max plus its increment, capped at the leader's max (the start price
+    /// with a single pre-bid), raised to the reserve when the leader's max reaches it.
+    /// The leader's max stays held as its lead; every other pre-bid is released and its
+    /// dealer told `Outbid`, as a live bidder would be. The caller has made the lot live.
+    fn open_prebids<E: From<Event>>(&mut self, lot_id: LotId, out: &mut Vec<E>) {
+        let inc = &self.rules.increments;
+        let lot = &mut self.lots[lot_id.index()];
+        if lot.prebids.is_empty() {
+            return;
+        }
+        let mut prebids = std::mem::take(&mut lot.prebids);
+        prebids.sort_by(|a, b| b.max.cmp(&a.max).then(a.seq.cmp(&b.seq)));
+        let (first, rest) = prebids.split_first().expect("not empty");
+        let start = lot.listing.start_price;
+        let mut price = rest.first().map_or(start, |r| {
+            r.max.saturating_add(inc.increment(r.max)).min(first.max)
+        });
+        if first.max >= lot.reserve() {
+            price = price.max(lot.reserve());
+        }
+        lot.lead = Some(Lead {
+            dealer: first.dealer,
+            max: first.max,
+            amount: start,
+        });
+        lot.price = Some(price);
+        // One pre-bid per dealer, so at most one per dealer on record.
+        lot.bids = u32::try_from(prebids.len()).unwrap_or(u32::MAX);
+        let min_next = lot.min_next(inc);
+        for p in rest {
+            let d = &mut self.dealers[p.dealer.index()];
+            d.exposure -= p.max;
+            out.push(E::from(Event::Outbid {
+                lot: lot_id,
+                dealer: p.dealer,
+                price,
+                min_next,
+                exposure: d.exposure,
+            }));
+        }
+    }
+
+    /// Releases the pre-bids of a lot that will not open (cancelled in its preview).
+    fn release_prebids<E: From<Event>>(&mut self, lot_id: LotId, out: &mut Vec<E>) {
+        for p in std::mem::take(&mut self.lots[lot_id.index()].prebids) {
+            self.dealers[p.dealer.index()].exposure -= p.max;
+            self.exposure_changed(p.dealer, out);
+        }
+    }
+
     /// A bid reached the buy-now price: sold at once to the bidder at that price.
     fn buy_now<E: From<Event>>(
         &mut self,
@@ -931,7 +1074,11 @@ impl Book {
         let decision_window = self.rules.decision_window_ms;
         let lot = &self.lots[lot_id.index()];
         let moved = match lot.status {
-            LotStatus::Scheduled => self.transition(lot_id, |l| l.status = LotStatus::Live),
+            LotStatus::Scheduled => {
+                let moved = self.transition(lot_id, |l| l.status = LotStatus::Live);
+                self.open_prebids(lot_id, out);
+                moved
+            }
             LotStatus::Live => {
                 let outcome = match lot.lead {
                     None => Outcome::NoSale,
@@ -987,6 +1134,7 @@ impl Book {
             .map(|&(_, id)| id)
             .collect();
         for lot_id in due {
+            let opens = self.lots[lot_id.index()].status == LotStatus::Scheduled;
             let moved = self.transition(lot_id, |l| {
                 if l.status == LotStatus::Scheduled {
                     l.status = LotStatus::Live;
@@ -997,6 +1145,9 @@ impl Book {
                     _ => {}
                 }
             });
+            if opens {
+                self.open_prebids(lot_id, out);
+            }
             let lot = &self.lots[lot_id.index()];
             if lot.status == LotStatus::Live && lot.ends_at == until {
                 out.push(E::from(Event::Extended {
@@ -1021,7 +1172,10 @@ impl Book {
             Canceller::Seller(_) if lot.status == LotStatus::PendingSeller => {
                 Some(Refusal::WrongState)
             }
-            Canceller::Seller(_) if lot.bids > 0 => Some(Refusal::NotAllowed),
+            // A pre-bid binds the seller as a bid does (rules version 3 on: none before).
+            Canceller::Seller(_) if lot.bids > 0 || !lot.prebids.is_empty() => {
+                Some(Refusal::NotAllowed)
+            }
             _ => None,
         };
         if let Some(r) = refusal {
@@ -1034,6 +1188,7 @@ impl Book {
             self.lots[lot_id.index()].update(&self.rules.increments),
         )));
         self.report(moved, out);
+        self.release_prebids(lot_id, out);
     }
 
     fn decide<E: From<Event>>(
@@ -1092,6 +1247,15 @@ impl Book {
         }));
         self.report(moved, out);
     }
+}
+
+/// One `PlaceBid`'s terms (its `bid_id` travels apart: only the receipt needs it).
+#[derive(Clone, Copy)]
+struct Bid {
+    dealer: DealerId,
+    lot: LotId,
+    amount: Fen,
+    max: Option<Fen>,
 }
 
 /// What a lot's transition moved that others hear of (see `Book::report`).

@@ -75,7 +75,8 @@ pub enum Rejection {
         /// The lowest acceptable amount.
         min_next: Fen,
     },
-    /// Not started, closed, pending or cancelled.
+    /// Not started (a plain bid, or any bid before rules version 3), closed, pending or
+    /// cancelled.
     NotLive,
     /// No such lot.
     UnknownAuction,
@@ -93,6 +94,14 @@ pub enum Rejection {
         /// The leader's current max, so it can offer a higher one.
         max: Fen,
     },
+    /// A pre-bid from a dealer not in the alliance's good standing (rules version 3 on).
+    NotInGoodStanding,
+    /// A pre-bid under the dealer's own standing pre-bid on the lot: a pre-bid can be
+    /// raised, never lowered (rules version 3 on).
+    PrebidLowered {
+        /// The dealer's standing pre-bid max.
+        max: Fen,
+    },
 }
 
 impl Rejection {
@@ -107,6 +116,8 @@ impl Rejection {
             Self::ExposureLimit => "exposure_limit",
             Self::Invalid => "invalid",
             Self::AlreadyLeading { .. } => "already_leading",
+            Self::NotInGoodStanding => "not_in_good_standing",
+            Self::PrebidLowered { .. } => "prebid_lowered",
         }
     }
 }

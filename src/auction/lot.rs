@@ -18,6 +18,19 @@ pub struct Lead {
     pub amount: Fen,
 }
 
+/// A dealer's pre-bid: a hidden proxy max placed while the lot is in its preview (rules
+/// version 3 on). It can be raised, never lowered or withdrawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreBid {
+    /// The dealer (one pre-bid per dealer and lot: a second one raises the first).
+    pub dealer: DealerId,
+    /// Its proxy ceiling.
+    pub max: Fen,
+    /// Sequence number of the command that set this max: the earlier of equal maxima
+    /// wins, and a raise reaches its new max when it is placed.
+    pub seq: u64,
+}
+
 /// A lot and its bidding state.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lot {
@@ -45,6 +58,12 @@ pub struct Lot {
     pub lead: Option<Lead>,
     /// Whether a sold lot has been paid for (it then stops counting against the buyer).
     pub settled: bool,
+    /// While `scheduled`: the pre-bids, in the order first placed. Each holds its max in
+    /// its dealer's exposure until the lot opens (the winner's then held as the leader's
+    /// max, the others released) or is cancelled. Absent from snapshots of lots without
+    /// any, so those stay the bytes they were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prebids: Vec<PreBid>,
 }
 
 impl Lot {
@@ -87,6 +106,14 @@ impl Lot {
             (LotStatus::Sold, Some(_)) if !self.settled => self.price.unwrap_or(0),
             _ => 0,
         }
+    }
+
+    /// What this lot adds to `dealer`'s exposure through its pre-bid (while scheduled).
+    pub fn prebid_exposure(&self, dealer: DealerId) -> Fen {
+        self.prebids
+            .iter()
+            .find(|p| p.dealer == dealer)
+            .map_or(0, |p| p.max)
     }
 
     /// The public state every subscriber sees (with the leader, which the gateway hides).

@@ -13,6 +13,7 @@ mod command;
 mod event;
 mod increments;
 mod lot;
+mod membership;
 mod receipts;
 mod rules;
 
@@ -20,7 +21,8 @@ pub use book::{Book, BookParts, Dealer, Seller, Service};
 pub use command::{BidId, Canceller, Command, Listing, TokenHash};
 pub use event::{BidOutcome, Event, LotStatus, LotUpdate, Outcome, Refusal, Rejection};
 pub use increments::{Increments, IncrementsError, Tier};
-pub use lot::{Lead, Lot};
+pub use lot::{Lead, Lot, PreBid};
+pub use membership::{ActiveIsMember, Membership};
 pub use receipts::{Digest as ReceiptDigest, Receipt, Receipts};
 pub use rules::Rules;
 pub(crate) use rules::{default_bid_id_retention_ms, first_version};

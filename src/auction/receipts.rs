@@ -98,6 +98,8 @@ const OWN_LISTING: u8 = 6;
 const EXPOSURE_LIMIT: u8 = 7;
 const INVALID: u8 = 8;
 const ALREADY_LEADING: u8 = 9;
+const NOT_IN_GOOD_STANDING: u8 = 10;
+const PREBID_LOWERED: u8 = 11;
 
 /// `outcome` as (`kind`, `a`, `b`, `c`).
 fn pack(outcome: &BidOutcome) -> (u8, u64, u64, u64) {
@@ -122,6 +124,8 @@ fn pack(outcome: &BidOutcome) -> (u8, u64, u64, u64) {
             Rejection::ExposureLimit => (EXPOSURE_LIMIT, 0, 0, 0),
             Rejection::Invalid => (INVALID, 0, 0, 0),
             Rejection::AlreadyLeading { max } => (ALREADY_LEADING, max, 0, 0),
+            Rejection::NotInGoodStanding => (NOT_IN_GOOD_STANDING, 0, 0, 0),
+            Rejection::PrebidLowered { max } => (PREBID_LOWERED, max, 0, 0),
         },
     }
 }
@@ -158,6 +162,8 @@ impl Slot {
             OWN_LISTING => rejected(Rejection::OwnListing),
             EXPOSURE_LIMIT => rejected(Rejection::ExposureLimit),
             ALREADY_LEADING => rejected(Rejection::AlreadyLeading { max: self.a }),
+            NOT_IN_GOOD_STANDING => rejected(Rejection::NotInGoodStanding),
+            PREBID_LOWERED => rejected(Rejection::PrebidLowered { max: self.a }),
             _ => rejected(Rejection::Invalid),
         };
         Receipt {
@@ -182,7 +188,7 @@ impl TryFrom<Stored> for Slot {
     type Error = String;
 
     fn try_from(Stored(digest, lot, at, kind, a, b, c): Stored) -> Result<Self, String> {
-        if kind > ALREADY_LEADING {
+        if kind > PREBID_LOWERED {
             return Err(format!("a receipt of unknown kind {kind}"));
         }
         Ok(Self {
@@ -489,6 +495,8 @@ mod tests {
             BidOutcome::Rejected(Rejection::ExposureLimit),
             BidOutcome::Rejected(Rejection::Invalid),
             BidOutcome::Rejected(Rejection::AlreadyLeading { max: 6_000_000 }),
+            BidOutcome::Rejected(Rejection::NotInGoodStanding),
+            BidOutcome::Rejected(Rejection::PrebidLowered { max: 7_000_000 }),
         ];
         for (i, outcome) in outcomes.into_iter().enumerate() {
             let r = Receipt {
@@ -645,7 +653,7 @@ mod tests {
         let bytes = rmp_serde::to_vec(&stored).expect("serialize");
         assert!(rmp_serde::from_slice::<Receipts>(&bytes).is_err());
         stored.sort_by_key(|s| s.0);
-        stored[0].3 = ALREADY_LEADING + 1;
+        stored[0].3 = PREBID_LOWERED + 1;
         let bytes = rmp_serde::to_vec(&stored).expect("serialize");
         let err = rmp_serde::from_slice::<Receipts>(&bytes).unwrap_err();
         assert!(err.to_string().contains("unknown kind"), "{err}");

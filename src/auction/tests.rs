@@ -2251,6 +2251,9 @@ mod props {
 
         // The reference model: every accepted bid of every lot; lots sold by buy-now.
         let mut accepted_bids: Vec<Vec<Accepted>> = vec![Vec::new(); lots.len()];
+        // Every standing pre-bid of every lot in its preview (one per dealer, its latest
+        // max), entering `accepted_bids` when the lot opens.
+        let mut prebids: Vec<Vec<Accepted>> = vec![Vec::new(); lots.len()];
         let mut bought_now = vec![false; lots.len()];
         let mut last_bid_id: Vec<Option<BidId>> = vec![None; dealers.len()];
         let mut bid_counter = 0u64;
@@ -2382,9 +2385,28 @@ mod props {
                     let lb = &before[i];
                     let raise = lb.lead.is_some_and(|l| l.dealer == *dealer);
                     let la = &book.lots()[i];
-                    prop_assert_eq!(Some(*price), la.price);
-                    prop_assert_eq!(*leading, la.lead.map(|l| l.dealer) == Some(*dealer));
-                    if la.status == LotStatus::Sold && lb.status == LotStatus::Live {
+                    if lb.status != LotStatus::Scheduled {
+                        prop_assert_eq!(Some(*price), la.price);
+                        prop_assert_eq!(*leading, la.lead.map(|l| l.dealer) == Some(*dealer));
+                    }
+                    if lb.status == LotStatus::Scheduled {
+                        // A pre-bid: sealed, held, and resolved only at the opening.
+                        let start = lb.listing.start_price;
+                        prop_assert_eq!((*price, *leading), (start, false));
+                        prop_assert!(la.lead.is_none() && la.price.is_none());
+                        prop_assert!(*amount >= start);
+                        let max = max.expect("a pre-bid has a max");
+                        let held = lb.prebid_exposure(*dealer);
+                        prop_assert!(max > held, "a pre-bid only rises");
+                        prebids[i].retain(|p| p.dealer != *dealer);
+                        prebids[i].push(Accepted {
+                            seq: *s,
+                            dealer: *dealer,
+                            amount: start,
+                            max,
+                            raise: false,
+                        });
+                    } else if la.status == LotStatus::Sold && lb.status == LotStatus::Live {
                         // Buy-now: at the buy-now price, and only while it was on offer.
                         let buy_now = lb.buy_now();
                         prop_assert!(buy_now.is_some_and(|b| *amount >= b && *price == b));
@@ -2417,6 +2439,18 @@ mod props {
                     prop_assert_eq!(events.len(), 1);
                     prop_assert_eq!(&before[..], book.lots());
                 }
+            }
+
+            // A lot that opened resolved its pre-bids as live bids placed at the start price
+            // would have been; one cancelled in its preview dropped them.
+            for (i, (b, a)) in before.iter().zip(book.lots()).enumerate() {
+                if b.status == LotStatus::Scheduled && a.status != LotStatus::Scheduled {
+                    let opened = std::mem::take(&mut prebids[i]);
+                    if a.status == LotStatus::Live {
+                        accepted_bids[i].extend(opened);
+                    }
+                }
+                prop_assert!(a.status == LotStatus::Scheduled || a.prebids.is_empty());
             }
 
             // Leader and price agree with the reference model on every lot.
@@ -2460,7 +2494,12 @@ mod props {
                         LotStatus::Sold if !l.settled => l.price.unwrap(),
                         _ => 0,
                     })
-                    .sum();
+                    .sum::<Fen>()
+                    + book
+                        .lots()
+                        .iter()
+                        .map(|l| l.prebid_exposure(d.id))
+                        .sum::<Fen>();
                 prop_assert_eq!(d.exposure, recomputed, "dealer {:?}", d.id);
                 prop_assert!(d.exposure <= book.buying_power(d));
             }
@@ -2615,3 +2654,5 @@ fn every_exposure_move_is_reported_with_the_books_figure() {
     });
     assert_eq!(sim.exposure(d[2]), 0);
 }
+
+mod prebid;

@@ -169,6 +169,9 @@ mod tests {
             Just(RejectReason::RateLimited),
             Just(RejectReason::Invalid),
             Just(RejectReason::Unavailable),
+            Just(RejectReason::AlreadyLeading),
+            Just(RejectReason::NotInGoodStanding),
+            Just(RejectReason::PrebidLowered),
         ]
     }
 

@@ -25,7 +25,7 @@ use crate::directory::{Directory, Principal};
 use crate::engine::{Applied, EngineHandle, Unavailable};
 use crate::market;
 use crate::metrics::{Counter, Gauge};
-use crate::views::Lots;
+use crate::views::{AllianceBoard, Lots};
 use crate::vocab::{DealerId, LotId};
 use dashmap::DashMap;
 use futures_util::StreamExt;
@@ -48,6 +48,8 @@ pub struct SessionCtx {
     pub hub: Arc<Hub>,
     /// The durable public state a `subscribe` snapshots.
     pub lots: Arc<Lots>,
+    /// Who is in good standing (who sees lots in their preview).
+    pub alliance: Arc<AllianceBoard>,
     /// Who a token is (the upgrade authenticates).
     pub directory: Arc<Directory>,
     /// Where bids go.
@@ -374,10 +376,16 @@ impl Session {
             Request::Ping => self.reply(&ServerMessage::Pong(Reply { req })),
             Request::Subscribe { auction } => {
                 let lot = auction.lot();
-                let known = lot.is_some_and(|l| self.watch(l));
+                // A lot in its preview is shown only to those who may see it (its seller,
+                // operators, dealers in good standing); to anyone else it is unknown, and
+                // is not watched, until it goes live.
+                let viewer = self.link.principal.into();
+                let previews = self.ctx.alliance.sees_previews(viewer);
+                let known = lot
+                    .is_some_and(|l| self.ctx.lots.visible(l, viewer, previews) && self.watch(l));
                 let view = lot
                     .filter(|_| known)
-                    .and_then(|l| self.ctx.lots.view(l, self.link.principal.into()));
+                    .and_then(|l| self.ctx.lots.view_for(l, viewer, previews));
                 match view {
                     Some(auction) => {
                         self.reply(&ServerMessage::Snapshot(Snapshot { req, auction }))

@@ -226,11 +226,15 @@ pub enum RejectReason {
     Unavailable,
     /// A plain bid from the dealer who leads (sent with its current `max`).
     AlreadyLeading,
+    /// A pre-bid from a dealer not in the alliance's good standing.
+    NotInGoodStanding,
+    /// A pre-bid under the dealer's own pre-bid on the lot (sent with that `max`).
+    PrebidLowered,
 }
 
 impl RejectReason {
     /// Every reason, in declaration order (`r as usize` indexes it).
-    pub const ALL: [RejectReason; 10] = [
+    pub const ALL: [RejectReason; 12] = [
         Self::BelowMinimum,
         Self::NotLive,
         Self::UnknownAuction,
@@ -241,6 +245,8 @@ impl RejectReason {
         Self::Invalid,
         Self::Unavailable,
         Self::AlreadyLeading,
+        Self::NotInGoodStanding,
+        Self::PrebidLowered,
     ];
 
     /// The wire string.
@@ -256,6 +262,8 @@ impl RejectReason {
             Self::Invalid => "invalid",
             Self::Unavailable => "unavailable",
             Self::AlreadyLeading => "already_leading",
+            Self::NotInGoodStanding => "not_in_good_standing",
+            Self::PrebidLowered => "prebid_lowered",
         }
     }
 }
@@ -271,6 +279,8 @@ impl From<Rejection> for RejectReason {
             Rejection::ExposureLimit => Self::ExposureLimit,
             Rejection::Invalid => Self::Invalid,
             Rejection::AlreadyLeading { .. } => Self::AlreadyLeading,
+            Rejection::NotInGoodStanding => Self::NotInGoodStanding,
+            Rejection::PrebidLowered { .. } => Self::PrebidLowered,
         }
     }
 }
@@ -397,7 +407,9 @@ impl BidResult {
                 r.reason = Some(rejection.into());
                 match rejection {
                     Rejection::BelowMinimum { min_next } => r.min_next = Some(min_next),
-                    Rejection::AlreadyLeading { max } => r.max = Some(max),
+                    Rejection::AlreadyLeading { max } | Rejection::PrebidLowered { max } => {
+                        r.max = Some(max)
+                    }
                     _ => {}
                 }
             }

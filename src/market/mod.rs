@@ -20,7 +20,7 @@ pub mod durable;
 mod tests;
 
 use crate::alliance::{Alliance, AllianceCommand, AllianceEvent, AllianceRules, Registry, Sale};
-use crate::auction::{self, Book, Dealer, Lot, LotStatus, Refusal};
+use crate::auction::{self, Book, Dealer, Lot, LotStatus, Membership, Refusal};
 use crate::vocab::{DealerId, DealerStatus, LotId, FIRST_RULES_VERSION};
 
 /// Every input to the market: what the journal holds, one per sequence number.
@@ -181,8 +181,13 @@ impl Market {
                     matches!(command, auction::Command::Tick),
                     matches!(command, auction::Command::Resume),
                 );
-                // The book writes its events straight into `out`: no buffer per step.
-                self.book.run(seq, now, command, out);
+                // The book writes its events straight into `out`: no buffer per step. Who
+                // may pre-bid is the alliance's good standing as of this step.
+                let members = Members {
+                    alliance: &self.alliance,
+                    rules: &self.alliance_rules,
+                };
+                self.book.run_among(seq, now, command, &members, out);
                 // Lots first, then the alliance's deadlines, in the same step.
                 if tick && self.alliance.next_deadline().is_some_and(|t| t <= now) {
                     let mut events = Vec::new();
@@ -243,6 +248,19 @@ impl Market {
             self.book
                 .set_dealer_status(dealer, DealerStatus::Expelled, out);
         }
+    }
+}
+
+/// The alliance's good standing, as the book asks for it before a pre-bid.
+struct Members<'a> {
+    alliance: &'a Alliance,
+    rules: &'a AllianceRules,
+}
+
+impl Membership for Members<'_> {
+    fn in_good_standing(&self, dealer: &Dealer) -> bool {
+        self.alliance
+            .good_standing(dealer.id, dealer.status, self.rules)
     }
 }
 

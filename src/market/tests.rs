@@ -63,22 +63,7 @@ impl Sim {
     fn list(&mut self, inspection: Inspection) -> LotId {
         let events = self.apply(AuctionCommand::ListCar {
             seller: SellerId(1),
-            listing: Box::new(Listing {
-                vehicle: Vehicle {
-                    vin: VIN.into(),
-                    make: "Toyota".into(),
-                    model: "Corolla".into(),
-                    year: 2020,
-                    mileage_km: 50_000,
-                    city: None,
-                },
-                inspection,
-                start_price: 50_000 * Y,
-                reserve: 50_000 * Y,
-                buy_now: Some(60_000 * Y),
-                starts_at: None,
-                duration_ms: Some(600_000),
-            }),
+            listing: Box::new(listing_of(inspection)),
         });
         match events.first() {
             Some(Event::Auction(AuctionEvent::Listed { lot, .. })) => *lot,
@@ -121,6 +106,26 @@ impl Sim {
 
     fn alliance(&mut self, command: AllianceCommand) -> Vec<Event> {
         self.apply(command)
+    }
+}
+
+/// A car live at once for 10 minutes at 50,000 yuan (reserve the same, buy-now 60,000).
+fn listing_of(inspection: Inspection) -> Listing {
+    Listing {
+        vehicle: Vehicle {
+            vin: VIN.into(),
+            make: "Toyota".into(),
+            model: "Corolla".into(),
+            year: 2020,
+            mileage_km: 50_000,
+            city: None,
+        },
+        inspection,
+        start_price: 50_000 * Y,
+        reserve: 50_000 * Y,
+        buy_now: Some(60_000 * Y),
+        starts_at: None,
+        duration_ms: Some(600_000),
     }
 }
 
@@ -372,4 +377,69 @@ fn every_command_of_the_market_takes_a_sequence_number_and_time() {
     m.alliance(complaint());
     let due: Vec<u64> = m.market.alliance().complaints().map(|c| c.due_at).collect();
     assert_eq!(due, [T0 + 25 * H, T0 + 25 * H]);
+}
+
+/// Good standing is the alliance's, asked in the step of the pre-bid: a dealer with an
+/// uncorrected warning (still active) may not pre-bid, and a pre-bid placed before the
+/// warning stands and wins the opening.
+#[test]
+fn only_dealers_in_good_standing_prebid_and_a_prebid_outlives_a_warning() {
+    let mut m = Sim::new();
+    let events = m.apply(AuctionCommand::ListCar {
+        seller: SellerId(1),
+        listing: Box::new(Listing {
+            starts_at: Some(T0 + 30 * H),
+            ..listing_of(clean())
+        }),
+    });
+    let Some(Event::Auction(AuctionEvent::Listed { lot, .. })) = events.first().cloned() else {
+        panic!("not listed: {events:?}")
+    };
+    let prebid = |m: &mut Sim, dealer: u32, max: u64, id: &str| {
+        let events = m.apply(AuctionCommand::PlaceBid {
+            dealer: DealerId(dealer),
+            lot,
+            amount: 50_000 * Y,
+            max: Some(max * Y),
+            bid_id: Arc::from(id),
+        });
+        match events.first() {
+            Some(Event::Auction(AuctionEvent::Bid { outcome, .. })) => *outcome,
+            other => panic!("no bid result: {other:?}"),
+        }
+    };
+    assert!(matches!(
+        prebid(&mut m, 2, 70_000, "p2"),
+        BidOutcome::Accepted { leading: false, .. }
+    ));
+    // One complaint each, left unanswered: a warning each at 24 h; both stay active.
+    for dealer in [1, 2] {
+        m.alliance(AllianceCommand::OpenComplaint {
+            dealer: DealerId(dealer),
+            item: None,
+            consumer_ref: "c".into(),
+            text: "t".into(),
+        });
+    }
+    m.tick_at(T0 + 24 * H);
+    for dealer in [1, 2] {
+        let d = m.market.book().dealer(DealerId(dealer)).expect("dealer");
+        assert_eq!(d.status, DealerStatus::Active);
+        assert!(!m
+            .market
+            .alliance()
+            .good_standing(d.id, d.status, &AllianceRules::default()));
+    }
+    assert_eq!(
+        prebid(&mut m, 1, 80_000, "p1"),
+        BidOutcome::Rejected(Rejection::NotInGoodStanding)
+    );
+    assert_eq!(
+        prebid(&mut m, 2, 90_000, "p2-raise"),
+        BidOutcome::Rejected(Rejection::NotInGoodStanding)
+    );
+    m.tick_at(T0 + 30 * H);
+    let lot = m.market.book().lot(lot).expect("lot");
+    assert_eq!(lot.lead.map(|l| l.dealer), Some(DealerId(2)));
+    assert_eq!(lot.price, Some(50_000 * Y));
 }

@@ -3,9 +3,10 @@
 //! A copy of the book's alliance state, kept by absorbing the alliance's durable events
 //! (the rules are not run again here) and rebuilt from the book after every recovery.
 
-use crate::alliance::{Alliance, Complaint, ComplaintId, Item, ItemId, Standing};
+use crate::alliance::{Alliance, AllianceRules, Complaint, ComplaintId, Item, ItemId, Standing};
 use crate::auction::Event as AuctionEvent;
 use crate::market::{Event, Market};
+use crate::views::Viewer;
 use crate::vocab::{DealerId, DealerStatus};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
@@ -24,6 +25,8 @@ struct View {
     alliance: Alliance,
     /// Every dealer's status in the book (standings show it).
     statuses: BTreeMap<DealerId, DealerStatus>,
+    /// The alliance's rules as of the last durable `Configure` (good standing's threshold).
+    rules: AllianceRules,
 }
 
 impl AllianceBoard {
@@ -38,6 +41,30 @@ impl AllianceBoard {
         v.alliance = market.alliance().clone();
         let dealers = market.book().dealers();
         v.statuses = dealers.iter().map(|d| (d.id, d.status)).collect();
+        v.rules = market.rules().alliance;
+    }
+
+    /// Takes in the rules of a durable `Configure`.
+    pub(super) fn configure(&self, rules: &AllianceRules) {
+        self.state.write().rules = rules.clone();
+    }
+
+    /// Whether a dealer is in good standing now (the condition of seeing and pre-bidding
+    /// on lots in their preview); `false` for a dealer the book does not know.
+    pub fn good_standing(&self, dealer: DealerId) -> bool {
+        let v = self.state.read();
+        v.statuses
+            .get(&dealer)
+            .is_some_and(|&status| v.alliance.good_standing(dealer, status, &v.rules))
+    }
+
+    /// Whether `viewer` sees lots in their preview (see [`super::LotView::visible_to`]).
+    pub fn sees_previews(&self, viewer: Viewer) -> bool {
+        match viewer {
+            Viewer::Dealer(d) => self.good_standing(d),
+            Viewer::Seller(_) => false,
+            Viewer::Other => true,
+        }
     }
 
     /// Takes in one durable command's events.

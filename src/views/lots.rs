@@ -57,6 +57,19 @@ impl LotView {
         }
     }
 
+    /// Whether `viewer` may see this lot. Once it opens, anyone; in its preview
+    /// (`scheduled`), its seller, the operators, and dealers in good standing
+    /// (`sees_previews`, from [`super::AllianceBoard::sees_previews`]): the preview and its
+    /// pre-bids are a member's benefit, so another dealer learns of the car when it goes
+    /// live.
+    pub fn visible_to(&self, viewer: Viewer, sees_previews: bool) -> bool {
+        match viewer {
+            _ if self.status != LotStatus::Scheduled => true,
+            Viewer::Seller(s) => s == self.seller,
+            Viewer::Dealer(_) | Viewer::Other => sees_previews,
+        }
+    }
+
     /// Whether the price has reached the reserve.
     pub fn reserve_met(&self) -> bool {
         self.listing.reserve_met_at(self.price)
@@ -108,6 +121,22 @@ impl Lots {
         self.lots
             .get(&lot)
             .map(|l| AuctionView::new(&l, &inc, viewer))
+    }
+
+    /// The view of one lot for `viewer`, if it may see it (see [`LotView::visible_to`]).
+    pub fn view_for(&self, lot: LotId, viewer: Viewer, sees_previews: bool) -> Option<AuctionView> {
+        let inc = self.increments.read();
+        self.lots
+            .get(&lot)
+            .filter(|l| l.visible_to(viewer, sees_previews))
+            .map(|l| AuctionView::new(&l, &inc, viewer))
+    }
+
+    /// Whether the lot exists and `viewer` may see it.
+    pub fn visible(&self, lot: LotId, viewer: Viewer, sees_previews: bool) -> bool {
+        self.lots
+            .get(&lot)
+            .is_some_and(|l| l.visible_to(viewer, sees_previews))
     }
 
     /// Views of every lot that `keep` accepts, in id order.

@@ -52,6 +52,7 @@ impl Publisher for ViewsPublisher {
             match *event {
                 Event::Configured => {
                     if let Command::Configure(rules) = &entry.command {
+                        self.alliance.configure(&rules.alliance);
                         let rules = &rules.auction;
                         self.lots.configure(&rules.increments, rules.leverage);
                     }

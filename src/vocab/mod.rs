@@ -35,7 +35,10 @@ pub use vin::{check_vin, vin_check_digit};
 ///   `max`) from the leader is `already_leading`; a retail sale is refused when the car's
 ///   report shows structural, fire or flood damage, a tampered odometer or a title that
 ///   cannot be transferred (zero tolerance at the point of sale).
-pub const RULES_VERSION: u32 = 2;
+/// - 3: a bid with a `max` on a lot still in its preview (`scheduled`) is a pre-bid from a
+///   dealer in good standing (before, it was `not_live`); pre-bids resolve when the lot
+///   opens, and a seller may not cancel a lot that holds one.
+pub const RULES_VERSION: u32 = 3;
 
 /// The version of rules an empty journal starts with, and of rules journaled before
 /// versions existed.

@@ -7,6 +7,10 @@ const BOUNDS: ListingBounds = ListingBounds {
     current_year: 2025,
     min_duration_s: 60,
     max_duration_s: 604_800,
+    min_preview_s: 600,
+    max_preview_s: 172_800,
+    default_preview_s: 0,
+    now_ms: 1_760_000_000_000,
 };
 
 fn good() -> Value {
@@ -340,4 +344,47 @@ fn the_listing_example_in_docs_protocol_is_valid() {
     let listing = validate_listing(&section.as_bytes()[start..end], &BOUNDS).expect("valid");
     assert_eq!(listing.vehicle.vin, "LFV2A21K0M3123456");
     assert_eq!(listing.duration_ms, Some(1_200_000));
+}
+
+/// A preview is given as its length from now (`preview_s`) or as `starts_at`, not both;
+/// with neither, the configured default applies (0: the lot opens at once).
+#[test]
+fn a_preview_is_its_length_from_now() {
+    let now = BOUNDS.now_ms;
+    let undated = with("starts_at", None);
+    // (preview_s, the fields in error)
+    let table: [(Value, &[&str]); 6] = [
+        (json!(600), &[]),
+        (json!(172_800), &[]),
+        (json!(599), &["preview_s"]),
+        (json!(172_801), &["preview_s"]),
+        (json!(-1), &["preview_s"]),
+        (json!("600"), &["preview_s"]),
+    ];
+    for (preview, errors) in table {
+        let mut body = undated.clone();
+        body["preview_s"] = preview.clone();
+        assert_eq!(fields(&run(&body)), errors, "{preview}");
+    }
+    let mut body = undated.clone();
+    body["preview_s"] = json!(3_600);
+    assert_eq!(run(&body).expect("valid").starts_at, Some(now + 3_600_000));
+    assert_eq!(
+        fields(&run(&with("preview_s", Some(json!(3_600))))),
+        ["preview_s"],
+        "not with starts_at"
+    );
+    assert_eq!(run(&undated).expect("valid").starts_at, None);
+    let by_default = ListingBounds {
+        default_preview_s: 7_200,
+        ..BOUNDS
+    };
+    let l = validate_listing(&serde_json::to_vec(&undated).unwrap(), &by_default).expect("ok");
+    assert_eq!(l.starts_at, Some(now + 7_200_000));
+    let l = validate_listing(&serde_json::to_vec(&good()).unwrap(), &by_default).expect("ok");
+    assert_eq!(
+        l.starts_at,
+        good()["starts_at"].as_u64(),
+        "a starts_at is the seller's"
+    );
 }

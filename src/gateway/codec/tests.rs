@@ -1571,9 +1571,11 @@ fn every_reject_reason_is_listed_once_in_order_with_its_wire_name() {
             RejectReason::Invalid => 7,
             RejectReason::Unavailable => 8,
             RejectReason::AlreadyLeading => 9,
+            RejectReason::NotInGoodStanding => 10,
+            RejectReason::PrebidLowered => 11,
         }
     }
-    assert_eq!(RejectReason::ALL.len(), 10);
+    assert_eq!(RejectReason::ALL.len(), 12);
     for (i, r) in RejectReason::ALL.into_iter().enumerate() {
         assert_eq!((position(r), r as usize), (i, i), "{r:?}");
         assert_eq!(serde_json::to_value(r).expect("encode"), json!(r.as_str()));

@@ -24,11 +24,19 @@ export async function show(view) {
     h('caption.sr', t('board.title')),
     h('thead', h('tr', ['car', 'city', 'grade', 'price', 'left', 'reserve', 'bids', 'watch'].map((c) => h('th', { scope: 'col', text: t(`col.${c}`) })))),
     body);
+  // Lots in their preview: the server lists them only to members in good standing.
+  const previewBody = h('tbody');
+  const previewTable = h('table.board#preview-board',
+    h('caption.sr', t('board.preview_title')),
+    h('thead', h('tr', ['car', 'city', 'grade', 'start', 'opens'].map((c) => h('th', { scope: 'col', text: t(`col.${c}`) })))),
+    previewBody);
+  const previewSection = h('section#preview', { hidden: true },
+    h('h2', t('board.preview_title')), h('p.help', t('board.preview_note')), h('div.scroll', previewTable));
   view.append(h('h1', t('board.title')),
     h('div.toolbar',
       h('label', { for: 'board-filter', text: t('board.filter') }), filter,
       h('label.check', onlyWatched, ' ', t('board.watched')), refresh),
-    status, h('div.scroll', table), h('p.help', t('board.note')));
+    status, h('div.scroll', table), h('p.help', t('board.note')), previewSection);
 
   const row = (a) => {
     const w = watched().has(a.id);
@@ -54,7 +62,17 @@ export async function show(view) {
       })));
   };
 
+  const previewRow = (a) => h('tr', { 'data-auction': a.id },
+    h('th', { scope: 'row' }, h('a', { href: `#/lot/${encodeURIComponent(a.id)}`, text: carName(a.vehicle) })),
+    h('td', a.vehicle.city || '—'),
+    h('td', String(a.inspection.grade)),
+    h('td.money', formatFen(a.min_next)),
+    h('td.left', { 'data-ends': a.starts_at }, formatLeft(a.starts_at - serverNow())));
+
   function render() {
+    const previews = [...lots.values()].filter((a) => a.status === 'scheduled');
+    previewSection.hidden = previews.length === 0;
+    fill(previewBody, previews.length ? previews.map(previewRow) : h('tr', h('td', { colspan: 5, text: t('board.preview_none') })));
     const q = filter.value.trim().toLowerCase();
     const w = watched();
     const shown = [...lots.values()].filter((a) => a.status === 'live')
@@ -66,8 +84,8 @@ export async function show(view) {
   async function load() {
     status.textContent = '';
     try {
-      const r = await get('/v1/auctions?status=live');
-      for (const a of r.auctions) {
+      const [r, p] = await Promise.all([get('/v1/auctions?status=live'), get('/v1/auctions?status=scheduled')]);
+      for (const a of [...r.auctions, ...p.auctions]) {
         lots.set(a.id, a);
         live.subscribe(a.id);
       }
@@ -93,7 +111,7 @@ export async function show(view) {
   onlyWatched.addEventListener('change', render);
   refresh.addEventListener('click', load);
   const tick = setInterval(() => {
-    for (const td of body.querySelectorAll('td.left')) td.textContent = formatLeft(Number(td.dataset.ends) - serverNow());
+    for (const td of view.querySelectorAll('td.left')) td.textContent = formatLeft(Number(td.dataset.ends) - serverNow());
   }, 1000);
   // New listings are not pushed by the protocol: re-read the list now and then.
   const reread = setInterval(load, 30_000);

@@ -1,7 +1,8 @@
 // One auction, for a dealer: the car and its inspection report, a countdown on the
 // server's clock, price and lowest next bid, one-click bid at the next increment, a proxy
 // maximum, the dealer's own state the moment it changes, soft-close extensions as they
-// happen, and buying power left.
+// happen, and buying power left. In the auction's preview (members only), a pre-bid: a
+// sealed maximum, resolved when the auction opens.
 
 import { h, fill } from '../dom.js';
 import { getLang, t } from '../i18n.js';
@@ -42,6 +43,8 @@ export async function show(view, [id], app) {
     closed: h('p#closed-msg.notice', { role: 'status', 'aria-live': 'polite', hidden: true }),
     bidNext: h('button#bid-next.primary', { type: 'button' }),
     max: h('input#max-input', { inputmode: 'decimal', autocomplete: 'off', 'aria-describedby': 'max-hint max-error' }),
+    maxLabel: h('label', { for: 'max-input', text: t('lot.max') }),
+    maxHint: h('p.help#max-hint', t('lot.max_hint')),
     maxError: h('p.field-error#max-error', { role: 'alert' }),
     bidMax: h('button#bid-max', { type: 'submit' }),
     bidStatus: h('p#bid-status', { role: 'status', 'aria-live': 'polite' }),
@@ -66,8 +69,7 @@ export async function show(view, [id], app) {
       h('div.card.bid',
         el.bidNext,
         h('form#max-form', { novalidate: true, onsubmit: (e) => { e.preventDefault(); bidMax(); } },
-          h('label', { for: 'max-input', text: t('lot.max') }), el.max,
-          h('p.help#max-hint', t('lot.max_hint')), el.maxError, el.bidMax),
+          el.maxLabel, el.max, el.maxHint, el.maxError, el.bidMax),
         el.bidStatus,
         h('p', h('span.label', `${t('lot.bp_left')}: `), el.bp))),
     el.report);
@@ -92,20 +94,26 @@ export async function show(view, [id], app) {
     document.title = `${carName(a.vehicle)} — gavel`;
     el.title.textContent = carName(a.vehicle);
     el.sub.textContent = [a.vehicle.city, t('lot.km', { km: a.vehicle.mileage_km.toLocaleString(getLang()) }), `${t('lot.vin')} ${a.vehicle.vin}`].filter(Boolean).join(' · ');
-    el.status.textContent = t(`status.${a.status}`);
+    const preview = a.status === 'scheduled';
+    el.status.textContent = t(preview ? 'status.preview' : `status.${a.status}`);
     el.status.className = `badge status ${a.status}`;
     el.price.textContent = a.price === null ? t('price.none') : formatFen(a.price);
     el.minNext.textContent = formatFen(a.min_next);
     el.bids.textContent = String(a.bids);
     el.reserve.textContent = a.reserve_met ? t('reserve.met') : t('reserve.not');
     el.buyNow.textContent = a.buy_now ? formatFen(a.buy_now) : '—';
-    el.ends.textContent = t('lot.ends', { at: formatTime(a.ends_at, getLang()) });
+    el.ends.textContent = preview
+      ? t('lot.opens', { at: formatTime(a.starts_at, getLang()) })
+      : t('lot.ends', { at: formatTime(a.ends_at, getLang()) });
     el.bidNext.textContent = t('lot.bid_next', { amount: formatFen(a.min_next) });
-    el.bidMax.textContent = myState === 'leading' ? t('lot.raise_max') : t('lot.set_max');
+    el.maxLabel.textContent = t(preview ? 'lot.prebid' : 'lot.max');
+    el.maxHint.textContent = t(preview ? 'lot.prebid_hint' : 'lot.max_hint');
+    el.bidMax.textContent = preview ? t('lot.set_prebid') : myState === 'leading' ? t('lot.raise_max') : t('lot.set_max');
     const open = a.status === 'live';
     el.bidNext.disabled = !open;
-    el.bidMax.disabled = !open;
-    if (a.status === 'live' || a.status === 'scheduled') {
+    el.bidMax.disabled = !open && !preview;
+    // In the preview a pre-bid is sealed: nobody leads or is outbid until the opening.
+    if (open) {
       if (a.leading) setState('leading');
       else if (myState === 'leading' || participated) setState('outbid');
     }
@@ -114,7 +122,8 @@ export async function show(view, [id], app) {
 
   function tick() {
     if (!a) return;
-    el.countdown.textContent = a.status === 'live' ? formatLeft(a.ends_at - serverNow()) : t(`status.${a.status}`);
+    el.countdown.textContent = a.status === 'live' ? formatLeft(a.ends_at - serverNow())
+      : a.status === 'scheduled' ? formatLeft(a.starts_at - serverNow()) : t(`status.${a.status}`);
     el.countdown.dataset.endsAt = a.ends_at;
   }
 
@@ -134,7 +143,13 @@ export async function show(view, [id], app) {
     }
     const r = b.result;
     el.bidStatus.dataset.ackMs = String(Math.round(b.latency ?? 0));
-    if (r.accepted) {
+    if (r.accepted && a && a.status === 'scheduled') {
+      participated = true;
+      el.bidStatus.dataset.state = 'accepted';
+      el.bidStatus.classList.add('ok');
+      el.bidStatus.textContent = t('bid.prebid_accepted');
+      setState('prebid');
+    } else if (r.accepted) {
       participated = true;
       el.bidStatus.dataset.state = 'accepted';
       el.bidStatus.classList.add('ok');

@@ -17,8 +17,9 @@ const FIELDS = [
   ['inspection.odometer_tampered', 'flag'], ['inspection.title_transferable', 'flag'],
   ['inspection.grade', 'grade'], ['inspection.notes', 'notes'],
   ['start_price', 'money'], ['reserve', 'money'], ['buy_now', 'money'], ['duration_s', 'int'],
+  ['preview_s', 'int'],
 ];
-const OPTIONAL = new Set(['vehicle.city', 'buy_now']);
+const OPTIONAL = new Set(['vehicle.city', 'buy_now', 'preview_s']);
 const slug = (f) => f.replace(/\./g, '-');
 
 function field(path, kind) {
@@ -86,6 +87,7 @@ export async function show(view, _args, app) {
         v = parseYuan(i.value);
         if (v === null) { fieldError(path, t('f.money')); bad = true; continue; }
       } else if (kind === 'int') {
+        if (!i.value.trim() && OPTIONAL.has(path)) continue;
         // Sent as typed when it is no whole number: the server's message says why.
         v = /^\s*\d+\s*$/.test(i.value) ? Number(i.value) : i.value;
       } else {
