@@ -916,9 +916,7 @@ fn credit_batch() -> Batch {
 
 /// The book after the script, the sequel and the credit sequel.
 fn credit_book() -> Market {
-    let mut book = sequel_book();
-    apply(&mut book, &credit_sequel());
-    book
+    book_after(sequel_book(), &credit_sequel())
 }
 
 /// The sequel as a batch, with its outcomes (applied after the script).
@@ -1038,15 +1036,17 @@ fn third_act_batch() -> Batch {
 
 /// The book after the script, the sequel and the third act.
 fn third_act_book() -> Market {
-    let mut book = sequel_book();
-    apply(&mut book, &third_act());
-    book
+    book_after(sequel_book(), &third_act())
 }
 
 /// The book after the script and the sequel.
 fn sequel_book() -> Market {
-    let mut book = script_book();
-    apply(&mut book, &sequel());
+    book_after(script_book(), &sequel())
+}
+
+/// `book` with `entries` applied (the sequels' books, each after the one it follows).
+fn book_after(mut book: Market, entries: &[Entry]) -> Market {
+    apply(&mut book, entries);
     book
 }
 
