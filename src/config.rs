@@ -48,6 +48,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The audit trail and the shill report.
     pub audit: AuditConfig,
+    /// Scale-out over several nodes (`gavel node` only).
+    pub cluster: ClusterConfig,
 }
 
 /// What happens to the open leading bids of a dealer who is expelled or suspended.
@@ -138,6 +140,29 @@ pub struct StoreConfig {
     pub retain_segments_behind_snapshot: Retention,
     /// Redis log retention, in commands behind the newest snapshot.
     pub redis_retain_commands_behind_snapshot: Retention,
+}
+
+/// `[cluster]`: how a node takes part in a cluster (read only by `gavel node`; see
+/// `crate::cluster` and config/default.toml).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// This node's id; empty: `<hostname>-<pid>`.
+    pub node_id: String,
+    /// Every market, by name.
+    pub markets: Vec<String>,
+    /// City → market.
+    pub cities: std::collections::BTreeMap<String, String>,
+    /// The market of a car without a city, or of a city not in `cities`.
+    pub default_market: String,
+    /// How long a market's lease and a node's registry entry outlive their last renewal.
+    pub lease_ttl_ms: u64,
+    /// How often a node heartbeats and converges on the assignment.
+    pub heartbeat_ms: u64,
+    /// Host the market servers bind to (each on a free port).
+    pub market_listen_host: String,
+    /// Host other nodes and clients reach this node's listeners at.
+    pub advertise_host: String,
 }
 
 /// `[engine]`

@@ -26,12 +26,15 @@
 //! - [`demo`]: `serve --demo` seeding, and its slowly bidding demo dealers.
 //! - [`server`]: the application state, one listener for HTTP and WebSocket, the
 //!   engine's publishers, graceful shutdown.
+//! - [`cluster`]: scale-out: markets partitioned over nodes sharing a Redis (Cluster), each
+//!   market one `server`; the node's front door, the registry, the control stream.
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod alliance;
 pub mod api;
 pub mod auction;
 pub mod audit;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod demo;

@@ -58,6 +58,18 @@ enum Cmd {
         #[arg(long)]
         demo: bool,
     },
+    /// Run as one node of a cluster: serve a fair share of `[cluster] markets`, each on its
+    /// own listener, and a front door on server.listen that says where each market is.
+    Node {
+        #[command(flatten)]
+        journal: JournalArgs,
+        /// Front door address (overrides server.listen and GAVEL_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+        /// This node's id (overrides cluster.node_id).
+        #[arg(long)]
+        node_id: Option<String>,
+    },
     /// Rebuild every auction from the journal alone and compare with published outcomes.
     Replay {
         #[command(flatten)]
@@ -65,6 +77,12 @@ enum Cmd {
         /// Compare recomputed outcomes with the published ones; exit 1 on any difference.
         #[arg(long)]
         verify: bool,
+        /// In a cluster: verify this market's journal (keys `{<redis_prefix>:<market>}`).
+        #[arg(long, conflicts_with = "all_markets")]
+        market: Option<String>,
+        /// In a cluster: verify every market of `[cluster] markets`, one after another.
+        #[arg(long)]
+        all_markets: bool,
         /// Also print the market data the log rebuilds: a `market-data` line per group
         /// (as `GET /v1/market/prices` shows it) and a `market-history` line per model.
         #[arg(long)]
@@ -127,6 +145,30 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serve(config, j, demo).await
             }
         }
+        Cmd::Node {
+            journal,
+            listen,
+            node_id,
+        } => {
+            let mut config = load(&journal)?;
+            if let Some(l) = listen {
+                config.server.listen = l;
+            }
+            if let Some(id) = node_id {
+                config.cluster.node_id = id;
+            }
+            init_tracing(&config);
+            let node = gavel::cluster::Node::start(config).await?;
+            println!(
+                "gavel node listening on http://{} (cluster map: GET /v1/cluster)",
+                node.addr
+            );
+            let stopped_by = wait_for_signal().await;
+            println!("{stopped_by}: handing markets over");
+            node.shutdown().await;
+            println!("left the cluster; bye");
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Audit { query } => {
             let config = load(query.journal())?;
             audit_cli::run(query, &config, config.audit_source()).await
@@ -134,11 +176,40 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Replay {
             journal,
             verify,
+            market,
+            all_markets,
             market_data,
         } => {
-            let config = load(&journal)?;
+            let mut config = load(&journal)?;
             if !verify {
                 bail!("replay needs --verify (the only mode so far)");
+            }
+            if all_markets || market.is_some() {
+                let settings = gavel::cluster::ClusterSettings::from_config(&config);
+                let markets = match market {
+                    Some(m) if settings.markets.contains(&m) => vec![m],
+                    Some(m) => bail!("{m:?} is not one of cluster.markets {:?}", settings.markets),
+                    None => settings.markets.clone(),
+                };
+                let mut all_ok = true;
+                for m in markets {
+                    config.store.redis_prefix = settings.market_prefix(&m);
+                    println!("market {m}:");
+                    let log = RedisLog::open(&config.redis_journal())
+                        .await
+                        .with_context(|| format!("reading market {m}'s journal"))?;
+                    let code = replay(
+                        log,
+                        market_data.then(|| gavel::server::market_data_config(&config)),
+                    )
+                    .await?;
+                    all_ok &= code == ExitCode::SUCCESS;
+                }
+                return Ok(if all_ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
             }
             // Read-only: replay takes no lock or lease, repairs nothing and creates nothing,
             // so it may run beside an engine, and a mistyped path is an error, not an

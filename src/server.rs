@@ -64,6 +64,10 @@ pub struct Running {
     pub lots: Arc<Lots>,
     /// The alliance's durable read view.
     pub alliance: Arc<AllianceBoard>,
+    /// Who each token is.
+    pub directory: Arc<Directory>,
+    /// The accounts' read view.
+    pub accounts: Arc<Accounts>,
     shutdown: watch::Sender<bool>,
     accept: JoinHandle<()>,
     /// The alliance hand-off (Redis consumer group, or the local feed).
@@ -234,10 +238,10 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
     };
     let api = Arc::new(ApiState {
         engine: engine.clone(),
-        directory,
+        directory: directory.clone(),
         lots: lots.clone(),
         alliance: board.clone(),
-        accounts,
+        accounts: accounts.clone(),
         market_data,
         bounds_min_duration_s: config.auction.min_duration_s,
         bounds_max_duration_s: config.auction.max_duration_s,
@@ -282,6 +286,8 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         hub,
         lots,
         alliance: board,
+        directory,
+        accounts,
         shutdown,
         accept,
         handoff,
@@ -328,6 +334,16 @@ impl Running {
         let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
         let _ = tokio::time::timeout_at(deadline, self.slots.acquire_many(all)).await;
         flushed
+    }
+
+    /// Whether the engine has stopped (by itself: a fatal journal error, or fenced).
+    pub fn has_stopped(&self) -> bool {
+        *self.engine_done.borrow()
+    }
+
+    /// Turns true when the engine has stopped.
+    pub fn done(&self) -> watch::Receiver<bool> {
+        self.engine_done.clone()
     }
 
     /// Resolves when the engine has stopped by itself, which only a fatal journal error

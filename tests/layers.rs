@@ -108,6 +108,29 @@ const LAYERS: &[(&str, &[&str])] = &[
             "console",
         ],
     ),
+    // A cluster node runs market servers and a front door that shares the API's errors
+    // and checks: it sits above the server.
+    (
+        "cluster",
+        &[
+            "vocab",
+            "auction",
+            "alliance",
+            "market",
+            "store",
+            "engine",
+            "audit",
+            "metrics",
+            "config",
+            "directory",
+            "views",
+            "pipeline",
+            "gateway",
+            "api",
+            "console",
+            "server",
+        ],
+    ),
 ];
 
 fn src() -> PathBuf {

@@ -315,7 +315,7 @@ pub(crate) fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T,
     raw.parse().map_err(|_| ApiError::not_found(what))
 }
 
-fn check_name(name: &str) -> Result<String, ApiError> {
+pub(crate) fn check_name(name: &str) -> Result<String, ApiError> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(ApiError::new(
@@ -427,7 +427,7 @@ impl DealerBody {
 pub const MAX_LINKED_SELLERS: usize = 1_000;
 
 /// A dealer's linked sellers as a request names them.
-fn seller_ids(raw: &[String]) -> Result<Vec<SellerId>, ApiError> {
+pub(crate) fn seller_ids(raw: &[String]) -> Result<Vec<SellerId>, ApiError> {
     if raw.len() > MAX_LINKED_SELLERS {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -1,0 +1,350 @@
+//! The control stream: what every market must apply, in one order — accounts, dealer
+//! status changes, and transfers of buying power between markets.
+//!
+//! Keys (`{prefix}` is the registry's hash tag; `{prefix:market}` a market's):
+//!
+//! | key                              | type   | holds |
+//! |----------------------------------|--------|-------|
+//! | `{prefix}:cluster:control`       | stream | one [`ControlEntry`] per entry, field `c` = MessagePack |
+//! | `{prefix}:cluster:results`       | hash   | entry id → JSON result, written by the entry's *home* market once applied |
+//! | `{prefix:market}:control_cursor` | string | the last control entry id `market` has applied |
+//!
+//! Why one stream: a dealer's id is its position among registrations, and every market
+//! must give it the same id, so every market applies registrations in the same order. The
+//! markets' journals stay separate; each applies the stream's entries as ordinary
+//! journaled commands, in stream order, and remembers how far it got. An entry applied
+//! twice (a crash between applying it and saving the cursor) changes nothing: a
+//! registration whose token is known is skipped, a status already in force is skipped,
+//! and a transfer half is idempotent by its id.
+//!
+//! A dealer's deposit is its allocation in its *home* market (`home`); the other markets
+//! register it with none, until a transfer moves some there. Credit lines are granted in
+//! the home market only (the market servers' own routes), so no line is counted twice.
+
+use super::registry::Conn;
+use crate::auction::{self, Event as AuctionEvent};
+use crate::market::{Command, Event};
+use crate::server::Running;
+use crate::vocab::{DealerId, DealerStatus};
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// One entry of the control stream.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ControlEntry {
+    /// Create an account in every market (`RegisterSeller`, `RegisterDealer` or
+    /// `RegisterService`); `home` holds a dealer's deposit and answers the request.
+    Account {
+        /// The registration, as the single-node API would submit it.
+        command: Command,
+        /// The market that keeps the deposit and writes the result.
+        home: String,
+    },
+    /// A dealer's status changed in `origin` (a market's sanction, or `operator`): every
+    /// other market applies it.
+    Status {
+        /// The dealer.
+        dealer: DealerId,
+        /// Its new status.
+        status: DealerStatus,
+        /// Why, as the origin said it.
+        reason: String,
+        /// The market it happened in, or `operator`.
+        origin: String,
+    },
+}
+
+/// The prefix every relayed status reason carries, so a relayed change is not relayed
+/// back (markets relay only changes whose reason lacks it).
+pub const RELAYED: &str = "cluster: ";
+
+/// The control stream's keys.
+#[derive(Clone, Debug)]
+pub struct ControlKeys {
+    /// The stream.
+    pub stream: String,
+    /// Results by entry id.
+    pub results: String,
+}
+
+impl ControlKeys {
+    /// Under the registry's `prefix`.
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            stream: format!("{{{prefix}}}:cluster:control"),
+            results: format!("{{{prefix}}}:cluster:results"),
+        }
+    }
+}
+
+/// Appends `entry`; returns its stream id.
+pub async fn append(
+    conn: &mut Conn,
+    keys: &ControlKeys,
+    entry: &ControlEntry,
+) -> redis::RedisResult<String> {
+    let bytes = rmp_serde::to_vec_named(entry).map_err(|e| {
+        redis::RedisError::from((redis::ErrorKind::TypeError, "encode", e.to_string()))
+    })?;
+    conn.xadd(&keys.stream, "*", &[("c", bytes)]).await
+}
+
+/// What `market` did with an entry, for the home market to publish.
+fn result_json(events: &[Event]) -> serde_json::Value {
+    for e in events {
+        match e {
+            Event::Auction(AuctionEvent::SellerRegistered { seller }) => {
+                return serde_json::json!({"id": seller.to_string()})
+            }
+            Event::Auction(AuctionEvent::DealerRegistered { dealer }) => {
+                return serde_json::json!({"id": dealer.to_string()})
+            }
+            Event::Auction(AuctionEvent::ServiceRegistered { service }) => {
+                return serde_json::json!({"id": service.to_string()})
+            }
+            Event::Auction(AuctionEvent::Refused(r)) => {
+                return serde_json::json!({"refused": format!("{r:?}")})
+            }
+            _ => {}
+        }
+    }
+    serde_json::json!({"applied": true})
+}
+
+/// Applies the control stream to one market this node serves, from its cursor on, until
+/// `stop` or the market's server stops. Entries are applied one at a time and the cursor
+/// saved after each: an engine that cannot make one durable is asked again.
+pub async fn ingest(
+    mut conn: Conn,
+    keys: ControlKeys,
+    market: String,
+    market_prefix: String,
+    running: RunningParts,
+    mut stop: watch::Receiver<bool>,
+) {
+    let cursor_key = format!("{market_prefix}:control_cursor");
+    let mut cursor: Option<String> = None;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        if cursor.is_none() {
+            match conn.get::<_, Option<String>>(&cursor_key).await {
+                Ok(c) => cursor = Some(c.unwrap_or_else(|| "0-0".to_owned())),
+                Err(e) => {
+                    tracing::warn!(%market, error = %e, "control cursor unreadable");
+                    pause(&mut stop).await;
+                    continue;
+                }
+            }
+        }
+        let from = cursor.clone().unwrap_or_else(|| "0-0".to_owned());
+        let opts = StreamReadOptions::default().count(64).block(200);
+        let reply: StreamReadReply =
+            match conn.xread_options(&[&keys.stream], &[&from], &opts).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(%market, error = %e, "control stream unreadable");
+                    pause(&mut stop).await;
+                    continue;
+                }
+            };
+        for key in reply.keys {
+            for entry in key.ids {
+                let Some(redis::Value::BulkString(bytes)) = entry.map.get("c") else {
+                    tracing::error!(%market, id = %entry.id, "control entry without a body; skipped");
+                    cursor = Some(entry.id.clone());
+                    continue;
+                };
+                let decoded: ControlEntry = match rmp_serde::from_slice(bytes) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::error!(%market, id = %entry.id, error = %e, "control entry undecodable; skipped");
+                        cursor = Some(entry.id.clone());
+                        continue;
+                    }
+                };
+                match apply(&running, &market, decoded).await {
+                    Applied::Done(result) => {
+                        if let Some(result) = result {
+                            let _: redis::RedisResult<()> = conn
+                                .hset(&keys.results, &entry.id, result.to_string())
+                                .await;
+                        }
+                        let saved: redis::RedisResult<()> = conn.set(&cursor_key, &entry.id).await;
+                        if let Err(e) = saved {
+                            tracing::warn!(%market, error = %e, "control cursor not saved; the entry will be seen again");
+                        }
+                        cursor = Some(entry.id.clone());
+                    }
+                    Applied::Retry => {
+                        pause(&mut stop).await;
+                        break;
+                    }
+                }
+            }
+        }
+        if running.stopped() {
+            return;
+        }
+    }
+}
+
+async fn pause(stop: &mut watch::Receiver<bool>) {
+    let _ = tokio::time::timeout(Duration::from_millis(200), stop.changed()).await;
+}
+
+/// The parts of a market's server the control stream needs.
+#[derive(Clone)]
+pub struct RunningParts {
+    /// Submit commands.
+    pub engine: crate::engine::EngineHandle,
+    /// Who a token digest is.
+    pub directory: std::sync::Arc<crate::directory::Directory>,
+    /// Dealers' statuses.
+    pub accounts: std::sync::Arc<crate::views::Accounts>,
+    /// Turns true when the engine has stopped.
+    pub done: watch::Receiver<bool>,
+}
+
+impl RunningParts {
+    /// From a running market server.
+    pub fn of(running: &Running) -> Self {
+        Self {
+            engine: running.engine.clone(),
+            directory: running.directory.clone(),
+            accounts: running.accounts.clone(),
+            done: running.done(),
+        }
+    }
+
+    fn stopped(&self) -> bool {
+        *self.done.borrow()
+    }
+}
+
+enum Applied {
+    /// Applied (or nothing to do); the home market's result, if this market is it.
+    Done(Option<serde_json::Value>),
+    /// The engine could not make it durable now.
+    Retry,
+}
+
+async fn apply(running: &RunningParts, market: &str, entry: ControlEntry) -> Applied {
+    match entry {
+        ControlEntry::Account { command, home } => {
+            let is_home = home == market;
+            let Command::Auction(mut c) = command else {
+                return Applied::Done(None);
+            };
+            let digest = match &mut c {
+                auction::Command::RegisterSeller { token_hash, .. }
+                | auction::Command::RegisterService { token_hash, .. } => *token_hash,
+                auction::Command::RegisterDealer {
+                    token_hash,
+                    deposit,
+                    ..
+                } => {
+                    if !is_home {
+                        *deposit = 0;
+                    }
+                    *token_hash
+                }
+                _ => return Applied::Done(None),
+            };
+            if let Some(p) = running.directory.principal(&digest) {
+                // Applied before (a crash between applying and saving the cursor).
+                let id = match p {
+                    crate::directory::Principal::Seller(s) => s.to_string(),
+                    crate::directory::Principal::Dealer(d) => d.to_string(),
+                    crate::directory::Principal::Service(s) => s.to_string(),
+                    crate::directory::Principal::Admin => String::new(),
+                };
+                return Applied::Done(is_home.then(|| serde_json::json!({ "id": id })));
+            }
+            match running.engine.submit(Command::Auction(c)).await {
+                Ok(applied) => Applied::Done(is_home.then(|| result_json(&applied.events))),
+                Err(_) => Applied::Retry,
+            }
+        }
+        ControlEntry::Status {
+            dealer,
+            status,
+            reason,
+            origin,
+        } => {
+            if origin == market {
+                return Applied::Done(None);
+            }
+            if running
+                .accounts
+                .dealer(dealer)
+                .is_some_and(|d| d.status == status)
+            {
+                return Applied::Done(None);
+            }
+            let command = auction::Command::SetDealerStatus {
+                dealer,
+                status,
+                reason: format!("{RELAYED}{origin}: {reason}"),
+            };
+            match running.engine.submit(Command::Auction(command)).await {
+                Ok(_) => Applied::Done(None),
+                Err(_) => Applied::Retry,
+            }
+        }
+    }
+}
+
+/// Relays the status changes a market made by itself (its alliance's sanctions, an
+/// operator on the market's own server) to the control stream, until `stop` or the
+/// market stops. Polls the market's accounts view; a change is relayed once per change
+/// seen by this server (after a restart the view knows no change until the next one, so
+/// a change made just before a crash may go unrelayed: the operator's `GET /v1/cluster`
+/// lists every market's statuses... see docs).
+pub async fn relay_status(
+    mut conn: Conn,
+    keys: ControlKeys,
+    market: String,
+    running: RunningParts,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut seen: std::collections::BTreeMap<DealerId, u64> = Default::default();
+    loop {
+        pause(&mut stop).await;
+        if *stop.borrow() || running.stopped() {
+            return;
+        }
+        let mut after = None;
+        loop {
+            let page = running.accounts.dealers(after, 1000);
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            for d in &page {
+                let Some(change) = &d.last_change else {
+                    continue;
+                };
+                if change.reason.starts_with(RELAYED) || seen.get(&d.id) == Some(&change.at) {
+                    continue;
+                }
+                let entry = ControlEntry::Status {
+                    dealer: d.id,
+                    status: change.status,
+                    reason: change.reason.clone(),
+                    origin: market.clone(),
+                };
+                match append(&mut conn, &keys, &entry).await {
+                    Ok(_) => {
+                        seen.insert(d.id, change.at);
+                    }
+                    Err(e) => {
+                        tracing::warn!(%market, error = %e, "status relay failed; will retry")
+                    }
+                }
+            }
+        }
+    }
+}
