@@ -243,6 +243,10 @@ pub struct ServerConfig {
     /// operator's sign-in link printed (a configured token is never printed).
     #[serde(default, skip)]
     pub demo_admin_link: bool,
+    /// Set by a cluster node for its market servers (not a setting to put in a file):
+    /// accounts then come from the cluster's control stream only.
+    #[serde(default, skip)]
+    pub cluster_market: bool,
 }
 
 /// `[auction]` (durations in seconds, money in yuan).

@@ -252,6 +252,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         },
         audit,
         api_metrics,
+        accounts_from_cluster: config.server.cluster_market,
         metrics: Arc::new(move |out: &mut String| {
             crate::api::routes::render_metrics(&rendered_api_metrics, out);
             crate::gateway::render_metrics(&gateway_metrics, out);

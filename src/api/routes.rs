@@ -51,6 +51,9 @@ pub struct ApiState {
     pub api_metrics: Arc<ApiMetrics>,
     /// Prometheus text of every part of the server, for `/metrics`.
     pub metrics: Arc<dyn Fn(&mut String) + Send + Sync>,
+    /// A cluster's market server takes accounts only from the cluster's control stream
+    /// (every market must give an account the same id), so its own account routes refuse.
+    pub accounts_from_cluster: bool,
 }
 
 /// The API's measurements.
@@ -363,6 +366,14 @@ async fn register(
     s: &ApiState,
     command: impl FnOnce(TokenHash) -> Command,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if s.accounts_from_cluster {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "register_at_front_door",
+            "this server is one market of a cluster: create accounts through a node's front \
+             door, so that every market gives the account the same id",
+        ));
+    }
     let (token, token_hash) = new_token();
     let (_, events) = submit(s, command(token_hash)).await?;
     let id = events.iter().find_map(|e| match e {

@@ -268,6 +268,7 @@ pub fn market_config(config: &Config, settings: &ClusterSettings, market: &str) 
     let mut c = config.clone();
     c.server.listen = format!("{}:0", settings.market_listen_host);
     c.server.demo = false;
+    c.server.cluster_market = true;
     c.store.redis_prefix = settings.market_prefix(market);
     c.store.lease_ttl_ms = settings.lease_ttl_ms;
     c
