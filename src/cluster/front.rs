@@ -47,6 +47,8 @@ pub struct FrontState {
     pub conn: Conn,
     /// How long an account request waits for its home market.
     pub wait: Duration,
+    /// The node's counters.
+    pub metrics: Arc<super::metrics::NodeMetrics>,
 }
 
 type Shared = Arc<FrontState>;
@@ -55,6 +57,7 @@ type Shared = Arc<FrontState>;
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
         .route("/v1/cluster", get(map))
         .route("/v1/cluster/route", get(route_city))
         .route("/m/{market}", any(to_market_root))
@@ -79,6 +82,12 @@ async fn not_here() -> Response {
         "this is a cluster node's front door: find a market's server with GET /v1/cluster, \
          or send market requests to /m/{market}/...",
     )
+}
+
+async fn metrics(State(s): State<Shared>) -> Response {
+    let mut out = String::new();
+    s.metrics.render(&mut out);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
 
 async fn map(State(s): State<Shared>) -> Json<Value> {

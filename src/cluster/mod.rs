@@ -13,6 +13,7 @@
 //! - [`routes`]: the front door's table of where each market is served;
 //! - [`node`]: the loop that starts and hands over market servers to match;
 //! - [`control`]: the control stream: accounts, statuses and transfers every market applies;
+//! - [`metrics`]: what a node counts about its markets;
 //! - [`front`]: the node's own listener (the front door): the cluster map, redirects to a
 //!   market's server, and the accounts every market shares.
 //!
@@ -21,6 +22,7 @@
 
 pub mod control;
 pub mod front;
+pub mod metrics;
 pub mod node;
 pub mod placement;
 pub mod registry;
@@ -213,6 +215,7 @@ impl Node {
         })?;
         let front_url = format!("http://{}:{}", settings.advertise_host, addr.port());
         let routes = std::sync::Arc::new(routes::RouteTable::default());
+        let node_metrics = std::sync::Arc::new(metrics::NodeMetrics::default());
         let admin = (!config.server.admin_token.is_empty())
             .then(|| crate::directory::token::hash_token(&config.server.admin_token));
         let state = std::sync::Arc::new(front::FrontState {
@@ -221,6 +224,7 @@ impl Node {
             admin,
             conn,
             wait: Duration::from_secs(10),
+            metrics: node_metrics.clone(),
         });
         let (stop, stop_rx) = tokio::sync::watch::channel(false);
         let app = front::router(state);
@@ -234,7 +238,14 @@ impl Node {
             }
         });
         tracing::info!(node = %settings.node_id, %addr, markets = ?settings.markets, "cluster node starting");
-        let markets = tokio::spawn(node::run(config, settings, front_url, routes, stop_rx));
+        let markets = tokio::spawn(node::run(
+            config,
+            settings,
+            front_url,
+            routes,
+            node_metrics,
+            stop_rx,
+        ));
         Ok(Self {
             addr,
             stop,

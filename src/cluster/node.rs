@@ -23,6 +23,7 @@
 //! a market is started only once its previous stop on this node has finished.
 
 use super::control::{self, ControlKeys, RunningParts};
+use super::metrics::NodeMetrics;
 use super::placement::assign;
 use super::registry::{Conn, NodeInfo, Registry};
 use super::routes::RouteTable;
@@ -86,6 +87,7 @@ pub async fn run(
     settings: ClusterSettings,
     front_url: String,
     routes: Arc<RouteTable>,
+    metrics: Arc<NodeMetrics>,
     mut stop: watch::Receiver<bool>,
 ) {
     let registry = Registry::new(&settings.prefix, settings.op_timeout());
@@ -100,13 +102,15 @@ pub async fn run(
         tokio::select! {
             _ = every.tick() => {}
             Some(report) = rx.recv() => {
-                settle(&mut markets, report, &settings, &config);
+                settle(&mut markets, report, &settings, &metrics);
                 continue;
             }
             _ = stop.changed() => break,
         }
+        metrics.served.set(markets.serving.len() as u64);
         // 1. Out of touch longer than a lease: whatever we served may have moved.
         if last_ok.elapsed() > ttl && !markets.serving.is_empty() {
+            metrics.out_of_touch.inc();
             tracing::warn!(
                 node = %settings.node_id,
                 out_of_touch_ms = last_ok.elapsed().as_millis() as u64,
@@ -125,6 +129,7 @@ pub async fn run(
             .collect();
         for market in fenced {
             tracing::warn!(node = %settings.node_id, %market, "market's engine stopped (fenced or failed); dropping it");
+            metrics.fenced.inc();
             hand_over(&mut markets, &market, &tx);
         }
         // 2. Heartbeat.
@@ -152,6 +157,7 @@ pub async fn run(
             Ok(live) => live,
             Err(e) => {
                 tracing::warn!(node = %settings.node_id, error = %e, "registry heartbeat failed");
+                metrics.heartbeat_failures.inc();
                 conn = None;
                 continue;
             }
@@ -180,14 +186,17 @@ pub async fn run(
             .collect();
         for market in moved {
             tracing::info!(node = %settings.node_id, %market, "handing market over");
+            metrics.handed_over.inc();
             hand_over(&mut markets, &market, &tx);
         }
     }
     // Leaving: hand every market over, wait for them, then leave the registry so the
     // others take over at their next heartbeat rather than after our entry expires.
     for market in markets.serving.keys().cloned().collect::<Vec<_>>() {
+        metrics.handed_over.inc();
         hand_over(&mut markets, &market, &tx);
     }
+    metrics.served.set(0);
     while !markets.starting.is_empty() || !markets.stopping.is_empty() {
         match rx.recv().await {
             Some(Report::Started(market, running)) => {
@@ -195,7 +204,7 @@ pub async fn run(
                 markets.stopping.insert(market.clone());
                 spawn_stop(market, *running, tx.clone());
             }
-            Some(report) => settle(&mut markets, report, &settings, &config),
+            Some(report) => settle(&mut markets, report, &settings, &metrics),
             None => break,
         }
     }
@@ -213,10 +222,16 @@ pub async fn run(
     tracing::info!(node = %settings.node_id, "left the cluster");
 }
 
-fn settle(markets: &mut Markets, report: Report, settings: &ClusterSettings, _config: &Config) {
+fn settle(
+    markets: &mut Markets,
+    report: Report,
+    settings: &ClusterSettings,
+    metrics: &NodeMetrics,
+) {
     match report {
         Report::Started(market, running) => {
             markets.starting.remove(&market);
+            metrics.taken.inc();
             let url = format!("http://{}:{}", settings.advertise_host, running.addr.port());
             tracing::info!(node = %settings.node_id, %market, %url, "serving market");
             let (tasks, stop) = watch::channel(false);
