@@ -220,6 +220,7 @@ async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
     .await;
     let consumer = |name: &str| RedisHandoffConfig {
         url: stream.url.clone(),
+        cluster_urls: stream.cluster_urls.clone(),
         stream: stream.key.clone(),
         group: "alliance".into(),
         consumer: name.into(),
