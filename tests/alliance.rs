@@ -43,6 +43,7 @@ fn redis_config(server: &RedisServer) -> RedisJournalConfig {
         op_timeout_ms: 2_000,
         require_fsync: false,
         retain_commands_behind_snapshot: None,
+        ..RedisJournalConfig::default()
     }
 }
 
