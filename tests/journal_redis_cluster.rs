@@ -279,6 +279,13 @@ async fn a_manual_failover_under_appends_loses_nothing_acknowledged() {
     );
     assert_ne!(old, new);
     assert_eq!(cluster.master_for_key("{m:north}:log"), new);
+    // The scripts were loaded on the old master only (Redis does not replicate its script
+    // cache): on the new one the journal met NOSCRIPT and sent them as EVAL.
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut node(new))
+        .expect("INFO");
+    assert!(stats.contains("cmdstat_eval:calls="), "{stats}");
 
     // Everything acknowledged is on the new master, in order, and nothing else is.
     let mut log = RedisLog::open(&waited).await.expect("read-only view");
@@ -370,6 +377,16 @@ async fn replay_verify_reads_a_market_on_the_cluster() {
     );
     assert!(out.status.success(), "replay failed:\n{text}");
     assert!(text.contains("all agree"), "{text}");
+
+    // The alliance's consumer follows the engine onto the cluster: its group is on the
+    // outcomes stream, on the master of the market's slot.
+    let master = cluster.master_for_key("{m:east}:outcomes");
+    let groups: redis::Value = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg("{m:east}:outcomes")
+        .query(&mut node(master))
+        .expect("XINFO GROUPS");
+    assert!(format!("{groups:?}").contains("alliance"), "{groups:?}");
 
     // A prefix without a hash tag is refused before anything connects.
     let out = std::process::Command::new(gavel_bin())
