@@ -152,10 +152,20 @@ async fn two_markets_on_two_masters_append_snapshot_and_recover() {
             // Recovery: a new engine takes the lease, loads the snapshot and the log
             // after it.
             let mut again = RedisJournal::open(&config).await.expect("reopen");
-            let loaded = again.load_snapshot().await.expect("load").expect("a snapshot");
+            let loaded = again
+                .load_snapshot()
+                .await
+                .expect("load")
+                .expect("a snapshot");
             assert_eq!(loaded, snapshot);
-            assert_eq!(again.read_after(100, 64).await.expect("read"), written[20..]);
-            again.append(&batch(201..=201)).await.expect("append after recovery");
+            assert_eq!(
+                again.read_after(100, 64).await.expect("read"),
+                written[20..]
+            );
+            again
+                .append(&batch(201..=201))
+                .await
+                .expect("append after recovery");
             again.close().await.expect("close");
             written
         }
@@ -212,8 +222,14 @@ async fn the_lease_fences_a_second_engine_on_the_cluster() {
         Err(StoreError::Fenced(why)) => assert!(why.contains("epoch=2"), "{why}"),
         other => panic!("stale append: {other:?}"),
     }
-    second.append(&batch(3..=4)).await.expect("new owner appends");
-    assert_eq!(read_all(&mut second).await, vec![batch(1..=2), batch(3..=4)]);
+    second
+        .append(&batch(3..=4))
+        .await
+        .expect("new owner appends");
+    assert_eq!(
+        read_all(&mut second).await,
+        vec![batch(1..=2), batch(3..=4)]
+    );
 
     // A dropped owner is taken over once its TTL runs out, with a higher epoch.
     let second_epoch = second.epoch();
@@ -224,7 +240,9 @@ async fn the_lease_fences_a_second_engine_on_the_cluster() {
         Err(StoreError::Fenced(_))
     ));
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let third = RedisJournal::open(&short).await.expect("takeover after ttl");
+    let third = RedisJournal::open(&short)
+        .await
+        .expect("takeover after ttl");
     assert!(third.epoch() > second_epoch);
     third.close().await.expect("close");
 }
@@ -353,11 +371,10 @@ async fn replay_verify_reads_a_market_on_the_cluster() {
         url: String::new(),
         prefix: "{m:east}".into(),
     };
-    let server = Gavel::start(
-        &GavelOpts::new(journal.clone()).env("GAVEL_REDIS_CLUSTER_URLS", &seeds),
-    )
-    .await
-    .expect("gavel serves on the cluster");
+    let server =
+        Gavel::start(&GavelOpts::new(journal.clone()).env("GAVEL_REDIS_CLUSTER_URLS", &seeds))
+            .await
+            .expect("gavel serves on the cluster");
     server.seller("Wang Fang").await;
     server.seller("Li Wei").await;
 

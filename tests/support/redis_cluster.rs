@@ -97,7 +97,9 @@ impl RedisCluster {
         let slot = get_slot(key.as_bytes());
         let view = self.view();
         view.iter()
-            .find(|n| n.master && !n.failing && n.slots.iter().any(|&(a, b)| (a..=b).contains(&slot)))
+            .find(|n| {
+                n.master && !n.failing && n.slots.iter().any(|&(a, b)| (a..=b).contains(&slot))
+            })
             .unwrap_or_else(|| panic!("no master serves slot {slot}: {view:?}"))
             .port
     }
@@ -170,9 +172,7 @@ impl RedisCluster {
     fn serves(&self, port: u16, slot: u16) -> bool {
         self.live().all(|asked| {
             cluster_nodes(asked).iter().any(|n| {
-                n.port == port
-                    && n.master
-                    && n.slots.iter().any(|&(a, b)| (a..=b).contains(&slot))
+                n.port == port && n.master && n.slots.iter().any(|&(a, b)| (a..=b).contains(&slot))
             })
         })
     }
@@ -184,7 +184,10 @@ impl RedisCluster {
             return false;
         }
         let view = cluster_nodes(self.live().next().expect("a live node"));
-        let masters: Vec<&NodeInfo> = view.iter().filter(|n| n.master && !n.slots.is_empty()).collect();
+        let masters: Vec<&NodeInfo> = view
+            .iter()
+            .filter(|n| n.master && !n.slots.is_empty())
+            .collect();
         masters.len() == 3
             && masters.iter().all(|m| {
                 info(m.port, "replication")

@@ -261,7 +261,9 @@ impl RedisJournal {
         let reply: Result<i64, Failure> = if commit {
             self.link.query_replicated(what, evalsha, lua).await
         } else {
-            self.link.query(what, Request::Script { evalsha, lua }).await
+            self.link
+                .query(what, Request::Script { evalsha, lua })
+                .await
         };
         reply.map_err(|f| f.into_store(snapshot.seq, true))?;
         Ok(())

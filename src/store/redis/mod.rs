@@ -59,9 +59,9 @@ mod target;
 
 #[doc(hidden)]
 pub use journal::decode_entry;
-pub use target::{hash_tag, RedisConn, RedisTarget};
 pub use journal::{RedisJournal, RedisLog};
 pub use persistence::{Durability, Persistence};
+pub use target::{hash_tag, RedisConn, RedisTarget};
 
 use crate::store::StoreError;
 use std::time::Duration;
@@ -291,7 +291,10 @@ mod tests {
             ..cluster.clone()
         };
         let errors = untagged.validate();
-        assert!(errors.len() == 1 && errors[0].contains("hash tag"), "{errors:?}");
+        assert!(
+            errors.len() == 1 && errors[0].contains("hash tag"),
+            "{errors:?}"
+        );
         let bad_seed = RedisJournalConfig {
             cluster_urls: vec!["nope".into()],
             ..cluster.clone()

@@ -54,10 +54,8 @@ impl RedisTarget {
             .response_timeout(timeout)
             .build()
             .map_err(|e| {
-                let seeds: Vec<String> = cluster_urls
-                    .iter()
-                    .map(|u| super::redact_url(u))
-                    .collect();
+                let seeds: Vec<String> =
+                    cluster_urls.iter().map(|u| super::redact_url(u)).collect();
                 format!("redis cluster seeds {seeds:?}: {e}")
             })?;
         Ok(Self::Cluster {
@@ -78,15 +76,10 @@ impl RedisTarget {
                 .get_multiplexed_async_connection()
                 .await
                 .map(RedisConn::Single),
-            Self::Cluster { client, slot } => {
-                client
-                    .get_async_connection()
-                    .await
-                    .map(|conn| RedisConn::Cluster {
-                        conn,
-                        slot: *slot,
-                    })
-            }
+            Self::Cluster { client, slot } => client
+                .get_async_connection()
+                .await
+                .map(|conn| RedisConn::Cluster { conn, slot: *slot }),
         }
     }
 }
@@ -155,7 +148,11 @@ mod tests {
     fn hash_tags() {
         assert_eq!(hash_tag("{m:north}"), Some("m:north"));
         assert_eq!(hash_tag("gavel{a}b"), Some("a"));
-        assert_eq!(hash_tag("{}x{y}"), None, "an empty first tag hashes the whole key");
+        assert_eq!(
+            hash_tag("{}x{y}"),
+            None,
+            "an empty first tag hashes the whole key"
+        );
         assert_eq!(hash_tag("gavel"), None);
         assert_eq!(hash_tag("{open"), None);
         // The tag decides the slot, whatever follows the prefix.
