@@ -21,6 +21,7 @@ const SHORT_ENV: &[(&str, &str, &str)] = &[
     ("GAVEL_LISTEN", "server", "listen"),
     ("GAVEL_ADMIN_TOKEN", "server", "admin_token"),
     ("GAVEL_REDIS_URL", "store", "redis_url"),
+    ("GAVEL_REDIS_CLUSTER_URLS", "store", "redis_cluster_urls"),
     ("GAVEL_DATA_DIR", "store", "data_dir"),
 ];
 
@@ -120,8 +121,10 @@ pub enum AllMarker {
 pub struct StoreConfig {
     /// File journal directory.
     pub data_dir: String,
-    /// Redis URL; empty selects the file journal.
+    /// Redis URL; empty selects the file journal (unless `redis_cluster_urls` is set).
     pub redis_url: String,
+    /// Seeds of a Redis Cluster; set, the journal runs on that cluster (`redis_url` unused).
+    pub redis_cluster_urls: Vec<String>,
     /// Redis key prefix.
     pub redis_prefix: String,
     /// Redis lease ttl.
@@ -140,6 +143,17 @@ pub struct StoreConfig {
     pub retain_segments_behind_snapshot: Retention,
     /// Redis log retention, in commands behind the newest snapshot.
     pub redis_retain_commands_behind_snapshot: Retention,
+    /// Replicas that must have each append before it is acknowledged (`WAIT`); 0 = off.
+    pub replicas_to_wait: u32,
+    /// Bound on each such `WAIT`.
+    pub replica_wait_timeout_ms: u64,
+}
+
+impl StoreConfig {
+    /// Whether the journal is Redis (one node or a cluster) rather than files.
+    pub fn uses_redis(&self) -> bool {
+        !self.redis_url.is_empty() || !self.redis_cluster_urls.is_empty()
+    }
 }
 
 /// `[cluster]`: how a node takes part in a cluster (read only by `gavel node`; see
@@ -406,7 +420,12 @@ impl Config {
                 problems.push(format!("{name}: [{section}] is not a section"));
                 continue;
             };
-            table.insert(key, env_value(&value));
+            let value = if key == "redis_cluster_urls" {
+                env_list(&value)
+            } else {
+                env_value(&value)
+            };
+            table.insert(key, value);
         }
         let config = match Config::deserialize(toml::Value::Table(base)) {
             Ok(c) => c,
@@ -454,6 +473,13 @@ impl Config {
         }
         if self.store.redis_prefix.is_empty() {
             p.push("store.redis_prefix must not be empty".into());
+        } else if !self.store.redis_cluster_urls.is_empty() || self.store.replicas_to_wait > 0 {
+            // The cluster's and the replicas' settings are checked here, with the rest, so
+            // a missing hash tag is reported before anything connects. (A single Redis's
+            // URL is checked when the journal opens, as it always was.)
+            for problem in self.redis_journal().validate() {
+                p.push(format!("store: {problem}"));
+            }
         }
         let g = &self.gateway;
         for (name, v) in [
@@ -626,6 +652,7 @@ impl Config {
         let s = &self.store;
         crate::store::RedisJournalConfig {
             url: s.redis_url.clone(),
+            cluster_urls: s.redis_cluster_urls.clone(),
             prefix: s.redis_prefix.clone(),
             lease_ttl_ms: s.lease_ttl_ms,
             op_timeout_ms: s.redis_timeout_ms,
@@ -634,13 +661,15 @@ impl Config {
                 Retention::All(_) => None,
                 Retention::Behind(n) => Some(n as u64),
             },
+            replicas_to_wait: s.replicas_to_wait,
+            replica_wait_timeout_ms: s.replica_wait_timeout_ms,
         }
     }
 
-    /// The journal an audit reads: Redis when `store.redis_url` is set, else the file
-    /// journal in `store.data_dir`.
+    /// The journal an audit reads: Redis when `store.redis_url` or
+    /// `store.redis_cluster_urls` is set, else the file journal in `store.data_dir`.
     pub fn audit_source(&self) -> crate::audit::AuditSource {
-        if self.store.redis_url.is_empty() {
+        if !self.store.uses_redis() {
             crate::audit::AuditSource::File(self.store.data_dir.clone().into())
         } else {
             crate::audit::AuditSource::Redis(self.redis_journal())
@@ -718,6 +747,21 @@ fn env_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
+/// A list from the environment: a TOML array as is, else comma-separated strings
+/// (`GAVEL_REDIS_CLUSTER_URLS=redis://a:7000,redis://b:7000`), blanks dropped.
+fn env_list(raw: &str) -> toml::Value {
+    match env_value(raw) {
+        list @ toml::Value::Array(_) => list,
+        _ => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| toml::Value::String(s.to_owned()))
+                .collect(),
+        ),
+    }
+}
+
 /// Overlays `top` onto `base`, table by table.
 fn merge(base: &mut toml::Table, top: toml::Table) {
     for (k, v) in top {
@@ -788,6 +832,49 @@ mod tests {
         )
         .expect_err("invalid");
         assert_eq!(err.0.len(), 3, "{err}");
+    }
+
+    #[test]
+    fn redis_cluster_settings() {
+        let c = Config::from_layers(
+            None,
+            env(&[
+                (
+                    "GAVEL_REDIS_CLUSTER_URLS",
+                    "redis://127.0.0.1:7000, redis://127.0.0.1:7001",
+                ),
+                ("GAVEL_STORE__REDIS_PREFIX", "{m:north}"),
+                ("GAVEL_STORE__REPLICAS_TO_WAIT", "1"),
+            ]),
+        )
+        .expect("loads");
+        assert!(c.store.uses_redis());
+        let r = c.redis_journal();
+        assert_eq!(
+            r.cluster_urls,
+            ["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]
+        );
+        assert_eq!((r.replicas_to_wait, r.replica_wait_timeout_ms), (1, 500));
+        assert!(matches!(
+            c.audit_source(),
+            crate::audit::AuditSource::Redis(_)
+        ));
+        let toml = Config::from_layers(
+            Some("[store]\nredis_cluster_urls = [\"redis://h:1\"]\nredis_prefix = \"{a}\"\n"),
+            env(&[]),
+        )
+        .expect("loads");
+        assert_eq!(toml.redis_journal().cluster_urls, ["redis://h:1"]);
+        // On a cluster the prefix needs a hash tag; reported at load.
+        let err = Config::from_layers(
+            None,
+            env(&[("GAVEL_REDIS_CLUSTER_URLS", "redis://127.0.0.1:7000")]),
+        )
+        .expect_err("untagged prefix");
+        assert!(err.to_string().contains("hash tag"), "{err}");
+        let defaults = Config::from_layers(None, env(&[])).expect("defaults load");
+        assert!(!defaults.store.uses_redis());
+        assert_eq!(defaults.redis_journal().replicas_to_wait, 0);
     }
 
     #[test]

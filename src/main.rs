@@ -40,6 +40,10 @@ pub(crate) struct JournalArgs {
     /// Journal to Redis at this URL instead of files (also GAVEL_REDIS_URL).
     #[arg(long)]
     redis: Option<String>,
+    /// Journal to this Redis Cluster instead (seed URLs, comma-separated; also
+    /// GAVEL_REDIS_CLUSTER_URLS). The prefix must then hold a hash tag, e.g. "{gavel}".
+    #[arg(long, value_delimiter = ',')]
+    redis_cluster_urls: Vec<String>,
     /// Directory of the file journal (also GAVEL_DATA_DIR; default ./data).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -137,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 // Only a token the demo made itself goes into a printed sign-in link.
                 config.server.demo_admin_link = true;
             }
-            if config.store.redis_url.is_empty() {
+            if !config.store.uses_redis() {
                 let j = open_file(&config).await?;
                 serve(config, j, demo).await
             } else {
@@ -215,7 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             // Read-only: replay takes no lock or lease, repairs nothing and creates nothing,
             // so it may run beside an engine, and a mistyped path is an error, not an
             // empty journal that "agrees".
-            if config.store.redis_url.is_empty() {
+            if !config.store.uses_redis() {
                 let dir = &config.store.data_dir;
                 let log = FileLog::open(dir)
                     .with_context(|| format!("reading the file journal in {dir}"))?;
@@ -242,6 +246,9 @@ fn load(args: &JournalArgs) -> anyhow::Result<Config> {
     let mut config = Config::load(args.config.as_deref()).map_err(anyhow::Error::msg)?;
     if let Some(url) = &args.redis {
         config.store.redis_url = url.clone();
+    }
+    if !args.redis_cluster_urls.is_empty() {
+        config.store.redis_cluster_urls = args.redis_cluster_urls.clone();
     }
     if let Some(dir) = &args.data {
         config.store.data_dir = dir.display().to_string();

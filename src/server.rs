@@ -207,6 +207,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
             let a = &config.alliance;
             let consumer = RedisHandoffConfig {
                 url: stream.url,
+                cluster_urls: stream.cluster_urls,
                 stream: stream.key,
                 group: a.consumer_group.clone(),
                 consumer: a.consumer_name.clone(),

@@ -43,6 +43,7 @@ fn redis_config(server: &RedisServer) -> RedisJournalConfig {
         op_timeout_ms: 2_000,
         require_fsync: false,
         retain_commands_behind_snapshot: None,
+        ..RedisJournalConfig::default()
     }
 }
 
@@ -220,6 +221,7 @@ async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
     .await;
     let consumer = |name: &str| RedisHandoffConfig {
         url: stream.url.clone(),
+        cluster_urls: stream.cluster_urls.clone(),
         stream: stream.key.clone(),
         group: "alliance".into(),
         consumer: name.into(),

@@ -471,6 +471,7 @@ async fn read_back(journal: &JournalArg) -> (Vec<Entry>, Replays) {
                 op_timeout_ms: 5_000,
                 require_fsync: false,
                 retain_commands_behind_snapshot: None,
+                ..RedisJournalConfig::default()
             };
             let mut j = RedisJournal::open(&config)
                 .await

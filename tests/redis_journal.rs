@@ -24,6 +24,7 @@ fn config(server: &RedisServer) -> RedisJournalConfig {
         op_timeout_ms: 1_000,
         require_fsync: false,
         retain_commands_behind_snapshot: None,
+        ..RedisJournalConfig::default()
     }
 }
 

@@ -18,16 +18,19 @@
 //! killed after the hand-off but before its `XACK` leaves the entry to be handed off again
 //! — and the effect is once, because the book creates one item per auction.
 //!
+//! On a Redis Cluster (`cluster_urls` set) every call goes to the master of the stream's
+//! slot, the journal's, and the cluster client follows that slot across a failover; a
+//! call it cannot settle fails like any other, and the consumer reconnects.
+//!
 //! Must not: acknowledge anything that is not durable, or retry on its own in a tight
 //! loop (failures back off).
 
 use super::{hand_off_record, submit_hand_off, Handed};
 use crate::auction::Outcome;
 use crate::engine::EngineHandle;
-use crate::store::redis::redact_url;
+use crate::store::redis::{redact_url, RedisConn, RedisTarget};
 use crate::store::OutcomeRecord;
 use crate::views::Lots;
-use redis::aio::MultiplexedConnection;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{FromRedisValue, Value};
 use std::sync::Arc;
@@ -37,8 +40,10 @@ use tokio::sync::watch;
 /// Settings of the consumer (`[alliance]` in config/default.toml says why each default).
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisHandoffConfig {
-    /// The Redis URL.
+    /// The Redis URL (unused when `cluster_urls` is set).
     pub url: String,
+    /// The seeds of the Redis Cluster the stream is on; empty: one Redis at `url`.
+    pub cluster_urls: Vec<String>,
     /// The outcomes stream's key.
     pub stream: String,
     /// The consumer group.
@@ -59,6 +64,14 @@ impl std::fmt::Debug for RedisHandoffConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisHandoffConfig")
             .field("url", &redact_url(&self.url))
+            .field(
+                "cluster_urls",
+                &self
+                    .cluster_urls
+                    .iter()
+                    .map(|u| redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
             .field("stream", &self.stream)
             .field("group", &self.group)
             .field("consumer", &self.consumer)
@@ -93,7 +106,7 @@ pub enum Handling {
 /// A consumer in the alliance's group.
 pub struct RedisHandoff {
     config: RedisHandoffConfig,
-    conn: MultiplexedConnection,
+    conn: RedisConn,
     engine: EngineHandle,
     lots: Arc<Lots>,
     /// Where the next read of this consumer's own pending entries starts, and where the
@@ -110,13 +123,18 @@ impl RedisHandoff {
         engine: EngineHandle,
         lots: Arc<Lots>,
     ) -> Result<Self, HandoffError> {
-        let client = redis::Client::open(config.url.as_str())
-            .map_err(|e| HandoffError(format!("redis url: {e}")))?;
-        let conn =
-            tokio::time::timeout(config.op_timeout, client.get_multiplexed_async_connection())
-                .await
-                .map_err(|_| HandoffError("connecting to redis timed out".into()))?
-                .map_err(|e| HandoffError(format!("connecting to redis: {e}")))?;
+        // The cluster client's own reply timeout must let a blocking read run its course.
+        let target = RedisTarget::new(
+            &config.url,
+            &config.cluster_urls,
+            &config.stream,
+            config.op_timeout + config.block,
+        )
+        .map_err(HandoffError)?;
+        let conn = tokio::time::timeout(config.op_timeout, target.connect())
+            .await
+            .map_err(|_| HandoffError("connecting to redis timed out".into()))?
+            .map_err(|e| HandoffError(format!("connecting to redis: {e}")))?;
         let mut me = Self {
             config,
             conn,
@@ -150,13 +168,9 @@ impl RedisHandoff {
         cmd: &redis::Cmd,
         extra: Duration,
     ) -> Result<T, HandoffError> {
-        match tokio::time::timeout(
-            self.config.op_timeout + extra,
-            cmd.query_async(&mut self.conn),
-        )
-        .await
-        {
-            Ok(Ok(v)) => Ok(v),
+        match tokio::time::timeout(self.config.op_timeout + extra, self.conn.cmd(cmd)).await {
+            Ok(Ok(v)) => T::from_owned_redis_value(v)
+                .map_err(|e| HandoffError(format!("unexpected reply: {e}"))),
             Ok(Err(e)) => Err(HandoffError(e.to_string())),
             Err(_) => Err(HandoffError("redis did not answer in time".into())),
         }

@@ -140,6 +140,9 @@ pub enum StoreError {
 pub struct OutcomeStream {
     /// The Redis URL (may hold a password: never log it unredacted).
     pub url: String,
+    /// The seeds of the Redis Cluster the stream is on; empty: one Redis at `url`. (May
+    /// hold passwords too.)
+    pub cluster_urls: Vec<String>,
     /// The stream's key (`{prefix}:outcomes`): one entry per `OutcomeRecord`, field `o`.
     pub key: String,
 }
@@ -148,6 +151,14 @@ impl std::fmt::Debug for OutcomeStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OutcomeStream")
             .field("url", &self::redis::redact_url(&self.url))
+            .field(
+                "cluster_urls",
+                &self
+                    .cluster_urls
+                    .iter()
+                    .map(|u| self::redis::redact_url(u))
+                    .collect::<Vec<_>>(),
+            )
             .field("key", &self.key)
             .finish()
     }

@@ -141,6 +141,7 @@ fn base_command(args: &[String], opts: &GavelOpts) -> Command {
     for name in [
         "GAVEL_LISTEN",
         "GAVEL_REDIS_URL",
+        "GAVEL_REDIS_CLUSTER_URLS",
         "GAVEL_DATA_DIR",
         "GAVEL_ADMIN_TOKEN",
     ] {

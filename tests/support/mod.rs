@@ -9,6 +9,7 @@ pub mod gavel;
 pub mod http;
 pub mod population;
 pub mod proxy;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod server;
 pub mod ws;

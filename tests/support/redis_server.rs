@@ -93,6 +93,23 @@ impl RedisServer {
         panic!("redis-server did not start: {last_error}");
     }
 
+    /// Starts a server on `port` in a new temp dir, or says why it did not come up (the
+    /// port was taken, ...). For callers that choose ports themselves (a cluster node
+    /// also needs `port + 10000` free for its bus). Panics if `redis-server` is missing.
+    pub fn start_on_port(opts: RedisOpts, port: u16) -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("gavel-redis-")
+            .tempdir()
+            .expect("create a temp dir for redis");
+        let child = launch(&opts, port, dir.path())?;
+        Ok(Self {
+            opts,
+            port,
+            dir,
+            child: Some(child),
+        })
+    }
+
     /// The URL to connect to (database 0).
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)

@@ -7,13 +7,13 @@
 //! its own beyond what `link` does.
 
 use super::lease::{owner_id, renew_lease, Lease};
-use super::link::{Failure, Link, Request};
+use super::link::{Failure, Link, Replication, Request};
 use super::persistence::{read_persistence, Durability, Persistence};
 use super::scripts::{Lua, Scripts};
-use super::{redact_url, Keys, RedisJournalConfig};
+use super::{Keys, RedisJournalConfig};
 use crate::store::{Batch, Journal, JournalRead, OutcomeStream, Snapshot, StoreError};
 use redis::streams::StreamRangeReply;
-use redis::{Client, Cmd, Value};
+use redis::{Cmd, Value};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,10 +77,11 @@ impl RedisJournal {
         if !errors.is_empty() {
             return Err(StoreError::Misconfigured(errors.join("; ")));
         }
-        let url = redact_url(&config.url);
-        let client = Client::open(config.url.as_str())
-            .map_err(|e| StoreError::Misconfigured(format!("redis url {url}: {e}")))?;
-        let mut link = Link::new(client, Duration::from_millis(config.op_timeout_ms));
+        let url = config.describe_where();
+        let mut link = Link::new(
+            config.target()?,
+            Duration::from_millis(config.op_timeout_ms),
+        );
         let keys = Keys::new(&config.prefix);
         let scripts = Arc::new(Scripts::new());
 
@@ -132,18 +133,29 @@ impl RedisJournal {
         tracing::info!(redis = %url, prefix = %config.prefix, epoch, owner = %owner,
             "redis journal lease taken");
 
-        let description = format!(
+        let mut description = format!(
             "redis {url} prefix={} epoch={epoch} appendonly={} appendfsync={} ({})",
             config.prefix, persistence.appendonly, persistence.appendfsync, persistence.durability
         );
+        // Set after open: taking the lease needs no replica (a takeover after a failover
+        // that lost the lease is fenced by the epoch, which is written with it).
+        link.replication =
+            Replication::new(config.replicas_to_wait, config.replica_wait_timeout_ms);
+        if let Some(r) = &link.replication {
+            description.push_str(&format!(
+                " replicas_to_wait={} within {} ms",
+                r.replicas, r.timeout_ms
+            ));
+        }
         let renewer = tokio::spawn(renew_lease(
-            Link::new(link.client.clone(), link.op_timeout),
+            Link::new(link.target.clone(), link.op_timeout),
             keys.clone(),
             scripts.clone(),
             lease.clone(),
         ));
         let outcomes = OutcomeStream {
             url: config.url.clone(),
+            cluster_urls: config.cluster_urls.clone(),
             key: keys.outcomes.clone(),
         };
         Ok(Self {
@@ -235,19 +247,40 @@ impl RedisJournal {
     }
 
     /// Runs one of the snapshot's lease-guarded scripts; `AHEAD` means `snapshot` claims
-    /// entries the log does not hold.
+    /// entries the log does not hold. `commit`: the step that makes the snapshot the
+    /// newest, which waits for replicas when so configured (the parts before it reach
+    /// the replicas first: one master replicates its writes in order).
     async fn snapshot_script(
         &mut self,
         what: &str,
         evalsha: &Cmd,
         lua: &Lua,
         snapshot: &Snapshot,
+        commit: bool,
     ) -> Result<(), StoreError> {
+        let reply: Result<i64, Failure> = if commit {
+            self.link.query_replicated(what, evalsha, lua).await
+        } else {
+            self.link
+                .query(what, Request::Script { evalsha, lua })
+                .await
+        };
+        reply.map_err(|f| f.into_store(snapshot.seq, true))?;
+        Ok(())
+    }
+
+    /// A write that proves to `WAIT` that everything this engine wrote before it has
+    /// reached the replicas: a lease renewal (a write on the same master), then `WAIT`.
+    /// For an append settled as "an earlier attempt landed": that attempt's own `WAIT`
+    /// did not count, or went on another connection.
+    async fn replication_barrier(&mut self) -> Result<(), StoreError> {
+        let scripts = Arc::clone(&self.scripts);
+        let renew = self.lease.guarded(&self.keys, &scripts.renew, &[]);
         let _: i64 = self
             .link
-            .query(what, Request::Script { evalsha, lua })
+            .query_replicated("wait for replicas", &renew, &scripts.renew)
             .await
-            .map_err(|f| f.into_store(snapshot.seq, true))?;
+            .map_err(Failure::plain)?;
         Ok(())
     }
 
@@ -302,10 +335,11 @@ impl RedisLog {
     /// Connects to the journal `config` names. A prefix whose log and last-seq keys do not
     /// exist is `NoJournal`: a mistyped prefix or database must not read as an empty log.
     pub async fn open(config: &RedisJournalConfig) -> Result<Self, StoreError> {
-        let url = redact_url(&config.url);
-        let client = Client::open(config.url.as_str())
-            .map_err(|e| StoreError::Misconfigured(format!("redis url {url}: {e}")))?;
-        let mut link = Link::new(client, Duration::from_millis(config.op_timeout_ms));
+        let url = config.describe_where();
+        let mut link = Link::new(
+            config.target()?,
+            Duration::from_millis(config.op_timeout_ms),
+        );
         let keys = Keys::new(&config.prefix);
         let mut exists = redis::cmd("EXISTS");
         exists.arg(&keys.log).arg(&keys.last_seq);
@@ -376,7 +410,15 @@ impl Journal for RedisJournal {
     /// After `Unavailable` the outcome is unknown: the request may have reached Redis.
     /// Sending the same batch again settles it: `Ok` if it is durable now (from either
     /// attempt), `OutOfOrder` only if something else holds those seqs. A batch appended
-    /// twice without a failure in between is refused (`OutOfOrder`) like any duplicate.
+    /// twice without a failure in between is refused (`OutOfOrder`) like any duplicate —
+    /// except on a Redis Cluster, whose client may re-send a request on its own (after a
+    /// lost connection or a redirect): there every `OUT_OF_ORDER` at exactly this batch's
+    /// last seq is checked against the stored entry, and the same bytes are `Ok`.
+    ///
+    /// With `replicas_to_wait` set, `Ok` also means that many replicas have the batch
+    /// (`WAIT`, see the `link` module docs); fewer is `Unavailable`, and the batch is then
+    /// uncertain like any other: sending it again settles it, `Ok` only once the replicas
+    /// have it.
     async fn append(&mut self, batch: &Batch) -> Result<(), StoreError> {
         let (first, last) = (batch.first_seq(), batch.last_seq());
         if batch.entries.is_empty() {
@@ -419,13 +461,7 @@ impl Journal for RedisJournal {
         let scripts = Arc::clone(&self.scripts);
         let result: Result<i64, Failure> = self
             .link
-            .query(
-                "append",
-                Request::Script {
-                    evalsha: &append,
-                    lua: &scripts.append,
-                },
-            )
+            .query_replicated("append", &append, &scripts.append)
             .await;
         let failure = match result {
             Ok(_) => {
@@ -445,6 +481,10 @@ impl Journal for RedisJournal {
             && (was_uncertain || self.link.resent)
             && self.holds(first, last, &bytes).await?
         {
+            if self.link.replication.is_some() {
+                // Still uncertain until the replicas have it: leave `self.uncertain` set.
+                self.replication_barrier().await?;
+            }
             tracing::info!(first, last, "append settled: an earlier attempt had landed");
             self.uncertain = None;
             return Ok(());
@@ -490,6 +530,7 @@ impl Journal for RedisJournal {
                 &part,
                 &scripts.snapshot_part,
                 snapshot,
+                false,
             )
             .await?;
             if end < len {
@@ -510,7 +551,7 @@ impl Journal for RedisJournal {
             .arg(snapshot.seq)
             .arg(len.div_ceil(SNAPSHOT_PART_BYTES))
             .arg(len);
-        self.snapshot_script("save snapshot", &commit, &scripts.snapshot, snapshot)
+        self.snapshot_script("save snapshot", &commit, &scripts.snapshot, snapshot, true)
             .await?;
         if let Some(keep) = self.config_retain {
             // Entries are `{first}-{last}` and the engine snapshots at a batch's end, so

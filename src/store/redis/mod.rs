@@ -25,8 +25,16 @@
 //! meets a connection found dead since the last call is sent once more on a fresh one,
 //! within the same deadline, so a Redis restart between two calls costs no error.)
 //!
-//! For Redis Cluster, wrap the prefix in braces (`{gavel}`) so that every key hashes to
-//! the same slot: the scripts touch several keys at once.
+//! # Redis Cluster
+//!
+//! With `cluster_urls` set, the journal runs on a Redis Cluster. Its prefix must hold a
+//! hash tag (`{m:north}`, checked by `validate`), so that every key above hashes to one
+//! slot, served by one master: the scripts touch several keys at once, and one slot is
+//! what lets them stay atomic. Every request goes to that slot's master (see `target`),
+//! the persistence settings read at open are that master's, and `replicas_to_wait`
+//! makes an append wait for its replicas (see `link` for what that does and does not
+//! promise across a failover). Several journals (markets) on one cluster use several
+//! tags, which spread over the masters.
 //!
 //! # Where the code is
 //!
@@ -37,7 +45,9 @@
 //!   and loaded, and the conventions they all keep;
 //! - `lease`: the lease, its renewal task, and the owner id written into it;
 //! - `link`: the connection: one request with a deadline, sent once more on a fresh
-//!   connection if the kept one was dead, and what each Redis error means;
+//!   connection if the kept one was dead, what each Redis error means, and the `WAIT`
+//!   for replicas;
+//! - `target`: one node or a cluster, and routing every request to the prefix's slot;
 //! - `persistence`: what Redis's persistence settings promise about an acknowledged batch.
 
 mod journal;
@@ -45,18 +55,27 @@ mod lease;
 mod link;
 mod persistence;
 mod scripts;
+mod target;
 
 #[doc(hidden)]
 pub use journal::decode_entry;
 pub use journal::{RedisJournal, RedisLog};
 pub use persistence::{Durability, Persistence};
+pub use target::{hash_tag, RedisConn, RedisTarget};
+
+use crate::store::StoreError;
+use std::time::Duration;
 
 /// Settings of the Redis journal. `Default` gives the documented defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisJournalConfig {
     /// Where Redis is, as a `redis://` or `rediss://` URL (a password in it is never
-    /// logged). Default `redis://127.0.0.1:6379/0`.
+    /// logged). Default `redis://127.0.0.1:6379/0`. Not used when `cluster_urls` is set.
     pub url: String,
+    /// Seeds of a Redis Cluster (`redis://host:port` of some of its nodes; the others are
+    /// discovered). Empty (the default): one Redis at `url`. Set: the journal runs on the
+    /// cluster, and `prefix` must hold a hash tag (see the module docs).
+    pub cluster_urls: Vec<String>,
     /// Prefix of every key (see the module docs). Default `gavel`; one prefix is one
     /// journal, so two markets on one Redis use two prefixes.
     pub prefix: String,
@@ -77,17 +96,29 @@ pub struct RedisJournalConfig {
     /// commands more than `n` behind the snapshot (recovery needs only the snapshot and
     /// what follows it; `gavel replay --verify` then cannot start from the first command).
     pub retain_commands_behind_snapshot: Option<u64>,
+    /// After each append and snapshot, wait until this many replicas of the master have
+    /// the write (`WAIT`); fewer within `replica_wait_timeout_ms` is `Unavailable`, so the
+    /// batch is not acknowledged. Default 0: no wait, the master's reply is enough (as
+    /// with a single Redis). See `link` for what `WAIT` promises across a failover.
+    pub replicas_to_wait: u32,
+    /// How long one `WAIT` may take. Default 500 ms: replicas on the same network answer
+    /// in about a millisecond, so 500 ms means a replica is in trouble; it must stay below
+    /// `op_timeout_ms`, which bounds the append and its `WAIT` together.
+    pub replica_wait_timeout_ms: u64,
 }
 
 impl Default for RedisJournalConfig {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379/0".to_owned(),
+            cluster_urls: Vec::new(),
             prefix: "gavel".to_owned(),
             lease_ttl_ms: 10_000,
             op_timeout_ms: 2_000,
             require_fsync: false,
             retain_commands_behind_snapshot: None,
+            replicas_to_wait: 0,
+            replica_wait_timeout_ms: 500,
         }
     }
 }
@@ -112,19 +143,72 @@ impl RedisJournalConfig {
         if self.op_timeout_ms == 0 {
             errors.push("redis op_timeout_ms must be at least 1".to_owned());
         }
-        if redis::IntoConnectionInfo::into_connection_info(self.url.as_str()).is_err() {
+        let valid = |url: &str| redis::IntoConnectionInfo::into_connection_info(url).is_ok();
+        if self.cluster_urls.is_empty() {
+            if !valid(&self.url) {
+                errors.push(format!(
+                    "redis url {:?} is not a valid URL",
+                    redact_url(&self.url)
+                ));
+            }
+        } else {
+            for url in self.cluster_urls.iter().filter(|u| !valid(u)) {
+                errors.push(format!(
+                    "redis cluster url {:?} is not a valid URL",
+                    redact_url(url)
+                ));
+            }
+            // Without a tag the journal's keys spread over the slots, and every script
+            // would fail with CROSSSLOT.
+            if hash_tag(&self.prefix).is_none() {
+                errors.push(format!(
+                    "redis prefix {:?} has no hash tag: on a Redis Cluster it must hold one, \
+                     e.g. {{{}}}, so that all its keys live in one slot",
+                    self.prefix, self.prefix
+                ));
+            }
+        }
+        if self.replicas_to_wait > 0
+            && (self.replica_wait_timeout_ms == 0
+                || self.replica_wait_timeout_ms >= self.op_timeout_ms)
+        {
+            // WAIT with a timeout of 0 blocks for ever; at or past the op timeout the
+            // append's deadline would cut every slow WAIT short.
             errors.push(format!(
-                "redis url {:?} is not a valid URL",
-                redact_url(&self.url)
+                "redis replica_wait_timeout_ms = {} must be at least 1 and below \
+                 op_timeout_ms = {}",
+                self.replica_wait_timeout_ms, self.op_timeout_ms
             ));
         }
         errors
+    }
+
+    /// Where the journal's Redis is: `url`, or the cluster `cluster_urls` seeds, routed to
+    /// the prefix's slot.
+    pub fn target(&self) -> Result<RedisTarget, StoreError> {
+        RedisTarget::new(
+            &self.url,
+            &self.cluster_urls,
+            &Keys::new(&self.prefix).log,
+            Duration::from_millis(self.op_timeout_ms),
+        )
+        .map_err(StoreError::Misconfigured)
+    }
+
+    /// The URLs for logs and `describe()`: `url`, or the cluster's seeds, without passwords.
+    pub fn describe_where(&self) -> String {
+        if self.cluster_urls.is_empty() {
+            redact_url(&self.url)
+        } else {
+            let seeds: Vec<String> = self.cluster_urls.iter().map(|u| redact_url(u)).collect();
+            format!("cluster [{}]", seeds.join(", "))
+        }
     }
 }
 
 /// The journal's key names, derived once from the prefix.
 #[derive(Clone, Debug)]
-struct Keys {
+pub(super) struct Keys {
     log: String,
     outcomes: String,
     last_seq: String,
@@ -191,5 +275,41 @@ mod tests {
             ..RedisJournalConfig::default()
         };
         assert_eq!(bad.validate().len(), 4);
+    }
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        let cluster = RedisJournalConfig {
+            url: String::new(),
+            cluster_urls: vec!["redis://127.0.0.1:7000".into()],
+            prefix: "{m:north}".into(),
+            ..RedisJournalConfig::default()
+        };
+        assert!(cluster.validate().is_empty(), "{:?}", cluster.validate());
+        let untagged = RedisJournalConfig {
+            prefix: "gavel".into(),
+            ..cluster.clone()
+        };
+        let errors = untagged.validate();
+        assert!(
+            errors.len() == 1 && errors[0].contains("hash tag"),
+            "{errors:?}"
+        );
+        let bad_seed = RedisJournalConfig {
+            cluster_urls: vec!["nope".into()],
+            ..cluster.clone()
+        };
+        assert_eq!(bad_seed.validate().len(), 1);
+        let wait_too_long = RedisJournalConfig {
+            replicas_to_wait: 1,
+            replica_wait_timeout_ms: 2_000,
+            op_timeout_ms: 2_000,
+            ..cluster.clone()
+        };
+        assert_eq!(wait_too_long.validate().len(), 1);
+        assert!(cluster.target().is_ok_and(|t| t.is_cluster()));
+        assert!(RedisJournalConfig::default()
+            .target()
+            .is_ok_and(|t| !t.is_cluster()));
     }
 }

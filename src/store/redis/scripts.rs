@@ -69,6 +69,8 @@ const RELEASE_LUA: &str = include_str!("scripts/release.lua");
 pub(super) struct Lua {
     pub(super) sha: String,
     pub(super) load: Cmd,
+    /// The script's text, for `eval_of`.
+    code: String,
 }
 
 impl Lua {
@@ -78,7 +80,23 @@ impl Lua {
         Self {
             sha: Script::new(code).get_hash().to_owned(),
             load,
+            code: code.to_owned(),
         }
+    }
+
+    /// `EVAL` with this script's text and the keys and arguments of `evalsha` (one made by
+    /// [`Lua::evalsha`]): the same call in one request that needs no script cache. Redis
+    /// caches the script as it runs it, so the next `EVALSHA` on that node finds it.
+    pub(super) fn eval_of(&self, evalsha: &Cmd) -> Cmd {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(&self.code);
+        // Skip `EVALSHA` and the sha; numkeys, the keys and the ARGV follow as they were.
+        for arg in evalsha.args_iter().skip(2) {
+            if let redis::Arg::Simple(bytes) = arg {
+                eval.arg(bytes);
+            }
+        }
+        eval
     }
 
     /// `EVALSHA sha numkeys keys...`; the caller adds the ARGV.
@@ -145,5 +163,29 @@ mod tests {
         assert_eq!(s.renew.sha, "4c86c39641535dc3b34c83f5b852c03e05abbe65");
         assert_eq!(s.release.sha, "f4f23e4b63559980e4fd8dd1b2bf8e156fe4c29f");
         assert_eq!(s.all().len(), 6, "a script without a pin");
+    }
+
+    #[test]
+    fn eval_of_keeps_the_keys_and_arguments() {
+        let s = Scripts::new();
+        let mut evalsha = s.release.evalsha(&["{m}:lease"]);
+        evalsha.arg("1:owner").arg(&b"\x00\xff"[..]);
+        let eval = s.release.eval_of(&evalsha);
+        let args: Vec<Vec<u8>> = eval
+            .args_iter()
+            .map(|a| match a {
+                redis::Arg::Simple(b) => b.to_vec(),
+                redis::Arg::Cursor => Vec::new(),
+            })
+            .collect();
+        let expected: Vec<Vec<u8>> = vec![
+            b"EVAL".to_vec(),
+            RELEASE_LUA.as_bytes().to_vec(),
+            b"1".to_vec(),
+            b"{m}:lease".to_vec(),
+            b"1:owner".to_vec(),
+            vec![0, 0xff],
+        ];
+        assert_eq!(args, expected);
     }
 }
