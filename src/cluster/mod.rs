@@ -51,7 +51,8 @@ pub struct ClusterSettings {
     pub market_listen_host: String,
     /// Where others reach this node.
     pub advertise_host: String,
-    /// `store.redis_prefix`: the registry's hash tag, and the start of every market's.
+    /// `store.redis_prefix` without braces: the registry's hash tag, and the start of
+    /// every market's.
     pub prefix: String,
     /// `store.redis_url` (single Redis) ...
     pub redis_url: String,
@@ -78,9 +79,15 @@ impl ClusterSettings {
             heartbeat_ms: c.heartbeat_ms,
             market_listen_host: c.market_listen_host.clone(),
             advertise_host: c.advertise_host.clone(),
-            prefix: config.store.redis_prefix.clone(),
+            // `{gavel}` (as a Redis Cluster's single journal needs it) and `gavel` name the
+            // same base: the node adds its own braces.
+            prefix: config
+                .store
+                .redis_prefix
+                .trim_matches(|c| c == '{' || c == '}')
+                .to_owned(),
             redis_url: config.store.redis_url.clone(),
-            redis_cluster: Vec::new(),
+            redis_cluster: config.store.redis_cluster_urls.clone(),
             op_timeout_ms: config.store.redis_timeout_ms,
         }
     }
