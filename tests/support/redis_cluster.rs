@@ -150,7 +150,7 @@ impl RedisCluster {
             .kill();
         let slot = get_slot(key.as_bytes());
         self.wait_until("the automatic failover completes", |c| {
-            c.serves(new, slot) && c.live().all(|p| cluster_ok(p))
+            c.serves(new, slot) && c.live().all(cluster_ok)
         });
         (old, new)
     }
