@@ -6,9 +6,8 @@
 //! each market's lease in Redis: the assignment only says whom a market *should* go to.
 //!
 //! The assignment is balanced rendezvous hashing: each market ranks the nodes by a stable
-//! hash of (market, node), and goes to the best-ranked node that has fewer than
-//! `ceil(markets / nodes)` markets so far. So every node holds a fair share (the counts
-//! differ by at most one... or by the rounding of `ceil`), and a node joining or leaving
+//! hash of (market, node) and goes to the best-ranked node that still has room, so every
+//! node holds `floor(M/N)` or `floor(M/N) + 1` markets, and a node joining or leaving
 //! moves few markets besides its own share.
 //!
 //! Must not: read clocks or draw random numbers (two nodes must agree), or depend on the
@@ -28,22 +27,43 @@ pub fn assign(markets: &[String], nodes: &[String]) -> BTreeMap<String, String> 
     if nodes.is_empty() {
         return out;
     }
-    let cap = markets.len().div_ceil(nodes.len());
+    // Two passes keep every node within one market of every other: first each market
+    // goes to its best-ranked node holding fewer than floor(M/N); the M mod N markets left
+    // over then go to their best-ranked node holding no extra one yet.
+    let floor = markets.len() / nodes.len();
     let mut load: BTreeMap<&String, usize> = nodes.iter().map(|n| (*n, 0)).collect();
+    let mut left = Vec::new();
     for market in markets {
-        let mut ranked = nodes.clone();
-        // Highest score first; the node id breaks a (64-bit) tie so the order is total.
-        ranked.sort_by(|a, b| score(market, b).cmp(&score(market, a)).then(a.cmp(b)));
-        let Some(node) = ranked
-            .into_iter()
-            .find(|n| load.get(n).copied().unwrap_or(0) < cap)
-        else {
-            continue; // unreachable: cap × nodes ≥ markets
-        };
-        *load.entry(node).or_insert(0) += 1;
-        out.insert(market.clone(), node.clone());
+        match best(market, &nodes, &load, floor) {
+            Some(node) => {
+                *load.entry(node).or_insert(0) += 1;
+                out.insert(market.clone(), node.clone());
+            }
+            None => left.push(market),
+        }
+    }
+    for market in left {
+        if let Some(node) = best(market, &nodes, &load, floor + 1) {
+            *load.entry(node).or_insert(0) += 1;
+            out.insert(market.clone(), node.clone());
+        }
     }
     out
+}
+
+/// The best-ranked node for `market` holding fewer than `cap` markets.
+fn best<'a>(
+    market: &str,
+    nodes: &[&'a String],
+    load: &BTreeMap<&String, usize>,
+    cap: usize,
+) -> Option<&'a String> {
+    let mut ranked = nodes.to_vec();
+    // Highest score first; the node id breaks a (64-bit) tie so the order is total.
+    ranked.sort_by(|a, b| score(market, b).cmp(&score(market, a)).then(a.cmp(b)));
+    ranked
+        .into_iter()
+        .find(|n| load.get(n).copied().unwrap_or(0) < cap)
 }
 
 /// FNV-1a over `market`, a zero byte and `node`: stable across builds and platforms (the
@@ -94,17 +114,17 @@ mod tests {
     }
 
     proptest! {
-        /// Every market has exactly one owner among the live nodes, every node holds at
-        /// most ceil(M/N), and the answer does not depend on input order.
+        /// Every market has exactly one owner among the live nodes, every node holds
+        /// floor(M/N) or one more, and the answer does not depend on input order.
         #[test]
         fn balanced_total_and_order_free(m in 0usize..40, n in 1usize..8, rot in 0usize..8) {
             let markets = names("m", m);
             let nodes = names("n", n);
             let a = assign(&markets, &nodes);
             prop_assert_eq!(a.len(), m);
-            let cap = m.div_ceil(n);
             for node in &nodes {
-                prop_assert!(a.values().filter(|o| *o == node).count() <= cap);
+                let held = a.values().filter(|o| *o == node).count();
+                prop_assert!(held == m / n || held == m / n + 1, "{} holds {}", node, held);
             }
             let mut shuffled = nodes.clone();
             shuffled.rotate_left(rot % n);
