@@ -31,11 +31,11 @@ pub use lot::{Lead, Lot, PreBid};
 pub use membership::{ActiveIsMember, Membership};
 pub use receipts::{Digest as ReceiptDigest, Receipt, Receipts};
 pub use rules::Rules;
+pub(crate) use rules::{default_bid_id_retention_ms, default_credit_due_ms, first_version};
 pub use transfer::{
     Direction, Transfer, TransferId, TransferOutcome, TransferRefusal, Transfers,
     MAX_MARKET_NAME_BYTES, MAX_TRANSFER_ID_BYTES,
 };
-pub(crate) use rules::{default_bid_id_retention_ms, default_credit_due_ms, first_version};
 
 #[cfg(test)]
 mod tests;

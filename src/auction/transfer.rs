@@ -198,7 +198,8 @@ impl Book {
         terms: TransferTerms,
         out: &mut Vec<E>,
     ) {
-        let deposit_of = |book: &Self, dealer: DealerId| book.dealer(dealer).map_or(0, |d| d.deposit);
+        let deposit_of =
+            |book: &Self, dealer: DealerId| book.dealer(dealer).map_or(0, |d| d.deposit);
         if !valid_id(&terms.id) || !valid_market(&terms.peer) {
             // Not remembered: an id or a name the book will not keep is no key.
             let record = Transfer {

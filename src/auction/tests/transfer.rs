@@ -178,7 +178,11 @@ fn a_transfer_out_may_take_only_the_deposit_the_exposure_here_does_not_need() {
         sim.covered();
         // Nothing more is free: even a fen is refused now.
         let events = sim.run(out("t-fen", d, 1));
-        assert_eq!(answer(&events), (exceeds(0), false, sim.deposit(d)), "{what}");
+        assert_eq!(
+            answer(&events),
+            (exceeds(0), false, sim.deposit(d)),
+            "{what}"
+        );
     }
 }
 
@@ -235,7 +239,11 @@ fn each_half_is_applied_once_per_id_and_a_repeat_gets_the_first_answer() {
         (r#in("t2", d, y(500)), (ACCEPTED, false), y(10_500)),
         (r#in("t2", d, y(500)), (ACCEPTED, true), y(10_500)),
         // A refusal is final too.
-        (out("t3", d, y(20_000)), (exceeds(y(10_500)), false), y(10_500)),
+        (
+            out("t3", d, y(20_000)),
+            (exceeds(y(10_500)), false),
+            y(10_500),
+        ),
         (out("t3", d, y(1)), (exceeds(y(10_500)), true), y(10_500)),
     ];
     for (i, (command, (outcome, duplicate), deposit)) in table.into_iter().enumerate() {
@@ -244,7 +252,11 @@ fn each_half_is_applied_once_per_id_and_a_repeat_gets_the_first_answer() {
         assert_eq!(sim.deposit(d), deposit, "row {i}");
         // Only a first acceptance changes the dealer.
         let changed = outcome == ACCEPTED && !duplicate;
-        assert_eq!(events.len(), 1 + usize::from(changed), "row {i}: {events:?}");
+        assert_eq!(
+            events.len(),
+            1 + usize::from(changed),
+            "row {i}: {events:?}"
+        );
     }
     // A repeat names the first one's terms, whatever it asked.
     let events = sim.run(out("t1", d, y(9)));
