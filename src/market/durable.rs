@@ -419,4 +419,53 @@ mod tests {
         let unknown = rmp_serde::from_slice::<Command>(b"\xa4Nope").unwrap_err();
         assert!(unknown.to_string().contains("Nope"), "{unknown}");
     }
+
+    #[test]
+    fn transfers_are_written_by_name_and_kept_in_the_snapshot_after_the_loans() {
+        let out = Command::Auction(auction::Command::TransferOut {
+            transfer: "t-1".into(),
+            dealer: DealerId(1),
+            to: "chengdu".into(),
+            amount: 5,
+        });
+        let bytes = rmp_serde::to_vec_named(&out).expect("encodes");
+        assert_eq!(&bytes[..13], b"\x81\xabTransferOut");
+        assert_eq!(round_trip(&out), out);
+        let r#in = Command::Auction(auction::Command::TransferIn {
+            transfer: "t-1".into(),
+            dealer: DealerId(1),
+            from: "beijing".into(),
+            amount: 5,
+        });
+        assert_eq!(round_trip(&r#in), r#in);
+
+        // A market with a transfer and no loan: the snapshot is positional, so the loans'
+        // place is written (empty) before the transfers.
+        let mut market = Market::default();
+        market.apply(
+            1,
+            0,
+            Command::Auction(auction::Command::RegisterDealer {
+                name: "d".into(),
+                deposit: 100,
+                linked_sellers: Vec::new(),
+                token_hash: [0; 32],
+            }),
+        );
+        market.apply(2, 0, r#in);
+        assert_eq!(market.book().transfers().len(), 1);
+        let mut bytes = Vec::new();
+        rmp_serde::encode::write(&mut bytes, &market).expect("encodes");
+        assert_eq!(bytes[0], 0x90 + 11, "eleven fields: loans, then transfers");
+        let back: Market = rmp_serde::from_slice(&bytes).expect("decodes");
+        assert_eq!(back, market);
+        assert_eq!(
+            back.book().dealer(DealerId(1)).map(|d| d.deposit),
+            Some(105)
+        );
+        // Without a transfer (or a loan) it is written as before either existed.
+        let mut bytes = Vec::new();
+        rmp_serde::encode::write(&mut bytes, &Market::default()).expect("encodes");
+        assert_eq!(bytes[0], 0x90 + 9);
+    }
 }
