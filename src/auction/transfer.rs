@@ -25,6 +25,9 @@
 //! a record is about a hundred bytes, and forgetting one would let a redelivery after any
 //! delay apply twice, which is exactly the failure this file exists to rule out.
 //!
+//! A dealer's status does not matter: a suspended or expelled dealer's allocation may
+//! still move, as long as what remains covers what it holds here (its leads stand).
+//!
 //! Must not: read a clock (time is the command's), or know which market it is (the peer
 //! market's name is only recorded; routing the matching half is the cluster's job).
 
