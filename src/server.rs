@@ -263,6 +263,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
     let app = crate::api::routes::router()
         .merge(crate::api::alliance::router())
         .merge(crate::api::credit::router())
+        .merge(crate::api::transfers::router())
         .merge(crate::api::market::router())
         .merge(crate::api::audit::router())
         .merge(crate::gateway::upgrade::router())

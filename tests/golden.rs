@@ -36,6 +36,11 @@
 //!   a car sold out of trust and a late repayment.
 //! - `snapshot-credit.msgpack.hex`: the book after the script, the sequel and the credit
 //!   sequel (credit lines and loans).
+//! - `journal-batch-transfers.msgpack.hex`: the transfer sequel's batch, journaled after
+//!   the credit sequel: both halves of transfers between markets (`TransferOut`,
+//!   `TransferIn`), accepted, repeated, beyond the free deposit, for no dealer.
+//! - `snapshot-transfers.msgpack.hex`: the book after the credit sequel and the transfer
+//!   sequel (the transfers it remembers, after its loans).
 //! - `snapshot.msgpack.hex`: a snapshot (`rmp_serde::encode::write(&mut bytes, &book)`,
 //!   positional, as the engine's snapshot thread writes it) of the book a deterministic
 //!   command script builds: lots in every status, dealers with receipts (one with more than
@@ -62,8 +67,9 @@ use gavel::alliance::{
     WarningId,
 };
 use gavel::auction::{
-    self, BidOutcome, Borrower, Canceller, Command as AuctionCommand, Event as AuctionEvent,
-    Increments, Listing, LotStatus, LotUpdate, Outcome, Rejection,
+    self, BidOutcome, Borrower, Canceller, Command as AuctionCommand,
+    Direction as TransferDirection, Event as AuctionEvent, Increments, Listing, LotStatus,
+    LotUpdate, Outcome, Rejection, TransferOutcome, TransferRefusal,
 };
 use gavel::engine::Publisher;
 use gavel::gateway::{
@@ -907,6 +913,56 @@ fn credit_sequel() -> Vec<Entry> {
     log.at(start + 3 * HOUR + 2_000, limit(9, 1_000_000)); // no such dealer
     log.at(start + 3 * HOUR + 3_000, repay(3)); // no such loan
     log.entries
+}
+
+/// The transfer sequel: what an engine of a market in a cluster journals after the
+/// credit sequel, on its book. Its own batch, so the earlier ones stay the bytes their
+/// builds wrote.
+///
+/// D1 (500,000 yuan of deposit, 95,000 yuan held: 9,500 yuan of its deposit needed at
+/// leverage 10, no credit available) moves 200,000 yuan to Chengdu (T1); T1 is delivered
+/// again (`duplicate`); 300,000 more is beyond its free deposit (290,500 yuan); D5 gets
+/// 50,000 yuan from Chengdu (T3), delivered twice; a transfer for no dealer is refused.
+fn transfer_sequel() -> Vec<Entry> {
+    let credit = credit_sequel();
+    let mut log = Log {
+        base: credit.last().map_or(0, |e| e.seq),
+        entries: Vec::new(),
+    };
+    let start = 15 * HOUR;
+    let out = |id: &str, dealer, amount| {
+        Command::Auction(AuctionCommand::TransferOut {
+            transfer: id.into(),
+            dealer: DealerId(dealer),
+            to: "chengdu".into(),
+            amount,
+        })
+    };
+    let r#in = |id: &str, dealer, amount| {
+        Command::Auction(AuctionCommand::TransferIn {
+            transfer: id.into(),
+            dealer: DealerId(dealer),
+            from: "chengdu".into(),
+            amount,
+        })
+    };
+    log.at(start, out("T1", 1, 20_000_000));
+    log.at(start + 1_000, out("T1", 1, 20_000_000)); // duplicate
+    log.at(start + 2_000, out("T2", 1, 30_000_000)); // transfer_exceeds_free
+    log.at(start + 3_000, r#in("T3", 5, 5_000_000));
+    log.at(start + 4_000, r#in("T3", 5, 5_000_000)); // duplicate
+    log.at(start + 5_000, out("T4", 9, 1_000_000)); // unknown_dealer
+    log.entries
+}
+
+/// The transfer sequel as a batch (applied after the credit sequel).
+fn transfer_batch() -> Batch {
+    batch_after(credit_book(), transfer_sequel())
+}
+
+/// The book after the script, the sequel, the credit sequel and the transfer sequel.
+fn transfer_book() -> Market {
+    book_after(credit_book(), &transfer_sequel())
 }
 
 /// The credit sequel as a batch, with its outcomes (applied after the sequel).
@@ -1865,6 +1921,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Auction(AuctionCommand::SetCreditLimit { .. }) => "SetCreditLimit",
         Command::Auction(AuctionCommand::Finance { .. }) => "Finance",
         Command::Auction(AuctionCommand::Repay { .. }) => "Repay",
+        Command::Auction(AuctionCommand::TransferOut { .. }) => "TransferOut",
+        Command::Auction(AuctionCommand::TransferIn { .. }) => "TransferIn",
         Command::Alliance(a) => match a {
             AllianceCommand::HandOff(_) => "Alliance::HandOff",
             AllianceCommand::Retail { .. } => "Alliance::Retail",
@@ -1878,7 +1936,7 @@ fn command_name(c: &Command) -> &'static str {
     }
 }
 
-const EVERY_COMMAND: [&str; 25] = [
+const EVERY_COMMAND: [&str; 27] = [
     "Configure",
     "RegisterSeller",
     "RegisterDealer",
@@ -1896,6 +1954,8 @@ const EVERY_COMMAND: [&str; 25] = [
     "SetCreditLimit",
     "Finance",
     "Repay",
+    "TransferOut",
+    "TransferIn",
     "Alliance::HandOff",
     "Alliance::Retail",
     "Alliance::Return",
@@ -1964,6 +2024,28 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
                 Event::Auction(AuctionEvent::LoanRepaid { loan, dealer, lot }) => {
                     format!("{loan} {dealer} repaid for {lot}")
                 }
+                Event::Auction(AuctionEvent::Transfer {
+                    record,
+                    duplicate,
+                    deposit,
+                }) => format!(
+                    "transfer {} {} {} {} {} {}: {} duplicate={duplicate} deposit={deposit}",
+                    record.direction.as_str(),
+                    record.id,
+                    record.dealer,
+                    match record.direction {
+                        TransferDirection::Out => "to",
+                        TransferDirection::In => "from",
+                    },
+                    record.peer,
+                    record.amount,
+                    match record.outcome {
+                        TransferOutcome::Accepted => "accepted".to_string(),
+                        TransferOutcome::Refused(TransferRefusal::ExceedsFree { free }) =>
+                            format!("transfer_exceeds_free free={free}"),
+                        TransferOutcome::Refused(r) => r.reason().to_string(),
+                    },
+                ),
 
                 Event::Alliance(AllianceEvent::Refused(r)) => {
                     format!("alliance refused {}", r.code())
@@ -2723,6 +2805,7 @@ fn journal_batch_is_pinned() {
         .iter()
         .chain(&sequel())
         .chain(&credit_sequel())
+        .chain(&transfer_sequel())
         .map(|e| command_name(&e.command))
         .collect();
     assert_eq!(
@@ -3176,4 +3259,77 @@ fn the_credit_snapshot_is_pinned() {
             "changed by the credit sequel: {fact}"
         );
     }
+}
+
+#[test]
+fn the_transfer_batch_is_pinned() {
+    let decoded = pinned_batch("journal-batch-transfers.msgpack.hex", &transfer_batch());
+    assert_eq!(
+        batch_facts(&decoded),
+        ["entries 236..=241 (6), from T0+54000000 to T0+54005000"]
+    );
+}
+
+#[test]
+fn the_transfer_sequel_does_what_its_comments_say() {
+    let mut book = credit_book();
+    let applied = apply(&mut book, &transfer_sequel());
+    assert_eq!(
+        story_facts(&applied),
+        [
+            "seq 236: transfer out T1 D1 to chengdu 20000000: accepted duplicate=false deposit=30000000",
+            "seq 237: transfer out T1 D1 to chengdu 20000000: accepted duplicate=true deposit=30000000",
+            "seq 238: transfer out T2 D1 to chengdu 30000000: transfer_exceeds_free free=29050000 duplicate=false deposit=30000000",
+            "seq 239: transfer in T3 D5 from chengdu 5000000: accepted duplicate=false deposit=15000000",
+            "seq 240: transfer in T3 D5 from chengdu 5000000: accepted duplicate=true deposit=15000000",
+            "seq 241: transfer out T4 D9 to chengdu 1000000: unknown_dealer duplicate=false deposit=0",
+        ]
+    );
+}
+
+#[test]
+fn the_transfer_snapshot_is_pinned() {
+    let (decoded, facts) = pinned_snapshot("snapshot-transfers.msgpack.hex", &transfer_book());
+    let changed = facts_of(&facts, &["last_seq", "D1 ", "D5 "]);
+    assert_eq!(
+        changed,
+        [
+            "last_seq=241 last_now=T0+54005000",
+            "D1 Active deposit=30000000 exposure=9500000 receipts=143 linked=[] credit limit=1000000 drawn=1200000",
+            "D5 Active deposit=15000000 exposure=0 receipts=1 linked=[]",
+            "D1 standing score=Some(4.5) ratings=1 violations=4 uncorrected=0 refused_retail=2",
+        ]
+    );
+    // The rest of the book is the credit sequel's, unchanged.
+    let before = book_facts(&credit_book());
+    for fact in facts.iter().filter(|f| !changed.contains(&f.as_str())) {
+        assert!(
+            before.contains(fact),
+            "changed by the transfer sequel: {fact}"
+        );
+    }
+    // Its transfers are remembered, so a repeat is answered as first decided.
+    let kept: Vec<String> = decoded
+        .book()
+        .transfers()
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} {} {:?}",
+                t.direction.as_str(),
+                t.id,
+                t.amount,
+                t.outcome
+            )
+        })
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            "out T1 20000000 Accepted",
+            "out T2 30000000 Refused(ExceedsFree { free: 29050000 })",
+            "out T4 1000000 Refused(UnknownDealer)",
+            "in T3 5000000 Accepted",
+        ]
+    );
 }

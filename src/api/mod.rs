@@ -12,6 +12,7 @@
 //! - [`reads`]: the reads the web console needs (time, me, dealers, catalogue, complaints).
 //! - [`credit`]: the dealer credit line (limits, financing, repayment, the line's read).
 //! - [`market`]: market data for members (prices by car and city, a model's history).
+//! - [`transfers`]: the admin's half of a transfer of a dealer's deposit between markets.
 //! - `fuzzing` (hidden): bodies and query strings through the handlers' own checks, for
 //!   the fuzz harness (`fuzz/`).
 
@@ -23,4 +24,5 @@ pub mod fuzzing;
 pub mod market;
 pub mod reads;
 pub mod routes;
+pub mod transfers;
 pub mod validate;

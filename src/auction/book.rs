@@ -9,8 +9,8 @@
 //!
 //! This file holds the state, the reads and the dispatch of each command; the rest of
 //! `impl Book` lives by job beside it: `bidding.rs` (a bid decided, pre-bids), `close.rs`
-//! (timers, closes, the seller's decision, cancel, settle, `Resume`) and `credit.rs`
-//! (credit lines and loans).
+//! (timers, closes, the seller's decision, cancel, settle, `Resume`), `credit.rs`
+//! (credit lines and loans) and `transfer.rs` (deposit moved between markets).
 
 use super::bidding::Bid;
 use super::command::{Command, Listing, TokenHash};
@@ -20,6 +20,7 @@ use super::lot::Lot;
 use super::membership::{ActiveIsMember, Membership};
 use super::receipts::{Digest, Receipts};
 use super::rules::Rules;
+use super::transfer::{Direction, TransferTerms, Transfers};
 use crate::vocab::{
     DealerId, DealerStatus, Fen, LoanId, LotId, SellerId, ServiceId, FEN_PER_YUAN, MAX_AMOUNT,
 };
@@ -117,6 +118,9 @@ pub struct Book {
     /// Every loan drawn on a credit line, in id order (see `super::credit`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) loans: Vec<Loan>,
+    /// Every transfer's half applied here, kept for good (see `super::transfer`).
+    #[serde(default, skip_serializing_if = "Transfers::is_empty")]
+    pub(super) transfers: Transfers,
     /// (deadline, lot) for every lot with a pending timer. Derived from `lots`.
     #[serde(skip)]
     pub(super) timers: BTreeSet<(u64, LotId)>,
@@ -151,6 +155,9 @@ pub struct BookParts {
     /// Every loan, in id order (absent before credit lines existed).
     #[serde(default)]
     pub loans: Vec<Loan>,
+    /// Every transfer's half applied, in key order (absent before transfers existed).
+    #[serde(default)]
+    pub transfers: Transfers,
 }
 
 impl From<BookParts> for Book {
@@ -187,6 +194,7 @@ impl From<BookParts> for Book {
             sellers: d.sellers,
             services: d.services,
             loans: d.loans,
+            transfers: d.transfers,
             timers,
             loan_due,
             loan_of,
@@ -206,6 +214,7 @@ impl PartialEq for Book {
             && self.sellers == other.sellers
             && self.services == other.services
             && self.loans == other.loans
+            && self.transfers == other.transfers
     }
 }
 
@@ -230,6 +239,7 @@ impl Book {
             sellers: Vec::new(),
             services: Vec::new(),
             loans: Vec::new(),
+            transfers: Transfers::default(),
             timers: BTreeSet::new(),
             loan_due: BTreeSet::new(),
             loan_of: BTreeMap::new(),
@@ -299,9 +309,20 @@ impl Book {
     /// A dealer's buying power: deposit × leverage + available credit. Saturating: a
     /// deposit × leverage that does not fit is already "no cap" (`Rules::buying_power`).
     pub fn buying_power(&self, dealer: &Dealer) -> Fen {
+        self.buying_power_with(dealer, dealer.deposit)
+    }
+
+    /// The buying power `dealer` would have with `deposit` instead of its own: the one
+    /// computation both a bid and a transfer out are decided by.
+    pub fn buying_power_with(&self, dealer: &Dealer, deposit: Fen) -> Fen {
         self.rules
-            .buying_power(dealer.deposit)
+            .buying_power(deposit)
             .saturating_add(dealer.credit.available())
+    }
+
+    /// Every transfer's half applied here (see `super::transfer`).
+    pub fn transfers(&self) -> &Transfers {
+        &self.transfers
     }
 
     /// A loan by id.
@@ -473,6 +494,36 @@ impl Book {
             Command::SetCreditLimit { dealer, limit } => self.set_credit_limit(dealer, limit, out),
             Command::Finance { lot, by } => self.finance(now, lot, by, out),
             Command::Repay { loan } => self.repay(now, loan, out),
+            Command::TransferOut {
+                transfer,
+                dealer,
+                to,
+                amount,
+            } => {
+                let terms = TransferTerms {
+                    id: transfer,
+                    direction: Direction::Out,
+                    dealer,
+                    peer: to,
+                    amount,
+                };
+                self.transfer(seq, now, terms, out)
+            }
+            Command::TransferIn {
+                transfer,
+                dealer,
+                from,
+                amount,
+            } => {
+                let terms = TransferTerms {
+                    id: transfer,
+                    direction: Direction::In,
+                    dealer,
+                    peer: from,
+                    amount,
+                };
+                self.transfer(seq, now, terms, out)
+            }
         }
     }
 

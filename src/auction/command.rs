@@ -7,6 +7,7 @@
 
 use super::credit::Borrower;
 use super::increments::Increments;
+use super::transfer::TransferId;
 use crate::vocab::{DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId, Vehicle};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -190,5 +191,31 @@ pub enum Command {
     Repay {
         /// The loan.
         loan: LoanId,
+    },
+    /// One market's half of moving part of a dealer's deposit to another market (the
+    /// cluster's, or an operator's command): the deposit here falls by `amount` only if
+    /// what remains still covers the dealer's exposure here. The first result of a
+    /// `transfer` id is final: a repeat is answered with it and changes nothing (see
+    /// `super::transfer`).
+    TransferOut {
+        /// Client-chosen id, 1 to 64 bytes; the matching `TransferIn` carries the same.
+        transfer: TransferId,
+        /// The dealer.
+        dealer: DealerId,
+        /// The market the deposit goes to (1 to 32 bytes; recorded, not checked).
+        to: String,
+        /// How much, fen (1 to 10^12).
+        amount: Fen,
+    },
+    /// The other half: the deposit here rises by `amount`, once per `transfer` id.
+    TransferIn {
+        /// The id its `TransferOut` carried.
+        transfer: TransferId,
+        /// The dealer.
+        dealer: DealerId,
+        /// The market the deposit comes from (1 to 32 bytes; recorded, not checked).
+        from: String,
+        /// How much, fen (1 to 10^12).
+        amount: Fen,
     },
 }

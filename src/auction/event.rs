@@ -4,6 +4,7 @@
 //! can hand them to the fan-out and the journal's consumers after the book has moved on.
 
 use super::credit::Loan;
+use super::transfer::Transfer;
 use crate::vocab::{DealerId, DealerStatus, Fen, LoanId, LotId, SellerId, ServiceId};
 use serde::{Deserialize, Serialize};
 
@@ -351,6 +352,17 @@ pub enum Event {
         dealer: DealerId,
         /// The lot it paid for.
         lot: LotId,
+    },
+    /// The direct answer to a `TransferOut` or a `TransferIn`. An accepted half is followed
+    /// by the dealer's [`Event::DealerChanged`] (its new deposit).
+    Transfer {
+        /// The half as first applied: its terms and outcome (a repeat gets the first
+        /// one's, whatever it asked).
+        record: Box<Transfer>,
+        /// True when this id was seen before in this direction and nothing was applied.
+        duplicate: bool,
+        /// The dealer's deposit here after this step (0 for an unknown dealer).
+        deposit: Fen,
     },
     /// A non-bid command changed nothing.
     Refused(Refusal),

@@ -2754,3 +2754,4 @@ fn every_exposure_move_is_reported_with_the_books_figure() {
 }
 
 mod prebid;
+mod transfer;

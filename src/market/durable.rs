@@ -12,14 +12,18 @@
 //!   index, so the auction's commands can sit in their own enum and still be written flat;
 //! - the rules are one struct: the auction's fields in order, then `alliance`;
 //! - a snapshot is one struct: `rules`, `last_seq`, `last_now`, `pruned_at`, `lots`,
-//!   `dealers`, `sellers`, `services`, `alliance`, and `loans` once there is one.
+//!   `dealers`, `sellers`, `services`, `alliance`, `loans` once there is one, and
+//!   `transfers` once there is one (with `loans` then written even when empty, since the
+//!   snapshot is positional).
 //!
 //! Fields added later are read with a default when absent, so older journals and snapshots
 //! still load.
 
 use super::{Command, Market, Rules};
 use crate::alliance::{Alliance, AllianceRules};
-use crate::auction::{self, Book, BookParts, Dealer, Increments, Loan, Lot, Seller, Service};
+use crate::auction::{
+    self, Book, BookParts, Dealer, Increments, Loan, Lot, Seller, Service, Transfers,
+};
 use crate::vocab::FIRST_RULES_VERSION;
 use serde::de::{self, EnumAccess, IntoDeserializer, VariantAccess, Visitor};
 use serde::ser::SerializeStruct;
@@ -47,6 +51,8 @@ const COMMANDS: &[&str] = &[
     "SetCreditLimit",
     "Finance",
     "Repay",
+    "TransferOut",
+    "TransferIn",
 ];
 
 impl Serialize for Command {
@@ -258,10 +264,14 @@ impl<'de> Deserialize<'de> for Rules {
 impl Serialize for Market {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let b = &self.book;
-        // Loans come last, and only once there is one, so a market without credit is
-        // written as before credit lines existed.
-        let loans = !b.loans().is_empty();
-        let mut m = s.serialize_struct("Book", 9 + usize::from(loans))?;
+        // Loans come after the alliance, and only once there is one, so a market without
+        // credit is written as before credit lines existed; transfers after the loans,
+        // likewise. The snapshot is positional, so transfers need the loans' place
+        // written before them, empty or not.
+        let transfers = !b.transfers().is_empty();
+        let loans = transfers || !b.loans().is_empty();
+        let fields = 9 + usize::from(loans) + usize::from(transfers);
+        let mut m = s.serialize_struct("Book", fields)?;
         m.serialize_field("rules", &RulesShape(b.rules(), &self.alliance_rules))?;
         m.serialize_field("last_seq", &b.last_seq())?;
         m.serialize_field("last_now", &b.last_now())?;
@@ -273,6 +283,9 @@ impl Serialize for Market {
         m.serialize_field("alliance", &self.alliance)?;
         if loans {
             m.serialize_field("loans", b.loans())?;
+        }
+        if transfers {
+            m.serialize_field("transfers", b.transfers())?;
         }
         m.end()
     }
@@ -297,6 +310,9 @@ struct MarketRecord {
     /// Absent from snapshots written before credit lines existed, or without a loan.
     #[serde(default)]
     loans: Vec<Loan>,
+    /// Absent from snapshots written before transfers existed, or without one.
+    #[serde(default)]
+    transfers: Transfers,
 }
 
 impl<'de> Deserialize<'de> for Market {
@@ -313,6 +329,7 @@ impl<'de> Deserialize<'de> for Market {
                 sellers: m.sellers,
                 services: m.services,
                 loans: m.loans,
+                transfers: m.transfers,
             }),
             alliance: m.alliance,
             alliance_rules: m.rules.alliance,
@@ -401,5 +418,54 @@ mod tests {
         assert_eq!(by_index, Command::Auction(auction::Command::Tick));
         let unknown = rmp_serde::from_slice::<Command>(b"\xa4Nope").unwrap_err();
         assert!(unknown.to_string().contains("Nope"), "{unknown}");
+    }
+
+    #[test]
+    fn transfers_are_written_by_name_and_kept_in_the_snapshot_after_the_loans() {
+        let out = Command::Auction(auction::Command::TransferOut {
+            transfer: "t-1".into(),
+            dealer: DealerId(1),
+            to: "chengdu".into(),
+            amount: 5,
+        });
+        let bytes = rmp_serde::to_vec_named(&out).expect("encodes");
+        assert_eq!(&bytes[..13], b"\x81\xabTransferOut");
+        assert_eq!(round_trip(&out), out);
+        let r#in = Command::Auction(auction::Command::TransferIn {
+            transfer: "t-1".into(),
+            dealer: DealerId(1),
+            from: "beijing".into(),
+            amount: 5,
+        });
+        assert_eq!(round_trip(&r#in), r#in);
+
+        // A market with a transfer and no loan: the snapshot is positional, so the loans'
+        // place is written (empty) before the transfers.
+        let mut market = Market::default();
+        market.apply(
+            1,
+            0,
+            Command::Auction(auction::Command::RegisterDealer {
+                name: "d".into(),
+                deposit: 100,
+                linked_sellers: Vec::new(),
+                token_hash: [0; 32],
+            }),
+        );
+        market.apply(2, 0, r#in);
+        assert_eq!(market.book().transfers().len(), 1);
+        let mut bytes = Vec::new();
+        rmp_serde::encode::write(&mut bytes, &market).expect("encodes");
+        assert_eq!(bytes[0], 0x90 + 11, "eleven fields: loans, then transfers");
+        let back: Market = rmp_serde::from_slice(&bytes).expect("decodes");
+        assert_eq!(back, market);
+        assert_eq!(
+            back.book().dealer(DealerId(1)).map(|d| d.deposit),
+            Some(105)
+        );
+        // Without a transfer (or a loan) it is written as before either existed.
+        let mut bytes = Vec::new();
+        rmp_serde::encode::write(&mut bytes, &Market::default()).expect("encodes");
+        assert_eq!(bytes[0], 0x90 + 9);
     }
 }

@@ -20,6 +20,8 @@ pub mod durable;
 mod credit_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod transfer_tests;
 
 use crate::alliance::{Alliance, AllianceCommand, AllianceEvent, AllianceRules, Registry, Sale};
 use crate::auction::{self, Book, Dealer, LotStatus, Membership, Refusal};
