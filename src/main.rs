@@ -196,19 +196,48 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     None => settings.markets.clone(),
                 };
                 let mut all_ok = true;
+                let mut rebuilt = Vec::new();
                 for m in markets {
                     config.store.redis_prefix = settings.market_prefix(&m);
                     println!("market {m}:");
                     let log = RedisLog::open(&config.redis_journal())
                         .await
                         .with_context(|| format!("reading market {m}'s journal"))?;
-                    let code = replay_market(
+                    let (code, market) = replay_market(
                         log,
                         all_markets,
                         market_data.then(|| gavel::server::market_data_config(&config)),
                     )
                     .await?;
                     all_ok &= code == ExitCode::SUCCESS;
+                    rebuilt.extend(market.map(|market| (m, market)));
+                }
+                if all_markets {
+                    // Across markets: one id is one account everywhere, and every deposit
+                    // that arrived somewhere left somewhere else, once.
+                    let books: Vec<(String, &gavel::auction::Book)> = rebuilt
+                        .iter()
+                        .map(|(m, market)| (m.clone(), market.book()))
+                        .collect();
+                    let c = gavel::cluster::verify::check(&books);
+                    for p in &c.problems {
+                        println!("CLUSTER MISMATCH {p}");
+                    }
+                    for t in &c.in_flight {
+                        println!("in flight: {t}");
+                    }
+                    println!(
+                        "cluster: {} markets, {} transfers checked, {} in flight; {}",
+                        books.len(),
+                        c.transfers,
+                        c.in_flight.len(),
+                        if c.problems.is_empty() {
+                            "accounts and transfers agree"
+                        } else {
+                            "DIFFERENCES FOUND"
+                        }
+                    );
+                    all_ok &= c.problems.is_empty();
                 }
                 return Ok(if all_ok {
                     ExitCode::SUCCESS
@@ -362,7 +391,7 @@ async fn replay<J: JournalRead>(
     journal: J,
     market_data: Option<MarketDataConfig>,
 ) -> anyhow::Result<ExitCode> {
-    replay_market(journal, false, market_data).await
+    Ok(replay_market(journal, false, market_data).await?.0)
 }
 
 /// `replay`, where `may_be_empty` (one of all a cluster's markets) reports a journal that
@@ -371,12 +400,12 @@ async fn replay_market<J: JournalRead>(
     mut journal: J,
     may_be_empty: bool,
     market_data: Option<MarketDataConfig>,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<(ExitCode, Option<gavel::market::Market>)> {
     let started = std::time::Instant::now();
     let v = gavel::engine::verify(&mut journal).await?;
     if v.commands == 0 && may_be_empty {
         println!("  {} holds no command: never served", journal.describe());
-        return Ok(ExitCode::SUCCESS);
+        return Ok((ExitCode::SUCCESS, None));
     }
     if v.commands == 0 {
         bail!(
@@ -405,11 +434,12 @@ async fn replay_market<J: JournalRead>(
             "DIFFERENCES FOUND"
         }
     );
-    Ok(if v.ok() {
+    let code = if v.ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
-    })
+    };
+    Ok((code, Some(v.market)))
 }
 
 async fn wait_for_signal() -> &'static str {

@@ -98,6 +98,16 @@ async fn transfer(
     Body(b): Body<TransferBody>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&caller)?;
+    if s.accounts_from_cluster {
+        // One half applied on its own would create or destroy buying power: in a cluster
+        // both halves come from the control stream, in order.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "transfer_at_front_door",
+            "this server is one market of a cluster: move a deposit with POST \
+             /v1/cluster/transfers on a node's front door, which applies both halves",
+        ));
+    }
     let command = command(b)?;
     let (_, events) = submit(&s, command).await?;
     match events.first() {

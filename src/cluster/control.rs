@@ -6,7 +6,7 @@
 //! | key                              | type   | holds |
 //! |----------------------------------|--------|-------|
 //! | `{prefix}:cluster:control`       | stream | one [`ControlEntry`] per entry, field `c` = MessagePack |
-//! | `{prefix}:cluster:results`       | hash   | entry id → JSON result, written by the entry's *home* market once applied |
+//! | `{prefix}:cluster:results`       | hash   | entry id → JSON result, written by the entry's *home* market once applied (for a transfer: the market it leaves; `<entry id>:in` by the market it arrives in) |
 //! | `{prefix:market}:control_cursor` | string | the last control entry id `market` has applied |
 //!
 //! Why one stream: a dealer's id is its position among registrations, and every market
@@ -55,6 +55,50 @@ pub enum ControlEntry {
         /// The market it happened in, or `operator`.
         origin: String,
     },
+    /// Move `amount` of `dealer`'s deposit from market `from` to market `to`: `from`
+    /// applies `TransferOut` and publishes its result; `to` waits for that result and,
+    /// if the deposit left, applies `TransferIn`. Both halves are idempotent by `transfer`.
+    Transfer {
+        /// The transfer's id (both halves carry it).
+        transfer: String,
+        /// The dealer.
+        dealer: DealerId,
+        /// The market the deposit leaves.
+        from: String,
+        /// The market it arrives in.
+        to: String,
+        /// How much, fen.
+        amount: crate::vocab::Fen,
+    },
+}
+
+/// The results-hash field of a transfer's second half (the first half's is the entry id).
+pub fn in_field(entry: &str) -> String {
+    format!("{entry}:in")
+}
+
+/// A transfer half's event as the results hash keeps it.
+fn transfer_json(events: &[Event]) -> serde_json::Value {
+    for e in events {
+        if let Event::Auction(AuctionEvent::Transfer {
+            record, deposit, ..
+        }) = e
+        {
+            return match record.outcome {
+                auction::TransferOutcome::Accepted => {
+                    serde_json::json!({"accepted": true, "deposit": deposit})
+                }
+                auction::TransferOutcome::Refused(r) => {
+                    let mut v = serde_json::json!({"accepted": false, "reason": r.reason()});
+                    if let auction::TransferRefusal::ExceedsFree { free } = r {
+                        v["free"] = free.into();
+                    }
+                    v
+                }
+            };
+        }
+    }
+    serde_json::json!({"accepted": false, "reason": "refused"})
 }
 
 /// The prefix every relayed status reason carries, so a relayed change is not relayed
@@ -167,12 +211,19 @@ pub async fn ingest(
                         continue;
                     }
                 };
-                match apply(&running, &market, decoded).await {
+                match apply(&running, &market, decoded, &mut conn, &keys, &entry.id).await {
                     Applied::Done(result) => {
-                        if let Some(result) = result {
-                            let _: redis::RedisResult<()> = conn
-                                .hset(&keys.results, &entry.id, result.to_string())
-                                .await;
+                        if let Some((field, result)) = result {
+                            // Published before the cursor moves: a market waiting for
+                            // this result must find it, so a failed write applies the
+                            // entry again (idempotent) rather than skip it.
+                            let published: redis::RedisResult<()> =
+                                conn.hset(&keys.results, field, result.to_string()).await;
+                            if let Err(e) = published {
+                                tracing::warn!(%market, error = %e, "control result not published; applying the entry again");
+                                pause(&mut stop).await;
+                                break;
+                            }
                         }
                         let saved: redis::RedisResult<()> = conn.set(&cursor_key, &entry.id).await;
                         if let Err(e) = saved {
@@ -227,13 +278,22 @@ impl RunningParts {
 }
 
 enum Applied {
-    /// Applied (or nothing to do); the home market's result, if this market is it.
-    Done(Option<serde_json::Value>),
+    /// Applied (or nothing to do); the result to publish (results-hash field and value),
+    /// if this market publishes one.
+    Done(Option<(String, serde_json::Value)>),
     /// The engine could not make it durable now.
     Retry,
 }
 
-async fn apply(running: &RunningParts, market: &str, entry: ControlEntry) -> Applied {
+async fn apply(
+    running: &RunningParts,
+    market: &str,
+    entry: ControlEntry,
+    conn: &mut Conn,
+    keys: &ControlKeys,
+    entry_id: &str,
+) -> Applied {
+    let publish = |v: serde_json::Value| Some((entry_id.to_owned(), v));
     match entry {
         ControlEntry::Account { command, home } => {
             let is_home = home == market;
@@ -263,10 +323,15 @@ async fn apply(running: &RunningParts, market: &str, entry: ControlEntry) -> App
                     crate::directory::Principal::Service(s) => s.to_string(),
                     crate::directory::Principal::Admin => String::new(),
                 };
-                return Applied::Done(is_home.then(|| serde_json::json!({ "id": id })));
+                return Applied::Done(if is_home {
+                    publish(serde_json::json!({ "id": id }))
+                } else {
+                    None
+                });
             }
             match running.engine.submit(Command::Auction(c)).await {
-                Ok(applied) => Applied::Done(is_home.then(|| result_json(&applied.events))),
+                Ok(applied) if is_home => Applied::Done(publish(result_json(&applied.events))),
+                Ok(_) => Applied::Done(None),
                 Err(_) => Applied::Retry,
             }
         }
@@ -293,6 +358,51 @@ async fn apply(running: &RunningParts, market: &str, entry: ControlEntry) -> App
             };
             match running.engine.submit(Command::Auction(command)).await {
                 Ok(_) => Applied::Done(None),
+                Err(_) => Applied::Retry,
+            }
+        }
+        ControlEntry::Transfer {
+            transfer,
+            dealer,
+            from,
+            to,
+            amount,
+        } => {
+            if from == market {
+                let command = auction::Command::TransferOut {
+                    transfer: transfer.into(),
+                    dealer,
+                    to,
+                    amount,
+                };
+                return match running.engine.submit(Command::Auction(command)).await {
+                    Ok(applied) => Applied::Done(publish(transfer_json(&applied.events))),
+                    Err(_) => Applied::Retry,
+                };
+            }
+            if to != market {
+                return Applied::Done(None);
+            }
+            // The deposit arrives only once it has left: wait (holding this market's
+            // place in the stream) for the first half's result.
+            let out: Option<String> = conn.hget(&keys.results, entry_id).await.unwrap_or(None);
+            let Some(out) = out.and_then(|o| serde_json::from_str::<serde_json::Value>(&o).ok())
+            else {
+                return Applied::Retry;
+            };
+            if out.get("accepted") != Some(&serde_json::Value::Bool(true)) {
+                return Applied::Done(None);
+            }
+            let command = auction::Command::TransferIn {
+                transfer: transfer.into(),
+                dealer,
+                from,
+                amount,
+            };
+            match running.engine.submit(Command::Auction(command)).await {
+                Ok(applied) => {
+                    Applied::Done(Some((in_field(entry_id), transfer_json(&applied.events))))
+                }
                 Err(_) => Applied::Retry,
             }
         }

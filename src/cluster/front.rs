@@ -10,7 +10,8 @@
 //!   body follows a 307), `503 market_unavailable` while the market changes hands;
 //! - `POST /v1/listings`: `307` to the listing's market, chosen by `vehicle.city`;
 //! - `POST /v1/sellers`, `/v1/dealers`, `/v1/service-tokens` (admin): an account in every
-//!   market; `POST /v1/dealers/{id}/status` (admin): a status in every market.
+//!   market; `POST /v1/dealers/{id}/status` (admin): a status in every market;
+//! - `POST /v1/cluster/transfers` (admin): move part of a dealer's deposit between markets.
 //!
 //! Must not: serve a market's state itself (it would be a second, stale copy), or hold a
 //! request longer than the control stream's wait.
@@ -67,6 +68,7 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/dealers", post(create_dealer))
         .route("/v1/service-tokens", post(create_service))
         .route("/v1/dealers/{id}/status", post(set_status))
+        .route("/v1/cluster/transfers", post(transfer))
         .fallback(not_here)
         .with_state(state)
 }
@@ -417,4 +419,140 @@ async fn set_status(
             "the control stream could not be written; nothing happened, retry",
         ),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    /// The client's id for this transfer (a retry with the same id moves nothing twice);
+    /// made up when absent.
+    #[serde(default)]
+    transfer: Option<String>,
+    dealer: String,
+    from: String,
+    to: String,
+    amount: u64,
+}
+
+/// Moves part of a dealer's deposit from one market to another through the control
+/// stream, and waits (bounded) for both halves: `200` with both results once the deposit
+/// arrived, `409 transfer_exceeds_free` (with `free`) if it could not leave, `202` with
+/// `state: "pending"` if a market was changing hands for the whole wait (the transfer
+/// completes when it is back; send the same `transfer` id again to ask).
+async fn transfer(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    if !is_admin(&s, &headers) {
+        return forbidden();
+    }
+    let b: TransferBody = match json_body(&body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(dealer) = b
+        .dealer
+        .trim_start_matches('D')
+        .parse::<DealerId>()
+        .or_else(|_| b.dealer.parse())
+    else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such dealer");
+    };
+    for m in [&b.from, &b.to] {
+        if !s.settings.markets.contains(m) {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_market",
+                format!("no market {m:?}"),
+            );
+        }
+    }
+    if b.from == b.to {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "from and to are the same market",
+        );
+    }
+    if let Err(e) = crate::api::routes::check_amount(b.amount, "amount") {
+        return e.into_response();
+    }
+    if b.amount == 0 {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "amount must be at least 1 fen",
+        );
+    }
+    let id = match b.transfer {
+        Some(t) if !t.is_empty() && t.len() <= auction::MAX_TRANSFER_ID_BYTES => t,
+        Some(_) => {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "transfer must be 1 to 64 bytes",
+            )
+        }
+        None => format!("t-{}", hex::encode(rand::random::<[u8; 12]>())),
+    };
+    let entry = ControlEntry::Transfer {
+        transfer: id.clone(),
+        dealer,
+        from: b.from,
+        to: b.to,
+        amount: b.amount,
+    };
+    let keys = ControlKeys::new(&s.settings.prefix);
+    let mut conn = s.conn.clone();
+    let appended = tokio::time::timeout(
+        s.settings.op_timeout(),
+        control::append(&mut conn, &keys, &entry),
+    )
+    .await;
+    let Ok(Ok(entry)) = appended else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the control stream could not be written; nothing happened, retry",
+        );
+    };
+    let deadline = tokio::time::Instant::now() + s.wait;
+    let mut out: Option<Value> = None;
+    while tokio::time::Instant::now() < deadline {
+        let field = if out.is_none() {
+            entry.clone()
+        } else {
+            control::in_field(&entry)
+        };
+        let got: Option<String> = redis::cmd("HGET")
+            .arg(&keys.results)
+            .arg(&field)
+            .query_async(&mut conn)
+            .await
+            .unwrap_or(None);
+        if let Some(v) = got.and_then(|r| serde_json::from_str::<Value>(&r).ok()) {
+            if out.is_none() {
+                if v.get("accepted") != Some(&Value::Bool(true)) {
+                    let reason = v.get("reason").and_then(Value::as_str).unwrap_or("refused");
+                    let mut body = json!({"error": {"code": reason, "message": "the deposit could not leave that market; nothing moved"}, "transfer": id});
+                    if let Some(free) = v.get("free") {
+                        body["error"]["free"] = free.clone();
+                    }
+                    return (StatusCode::CONFLICT, Json(body)).into_response();
+                }
+                out = Some(v);
+                continue;
+            }
+            return Json(json!({"transfer": id, "state": "done", "out": out, "in": v}))
+                .into_response();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let state = if out.is_some() {
+        "in_flight"
+    } else {
+        "pending"
+    };
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"transfer": id, "entry": entry, "state": state})),
+    )
+        .into_response()
 }

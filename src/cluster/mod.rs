@@ -10,6 +10,7 @@
 //!
 //! - [`placement`]: which node should serve which market (pure, balanced rendezvous);
 //! - [`registry`]: live nodes and what they serve, heartbeated into Redis;
+//! - [`verify`]: what must hold across markets, on their rebuilt books;
 //! - [`routes`]: the front door's table of where each market is served;
 //! - [`node`]: the loop that starts and hands over market servers to match;
 //! - [`control`]: the control stream: accounts, statuses and transfers every market applies;
@@ -27,6 +28,7 @@ pub mod node;
 pub mod placement;
 pub mod registry;
 pub mod routes;
+pub mod verify;
 
 use crate::config::Config;
 use std::collections::BTreeMap;
