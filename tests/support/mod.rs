@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod browser;
+pub mod cluster_nodes;
 pub mod client;
 pub mod gavel;
 pub mod http;
