@@ -6,10 +6,12 @@
 //! each market's lease in Redis: the assignment only says whom a market *should* go to.
 //!
 //! The assignment is balanced rendezvous hashing: each market ranks the nodes by a stable
-//! hash of (market, node), and goes to the best-ranked node that has fewer than
-//! `ceil(markets / nodes)` markets so far. So every node holds a fair share (the counts
-//! differ by at most one... or by the rounding of `ceil`), and a node joining or leaving
-//! moves few markets besides its own share.
+//! hash of (market, node), and goes to the best-ranked node that still has room. A node
+//! has room below `floor(markets / nodes)`, and up to the `ceil` while fewer than
+//! `markets mod nodes` nodes have reached the `ceil`. So every node holds `floor` or `ceil`
+//! markets (a cap of `ceil` alone would let two nodes fill up and leave a third with
+//! none: 4 markets over 3 nodes as 2, 2, 0), and a node joining or leaving moves few
+//! markets besides its own share.
 //!
 //! Must not: read clocks or draw random numbers (two nodes must agree), or depend on the
 //! order its inputs come in.
@@ -28,19 +30,27 @@ pub fn assign(markets: &[String], nodes: &[String]) -> BTreeMap<String, String> 
     if nodes.is_empty() {
         return out;
     }
-    let cap = markets.len().div_ceil(nodes.len());
+    let floor = markets.len() / nodes.len();
+    let rem = markets.len() % nodes.len();
     let mut load: BTreeMap<&String, usize> = nodes.iter().map(|n| (*n, 0)).collect();
+    // Nodes holding floor + 1; at most `rem` may. Capacity is then exactly the number of
+    // markets, so every market finds room and every node ends at floor or floor + 1.
+    let mut at_ceil = 0;
     for market in markets {
         let mut ranked = nodes.clone();
         // Highest score first; the node id breaks a (64-bit) tie so the order is total.
         ranked.sort_by(|a, b| score(market, b).cmp(&score(market, a)).then(a.cmp(b)));
-        let Some(node) = ranked
-            .into_iter()
-            .find(|n| load.get(n).copied().unwrap_or(0) < cap)
-        else {
-            continue; // unreachable: cap × nodes ≥ markets
+        let Some(node) = ranked.into_iter().find(|n| {
+            let l = load.get(n).copied().unwrap_or(0);
+            l < floor || (l == floor && at_ceil < rem)
+        }) else {
+            continue; // unreachable: the room left always equals the markets left
         };
-        *load.entry(node).or_insert(0) += 1;
+        let l = load.entry(node).or_insert(0);
+        *l += 1;
+        if *l == floor + 1 {
+            at_ceil += 1;
+        }
         out.insert(market.clone(), node.clone());
     }
     out
@@ -94,17 +104,17 @@ mod tests {
     }
 
     proptest! {
-        /// Every market has exactly one owner among the live nodes, every node holds at
-        /// most ceil(M/N), and the answer does not depend on input order.
+        /// Every market has exactly one owner among the live nodes, every node holds
+        /// floor(M/N) or ceil(M/N), and the answer does not depend on input order.
         #[test]
         fn balanced_total_and_order_free(m in 0usize..40, n in 1usize..8, rot in 0usize..8) {
             let markets = names("m", m);
             let nodes = names("n", n);
             let a = assign(&markets, &nodes);
             prop_assert_eq!(a.len(), m);
-            let cap = m.div_ceil(n);
             for node in &nodes {
-                prop_assert!(a.values().filter(|o| *o == node).count() <= cap);
+                let held = a.values().filter(|o| *o == node).count();
+                prop_assert!(held >= m / n && held <= m.div_ceil(n), "{} holds {}", node, held);
             }
             let mut shuffled = nodes.clone();
             shuffled.rotate_left(rot % n);
