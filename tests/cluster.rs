@@ -278,18 +278,16 @@ fn spawn_bidder(
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            let client = match tokio::time::timeout(
-                QUICK,
-                WsClient::connect(addr, &dealer.account.token),
-            )
-            .await
-            {
-                Ok(Ok(c)) => c,
-                _ => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
+            let client =
+                match tokio::time::timeout(QUICK, WsClient::connect(addr, &dealer.account.token))
+                    .await
+                {
+                    Ok(Ok(c)) => c,
+                    _ => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
             for lot in &lots {
                 if !matches!(
                     tokio::time::timeout(QUICK, client.subscribe(&lot.id)).await,
@@ -303,18 +301,15 @@ fn spawn_bidder(
                     if *stop.borrow() {
                         break 'connect;
                     }
-                    let Some(amount) = client.min_next.lock().unwrap().get(&lot.id).copied()
-                    else {
+                    let Some(amount) = client.min_next.lock().unwrap().get(&lot.id).copied() else {
                         continue 'connect;
                     };
                     n += 1;
                     let bid_id = format!("{name}-{n}");
-                    let reply = tokio::time::timeout(
-                        QUICK,
-                        client.bid(&lot.id, amount, None, &bid_id),
-                    )
-                    .await
-                    .unwrap_or(BidReply::Unanswered);
+                    let reply =
+                        tokio::time::timeout(QUICK, client.bid(&lot.id, amount, None, &bid_id))
+                            .await
+                            .unwrap_or(BidReply::Unanswered);
                     let unknown = Unknown {
                         lot: lot.clone(),
                         amount,
@@ -381,7 +376,14 @@ impl Bidding {
                     .filter(|l| l.market == d.market)
                     .cloned()
                     .collect();
-                spawn_bidder(c.fronts(), d.clone(), mine, ledger.clone(), pace, rx.clone())
+                spawn_bidder(
+                    c.fronts(),
+                    d.clone(),
+                    mine,
+                    ledger.clone(),
+                    pace,
+                    rx.clone(),
+                )
             })
             .collect();
         Self {
@@ -540,7 +542,7 @@ async fn a_killed_nodes_markets_resume_elsewhere_and_no_acknowledged_bid_is_lost
     let (_redis, mut c, dealers, lots) = cluster_with_lots(3, 2, 2).await;
     let markets = c.spec.market_names();
     let bidding = Bidding::start(&c, &dealers, &lots, Duration::from_millis(20));
-    warm_up(&bidding.ledger, &markets, 5, &c).await;
+    warm_up(&bidding.ledger, &markets, 10, &c).await;
 
     let map = c.map().await;
     let victim = busiest(&map);
@@ -713,7 +715,8 @@ async fn a_node_stopped_past_its_lease_accepts_nothing_for_a_moved_market_and_re
 async fn a_terminated_node_hands_over_cleanly_and_a_joining_node_takes_a_fair_share() {
     let _turn = SERIAL.lock().await;
     let t0 = Instant::now();
-    let (_redis, mut c, dealers, lots) = cluster_with_lots(3, 1, 1).await;
+    // Two dealers a market: one alone would lead and have nothing left to bid.
+    let (_redis, mut c, dealers, lots) = cluster_with_lots(3, 2, 1).await;
     let markets = c.spec.market_names();
     let bidding = Bidding::start(&c, &dealers, &lots, Duration::from_millis(100));
     warm_up(&bidding.ledger, &markets, 2, &c).await;
@@ -727,7 +730,11 @@ async fn a_terminated_node_hands_over_cleanly_and_a_joining_node_takes_a_fair_sh
         "SIGTERM {victim} (serving {moved:?}): exited {status} in {:?}",
         termed_at.elapsed()
     );
-    assert!(status.success(), "{victim} exited {status}\n{}", c.outputs());
+    assert!(
+        status.success(),
+        "{victim} exited {status}\n{}",
+        c.outputs()
+    );
     let survivors = c.live_ids();
     c.wait_until(
         Duration::from_secs(10),
@@ -913,12 +920,17 @@ async fn a_suspension_or_expulsion_through_the_front_door_reaches_every_market()
             "the expelled dealer refused",
             |r| {
                 reason(r) == Some("not_eligible")
-                    || r.as_ref().err().is_some_and(|e| e.contains("websocket connect"))
+                    || r.as_ref()
+                        .err()
+                        .is_some_and(|e| e.contains("websocket connect"))
             },
         )
         .await;
     }
-    eprintln!("sanctions in force in every market {:?} after the call", sent.elapsed());
+    eprintln!(
+        "sanctions in force in every market {:?} after the call",
+        sent.elapsed()
+    );
     let lot = lots
         .iter()
         .find(|l| l.market == control.market)

@@ -164,7 +164,9 @@ impl ClusterMap {
 
     /// Whether every market has a server.
     pub fn all_served(&self) -> bool {
-        self.markets.values().all(|r| r.node.is_some() && r.url.is_some())
+        self.markets
+            .values()
+            .all(|r| r.node.is_some() && r.url.is_some())
     }
 
     /// The markets `node` serves.
@@ -300,7 +302,10 @@ impl ClusterNodes {
 
     /// Starts node `i` again under its id (after a kill or a terminate).
     pub async fn restart(&mut self, i: usize) {
-        assert!(self.slots[i].gavel.is_none(), "restart of a running node {i}");
+        assert!(
+            self.slots[i].gavel.is_none(),
+            "restart of a running node {i}"
+        );
         let gavel = self.spawn(&self.slots[i].id.clone()).await;
         self.fronts.write().unwrap().push(gavel.addr);
         self.slots[i].gavel = Some(gavel);

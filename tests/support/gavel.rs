@@ -337,7 +337,9 @@ impl Gavel {
 
     /// Whether the child has exited (it is reaped if so).
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Everything it printed so far.

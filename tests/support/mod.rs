@@ -4,8 +4,8 @@
 
 pub mod api;
 pub mod browser;
-pub mod cluster_nodes;
 pub mod client;
+pub mod cluster_nodes;
 pub mod gavel;
 pub mod http;
 pub mod population;
