@@ -184,7 +184,7 @@ struct Unknown {
     dealer: String,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Ledger {
     accepted: Vec<Accepted>,
     unknown: Vec<Unknown>,
@@ -393,12 +393,14 @@ impl Bidding {
         }
     }
 
-    async fn finish(self) -> SharedLedger {
+    /// Stops every bidder and waits for it; what they recorded.
+    async fn finish(self) -> Ledger {
         let _ = self.stop.send(true);
         for t in self.tasks {
             t.await.expect("bidder task");
         }
-        self.ledger
+        let ledger = self.ledger.lock().unwrap().clone();
+        ledger
     }
 }
 
@@ -493,6 +495,12 @@ fn assert_replay_verifies(c: &ClusterNodes) {
         status.success(),
         "gavel replay --verify --all-markets failed:\n{out}"
     );
+    for m in c.spec.market_names() {
+        assert!(
+            out.contains(&format!("market {m}:")),
+            "{m} not verified:\n{out}"
+        );
+    }
     eprintln!("replay --verify --all-markets: ok in {:?}", t.elapsed());
 }
 
@@ -588,7 +596,6 @@ async fn a_killed_nodes_markets_resume_elsewhere_and_no_acknowledged_bid_is_lost
         .await;
     }
     let ledger = bidding.finish().await;
-    let ledger = ledger.lock().unwrap();
     eprintln!(
         "{} bids accepted, {} unknown",
         ledger.accepted.len(),
@@ -703,7 +710,6 @@ async fn a_node_stopped_past_its_lease_accepts_nothing_for_a_moved_market_and_re
         .await;
     }
     let ledger = bidding.finish().await;
-    let ledger = ledger.lock().unwrap();
     check_final_state(&c, &lots, &dealers, &ledger).await;
     assert_replay_verifies(&c);
     eprintln!("SIGSTOP test: {:?}", t0.elapsed());
@@ -789,7 +795,6 @@ async fn a_terminated_node_hands_over_cleanly_and_a_joining_node_takes_a_fair_sh
         .await;
     }
     let ledger = bidding.finish().await;
-    let ledger = ledger.lock().unwrap();
     check_final_state(&c, &lots, &dealers, &ledger).await;
     assert_replay_verifies(&c);
     eprintln!("SIGTERM + join test: {:?}", t0.elapsed());
