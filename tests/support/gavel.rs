@@ -1,6 +1,6 @@
-//! A real `gavel serve` child process for tests (crash and restart tests need a process
-//! to kill), and a WebSocket client that tracks every bid to its `bid_result`. HTTP goes
-//! through `support::http`.
+//! A real `gavel serve` (or `gavel node`, see `support::cluster_nodes`) child process for
+//! tests (crash and restart tests need a process to kill), and a WebSocket client that
+//! tracks every bid to its `bid_result`. HTTP goes through `support::http`.
 //!
 //! The child listens on `127.0.0.1:0` and the harness reads the address it prints, so no
 //! port is guessed. Its stdout and stderr are collected, so a failure can show them. The
