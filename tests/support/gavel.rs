@@ -1,6 +1,6 @@
-//! A real `gavel serve` child process for tests (crash and restart tests need a process
-//! to kill), and a WebSocket client that tracks every bid to its `bid_result`. HTTP goes
-//! through `support::http`.
+//! A real `gavel serve` (or `gavel node`, see `support::cluster_nodes`) child process for
+//! tests (crash and restart tests need a process to kill), and a WebSocket client that
+//! tracks every bid to its `bid_result`. HTTP goes through `support::http`.
 //!
 //! The child listens on `127.0.0.1:0` and the harness reads the address it prints, so no
 //! port is guessed. Its stdout and stderr are collected, so a failure can show them. The
@@ -29,6 +29,9 @@ pub const VIN: &str = "1M8GDM9AXKP042788";
 pub enum JournalArg {
     /// `--data DIR`.
     File(PathBuf),
+    /// `--config FILE`: a TOML file names the journal (a cluster's nodes, `replay
+    /// --all-markets`).
+    Config(PathBuf),
     /// `--redis URL`, keys under `prefix`.
     Redis {
         /// The URL.
@@ -43,6 +46,7 @@ impl JournalArg {
     pub fn args(&self) -> Vec<String> {
         match self {
             Self::File(dir) => vec!["--data".into(), dir.display().to_string()],
+            Self::Config(file) => vec!["--config".into(), file.display().to_string()],
             Self::Redis { url, .. } => vec!["--redis".into(), url.clone()],
         }
     }
@@ -50,7 +54,7 @@ impl JournalArg {
     /// The environment this journal needs besides the arguments.
     pub fn env(&self) -> Vec<(String, String)> {
         match self {
-            Self::File(_) => Vec::new(),
+            Self::File(_) | Self::Config(_) => Vec::new(),
             Self::Redis { prefix, .. } => {
                 vec![("GAVEL_STORE__REDIS_PREFIX".into(), prefix.clone())]
             }
@@ -61,6 +65,7 @@ impl JournalArg {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::File(_) => "file",
+            Self::Config(_) => "config",
             Self::Redis { .. } => "redis",
         }
     }
@@ -114,7 +119,7 @@ impl std::fmt::Display for StartFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "gavel serve did not come up (exit: {:?}); its output:\n{}",
+            "gavel did not come up (exit: {:?}); its output:\n{}",
             self.status, self.output
         )
     }
@@ -210,8 +215,15 @@ impl Gavel {
         let mut args = vec!["serve".to_owned(), "--listen".to_owned(), listen.to_owned()];
         args.extend(opts.journal.args());
         args.extend(opts.args.iter().cloned());
-        let mut cmd = base_command(&args, opts);
-        let mut child = cmd.spawn().expect("spawn gavel serve");
+        Self::start_command(&args, opts).await
+    }
+
+    /// Runs `gavel ARGS…` (with the test environment and `opts.journal`'s environment)
+    /// and waits (up to 30 s) until it prints `listening on http://ADDR`: a server or a
+    /// cluster node (`gavel node …`).
+    pub async fn start_command(args: &[String], opts: &GavelOpts) -> Result<Self, StartFailure> {
+        let mut cmd = base_command(args, opts);
+        let mut child = cmd.spawn().expect("spawn gavel");
         let output = Arc::new(Mutex::new(String::new()));
         let (addr_tx, mut addr_rx) = mpsc::unbounded_channel();
         let mut readers = Vec::new();
@@ -230,7 +242,9 @@ impl Gavel {
                     let Ok(line) = line else { break };
                     if let (Some(tx), Some(rest)) = (&tx, line.split("listening on http://").nth(1))
                     {
-                        if let Ok(addr) = rest.trim().parse::<SocketAddr>() {
+                        // A node's line goes on after the address ("(cluster map: …)").
+                        let first = rest.split_whitespace().next().unwrap_or_default();
+                        if let Ok(addr) = first.parse::<SocketAddr>() {
                             let _ = tx.send(addr);
                         }
                     }
@@ -308,6 +322,25 @@ impl Gavel {
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`, …) with `kill`; panics if that fails (the child
+    /// must still run: a test that signals a reaped child has lost track of it).
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid();
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
+    /// Whether the child has exited (it is reaped if so).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Everything it printed so far.

@@ -30,6 +30,22 @@ pub async fn request(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> Response {
+    try_request(addr, method, path, token, body, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// As [`request`], but a connection refused, a reset or no whole response `within` is an
+/// `Err` instead of a panic: for a test that talks to processes it kills or stops, where
+/// a dead peer is an expected answer.
+pub async fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+    within: Duration,
+) -> Result<Response, String> {
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n"
@@ -42,21 +58,28 @@ pub async fn request(
     }
     head.push_str(&format!("Content-Length: {}\r\n\r\n", payload.len()));
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.expect("connect for HTTP");
-        stream.write_all(head.as_bytes()).await.expect("write head");
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect: {e}"))?;
+        stream
+            .write_all(head.as_bytes())
+            .await
+            .map_err(|e| format!("write head: {e}"))?;
         stream
             .write_all(payload.as_bytes())
             .await
-            .expect("write body");
+            .map_err(|e| format!("write body: {e}"))?;
         let mut raw = Vec::new();
-        stream.read_to_end(&mut raw).await.expect("read response");
-        raw
+        stream
+            .read_to_end(&mut raw)
+            .await
+            .map_err(|e| format!("read response: {e}"))?;
+        Ok::<_, String>(raw)
     };
-    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
+    let raw = tokio::time::timeout(within, exchange)
         .await
-        .unwrap_or_else(|_| panic!("{method} {path}: no response within 10 s"));
-    parse(&raw)
-        .unwrap_or_else(|e| panic!("{method} {path}: {e}: {:?}", String::from_utf8_lossy(&raw)))
+        .map_err(|_| format!("no response within {within:?}"))??;
+    parse(&raw).map_err(|e| format!("{e}: {:?}", String::from_utf8_lossy(&raw)))
 }
 
 fn parse(raw: &[u8]) -> Result<Response, String> {
