@@ -463,6 +463,7 @@ async fn read_back(journal: &JournalArg) -> (Vec<Entry>, Replays) {
             j.close().await.expect("close the file journal");
             out
         }
+        JournalArg::Config(_) => unreachable!("the durability tests name their journal directly"),
         JournalArg::Redis { url, prefix } => {
             let config = RedisJournalConfig {
                 url: url.clone(),
@@ -659,7 +660,7 @@ async fn crash_test(journal: JournalArg) {
     let mut last_kill = Instant::now();
     let target = match journal {
         JournalArg::File(_) => FILE_KILLS,
-        JournalArg::Redis { .. } => REDIS_KILLS,
+        JournalArg::Redis { .. } | JournalArg::Config(_) => REDIS_KILLS,
     };
     while kills < target {
         rounds += 1;
