@@ -102,7 +102,13 @@ pub async fn run(
         tokio::select! {
             _ = every.tick() => {}
             Some(report) = rx.recv() => {
+                let started = matches!(report, Report::Started(..));
                 settle(&mut markets, report, &settings, &metrics);
+                if started {
+                    // Advertise a newly served market now, not a heartbeat later: clients
+                    // of a market that just moved are waiting for it.
+                    every.reset_immediately();
+                }
                 continue;
             }
             _ = stop.changed() => break,
