@@ -409,20 +409,104 @@ async fn apply(
     }
 }
 
+/// Waits until this market has applied the control stream up to its end as of now, then
+/// appends an expulsion for every dealer expelled here (see `relay_status`).
+async fn restate_expulsions(
+    conn: &mut Conn,
+    keys: &ControlKeys,
+    market: &str,
+    market_prefix: &str,
+    running: &RunningParts,
+    stop: &mut watch::Receiver<bool>,
+) {
+    let last: redis::streams::StreamRangeReply = loop {
+        match conn.xrevrange_count(&keys.stream, "+", "-", 1).await {
+            Ok(r) => break r,
+            Err(e) => {
+                tracing::warn!(%market, error = %e, "control stream unreadable; restating later");
+                pause(stop).await;
+                if *stop.borrow() || running.stopped() {
+                    return;
+                }
+            }
+        }
+    };
+    let Some(end) = last.ids.first().and_then(|e| stream_id(&e.id)) else {
+        return; // an empty stream: nobody was ever registered
+    };
+    let cursor_key = format!("{market_prefix}:control_cursor");
+    loop {
+        let cursor: Option<String> = conn.get(&cursor_key).await.unwrap_or(None);
+        if cursor
+            .as_deref()
+            .and_then(stream_id)
+            .is_some_and(|c| c >= end)
+        {
+            break;
+        }
+        pause(stop).await;
+        if *stop.borrow() || running.stopped() {
+            return;
+        }
+    }
+    let mut after = None;
+    loop {
+        let page = running.accounts.dealers(after, 1000);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        for d in page.iter().filter(|d| d.status == DealerStatus::Expelled) {
+            let entry = ControlEntry::Status {
+                dealer: d.id,
+                status: DealerStatus::Expelled,
+                reason: format!("restated by {market} when it changed hands"),
+                origin: market.to_owned(),
+            };
+            if let Err(e) = append(conn, keys, &entry).await {
+                tracing::warn!(%market, error = %e, "expulsion not restated");
+            }
+        }
+    }
+}
+
+/// A stream id (`<ms>-<seq>`) as a pair that orders as Redis orders ids.
+fn stream_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
 /// Relays the status changes a market made by itself (its alliance's sanctions, an
 /// operator on the market's own server) to the control stream, until `stop` or the
 /// market stops. Polls the market's accounts view; a change is relayed once per change
-/// seen by this server (after a restart the view knows no change until the next one, so
-/// a change made just before a crash may go unrelayed: the operator's `GET /v1/cluster`
-/// lists every market's statuses... see docs).
+/// seen by this server.
+///
+/// A server knows the changes it saw, not those of the server before it (the view keeps
+/// no history across a restart), so a change made just before a node died could go
+/// unrelayed. Expulsion must reach every market, so a new owner restates every expulsion
+/// its market holds once its market has applied the control stream as far as it went
+/// when the owner started (so an operator's reinstatement already on the stream is not
+/// overridden; one appended in the moment between that catch-up and the restatement
+/// would be, and the operator sees the restated expulsion on every market and can
+/// reinstate again). Other markets skip a status they already have. A suspension made
+/// in that last instant is not restated: it is not final, and the operator sees it on
+/// the market that made it.
 pub async fn relay_status(
     mut conn: Conn,
     keys: ControlKeys,
     market: String,
+    market_prefix: String,
     running: RunningParts,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut seen: std::collections::BTreeMap<DealerId, u64> = Default::default();
+    restate_expulsions(
+        &mut conn,
+        &keys,
+        &market,
+        &market_prefix,
+        &running,
+        &mut stop,
+    )
+    .await;
     loop {
         pause(&mut stop).await;
         if *stop.borrow() || running.stopped() {
@@ -456,5 +540,18 @@ pub async fn relay_status(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stream_id;
+
+    #[test]
+    fn stream_ids_order_as_redis_orders_them() {
+        assert!(stream_id("1700000000000-10") > stream_id("1700000000000-9"));
+        assert!(stream_id("1700000000001-0") > stream_id("1700000000000-99"));
+        assert_eq!(stream_id("0-0"), Some((0, 0)));
+        assert_eq!(stream_id("nonsense"), None);
     }
 }

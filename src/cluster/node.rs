@@ -356,6 +356,13 @@ async fn market_tasks(
         parts.clone(),
         stop.clone(),
     );
-    let relay = control::relay_status(relay_conn, keys, market, parts, stop);
+    let relay = control::relay_status(
+        relay_conn,
+        keys,
+        market.clone(),
+        settings.market_prefix(&market),
+        parts,
+        stop,
+    );
     tokio::join!(ingest, relay);
 }
