@@ -145,14 +145,24 @@ async fn route_city(State(s): State<Shared>, Query(q): Query<CityQuery>) -> Json
 }
 
 fn redirect(s: &FrontState, market: &str, path_and_query: &str) -> Response {
-    if !s.settings.markets.iter().any(|m| m == market) {
+    redirect_to(&s.settings, &s.routes, market, path_and_query)
+}
+
+/// `307` to `market`'s server, `503` while nobody serves it, `404` for no such market.
+fn redirect_to(
+    settings: &ClusterSettings,
+    routes: &RouteTable,
+    market: &str,
+    path_and_query: &str,
+) -> Response {
+    if !settings.markets.iter().any(|m| m == market) {
         return error(
             StatusCode::NOT_FOUND,
             "unknown_market",
             format!("no market {market:?}"),
         );
     }
-    match s.routes.route(market) {
+    match routes.route(market) {
         Some(r) => (
             StatusCode::TEMPORARY_REDIRECT,
             [(header::LOCATION, format!("{}{path_and_query}", r.url))],
@@ -555,4 +565,59 @@ async fn transfer(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         Json(json!({"transfer": id, "entry": entry, "state": state})),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::registry::NodeInfo;
+    use std::collections::BTreeMap;
+
+    fn settings() -> ClusterSettings {
+        ClusterSettings {
+            node_id: "a".into(),
+            markets: vec!["north".into(), "west".into()],
+            cities: BTreeMap::new(),
+            default_market: "north".into(),
+            lease_ttl_ms: 1000,
+            heartbeat_ms: 200,
+            market_listen_host: "127.0.0.1".into(),
+            advertise_host: "127.0.0.1".into(),
+            prefix: "gavel".into(),
+            redis_url: "redis://127.0.0.1/".into(),
+            redis_cluster: vec![],
+            op_timeout_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn a_served_market_is_a_307_an_unserved_one_a_503_and_an_unknown_one_a_404() {
+        let routes = RouteTable::default();
+        let info = NodeInfo {
+            url: "http://127.0.0.1:1".into(),
+            markets: [("north".to_owned(), "http://127.0.0.1:2".to_owned())].into(),
+        };
+        routes.update(&[("b".to_owned(), info)].into());
+        let s = settings();
+        let r = redirect_to(&s, &routes, "north", "/v1/auctions?limit=5");
+        assert_eq!(r.status(), StatusCode::TEMPORARY_REDIRECT);
+        assert_eq!(
+            r.headers()
+                .get(header::LOCATION)
+                .and_then(|v| v.to_str().ok()),
+            Some("http://127.0.0.1:2/v1/auctions?limit=5")
+        );
+        let r = redirect_to(&s, &routes, "west", "/v1/auctions");
+        assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            r.headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some("1")
+        );
+        assert_eq!(
+            redirect_to(&s, &routes, "atlantis", "/").status(),
+            StatusCode::NOT_FOUND
+        );
+    }
 }

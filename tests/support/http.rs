@@ -19,6 +19,8 @@ pub struct Response {
     pub status: u16,
     /// The body.
     pub body: Value,
+    /// The `Location` header, if any (a redirect's target).
+    pub location: Option<String>,
 }
 
 /// Sends one request and reads the whole response. Panics on I/O failure or a response
@@ -96,8 +98,12 @@ fn parse(raw: &[u8]) -> Result<Response, String> {
         .and_then(|s| s.parse().ok())
         .ok_or("bad status line")?;
     let mut chunked = false;
+    let mut location = None;
     for line in lines {
         if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("location") {
+                location = Some(value.trim().to_owned());
+            }
             if name.eq_ignore_ascii_case("transfer-encoding")
                 && value.trim().eq_ignore_ascii_case("chunked")
             {
@@ -115,7 +121,11 @@ fn parse(raw: &[u8]) -> Result<Response, String> {
         serde_json::from_slice(&body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
     };
-    Ok(Response { status, body })
+    Ok(Response {
+        status,
+        body,
+        location,
+    })
 }
 
 fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
