@@ -181,21 +181,36 @@ struct PowerLog {
 
 type SharedLog = Arc<Mutex<PowerLog>>;
 
+/// Who bids where, how high and how often.
+struct ProxyBidder {
+    fronts: Fronts,
+    who: Account,
+    market: String,
+    lots: Vec<Lot>,
+    /// The most a proxy max goes above `min_next`.
+    reach: u64,
+    /// The pause before each bid.
+    pace: Duration,
+}
+
 /// Bids for `who` on `lots` (one market) over one WebSocket until `stop`: on every lot it
 /// does not lead, `min_next` with a proxy `max` of `min_next` plus a random part of
 /// `reach`; refused `exposure_limit`, it halves its reach for that lot and tries again
 /// (so it bids as high as its buying power lets it). Reconnects through the map on a
 /// closed connection, a timeout or `unavailable`.
 fn spawn_proxy_bidder(
-    fronts: Fronts,
-    who: Account,
-    market: String,
-    lots: Vec<Lot>,
-    reach: u64,
-    pace: Duration,
+    bidder: ProxyBidder,
     log: SharedLog,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
+    let ProxyBidder {
+        fronts,
+        who,
+        market,
+        lots,
+        reach,
+        pace,
+    } = bidder;
     tokio::spawn(async move {
         let mut n = 0u64;
         let mut reach_of: BTreeMap<String, u64> = BTreeMap::new();
@@ -491,27 +506,25 @@ async fn a_dealer_bidding_in_two_markets_never_exceeds_its_buying_power_even_acr
             .filter(|l| l.market == market)
             .cloned()
             .collect();
-        tasks.push(spawn_proxy_bidder(
-            fronts.clone(),
-            x.clone(),
-            market.to_owned(),
-            mine.clone(),
-            D * LEVERAGE / 2,
-            Duration::from_millis(30),
-            log.clone(),
-            rx.clone(),
-        ));
+        let x_bids = ProxyBidder {
+            fronts: fronts.clone(),
+            who: x.clone(),
+            market: market.to_owned(),
+            lots: mine.clone(),
+            reach: D * LEVERAGE / 2,
+            pace: Duration::from_millis(30),
+        };
+        tasks.push(spawn_proxy_bidder(x_bids, log.clone(), rx.clone()));
         let rival = rivals.iter().find(|r| r.market == market).expect("rival");
-        tasks.push(spawn_proxy_bidder(
-            fronts.clone(),
-            rival.account.clone(),
-            market.to_owned(),
-            mine,
-            D * LEVERAGE / 2,
-            Duration::from_millis(200),
-            log.clone(),
-            rx.clone(),
-        ));
+        let rival_bids = ProxyBidder {
+            fronts: fronts.clone(),
+            who: rival.account.clone(),
+            market: market.to_owned(),
+            lots: mine,
+            reach: D * LEVERAGE / 2,
+            pace: Duration::from_millis(200),
+        };
+        tasks.push(spawn_proxy_bidder(rival_bids, log.clone(), rx.clone()));
     }
     tasks.push(spawn_transfers(
         fronts.clone(),
