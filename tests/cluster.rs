@@ -5,7 +5,8 @@
 //!
 //! The nodes are children of the test (`support::cluster_nodes`), on a generated config
 //! with a 1 s lease and a 200 ms heartbeat; the Redis under them is one `redis-server`
-//! started by each test (a Redis Cluster slots in through `SharedRedis::Cluster`).
+//! started by each test (tests/cluster_redis.rs runs them on a Redis Cluster). The helpers
+//! (accounts, bidders, the ledger and its check) are `support::cluster_load`.
 //!
 //! Bidders are WebSocket clients that find their market's server through any front door
 //! that answers, bid at `min_next` one bid at a time, and on a closed connection, a timeout

@@ -25,12 +25,12 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::cluster_load::{
-    assert_replay_verifies, check_final_state, cluster_with_lots, dealer_with,
+    assert_replay_verifies, check_final_state, cluster_with_lots, connect_subscribed, dealer_with,
     first_accepted_after, list_lots, resolve, seller, warm_up, Account, Bidding, Lot, DEPOSIT,
     QUICK,
 };
 use support::cluster_nodes::{ClusterNodes, ClusterSpec, Fronts, SharedRedis};
-use support::gavel::{BidReply, WsClient, ADMIN};
+use support::gavel::{BidReply, ADMIN};
 use support::http;
 use support::redis_cluster::RedisCluster;
 use support::redis_server::Aof;
@@ -223,24 +223,11 @@ fn spawn_proxy_bidder(
         let mut n = 0u64;
         let mut reach_of: BTreeMap<String, u64> = BTreeMap::new();
         'connect: while !*stop.borrow() {
-            let Some((_, addr)) = resolve(&fronts, &market).await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let Ok(Ok(client)) =
-                tokio::time::timeout(QUICK, WsClient::connect(addr, &who.token)).await
+            let Some((_, client)) = connect_subscribed(&fronts, &market, &who.token, &lots).await
             else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            for lot in &lots {
-                if !matches!(
-                    tokio::time::timeout(QUICK, client.subscribe(&lot.id)).await,
-                    Ok(Some(_))
-                ) {
-                    continue 'connect;
-                }
-            }
             loop {
                 for lot in &lots {
                     if *stop.borrow() {
@@ -574,13 +561,7 @@ async fn a_dealer_bidding_in_two_markets_never_exceeds_its_buying_power_even_acr
     let killed_at = Instant::now();
     c.kill9(v);
     eprintln!("killed {victim} (serving {:?})", map.served_by(&victim));
-    let survivors = c.live_ids();
-    c.wait_until(
-        Duration::from_secs(10),
-        "every market served by the survivors",
-        |m| m.balanced_over(&survivors),
-    )
-    .await;
+    c.wait_until_all_served(Duration::from_secs(10)).await;
     eprintln!(
         "markets served again {:?} after the kill",
         killed_at.elapsed()

@@ -242,6 +242,27 @@ pub async fn warm_up(ledger: &SharedLedger, markets: &[String], n: usize, c: &Cl
     }
 }
 
+/// Connects to `market`'s server as it is now and subscribes to `lots`: the node serving
+/// it and the connection, or `None` if any step failed (the caller waits and tries again).
+pub async fn connect_subscribed(
+    fronts: &Fronts,
+    market: &str,
+    token: &str,
+    lots: &[Lot],
+) -> Option<(String, WsClient)> {
+    let (node, addr) = resolve(fronts, market).await?;
+    let client = tokio::time::timeout(QUICK, WsClient::connect(addr, token))
+        .await
+        .ok()?
+        .ok()?;
+    for lot in lots {
+        tokio::time::timeout(QUICK, client.subscribe(&lot.id))
+            .await
+            .ok()??;
+    }
+    Some((node, client))
+}
+
 /// Bids for `dealer` on its market's `lots` until `stop`, pausing `pace` between bids.
 pub fn spawn_bidder(
     fronts: Fronts,
@@ -255,28 +276,12 @@ pub fn spawn_bidder(
         let mut n = 0u64;
         let name = dealer.account.id.clone();
         'connect: while !*stop.borrow() {
-            let Some((node, addr)) = resolve(&fronts, &dealer.market).await else {
+            let Some((node, client)) =
+                connect_subscribed(&fronts, &dealer.market, &dealer.account.token, &lots).await
+            else {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             };
-            let client =
-                match tokio::time::timeout(QUICK, WsClient::connect(addr, &dealer.account.token))
-                    .await
-                {
-                    Ok(Ok(c)) => c,
-                    _ => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-            for lot in &lots {
-                if !matches!(
-                    tokio::time::timeout(QUICK, client.subscribe(&lot.id)).await,
-                    Ok(Some(_))
-                ) {
-                    continue 'connect;
-                }
-            }
             loop {
                 for lot in &lots {
                     if *stop.borrow() {
