@@ -10,9 +10,10 @@
 //!
 //! Bidders are WebSocket clients that find their market's server through any front door
 //! that answers, bid at `min_next` one bid at a time, and on a closed connection, a timeout
-//! or `unavailable` ask the map again and reconnect. Every bid goes into a [`Ledger`]:
-//! acknowledged `accepted`, or *unknown* (sent, no answer: it may or may not have
-//! happened). At the end each lot is read from its market's server and must be explained
+//! or `unavailable` ask the map again, reconnect and send that bid again with the same
+//! `bid_id`. Every bid goes into a `Ledger`: acknowledged `accepted`, or *unknown* (sent,
+//! no answer yet: it may or may not have happened; the retry's definite answer settles
+//! it). At the end each lot is read from its market's server and must be explained
 //! by the ledger: the price is at least every accepted amount, it is the highest accepted
 //! amount or one of the unknown ones, its leader is the dealer who bid it, and the bid
 //! count lies between the accepted bids and the accepted plus unknown ones. So one
@@ -109,9 +110,10 @@ async fn a_killed_nodes_markets_resume_elsewhere_and_no_acknowledged_bid_is_lost
     }
     let ledger = bidding.finish().await;
     eprintln!(
-        "{} bids accepted, {} unknown",
+        "{} bids accepted, {} unknown, {} settled by a retry with the same bid_id",
         ledger.accepted.len(),
-        ledger.unknown.len()
+        ledger.unknown.len(),
+        ledger.settled_by_retry
     );
     check_final_state(&c, &lots, &dealers, &ledger).await;
     assert_replay_verifies(&c);

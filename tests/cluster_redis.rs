@@ -152,10 +152,12 @@ async fn a_redis_master_failover_under_load_loses_no_acknowledged_bid() {
 
     let ledger = bidding.finish().await;
     eprintln!(
-        "{} bids accepted ({} in east after its master was back in a pair), {} unknown",
+        "{} bids accepted ({} in east after its master was back in a pair), {} unknown, \
+         {} settled by a retry with the same bid_id",
         ledger.accepted.len(),
         ledger.accepted_in("east", back).len(),
-        ledger.unknown.len()
+        ledger.unknown.len(),
+        ledger.settled_by_retry
     );
     check_final_state(&c, &lots, &dealers, &ledger).await;
     assert_replay_verifies(&c);

@@ -163,12 +163,16 @@ pub struct Unknown {
     pub lot: Lot,
     pub amount: u64,
     pub dealer: String,
+    /// Its id, under which it is sent again.
+    pub bid_id: String,
 }
 
 #[derive(Clone, Default)]
 pub struct Ledger {
     pub accepted: Vec<Accepted>,
     pub unknown: Vec<Unknown>,
+    /// Unknown bids that a retry with the same `bid_id` settled.
+    pub settled_by_retry: usize,
     /// Refusals no bidder here should ever get.
     pub errors: Vec<String>,
 }
@@ -263,7 +267,11 @@ pub async fn connect_subscribed(
     Some((node, client))
 }
 
-/// Bids for `dealer` on its market's `lots` until `stop`, pausing `pace` between bids.
+/// Bids for `dealer` on its market's `lots` until `stop`, pausing `pace` between bids. A
+/// bid answered `unavailable` or not at all goes into the ledger as unknown and is sent
+/// again, with the same `bid_id`, first thing on the next connection (the protocol's
+/// rule after a move); its definite answer then settles it either way: the first result
+/// if it had been made durable, else a decision now.
 pub fn spawn_bidder(
     fronts: Fronts,
     dealer: Dealer,
@@ -275,6 +283,8 @@ pub fn spawn_bidder(
     tokio::spawn(async move {
         let mut n = 0u64;
         let name = dealer.account.id.clone();
+        // The bid to send again: (lot, amount, bid_id).
+        let mut retry: Option<(Lot, u64, String)> = None;
         'connect: while !*stop.borrow() {
             let Some((node, client)) =
                 connect_subscribed(&fronts, &dealer.market, &dealer.account.token, &lots).await
@@ -283,57 +293,68 @@ pub fn spawn_bidder(
                 continue;
             };
             loop {
-                for lot in &lots {
+                for next in &lots {
                     if *stop.borrow() {
                         break 'connect;
                     }
-                    let Some(amount) = client.min_next.lock().unwrap().get(&lot.id).copied() else {
-                        continue 'connect;
+                    let again = retry.is_some();
+                    let (lot, amount, bid_id) = match retry.take() {
+                        Some(r) => r,
+                        None => {
+                            let Some(amount) =
+                                client.min_next.lock().unwrap().get(&next.id).copied()
+                            else {
+                                continue 'connect;
+                            };
+                            n += 1;
+                            (next.clone(), amount, format!("{name}-{n}"))
+                        }
                     };
-                    n += 1;
-                    let bid_id = format!("{name}-{n}");
                     let reply =
                         tokio::time::timeout(QUICK, client.bid(&lot.id, amount, None, &bid_id))
                             .await
                             .unwrap_or(BidReply::Unanswered);
-                    let unknown = Unknown {
-                        lot: lot.clone(),
-                        amount,
-                        dealer: name.clone(),
-                    };
-                    match reply {
-                        BidReply::Answered(v) if v["accepted"] == true => {
-                            ledger.lock().unwrap().accepted.push(Accepted {
+                    let undecided = matches!(&reply, BidReply::Unanswered)
+                        || matches!(&reply, BidReply::Answered(v) if v["reason"] == "unavailable");
+                    let leading = {
+                        let mut book = ledger.lock().unwrap();
+                        if undecided {
+                            // "Nothing happened", says the protocol of `unavailable`; the
+                            // ledger does not take its word for it until the retry's answer.
+                            if !again {
+                                book.unknown.push(Unknown {
+                                    lot: lot.clone(),
+                                    amount,
+                                    dealer: name.clone(),
+                                    bid_id: bid_id.clone(),
+                                });
+                            }
+                            retry = Some((lot, amount, bid_id));
+                            continue 'connect;
+                        }
+                        if again {
+                            book.unknown.retain(|u| u.bid_id != bid_id);
+                            book.settled_by_retry += 1;
+                        }
+                        let BidReply::Answered(v) = reply else {
+                            unreachable!("an unanswered bid is undecided")
+                        };
+                        let leading = v["reason"] == "already_leading";
+                        if v["accepted"] == true {
+                            book.accepted.push(Accepted {
                                 lot: lot.clone(),
                                 amount,
                                 dealer: name.clone(),
                                 node: node.clone(),
                                 at: Instant::now(),
                             });
+                        } else if !leading && v["reason"] != "below_minimum" {
+                            book.errors.push(format!("{name} on {lot:?}: {v}"));
                         }
-                        BidReply::Answered(v) => match v["reason"].as_str() {
-                            Some("below_minimum") => {}
-                            Some("already_leading") => {
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                            }
-                            Some("unavailable") => {
-                                // "Nothing happened", says the protocol; the ledger does not
-                                // take its word for it.
-                                ledger.lock().unwrap().unknown.push(unknown);
-                                continue 'connect;
-                            }
-                            _ => {
-                                ledger
-                                    .lock()
-                                    .unwrap()
-                                    .errors
-                                    .push(format!("{name} on {lot:?}: {v}"));
-                            }
-                        },
-                        BidReply::Unanswered => {
-                            ledger.lock().unwrap().unknown.push(unknown);
-                            continue 'connect;
-                        }
+                        leading
+                    };
+                    if leading {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                     tokio::time::sleep(pace).await;
                 }
