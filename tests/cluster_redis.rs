@@ -111,6 +111,12 @@ const SETTLE: Duration = Duration::from_secs(20);
 /// bid acknowledged `accepted` must be in the final state (the ledger check of
 /// tests/cluster.rs), bidding must go on in every market after each failover, and the
 /// journals must replay.
+///
+/// Durability: AOF `always` on every Redis node and `replicas_to_wait = 1` (module doc).
+/// The manual failover keeps every write whatever the setting; the kill -9 is where the
+/// setting matters: an acknowledged bid was in the promoted replica's memory before its
+/// ack, so the ledger check fails if one is missing from the market afterwards (the bid
+/// count falls below the accepted bids, or the price below an accepted amount).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_master_failover_under_load_loses_no_acknowledged_bid() {
     let _turn = SERIAL.lock().await;
