@@ -5,13 +5,15 @@
 //!
 //! The nodes are children of the test (`support::cluster_nodes`), on a generated config
 //! with a 1 s lease and a 200 ms heartbeat; the Redis under them is one `redis-server`
-//! started by each test (a Redis Cluster slots in through `SharedRedis::Cluster`).
+//! started by each test (tests/cluster_redis.rs runs them on a Redis Cluster). The helpers
+//! (accounts, bidders, the ledger and its check) are `support::cluster_load`.
 //!
 //! Bidders are WebSocket clients that find their market's server through any front door
 //! that answers, bid at `min_next` one bid at a time, and on a closed connection, a timeout
-//! or `unavailable` ask the map again and reconnect. Every bid goes into a [`Ledger`]:
-//! acknowledged `accepted`, or *unknown* (sent, no answer: it may or may not have
-//! happened). At the end each lot is read from its market's server and must be explained
+//! or `unavailable` ask the map again, reconnect and send that bid again with the same
+//! `bid_id`. Every bid goes into a `Ledger`: acknowledged `accepted`, or *unknown* (sent,
+//! no answer yet: it may or may not have happened; the retry's definite answer settles
+//! it). At the end each lot is read from its market's server and must be explained
 //! by the ledger: the price is at least every accepted amount, it is the highest accepted
 //! amount or one of the unknown ones, its leader is the dealer who bid it, and the bid
 //! count lies between the accepted bids and the accepted plus unknown ones. So one
@@ -25,516 +27,27 @@
 mod support;
 
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::cluster_nodes::{read_map, ClusterNodes, ClusterSpec, Fronts, SharedRedis};
+use support::cluster_load::{
+    self, assert_replay_verifies, busiest, check_final_state, connect_known, dealer,
+    first_accepted_after, front_call, resolve, warm_up, Bidding, Dealer, Lot, QUICK,
+};
+use support::cluster_nodes::{ClusterNodes, SharedRedis};
 use support::gavel::{BidReply, WsClient, ADMIN};
-use support::http;
 use support::redis_server::{RedisOpts, RedisServer};
-use tokio::sync::watch;
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Deposits large enough that no bid here meets `exposure_limit`.
-const DEPOSIT: u64 = 100_000_000_000;
-const START_PRICE: u64 = 100_000;
-const QUICK: Duration = Duration::from_secs(2);
-
-// ---------------------------------------------------------------------------------------
-// Accounts and lots through the front door
-
-/// An account made through a front door.
-#[derive(Clone, Debug)]
-struct Account {
-    id: String,
-    token: String,
-}
-
-/// A dealer bidding in its home market (where its deposit is).
-#[derive(Clone, Debug)]
-struct Dealer {
-    account: Account,
-    market: String,
-}
-
-/// A lot in a market (lot ids repeat across markets: each market numbers its own).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-struct Lot {
-    market: String,
-    id: String,
-}
-
-async fn front_call(
-    c: &ClusterNodes,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<&Value>,
-) -> (u16, Value) {
-    let r = http::request(c.front(front_index(c)), method, path, Some(token), body).await;
-    (r.status, r.body)
-}
-
-/// A running, not stopped node's index.
-fn front_index(c: &ClusterNodes) -> usize {
-    let id = c.live_ids().into_iter().next().expect("a live node");
-    c.index(&id)
-}
-
-async fn create(c: &ClusterNodes, path: &str, body: Value) -> Account {
-    let (status, reply) = front_call(c, "POST", path, ADMIN, Some(&body)).await;
-    assert_eq!(status, 201, "POST {path} {body}: {reply}");
-    Account {
-        id: reply["id"].as_str().expect("id").to_owned(),
-        token: reply["token"].as_str().expect("token").to_owned(),
-    }
-}
-
-async fn seller(c: &ClusterNodes) -> Account {
-    create(c, "/v1/sellers", json!({"name": "cluster seller"})).await
-}
-
-async fn dealer(c: &ClusterNodes, name: &str, home: &str) -> Dealer {
-    let account = create(
-        c,
-        "/v1/dealers",
-        json!({"name": name, "deposit": DEPOSIT, "home_market": home}),
-    )
-    .await;
-    Dealer {
-        account,
-        market: home.to_owned(),
-    }
-}
-
-/// Where `market` is served now, by the map of any answering front door.
-async fn resolve(fronts: &Fronts, market: &str) -> Option<(String, SocketAddr)> {
-    let map = read_map(fronts, Duration::from_secs(1)).await?;
-    let route = map.markets.get(market)?;
-    Some((route.node.clone()?, route.addr()?))
-}
-
-/// Lists `n` cars in each market on its own server, retrying while the market has not yet
-/// applied the seller's registration from the control stream (401/403) or changes hands.
-async fn list_lots(c: &ClusterNodes, seller: &Account, n: usize) -> Vec<Lot> {
-    let mut lots = Vec::new();
-    for market in c.spec.market_names() {
-        for _ in 0..n {
-            let mut body = support::gavel::listing(600, START_PRICE);
-            body["vehicle"]["city"] = json!(c.spec.city(&market));
-            let deadline = Instant::now() + Duration::from_secs(15);
-            let id = loop {
-                let last = match resolve(&c.fronts(), &market).await {
-                    Some((_, addr)) => {
-                        match http::try_request(
-                            addr,
-                            "POST",
-                            "/v1/listings",
-                            Some(&seller.token),
-                            Some(&body),
-                            QUICK,
-                        )
-                        .await
-                        {
-                            Ok(r) if r.status == 201 => {
-                                break r.body["auction"].as_str().expect("auction").to_owned()
-                            }
-                            other => format!("{other:?}"),
-                        }
-                    }
-                    None => "not served".to_owned(),
-                };
-                assert!(
-                    Instant::now() < deadline,
-                    "listing in {market}: {last}\n{}",
-                    c.outputs()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
-            lots.push(Lot {
-                market: market.clone(),
-                id,
-            });
-        }
-    }
-    lots
-}
-
-// ---------------------------------------------------------------------------------------
-// The ledger and the bidders
-
-/// A bid acknowledged `accepted`.
-#[derive(Clone, Debug)]
-struct Accepted {
-    lot: Lot,
-    amount: u64,
-    dealer: String,
-    /// The node serving the market when the bidder connected.
-    node: String,
-    at: Instant,
-}
-
-/// A bid sent and never answered (or answered `unavailable`): it may have happened.
-#[derive(Clone, Debug)]
-struct Unknown {
-    lot: Lot,
-    amount: u64,
-    dealer: String,
-}
-
-#[derive(Clone, Default)]
-struct Ledger {
-    accepted: Vec<Accepted>,
-    unknown: Vec<Unknown>,
-    /// Refusals no bidder here should ever get.
-    errors: Vec<String>,
-}
-
-type SharedLedger = Arc<Mutex<Ledger>>;
-
-impl Ledger {
-    fn accepted_in(&self, market: &str, after: Instant) -> Vec<Accepted> {
-        self.accepted
-            .iter()
-            .filter(|a| a.lot.market == market && a.at > after)
-            .cloned()
-            .collect()
-    }
-}
-
-/// Waits (polling the ledger) until `market` has an accepted bid after `after`, answered
-/// by a server `on` accepts; the first such bid.
-async fn first_accepted_after(
-    ledger: &SharedLedger,
-    market: &str,
-    after: Instant,
-    on: impl Fn(&str) -> bool,
-    within: Duration,
-    c: &ClusterNodes,
-) -> Accepted {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = ledger
-            .lock()
-            .unwrap()
-            .accepted_in(market, after)
-            .into_iter()
-            .filter(|a| on(&a.node))
-            .min_by_key(|a| a.at);
-        if let Some(a) = got {
-            return a;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no accepted bid in {market} within {within:?}; errors: {:?}\n{}",
-            ledger.lock().unwrap().errors,
-            c.outputs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Waits until every market has at least `n` accepted bids.
-async fn warm_up(ledger: &SharedLedger, markets: &[String], n: usize, c: &ClusterNodes) {
-    let start = Instant::now();
-    let deadline = start + Duration::from_secs(20);
-    loop {
-        let counts: BTreeMap<&String, usize> = {
-            let l = ledger.lock().unwrap();
-            markets
-                .iter()
-                .map(|m| (m, l.accepted.iter().filter(|a| &a.lot.market == m).count()))
-                .collect()
-        };
-        if counts.values().all(|k| *k >= n) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "bidding did not get going: {counts:?}; errors: {:?}\n{}",
-            ledger.lock().unwrap().errors,
-            c.outputs()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Bids for `dealer` on its market's `lots` until `stop`, pausing `pace` between bids.
-fn spawn_bidder(
-    fronts: Fronts,
-    dealer: Dealer,
-    lots: Vec<Lot>,
-    ledger: SharedLedger,
-    pace: Duration,
-    stop: watch::Receiver<bool>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut n = 0u64;
-        let name = dealer.account.id.clone();
-        'connect: while !*stop.borrow() {
-            let Some((node, addr)) = resolve(&fronts, &dealer.market).await else {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            };
-            let client =
-                match tokio::time::timeout(QUICK, WsClient::connect(addr, &dealer.account.token))
-                    .await
-                {
-                    Ok(Ok(c)) => c,
-                    _ => {
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-            for lot in &lots {
-                if !matches!(
-                    tokio::time::timeout(QUICK, client.subscribe(&lot.id)).await,
-                    Ok(Some(_))
-                ) {
-                    continue 'connect;
-                }
-            }
-            loop {
-                for lot in &lots {
-                    if *stop.borrow() {
-                        break 'connect;
-                    }
-                    let Some(amount) = client.min_next.lock().unwrap().get(&lot.id).copied() else {
-                        continue 'connect;
-                    };
-                    n += 1;
-                    let bid_id = format!("{name}-{n}");
-                    let reply =
-                        tokio::time::timeout(QUICK, client.bid(&lot.id, amount, None, &bid_id))
-                            .await
-                            .unwrap_or(BidReply::Unanswered);
-                    let unknown = Unknown {
-                        lot: lot.clone(),
-                        amount,
-                        dealer: name.clone(),
-                    };
-                    match reply {
-                        BidReply::Answered(v) if v["accepted"] == true => {
-                            ledger.lock().unwrap().accepted.push(Accepted {
-                                lot: lot.clone(),
-                                amount,
-                                dealer: name.clone(),
-                                node: node.clone(),
-                                at: Instant::now(),
-                            });
-                        }
-                        BidReply::Answered(v) => match v["reason"].as_str() {
-                            Some("below_minimum") => {}
-                            Some("already_leading") => {
-                                tokio::time::sleep(Duration::from_millis(10)).await;
-                            }
-                            Some("unavailable") => {
-                                // "Nothing happened", says the protocol; the ledger does not
-                                // take its word for it.
-                                ledger.lock().unwrap().unknown.push(unknown);
-                                continue 'connect;
-                            }
-                            _ => {
-                                ledger
-                                    .lock()
-                                    .unwrap()
-                                    .errors
-                                    .push(format!("{name} on {lot:?}: {v}"));
-                            }
-                        },
-                        BidReply::Unanswered => {
-                            ledger.lock().unwrap().unknown.push(unknown);
-                            continue 'connect;
-                        }
-                    }
-                    tokio::time::sleep(pace).await;
-                }
-            }
-        }
-    })
-}
-
-/// Bidders running beside a test.
-struct Bidding {
-    ledger: SharedLedger,
-    stop: watch::Sender<bool>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
-
-impl Bidding {
-    /// One bidder per dealer, on the lots of its market.
-    fn start(c: &ClusterNodes, dealers: &[Dealer], lots: &[Lot], pace: Duration) -> Self {
-        let ledger = SharedLedger::default();
-        let (stop, rx) = watch::channel(false);
-        let tasks = dealers
-            .iter()
-            .map(|d| {
-                let mine: Vec<Lot> = lots
-                    .iter()
-                    .filter(|l| l.market == d.market)
-                    .cloned()
-                    .collect();
-                spawn_bidder(
-                    c.fronts(),
-                    d.clone(),
-                    mine,
-                    ledger.clone(),
-                    pace,
-                    rx.clone(),
-                )
-            })
-            .collect();
-        Self {
-            ledger,
-            stop,
-            tasks,
-        }
-    }
-
-    /// Stops every bidder and waits for it; what they recorded.
-    async fn finish(self) -> Ledger {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            t.await.expect("bidder task");
-        }
-        let ledger = self.ledger.lock().unwrap().clone();
-        ledger
-    }
-}
-
-/// Reads every lot from its market's server and checks it against the ledger (see the
-/// module doc); panics naming the lot on any mismatch.
-async fn check_final_state(c: &ClusterNodes, lots: &[Lot], dealers: &[Dealer], ledger: &Ledger) {
-    assert!(
-        ledger.errors.is_empty(),
-        "bids refused for no good reason: {:#?}",
-        ledger.errors
-    );
-    let token_of: BTreeMap<&str, &str> = dealers
-        .iter()
-        .map(|d| (d.account.id.as_str(), d.account.token.as_str()))
-        .collect();
-    for lot in lots {
-        let path = format!("/v1/auctions/{}", lot.id);
-        let read = |token: String| {
-            let fronts = c.fronts();
-            let market = lot.market.clone();
-            let path = path.clone();
-            async move {
-                let deadline = Instant::now() + Duration::from_secs(10);
-                loop {
-                    if let Some((_, addr)) = resolve(&fronts, &market).await {
-                        if let Ok(r) =
-                            http::try_request(addr, "GET", &path, Some(&token), None, QUICK).await
-                        {
-                            if r.status == 200 {
-                                return r.body;
-                            }
-                        }
-                    }
-                    assert!(Instant::now() < deadline, "cannot read {market} {path}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        };
-        let view = read(ADMIN.to_owned()).await;
-        let accepted: Vec<&Accepted> = ledger.accepted.iter().filter(|a| a.lot == *lot).collect();
-        let unknown: Vec<&Unknown> = ledger.unknown.iter().filter(|u| u.lot == *lot).collect();
-        let price = view["price"].as_u64().unwrap_or(0);
-        let bids = view["bids"].as_u64().expect("bids") as usize;
-        let top = accepted.iter().max_by_key(|a| a.amount);
-        let what = format!(
-            "{lot:?}: view {view}; {} accepted (top {:?}), {} unknown",
-            accepted.len(),
-            top.map(|a| (a.amount, &a.dealer)),
-            unknown.len()
-        );
-        assert!(
-            bids >= accepted.len() && bids <= accepted.len() + unknown.len(),
-            "an acknowledged bid is missing or a bid nobody sent counted: {what}"
-        );
-        let Some(top) = top else {
-            assert!(
-                price == 0 || unknown.iter().any(|u| u.amount == price),
-                "{what}"
-            );
-            continue;
-        };
-        assert!(
-            price >= top.amount,
-            "the price fell below an acknowledged bid: {what}"
-        );
-        let leaders: Vec<&str> = if price == top.amount {
-            vec![top.dealer.as_str()]
-        } else {
-            unknown
-                .iter()
-                .filter(|u| u.amount == price)
-                .map(|u| u.dealer.as_str())
-                .collect()
-        };
-        assert!(
-            !leaders.is_empty(),
-            "a price no bid explains (a fenced write got through?): {what}"
-        );
-        let mut led = false;
-        for d in &leaders {
-            let as_dealer = read(token_of[d].to_owned()).await;
-            led |= as_dealer["leading"] == true;
-        }
-        assert!(led, "none of {leaders:?} leads: {what}");
-    }
-}
-
-fn assert_replay_verifies(c: &ClusterNodes) {
-    let t = Instant::now();
-    let (status, out) = c.replay_verify_all();
-    assert!(
-        status.success(),
-        "gavel replay --verify --all-markets failed:\n{out}"
-    );
-    for m in c.spec.market_names() {
-        assert!(
-            out.contains(&format!("market {m}:")),
-            "{m} not verified:\n{out}"
-        );
-    }
-    eprintln!("replay --verify --all-markets: ok in {:?}", t.elapsed());
-}
-
-/// The node serving the most markets (ties: the smallest id).
-fn busiest(map: &support::cluster_nodes::ClusterMap) -> String {
-    let mut ids: Vec<&String> = map.nodes.keys().collect();
-    ids.sort_by_key(|id| (std::cmp::Reverse(map.served_by(id).len()), (*id).clone()));
-    ids[0].clone()
-}
-
-/// A cluster of `n` nodes on a fresh Redis, every market served; a seller, `per_market`
-/// dealers at home in each market, `lots` lots in each.
+/// A cluster of `n` nodes on a fresh single Redis (see [`cluster_load::cluster_with_lots`]).
 async fn cluster_with_lots(
     n: usize,
     per_market: usize,
     lots: usize,
 ) -> (RedisServer, ClusterNodes, Vec<Dealer>, Vec<Lot>) {
-    support::init_tracing();
     let redis = RedisServer::start(RedisOpts::no_aof());
-    let c = ClusterNodes::start(
-        &SharedRedis::Single(redis.url()),
-        ClusterSpec::four_markets(),
-        n,
-    )
-    .await;
-    c.wait_until_all_served(Duration::from_secs(20)).await;
-    let s = seller(&c).await;
-    let mut dealers = Vec::new();
-    for market in c.spec.market_names() {
-        for k in 0..per_market {
-            dealers.push(dealer(&c, &format!("{market} dealer {k}"), &market).await);
-        }
-    }
-    let lots = list_lots(&c, &s, lots).await;
+    let (c, dealers, lots) =
+        cluster_load::cluster_with_lots(&SharedRedis::Single(redis.url()), n, per_market, lots)
+            .await;
     (redis, c, dealers, lots)
 }
 
@@ -597,9 +110,10 @@ async fn a_killed_nodes_markets_resume_elsewhere_and_no_acknowledged_bid_is_lost
     }
     let ledger = bidding.finish().await;
     eprintln!(
-        "{} bids accepted, {} unknown",
+        "{} bids accepted, {} unknown, {} settled by a retry with the same bid_id",
         ledger.accepted.len(),
-        ledger.unknown.len()
+        ledger.unknown.len(),
+        ledger.settled_by_retry
     );
     check_final_state(&c, &lots, &dealers, &ledger).await;
     assert_replay_verifies(&c);
@@ -798,25 +312,6 @@ async fn a_terminated_node_hands_over_cleanly_and_a_joining_node_takes_a_fair_sh
     check_final_state(&c, &lots, &dealers, &ledger).await;
     assert_replay_verifies(&c);
     eprintln!("SIGTERM + join test: {:?}", t0.elapsed());
-}
-
-/// Connects to a market server, retrying while the market has not applied the account
-/// from the control stream yet (the upgrade is refused until then).
-async fn connect_known(addr: SocketAddr, token: &str) -> WsClient {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match tokio::time::timeout(QUICK, WsClient::connect(addr, token)).await {
-            Ok(Ok(c)) => return c,
-            other => {
-                assert!(
-                    Instant::now() < deadline,
-                    "cannot connect to {addr}: {other:?}",
-                    other = other.map(|r| r.err())
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
 }
 
 /// One bid by `token` on `lot` at its current `min_next`, on a fresh connection to the

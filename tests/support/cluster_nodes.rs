@@ -1,8 +1,9 @@
 //! Several `gavel node` child processes sharing one Redis, for the cluster tests: started
 //! from one generated config file in a temp dir, each reporting its front door on stdout.
 //!
-//! The Redis under the nodes is a parameter ([`SharedRedis`]): a single `redis-server`
-//! today, a Redis Cluster (`store.redis_cluster_urls`) once the store takes one. The
+//! The Redis under the nodes is a parameter ([`SharedRedis`]): a single `redis-server`, or
+//! a Redis Cluster (`store.redis_cluster_urls`, a braced prefix, and as many replicas to
+//! wait for as the test asks). The
 //! harness kills (SIGKILL), stops (SIGSTOP), continues, terminates (SIGTERM), restarts and
 //! adds nodes, and reads the cluster map from whichever front door still answers. Every
 //! child is killed (SIGKILL, which ends a stopped one too) when the `ClusterNodes` is
@@ -27,16 +28,40 @@ use std::time::{Duration, Instant};
 pub enum SharedRedis {
     /// One `redis-server` (`store.redis_url`).
     Single(String),
-    /// A Redis Cluster's seed URLs (`store.redis_cluster_urls`).
-    Cluster(Vec<String>),
+    /// A Redis Cluster: its seed URLs (`store.redis_cluster_urls`) and
+    /// `store.replicas_to_wait` (each append acknowledged only once that many replicas
+    /// have it: Redis `WAIT`).
+    Cluster {
+        seeds: Vec<String>,
+        replicas_to_wait: u32,
+    },
 }
+
+/// The prefix on a Redis Cluster: braced, so the registry and the control stream share
+/// one slot; each market's keys are tagged `{gavel:<market>}` (see [`SharedRedis::log_key`]).
+const CLUSTER_PREFIX: &str = "{gavel}";
 
 impl SharedRedis {
     fn toml(&self) -> String {
         match self {
-            Self::Single(url) => format!("redis_url = {url:?}\n"),
-            Self::Cluster(seeds) => format!("redis_cluster_urls = {seeds:?}\n"),
+            Self::Single(url) => format!("redis_url = {url:?}\nredis_prefix = \"gt\"\n"),
+            Self::Cluster {
+                seeds,
+                replicas_to_wait,
+            } => format!(
+                "redis_cluster_urls = {seeds:?}\nredis_prefix = {CLUSTER_PREFIX:?}\n\
+                 replicas_to_wait = {replicas_to_wait}\n"
+            ),
         }
+    }
+
+    /// The key of `market`'s journal stream, to find the Redis node that holds it.
+    pub fn log_key(&self, market: &str) -> String {
+        let base = match self {
+            Self::Single(_) => "gt",
+            Self::Cluster { .. } => CLUSTER_PREFIX.trim_matches(['{', '}']),
+        };
+        format!("{{{base}:{market}}}:log")
     }
 }
 
@@ -87,7 +112,7 @@ impl ClusterSpec {
     fn toml(&self, redis: &SharedRedis) -> String {
         let names: Vec<&str> = self.markets.iter().map(|(m, _)| m.as_str()).collect();
         let mut t = format!(
-            "[server]\nadmin_token = {ADMIN:?}\n\n[store]\n{}redis_prefix = \"gt\"\n\n\
+            "[server]\nadmin_token = {ADMIN:?}\n\n[store]\n{}\n\
              [cluster]\nmarkets = {names:?}\ndefault_market = {:?}\nlease_ttl_ms = {}\n\
              heartbeat_ms = {}\n\n[cluster.cities]\n",
             redis.toml(),

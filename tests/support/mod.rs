@@ -5,6 +5,7 @@
 pub mod api;
 pub mod browser;
 pub mod client;
+pub mod cluster_load;
 pub mod cluster_nodes;
 pub mod gavel;
 pub mod http;

@@ -155,6 +155,18 @@ impl RedisCluster {
         (old, new)
     }
 
+    /// Starts the killed node on `port` again on its own files (its `nodes.conf` names the
+    /// cluster), so it rejoins as a replica of whoever took its slots; waits until the
+    /// cluster is settled again (every master has a replica in sync).
+    pub fn restart_node(&mut self, port: u16) {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port() == port)
+            .expect("node is one of ours")
+            .start_again();
+        self.wait_until("the restarted node rejoins as a replica", |c| c.settled());
+    }
+
     /// `CLUSTER NODES` as a live node sees it.
     pub fn view(&self) -> Vec<NodeInfo> {
         let port = self.live().next().expect("a live node");
