@@ -116,6 +116,36 @@ async fn resolve(fronts: &Fronts, market: &str) -> Option<(String, SocketAddr)> 
     Some((route.node.clone()?, route.addr()?))
 }
 
+/// Asks `market`'s server (wherever it is served now) until `done` accepts the answer;
+/// the accepted body. Fails after 20 s with the last answer and the nodes' output.
+async fn on_market(
+    c: &ClusterNodes,
+    market: &str,
+    (method, path, token, body): (&str, &str, &str, Option<&Value>),
+    what: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = match resolve(&c.fronts(), market).await {
+            Some((_, addr)) => {
+                match http::try_request(addr, method, path, Some(token), body, QUICK).await {
+                    Ok(r) if done(r.status, &r.body) => return r.body,
+                    Ok(r) => format!("{} {}", r.status, r.body),
+                    Err(e) => e,
+                }
+            }
+            None => "not served".to_owned(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{market}: {what}: {method} {path}: last {last}\n{}",
+            c.outputs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Lists `n` cars in each market on its own server, retrying while the market has not yet
 /// applied the seller's registration from the control stream (401/403) or changes hands.
 async fn list_lots(c: &ClusterNodes, seller: &Account, n: usize) -> Vec<Lot> {
@@ -124,38 +154,17 @@ async fn list_lots(c: &ClusterNodes, seller: &Account, n: usize) -> Vec<Lot> {
         for _ in 0..n {
             let mut body = support::gavel::listing(600, START_PRICE);
             body["vehicle"]["city"] = json!(c.spec.city(&market));
-            let deadline = Instant::now() + Duration::from_secs(15);
-            let id = loop {
-                let last = match resolve(&c.fronts(), &market).await {
-                    Some((_, addr)) => {
-                        match http::try_request(
-                            addr,
-                            "POST",
-                            "/v1/listings",
-                            Some(&seller.token),
-                            Some(&body),
-                            QUICK,
-                        )
-                        .await
-                        {
-                            Ok(r) if r.status == 201 => {
-                                break r.body["auction"].as_str().expect("auction").to_owned()
-                            }
-                            other => format!("{other:?}"),
-                        }
-                    }
-                    None => "not served".to_owned(),
-                };
-                assert!(
-                    Instant::now() < deadline,
-                    "listing in {market}: {last}\n{}",
-                    c.outputs()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            };
+            let listed = on_market(
+                c,
+                &market,
+                ("POST", "/v1/listings", &seller.token, Some(&body)),
+                "listing",
+                |status, _| status == 201,
+            )
+            .await;
             lots.push(Lot {
                 market: market.clone(),
-                id,
+                id: listed["auction"].as_str().expect("auction").to_owned(),
             });
         }
     }
@@ -952,36 +961,6 @@ async fn a_suspension_or_expulsion_through_the_front_door_reaches_every_market()
 
 // ---------------------------------------------------------------------------------------
 // The alliance across markets
-
-/// Asks `market`'s server (wherever it is served now) until `done` accepts the answer;
-/// the accepted body. Fails after 20 s with the last answer and the nodes' output.
-async fn on_market(
-    c: &ClusterNodes,
-    market: &str,
-    (method, path, token, body): (&str, &str, &str, Option<&Value>),
-    what: &str,
-    done: impl Fn(u16, &Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let last = match resolve(&c.fronts(), market).await {
-            Some((_, addr)) => {
-                match http::try_request(addr, method, path, Some(token), body, QUICK).await {
-                    Ok(r) if done(r.status, &r.body) => return r.body,
-                    Ok(r) => format!("{} {}", r.status, r.body),
-                    Err(e) => e,
-                }
-            }
-            None => "not served".to_owned(),
-        };
-        assert!(
-            Instant::now() < deadline,
-            "{market}: {what}: {method} {path}: last {last}\n{}",
-            c.outputs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 /// Files a complaint against `dealer` in `market` (its service token may not be known
 /// there yet: retried); the complaint's id.
