@@ -27,12 +27,14 @@
 mod support;
 
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::cluster_load::{
-    self, assert_replay_verifies, busiest, check_final_state, connect_known, dealer,
-    first_accepted_after, front_call, resolve, warm_up, Bidding, Dealer, Lot, QUICK,
+    self, assert_replay_verifies, busiest, check_final_state, connect_known, create, dealer,
+    first_accepted_after, front_call, on_market, resolve, warm_up, Account, Bidding, Dealer, Lot,
+    QUICK,
 };
-use support::cluster_nodes::{ClusterNodes, SharedRedis};
+use support::cluster_nodes::{ClusterNodes, ClusterSpec, SharedRedis};
 use support::gavel::{BidReply, WsClient, ADMIN};
 use support::redis_server::{RedisOpts, RedisServer};
 
@@ -443,4 +445,177 @@ async fn a_suspension_or_expulsion_through_the_front_door_reaches_every_market()
         "another dealer's bid: {r:?}"
     );
     eprintln!("sanctions test: {:?}", t0.elapsed());
+}
+
+// ---------------------------------------------------------------------------------------
+// The alliance across markets
+
+/// Files a complaint against `dealer` in `market` (its service token may not be known
+/// there yet: retried); the complaint's id.
+async fn complain(c: &ClusterNodes, market: &str, service: &Account, dealer: &str) -> String {
+    let body =
+        json!({"dealer": dealer, "consumer_ref": format!("ref-{market}"), "text": "no call back"});
+    let created = on_market(
+        c,
+        market,
+        ("POST", "/v1/complaints", &service.token, Some(&body)),
+        "complaint filed",
+        |status, _| status == 201,
+    )
+    .await;
+    created["id"].as_str().expect("complaint id").to_owned()
+}
+
+/// `market`'s remote warnings in a standing, as `(market, corrected)`.
+fn remote(standing: &Value) -> Vec<(String, bool)> {
+    let mut notes: Vec<(String, bool)> = standing["remote_warnings"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|w| {
+                    (
+                        w["market"].as_str().unwrap_or("?").to_owned(),
+                        w["corrected"] == true,
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    notes.sort();
+    notes
+}
+
+fn notes(expected: &[(&str, bool)]) -> Vec<(String, bool)> {
+    expected
+        .iter()
+        .map(|(m, c)| ((*m).to_owned(), *c))
+        .collect()
+}
+
+/// Issue 25, "Alliance and sanctions stay one": a dealer's uncorrected warnings count
+/// across markets. Complaints go overdue in `north` and `east` (one warning each: neither
+/// market alone has two); `north`'s is then resolved, and the correction reaches the
+/// others, so an overdue complaint in `south` does not expel (one uncorrected before it).
+/// One in `west` does (`east`'s and `south`'s, both uncorrected), and the expulsion
+/// reaches every market; another dealer stays active.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_count_across_markets_and_a_violation_in_another_expels_everywhere() {
+    let _turn = SERIAL.lock().await;
+    support::init_tracing();
+    let t0 = Instant::now();
+    let redis = RedisServer::start(RedisOpts::no_aof());
+    let mut spec = ClusterSpec::four_markets();
+    spec.extra_toml = "[alliance]\ncomplaint_due_s = 1\n".into();
+    let c = ClusterNodes::start(&SharedRedis::Single(redis.url()), spec, 1).await;
+    c.wait_until_all_served(Duration::from_secs(20)).await;
+    let d = dealer(&c, "warned dealer", "north").await;
+    let other = dealer(&c, "other dealer", "north").await;
+    let service = create(&c, "/v1/service-tokens", json!({"name": "consumer site"})).await;
+    let standing_path = format!("/v1/dealers/{}/standing", d.account.id);
+    let standing = |market: &'static str, what: &'static str, done: fn(&Value) -> bool| {
+        let (c, path, token) = (&c, standing_path.clone(), service.token.clone());
+        async move {
+            on_market(
+                c,
+                market,
+                ("GET", &path, &token, None),
+                what,
+                |status, s| status == 200 && done(s),
+            )
+            .await
+        }
+    };
+
+    // One overdue complaint in north, one in east: one warning each, nobody expelled.
+    let mut complaints = BTreeMap::new();
+    for market in ["north", "east"] {
+        complaints.insert(market, complain(&c, market, &service, &d.account.id).await);
+        let s = standing(market, "its own warning", |s| s["violations"] == 1).await;
+        assert_eq!(
+            s["warnings"][0]["cause"], "overdue_complaint",
+            "{market}: {s}"
+        );
+        assert_eq!(
+            s["status"], "active",
+            "{market}: one warning does not expel"
+        );
+    }
+    // Every market notes the others' warnings.
+    let s = standing("south", "both warnings noted", |s| {
+        remote(s) == notes(&[("east", false), ("north", false)])
+    })
+    .await;
+    assert_eq!(
+        (s["violations"].clone(), s["status"].clone()),
+        (json!(0), json!("active"))
+    );
+    standing("north", "east's warning noted", |s| {
+        remote(s) == notes(&[("east", false)])
+    })
+    .await;
+
+    // North's complaint is resolved: the correction reaches every market.
+    let resolve_path = format!("/v1/complaints/{}/resolve", complaints["north"]);
+    let body = json!({"resolution": "called back"});
+    on_market(
+        &c,
+        "north",
+        ("POST", &resolve_path, &d.account.token, Some(&body)),
+        "complaint resolved",
+        |status, _| status == 200,
+    )
+    .await;
+    standing("south", "north's correction noted", |s| {
+        remote(s) == notes(&[("east", false), ("north", true)])
+    })
+    .await;
+
+    // South: one uncorrected before its own violation (east's): not expelled.
+    complain(&c, "south", &service, &d.account.id).await;
+    let s = standing("south", "its own warning", |s| s["violations"] == 1).await;
+    assert_eq!(
+        s["status"], "active",
+        "south: one uncorrected warning before: {s}"
+    );
+    standing("west", "every warning noted", |s| {
+        remote(s) == notes(&[("east", false), ("north", true), ("south", false)])
+    })
+    .await;
+
+    // West: east's and south's are uncorrected, so its first violation expels.
+    let before = Instant::now();
+    complain(&c, "west", &service, &d.account.id).await;
+    let s = standing("west", "expelled", |s| s["status"] == "expelled").await;
+    assert_eq!(
+        s["violations"], 1,
+        "west expelled on its first violation: {s}"
+    );
+    for market in ["north", "east", "south"] {
+        standing(market, "the expulsion relayed", |s| {
+            s["status"] == "expelled"
+        })
+        .await;
+    }
+    eprintln!(
+        "expelled in every market {:?} after west's complaint",
+        before.elapsed()
+    );
+    // Nobody else is touched.
+    for market in c.spec.market_names() {
+        let path = format!("/v1/dealers/{}/standing", other.account.id);
+        let s = on_market(
+            &c,
+            &market,
+            ("GET", &path, &service.token, None),
+            "standing",
+            |status, _| status == 200,
+        )
+        .await;
+        assert_eq!(
+            (s["status"].clone(), remote(&s)),
+            (json!("active"), vec![]),
+            "{market}: {s}"
+        );
+    }
+    eprintln!("warnings across markets test: {:?}", t0.elapsed());
 }

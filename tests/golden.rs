@@ -41,6 +41,12 @@
 //!   `TransferIn`), accepted, repeated, beyond the free deposit, for no dealer.
 //! - `snapshot-transfers.msgpack.hex`: the book after the credit sequel and the transfer
 //!   sequel (the transfers it remembers, after its loans).
+//! - `journal-batch-warnings.msgpack.hex`: the warnings sequel's batch, journaled after
+//!   the transfer sequel: other markets' warnings noted (`Alliance::NoteRemoteWarning`:
+//!   new, repeated, corrected, refused) and a local violation that, counted with them,
+//!   expels.
+//! - `snapshot-warnings.msgpack.hex`: the book after the transfer sequel and the warnings
+//!   sequel (an alliance holding remote warnings).
 //! - `snapshot.msgpack.hex`: a snapshot (`rmp_serde::encode::write(&mut bytes, &book)`,
 //!   positional, as the engine's snapshot thread writes it) of the book a deterministic
 //!   command script builds: lots in every status, dealers with receipts (one with more than
@@ -953,6 +959,65 @@ fn transfer_sequel() -> Vec<Entry> {
     log.at(start + 4_000, r#in("T3", 5, 5_000_000)); // duplicate
     log.at(start + 5_000, out("T4", 9, 1_000_000)); // unknown_dealer
     log.entries
+}
+
+/// The warnings sequel: what an engine of a market in a cluster journals after the
+/// transfer sequel when other markets relay the warnings they issued. Its own batch, so
+/// the earlier ones stay the bytes their builds wrote.
+///
+/// Beijing's W3 to D5 is noted, then noted again (nothing changes); Chengdu's W1 is noted
+/// and then its correction; Xi'an's W2 is noted: D5 holds two uncorrected warnings, none
+/// of them this market's. Notes with no market and for no dealer are refused. A complaint
+/// against D5 goes overdue (W11, this market's first warning to D5): a violation with two
+/// uncorrected warnings across the alliance, so D5 is expelled. (The same tick, the first
+/// since the credit sequel, also finds what fell due meanwhile: L2, never repaid, overdue
+/// (W9 to D1), and D2's complaint C5 unresolved (W10).)
+fn warnings_sequel() -> Vec<Entry> {
+    let mut log = Log {
+        base: transfer_sequel().last().map_or(0, |e| e.seq),
+        entries: Vec::new(),
+    };
+    let start = 16 * HOUR;
+    let note = |dealer, market: &str, warning, corrected_at: Option<u64>| {
+        Command::Alliance(AllianceCommand::NoteRemoteWarning {
+            dealer: DealerId(dealer),
+            market: market.into(),
+            warning: WarningId(warning),
+            issued_at: T0 + 15 * HOUR + u64::from(warning),
+            corrected_at: corrected_at.map(|c| T0 + c),
+        })
+    };
+    log.at(start, note(5, "beijing", 3, None));
+    log.at(start + 1_000, note(5, "beijing", 3, None)); // the same note: nothing changes
+    log.at(start + 2_000, note(5, "chengdu", 1, None));
+    log.at(start + 3_000, note(5, "chengdu", 1, Some(start + 2_500))); // corrected
+    log.at(start + 4_000, note(5, "xian", 2, None));
+    log.at(start + 5_000, note(5, "", 4, None)); // invalid
+    log.at(start + 6_000, note(9, "beijing", 5, None)); // unknown_dealer
+    log.at(
+        start + 7_000,
+        Command::Alliance(AllianceCommand::OpenComplaint {
+            dealer: DealerId(5),
+            item: None,
+            consumer_ref: "c-2001".into(),
+            text: "deposit not returned".into(),
+        }),
+    );
+    log.at(
+        start + 7_000 + 2 * HOUR,
+        Command::Auction(AuctionCommand::Tick),
+    ); // W11: expelled
+    log.entries
+}
+
+/// The warnings sequel as a batch (applied after the transfer sequel).
+fn warnings_batch() -> Batch {
+    batch_after(transfer_book(), warnings_sequel())
+}
+
+/// The book after the transfer sequel and the warnings sequel.
+fn warnings_book() -> Market {
+    book_after(transfer_book(), &warnings_sequel())
 }
 
 /// The transfer sequel as a batch (applied after the credit sequel).
@@ -1932,11 +1997,12 @@ fn command_name(c: &Command) -> &'static str {
             AllianceCommand::OpenComplaint { .. } => "Alliance::OpenComplaint",
             AllianceCommand::ResolveComplaint { .. } => "Alliance::ResolveComplaint",
             AllianceCommand::Rate { .. } => "Alliance::Rate",
+            AllianceCommand::NoteRemoteWarning { .. } => "Alliance::NoteRemoteWarning",
         },
     }
 }
 
-const EVERY_COMMAND: [&str; 27] = [
+const EVERY_COMMAND: [&str; 28] = [
     "Configure",
     "RegisterSeller",
     "RegisterDealer",
@@ -1964,6 +2030,7 @@ const EVERY_COMMAND: [&str; 27] = [
     "Alliance::OpenComplaint",
     "Alliance::ResolveComplaint",
     "Alliance::Rate",
+    "Alliance::NoteRemoteWarning",
 ];
 
 /// The batch's shape and its outcomes, one line each.
@@ -2059,6 +2126,14 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
                 }
                 Event::Alliance(AllianceEvent::Expelled { dealer, warning }) => {
                     format!("{dealer} expelled by {warning}")
+                }
+                Event::Alliance(AllianceEvent::RemoteWarningNoted { dealer, warning }) => {
+                    format!(
+                        "{dealer} noted {} {} corrected={}",
+                        warning.market,
+                        warning.warning,
+                        warning.corrected()
+                    )
                 }
                 Event::Alliance(AllianceEvent::RetailRefused {
                     item,
@@ -2182,8 +2257,20 @@ fn book_facts(book: &Market) -> Vec<String> {
         ));
     }
     for d in book.book().dealers() {
+        for w in alliance.remote_warnings(d.id) {
+            facts.push(format!(
+                "{} remote {} {} issued=T0+{} corrected={:?}",
+                d.id,
+                w.market,
+                w.warning,
+                w.issued_at - T0,
+                w.corrected_at.map(|t| t - T0)
+            ));
+        }
+    }
+    for d in book.book().dealers() {
         let s = alliance.standing(d.id, d.status);
-        if s.ratings > 0 || s.violations > 0 {
+        if s.ratings > 0 || s.violations > 0 || !s.remote_warnings.is_empty() {
             let refused = match s.refused_retail {
                 0 => String::new(),
                 n => format!(" refused_retail={n}"),
@@ -2806,6 +2893,7 @@ fn journal_batch_is_pinned() {
         .chain(&sequel())
         .chain(&credit_sequel())
         .chain(&transfer_sequel())
+        .chain(&warnings_sequel())
         .map(|e| command_name(&e.command))
         .collect();
     assert_eq!(
@@ -3330,6 +3418,90 @@ fn the_transfer_snapshot_is_pinned() {
             "out T2 30000000 Refused(ExceedsFree { free: 29050000 })",
             "out T4 1000000 Refused(UnknownDealer)",
             "in T3 5000000 Accepted",
+        ]
+    );
+}
+
+#[test]
+fn the_warnings_batch_is_pinned() {
+    let decoded = pinned_batch("journal-batch-warnings.msgpack.hex", &warnings_batch());
+    assert_eq!(
+        batch_facts(&decoded),
+        ["entries 242..=250 (9), from T0+57600000 to T0+64807000"]
+    );
+}
+
+#[test]
+fn the_warnings_sequel_does_what_its_comments_say() {
+    let mut book = transfer_book();
+    let applied = apply(&mut book, &warnings_sequel());
+    assert_eq!(
+        story_facts(&applied),
+        [
+            "seq 242: D5 noted beijing W3 corrected=false",
+            "seq 244: D5 noted chengdu W1 corrected=false",
+            "seq 245: D5 noted chengdu W1 corrected=true",
+            "seq 246: D5 noted xian W2 corrected=false",
+            "seq 247: alliance refused invalid",
+            "seq 248: alliance refused unknown_dealer",
+            "seq 250: L2 D1 overdue",
+            "seq 250: D5 expelled by W11",
+        ]
+    );
+    // The repeated note changed nothing and said nothing.
+    assert_eq!(
+        applied
+            .iter()
+            .find(|(seq, _)| *seq == 243)
+            .map(|(_, e)| e.len()),
+        Some(0)
+    );
+}
+
+#[test]
+fn the_warnings_snapshot_is_pinned() {
+    let (_, facts) = pinned_snapshot("snapshot-warnings.msgpack.hex", &warnings_book());
+    // What the warnings sequel changed, against the transfer sequel's book: every other
+    // fact is the same.
+    let before = book_facts(&transfer_book());
+    let new: Vec<&str> = facts
+        .iter()
+        .filter(|f| !before.contains(f))
+        .map(String::as_str)
+        .collect();
+    let gone: Vec<&str> = before
+        .iter()
+        .filter(|f| !facts.contains(f))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        new,
+        [
+            "last_seq=250 last_now=T0+64807000",
+            "D5 Expelled deposit=15000000 exposure=0 receipts=1 linked=[]",
+            "L2 A15 D1 principal=1200000 due=T0+46807000 repaid=None overdue=true",
+            "C5 D2 overdue warning=Some(\"W10\")",
+            "C6 D5 overdue warning=Some(\"W11\")",
+            "W9 D1 late_repayment corrected=false",
+            "W10 D2 overdue_complaint corrected=false",
+            "W11 D5 overdue_complaint corrected=false",
+            "D5 remote beijing W3 issued=T0+54000003 corrected=None",
+            "D5 remote chengdu W1 issued=T0+54000001 corrected=Some(57602500)",
+            "D5 remote xian W2 issued=T0+54000002 corrected=None",
+            "D1 standing score=Some(4.5) ratings=1 violations=5 uncorrected=1 refused_retail=2",
+            "D2 standing score=Some(4.5) ratings=1 violations=2 uncorrected=2",
+            "D5 standing score=None ratings=0 violations=1 uncorrected=3",
+        ]
+    );
+    assert_eq!(
+        gone,
+        [
+            "last_seq=241 last_now=T0+54005000",
+            "D5 Active deposit=15000000 exposure=0 receipts=1 linked=[]",
+            "L2 A15 D1 principal=1200000 due=T0+46807000 repaid=None overdue=false",
+            "C5 D2 open warning=None",
+            "D1 standing score=Some(4.5) ratings=1 violations=4 uncorrected=0 refused_retail=2",
+            "D2 standing score=Some(4.5) ratings=1 violations=1 uncorrected=1",
         ]
     );
 }

@@ -6,7 +6,8 @@
 //! sequencer's `now_ms` is the only clock.
 
 use super::model::{
-    Channel, Complaint, ComplaintId, Finding, Item, ItemId, Reason, Record, Warning, WarningId,
+    Channel, Complaint, ComplaintId, Finding, Item, ItemId, Reason, Record, RemoteWarning, Warning,
+    WarningId,
 };
 use crate::vocab::{
     DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId, RULES_VERSION,
@@ -213,6 +214,21 @@ pub enum AllianceCommand {
         /// Service, 1–5.
         service: u8,
     },
+    /// Another market of the cluster issued `dealer` a warning, or corrected one it had
+    /// issued: the warning counts toward expulsion here while uncorrected. Idempotent by
+    /// (`market`, `warning`); a later note of the same warning can only correct it.
+    NoteRemoteWarning {
+        /// The dealer warned.
+        dealer: DealerId,
+        /// The market that issued it (at most [`super::MAX_MARKET_NAME`] bytes).
+        market: String,
+        /// The warning's id in that market.
+        warning: WarningId,
+        /// When that market issued it.
+        issued_at: u64,
+        /// When that market corrected it, if it has.
+        corrected_at: Option<u64>,
+    },
 }
 
 /// Why an alliance command changed nothing. The names are the API's error codes.
@@ -249,6 +265,9 @@ pub enum AllianceRefusal {
     NotSold,
     /// A hand-off whose seller, buyer or price differ from the book's sale.
     RecordMismatch,
+    /// A remote warning's market name is empty or longer than
+    /// [`super::MAX_MARKET_NAME`].
+    InvalidMarket,
 }
 
 impl AllianceRefusal {
@@ -270,6 +289,7 @@ impl AllianceRefusal {
             Self::InvalidAmount => "invalid",
             Self::NotSold => "not_sold",
             Self::RecordMismatch => "record_mismatch",
+            Self::InvalidMarket => "invalid",
         }
     }
 }
@@ -294,6 +314,14 @@ pub enum AllianceEvent {
     ComplaintChanged(Box<Complaint>),
     /// A warning was issued or corrected; as it is now.
     WarningChanged(Box<Warning>),
+    /// A warning another market issued was noted here, or its correction was; as it is
+    /// now. Not sent for a note that changed nothing.
+    RemoteWarningNoted {
+        /// The dealer warned.
+        dealer: DealerId,
+        /// The warning, as this market now holds it.
+        warning: RemoteWarning,
+    },
     /// A dealer's record changed; as it is now.
     RecordChanged {
         /// The dealer.
@@ -301,8 +329,8 @@ pub enum AllianceEvent {
         /// Its record.
         record: Record,
     },
-    /// A dealer with two uncorrected warnings committed another violation and is
-    /// expelled. The book sets the dealer's status in the same step (and drops this event
+    /// A dealer with two uncorrected warnings (this market's and other markets' of the
+    /// cluster together) committed another violation and is expelled. The book sets the dealer's status in the same step (and drops this event
     /// when the dealer is expelled already).
     Expelled {
         /// The dealer.

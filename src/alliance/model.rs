@@ -423,6 +423,56 @@ impl Warning {
     }
 }
 
+/// The longest market name a [`RemoteWarning`] may carry, in bytes: the longest name
+/// `cluster.markets` accepts, and a bound that keeps a journaled note small.
+pub const MAX_MARKET_NAME: usize = 32;
+
+/// A warning another market of the cluster issued to a dealer, as this market was told of
+/// it (`AllianceCommand::NoteRemoteWarning`). The alliance is one across the cluster's
+/// markets, so its uncorrected remote warnings count toward expulsion here like the
+/// market's own; the warning itself, its cause and its correction, live in the market
+/// that issued it.
+///
+/// Keyed by (`market`, `warning`). Notes of one key merge into the same value whatever
+/// their order: a correction is final, so the earliest `corrected_at` any note carried
+/// stands, and `issued_at` is the earliest any note carried (they are all the issuing
+/// market's own reading).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteWarning {
+    /// The market that issued it.
+    pub market: String,
+    /// Its id in that market.
+    pub warning: WarningId,
+    /// When that market issued it (its clock).
+    pub issued_at: u64,
+    /// When that market saw its cause resolved, if it has.
+    pub corrected_at: Option<u64>,
+}
+
+impl RemoteWarning {
+    /// Whether its cause has been resolved.
+    pub fn corrected(&self) -> bool {
+        self.corrected_at.is_some()
+    }
+
+    /// Whether another note of this warning, saying `issued_at` and `corrected_at`, would
+    /// change nothing: a relay can skip submitting it.
+    pub fn covers(&self, issued_at: u64, corrected_at: Option<u64>) -> bool {
+        !self.clone().merge(issued_at, corrected_at)
+    }
+
+    /// Takes in another note of the same warning; returns whether anything changed.
+    pub(super) fn merge(&mut self, issued_at: u64, corrected_at: Option<u64>) -> bool {
+        let before = (self.issued_at, self.corrected_at);
+        self.issued_at = self.issued_at.min(issued_at);
+        self.corrected_at = match (self.corrected_at, corrected_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        before != (self.issued_at, self.corrected_at)
+    }
+}
+
 /// A dealer's alliance record: ratings and violations.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -477,6 +527,10 @@ pub struct Standing {
     pub warnings: Vec<Warning>,
     /// The dealer's status in the book.
     pub status: DealerStatus,
+    /// Warnings other markets of the cluster issued to the dealer, by (market, id). Last,
+    /// and left out while empty, so a standing without one is written as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_warnings: Vec<RemoteWarning>,
 }
 
 impl Standing {
@@ -485,8 +539,15 @@ impl Standing {
         self.score_tenths.map(|t| f64::from(t) / 10.0)
     }
 
-    /// Warnings whose cause is not yet resolved.
+    /// Warnings whose cause is not yet resolved, this market's and other markets' alike
+    /// (what counts toward expulsion).
     pub fn uncorrected(&self) -> usize {
-        self.warnings.iter().filter(|w| !w.corrected()).count()
+        let local = self.warnings.iter().filter(|w| !w.corrected()).count();
+        let remote = self
+            .remote_warnings
+            .iter()
+            .filter(|w| !w.corrected())
+            .count();
+        local + remote
     }
 }

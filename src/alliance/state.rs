@@ -12,7 +12,8 @@ use super::command::{
 };
 use super::model::{
     Cause, Channel, Complaint, ComplaintId, ComplaintStatus, Disposal, Finding, Item, ItemId,
-    ItemStatus, Reason, Record, RetailSale, ReturnClaim, Standing, Warning, WarningId,
+    ItemStatus, Reason, Record, RemoteWarning, RetailSale, ReturnClaim, Standing, Warning,
+    WarningId, MAX_MARKET_NAME,
 };
 use crate::vocab::{DealerId, DealerStatus, Fen, LoanId, LotId, MAX_AMOUNT};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,11 @@ pub struct Alliance {
     records: BTreeMap<DealerId, Record>,
     /// (due_at, complaint) of every open complaint: the alliance's timers.
     due: BTreeSet<(u64, ComplaintId)>,
+    /// Warnings other markets of the cluster issued, per dealer, sorted by (market, id),
+    /// so the state is the same whatever order the notes came in. Last, and left out
+    /// while empty, so an alliance without one is written as before they existed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    remote: BTreeMap<DealerId, Vec<RemoteWarning>>,
 }
 
 impl Alliance {
@@ -64,6 +70,12 @@ impl Alliance {
         self.warnings.get(&id)
     }
 
+    /// Every warning this market issued, in id order (not those noted from other
+    /// markets: see [`Self::remote_warnings`]).
+    pub fn warnings(&self) -> impl Iterator<Item = &Warning> {
+        self.warnings.values()
+    }
+
     /// A dealer's record (empty if it has none yet).
     pub fn record(&self, dealer: DealerId) -> Record {
         self.records.get(&dealer).cloned().unwrap_or_default()
@@ -84,7 +96,30 @@ impl Alliance {
                 .filter_map(|w| self.warnings.get(w).cloned())
                 .collect(),
             status,
+            remote_warnings: self.remote_warnings(dealer).to_vec(),
         }
+    }
+
+    /// The warnings other markets issued to a dealer, by (market, id).
+    pub fn remote_warnings(&self, dealer: DealerId) -> &[RemoteWarning] {
+        self.remote.get(&dealer).map_or(&[], Vec::as_slice)
+    }
+
+    /// A dealer's uncorrected warnings across the cluster: this market's and those other
+    /// markets issued. What the rules count toward expulsion.
+    fn uncorrected(&self, dealer: DealerId) -> usize {
+        let local = self.records.get(&dealer).map_or(0, |r| {
+            r.warnings
+                .iter()
+                .filter(|w| self.warnings.get(w).is_some_and(|w| !w.corrected()))
+                .count()
+        });
+        let remote = self
+            .remote_warnings(dealer)
+            .iter()
+            .filter(|w| !w.corrected())
+            .count();
+        local + remote
     }
 
     /// Whether a dealer is in good standing, the condition of a member's resources: active
@@ -96,20 +131,14 @@ impl Alliance {
         status: DealerStatus,
         rules: &AllianceRules,
     ) -> bool {
-        if status != DealerStatus::Active {
+        if status != DealerStatus::Active || self.uncorrected(dealer) > 0 {
             return false;
         }
-        let Some(record) = self.records.get(&dealer) else {
-            return true;
-        };
-        let uncorrected = record
-            .warnings
-            .iter()
-            .any(|w| self.warnings.get(w).is_some_and(|w| !w.corrected()));
-        !uncorrected
-            && record
+        self.records.get(&dealer).is_none_or(|record| {
+            record
                 .score_tenths()
                 .is_none_or(|s| s >= rules.good_standing_min_score_tenths)
+        })
     }
 
     /// The earliest time a tick has work to do: the first open complaint's due time.
@@ -176,6 +205,21 @@ impl Alliance {
                 condition,
                 service,
             } => self.rate(dealer, item, condition, service, out),
+            AllianceCommand::NoteRemoteWarning {
+                dealer,
+                market,
+                warning,
+                issued_at,
+                corrected_at,
+            } => {
+                let note = RemoteWarning {
+                    market,
+                    warning,
+                    issued_at,
+                    corrected_at,
+                };
+                self.note_remote(dealer, note, registry, out)
+            }
         };
         if let Err(refusal) = result {
             out.push(AllianceEvent::Refused(refusal));
@@ -280,6 +324,13 @@ impl Alliance {
             }
             AllianceEvent::RecordChanged { dealer, record } => {
                 self.records.insert(*dealer, record.clone());
+            }
+            AllianceEvent::RemoteWarningNoted { dealer, warning } => {
+                let notes = self.remote.entry(*dealer).or_default();
+                match find_remote(notes, warning) {
+                    Ok(at) => notes[at] = warning.clone(),
+                    Err(at) => notes.insert(at, warning.clone()),
+                }
             }
             AllianceEvent::HandedOff { .. }
             | AllianceEvent::RetailRefused { .. }
@@ -699,8 +750,53 @@ impl Alliance {
         Ok(())
     }
 
+    /// Takes in a warning another market issued (or its correction). A note is not a
+    /// violation here and never expels by itself: it is counted when the dealer next
+    /// commits one (`violate`). The market that issued it decides expulsion for its own
+    /// violation, counting this market's warnings the same way.
+    fn note_remote(
+        &mut self,
+        dealer: DealerId,
+        note: RemoteWarning,
+        registry: &impl Registry,
+        out: &mut Vec<AllianceEvent>,
+    ) -> Outcome {
+        if note.market.is_empty() || note.market.len() > MAX_MARKET_NAME {
+            return Err(AllianceRefusal::InvalidMarket);
+        }
+        registry
+            .dealer_status(dealer)
+            .ok_or(AllianceRefusal::UnknownDealer)?;
+        // One (market, id) is one warning of one dealer: a note naming another dealer for
+        // a warning already noted is a relay's mistake, and must not move the count.
+        let elsewhere = self
+            .remote
+            .iter()
+            .any(|(&d, notes)| d != dealer && find_remote(notes, &note).is_ok());
+        if elsewhere {
+            return Err(AllianceRefusal::WrongDealer);
+        }
+        let notes = self.remote.entry(dealer).or_default();
+        let noted = match find_remote(notes, &note) {
+            Ok(at) => {
+                let w = &mut notes[at];
+                w.merge(note.issued_at, note.corrected_at)
+                    .then(|| w.clone())
+            }
+            Err(at) => {
+                notes.insert(at, note.clone());
+                Some(note)
+            }
+        };
+        if let Some(warning) = noted {
+            out.push(AllianceEvent::RemoteWarningNoted { dealer, warning });
+        }
+        Ok(())
+    }
+
     /// Records a violation: one warning, and expulsion if the dealer already had two
-    /// uncorrected warnings. Returns the warning's id.
+    /// uncorrected warnings, in this market or (noted) in others of the cluster. Returns
+    /// the warning's id.
     fn violate(
         &mut self,
         now: u64,
@@ -710,12 +806,8 @@ impl Alliance {
         out: &mut Vec<AllianceEvent>,
     ) -> WarningId {
         let id = WarningId(next_id(self.warnings.len()));
+        let uncorrected_before = self.uncorrected(dealer);
         let record = self.records.entry(dealer).or_default();
-        let uncorrected_before = record
-            .warnings
-            .iter()
-            .filter(|w| self.warnings.get(w).is_some_and(|w| !w.corrected()))
-            .count();
         record.violations += 1;
         record.warnings.push(id);
         let warning = Warning {
@@ -761,6 +853,12 @@ impl Alliance {
             }
         }
     }
+}
+
+/// Where `note`'s (market, id) is, or would go, in a dealer's notes sorted by that key.
+fn find_remote(notes: &[RemoteWarning], note: &RemoteWarning) -> Result<usize, usize> {
+    let key = (note.market.as_str(), note.warning);
+    notes.binary_search_by(|w| (w.market.as_str(), w.warning).cmp(&key))
 }
 
 /// The next id for a table of `len` entries (ids start at 1).

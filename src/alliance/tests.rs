@@ -1365,3 +1365,249 @@ fn rules_at_their_defaults_are_written_as_before_the_later_fields() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Warnings across the cluster's markets
+
+impl Sim {
+    /// Notes a warning market `market` issued to `dealer`.
+    fn note(
+        &mut self,
+        dealer: u32,
+        market: &str,
+        warning: u32,
+        corrected_at: Option<u64>,
+    ) -> Vec<AllianceEvent> {
+        self.run(AllianceCommand::NoteRemoteWarning {
+            dealer: DealerId(dealer),
+            market: market.into(),
+            warning: WarningId(warning),
+            issued_at: T0 - H,
+            corrected_at,
+        })
+    }
+}
+
+#[test]
+fn remote_warnings_count_toward_expulsion_like_local_ones() {
+    // (notes of other markets' warnings to dealer 1, local violations before the last,
+    // is the last violation an expulsion?)
+    type Note = (&'static str, u32, Option<u64>);
+    let table: &[(&str, &[Note], usize, bool)] = &[
+        (
+            "two remote uncorrected",
+            &[("beijing", 1, None), ("chengdu", 1, None)],
+            0,
+            true,
+        ),
+        ("one remote and one local", &[("beijing", 1, None)], 1, true),
+        (
+            "two remote, one corrected",
+            &[("beijing", 1, None), ("chengdu", 1, Some(T0))],
+            0,
+            false,
+        ),
+        (
+            "two remote, one corrected by a later note",
+            &[
+                ("beijing", 1, None),
+                ("chengdu", 1, None),
+                ("chengdu", 1, Some(T0)),
+            ],
+            0,
+            false,
+        ),
+        (
+            "one remote noted three times",
+            &[
+                ("beijing", 1, None),
+                ("beijing", 1, None),
+                ("beijing", 1, None),
+            ],
+            0,
+            false,
+        ),
+        (
+            "same id, two markets: two warnings",
+            &[("beijing", 7, None), ("chengdu", 7, None)],
+            0,
+            true,
+        ),
+        ("one remote alone", &[("beijing", 1, None)], 0, false),
+        ("none", &[], 1, false),
+    ];
+    for &(name, notes, local, expels) in table {
+        let mut sim = Sim::new();
+        for &(market, warning, corrected) in notes {
+            let out = sim.note(1, market, warning, corrected);
+            assert_eq!(refusal(&out), None, "{name}");
+            assert!(!expelled(&out), "{name}: a note alone never expels");
+        }
+        for _ in 0..local {
+            let (out, _, _) = violation(&mut sim, "overdue");
+            assert!(!expelled(&out), "{name}");
+        }
+        let (out, _, _) = violation(&mut sim, "overdue");
+        assert_eq!(expelled(&out), expels, "{name}");
+        let expected = if expels {
+            DealerStatus::Expelled
+        } else {
+            DealerStatus::Active
+        };
+        assert_eq!(sim.status(1), expected, "{name}");
+        assert_eq!(sim.status(2), DealerStatus::Active, "{name}");
+    }
+}
+
+#[test]
+fn a_duplicate_note_changes_nothing_and_a_correction_is_final() {
+    let mut sim = Sim::new();
+    let first = sim.note(1, "beijing", 4, None);
+    assert!(
+        matches!(&first[..], [AllianceEvent::RemoteWarningNoted { dealer, warning }]
+            if *dealer == DealerId(1) && warning.market == "beijing" && !warning.corrected()),
+        "{first:?}"
+    );
+    let before = sim.alliance.clone();
+    assert_eq!(sim.note(1, "beijing", 4, None), []);
+    assert_eq!(sim.alliance, before);
+    assert_eq!(sim.standing(1).uncorrected(), 1);
+    // The correction relays too; a stale uncorrected note after it does not undo it.
+    let out = sim.note(1, "beijing", 4, Some(T0 + 5));
+    assert!(
+        matches!(&out[..], [AllianceEvent::RemoteWarningNoted { warning, .. }]
+        if warning.corrected_at == Some(T0 + 5))
+    );
+    assert_eq!(sim.note(1, "beijing", 4, None), []);
+    assert_eq!(sim.note(1, "beijing", 4, Some(T0 + 9)), []);
+    let s = sim.standing(1);
+    assert_eq!(s.uncorrected(), 0);
+    assert_eq!(s.remote_warnings.len(), 1);
+    assert_eq!(s.remote_warnings[0].corrected_at, Some(T0 + 5));
+    // Local violations and records are the market's own: a note adds none.
+    assert_eq!((s.violations, s.warnings.len()), (0, 0));
+}
+
+#[test]
+fn notes_the_rules_refuse() {
+    let mut sim = Sim::new();
+    assert_eq!(
+        refusal(&sim.note(1, "", 1, None)),
+        Some(AllianceRefusal::InvalidMarket)
+    );
+    let long = "x".repeat(MAX_MARKET_NAME + 1);
+    assert_eq!(
+        refusal(&sim.note(1, &long, 1, None)),
+        Some(AllianceRefusal::InvalidMarket)
+    );
+    assert_eq!(
+        refusal(&sim.note(1, &"x".repeat(MAX_MARKET_NAME), 1, None)),
+        None
+    );
+    assert_eq!(
+        refusal(&sim.note(9, "beijing", 1, None)),
+        Some(AllianceRefusal::UnknownDealer)
+    );
+    assert_eq!(refusal(&sim.note(1, "beijing", 1, None)), None);
+    // The same warning of the same market named for another dealer.
+    assert_eq!(
+        refusal(&sim.note(2, "beijing", 1, None)),
+        Some(AllianceRefusal::WrongDealer)
+    );
+    assert_eq!(sim.standing(2).remote_warnings, []);
+}
+
+#[test]
+fn an_uncorrected_remote_warning_costs_good_standing() {
+    let mut sim = Sim::new();
+    let rules = sim.rules.clone();
+    assert!(sim
+        .alliance
+        .good_standing(DealerId(1), DealerStatus::Active, &rules));
+    sim.note(1, "beijing", 1, None);
+    assert!(!sim
+        .alliance
+        .good_standing(DealerId(1), DealerStatus::Active, &rules));
+    sim.note(1, "beijing", 1, Some(T0));
+    assert!(sim
+        .alliance
+        .good_standing(DealerId(1), DealerStatus::Active, &rules));
+}
+
+#[test]
+fn an_alliance_without_remote_warnings_is_written_as_before_them() {
+    let mut sim = Sim::new();
+    violation(&mut sim, "overdue");
+    let bytes = rmp_serde::to_vec(&sim.alliance).expect("encodes");
+    assert_eq!(bytes[0], 0x96, "six fields, as before remote warnings");
+    sim.note(1, "beijing", 1, None);
+    let bytes = rmp_serde::to_vec(&sim.alliance).expect("encodes");
+    assert_eq!(bytes[0], 0x97, "the notes last");
+    let back: Alliance = rmp_serde::from_slice(&bytes).expect("decodes");
+    assert_eq!(back, sim.alliance);
+    let named = rmp_serde::to_vec_named(&sim.alliance).expect("encodes");
+    let back: Alliance = rmp_serde::from_slice(&named).expect("decodes");
+    assert_eq!(back, sim.alliance);
+}
+
+mod remote_notes {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A note: (market, warning, issued offset, corrected offset). The dealer follows
+    /// from the warning, as one warning is one dealer's.
+    type Note = (u8, u32, u64, Option<u64>);
+
+    fn command((market, warning, issued, corrected): Note) -> AllianceCommand {
+        AllianceCommand::NoteRemoteWarning {
+            dealer: DealerId(1 + warning % 2),
+            market: ["beijing", "chengdu", "xian"][usize::from(market % 3)].into(),
+            warning: WarningId(warning),
+            issued_at: T0 + issued,
+            corrected_at: corrected.map(|c| T0 + c),
+        }
+    }
+
+    fn after(notes: &[Note]) -> Sim {
+        let mut sim = Sim::new();
+        for &n in notes {
+            let out = sim.run(command(n));
+            assert_eq!(refusal(&out), None);
+        }
+        sim
+    }
+
+    proptest! {
+        /// Relays deliver notes late, twice and out of order: any order of the same notes
+        /// ends in the same state (and the event-built view agrees, checked in `run`).
+        #[test]
+        fn any_order_of_the_same_notes_ends_in_the_same_state(
+            (notes, shuffled) in prop::collection::vec(
+                (0u8..3, 1u32..5, 0u64..4, prop::option::of(4u64..8)),
+                0..12,
+            )
+            .prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle()))
+        ) {
+            let (a, b) = (after(&notes), after(&shuffled));
+            prop_assert_eq!(&a.alliance, &b.alliance);
+            for d in 1..=2 {
+                let uncorrected = a.standing(d).uncorrected();
+                // A key counts once, and only while no note of it carried a correction.
+                let mut keys: Vec<(u8, u32)> = notes
+                    .iter()
+                    .filter(|n| 1 + n.1 % 2 == d)
+                    .map(|n| (n.0 % 3, n.1))
+                    .collect();
+                keys.sort_unstable();
+                keys.dedup();
+                let open = keys
+                    .iter()
+                    .filter(|&&(m, w)| {
+                        !notes.iter().any(|n| n.0 % 3 == m && n.1 == w && n.3.is_some())
+                    })
+                    .count();
+                prop_assert_eq!(uncorrected, open);
+            }
+        }
+    }
+}

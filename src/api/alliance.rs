@@ -185,7 +185,7 @@ pub(crate) fn warning_json(w: &Warning) -> Value {
 }
 
 pub(crate) fn standing_json(s: &Standing) -> Value {
-    json!({
+    let mut v = json!({
         "dealer": s.dealer.to_string(),
         "score": s.score(),
         "ratings": s.ratings,
@@ -193,7 +193,25 @@ pub(crate) fn standing_json(s: &Standing) -> Value {
         "refused_retail": s.refused_retail,
         "warnings": s.warnings.iter().map(warning_json).collect::<Vec<_>>(),
         "status": s.status,
-    })
+    });
+    // Only a market of a cluster notes other markets' warnings: a single server's
+    // standing keeps its shape.
+    if !s.remote_warnings.is_empty() {
+        v["remote_warnings"] = s
+            .remote_warnings
+            .iter()
+            .map(|w| {
+                json!({
+                    "market": w.market,
+                    "id": w.warning.to_string(),
+                    "issued_at": w.issued_at,
+                    "corrected": w.corrected(),
+                    "corrected_at": w.corrected_at,
+                })
+            })
+            .collect();
+    }
+    v
 }
 
 // ---------------------------------------------------------------------------------------
@@ -212,7 +230,9 @@ impl From<AllianceRefusal> for ApiError {
                 code,
                 "the inventory item belongs to another dealer",
             ),
-            AllianceRefusal::InvalidRating | AllianceRefusal::InvalidAmount => Self::new(
+            AllianceRefusal::InvalidRating
+            | AllianceRefusal::InvalidAmount
+            | AllianceRefusal::InvalidMarket => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid",
                 "the request breaks an alliance rule",

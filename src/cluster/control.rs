@@ -1,5 +1,5 @@
 //! The control stream: what every market must apply, in one order — accounts, dealer
-//! status changes, and transfers of buying power between markets.
+//! status changes, the alliance's warnings, and transfers of buying power between markets.
 //!
 //! Keys (`{prefix}` is the registry's hash tag; `{prefix:market}` a market's):
 //!
@@ -22,6 +22,7 @@
 //! the home market only (the market servers' own routes), so no line is counted twice.
 
 use super::registry::Conn;
+use crate::alliance::{AllianceCommand, WarningId};
 use crate::auction::{self, Event as AuctionEvent};
 use crate::market::{Command, Event};
 use crate::server::Running;
@@ -54,6 +55,20 @@ pub enum ControlEntry {
         reason: String,
         /// The market it happened in, or `operator`.
         origin: String,
+    },
+    /// `origin` issued `dealer` a warning, or corrected one: every other market notes it,
+    /// so it counts toward expulsion there too.
+    Warning {
+        /// The dealer warned.
+        dealer: DealerId,
+        /// The market that issued it.
+        origin: String,
+        /// Its id in `origin`.
+        warning: WarningId,
+        /// When `origin` issued it.
+        issued_at: u64,
+        /// When `origin` corrected it, if it has.
+        corrected_at: Option<u64>,
     },
     /// Move `amount` of `dealer`'s deposit from market `from` to market `to`: `from`
     /// applies `TransferOut` and publishes its result; `to` waits for that result and,
@@ -257,6 +272,8 @@ pub struct RunningParts {
     pub directory: std::sync::Arc<crate::directory::Directory>,
     /// Dealers' statuses.
     pub accounts: std::sync::Arc<crate::views::Accounts>,
+    /// The alliance: the warnings this market issued, and those it noted.
+    pub alliance: std::sync::Arc<crate::views::AllianceBoard>,
     /// Turns true when the engine has stopped.
     pub done: watch::Receiver<bool>,
 }
@@ -268,6 +285,7 @@ impl RunningParts {
             engine: running.engine.clone(),
             directory: running.directory.clone(),
             accounts: running.accounts.clone(),
+            alliance: running.alliance.clone(),
             done: running.done(),
         }
     }
@@ -358,6 +376,41 @@ async fn apply(
             };
             match running.engine.submit(Command::Auction(command)).await {
                 Ok(_) => Applied::Done(None),
+                Err(_) => Applied::Retry,
+            }
+        }
+        ControlEntry::Warning {
+            dealer,
+            origin,
+            warning,
+            issued_at,
+            corrected_at,
+        } => {
+            if origin == market {
+                return Applied::Done(None);
+            }
+            let known = running.alliance.remote_warning(dealer, &origin, warning);
+            if known.is_some_and(|w| w.covers(issued_at, corrected_at)) {
+                return Applied::Done(None); // noted before, or restated: nothing new
+            }
+            let command = AllianceCommand::NoteRemoteWarning {
+                dealer,
+                market: origin,
+                warning,
+                issued_at,
+                corrected_at,
+            };
+            // A refused note (an origin name too long) is the origin's mistake, and
+            // retrying it would hold up this market's stream: it is logged and passed.
+            match running.engine.submit(Command::Alliance(command)).await {
+                Ok(applied) => {
+                    for e in &applied.events {
+                        if let Event::Alliance(crate::alliance::AllianceEvent::Refused(r)) = e {
+                            tracing::warn!(%market, %dealer, %warning, refusal = r.code(), "remote warning not noted");
+                        }
+                    }
+                    Applied::Done(None)
+                }
                 Err(_) => Applied::Retry,
             }
         }
@@ -475,9 +528,9 @@ fn stream_id(id: &str) -> Option<(u64, u64)> {
 }
 
 /// Relays the status changes a market made by itself (its alliance's sanctions, an
-/// operator on the market's own server) to the control stream, until `stop` or the
-/// market stops. Polls the market's accounts view; a change is relayed once per change
-/// seen by this server.
+/// operator on the market's own server) and the warnings its alliance issued or
+/// corrected to the control stream, until `stop` or the market stops. Polls the market's
+/// accounts and alliance views; a change is relayed once per change seen by this server.
 ///
 /// A server knows the changes it saw, not those of the server before it (the view keeps
 /// no history across a restart), so a change made just before a node died could go
@@ -489,6 +542,11 @@ fn stream_id(id: &str) -> Option<(u64, u64)> {
 /// reinstate again). Other markets skip a status they already have. A suspension made
 /// in that last instant is not restated: it is not final, and the operator sees it on
 /// the market that made it.
+///
+/// Warnings need no such care: a new owner starts having seen none, so after the same
+/// catch-up it relays every warning its market issued, as it now is. Other markets skip
+/// what they have noted already, and a note can neither un-correct a warning nor be
+/// overridden by anything else on the stream.
 pub async fn relay_status(
     mut conn: Conn,
     keys: ControlKeys,
@@ -498,6 +556,7 @@ pub async fn relay_status(
     mut stop: watch::Receiver<bool>,
 ) {
     let mut seen: std::collections::BTreeMap<DealerId, u64> = Default::default();
+    let mut warned = std::collections::BTreeMap::new();
     restate_expulsions(
         &mut conn,
         &keys,
@@ -540,12 +599,83 @@ pub async fn relay_status(
                 }
             }
         }
+        relay_warnings(&mut conn, &keys, &market, &running, &mut warned).await;
+    }
+}
+
+/// Appends every warning this market issued that `relayed` does not hold as it now is
+/// (by id: whether it is corrected), and records what was appended.
+async fn relay_warnings(
+    conn: &mut Conn,
+    keys: &ControlKeys,
+    market: &str,
+    running: &RunningParts,
+    relayed: &mut std::collections::BTreeMap<WarningId, bool>,
+) {
+    let mut after = None;
+    loop {
+        let page = running.alliance.warnings_page(after, 1000);
+        let Some(last) = page.last() else { return };
+        after = Some(last.id);
+        for w in page {
+            if relayed.get(&w.id) == Some(&w.corrected()) {
+                continue;
+            }
+            let entry = ControlEntry::Warning {
+                dealer: w.dealer,
+                origin: market.to_owned(),
+                warning: w.id,
+                issued_at: w.issued_at,
+                corrected_at: w.corrected_at,
+            };
+            match append(conn, keys, &entry).await {
+                Ok(_) => {
+                    relayed.insert(w.id, w.corrected());
+                }
+                Err(e) => {
+                    tracing::warn!(%market, error = %e, "warning relay failed; will retry");
+                    return;
+                }
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::stream_id;
+    use super::{stream_id, ControlEntry};
+    use crate::alliance::WarningId;
+    use crate::vocab::DealerId;
+
+    #[test]
+    fn a_warning_entry_is_written_by_name_and_read_back() {
+        let entry = ControlEntry::Warning {
+            dealer: DealerId(3),
+            origin: "east".into(),
+            warning: WarningId(2),
+            issued_at: 1_700_000_000_000,
+            corrected_at: Some(1_700_000_001_000),
+        };
+        let bytes = rmp_serde::to_vec_named(&entry).expect("encodes");
+        assert_eq!(
+            &bytes[..9],
+            b"\x81\xa7Warning",
+            "named, as the other entries"
+        );
+        match rmp_serde::from_slice(&bytes).expect("decodes") {
+            ControlEntry::Warning {
+                dealer,
+                origin,
+                warning,
+                corrected_at,
+                ..
+            } => assert_eq!(
+                (dealer, origin.as_str(), warning, corrected_at),
+                (DealerId(3), "east", WarningId(2), Some(1_700_000_001_000))
+            ),
+            other => panic!("decoded as {other:?}"),
+        }
+    }
 
     #[test]
     fn stream_ids_order_as_redis_orders_them() {

@@ -13,7 +13,8 @@
 //! - [`verify`]: what must hold across markets, on their rebuilt books;
 //! - [`routes`]: the front door's table of where each market is served;
 //! - [`node`]: the loop that starts and hands over market servers to match;
-//! - [`control`]: the control stream: accounts, statuses and transfers every market applies;
+//! - [`control`]: the control stream: accounts, statuses, alliance warnings and transfers
+//!   every market applies;
 //! - [`metrics`]: what a node counts about its markets;
 //! - [`front`]: the node's own listener (the front door): the cluster map, redirects to a
 //!   market's server, and the accounts every market shares.

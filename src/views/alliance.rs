@@ -3,7 +3,10 @@
 //! A copy of the book's alliance state, kept by absorbing the alliance's durable events
 //! (the rules are not run again here) and rebuilt from the book after every recovery.
 
-use crate::alliance::{Alliance, AllianceRules, Complaint, ComplaintId, Item, ItemId, Standing};
+use crate::alliance::{
+    Alliance, AllianceRules, Complaint, ComplaintId, Item, ItemId, RemoteWarning, Standing,
+    Warning, WarningId,
+};
 use crate::auction::Event as AuctionEvent;
 use crate::market::{Event, Market};
 use crate::views::Viewer;
@@ -131,6 +134,35 @@ impl AllianceBoard {
             .take(limit)
             .cloned()
             .collect()
+    }
+
+    /// A page of the warnings this market issued, in id order: after `after`, at most
+    /// `limit` (what a cluster relays to the other markets).
+    pub fn warnings_page(&self, after: Option<WarningId>, limit: usize) -> Vec<Warning> {
+        self.state
+            .read()
+            .alliance
+            .warnings()
+            .filter(|w| after.is_none_or(|a| w.id > a))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
+    /// The warning `market` issued to `dealer` as `warning`, if it was noted here.
+    pub fn remote_warning(
+        &self,
+        dealer: DealerId,
+        market: &str,
+        warning: WarningId,
+    ) -> Option<RemoteWarning> {
+        self.state
+            .read()
+            .alliance
+            .remote_warnings(dealer)
+            .iter()
+            .find(|w| w.market == market && w.warning == warning)
+            .cloned()
     }
 
     /// One item.

@@ -97,6 +97,36 @@ pub async fn resolve(fronts: &Fronts, market: &str) -> Option<(String, SocketAdd
     Some((route.node.clone()?, route.addr()?))
 }
 
+/// Asks `market`'s server (wherever it is served now) until `done` accepts the answer;
+/// the accepted body. Fails after 20 s with the last answer and the nodes' output.
+pub async fn on_market(
+    c: &ClusterNodes,
+    market: &str,
+    (method, path, token, body): (&str, &str, &str, Option<&Value>),
+    what: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let last = match resolve(&c.fronts(), market).await {
+            Some((_, addr)) => {
+                match http::try_request(addr, method, path, Some(token), body, QUICK).await {
+                    Ok(r) if done(r.status, &r.body) => return r.body,
+                    Ok(r) => format!("{} {}", r.status, r.body),
+                    Err(e) => e,
+                }
+            }
+            None => "not served".to_owned(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{market}: {what}: {method} {path}: last {last}\n{}",
+            c.outputs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Lists `n` cars in each market on its own server, retrying while the market has not yet
 /// applied the seller's registration from the control stream (401/403) or changes hands.
 pub async fn list_lots(c: &ClusterNodes, seller: &Account, n: usize) -> Vec<Lot> {

@@ -74,6 +74,9 @@ pub struct ClusterSpec {
     pub lease_ttl_ms: u64,
     /// `cluster.heartbeat_ms`.
     pub heartbeat_ms: u64,
+    /// Appended to the generated config: the sections a test sets beyond `[cluster]`
+    /// (`[alliance]` windows short enough to pass during a test).
+    pub extra_toml: String,
 }
 
 impl ClusterSpec {
@@ -92,6 +95,7 @@ impl ClusterSpec {
             .collect(),
             lease_ttl_ms: 1000,
             heartbeat_ms: 200,
+            extra_toml: String::new(),
         }
     }
 
@@ -123,6 +127,8 @@ impl ClusterSpec {
         for (m, c) in &self.markets {
             t.push_str(&format!("{c:?} = {m:?}\n"));
         }
+        t.push('\n');
+        t.push_str(&self.extra_toml);
         t
     }
 }
