@@ -59,27 +59,35 @@ front() { echo "http://127.0.0.1:${NODE_PORTS[$1]}"; }
 cluster_map() { curl -s --max-time 1 "$(front "$1")/v1/cluster" || true; }
 
 # wait_balanced I NODES [SECONDS]: until node I's map shows NODES live nodes, every market
-# served, and no node serving more than ceil(markets / NODES) or fewer than
-# floor(markets / NODES) markets.
+# served, each node serving floor or ceil of markets / NODES (what placement promises),
+# and that same map for 1 s (a hand-over that the last join started has finished).
 wait_balanced() {
-    local i="$1" nodes="$2" secs="${3:-30}" t
+    local i="$1" nodes="$2" secs="${3:-30}" t sig last="" since=0
     for ((t = 0; t < secs * 10; t++)); do
-        if cluster_map "$i" | python3 -c '
+        sig="$(cluster_map "$i" | python3 -c '
 import json, sys
 try:
     m = json.load(sys.stdin)
 except Exception:
-    sys.exit(1)
+    sys.exit(0)
 nodes = int(sys.argv[1])
 if len(m["nodes"]) != nodes or any(x["url"] is None for x in m["markets"]):
-    sys.exit(1)
+    sys.exit(0)
 per = {}
 for x in m["markets"]:
     per[x["node"]] = per.get(x["node"], 0) + 1
 k = len(m["markets"])
 lo, hi = k // nodes, -(-k // nodes)
-sys.exit(0 if len(per) == min(nodes, k) and all(lo <= v <= hi for v in per.values()) else 1)
-' "$nodes"; then return 0; fi
+if sum(1 for v in per.values() if v > 0) == min(nodes, k) and all(lo <= v <= hi for v in per.values()):
+    print(" ".join(x["market"] + "=" + x["url"] for x in m["markets"]))
+' "$nodes")"
+        if [ -n "$sig" ] && [ "$sig" = "$last" ]; then
+            since=$((since + 1))
+            [ "$since" -ge 10 ] && return 0
+        else
+            since=0
+        fi
+        last="$sig"
         sleep 0.1
     done
     echo "the cluster did not balance over $nodes nodes in ${secs} s: $(cluster_map "$i")" >&2
