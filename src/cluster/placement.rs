@@ -6,10 +6,12 @@
 //! each market's lease in Redis: the assignment only says whom a market *should* go to.
 //!
 //! The assignment is balanced rendezvous hashing: each market ranks the nodes by a stable
-//! hash of (market, node), and goes to the best-ranked node that has fewer than
-//! `ceil(markets / nodes)` markets so far. So every node holds a fair share (the counts
-//! differ by at most one... or by the rounding of `ceil`), and a node joining or leaving
-//! moves few markets besides its own share.
+//! hash of (market, node), and goes to the best-ranked node that still has room: fewer
+//! than `floor(markets / nodes)` markets so far, or exactly that many while fewer than
+//! `markets mod nodes` nodes have taken one more. So every node holds `floor` or `ceil`
+//! of `markets / nodes` (a cap of `ceil` alone would let 4 markets on 3 nodes go 2, 2, 0,
+//! leaving a live node idle), and a node joining or leaving moves few markets besides its
+//! own share.
 //!
 //! Must not: read clocks or draw random numbers (two nodes must agree), or depend on the
 //! order its inputs come in.
@@ -28,19 +30,27 @@ pub fn assign(markets: &[String], nodes: &[String]) -> BTreeMap<String, String> 
     if nodes.is_empty() {
         return out;
     }
-    let cap = markets.len().div_ceil(nodes.len());
+    let floor = markets.len() / nodes.len();
+    // How many nodes may hold one more than `floor`.
+    let extra = markets.len() % nodes.len();
+    let mut above = 0;
     let mut load: BTreeMap<&String, usize> = nodes.iter().map(|n| (*n, 0)).collect();
     for market in markets {
         let mut ranked = nodes.clone();
         // Highest score first; the node id breaks a (64-bit) tie so the order is total.
         ranked.sort_by(|a, b| score(market, b).cmp(&score(market, a)).then(a.cmp(b)));
-        let Some(node) = ranked
-            .into_iter()
-            .find(|n| load.get(n).copied().unwrap_or(0) < cap)
-        else {
-            continue; // unreachable: cap × nodes ≥ markets
+        let room = |n: &&String| {
+            let l = load.get(n).copied().unwrap_or(0);
+            l < floor || (l == floor && above < extra)
         };
-        *load.entry(node).or_insert(0) += 1;
+        let Some(node) = ranked.into_iter().find(room) else {
+            continue; // unreachable: the rooms add up to exactly the markets
+        };
+        let l = load.entry(node).or_insert(0);
+        if *l == floor {
+            above += 1;
+        }
+        *l += 1;
         out.insert(market.clone(), node.clone());
     }
     out
@@ -79,6 +89,19 @@ mod tests {
     }
 
     #[test]
+    fn four_markets_on_three_nodes_leave_no_node_idle() {
+        // The default markets on three nodes: a cap of ceil(4/3) alone gave n1 and n2 two
+        // each and n0 none.
+        let markets: Vec<String> = ["north", "east", "south", "west"]
+            .map(String::from)
+            .to_vec();
+        let a = assign(&markets, &names("n", 3));
+        for node in names("n", 3) {
+            assert!(a.values().any(|o| *o == node), "{node} holds nothing: {a:?}");
+        }
+    }
+
+    #[test]
     fn a_dead_nodes_markets_go_to_the_others_and_the_rest_mostly_stay() {
         let markets = names("market-", 12);
         let three = assign(&markets, &names("node-", 3));
@@ -94,17 +117,17 @@ mod tests {
     }
 
     proptest! {
-        /// Every market has exactly one owner among the live nodes, every node holds at
-        /// most ceil(M/N), and the answer does not depend on input order.
+        /// Every market has exactly one owner among the live nodes, every node holds
+        /// floor(M/N) or ceil(M/N), and the answer does not depend on input order.
         #[test]
         fn balanced_total_and_order_free(m in 0usize..40, n in 1usize..8, rot in 0usize..8) {
             let markets = names("m", m);
             let nodes = names("n", n);
             let a = assign(&markets, &nodes);
             prop_assert_eq!(a.len(), m);
-            let cap = m.div_ceil(n);
             for node in &nodes {
-                prop_assert!(a.values().filter(|o| *o == node).count() <= cap);
+                let held = a.values().filter(|o| *o == node).count();
+                prop_assert!(held == m / n || held == m.div_ceil(n), "{} holds {}", node, held);
             }
             let mut shuffled = nodes.clone();
             shuffled.rotate_left(rot % n);
