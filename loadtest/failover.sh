@@ -56,8 +56,9 @@ PROBE_PID=$!
 # after T_MS (unix ms) from a node other than NOT_NODE ("-" for any), reading the log from
 # FROM_BYTE on (so a long run does not rescan it all), or nothing.
 accepted_since() {
-    tail -c +"$((${4:-0} + 1))" "$OUT/probe.log" | awk -v m="$1" -v t="$2" -v n="$3" \
-        '$2 == m && $4 == "accepted" && $1 > t && $3 != n {print; exit}'
+    tail -c +"$((${4:-0} + 1))" "$OUT/probe.log" 2>/dev/null | awk -v m="$1" -v t="$2" -v n="$3" \
+        '$2 == m && $4 == "accepted" && $1 > t && $3 != n {print; exit}' || true
+    # (awk's early exit makes tail die of SIGPIPE, which pipefail would call a failure)
 }
 log_size() { stat -c %s "$OUT/probe.log" 2>/dev/null || echo 0; }
 
