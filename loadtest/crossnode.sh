@@ -31,7 +31,7 @@ cleanup() {
     true
 }
 trap cleanup EXIT
-rm -f "$OUT"/node-*.log
+rm -rf "$OUT"/node-*.log "$OUT/redis"
 
 # 1. The wrong node.
 read -ra NAMES <<<"$(market_names "$MARKETS")"

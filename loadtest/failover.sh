@@ -36,7 +36,7 @@ cleanup() {
     true
 }
 trap cleanup EXIT
-rm -f "$OUT"/node-*.log "$OUT/probe.log" "$OUT/kills.txt"
+rm -rf "$OUT"/node-*.log "$OUT/probe.log" "$OUT/kills.txt" "$OUT/redis"
 
 read -ra NAMES <<<"$(market_names "$MARKETS")"
 cluster_config "$OUT/cluster.toml" "${NAMES[@]}"
@@ -120,9 +120,36 @@ print("each (ms): " + ", ".join(f"{x:.1f}" for x in t))' >"$OUT/summary.tmp"
 } >"$OUT/failover.txt"
 rm -f "$OUT/summary.tmp"
 if replay_all "$OUT/cluster.toml" "$OUT/replay.txt"; then
-    echo "gavel replay --verify --all-markets: passed ($(grep -c '^market ' "$OUT/replay.txt") markets)" | tee -a "$OUT/failover.txt"
+    echo "gavel replay --verify --all-markets: passed ($(grep -c '^market ' "$OUT/replay.txt") markets)" >>"$OUT/failover.txt"
 else
     echo "gavel replay --verify --all-markets: FAILED (see $OUT/replay.txt)" | tee -a "$OUT/failover.txt"
     exit 1
 fi
+# Every bid the prober saw accepted, across every kill, is in its market's journal: the
+# market's one lot holds at least as many bids (at most one more: a bid in flight when the
+# prober stopped) at a price no lower than the highest accepted amount.
+python3 - "$OUT/probe.log" "$OUT/replay.txt" <<'PY' | tee -a "$OUT/failover.txt"
+import sys
+acc, top = {}, {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) >= 5 and f[3] == "accepted":
+        acc[f[1]] = acc.get(f[1], 0) + 1
+        top[f[1]] = max(top.get(f[1], 0), int(f[4]))
+journal, market = {}, None
+for line in open(sys.argv[2]):
+    if line.startswith("market "):
+        market = line.split()[1].rstrip(":")
+    elif market and " bids=" in line:
+        kv = dict(x.split("=", 1) for x in line.split()[2:] if "=" in x)
+        journal[market] = (int(kv["bids"]), int(kv["price"]))
+bad = []
+for m, n in sorted(acc.items()):
+    bids, price = journal.get(m, (0, 0))
+    if not (n <= bids <= n + 1 and price >= top[m]):
+        bad.append(f"{m}: {n} accepted up to {top[m]}, journal {bids} bids at {price}")
+print("acknowledged bids in the journals: " + ("all there (" + ", ".join(
+    f"{m} {n}" for m, n in sorted(acc.items())) + " accepted)" if not bad else "MISSING: " + "; ".join(bad)))
+sys.exit(1 if bad else 0)
+PY
 cat "$OUT/failover.txt"
