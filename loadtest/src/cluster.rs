@@ -148,7 +148,7 @@ pub async fn make(o: &SetupOpts) -> anyhow::Result<Fixture> {
     }
     let map = wait_served(&o.authority, Duration::from_secs(30)).await?;
     let k = map.markets.len();
-    if o.auctions % k != 0 {
+    if !o.auctions.is_multiple_of(k) {
         bail!(
             "--auctions ({}) must be a multiple of the cluster's {k} markets, so each market \
              gets as many lots and each dealer bids in its home market",

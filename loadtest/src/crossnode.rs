@@ -137,7 +137,11 @@ pub async fn crossnode(o: &CrossOpts) -> anyhow::Result<CrossReport> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let listed: crate::setup::Listed = loop {
         let r = server
-            .post("/v1/listings", &seller.token, &listing_body(&setup, 0, city))
+            .post(
+                "/v1/listings",
+                &seller.token,
+                &listing_body(&setup, 0, city),
+            )
             .await?;
         if matches!(r.status, 401 | 403) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -8,9 +8,9 @@
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use gavel_loadtest::proto::Format;
-use gavel_loadtest::{cluster, crossnode, probe, run};
 use gavel_loadtest::scenario::{self, Common, HotLot, Load, Ramp, Report, Soak};
 use gavel_loadtest::setup::SetupMode;
+use gavel_loadtest::{cluster, crossnode, probe, run};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::path::PathBuf;

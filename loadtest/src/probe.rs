@@ -16,7 +16,7 @@
 use crate::bidder::{next_amount, Bidder, Outcome};
 use crate::cluster::{self, ClusterMap};
 use crate::http::Http;
-use crate::setup::{listing_body, SetupOpts, SetupMode};
+use crate::setup::{listing_body, SetupMode, SetupOpts};
 use anyhow::{bail, Context};
 use serde::Serialize;
 use serde_json::json;
@@ -136,7 +136,11 @@ async fn make_fixture(o: &ProbeOpts, map: &ClusterMap) -> anyhow::Result<Vec<Mar
         let deadline = Instant::now() + Duration::from_secs(10);
         let listed: crate::setup::Listed = loop {
             let r = server
-                .post("/v1/listings", &seller.token, &listing_body(&setup, i, city))
+                .post(
+                    "/v1/listings",
+                    &seller.token,
+                    &listing_body(&setup, i, city),
+                )
                 .await?;
             if matches!(r.status, 401 | 403) && Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -165,8 +169,8 @@ pub async fn probe(o: &ProbeOpts) -> anyhow::Result<BTreeMap<String, MarketCount
     }
     let map = cluster::wait_served(&o.fronts[0], Duration::from_secs(30)).await?;
     let fixture = make_fixture(o, &map).await?;
-    let file = std::fs::File::create(&o.log)
-        .with_context(|| format!("creating {}", o.log.display()))?;
+    let file =
+        std::fs::File::create(&o.log).with_context(|| format!("creating {}", o.log.display()))?;
     let log: Log = Arc::new(Mutex::new(LineWriter::new(file)));
     let deadline = Instant::now() + o.duration;
     let mut tasks = Vec::new();

@@ -233,9 +233,7 @@ impl PhaseReport {
         );
         let u = &self.usage;
         if let (Some(c), Some(per)) = (u.watched_cpu_s, self.cpu_us_per_accepted) {
-            s += &format!(
-                "  watched processes: {c:.2} CPU s, {per:.1} µs per accepted bid\n"
-            );
+            s += &format!("  watched processes: {c:.2} CPU s, {per:.1} µs per accepted bid\n");
         }
         s += &format!(
             "  CPU: generator {:.2} cores{}; waiting for a CPU (s/s): generator {}, server {}\n",

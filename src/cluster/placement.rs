@@ -97,7 +97,10 @@ mod tests {
             .to_vec();
         let a = assign(&markets, &names("n", 3));
         for node in names("n", 3) {
-            assert!(a.values().any(|o| *o == node), "{node} holds nothing: {a:?}");
+            assert!(
+                a.values().any(|o| *o == node),
+                "{node} holds nothing: {a:?}"
+            );
         }
     }
 
