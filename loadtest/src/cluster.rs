@@ -108,7 +108,7 @@ pub async fn wait_served(front: &str, wait: Duration) -> anyhow::Result<ClusterM
 
 /// A request that may be refused for a moment while an account the control stream has
 /// just carried reaches a market: retried on 401/403 for up to 10 s.
-async fn post_retrying(
+pub async fn post_retrying(
     h: &mut Http,
     path: &str,
     token: &str,

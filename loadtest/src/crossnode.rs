@@ -134,21 +134,15 @@ pub async fn crossnode(o: &CrossOpts) -> anyhow::Result<CrossReport> {
     };
     let mut server = Http::connect(&cluster::authority(&url)).await?;
     let city = route.cities.first().map_or("Hangzhou", String::as_str);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let listed: crate::setup::Listed = loop {
-        let r = server
-            .post(
-                "/v1/listings",
-                &seller.token,
-                &listing_body(&setup, 0, city),
-            )
-            .await?;
-        if matches!(r.status, 401 | 403) && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        }
-        break r.json(201).context("listing the lot")?;
-    };
+    let listed: crate::setup::Listed = cluster::post_retrying(
+        &mut server,
+        "/v1/listings",
+        &seller.token,
+        &listing_body(&setup, 0, city),
+    )
+    .await?
+    .json(201)
+    .context("listing the lot")?;
     let loadavg_before = crate::stats::loadavg();
     let (mut via, mut resolve_h, mut direct) = (new_hist(), new_hist(), new_hist());
     let (mut acc_via, mut acc_direct) = (0, 0);

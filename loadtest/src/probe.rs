@@ -133,23 +133,15 @@ async fn make_fixture(o: &ProbeOpts, map: &ClusterMap) -> anyhow::Result<Vec<Mar
         let url = m.url.as_deref().context("a market without a server")?;
         let mut server = Http::connect(&cluster::authority(url)).await?;
         let city = m.cities.first().map_or("Hangzhou", String::as_str);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let listed: crate::setup::Listed = loop {
-            let r = server
-                .post(
-                    "/v1/listings",
-                    &seller.token,
-                    &listing_body(&setup, i, city),
-                )
-                .await?;
-            if matches!(r.status, 401 | 403) && Instant::now() < deadline {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-            break r
-                .json(201)
-                .with_context(|| format!("listing in {}", m.market))?;
-        };
+        let listed: crate::setup::Listed = cluster::post_retrying(
+            &mut server,
+            "/v1/listings",
+            &seller.token,
+            &listing_body(&setup, i, city),
+        )
+        .await?
+        .json(201)
+        .with_context(|| format!("listing in {}", m.market))?;
         let [a, b]: [String; 2] = tokens
             .try_into()
             .map_err(|_| anyhow::anyhow!("two dealers"))?;
