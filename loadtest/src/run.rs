@@ -726,6 +726,29 @@ mod tests {
     }
 
     #[test]
+    fn a_clusters_digests_are_read_market_by_market() {
+        // A1 of two markets: the report's A1 is east's, whose journal agrees; north's A1
+        // (another auction) must not be taken for it.
+        let mut r = report();
+        r["correctness"]["lots"][0]["market"] = "east".into();
+        r["correctness"]["lots"][0]["unanswered"] = 0.into();
+        let digests = format!(
+            "market north:\n{}replayed 1 commands\nmarket east:\n{}",
+            journal(9, 9_000_000),
+            journal(3, 5_200_000)
+        );
+        assert!(verify_digests(&r, &digests, false).expect("parses").is_empty());
+        let swapped = format!(
+            "market north:\n{}market east:\n{}",
+            journal(3, 5_200_000),
+            journal(9, 9_000_000)
+        );
+        assert!(!verify_digests(&r, &swapped, false).expect("parses").is_empty());
+        // Without its market the lot is looked for outside any section, and not found.
+        assert!(!verify_digests(&report(), &digests, false).expect("parses").is_empty());
+    }
+
+    #[test]
     fn a_report_without_unanswered_counts_reads_as_none_in_flight() {
         let mut r = report();
         r["correctness"]["lots"][0]
