@@ -91,18 +91,33 @@ pub async fn fetch_map_on(h: &mut Http) -> anyhow::Result<ClusterMap> {
         .context("GET /v1/cluster")
 }
 
-/// The map once every market is served, asking every 100 ms for up to `wait`.
+/// The map once every market is served and the map has stayed the same for a second (a
+/// node that just joined takes its share within a heartbeat or two: a fixture made before
+/// that would point at servers that are about to hand their markets over), asking every
+/// 100 ms for up to `wait`.
 pub async fn wait_served(front: &str, wait: Duration) -> anyhow::Result<ClusterMap> {
     let deadline = Instant::now() + wait;
+    let mut stable: Option<(Vec<Option<String>>, Instant)> = None;
     loop {
         let last = fetch_map(front).await;
-        match last {
-            Ok(m) if m.all_served() => return Ok(m),
-            _ if Instant::now() >= deadline => {
-                bail!("the cluster at {front} did not serve every market within {wait:?}: {last:?}")
+        match &last {
+            Ok(m) if m.all_served() => {
+                let urls: Vec<Option<String>> = m.markets.iter().map(|r| r.url.clone()).collect();
+                match &stable {
+                    Some((u, since)) if *u == urls => {
+                        if since.elapsed() >= Duration::from_secs(1) {
+                            return last;
+                        }
+                    }
+                    _ => stable = Some((urls, Instant::now())),
+                }
             }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            _ => stable = None,
         }
+        if Instant::now() >= deadline {
+            bail!("the cluster at {front} did not serve every market steadily within {wait:?}: {last:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

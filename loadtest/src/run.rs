@@ -737,15 +737,21 @@ mod tests {
             journal(9, 9_000_000),
             journal(3, 5_200_000)
         );
-        assert!(verify_digests(&r, &digests, false).expect("parses").is_empty());
+        assert!(verify_digests(&r, &digests, false)
+            .expect("parses")
+            .is_empty());
         let swapped = format!(
             "market north:\n{}market east:\n{}",
             journal(3, 5_200_000),
             journal(9, 9_000_000)
         );
-        assert!(!verify_digests(&r, &swapped, false).expect("parses").is_empty());
+        assert!(!verify_digests(&r, &swapped, false)
+            .expect("parses")
+            .is_empty());
         // Without its market the lot is looked for outside any section, and not found.
-        assert!(!verify_digests(&report(), &digests, false).expect("parses").is_empty());
+        assert!(!verify_digests(&report(), &digests, false)
+            .expect("parses")
+            .is_empty());
     }
 
     #[test]
