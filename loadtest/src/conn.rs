@@ -35,8 +35,9 @@ pub struct World {
     pub epoch: Instant,
     /// The auctions bid on.
     pub auctions: Vec<AuctionState>,
-    /// Auction id → index.
-    pub index: HashMap<String, u32>,
+    /// Per scope (see `setup::Dealer::scope`: a cluster market, or 0 for the one
+    /// server), auction id → index. A connection reads ids in its own scope only.
+    pub index: Vec<HashMap<String, u32>>,
     /// Keep every `update`'s arrival (hot-lot's fan-out measure).
     pub track_updates: bool,
     /// Share of bids sent with a proxy `max`.
@@ -58,6 +59,11 @@ pub struct AuctionState {
 }
 
 impl World {
+    /// The index of auction `id` in `scope`.
+    pub fn auction(&self, scope: u16, id: &str) -> Option<u32> {
+        self.index.get(usize::from(scope))?.get(id).copied()
+    }
+
     /// Nanoseconds since the run's epoch.
     pub fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
@@ -292,6 +298,8 @@ pub enum Cmd {
 pub struct Conn {
     /// Harness dealer index.
     pub dealer: u32,
+    /// The namespace of the auction ids it reads (its market).
+    pub scope: u16,
     /// Shared state.
     pub book: Mutex<ConnBook>,
     /// The writer's orders.
@@ -318,12 +326,14 @@ pub fn ws_config() -> WebSocketConfig {
         .write_buffer_size(4096)
 }
 
-/// Opens a WebSocket to `ws_base` (`ws://host:port`) with `token` and starts its tasks.
+/// Opens a WebSocket to `ws_base` (`ws://host:port`) with `token` and starts its tasks;
+/// the auction ids it reads are those of `scope`.
 pub async fn connect(
     world: Arc<World>,
     ws_base: &str,
     token: &str,
     dealer: u32,
+    scope: u16,
 ) -> anyhow::Result<Arc<Conn>> {
     let url = format!(
         "{ws_base}/v1/ws?token={token}&format={}",
@@ -337,6 +347,7 @@ pub async fn connect(
     let (tx, rx) = mpsc::unbounded_channel();
     let conn = Arc::new(Conn {
         dealer,
+        scope,
         book: Mutex::new(ConnBook::new()),
         cmd: tx,
     });
@@ -517,8 +528,8 @@ async fn reader(world: Arc<World>, conn: Arc<Conn>, mut stream: SplitStream<Ws>)
     b.open = false;
 }
 
-fn auction_index(world: &World, m: &ServerMsg) -> Option<u32> {
-    world.index.get(m.auction_id()?).copied()
+fn auction_index(world: &World, conn: &Conn, m: &ServerMsg) -> Option<u32> {
+    world.auction(conn.scope, m.auction_id()?)
 }
 
 fn handle(world: &World, conn: &Conn, m: ServerMsg, now: u64) {
@@ -584,7 +595,7 @@ fn handle(world: &World, conn: &Conn, m: ServerMsg, now: u64) {
             b.answers[k] = Some(ans);
         }
         Kind::Update => {
-            let Some(a) = auction_index(world, &m) else {
+            let Some(a) = auction_index(world, conn, &m) else {
                 return;
             };
             if let Some(mn) = m.min_next {
@@ -602,14 +613,14 @@ fn handle(world: &World, conn: &Conn, m: ServerMsg, now: u64) {
             }
         }
         Kind::Outbid => {
-            if let (Some(a), Some(mn)) = (auction_index(world, &m), m.min_next) {
+            if let (Some(a), Some(mn)) = (auction_index(world, conn, &m), m.min_next) {
                 world.saw_min_next(a, mn);
             }
             conn.book().stats.other_msgs += 1;
         }
         Kind::Snapshot => {
             if let Some(crate::proto::AuctionField::Obj(o)) = &m.auction {
-                if let Some(&a) = world.index.get(&o.id) {
+                if let Some(a) = world.auction(conn.scope, &o.id) {
                     world.saw_min_next(a, o.min_next);
                 }
             }
@@ -618,7 +629,7 @@ fn handle(world: &World, conn: &Conn, m: ServerMsg, now: u64) {
         Kind::Closed => {
             let mut b = conn.book();
             b.stats.other_msgs += 1;
-            if let Some(a) = auction_index(world, &m) {
+            if let Some(a) = auction_index(world, conn, &m) {
                 b.closed.push(ClosedMsg {
                     auction: a,
                     outcome: m.outcome.clone().unwrap_or_default(),

@@ -6,6 +6,9 @@
 //! - [`scenario`]: steady, ramp, soak, hot-lot and idle.
 //! - [`model`]: the contract's bidding rules, implemented independently of the server.
 //! - [`setup`], [`http`]: the fixture through the HTTP API.
+//! - [`cluster`]: a cluster's map, and a fixture made through its front door.
+//! - [`bidder`]: one bid at a time on one socket; [`probe`] (failover) and [`crossnode`]
+//!   (the cost of reaching the wrong node) are built on it.
 //! - [`stats`]: histograms, CPU and /proc readings.
 //! - [`windows`]: a soak's ack latency by window, marked by the server's snapshots.
 //!
@@ -20,9 +23,13 @@
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod bidder;
+pub mod cluster;
 pub mod conn;
+pub mod crossnode;
 pub mod http;
 pub mod model;
+pub mod probe;
 pub mod proto;
 pub mod run;
 pub mod scenario;

@@ -8,13 +8,14 @@
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use gavel_loadtest::proto::Format;
-use gavel_loadtest::run;
 use gavel_loadtest::scenario::{self, Common, HotLot, Load, Ramp, Report, Soak};
 use gavel_loadtest::setup::SetupMode;
+use gavel_loadtest::{cluster, crossnode, probe, run};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,12 @@ enum Cmd {
     Soak(SoakArgs),
     /// Hold many idle dealer connections and read the server's RSS.
     Idle(IdleArgs),
+    /// A cluster's failover prober: bid one at a time in every market, re-resolving on
+    /// any disconnect or `unavailable`, logging each answer's time and node.
+    Probe(ProbeArgs),
+    /// A cluster's cross-node cost: resolve at a front door + connect + first bid, against
+    /// connect + first bid on the owner directly.
+    Crossnode(CrossArgs),
     /// Compare a run's report with `gavel replay --verify` output.
     Verify {
         /// The JSON report of a setup=api run.
@@ -56,6 +63,54 @@ enum Cmd {
         #[arg(long)]
         after_crash: bool,
     },
+}
+
+#[derive(Args)]
+struct ProbeArgs {
+    /// A front door, http://host:port; give every node's (tried in turn when one is gone).
+    #[arg(long = "front", required = true)]
+    fronts: Vec<String>,
+    /// Admin token.
+    #[arg(long, env = "GAVEL_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
+    /// Pause after each answer before a market's next bid, ms.
+    #[arg(long, default_value_t = 5)]
+    interval_ms: u64,
+    /// How long to probe, s.
+    #[arg(long)]
+    duration_s: f64,
+    /// A bid unanswered this long makes the market be resolved again, ms.
+    #[arg(long, default_value_t = 1000)]
+    answer_wait_ms: u64,
+    /// The event log.
+    #[arg(long)]
+    log: PathBuf,
+    /// Start price, fen.
+    #[arg(long, default_value_t = 5_000_000)]
+    start_price: u64,
+    /// Each dealer's deposit, fen.
+    #[arg(long, default_value_t = 100_000_000_000)]
+    deposit: u64,
+}
+
+#[derive(Args)]
+struct CrossArgs {
+    /// The front door of the node the client reached, http://host:port; a market another
+    /// node serves is chosen.
+    #[arg(long)]
+    front: String,
+    /// Admin token.
+    #[arg(long, env = "GAVEL_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: String,
+    /// Trials of each kind.
+    #[arg(long, default_value_t = 1000)]
+    trials: usize,
+    /// Pause between trials, ms.
+    #[arg(long, default_value_t = 2)]
+    pause_ms: u64,
+    /// JSON report path.
+    #[arg(long, default_value = "loadtest-crossnode.json")]
+    out: String,
 }
 
 /// Settings of every scenario.
@@ -107,6 +162,16 @@ struct CommonArgs {
     /// Seconds to wait for trailing results after a phase [default 5].
     #[arg(long)]
     drain_s: Option<f64>,
+    /// A gavel cluster's front door, http://host:port: accounts are registered there,
+    /// lots listed on each market's server, each dealer bids in its home market (markets
+    /// round-robin); `--url` is then unused. `--auctions` must be a multiple of the markets.
+    #[arg(long)]
+    front: Option<String>,
+    /// Comma-separated pids whose CPU each phase sums (every node and the Redis): the
+    /// report's `watched_cpu_s` and `cpu_us_per_accepted`.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    cpu_pids: Vec<u32>,
 }
 
 #[derive(Args, Serialize)]
@@ -336,6 +401,12 @@ impl Settings {
             reserve: self.u64("reserve", 6_000_000),
             deposit: self.u64("deposit", 100_000_000_000),
             drain_s: self.f64("drain_s", 5.0),
+            front: self
+                .0
+                .get("front")
+                .and_then(Value::as_str)
+                .map(gavel_loadtest::cluster::authority),
+            cpu_pids: self.parse("cpu_pids", Vec::new()),
         }
     }
 
@@ -404,6 +475,41 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             });
+        }
+        Cmd::Probe(a) => {
+            let o = probe::ProbeOpts {
+                fronts: a.fronts.iter().map(|f| cluster::authority(f)).collect(),
+                admin_token: a.admin_token,
+                interval: Duration::from_millis(a.interval_ms),
+                duration: Duration::from_secs_f64(a.duration_s),
+                answer_wait: Duration::from_millis(a.answer_wait_ms),
+                log: a.log,
+                start_price: a.start_price,
+                deposit: a.deposit,
+            };
+            let counts = probe::probe(&o).await?;
+            for (m, c) in &counts {
+                println!(
+                    "market {m}: {} accepted, resolved {} times, other {:?}",
+                    c.accepted, c.resolves, c.other
+                );
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::Crossnode(a) => {
+            let o = crossnode::CrossOpts {
+                front: cluster::authority(&a.front),
+                admin_token: a.admin_token,
+                trials: a.trials,
+                pause: Duration::from_millis(a.pause_ms),
+                start_price: 5_000_000,
+            };
+            let r = crossnode::crossnode(&o).await?;
+            print!("{}", r.human());
+            std::fs::write(&a.out, serde_json::to_vec_pretty(&r)?)
+                .with_context(|| format!("writing {}", a.out))?;
+            println!("report: {}", a.out);
+            return Ok(ExitCode::SUCCESS);
         }
         Cmd::Steady(a) => {
             let s = Settings::load(a.common.config.as_ref(), &a)?;

@@ -96,12 +96,16 @@ impl Session {
                 offered: AtomicU64::new(0),
             })
             .collect();
-        let index = fixture
+        let scopes = fixture
             .auctions
             .iter()
-            .enumerate()
-            .map(|(i, a)| (a.id.clone(), i as u32))
-            .collect();
+            .map(|a| usize::from(a.scope) + 1)
+            .max()
+            .unwrap_or(1);
+        let mut index = vec![HashMap::new(); scopes];
+        for (i, a) in fixture.auctions.iter().enumerate() {
+            index[usize::from(a.scope)].insert(a.id.clone(), i as u32);
+        }
         let world = Arc::new(World {
             epoch: Instant::now(),
             auctions,
@@ -114,17 +118,22 @@ impl Session {
         let sem = Arc::new(tokio::sync::Semaphore::new(128));
         let mut set = tokio::task::JoinSet::new();
         for &d in dealers {
-            let (world, base, token, sem) = (
+            let dealer = &fixture.dealers[d];
+            let (world, base, token, scope, sem) = (
                 world.clone(),
-                target.ws_base.clone(),
-                fixture.dealers[d].token.clone(),
+                dealer
+                    .ws_base
+                    .clone()
+                    .unwrap_or_else(|| target.ws_base.clone()),
+                dealer.token.clone(),
+                dealer.scope,
                 sem.clone(),
             );
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await?;
                 let mut last = None;
                 for attempt in 0..3 {
-                    match conn::connect(world.clone(), &base, &token, d as u32).await {
+                    match conn::connect(world.clone(), &base, &token, d as u32, scope).await {
                         Ok(c) => return Ok((d, c)),
                         Err(e) => last = Some(e),
                     }
@@ -194,6 +203,10 @@ pub struct PhaseReport {
     pub usage: UsageFigures,
     /// Every bid answered, no errors, and results kept up with the offered rate (≥ 95%).
     pub sustained: bool,
+    /// `watched_cpu_s` over the accepted bids, µs: what one accepted bid cost the
+    /// watched processes (every node and the Redis).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_us_per_accepted: Option<f64>,
 }
 
 impl PhaseReport {
@@ -219,6 +232,9 @@ impl PhaseReport {
             self.rejections, self.errors, self.other_msgs
         );
         let u = &self.usage;
+        if let (Some(c), Some(per)) = (u.watched_cpu_s, self.cpu_us_per_accepted) {
+            s += &format!("  watched processes: {c:.2} CPU s, {per:.1} µs per accepted bid\n");
+        }
         s += &format!(
             "  CPU: generator {:.2} cores{}; waiting for a CPU (s/s): generator {}, server {}\n",
             u.generator_cpu_cores,
@@ -238,7 +254,7 @@ impl PhaseReport {
 }
 
 /// What a phase watches besides its own connections.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Observe {
     /// The server's pid: its CPU and run-queue wait.
     pub server_pid: Option<u32>,
@@ -246,6 +262,8 @@ pub struct Observe {
     pub redis_pid: Option<u32>,
     /// No progress bar.
     pub quiet: bool,
+    /// Processes whose CPU is summed over the phase (`watched_cpu_s`).
+    pub cpu_pids: Vec<u32>,
 }
 
 /// Runs one open-loop phase: `rate` bids/s for `duration`, each connection bidding on its
@@ -262,6 +280,7 @@ pub async fn run_phase(
         server_pid,
         redis_pid,
         quiet,
+        cpu_pids,
     } = o;
     let _ = conn::take_stats(&s.conns);
     let outstanding_before = conn::outstanding(&s.conns);
@@ -271,7 +290,7 @@ pub async fn run_phase(
     let duration_ns = duration.as_nanos() as u64;
     let start_ns = s.world.now_ns() + 100_000_000;
     let mut rng = rand::thread_rng();
-    let usage = Usage::start(server_pid, redis_pid);
+    let usage = Usage::watching(server_pid, redis_pid, &cpu_pids);
     // Each connection starts at a random phase within its spacing and sends every bid due
     // before the end, so the whole schedule lies inside the phase and the offered rate
     // holds on average even when a connection's spacing is longer than the phase.
@@ -337,6 +356,10 @@ pub async fn run_phase(
         errors: st.errors,
         unanswered,
         other_msgs: st.other_msgs,
+        cpu_us_per_accepted: used
+            .watched_cpu_s
+            .filter(|_| st.accepted > 0)
+            .map(|c| c * 1e6 / st.accepted as f64),
         usage: used,
         sustained,
     }
@@ -362,6 +385,9 @@ pub fn assign(dealers: usize, auctions: usize, per_dealer: usize) -> Vec<Arc<Vec
 pub struct LotCheck {
     /// Auction id.
     pub auction: String,
+    /// The cluster market it is in (ids repeat across markets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub market: Option<String>,
     /// Accepted bids in the ledger.
     pub acked: u64,
     /// Price under the rules.
@@ -474,7 +500,8 @@ pub async fn check(s: &Session, settle: Duration) -> Correctness {
             .and_then(|x| x.id.clone())
             .unwrap_or_else(|| format!("#{d}"))
     };
-    let mut http = Http::connect(&s.target.authority).await.ok();
+    // One connection per server: in a cluster each auction is read from its market's.
+    let mut servers: HashMap<String, Option<Http>> = HashMap::new();
     let mut out = Correctness {
         checked: true,
         unanswered,
@@ -493,7 +520,11 @@ pub async fn check(s: &Session, settle: Duration) -> Correctness {
         let mut count = v.mismatch_count;
         let lost = unanswered_lots.get(&i).copied().unwrap_or(0);
         let (mut st, mut sp, mut sb) = (None, None, None);
-        if let Some(h) = http.as_mut() {
+        let authority = a.authority.as_ref().unwrap_or(&s.target.authority);
+        if !servers.contains_key(authority) {
+            servers.insert(authority.clone(), Http::connect(authority).await.ok());
+        }
+        if let Some(h) = servers.get_mut(authority).and_then(Option::as_mut) {
             match h
                 .get(&format!("/v1/auctions/{}", a.id), &s.fixture.reader_token)
                 .await
@@ -554,6 +585,7 @@ pub async fn check(s: &Session, settle: Duration) -> Correctness {
         out.problems += count;
         out.lots.push(LotCheck {
             auction: a.id.clone(),
+            market: a.market.clone(),
             acked: v.acked,
             price: v.price,
             leader: v.leader.map(name),
@@ -572,7 +604,9 @@ pub async fn check(s: &Session, settle: Duration) -> Correctness {
 /// Compares a run's ledger (its JSON report) with `gavel replay --verify` digest lines
 /// (`A<n> <status> price=<p> bids=<n> winner=<D..|-> sha256=..`): every auction of the run
 /// must be in the journal with the price and bid count the acknowledged bids imply, and a
-/// sold auction's winner must be the rules' leader.
+/// sold auction's winner must be the rules' leader. A cluster's digests (`gavel replay
+/// --verify --all-markets`) come in sections headed `market <name>:`, and each auction is
+/// looked up in its own market's.
 ///
 /// `after_crash`: the run's server was killed under load, so bids in flight at the kill
 /// (sent, never answered) may be in the journal or not. Every acknowledged bid must still
@@ -586,7 +620,15 @@ pub fn verify_digests(
     let lots: Vec<LotCheck> = serde_json::from_value(report["correctness"]["lots"].clone())
         .context("the report has no correctness.lots (was it a setup=api run?)")?;
     let mut by_id = HashMap::new();
+    let mut market = String::new();
     for line in digests.lines() {
+        if let Some(m) = line
+            .strip_prefix("market ")
+            .and_then(|r| r.trim_end().strip_suffix(':'))
+        {
+            market = m.to_owned();
+            continue;
+        }
         let mut it = line.split_whitespace();
         let (Some(id), Some(status)) = (it.next(), it.next()) else {
             continue;
@@ -598,12 +640,13 @@ pub fn verify_digests(
             }
         }
         if f.contains_key("bids") {
-            by_id.insert(id.to_owned(), (status.to_owned(), f));
+            by_id.insert((market.clone(), id.to_owned()), (status.to_owned(), f));
         }
     }
     let mut problems = Vec::new();
     for l in &lots {
-        let Some((status, f)) = by_id.get(&l.auction) else {
+        let key = (l.market.clone().unwrap_or_default(), l.auction.clone());
+        let Some((status, f)) = by_id.get(&key) else {
             problems.push(format!("{}: not in the journal's digests", l.auction));
             continue;
         };
@@ -680,6 +723,35 @@ mod tests {
         assert!(!ok(6, 5_500_000, true));
         assert!(!ok(4, 5_100_000, true));
         assert!(!ok(3, 5_300_000, true));
+    }
+
+    #[test]
+    fn a_clusters_digests_are_read_market_by_market() {
+        // A1 of two markets: the report's A1 is east's, whose journal agrees; north's A1
+        // (another auction) must not be taken for it.
+        let mut r = report();
+        r["correctness"]["lots"][0]["market"] = "east".into();
+        r["correctness"]["lots"][0]["unanswered"] = 0.into();
+        let digests = format!(
+            "market north:\n{}replayed 1 commands\nmarket east:\n{}",
+            journal(9, 9_000_000),
+            journal(3, 5_200_000)
+        );
+        assert!(verify_digests(&r, &digests, false)
+            .expect("parses")
+            .is_empty());
+        let swapped = format!(
+            "market north:\n{}market east:\n{}",
+            journal(3, 5_200_000),
+            journal(9, 9_000_000)
+        );
+        assert!(!verify_digests(&r, &swapped, false)
+            .expect("parses")
+            .is_empty());
+        // Without its market the lot is looked for outside any section, and not found.
+        assert!(!verify_digests(&report(), &digests, false)
+            .expect("parses")
+            .is_empty());
     }
 
     #[test]

@@ -42,6 +42,12 @@ pub struct Common {
     pub deposit: u64,
     /// How long to wait for the last results after a phase, s.
     pub drain_s: f64,
+    /// A cluster's front door (`host:port`): the fixture is made through it and each
+    /// dealer bids on its home market's server (`url` is then unused).
+    pub front: Option<String>,
+    /// Processes whose CPU (utime + stime) each phase sums: every gavel node and its
+    /// Redis, for CPU per bid.
+    pub cpu_pids: Vec<u32>,
 }
 
 /// A fan-out measurement (hot-lot).
@@ -266,6 +272,7 @@ impl Common {
             server_pid: self.server_pid,
             redis_pid: self.redis_pid,
             quiet: self.quiet,
+            cpu_pids: self.cpu_pids.clone(),
         }
     }
 }
@@ -305,6 +312,25 @@ pub struct Load {
 }
 
 async fn open_load(c: &Common, l: &Load) -> anyhow::Result<(Session, Vec<Arc<Vec<u32>>>)> {
+    if let Some(front) = &c.front {
+        if c.setup != SetupMode::Api {
+            anyhow::bail!("--front needs setup=api: accounts are made at the front door");
+        }
+        let mut opts = setup_opts(c, l.dealers, l.auctions, l.listing_duration_s);
+        opts.authority = front.clone();
+        let fx = crate::cluster::make(&opts).await?;
+        let markets = fx
+            .auctions
+            .iter()
+            .map(|a| usize::from(a.scope) + 1)
+            .max()
+            .unwrap_or(1);
+        let target = Target::parse(front, c.format)?;
+        let all: Vec<usize> = (0..fx.dealers.len()).collect();
+        let s = Session::open(target, fx, c.setup, &all, l.proxy_ratio, false, c.quiet).await?;
+        let a = crate::cluster::assign(l.dealers, l.auctions, l.auctions_per_dealer, markets);
+        return Ok((s, a));
+    }
     let fx = setup::make(&setup_opts(c, l.dealers, l.auctions, l.listing_duration_s)).await?;
     let target = Target::parse(&c.url, c.format)?;
     let all: Vec<usize> = (0..fx.dealers.len()).collect();
@@ -747,6 +773,7 @@ pub async fn hot_lot(c: &Common, h: &HotLot) -> anyhow::Result<Report> {
         other_msgs: phase_stats.other_msgs,
         usage: war,
         sustained: phase_stats.errors.is_empty(),
+        cpu_us_per_accepted: None,
     });
 
     // Fan-out: for every accepted bid, the last subscriber's first update at or past its seq.

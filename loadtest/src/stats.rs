@@ -116,9 +116,12 @@ impl CpuMeter {
 
 /// CPU and run-queue wait of the generator, the server and its Redis over an interval:
 /// what tells a saturated server from a saturated client or a starved one.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Usage {
     cpu: CpuMeter,
+    /// Processes whose CPU is summed (every node of a cluster and its Redis).
+    watched: Vec<u32>,
+    watched_cpu: f64,
     server_pid: Option<u32>,
     redis_pid: Option<u32>,
     server_cpu: Option<f64>,
@@ -142,13 +145,24 @@ pub struct UsageFigures {
     pub server_runqueue_wait: Option<f64>,
     /// The same for the generator.
     pub generator_runqueue_wait: Option<f64>,
+    /// CPU seconds (utime + stime, not per second) of the watched processes over the
+    /// interval, when any were given; a process that ended counts until its last reading.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watched_cpu_s: Option<f64>,
 }
 
 impl Usage {
     /// Starts measuring now.
     pub fn start(server_pid: Option<u32>, redis_pid: Option<u32>) -> Self {
+        Self::watching(server_pid, redis_pid, &[])
+    }
+
+    /// Starts measuring now, also summing the CPU of `watched`.
+    pub fn watching(server_pid: Option<u32>, redis_pid: Option<u32>, watched: &[u32]) -> Self {
         Self {
             cpu: CpuMeter::start(),
+            watched: watched.to_vec(),
+            watched_cpu: sum_cpu_seconds(watched),
             server_pid,
             redis_pid,
             server_cpu: server_pid.and_then(proc_cpu_seconds),
@@ -177,8 +191,15 @@ impl Usage {
                 self.generator_wait,
                 runqueue_wait_seconds(std::process::id()),
             ),
+            watched_cpu_s: (!self.watched.is_empty())
+                .then(|| sum_cpu_seconds(&self.watched) - self.watched_cpu),
         }
     }
+}
+
+/// utime + stime of every process in `pids` that still exists, seconds.
+pub fn sum_cpu_seconds(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|&p| proc_cpu_seconds(p)).sum()
 }
 
 /// The server's resident memory in KiB (`VmRSS` of /proc/PID/status).

@@ -535,3 +535,133 @@ fn the_write_cost_refuses_a_core_the_machine_lacks_instead_of_waiting() {
     assert!(!status.success(), "a missing core is an error: {stderr}");
     assert!(stderr.contains("cannot run on core 1023"), "{stderr}");
 }
+
+/// Cluster mode: two `gavel node`s over two markets on one Redis; accounts made at a front
+/// door, each dealer bidding on its home market's server. The run passes the rules check
+/// with lots in both markets, and its acknowledged bids agree with `gavel replay --verify
+/// --all-markets`, market by market.
+#[test]
+fn steady_across_a_clusters_markets_then_every_markets_journal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_redis, port) = redis_server(dir.path());
+    let redis_url = format!("redis://127.0.0.1:{port}/");
+    // config/default.toml's cities of the other two markets go to north.
+    let config = dir.path().join("cluster.toml");
+    let mut text = String::from(
+        "[cluster]\nmarkets = [\"north\", \"east\"]\ndefault_market = \"north\"\n\n[cluster.cities]\n",
+    );
+    for city in [
+        "Guangzhou",
+        "Shenzhen",
+        "Xiamen",
+        "Chengdu",
+        "Chongqing",
+        "Xi'an",
+        "Kunming",
+    ] {
+        text += &format!("\"{city}\" = \"north\"\n");
+    }
+    std::fs::write(&config, text).expect("write the config");
+    let node = |id: &str| {
+        let mut cmd = Command::new(gavel_bin());
+        cmd.args([
+            "node",
+            "--listen",
+            "127.0.0.1:0",
+            "--node-id",
+            id,
+            "--config",
+        ])
+        .arg(&config)
+        .args(["--redis", &redis_url])
+        .env("GAVEL_ADMIN_TOKEN", "smoke-admin-token")
+        .env("GAVEL_GATEWAY__BID_RATE_PER_S", "100000")
+        .env("GAVEL_GATEWAY__BID_BURST", "100000")
+        .env("GAVEL_AUCTION__MIN_DURATION_S", "1");
+        start(cmd)
+    };
+    let (_a, front) = node("a");
+    let (_b, _) = node("b");
+    // Both nodes in the map, one market each, before the fixture is made.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let map = http_get(&front, "/v1/cluster");
+        let m: serde_json::Value = serde_json::from_str(&map).unwrap_or_default();
+        let owners: Vec<&str> = m["markets"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x["node"].as_str()).collect())
+            .unwrap_or_default();
+        if owners.len() == 2 && owners[0] != owners[1] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cluster did not balance: {map}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = dir.path().join("cluster.json");
+    let front_url = format!("http://{front}");
+    let r = run_loadtest(
+        &[
+            "steady",
+            "--front",
+            &front_url,
+            "--dealers",
+            "20",
+            "--auctions",
+            "10",
+            "--rate",
+            "200",
+            "--duration-s",
+            "1",
+        ],
+        &out,
+    );
+    assert_correct(&r);
+    let lots = r["correctness"]["lots"].as_array().expect("lots");
+    for market in ["north", "east"] {
+        assert_eq!(
+            lots.iter().filter(|l| l["market"] == market).count(),
+            5,
+            "lots of {market}: {lots:?}"
+        );
+    }
+    let replay = Command::new(gavel_bin())
+        .args(["replay", "--verify", "--all-markets", "--config"])
+        .arg(&config)
+        .args(["--redis", &redis_url])
+        .output()
+        .expect("run gavel replay");
+    assert!(
+        replay.status.success(),
+        "replay --verify --all-markets: {}",
+        String::from_utf8_lossy(&replay.stdout)
+    );
+    let digests = dir.path().join("cluster.digests");
+    std::fs::write(&digests, &replay.stdout).expect("write digests");
+    let v = Command::new(loadtest())
+        .args(["verify", "--report"])
+        .arg(&out)
+        .arg("--digests")
+        .arg(&digests)
+        .output()
+        .expect("run verify");
+    assert!(
+        v.status.success(),
+        "verify: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+}
+
+/// The body of `GET path` from `addr` (HTTP/1.0, so the server closes when done).
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return String::new();
+    };
+    let _ = s.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes());
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    reply.split("\r\n\r\n").nth(1).unwrap_or("").to_owned()
+}
