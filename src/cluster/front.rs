@@ -245,43 +245,36 @@ fn json_body<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T, ApiError
 }
 
 async fn create_seller(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if !is_admin(&s, &headers) {
-        return forbidden();
-    }
-    let b: NameBody = match json_body(&body) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
-    let name = match crate::api::routes::check_name(&b.name) {
-        Ok(n) => n,
-        Err(e) => return e.into_response(),
-    };
-    let home = s.settings.default_market.clone();
-    register(&s, home, |token_hash| auction::Command::RegisterSeller {
-        name,
-        token_hash,
+    create_named(&s, &headers, &body, |name, token_hash| {
+        auction::Command::RegisterSeller { name, token_hash }
     })
     .await
 }
 
 async fn create_service(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    if !is_admin(&s, &headers) {
-        return forbidden();
-    }
-    let b: NameBody = match json_body(&body) {
-        Ok(b) => b,
-        Err(e) => return e.into_response(),
-    };
-    let name = match crate::api::routes::check_name(&b.name) {
-        Ok(n) => n,
-        Err(e) => return e.into_response(),
-    };
-    let home = s.settings.default_market.clone();
-    register(&s, home, |token_hash| auction::Command::RegisterService {
-        name,
-        token_hash,
+    create_named(&s, &headers, &body, |name, token_hash| {
+        auction::Command::RegisterService { name, token_hash }
     })
     .await
+}
+
+/// An account that has only a name (a seller, a service), homed in the default market.
+async fn create_named(
+    s: &FrontState,
+    headers: &HeaderMap,
+    body: &Bytes,
+    command: impl FnOnce(String, [u8; 32]) -> auction::Command,
+) -> Response {
+    if !is_admin(s, headers) {
+        return forbidden();
+    }
+    let name =
+        match json_body::<NameBody>(body).and_then(|b| crate::api::routes::check_name(&b.name)) {
+            Ok(n) => n,
+            Err(e) => return e.into_response(),
+        };
+    let home = s.settings.default_market.clone();
+    register(s, home, |token_hash| command(name, token_hash)).await
 }
 
 async fn create_dealer(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
