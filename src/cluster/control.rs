@@ -26,6 +26,7 @@ use crate::alliance::{AllianceCommand, WarningId};
 use crate::auction::{self, Event as AuctionEvent};
 use crate::market::{Command, Event};
 use crate::server::Running;
+use crate::views::DealerView;
 use crate::vocab::{DealerId, DealerStatus};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::AsyncCommands;
@@ -184,7 +185,7 @@ pub async fn ingest(
     running: RunningParts,
     mut stop: watch::Receiver<bool>,
 ) {
-    let cursor_key = format!("{market_prefix}:control_cursor");
+    let cursor_key = cursor_key(&market_prefix);
     let mut cursor: Option<String> = None;
     loop {
         if *stop.borrow() {
@@ -487,7 +488,7 @@ async fn restate_expulsions(
     let Some(end) = last.ids.first().and_then(|e| stream_id(&e.id)) else {
         return; // an empty stream: nobody was ever registered
     };
-    let cursor_key = format!("{market_prefix}:control_cursor");
+    let cursor_key = cursor_key(market_prefix);
     loop {
         let cursor: Option<String> = conn.get(&cursor_key).await.unwrap_or(None);
         if cursor
@@ -502,22 +503,36 @@ async fn restate_expulsions(
             return;
         }
     }
-    let mut after = None;
-    loop {
-        let page = running.accounts.dealers(after, 1000);
-        let Some(last) = page.last() else { break };
-        after = Some(last.id);
-        for d in page.iter().filter(|d| d.status == DealerStatus::Expelled) {
-            let entry = ControlEntry::Status {
-                dealer: d.id,
-                status: DealerStatus::Expelled,
-                reason: format!("restated by {market} when it changed hands"),
-                origin: market.to_owned(),
-            };
-            if let Err(e) = append(conn, keys, &entry).await {
-                tracing::warn!(%market, error = %e, "expulsion not restated");
-            }
+    for d in every_dealer(running) {
+        if d.status != DealerStatus::Expelled {
+            continue;
         }
+        let entry = ControlEntry::Status {
+            dealer: d.id,
+            status: DealerStatus::Expelled,
+            reason: format!("restated by {market} when it changed hands"),
+            origin: market.to_owned(),
+        };
+        if let Err(e) = append(conn, keys, &entry).await {
+            tracing::warn!(%market, error = %e, "expulsion not restated");
+        }
+    }
+}
+
+/// The key of `market_prefix`'s market's control cursor: the last entry it applied.
+fn cursor_key(market_prefix: &str) -> String {
+    format!("{market_prefix}:control_cursor")
+}
+
+/// Every dealer of the market's accounts view, page by page.
+fn every_dealer(running: &RunningParts) -> Vec<DealerView> {
+    let mut all: Vec<DealerView> = Vec::new();
+    loop {
+        let page = running.accounts.dealers(all.last().map(|d| d.id), 1000);
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
     }
 }
 
@@ -571,31 +586,25 @@ pub async fn relay_status(
         if *stop.borrow() || running.stopped() {
             return;
         }
-        let mut after = None;
-        loop {
-            let page = running.accounts.dealers(after, 1000);
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
-            for d in &page {
-                let Some(change) = &d.last_change else {
-                    continue;
-                };
-                if change.reason.starts_with(RELAYED) || seen.get(&d.id) == Some(&change.at) {
-                    continue;
+        for d in every_dealer(&running) {
+            let Some(change) = &d.last_change else {
+                continue;
+            };
+            if change.reason.starts_with(RELAYED) || seen.get(&d.id) == Some(&change.at) {
+                continue;
+            }
+            let entry = ControlEntry::Status {
+                dealer: d.id,
+                status: change.status,
+                reason: change.reason.clone(),
+                origin: market.clone(),
+            };
+            match append(&mut conn, &keys, &entry).await {
+                Ok(_) => {
+                    seen.insert(d.id, change.at);
                 }
-                let entry = ControlEntry::Status {
-                    dealer: d.id,
-                    status: change.status,
-                    reason: change.reason.clone(),
-                    origin: market.clone(),
-                };
-                match append(&mut conn, &keys, &entry).await {
-                    Ok(_) => {
-                        seen.insert(d.id, change.at);
-                    }
-                    Err(e) => {
-                        tracing::warn!(%market, error = %e, "status relay failed; will retry")
-                    }
+                Err(e) => {
+                    tracing::warn!(%market, error = %e, "status relay failed; will retry")
                 }
             }
         }

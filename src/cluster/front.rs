@@ -326,53 +326,75 @@ async fn register(
         command: Command::Auction(command(token_hash)),
         home: home.clone(),
     };
+    let id = match append_entry(s, &entry).await {
+        Ok(id) => id,
+        Err(e) => return e.into_response(),
+    };
+    let deadline = tokio::time::Instant::now() + s.wait;
+    let Some(result) = await_result(s, &id, deadline).await else {
+        return (
+            StatusCode::ACCEPTED,
+            Json(json!({"token": token, "home_market": home, "entry": id, "pending": true})),
+        )
+            .into_response();
+    };
+    if let Some(refused) = result.get("refused") {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "refused",
+            refused.to_string(),
+        );
+    }
+    let account = result.get("id").cloned().unwrap_or(Value::Null);
+    (
+        StatusCode::CREATED,
+        Json(json!({"id": account, "token": token, "home_market": home})),
+    )
+        .into_response()
+}
+
+/// Appends `entry` to the control stream within the op timeout: its stream id, or `503
+/// unavailable` (nothing happened).
+async fn append_entry(s: &FrontState, entry: &ControlEntry) -> Result<String, ApiError> {
     let keys = ControlKeys::new(&s.settings.prefix);
     let mut conn = s.conn.clone();
-    let id = match tokio::time::timeout(
+    match tokio::time::timeout(
         s.settings.op_timeout(),
-        control::append(&mut conn, &keys, &entry),
+        control::append(&mut conn, &keys, entry),
     )
     .await
     {
-        Ok(Ok(id)) => id,
-        _ => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "unavailable",
-                "the control stream could not be written; nothing happened, retry",
-            )
-        }
-    };
-    let deadline = tokio::time::Instant::now() + s.wait;
+        Ok(Ok(id)) => Ok(id),
+        _ => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the control stream could not be written; nothing happened, retry",
+        )),
+    }
+}
+
+/// Polls the control stream's results for `field` until `deadline`: the result a market
+/// published, or `None` if none did in time.
+async fn await_result(
+    s: &FrontState,
+    field: &str,
+    deadline: tokio::time::Instant,
+) -> Option<Value> {
+    let keys = ControlKeys::new(&s.settings.prefix);
+    let mut conn = s.conn.clone();
     while tokio::time::Instant::now() < deadline {
         let got: Option<String> = redis::cmd("HGET")
             .arg(&keys.results)
-            .arg(&id)
+            .arg(field)
             .query_async(&mut conn)
             .await
             .unwrap_or(None);
-        if let Some(result) = got.and_then(|r| serde_json::from_str::<Value>(&r).ok()) {
-            if let Some(refused) = result.get("refused") {
-                return error(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "refused",
-                    refused.to_string(),
-                );
-            }
-            let account = result.get("id").cloned().unwrap_or(Value::Null);
-            return (
-                StatusCode::CREATED,
-                Json(json!({"id": account, "token": token, "home_market": home})),
-            )
-                .into_response();
+        if let Some(v) = got.and_then(|r| serde_json::from_str::<Value>(&r).ok()) {
+            return Some(v);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({"token": token, "home_market": home, "entry": id, "pending": true})),
-    )
-        .into_response()
+    None
 }
 
 #[derive(Deserialize)]
@@ -407,20 +429,9 @@ async fn set_status(
         reason: b.reason.chars().take(1000).collect(),
         origin: "operator".to_owned(),
     };
-    let keys = ControlKeys::new(&s.settings.prefix);
-    let mut conn = s.conn.clone();
-    match tokio::time::timeout(
-        s.settings.op_timeout(),
-        control::append(&mut conn, &keys, &entry),
-    )
-    .await
-    {
-        Ok(Ok(entry)) => (StatusCode::ACCEPTED, Json(json!({"entry": entry}))).into_response(),
-        _ => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the control stream could not be written; nothing happened, retry",
-        ),
+    match append_entry(&s, &entry).await {
+        Ok(entry) => (StatusCode::ACCEPTED, Json(json!({"entry": entry}))).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -502,62 +513,36 @@ async fn transfer(State(s): State<Shared>, headers: HeaderMap, body: Bytes) -> R
         to: b.to,
         amount: b.amount,
     };
-    let keys = ControlKeys::new(&s.settings.prefix);
-    let mut conn = s.conn.clone();
-    let appended = tokio::time::timeout(
-        s.settings.op_timeout(),
-        control::append(&mut conn, &keys, &entry),
-    )
-    .await;
-    let Ok(Ok(entry)) = appended else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the control stream could not be written; nothing happened, retry",
-        );
+    let entry = match append_entry(&s, &entry).await {
+        Ok(entry) => entry,
+        Err(e) => return e.into_response(),
+    };
+    let pending = |state: &str| {
+        (
+            StatusCode::ACCEPTED,
+            Json(json!({"transfer": id, "entry": entry, "state": state})),
+        )
+            .into_response()
     };
     let deadline = tokio::time::Instant::now() + s.wait;
-    let mut out: Option<Value> = None;
-    while tokio::time::Instant::now() < deadline {
-        let field = if out.is_none() {
-            entry.clone()
-        } else {
-            control::in_field(&entry)
-        };
-        let got: Option<String> = redis::cmd("HGET")
-            .arg(&keys.results)
-            .arg(&field)
-            .query_async(&mut conn)
-            .await
-            .unwrap_or(None);
-        if let Some(v) = got.and_then(|r| serde_json::from_str::<Value>(&r).ok()) {
-            if out.is_none() {
-                if v.get("accepted") != Some(&Value::Bool(true)) {
-                    let reason = v.get("reason").and_then(Value::as_str).unwrap_or("refused");
-                    let mut body = json!({"error": {"code": reason, "message": "the deposit could not leave that market; nothing moved"}, "transfer": id});
-                    if let Some(free) = v.get("free") {
-                        body["error"]["free"] = free.clone();
-                    }
-                    return (StatusCode::CONFLICT, Json(body)).into_response();
-                }
-                out = Some(v);
-                continue;
-            }
-            return Json(json!({"transfer": id, "state": "done", "out": out, "in": v}))
-                .into_response();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let state = if out.is_some() {
-        "in_flight"
-    } else {
-        "pending"
+    let Some(out) = await_result(&s, &entry, deadline).await else {
+        return pending("pending");
     };
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({"transfer": id, "entry": entry, "state": state})),
-    )
-        .into_response()
+    if out.get("accepted") != Some(&Value::Bool(true)) {
+        let reason = out
+            .get("reason")
+            .and_then(Value::as_str)
+            .unwrap_or("refused");
+        let mut body = json!({"error": {"code": reason, "message": "the deposit could not leave that market; nothing moved"}, "transfer": id});
+        if let Some(free) = out.get("free") {
+            body["error"]["free"] = free.clone();
+        }
+        return (StatusCode::CONFLICT, Json(body)).into_response();
+    }
+    let Some(arrived) = await_result(&s, &control::in_field(&entry), deadline).await else {
+        return pending("in_flight");
+    };
+    Json(json!({"transfer": id, "state": "done", "out": out, "in": arrived})).into_response()
 }
 
 #[cfg(test)]
