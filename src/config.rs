@@ -177,6 +177,9 @@ pub struct ClusterConfig {
     pub market_listen_host: String,
     /// Host other nodes and clients reach this node's listeners at.
     pub advertise_host: String,
+    /// The market whose alliance holds every market's sold cars (inventory, returns,
+    /// complaints, the consumer catalogue); empty: `default_market`.
+    pub alliance_market: String,
 }
 
 /// `[engine]`
@@ -261,6 +264,32 @@ pub struct ServerConfig {
     /// accounts then come from the cluster's control stream only.
     #[serde(default, skip)]
     pub cluster_market: bool,
+    /// Set by a cluster node for its market servers (not a setting to put in a file):
+    /// where this market's sold cars go.
+    #[serde(default, skip)]
+    pub sold_cars: SoldCars,
+}
+
+/// Where a market's sold cars reach the alliance.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum SoldCars {
+    /// To this server's own alliance (`gavel serve`).
+    #[default]
+    Here,
+    /// To the alliance market's inbox stream (a market of a cluster that is not the
+    /// alliance's).
+    ToInbox {
+        /// This market's name.
+        market: String,
+        /// The inbox stream's key.
+        inbox: String,
+    },
+    /// To this server's own alliance, which also takes every car on the inbox (the
+    /// alliance market of a cluster).
+    HereAndFromInbox {
+        /// The inbox stream's key.
+        inbox: String,
+    },
 }
 
 /// `[auction]` (durations in seconds, money in yuan).

@@ -7,7 +7,7 @@
 
 use crate::api::audit::AuditState;
 use crate::api::routes::{ApiMetrics, ApiState};
-use crate::config::Config;
+use crate::config::{Config, SoldCars};
 use crate::directory::token::hash_token;
 use crate::directory::{Directory, DirectoryPublisher};
 use crate::engine::{self, EngineHandle, Publisher};
@@ -16,7 +16,7 @@ use crate::gateway::session::{SessionCtx, SessionMetrics};
 use crate::gateway::socket;
 use crate::gateway::upgrade::ConnectionSlot;
 use crate::market::{Event, Market};
-use crate::pipeline::{FeedPublisher, LocalFeed, RedisHandoff, RedisHandoffConfig};
+use crate::pipeline::{FeedPublisher, LocalFeed, RedisHandoff, RedisHandoffConfig, Role};
 use crate::store::{Entry, Journal, StoreError};
 use crate::views::{
     Accounts, AccountsPublisher, AllianceBoard, Lots, MarketData, MarketDataConfig, ViewsPublisher,
@@ -205,23 +205,39 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
     let handoff = match (stream, feed) {
         (Some(stream), _) => {
             let a = &config.alliance;
-            let consumer = RedisHandoffConfig {
-                url: stream.url,
-                cluster_urls: stream.cluster_urls,
-                stream: stream.key,
+            let consumer = |key: String, role: Role| RedisHandoffConfig {
+                url: stream.url.clone(),
+                cluster_urls: stream.cluster_urls.clone(),
+                stream: key,
                 group: a.consumer_group.clone(),
                 consumer: a.consumer_name.clone(),
                 claim_idle: Duration::from_millis(a.claim_idle_ms),
                 block: Duration::from_millis(a.read_block_ms),
                 count: a.read_count,
                 op_timeout: Duration::from_millis(config.store.redis_timeout_ms),
+                role,
             };
-            tokio::spawn(RedisHandoff::run(
-                consumer,
-                engine.clone(),
-                lots.clone(),
-                shutdown_rx.clone(),
-            ))
+            let consumers = match &config.server.sold_cars {
+                SoldCars::Here => vec![consumer(stream.key.clone(), Role::HandOff)],
+                SoldCars::ToInbox { market, inbox } => vec![consumer(
+                    stream.key.clone(),
+                    Role::Forward {
+                        market: market.clone(),
+                        inbox: inbox.clone(),
+                    },
+                )],
+                SoldCars::HereAndFromInbox { inbox } => vec![
+                    consumer(stream.key.clone(), Role::HandOff),
+                    consumer(inbox.clone(), Role::Collect),
+                ],
+            };
+            let (engine, lots, shutdown) = (engine.clone(), lots.clone(), shutdown_rx.clone());
+            tokio::spawn(async move {
+                let runs = consumers.into_iter().map(|c| {
+                    RedisHandoff::run(c, engine.clone(), lots.clone(), shutdown.clone())
+                });
+                futures_util::future::join_all(runs).await;
+            })
         }
         (None, Some(feed)) => tokio::spawn(feed.run(engine.clone(), shutdown_rx.clone())),
         (None, None) => tokio::spawn(async {}),

@@ -10,7 +10,7 @@ use gavel::config::Config;
 use gavel::engine::{self, EngineConfig, EngineHandle};
 use gavel::market::{Command, Event, Rules};
 use gavel::pipeline::redis_consumer::Handling;
-use gavel::pipeline::{RedisHandoff, RedisHandoffConfig};
+use gavel::pipeline::{RedisHandoff, RedisHandoffConfig, Role};
 use gavel::store::file::{FileJournal, FileJournalConfig};
 use gavel::store::{Journal, JournalRead, RedisJournal, RedisJournalConfig};
 use gavel::views::{AllianceBoard, Lots, MarketData, ViewsPublisher};
@@ -229,6 +229,7 @@ async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
         block: Duration::from_millis(100),
         count: 16,
         op_timeout: Duration::from_secs(2),
+        role: Role::HandOff,
     };
     let mut raw = redis::Client::open(redis.url())
         .expect("url")

@@ -31,7 +31,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::cluster_load::{
     self, assert_replay_verifies, busiest, check_final_state, connect_known, create, dealer,
-    first_accepted_after, front_call, on_market, resolve, warm_up, Account, Bidding, Dealer, Lot,
+    first_accepted_after, front_call, on_market, resolve, via_front, warm_up, Account, Bidding,
+    Dealer, Lot,
     QUICK,
 };
 use support::cluster_nodes::{ClusterNodes, ClusterSpec, SharedRedis};
@@ -319,6 +320,17 @@ async fn a_terminated_node_hands_over_cleanly_and_a_joining_node_takes_a_fair_sh
 /// One bid by `token` on `lot` at its current `min_next`, on a fresh connection to the
 /// market's server: the `bid_result`, or why there was none.
 async fn bid_once(c: &ClusterNodes, token: &str, lot: &Lot, k: &mut u64) -> Result<Value, String> {
+    bid_at_least(c, token, lot, 0, k).await
+}
+
+/// One bid of `min_next`, or of `floor` if that is more.
+async fn bid_at_least(
+    c: &ClusterNodes,
+    token: &str,
+    lot: &Lot,
+    floor: u64,
+    k: &mut u64,
+) -> Result<Value, String> {
     let (_, addr) = resolve(&c.fronts(), &lot.market)
         .await
         .ok_or("market not served")?;
@@ -329,7 +341,10 @@ async fn bid_once(c: &ClusterNodes, token: &str, lot: &Lot, k: &mut u64) -> Resu
         .subscribe(&lot.id)
         .await
         .ok_or("no snapshot".to_owned())?;
-    let amount = snapshot["auction"]["min_next"].as_u64().ok_or("min_next")?;
+    let amount = snapshot["auction"]["min_next"]
+        .as_u64()
+        .ok_or("min_next")?
+        .max(floor);
     *k += 1;
     match client.bid(&lot.id, amount, None, &format!("s-{k}")).await {
         BidReply::Answered(v) => Ok(v),
@@ -618,4 +633,155 @@ async fn warnings_count_across_markets_and_a_violation_in_another_expels_everywh
         );
     }
     eprintln!("warnings across markets test: {:?}", t0.elapsed());
+}
+
+/// Issue 25, "outcomes from every market reach the one pipeline": a car sold in each of
+/// the four markets becomes one item of the one inventory (the alliance market's, `north`
+/// by default), with its market, dealer, price and report, shown once in the catalogue
+/// a front door leads to, even with the node serving half the markets killed -9 as the
+/// auctions close (every hop is at least once; the effect is once). A car of `west`
+/// returned there with hidden damage is its dealer's violation, and `west` itself counts
+/// that warning toward expulsion.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_markets_sold_cars_reach_the_one_inventory_even_across_a_kill() {
+    let _turn = SERIAL.lock().await;
+    support::init_tracing();
+    let t0 = Instant::now();
+    let redis = RedisServer::start(RedisOpts::no_aof());
+    let mut spec = ClusterSpec::four_markets();
+    // Auctions short enough to close during the test; a late bid moves the close 1 s.
+    spec.extra_toml = "[auction]\nmin_duration_s = 1\nextend_window_s = 1\nextend_by_s = 1\n".into();
+    let mut c = ClusterNodes::start(&SharedRedis::Single(redis.url()), spec, 2).await;
+    c.wait_until_all_served(Duration::from_secs(20)).await;
+    let s = cluster_load::seller(&c).await;
+    let service = create(&c, "/v1/service-tokens", json!({"name": "consumer site"})).await;
+    let mut buyers = BTreeMap::new();
+    for market in c.spec.market_names() {
+        buyers.insert(
+            market.clone(),
+            dealer(&c, &format!("{market} buyer"), &market).await,
+        );
+    }
+    let listed = Instant::now();
+    let lots = cluster_load::list_lots_lasting(&c, &s, 1, 8).await;
+    let reserve = 2 * cluster_load::START_PRICE;
+    let mut k = 0;
+    for lot in &lots {
+        let token = buyers[&lot.market].account.token.clone();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let r = bid_at_least(&c, &token, lot, reserve, &mut k).await;
+            if accepted(&r) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "a bid at the reserve on {lot:?}: {r:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The node serving the alliance market dies as the auctions close: the survivor
+    // takes every market, and the hand-offs in flight are delivered again.
+    let map = c.map().await;
+    let alliance_node = map.markets["north"].node.clone().expect("north is served");
+    let victim = c.index(&alliance_node);
+    let closing = listed + Duration::from_millis(8_300);
+    tokio::time::sleep(closing.saturating_duration_since(Instant::now())).await;
+    c.kill9(victim);
+
+    let inventory = via_front(
+        &c,
+        ("GET", "/v1/inventory", ADMIN, None),
+        "every market's car in the one inventory",
+        |status, v| status == 200 && v["items"].as_array().is_some_and(|i| i.len() >= 4),
+    )
+    .await;
+    let items = inventory["items"].as_array().expect("items");
+    let mut seen: Vec<(String, String)> = items
+        .iter()
+        .map(|i| {
+            (
+                i["market"].as_str().unwrap_or("?").to_owned(),
+                i["dealer"].as_str().unwrap_or("?").to_owned(),
+            )
+        })
+        .collect();
+    seen.sort();
+    let mut want: Vec<(String, String)> = buyers
+        .iter()
+        .map(|(m, d)| (m.clone(), d.account.id.clone()))
+        .collect();
+    want.sort();
+    assert_eq!(seen, want, "one item per market's sale, no more: {inventory}");
+    for i in items {
+        let market = i["market"].as_str().unwrap_or("?");
+        let lot = lots.iter().find(|l| l.market == market).expect("its lot");
+        assert_eq!(i["auction"], json!(lot.id), "{i}");
+        assert_eq!(i["certified"], true, "{i}");
+        assert!(i["price"].as_u64() >= Some(cluster_load::START_PRICE), "{i}");
+        assert_eq!(i["inspection"]["notes"], "test car", "the report travels: {i}");
+    }
+    // The consumer catalogue, through any front door, shows each car once.
+    let catalogue = via_front(
+        &c,
+        ("GET", "/v1/catalogue", &service.token, None),
+        "the catalogue",
+        |status, _| status == 200,
+    )
+    .await;
+    let shown = catalogue["items"].as_array().map_or(0, Vec::len);
+    assert_eq!(shown, 4, "{catalogue}");
+
+    // West's dealer retails its car at the alliance market; it comes back with hidden
+    // structural damage: a violation of west's dealer, counted in west too.
+    let west = &buyers["west"];
+    let item = items
+        .iter()
+        .find(|i| i["market"] == "west")
+        .and_then(|i| i["id"].as_str())
+        .expect("west's item");
+    let retail = json!({"consumer_ref": "c-1", "price": 300_000});
+    via_front(
+        &c,
+        (
+            "POST",
+            &format!("/v1/inventory/{item}/retail"),
+            &west.account.token,
+            Some(&retail),
+        ),
+        "retailed",
+        |status, _| status == 200,
+    )
+    .await;
+    let claim = json!({"consumer_ref": "c-1", "reason": "not_as_described",
+                       "findings": ["structural_damage"]});
+    via_front(
+        &c,
+        (
+            "POST",
+            &format!("/v1/inventory/{item}/returns"),
+            &service.token,
+            Some(&claim),
+        ),
+        "returned",
+        |status, _| status == 200,
+    )
+    .await;
+    let path = format!("/v1/dealers/{}/standing", west.account.id);
+    let s = via_front(
+        &c,
+        ("GET", &path, &service.token, None),
+        "the violation at the alliance market",
+        |status, s| status == 200 && s["violations"] == 1,
+    )
+    .await;
+    assert_eq!(s["warnings"][0]["cause"], "hidden_damage", "{s}");
+    on_market(
+        &c,
+        "west",
+        ("GET", &path, &service.token, None),
+        "west notes the alliance market's warning",
+        |status, s| status == 200 && remote(s) == notes(&[("north", false)]),
+    )
+    .await;
+    assert_replay_verifies(&c);
+    eprintln!("one inventory test: {:?}", t0.elapsed());
 }

@@ -69,6 +69,14 @@ pub fn router(state: Shared) -> Router {
         .route("/v1/service-tokens", post(create_service))
         .route("/v1/dealers/{id}/status", post(set_status))
         .route("/v1/cluster/transfers", post(transfer))
+        // The alliance is one: its routes are the alliance market's.
+        .route("/v1/catalogue", get(to_alliance))
+        .route("/v1/inventory", any(to_alliance))
+        .route("/v1/inventory/{*rest}", any(to_alliance))
+        .route("/v1/complaints", any(to_alliance))
+        .route("/v1/complaints/{*rest}", any(to_alliance))
+        .route("/v1/dealers/{id}/ratings", any(to_alliance))
+        .route("/v1/dealers/{id}/standing", any(to_alliance))
         .fallback(not_here)
         .with_state(state)
 }
@@ -193,6 +201,13 @@ async fn to_market(
 async fn to_market_root(State(s): State<Shared>, Path(market): Path<String>, uri: Uri) -> Response {
     let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
     redirect(&s, &market, &format!("/{query}"))
+}
+
+/// The one inventory, its returns, complaints, ratings and standings, and the consumer
+/// catalogue: `307` to the alliance market's server, the same path and query.
+async fn to_alliance(State(s): State<Shared>, uri: Uri) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    redirect(&s, &s.settings.alliance_market, path)
 }
 
 /// A listing goes to the market of its car's city; the body itself is checked there.
@@ -557,6 +572,7 @@ mod tests {
             markets: vec!["north".into(), "west".into()],
             cities: BTreeMap::new(),
             default_market: "north".into(),
+            alliance_market: "west".into(),
             lease_ttl_ms: 1000,
             heartbeat_ms: 200,
             market_listen_host: "127.0.0.1".into(),

@@ -46,6 +46,8 @@ pub struct ClusterSettings {
     pub cities: BTreeMap<String, String>,
     /// The market of a car without a (known) city.
     pub default_market: String,
+    /// The market whose alliance holds every market's sold cars.
+    pub alliance_market: String,
     /// Lease and registry TTL.
     pub lease_ttl_ms: u64,
     /// Heartbeat period.
@@ -78,6 +80,11 @@ impl ClusterSettings {
             markets: c.markets.clone(),
             cities: c.cities.clone(),
             default_market: c.default_market.clone(),
+            alliance_market: if c.alliance_market.is_empty() {
+                c.default_market.clone()
+            } else {
+                c.alliance_market.clone()
+            },
             lease_ttl_ms: c.lease_ttl_ms,
             heartbeat_ms: c.heartbeat_ms,
             market_listen_host: c.market_listen_host.clone(),
@@ -98,6 +105,11 @@ impl ClusterSettings {
     /// The prefix of `market`'s journal keys: one hash tag, so one slot.
     pub fn market_prefix(&self, market: &str) -> String {
         format!("{{{}:{market}}}", self.prefix)
+    }
+
+    /// The stream other markets send their sold cars to: on the alliance market's slot.
+    pub fn alliance_inbox(&self) -> String {
+        format!("{}:alliance_inbox", self.market_prefix(&self.alliance_market))
     }
 
     /// The market a car in `city` is listed in.
@@ -129,6 +141,12 @@ impl ClusterSettings {
                     "cluster.markets: {m:?} must be 1 to 32 of a-z, A-Z, 0-9, - and _"
                 ));
             }
+        }
+        if !self.markets.contains(&self.alliance_market) {
+            p.push(format!(
+                "cluster.alliance_market {:?} is not one of cluster.markets",
+                self.alliance_market
+            ));
         }
         if !self.markets.contains(&self.default_market) {
             p.push(format!(

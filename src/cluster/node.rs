@@ -28,7 +28,7 @@ use super::placement::assign;
 use super::registry::{Conn, NodeInfo, Registry};
 use super::routes::RouteTable;
 use super::ClusterSettings;
-use crate::config::Config;
+use crate::config::{Config, SoldCars};
 use crate::server::{self, Running};
 use crate::store::redis::RedisJournal;
 use crate::store::StoreError;
@@ -290,6 +290,15 @@ pub fn market_config(config: &Config, settings: &ClusterSettings, market: &str) 
     c.server.listen = format!("{}:0", settings.market_listen_host);
     c.server.demo = false;
     c.server.cluster_market = true;
+    let inbox = settings.alliance_inbox();
+    c.server.sold_cars = if market == settings.alliance_market {
+        SoldCars::HereAndFromInbox { inbox }
+    } else {
+        SoldCars::ToInbox {
+            market: market.to_owned(),
+            inbox,
+        }
+    };
     c.store.redis_prefix = settings.market_prefix(market);
     c.store.lease_ttl_ms = settings.lease_ttl_ms;
     c

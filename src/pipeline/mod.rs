@@ -13,6 +13,8 @@
 //!   stream through a consumer group. An entry is acknowledged (`XACK`) only after its
 //!   hand-off is durable; entries a consumer read but never acknowledged (it died, or the
 //!   engine was unavailable) are read again or claimed (`XAUTOCLAIM`) by another.
+//! - In a cluster, one market's alliance (the alliance market's) holds every market's sold
+//!   cars: the others forward theirs to its inbox stream, whole ([`redis_consumer::Role`]).
 //! - With the file journal ([`local`]) there is no stream: sold outcomes are taken from the
 //!   engine's publication, which happens only after they are durable, into an in-memory
 //!   queue. The queue can be lost in a crash, so at every (re)start it is rebuilt from the
@@ -30,7 +32,7 @@ pub mod local;
 pub mod redis_consumer;
 
 pub use local::{FeedPublisher, LocalFeed};
-pub use redis_consumer::{RedisHandoff, RedisHandoffConfig};
+pub use redis_consumer::{RedisHandoff, RedisHandoffConfig, Role};
 
 use crate::alliance::{
     inspection_sha256, AllianceCommand, AllianceEvent, AllianceRefusal, HandOffRecord, ItemId,
@@ -80,11 +82,25 @@ pub async fn submit_hand_off(
     engine: &EngineHandle,
     record: HandOffRecord,
 ) -> Result<Handed, Unavailable> {
-    let applied = engine
-        .submit(Command::Alliance(AllianceCommand::HandOff(Box::new(
-            record,
-        ))))
-        .await?;
+    submit(engine, AllianceCommand::HandOff(Box::new(record))).await
+}
+
+/// Submits the hand-off of a car `market` (another market of the cluster) sold, as
+/// [`submit_hand_off`] does.
+pub async fn submit_hand_off_from(
+    engine: &EngineHandle,
+    market: String,
+    record: HandOffRecord,
+) -> Result<Handed, Unavailable> {
+    let command = AllianceCommand::HandOffFrom {
+        market,
+        record: Box::new(record),
+    };
+    submit(engine, command).await
+}
+
+async fn submit(engine: &EngineHandle, command: AllianceCommand) -> Result<Handed, Unavailable> {
+    let applied = engine.submit(Command::Alliance(command)).await?;
     Ok(applied
         .events
         .iter()

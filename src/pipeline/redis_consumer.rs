@@ -18,6 +18,15 @@
 //! killed after the hand-off but before its `XACK` leaves the entry to be handed off again
 //! — and the effect is once, because the book creates one item per auction.
 //!
+//! A consumer has one of three [`Role`]s. `HandOff` is the above. In a cluster the alliance
+//! is one market's (the alliance market's): every other market's consumer `Forward`s each
+//! sold car — the record built from its own durable listing, so the car and its report
+//! travel whole — to the alliance market's inbox stream (`XADD`, then `XACK` of the
+//! outcome), and the alliance market's consumer in the `Collect` role reads the inbox
+//! through the same kind of group and hands each car to its alliance as coming from the
+//! market that sold it (`HandOffFrom`, idempotent by market and auction). Each hop is at
+//! least once; the effect is once.
+//!
 //! On a Redis Cluster (`cluster_urls` set) every call goes to the master of the stream's
 //! slot, the journal's, and the cluster client follows that slot across a failover; a
 //! call it cannot settle fails like any other, and the consumer reconnects.
@@ -25,7 +34,8 @@
 //! Must not: acknowledge anything that is not durable, or retry on its own in a tight
 //! loop (failures back off).
 
-use super::{hand_off_record, submit_hand_off, Handed};
+use super::{hand_off_record, submit_hand_off, submit_hand_off_from, Handed};
+use crate::alliance::{HandOffRecord, MAX_MARKET_NAME};
 use crate::auction::Outcome;
 use crate::engine::EngineHandle;
 use crate::store::redis::{redact_url, RedisConn, RedisTarget};
@@ -58,6 +68,27 @@ pub struct RedisHandoffConfig {
     pub count: usize,
     /// Bound on every Redis call (on top of `block` for blocking reads).
     pub op_timeout: Duration,
+    /// What the consumer does with what it reads.
+    pub role: Role,
+}
+
+/// What a consumer does with the entries it reads (the module's header says why).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    /// `stream` is this market's outcomes: each sold car goes to this market's alliance.
+    #[default]
+    HandOff,
+    /// `stream` is this market's outcomes: each sold car goes to the alliance market's
+    /// inbox, as sold in `market`.
+    Forward {
+        /// This market's name in the cluster.
+        market: String,
+        /// The inbox stream's key (on the alliance market's slot).
+        inbox: String,
+    },
+    /// `stream` is the alliance market's inbox: each car goes to this market's alliance as
+    /// sold in the market the entry names.
+    Collect,
 }
 
 impl std::fmt::Debug for RedisHandoffConfig {
@@ -75,6 +106,7 @@ impl std::fmt::Debug for RedisHandoffConfig {
             .field("stream", &self.stream)
             .field("group", &self.group)
             .field("consumer", &self.consumer)
+            .field("role", &self.role)
             .finish_non_exhaustive()
     }
 }
@@ -84,13 +116,25 @@ impl std::fmt::Debug for RedisHandoffConfig {
 #[error("alliance hand-off: {0}")]
 pub struct HandoffError(String);
 
-/// One entry of the outcomes stream, as read.
+/// One entry of the outcomes stream or of the inbox, as read.
 #[derive(Clone, Debug)]
 pub struct Delivery {
     /// The stream entry id.
     pub id: String,
-    /// The outcome, or `None` if the entry does not decode.
+    /// The outcome (field `o`), if the entry holds one that decodes.
     pub outcome: Option<OutcomeRecord>,
+    /// The sold car another market forwarded (fields `m` and `r`), if the entry holds one
+    /// that decodes.
+    pub sold: Option<Sold>,
+}
+
+/// A sold car on its way from the market that sold it to the alliance market's inbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sold {
+    /// The market that sold it.
+    pub market: String,
+    /// The car, its sale and its report, as that market's book holds them.
+    pub record: HandOffRecord,
 }
 
 /// What handling one delivery came to.
@@ -109,6 +153,8 @@ pub struct RedisHandoff {
     conn: RedisConn,
     engine: EngineHandle,
     lots: Arc<Lots>,
+    /// The connection to the inbox's slot (`Role::Forward` only).
+    inbox: Option<RedisConn>,
     /// Where the next read of this consumer's own pending entries starts, and where the
     /// next claim starts. Both walk forward page by page and wrap around, so an entry that
     /// keeps failing at the head never hides the ones behind it.
@@ -135,11 +181,29 @@ impl RedisHandoff {
             .await
             .map_err(|_| HandoffError("connecting to redis timed out".into()))?
             .map_err(|e| HandoffError(format!("connecting to redis: {e}")))?;
+        let inbox = match &config.role {
+            Role::Forward { inbox, .. } => {
+                let target = RedisTarget::new(
+                    &config.url,
+                    &config.cluster_urls,
+                    inbox,
+                    config.op_timeout,
+                )
+                .map_err(HandoffError)?;
+                let conn = tokio::time::timeout(config.op_timeout, target.connect())
+                    .await
+                    .map_err(|_| HandoffError("connecting to the inbox timed out".into()))?
+                    .map_err(|e| HandoffError(format!("connecting to the inbox: {e}")))?;
+                Some(conn)
+            }
+            Role::HandOff | Role::Collect => None,
+        };
         let mut me = Self {
             config,
             conn,
             engine,
             lots,
+            inbox,
             own_cursor: "0".into(),
             claim_cursor: "0-0".into(),
         };
@@ -251,8 +315,11 @@ impl RedisHandoff {
         Ok(())
     }
 
-    /// Hands one entry off (without acknowledging it).
-    pub async fn handle(&self, delivery: &Delivery) -> Handling {
+    /// Hands one entry off, or forwards it (without acknowledging it).
+    pub async fn handle(&mut self, delivery: &Delivery) -> Handling {
+        if self.config.role == Role::Collect {
+            return self.collect(delivery).await;
+        }
         let Some(o) = &delivery.outcome else {
             tracing::error!(id = %delivery.id, "outcome entry does not decode; skipped");
             return Handling::Ack;
@@ -266,17 +333,57 @@ impl RedisHandoff {
             return Handling::Retry("listing not yet published");
         };
         let record = hand_off_record(o.lot, o.seller, dealer, price, &listing);
-        match submit_hand_off(&self.engine, record).await {
-            Ok(Handed::Done { item, duplicate }) => {
-                tracing::info!(auction = %o.lot, %item, duplicate, id = %delivery.id, "handed off");
-                Handling::Ack
-            }
-            Ok(Handed::Refused(r)) => {
-                tracing::error!(auction = %o.lot, refusal = ?r, "hand-off refused by the book");
-                Handling::Ack
-            }
-            Err(_) => Handling::Retry("engine unavailable"),
+        if let Role::Forward { market, inbox } = &self.config.role {
+            let (market, inbox) = (market.clone(), inbox.clone());
+            return self.forward(&inbox, market, record, &delivery.id).await;
         }
+        let handed = submit_hand_off(&self.engine, record).await;
+        answer(o.lot, None, &delivery.id, handed)
+    }
+
+    /// Puts one sold car on the alliance market's inbox.
+    async fn forward(
+        &mut self,
+        inbox: &str,
+        market: String,
+        record: HandOffRecord,
+        id: &str,
+    ) -> Handling {
+        let auction = record.auction;
+        let Ok(bytes) = rmp_serde::to_vec_named(&record) else {
+            tracing::error!(%auction, "hand-off record does not encode; skipped");
+            return Handling::Ack;
+        };
+        let Some(conn) = self.inbox.as_mut() else {
+            return Handling::Retry("no inbox connection");
+        };
+        let mut add = redis::cmd("XADD");
+        add.arg(inbox)
+            .arg("*")
+            .arg("m")
+            .arg(&market)
+            .arg("r")
+            .arg(bytes);
+        match tokio::time::timeout(self.config.op_timeout, conn.cmd(&add)).await {
+            Ok(Ok(_)) => {
+                tracing::info!(%auction, %market, id, "sold car sent to the alliance market");
+                Handling::Ack
+            }
+            // The entry may have reached the inbox anyway: sending it again is harmless,
+            // since the alliance takes one item per market and auction.
+            Ok(Err(_)) | Err(_) => Handling::Retry("alliance inbox unavailable"),
+        }
+    }
+
+    /// Hands a car another market sold to this market's alliance.
+    async fn collect(&self, delivery: &Delivery) -> Handling {
+        let Some(Sold { market, record }) = &delivery.sold else {
+            tracing::error!(id = %delivery.id, "inbox entry does not decode; skipped");
+            return Handling::Ack;
+        };
+        let auction = record.auction;
+        let handed = submit_hand_off_from(&self.engine, market.clone(), record.clone()).await;
+        answer(auction, Some(market), &delivery.id, handed)
     }
 
     /// Handles and acknowledges each delivery; false if any must be retried.
@@ -383,13 +490,44 @@ impl RedisHandoff {
     }
 }
 
+/// What the engine's answer to a hand-off means for its entry.
+fn answer(
+    auction: crate::vocab::LotId,
+    market: Option<&str>,
+    id: &str,
+    handed: Result<Handed, crate::engine::Unavailable>,
+) -> Handling {
+    match handed {
+        Ok(Handed::Done { item, duplicate }) => {
+            tracing::info!(%auction, ?market, %item, duplicate, id, "handed off");
+            Handling::Ack
+        }
+        Ok(Handed::Refused(r)) => {
+            tracing::error!(%auction, ?market, refusal = ?r, "hand-off refused by the book");
+            Handling::Ack
+        }
+        Err(_) => Handling::Retry("engine unavailable"),
+    }
+}
+
 fn decode(entry: &StreamId) -> Delivery {
-    let outcome = match entry.map.get("o") {
-        Some(Value::BulkString(bytes)) => rmp_serde::from_slice(bytes).ok(),
+    let bytes = |field: &str| match entry.map.get(field) {
+        Some(Value::BulkString(bytes)) => Some(bytes.as_slice()),
+        _ => None,
+    };
+    let outcome = bytes("o").and_then(|b| rmp_serde::from_slice(b).ok());
+    let sold = match (bytes("m").map(std::str::from_utf8), bytes("r")) {
+        (Some(Ok(market)), Some(r)) if !market.is_empty() && market.len() <= MAX_MARKET_NAME => {
+            rmp_serde::from_slice(r).ok().map(|record| Sold {
+                market: market.to_owned(),
+                record,
+            })
+        }
         _ => None,
     };
     Delivery {
         id: entry.id.clone(),
         outcome,
+        sold,
     }
 }

@@ -90,6 +90,49 @@ pub async fn dealer_with(c: &ClusterNodes, name: &str, home: &str, deposit: u64)
     }
 }
 
+/// Asks any front door and follows its `307` (to whichever market's server the route
+/// belongs) until `done` accepts the answer; the accepted body. Fails after 20 s.
+pub async fn via_front(
+    c: &ClusterNodes,
+    (method, path, token, body): (&str, &str, &str, Option<&Value>),
+    what: &str,
+    done: impl Fn(u16, &Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let front = c.front(front_index(c));
+        let last = match http::try_request(front, method, path, Some(token), body, QUICK).await {
+            Ok(r) if r.status == 307 => {
+                let to = r.location.as_deref().and_then(|l| {
+                    let rest = l.strip_prefix("http://")?;
+                    let (host, path) = rest.split_at(rest.find('/')?);
+                    Some((host.parse::<SocketAddr>().ok()?, path.to_owned()))
+                });
+                match to {
+                    Some((addr, path)) => {
+                        match http::try_request(addr, method, &path, Some(token), body, QUICK).await
+                        {
+                            Ok(r) if done(r.status, &r.body) => return r.body,
+                            Ok(r) => format!("{} {}", r.status, r.body),
+                            Err(e) => e,
+                        }
+                    }
+                    None => format!("307 to {:?}", r.location),
+                }
+            }
+            Ok(r) if done(r.status, &r.body) => return r.body,
+            Ok(r) => format!("{} {}", r.status, r.body),
+            Err(e) => e,
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {method} {path} via a front door: last {last}\n{}",
+            c.outputs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Where `market` is served now, by the map of any answering front door.
 pub async fn resolve(fronts: &Fronts, market: &str) -> Option<(String, SocketAddr)> {
     let map = read_map(fronts, Duration::from_secs(1)).await?;
@@ -130,10 +173,20 @@ pub async fn on_market(
 /// Lists `n` cars in each market on its own server, retrying while the market has not yet
 /// applied the seller's registration from the control stream (401/403) or changes hands.
 pub async fn list_lots(c: &ClusterNodes, seller: &Account, n: usize) -> Vec<Lot> {
+    list_lots_lasting(c, seller, n, 600).await
+}
+
+/// [`list_lots`], each auction lasting `duration_s`.
+pub async fn list_lots_lasting(
+    c: &ClusterNodes,
+    seller: &Account,
+    n: usize,
+    duration_s: u64,
+) -> Vec<Lot> {
     let mut lots = Vec::new();
     for market in c.spec.market_names() {
         for _ in 0..n {
-            let mut body = super::gavel::listing(600, START_PRICE);
+            let mut body = super::gavel::listing(duration_s, START_PRICE);
             body["vehicle"]["city"] = json!(c.spec.city(&market));
             let deadline = Instant::now() + Duration::from_secs(15);
             let id = loop {
