@@ -312,6 +312,50 @@ fn a_financed_car_retailed_before_repayment_is_sold_out_of_trust() {
 }
 
 #[test]
+fn a_car_from_another_market_is_not_judged_by_a_local_loan_on_a_lot_of_the_same_id() {
+    // (who sold the car the alliance holds as item 1, the warnings after its retail sale)
+    type Row = (Option<&'static str>, &'static [(&'static str, bool)]);
+    let table: [Row; 2] = [
+        (None, &[("sold_out_of_trust", false)]),
+        // Beijing's auction of the same id is another car; its loan, if any, is Beijing's.
+        (Some("beijing"), &[]),
+    ];
+    for (market, expected) in table {
+        let (mut m, lot) = financed(100_000 * Y);
+        let record = Box::new(crate::alliance::HandOffRecord {
+            auction: lot,
+            vin: crate::alliance::tests::VIN.into(),
+            seller: crate::vocab::SellerId(1),
+            dealer: DealerId(1),
+            price: PRICE,
+            inspection_sha256: crate::alliance::inspection_sha256(&clean()),
+            inspection: clean(),
+        });
+        m.alliance(match market {
+            Some(market) => AllianceCommand::HandOffFrom {
+                market: market.into(),
+                record,
+            },
+            None => AllianceCommand::HandOff(record),
+        });
+        let events = m.alliance(AllianceCommand::Retail {
+            item: ItemId(1),
+            by: Actor::Dealer(DealerId(1)),
+            consumer_ref: "c-1".into(),
+            price: 70_000 * Y,
+        });
+        assert!(
+            events.iter().any(|e| matches!(
+                e,
+                Event::Alliance(AllianceEvent::ItemChanged(i)) if i.status == ItemStatus::Retailed
+            )),
+            "{market:?}: {events:?}"
+        );
+        assert_eq!(warnings(&m), expected, "{market:?}");
+    }
+}
+
+#[test]
 fn a_loan_open_at_its_due_time_is_a_late_repayment() {
     // (repaid at, ticked at its due time first, the warnings after the repayment)
     let due = T0 + 60 * DAY;
