@@ -3251,6 +3251,18 @@ fn pinned_snapshot(file: &str, book: &Market) -> (Market, Vec<String>) {
     (decoded, facts)
 }
 
+/// The facts in `facts` and not in `before`, and those in `before` and no longer in
+/// `facts`: what a sequel changed.
+fn new_and_gone<'a>(facts: &'a [String], before: &'a [String]) -> (Vec<&'a str>, Vec<&'a str>) {
+    let only = |a: &'a [String], b: &[String]| {
+        a.iter()
+            .filter(|f| !b.contains(f))
+            .map(String::as_str)
+            .collect()
+    };
+    (only(facts, before), only(before, facts))
+}
+
 /// The facts that start with one of `prefixes`.
 fn facts_of<'a>(facts: &'a [String], prefixes: &[&str]) -> Vec<&'a str> {
     facts
@@ -3555,16 +3567,7 @@ fn the_warnings_snapshot_is_pinned() {
     // What the warnings sequel changed, against the transfer sequel's book: every other
     // fact is the same.
     let before = book_facts(&transfer_book());
-    let new: Vec<&str> = facts
-        .iter()
-        .filter(|f| !before.contains(f))
-        .map(String::as_str)
-        .collect();
-    let gone: Vec<&str> = before
-        .iter()
-        .filter(|f| !facts.contains(f))
-        .map(String::as_str)
-        .collect();
+    let (new, gone) = new_and_gone(&facts, &before);
     assert_eq!(
         new,
         [
@@ -3663,16 +3666,7 @@ fn the_handfrom_snapshot_is_pinned() {
     // What the hand-off sequel changed, against the warnings sequel's book: every other
     // fact is the same.
     let before = book_facts(&warnings_book());
-    let new: Vec<&str> = facts
-        .iter()
-        .filter(|f| !before.contains(f))
-        .map(String::as_str)
-        .collect();
-    let gone: Vec<&str> = before
-        .iter()
-        .filter(|f| !facts.contains(f))
-        .map(String::as_str)
-        .collect();
+    let (new, gone) = new_and_gone(&facts, &before);
     assert_eq!(
         new,
         [
