@@ -47,6 +47,12 @@
 //!   expels.
 //! - `snapshot-warnings.msgpack.hex`: the book after the transfer sequel and the warnings
 //!   sequel (an alliance holding remote warnings).
+//! - `journal-batch-handfrom.msgpack.hex`: the hand-off sequel's batch, journaled after
+//!   the warnings sequel: sold cars of other markets of the cluster handed off to this
+//!   one (`Alliance::HandOffFrom`: accepted, repeated, not certified, refused) and the
+//!   retail sale of one whose auction id is a local lot's with an open loan.
+//! - `snapshot-handfrom.msgpack.hex`: the book after the warnings sequel and the hand-off
+//!   sequel (an alliance holding items from other markets, beside remote warnings).
 //! - `snapshot.msgpack.hex`: a snapshot (`rmp_serde::encode::write(&mut bytes, &book)`,
 //!   positional, as the engine's snapshot thread writes it) of the book a deterministic
 //!   command script builds: lots in every status, dealers with receipts (one with more than
@@ -1008,6 +1014,79 @@ fn warnings_sequel() -> Vec<Entry> {
         Command::Auction(AuctionCommand::Tick),
     ); // W11: expelled
     log.entries
+}
+
+/// The hand-off sequel: what the engine of a cluster's alliance market journals after the
+/// warnings sequel when other markets forward their sold cars. Its own batch, so the
+/// earlier ones stay the bytes their builds wrote.
+///
+/// Beijing's A15, bought by D1, is handed off (I7), then again (nothing changes): it is
+/// another car than this book's A15, which D1 financed (L2, still open). Chengdu's A15,
+/// with a fire in its report, is I8, not certified; Xi'an's A2, whose claimed hash is not
+/// its report's, is I9, not certified (`inspection_mismatch`). Hand-offs with no market,
+/// for no dealer and at no price are refused. D1 retails I7: no sale out of trust, since
+/// L2 is on this book's A15, not on Beijing's.
+fn handfrom_sequel() -> Vec<Entry> {
+    let mut log = Log {
+        base: warnings_sequel().last().map_or(0, |e| e.seq),
+        entries: Vec::new(),
+    };
+    let start = 19 * HOUR;
+    let record = |lot, dealer, price, inspection: Inspection| HandOffRecord {
+        auction: LotId(lot),
+        vin: "LFV2A21K0M3123456".into(),
+        seller: SellerId(1),
+        dealer: DealerId(dealer),
+        price,
+        inspection_sha256: inspection_sha256(&inspection),
+        inspection,
+    };
+    let from = |market: &str, record: HandOffRecord| {
+        Command::Alliance(AllianceCommand::HandOffFrom {
+            market: market.into(),
+            record: Box::new(record),
+        })
+    };
+    let clean = || report(true, 4, "Clean.");
+    let fire = Inspection {
+        fire: true,
+        ..clean()
+    };
+    let mut misrecorded = record(2, 2, 900_000, clean());
+    misrecorded.inspection_sha256[0] ^= 1;
+    log.at(start, from("beijing", record(15, 1, 1_300_000, clean()))); // I7
+    log.at(
+        start + 1_000,
+        from("beijing", record(15, 1, 1_300_000, clean())),
+    ); // duplicate
+    log.at(start + 2_000, from("chengdu", record(15, 3, 700_000, fire))); // I8
+    log.at(start + 3_000, from("xian", misrecorded)); // I9
+    log.at(start + 4_000, from("", record(3, 1, 1_000_000, clean()))); // invalid
+    log.at(
+        start + 5_000,
+        from("beijing", record(4, 9, 1_000_000, clean())),
+    ); // unknown_dealer
+    log.at(start + 6_000, from("beijing", record(5, 1, 0, clean()))); // invalid
+    log.at(
+        start + 7_000,
+        Command::Alliance(AllianceCommand::Retail {
+            item: ItemId(7),
+            by: Actor::Dealer(DealerId(1)),
+            consumer_ref: "c-3001".into(),
+            price: 1_500_000,
+        }),
+    ); // no sold_out_of_trust
+    log.entries
+}
+
+/// The hand-off sequel as a batch (applied after the warnings sequel).
+fn handfrom_batch() -> Batch {
+    batch_after(warnings_book(), handfrom_sequel())
+}
+
+/// The book after the warnings sequel and the hand-off sequel.
+fn handfrom_book() -> Market {
+    book_after(warnings_book(), &handfrom_sequel())
 }
 
 /// The warnings sequel as a batch (applied after the transfer sequel).
@@ -1998,11 +2077,12 @@ fn command_name(c: &Command) -> &'static str {
             AllianceCommand::ResolveComplaint { .. } => "Alliance::ResolveComplaint",
             AllianceCommand::Rate { .. } => "Alliance::Rate",
             AllianceCommand::NoteRemoteWarning { .. } => "Alliance::NoteRemoteWarning",
+            AllianceCommand::HandOffFrom { .. } => "Alliance::HandOffFrom",
         },
     }
 }
 
-const EVERY_COMMAND: [&str; 28] = [
+const EVERY_COMMAND: [&str; 29] = [
     "Configure",
     "RegisterSeller",
     "RegisterDealer",
@@ -2031,6 +2111,7 @@ const EVERY_COMMAND: [&str; 28] = [
     "Alliance::ResolveComplaint",
     "Alliance::Rate",
     "Alliance::NoteRemoteWarning",
+    "Alliance::HandOffFrom",
 ];
 
 /// The batch's shape and its outcomes, one line each.
@@ -2124,6 +2205,11 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
                 }) => {
                     format!("{auction} handed off as {item} duplicate={duplicate}")
                 }
+                Event::Alliance(AllianceEvent::ItemFrom {
+                    item,
+                    market,
+                    auction,
+                }) => format!("{item} from {market} {auction}"),
                 Event::Alliance(AllianceEvent::Expelled { dealer, warning }) => {
                     format!("{dealer} expelled by {warning}")
                 }
@@ -2227,8 +2313,12 @@ fn book_facts(book: &Market) -> Vec<String> {
             .as_ref()
             .map(|d| format!(" disposal={} at T0+{}", d.channel.as_str(), d.at - T0))
             .unwrap_or_default();
+        let origin = alliance
+            .origin(i.id)
+            .map(|(market, _)| format!(" from {market}"))
+            .unwrap_or_default();
         facts.push(format!(
-            "{} {} {} {} certified={} reasons={:?} rated={}{disposal}",
+            "{} {} {} {} certified={} reasons={:?} rated={}{disposal}{origin}",
             i.id,
             i.auction,
             i.dealer,
@@ -2894,6 +2984,7 @@ fn journal_batch_is_pinned() {
         .chain(&credit_sequel())
         .chain(&transfer_sequel())
         .chain(&warnings_sequel())
+        .chain(&handfrom_sequel())
         .map(|e| command_name(&e.command))
         .collect();
     assert_eq!(
@@ -3158,6 +3249,18 @@ fn pinned_snapshot(file: &str, book: &Market) -> (Market, Vec<String>) {
     );
     let facts = book_facts(&decoded);
     (decoded, facts)
+}
+
+/// The facts in `facts` and not in `before`, and those in `before` and no longer in
+/// `facts`: what a sequel changed.
+fn new_and_gone<'a>(facts: &'a [String], before: &'a [String]) -> (Vec<&'a str>, Vec<&'a str>) {
+    let only = |a: &'a [String], b: &[String]| {
+        a.iter()
+            .filter(|f| !b.contains(f))
+            .map(String::as_str)
+            .collect()
+    };
+    (only(facts, before), only(before, facts))
 }
 
 /// The facts that start with one of `prefixes`.
@@ -3464,16 +3567,7 @@ fn the_warnings_snapshot_is_pinned() {
     // What the warnings sequel changed, against the transfer sequel's book: every other
     // fact is the same.
     let before = book_facts(&transfer_book());
-    let new: Vec<&str> = facts
-        .iter()
-        .filter(|f| !before.contains(f))
-        .map(String::as_str)
-        .collect();
-    let gone: Vec<&str> = before
-        .iter()
-        .filter(|f| !facts.contains(f))
-        .map(String::as_str)
-        .collect();
+    let (new, gone) = new_and_gone(&facts, &before);
     assert_eq!(
         new,
         [
@@ -3504,4 +3598,83 @@ fn the_warnings_snapshot_is_pinned() {
             "D2 standing score=Some(4.5) ratings=1 violations=1 uncorrected=1",
         ]
     );
+}
+
+#[test]
+fn the_handfrom_batch_is_pinned() {
+    let decoded = pinned_batch("journal-batch-handfrom.msgpack.hex", &handfrom_batch());
+    assert_eq!(
+        batch_facts(&decoded),
+        ["entries 251..=258 (8), from T0+68400000 to T0+68407000"]
+    );
+}
+
+#[test]
+fn the_handfrom_sequel_does_what_its_comments_say() {
+    let mut book = warnings_book();
+    let applied = apply(&mut book, &handfrom_sequel());
+    assert_eq!(
+        story_facts(&applied),
+        [
+            "seq 251: A15 handed off as I7 duplicate=false",
+            "seq 251: I7 from beijing A15",
+            "seq 252: A15 handed off as I7 duplicate=true",
+            "seq 253: A15 handed off as I8 duplicate=false",
+            "seq 253: I8 from chengdu A15",
+            "seq 254: A2 handed off as I9 duplicate=false",
+            "seq 254: I9 from xian A2",
+            "seq 255: alliance refused invalid",
+            "seq 256: alliance refused unknown_dealer",
+            "seq 257: alliance refused invalid",
+        ]
+    );
+    // The repeat said only that; the retail sale of I7 went through and warned no one,
+    // though this book's A15 has L2 open.
+    let events = |seq| {
+        applied
+            .iter()
+            .find(|(s, _)| *s == seq)
+            .map(|(_, e)| e.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(events(252).len(), 1);
+    let retail = events(258);
+    assert!(
+        matches!(&retail[..], [Event::Alliance(AllianceEvent::ItemChanged(i))] if i.id == ItemId(7)),
+        "{retail:?}"
+    );
+}
+
+#[test]
+fn the_handfrom_snapshot_is_pinned() {
+    let (decoded, facts) = pinned_snapshot("snapshot-handfrom.msgpack.hex", &handfrom_book());
+    // This book's A2 and A15 keep their own items; the other markets' are filed apart.
+    let alliance = decoded.alliance();
+    assert_eq!(
+        alliance.item_for_auction(LotId(15)).map(|i| i.id),
+        None,
+        "this book's A15 was never handed off"
+    );
+    assert_eq!(
+        alliance.item_for_auction(LotId(2)).map(|i| i.id),
+        Some(ItemId(2))
+    );
+    assert_eq!(
+        alliance.item_from("beijing", LotId(15)).map(|i| i.id),
+        Some(ItemId(7))
+    );
+    // What the hand-off sequel changed, against the warnings sequel's book: every other
+    // fact is the same.
+    let before = book_facts(&warnings_book());
+    let (new, gone) = new_and_gone(&facts, &before);
+    assert_eq!(
+        new,
+        [
+            "last_seq=258 last_now=T0+68407000",
+            "I7 A15 D1 retailed certified=true reasons=[] rated=false from beijing",
+            "I8 A15 D3 in_stock certified=false reasons=[\"fire\"] rated=false from chengdu",
+            "I9 A2 D2 in_stock certified=false reasons=[\"inspection_mismatch\"] rated=false from xian",
+        ]
+    );
+    assert_eq!(gone, ["last_seq=250 last_now=T0+64807000"]);
 }

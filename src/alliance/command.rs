@@ -229,6 +229,18 @@ pub enum AllianceCommand {
         /// When that market corrected it, if it has.
         corrected_at: Option<u64>,
     },
+    /// A sold auction of another market of the cluster: that market checked the record
+    /// against its own book before sending it; idempotent by (market, auction).
+    ///
+    /// This market's book does not hold the lot (and its own lot of the same id is another
+    /// car), so the record is certified as its own sale's listing, and a loan on the car
+    /// lives in the selling market's book (see [`super::Alliance::origin`]).
+    HandOffFrom {
+        /// The selling market (at most [`super::MAX_MARKET_NAME`] bytes).
+        market: String,
+        /// Its sold auction, as that market handed it off.
+        record: Box<HandOffRecord>,
+    },
 }
 
 /// Why an alliance command changed nothing. The names are the API's error codes.
@@ -265,7 +277,7 @@ pub enum AllianceRefusal {
     NotSold,
     /// A hand-off whose seller, buyer or price differ from the book's sale.
     RecordMismatch,
-    /// A remote warning's market name is empty or longer than
+    /// A remote warning's or a remote hand-off's market name is empty or longer than
     /// [`super::MAX_MARKET_NAME`].
     InvalidMarket,
 }
@@ -299,7 +311,9 @@ impl AllianceRefusal {
 /// ([`super::Alliance::absorb`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AllianceEvent {
-    /// The answer to a `HandOff`: the auction's item, new or (`duplicate`) already there.
+    /// The answer to a `HandOff` or a `HandOffFrom`: the auction's item, new or
+    /// (`duplicate`) already there. For a `HandOffFrom`, `auction` is the selling
+    /// market's.
     HandedOff {
         /// The auction.
         auction: LotId,
@@ -352,6 +366,17 @@ pub enum AllianceEvent {
     },
     /// The command changed nothing.
     Refused(AllianceRefusal),
+    /// A new item came from another market of the cluster (a `HandOffFrom`): where it was
+    /// sold. Sent between its `HandedOff` and its first `ItemChanged`, so a read view files
+    /// the item under that market's auction, not under this market's lot of the same id.
+    ItemFrom {
+        /// The item.
+        item: ItemId,
+        /// The selling market.
+        market: String,
+        /// Its auction there.
+        auction: LotId,
+    },
 }
 
 /// A sold auction as the book knows it.

@@ -16,16 +16,21 @@ use super::model::{
     WarningId, MAX_MARKET_NAME,
 };
 use crate::vocab::{DealerId, DealerStatus, Fen, LoanId, LotId, MAX_AMOUNT};
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
 
 type Outcome = Result<(), AllianceRefusal>;
 
 /// All alliance state. Lives inside the `Book` (and so in its snapshots).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Written field by field in declaration order (snapshots are positional): see its
+/// `Serialize` for which trailing fields are left out while empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 pub struct Alliance {
     items: BTreeMap<ItemId, Item>,
-    /// Auction → its item: what makes a hand-off idempotent.
+    /// This market's auction → its item: what makes a hand-off idempotent. Local lots
+    /// only; items from other markets are in `from_markets`.
     by_auction: BTreeMap<LotId, ItemId>,
     complaints: BTreeMap<ComplaintId, Complaint>,
     warnings: BTreeMap<WarningId, Warning>,
@@ -33,10 +38,46 @@ pub struct Alliance {
     /// (due_at, complaint) of every open complaint: the alliance's timers.
     due: BTreeSet<(u64, ComplaintId)>,
     /// Warnings other markets of the cluster issued, per dealer, sorted by (market, id),
-    /// so the state is the same whatever order the notes came in. Last, and left out
-    /// while empty, so an alliance without one is written as before they existed.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    /// so the state is the same whatever order the notes came in. Left out while empty
+    /// (and `from_markets` is), so an alliance without one is written as before they
+    /// existed.
+    #[serde(default)]
     remote: BTreeMap<DealerId, Vec<RemoteWarning>>,
+    /// Selling market → its auction → the item it was handed off as: items other markets
+    /// of the cluster sold, and what makes their hand-offs idempotent. Keyed by market
+    /// because every market numbers its lots from 1. Last, and left out while empty.
+    #[serde(default)]
+    from_markets: BTreeMap<String, BTreeMap<LotId, ItemId>>,
+}
+
+impl Serialize for Alliance {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The snapshot is positional: `from_markets` needs `remote`'s place written before
+        // it, empty or not. While both are empty the alliance is written as before
+        // either existed (six fields), and with notes alone as before hand-offs from
+        // other markets (seven), so older snapshots keep their bytes.
+        let from = !self.from_markets.is_empty();
+        let remote = from || !self.remote.is_empty();
+        let fields = 6 + usize::from(remote) + usize::from(from);
+        let mut a = s.serialize_struct("Alliance", fields)?;
+        a.serialize_field("items", &self.items)?;
+        a.serialize_field("by_auction", &self.by_auction)?;
+        a.serialize_field("complaints", &self.complaints)?;
+        a.serialize_field("warnings", &self.warnings)?;
+        a.serialize_field("records", &self.records)?;
+        a.serialize_field("due", &self.due)?;
+        if remote {
+            a.serialize_field("remote", &self.remote)?;
+        } else {
+            a.skip_field("remote")?;
+        }
+        if from {
+            a.serialize_field("from_markets", &self.from_markets)?;
+        } else {
+            a.skip_field("from_markets")?;
+        }
+        a.end()
+    }
 }
 
 impl Alliance {
@@ -45,9 +86,35 @@ impl Alliance {
         self.items.get(&id)
     }
 
-    /// The item handed off from an auction, if it was.
+    /// The item handed off from an auction of this market's book, if it was. Local lots
+    /// only: an item another market sold is found with [`Self::item_from`].
     pub fn item_for_auction(&self, lot: LotId) -> Option<&Item> {
         self.by_auction.get(&lot).and_then(|id| self.items.get(id))
+    }
+
+    /// The item handed off from `market`'s auction `auction` (a `HandOffFrom`), if it was.
+    pub fn item_from(&self, market: &str, auction: LotId) -> Option<&Item> {
+        self.from_markets
+            .get(market)
+            .and_then(|lots| lots.get(&auction))
+            .and_then(|id| self.items.get(id))
+    }
+
+    /// The market and its auction an item was handed off from, for an item another market
+    /// sold; `None` for a local item (its auction is this book's) or no such item.
+    pub fn origin(&self, item: ItemId) -> Option<(&str, LotId)> {
+        let auction = self.items.get(&item)?.auction;
+        self.origin_of(item, auction)
+    }
+
+    /// The market that filed `item` under `auction`, if one did. A scan of the markets,
+    /// which are few (a cluster's), each a lookup by auction: no reverse index to keep in
+    /// step or in the snapshot.
+    fn origin_of(&self, item: ItemId, auction: LotId) -> Option<(&str, LotId)> {
+        self.from_markets
+            .iter()
+            .find(|(_, lots)| lots.get(&auction) == Some(&item))
+            .map(|(market, _)| (market.as_str(), auction))
     }
 
     /// Every item, in id order.
@@ -220,6 +287,9 @@ impl Alliance {
                 };
                 self.note_remote(dealer, note, registry, out)
             }
+            AllianceCommand::HandOffFrom { market, record } => {
+                self.hand_off_from(now, market, *record, registry, out)
+            }
         };
         if let Err(refusal) = result {
             out.push(AllianceEvent::Refused(refusal));
@@ -307,8 +377,22 @@ impl Alliance {
     pub fn absorb(&mut self, event: &AllianceEvent) {
         match event {
             AllianceEvent::ItemChanged(item) => {
-                self.by_auction.insert(item.auction, item.id);
+                // An item from another market was filed under it by its `ItemFrom`, which
+                // comes first; its auction id is that market's, not this book's.
+                if self.origin_of(item.id, item.auction).is_none() {
+                    self.by_auction.insert(item.auction, item.id);
+                }
                 self.items.insert(item.id, (**item).clone());
+            }
+            AllianceEvent::ItemFrom {
+                item,
+                market,
+                auction,
+            } => {
+                self.from_markets
+                    .entry(market.clone())
+                    .or_default()
+                    .insert(*auction, *item);
             }
             AllianceEvent::ComplaintChanged(c) => {
                 if let Some(old) = self.complaints.get(&c.id) {
@@ -362,6 +446,64 @@ impl Alliance {
             return Err(AllianceRefusal::RecordMismatch);
         }
         let reasons = certify(&record, sale.vin, sale.inspection);
+        self.deliver(now, record, reasons, None, out);
+        Ok(())
+    }
+
+    /// A sold auction of another market: checked there against that market's book, so
+    /// here only what this market can check (the market's name, the buyer, the price)
+    /// and the record's own certification.
+    fn hand_off_from(
+        &mut self,
+        now: u64,
+        market: String,
+        record: HandOffRecord,
+        registry: &impl Registry,
+        out: &mut Vec<AllianceEvent>,
+    ) -> Outcome {
+        if !valid_market(&market) {
+            return Err(AllianceRefusal::InvalidMarket);
+        }
+        // Idempotent by (market, auction), as `hand_off` is by auction.
+        if let Some(&item) = self
+            .from_markets
+            .get(&market)
+            .and_then(|lots| lots.get(&record.auction))
+        {
+            out.push(AllianceEvent::HandedOff {
+                auction: record.auction,
+                item,
+                duplicate: true,
+            });
+            return Ok(());
+        }
+        // Accounts exist in every market of a cluster: the buyer is known here too.
+        registry
+            .dealer_status(record.dealer)
+            .ok_or(AllianceRefusal::UnknownDealer)?;
+        if record.price == 0 || record.price > MAX_AMOUNT {
+            return Err(AllianceRefusal::InvalidAmount);
+        }
+        // The listing is not in this book: the record is its own sale's listing. What it
+        // can still fail is a report that bars the car, a bad VIN, and a claimed hash
+        // that is not its report's (a record altered on its way).
+        let reasons = certify(&record, &record.vin, &record.inspection);
+        self.deliver(now, record, reasons, Some(market), out);
+        Ok(())
+    }
+
+    /// Creates the item of a hand-off that passed its checks and files it under its
+    /// auction: this book's (`market` is `None`) or the selling market's. The events that
+    /// answer it: `HandedOff`, `ItemFrom` when it came from another market, then
+    /// `ItemChanged`.
+    fn deliver(
+        &mut self,
+        now: u64,
+        record: HandOffRecord,
+        reasons: Vec<Reason>,
+        market: Option<String>,
+        out: &mut Vec<AllianceEvent>,
+    ) {
         let id = ItemId(next_id(self.items.len()));
         let item = Item {
             id,
@@ -385,17 +527,36 @@ impl Alliance {
             rated: false,
             disposal: None,
         };
-        self.by_auction.insert(item.auction, id);
         out.push(AllianceEvent::HandedOff {
             auction: item.auction,
             item: id,
             duplicate: false,
         });
+        match market {
+            None => {
+                self.by_auction.insert(item.auction, id);
+            }
+            Some(market) => {
+                self.from_markets
+                    .entry(market.clone())
+                    .or_default()
+                    .insert(item.auction, id);
+                out.push(AllianceEvent::ItemFrom {
+                    item: id,
+                    market,
+                    auction: item.auction,
+                });
+            }
+        }
         out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));
         self.items.insert(id, item);
-        Ok(())
     }
 
+    /// The holding dealer sold the car to a consumer. A car paid for from this book's
+    /// credit line and not yet repaid is sold out of trust (a violation). For a car
+    /// handed off from another market (`from_markets`) this book's loans are not asked:
+    /// a loan on it lives in the selling market's book, so selling it out of trust is not
+    /// seen here.
     #[allow(clippy::too_many_arguments)] // the fields of one Retail, unpacked
     fn retail(
         &mut self,
@@ -419,7 +580,13 @@ impl Alliance {
             return Err(AllianceRefusal::InvalidAmount);
         }
         let (dealer, title_ok) = (item.dealer, item.inspection.title_transferable);
-        let open_loan = registry.open_loan(item.auction);
+        // The registry's loans are keyed by this book's lots. An item from another market
+        // carries that market's auction id, which here names an unrelated local lot:
+        // asking would find that lot's loan (a false "sold out of trust").
+        let open_loan = match self.origin_of(id, item.auction) {
+            Some(_) => None,
+            None => registry.open_loan(item.auction),
+        };
         if rules.version >= 2 {
             let barred: Vec<Reason> = item
                 .reasons
@@ -761,7 +928,7 @@ impl Alliance {
         registry: &impl Registry,
         out: &mut Vec<AllianceEvent>,
     ) -> Outcome {
-        if note.market.is_empty() || note.market.len() > MAX_MARKET_NAME {
+        if !valid_market(&note.market) {
             return Err(AllianceRefusal::InvalidMarket);
         }
         registry
@@ -853,6 +1020,12 @@ impl Alliance {
             }
         }
     }
+}
+
+/// Whether `name` may name another market of the cluster: not empty, at most
+/// [`MAX_MARKET_NAME`] bytes.
+fn valid_market(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_MARKET_NAME
 }
 
 /// Where `note`'s (market, id) is, or would go, in a dealer's notes sorted by that key.

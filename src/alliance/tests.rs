@@ -1611,3 +1611,320 @@ mod remote_notes {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// Hand-offs from other markets of the cluster
+
+impl Sim {
+    /// Hands off `record` as market `market` sold it.
+    fn hand_from(&mut self, market: &str, record: HandOffRecord) -> Vec<AllianceEvent> {
+        self.run(AllianceCommand::HandOffFrom {
+            market: market.into(),
+            record: Box::new(record),
+        })
+    }
+}
+
+/// The item a hand-off answered with, and whether it was a duplicate.
+fn handed(out: &[AllianceEvent]) -> Option<(ItemId, bool)> {
+    match out.first() {
+        Some(AllianceEvent::HandedOff {
+            item, duplicate, ..
+        }) => Some((*item, *duplicate)),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_sold_car_of_another_market_is_delivered_like_a_local_one_and_filed_under_its_market() {
+    let mut sim = Sim::new();
+    // No sale in this book: the selling market checked the record against its own.
+    let out = sim.hand_from("beijing", record(3, 2, clean()));
+    let item = sim.alliance.item(ItemId(1)).expect("delivered").clone();
+    assert_eq!(
+        out,
+        [
+            AllianceEvent::HandedOff {
+                auction: LotId(3),
+                item: ItemId(1),
+                duplicate: false
+            },
+            AllianceEvent::ItemFrom {
+                item: ItemId(1),
+                market: "beijing".into(),
+                auction: LotId(3)
+            },
+            AllianceEvent::ItemChanged(Box::new(item.clone())),
+        ]
+    );
+    assert_eq!(
+        (item.auction, item.dealer, item.price, item.status),
+        (LotId(3), DealerId(2), 5_000_000, ItemStatus::InStock)
+    );
+    assert!(item.certified);
+    assert_eq!(item.delivered_at, T0);
+    assert_eq!(sim.alliance.origin(ItemId(1)), Some(("beijing", LotId(3))));
+    assert_eq!(sim.alliance.item_from("beijing", LotId(3)), Some(&item));
+    assert_eq!(sim.alliance.item_from("chengdu", LotId(3)), None);
+    // This book's lot 3 is another car, never handed off.
+    assert_eq!(sim.alliance.item_for_auction(LotId(3)), None);
+}
+
+#[test]
+fn one_item_per_market_and_auction() {
+    // (who hands off auction 3, the item it answers with, duplicate?)
+    let table: &[(Option<&str>, u32, bool)] = &[
+        (Some("beijing"), 1, false),
+        (Some("beijing"), 1, true),
+        (Some("chengdu"), 2, false),
+        (None, 3, false), // this book's own lot 3
+        (Some("chengdu"), 2, true),
+        (None, 3, true),
+        (Some("beijing"), 1, true),
+    ];
+    let mut sim = Sim::new();
+    sim.sell(3, 1, clean());
+    for (step, &(market, item, duplicate)) in table.iter().enumerate() {
+        let before = sim.alliance.clone();
+        let out = match market {
+            Some(m) => sim.hand_from(m, record(3, 1, clean())),
+            None => sim.run(AllianceCommand::HandOff(Box::new(record(3, 1, clean())))),
+        };
+        assert_eq!(
+            handed(&out),
+            Some((ItemId(item), duplicate)),
+            "step {step}: {out:?}"
+        );
+        if duplicate {
+            assert_eq!(out.len(), 1, "step {step}: a duplicate says only that");
+            assert_eq!(
+                sim.alliance, before,
+                "step {step}: a duplicate changes nothing"
+            );
+        }
+    }
+    assert_eq!(sim.alliance.items().count(), 3);
+    let a = &sim.alliance;
+    assert_eq!(
+        a.item_from("beijing", LotId(3)).map(|i| i.id),
+        Some(ItemId(1))
+    );
+    assert_eq!(
+        a.item_from("chengdu", LotId(3)).map(|i| i.id),
+        Some(ItemId(2))
+    );
+    assert_eq!(a.item_for_auction(LotId(3)).map(|i| i.id), Some(ItemId(3)));
+    assert_eq!(a.origin(ItemId(2)), Some(("chengdu", LotId(3))));
+    assert_eq!(a.origin(ItemId(3)), None, "a local item");
+    assert_eq!(a.origin(ItemId(4)), None, "no such item");
+    // A repeat is known by (market, auction) alone, as a local one is by auction: a
+    // record that differs on the way is still the same car's.
+    let mut dearer = record(3, 1, clean());
+    dearer.price += 1;
+    assert_eq!(
+        handed(&sim.hand_from("beijing", dearer)),
+        Some((ItemId(1), true))
+    );
+}
+
+#[test]
+fn hand_offs_from_other_markets_the_rules_refuse() {
+    type Change = fn(&mut HandOffRecord);
+    let long = "x".repeat(MAX_MARKET_NAME + 1);
+    let longest = "x".repeat(MAX_MARKET_NAME);
+    let table: &[(&str, &str, Change, Option<AllianceRefusal>)] = &[
+        ("accepted", "beijing", |_| {}, None),
+        (
+            "no market",
+            "",
+            |_| {},
+            Some(AllianceRefusal::InvalidMarket),
+        ),
+        (
+            "market too long",
+            &long,
+            |_| {},
+            Some(AllianceRefusal::InvalidMarket),
+        ),
+        ("longest market", &longest, |_| {}, None),
+        (
+            "unknown buyer",
+            "beijing",
+            |r| r.dealer = DealerId(9),
+            Some(AllianceRefusal::UnknownDealer),
+        ),
+        (
+            "free",
+            "beijing",
+            |r| r.price = 0,
+            Some(AllianceRefusal::InvalidAmount),
+        ),
+        (
+            "over the cap",
+            "beijing",
+            |r| r.price = crate::vocab::MAX_AMOUNT + 1,
+            Some(AllianceRefusal::InvalidAmount),
+        ),
+        (
+            "at the cap",
+            "beijing",
+            |r| r.price = crate::vocab::MAX_AMOUNT,
+            None,
+        ),
+    ];
+    for (name, market, change, expected) in table {
+        let mut sim = Sim::new();
+        let mut r = record(3, 1, clean());
+        change(&mut r);
+        let out = sim.hand_from(market, r);
+        assert_eq!(refusal(&out), *expected, "{name}: {out:?}");
+        let items = usize::from(expected.is_none());
+        assert_eq!(sim.alliance.items().count(), items, "{name}");
+        if expected.is_some() {
+            assert_eq!(sim.alliance, Alliance::default(), "{name}: changed nothing");
+        }
+    }
+}
+
+#[test]
+fn a_car_from_another_market_is_certified_on_its_own_record() {
+    type Change = fn(&mut HandOffRecord);
+    let table: &[(&str, Change, &[Reason])] = &[
+        ("clean", |_| {}, &[]),
+        (
+            "flood in the report",
+            |r| {
+                r.inspection.flood = true;
+                r.inspection_sha256 = inspection_sha256(&r.inspection);
+            },
+            &[Reason::Flood],
+        ),
+        (
+            "claimed hash is not the report's",
+            |r| r.inspection_sha256[0] ^= 1,
+            &[Reason::InspectionMismatch],
+        ),
+        (
+            "report changed after hashing",
+            |r| r.inspection.notes = "Like new.".into(),
+            &[Reason::InspectionMismatch],
+        ),
+        // The record is its own listing: a bad VIN is invalid, never a mismatch.
+        (
+            "check digit",
+            |r| r.vin = "1M8GDM9A1KP042788".into(),
+            &[Reason::VinInvalid],
+        ),
+    ];
+    for (name, change, expected) in table {
+        let mut sim = Sim::new();
+        let mut r = record(3, 1, clean());
+        change(&mut r);
+        let true_hash = inspection_sha256(&r.inspection);
+        sim.hand_from("beijing", r);
+        let item = sim.alliance.item(ItemId(1)).expect("delivered either way");
+        assert_eq!(item.reasons, *expected, "{name}");
+        assert_eq!(item.certified, expected.is_empty(), "{name}");
+        assert_eq!(item.inspection_sha256, true_hash, "{name}");
+    }
+    // Zero tolerance applies to it as to a local car: its retail sale is refused.
+    let mut sim = Sim::new();
+    let fire = Inspection {
+        fire: true,
+        ..clean()
+    };
+    sim.hand_from("beijing", record(3, 1, fire));
+    let out = sim.retail(ItemId(1), 1);
+    assert_eq!(
+        retail_refused(&out).map(|(reasons, _)| reasons),
+        Some(vec![Reason::Fire])
+    );
+    assert_eq!(
+        sim.alliance.item(ItemId(1)).map(|i| i.status),
+        Some(ItemStatus::InStock)
+    );
+}
+
+#[test]
+fn an_alliance_with_cars_from_other_markets_round_trips_and_keeps_its_place() {
+    // (remote warnings noted, hand-offs from other markets, positional array length)
+    let table: &[(bool, bool, u8)] = &[
+        (false, false, 0x96),
+        (true, false, 0x97),
+        // `remote` is written, empty, to keep its place before `from_markets`.
+        (false, true, 0x98),
+        (true, true, 0x98),
+    ];
+    for &(notes, from, len) in table {
+        let mut sim = Sim::new();
+        sim.stock(1, 1);
+        violation(&mut sim, "overdue");
+        if notes {
+            sim.note(1, "xian", 1, None);
+        }
+        if from {
+            sim.hand_from("beijing", record(1, 2, clean()));
+            sim.hand_from("chengdu", record(1, 2, clean()));
+        }
+        let positional = rmp_serde::to_vec(&sim.alliance).expect("encodes");
+        assert_eq!(positional[0], len, "notes {notes} from {from}");
+        let named = rmp_serde::to_vec_named(&sim.alliance).expect("encodes");
+        for bytes in [&positional, &named] {
+            let back: Alliance = rmp_serde::from_slice(bytes).expect("decodes");
+            assert_eq!(back, sim.alliance, "notes {notes} from {from}");
+            // Filed as before: local lot 1 and the other markets' lot 1 stay apart.
+            assert_eq!(
+                back.item_for_auction(LotId(1)).map(|i| i.id),
+                Some(ItemId(1))
+            );
+            if from {
+                assert_eq!(back.origin(ItemId(3)), Some(("chengdu", LotId(1))));
+            }
+        }
+    }
+}
+
+mod hand_offs_from {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A hand-off of auction `lot` (1–3) from market `m` (0–2), or this book's (3).
+    type HandOff = (u8, u32);
+
+    proptest! {
+        /// Deliveries repeat and interleave across markets: one item per (market, auction)
+        /// and per local lot, each filed where it came from (and the event-built view
+        /// agrees, checked in `run`).
+        #[test]
+        fn one_item_per_origin_whatever_the_order(
+            hand_offs in prop::collection::vec((0u8..4, 1u32..4), 0..16)
+        ) {
+            let markets = ["beijing", "chengdu", "xian"];
+            let mut sim = Sim::new();
+            for lot in 1..4 {
+                sim.sell(lot, 1, clean());
+            }
+            for &(m, lot) in &hand_offs {
+                let out = match markets.get(usize::from(m)) {
+                    Some(market) => sim.hand_from(market, record(lot, 1, clean())),
+                    None => sim.run(AllianceCommand::HandOff(Box::new(record(lot, 1, clean())))),
+                };
+                prop_assert!(handed(&out).is_some(), "{:?}", out);
+            }
+            let mut origins: Vec<HandOff> = hand_offs.clone();
+            origins.sort_unstable();
+            origins.dedup();
+            prop_assert_eq!(sim.alliance.items().count(), origins.len());
+            for (m, lot) in origins {
+                let item = match markets.get(usize::from(m)) {
+                    Some(market) => sim.alliance.item_from(market, LotId(lot)),
+                    None => sim.alliance.item_for_auction(LotId(lot)),
+                };
+                let item = item.expect("filed");
+                prop_assert_eq!(item.auction, LotId(lot));
+                let origin = markets.get(usize::from(m)).map(|&market| (market, LotId(lot)));
+                prop_assert_eq!(sim.alliance.origin(item.id), origin);
+            }
+        }
+    }
+}

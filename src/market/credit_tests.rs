@@ -252,9 +252,9 @@ fn a_limit_lowered_below_what_is_drawn_leaves_no_credit_until_repaid() {
     ));
 }
 
-/// Retails dealer 1's item 1 (the financed car, handed off).
-fn retail(m: &mut Sim, lot: LotId) -> Vec<Event> {
-    let record = crate::alliance::HandOffRecord {
+/// The hand-off record of dealer 1's purchase of `lot` at `PRICE`, with a clean report.
+fn purchase(lot: LotId) -> Box<crate::alliance::HandOffRecord> {
+    Box::new(crate::alliance::HandOffRecord {
         auction: lot,
         vin: crate::alliance::tests::VIN.into(),
         seller: crate::vocab::SellerId(1),
@@ -262,14 +262,33 @@ fn retail(m: &mut Sim, lot: LotId) -> Vec<Event> {
         price: PRICE,
         inspection_sha256: crate::alliance::inspection_sha256(&clean()),
         inspection: clean(),
-    };
-    m.alliance(AllianceCommand::HandOff(Box::new(record)));
+    })
+}
+
+/// Dealer 1 retails item 1.
+fn retail_item_1(m: &mut Sim) -> Vec<Event> {
     m.alliance(AllianceCommand::Retail {
         item: ItemId(1),
         by: Actor::Dealer(DealerId(1)),
         consumer_ref: "c-1".into(),
         price: 70_000 * Y,
     })
+}
+
+/// Whether `events` hold an item's retail sale.
+fn retailed(events: &[Event]) -> bool {
+    events.iter().any(|e| {
+        matches!(
+            e,
+            Event::Alliance(AllianceEvent::ItemChanged(i)) if i.status == ItemStatus::Retailed
+        )
+    })
+}
+
+/// Retails dealer 1's item 1 (the financed car, handed off).
+fn retail(m: &mut Sim, lot: LotId) -> Vec<Event> {
+    m.alliance(AllianceCommand::HandOff(purchase(lot)));
+    retail_item_1(m)
 }
 
 #[test]
@@ -295,10 +314,7 @@ fn a_financed_car_retailed_before_repayment_is_sold_out_of_trust() {
         }
         let events = retail(&mut m, lot);
         // The sale stands either way: the consumer bought a car the dealer held.
-        assert!(events.iter().any(|e| matches!(
-            e,
-            Event::Alliance(AllianceEvent::ItemChanged(i)) if i.status == ItemStatus::Retailed
-        )));
+        assert!(retailed(&events), "{events:?}");
         assert_eq!(warnings(&m), after_sale, "repaid first: {repaid_first}");
         if !repaid_first {
             repay(&mut m, 1);
@@ -308,6 +324,31 @@ fn a_financed_car_retailed_before_repayment_is_sold_out_of_trust() {
             after_repayment,
             "repaid first: {repaid_first}"
         );
+    }
+}
+
+#[test]
+fn a_car_from_another_market_is_not_judged_by_a_local_loan_on_a_lot_of_the_same_id() {
+    // (who sold the car the alliance holds as item 1, the warnings after its retail sale)
+    type Row = (Option<&'static str>, &'static [(&'static str, bool)]);
+    let table: [Row; 2] = [
+        (None, &[("sold_out_of_trust", false)]),
+        // Beijing's auction of the same id is another car; its loan, if any, is Beijing's.
+        (Some("beijing"), &[]),
+    ];
+    for (market, expected) in table {
+        let (mut m, lot) = financed(100_000 * Y);
+        let record = purchase(lot);
+        m.alliance(match market {
+            Some(market) => AllianceCommand::HandOffFrom {
+                market: market.into(),
+                record,
+            },
+            None => AllianceCommand::HandOff(record),
+        });
+        let events = retail_item_1(&mut m);
+        assert!(retailed(&events), "{market:?}: {events:?}");
+        assert_eq!(warnings(&m), expected, "{market:?}");
     }
 }
 

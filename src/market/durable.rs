@@ -389,6 +389,32 @@ mod tests {
     }
 
     #[test]
+    fn a_hand_off_from_another_market_is_journaled_by_name_and_read_back() {
+        let inspection = crate::alliance::tests::clean();
+        let c = Command::Alliance(AllianceCommand::HandOffFrom {
+            market: "beijing".into(),
+            record: Box::new(crate::alliance::HandOffRecord {
+                auction: LotId(3),
+                vin: crate::alliance::tests::VIN.into(),
+                seller: crate::vocab::SellerId(1),
+                dealer: DealerId(2),
+                price: 5_000_000,
+                inspection_sha256: crate::alliance::inspection_sha256(&inspection),
+                inspection,
+            }),
+        });
+        let named = rmp_serde::to_vec_named(&c).expect("encodes");
+        // {"Alliance": {"HandOffFrom": {...}}}
+        assert!(named.starts_with(b"\x81\xa8Alliance\x81\xabHandOffFrom"));
+        assert_eq!(round_trip(&c), c);
+        let json = serde_json::to_string(&c).expect("json");
+        assert_eq!(
+            serde_json::from_str::<Command>(&json).expect("json back"),
+            c
+        );
+    }
+
+    #[test]
     fn rules_of_the_first_version_are_written_as_before_versions_and_later_ones_with_it() {
         let first = Rules::first();
         let named = rmp_serde::to_vec_named(&first).expect("encodes");
