@@ -287,9 +287,21 @@ pub enum SoldCars {
     /// To this server's own alliance, which also takes every car on the inbox (the
     /// alliance market of a cluster).
     HereAndFromInbox {
+        /// This market's name.
+        market: String,
         /// The inbox stream's key.
         inbox: String,
     },
+}
+
+impl SoldCars {
+    /// The cluster market this server serves, if it serves one.
+    pub fn market(&self) -> Option<&str> {
+        match self {
+            Self::Here => None,
+            Self::ToInbox { market, .. } | Self::HereAndFromInbox { market, .. } => Some(market),
+        }
+    }
 }
 
 /// `[auction]` (durations in seconds, money in yuan).

@@ -226,16 +226,16 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
                         inbox: inbox.clone(),
                     },
                 )],
-                SoldCars::HereAndFromInbox { inbox } => vec![
+                SoldCars::HereAndFromInbox { inbox, .. } => vec![
                     consumer(stream.key.clone(), Role::HandOff),
                     consumer(inbox.clone(), Role::Collect),
                 ],
             };
             let (engine, lots, shutdown) = (engine.clone(), lots.clone(), shutdown_rx.clone());
             tokio::spawn(async move {
-                let runs = consumers.into_iter().map(|c| {
-                    RedisHandoff::run(c, engine.clone(), lots.clone(), shutdown.clone())
-                });
+                let runs = consumers
+                    .into_iter()
+                    .map(|c| RedisHandoff::run(c, engine.clone(), lots.clone(), shutdown.clone()));
                 futures_util::future::join_all(runs).await;
             })
         }
@@ -270,6 +270,7 @@ pub async fn start<J: Journal>(config: &Config, journal: J) -> Result<Running, S
         audit,
         api_metrics,
         accounts_from_cluster: config.server.cluster_market,
+        market: config.server.sold_cars.market().map(str::to_owned),
         metrics: Arc::new(move |out: &mut String| {
             crate::api::routes::render_metrics(&rendered_api_metrics, out);
             crate::gateway::render_metrics(&gateway_metrics, out);

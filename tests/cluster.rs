@@ -32,8 +32,7 @@ use std::time::{Duration, Instant};
 use support::cluster_load::{
     self, assert_replay_verifies, busiest, check_final_state, connect_known, create, dealer,
     first_accepted_after, front_call, on_market, resolve, via_front, warm_up, Account, Bidding,
-    Dealer, Lot,
-    QUICK,
+    Dealer, Lot, QUICK,
 };
 use support::cluster_nodes::{ClusterNodes, ClusterSpec, SharedRedis};
 use support::gavel::{BidReply, WsClient, ADMIN};
@@ -650,7 +649,8 @@ async fn every_markets_sold_cars_reach_the_one_inventory_even_across_a_kill() {
     let redis = RedisServer::start(RedisOpts::no_aof());
     let mut spec = ClusterSpec::four_markets();
     // Auctions short enough to close during the test; a late bid moves the close 1 s.
-    spec.extra_toml = "[auction]\nmin_duration_s = 1\nextend_window_s = 1\nextend_by_s = 1\n".into();
+    spec.extra_toml =
+        "[auction]\nmin_duration_s = 1\nextend_window_s = 1\nextend_by_s = 1\n".into();
     let mut c = ClusterNodes::start(&SharedRedis::Single(redis.url()), spec, 2).await;
     c.wait_until_all_served(Duration::from_secs(20)).await;
     let s = cluster_load::seller(&c).await;
@@ -674,7 +674,10 @@ async fn every_markets_sold_cars_reach_the_one_inventory_even_across_a_kill() {
             if accepted(&r) {
                 break;
             }
-            assert!(Instant::now() < deadline, "a bid at the reserve on {lot:?}: {r:?}");
+            assert!(
+                Instant::now() < deadline,
+                "a bid at the reserve on {lot:?}: {r:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -710,15 +713,84 @@ async fn every_markets_sold_cars_reach_the_one_inventory_even_across_a_kill() {
         .map(|(m, d)| (m.clone(), d.account.id.clone()))
         .collect();
     want.sort();
-    assert_eq!(seen, want, "one item per market's sale, no more: {inventory}");
+    assert_eq!(
+        seen, want,
+        "one item per market's sale, no more: {inventory}"
+    );
     for i in items {
         let market = i["market"].as_str().unwrap_or("?");
         let lot = lots.iter().find(|l| l.market == market).expect("its lot");
         assert_eq!(i["auction"], json!(lot.id), "{i}");
         assert_eq!(i["certified"], true, "{i}");
-        assert!(i["price"].as_u64() >= Some(cluster_load::START_PRICE), "{i}");
-        assert_eq!(i["inspection"]["notes"], "test car", "the report travels: {i}");
+        assert!(
+            i["price"].as_u64() >= Some(cluster_load::START_PRICE),
+            "{i}"
+        );
+        assert_eq!(
+            i["inspection"]["notes"], "test car",
+            "the report travels: {i}"
+        );
     }
+    // Every car again on the inbox (a forwarder that died after its XADD, before its
+    // XACK, sends it again): still one item each.
+    let mut raw = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let inbox = "{gt:north}:alliance_inbox";
+    let sent: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
+        .arg(inbox)
+        .arg("-")
+        .arg("+")
+        .query_async(&mut raw)
+        .await
+        .expect("XRANGE");
+    assert_eq!(sent.ids.len(), 3, "one entry per other market's sale");
+    let mut last_copy = String::new();
+    for entry in &sent.ids {
+        let mut again = redis::cmd("XADD");
+        again.arg(inbox).arg("*");
+        for (field, value) in &entry.map {
+            let redis::Value::BulkString(bytes) = value else {
+                panic!("inbox field {field}: {value:?}");
+            };
+            again.arg(field).arg(bytes.as_slice());
+        }
+        last_copy = again.query_async(&mut raw).await.expect("XADD");
+    }
+    // Collected: the alliance's group has read past the last copy and acknowledged all.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(inbox)
+            .query_async(&mut raw)
+            .await
+            .expect("XINFO GROUPS");
+        let done = groups
+            .groups
+            .iter()
+            .any(|g| g.last_delivered_id == last_copy && g.pending == 0);
+        if done {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the copies were not collected: {:?}",
+            groups.groups
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = via_front(
+        &c,
+        ("GET", "/v1/inventory", ADMIN, None),
+        "the inventory",
+        |status, _| status == 200,
+    )
+    .await;
+    assert_eq!(again["items"].as_array().map(Vec::len), Some(4), "{again}");
+
     // The consumer catalogue, through any front door, shows each car once.
     let catalogue = via_front(
         &c,
@@ -762,7 +834,7 @@ async fn every_markets_sold_cars_reach_the_one_inventory_even_across_a_kill() {
             Some(&claim),
         ),
         "returned",
-        |status, _| status == 200,
+        |status, _| status == 201,
     )
     .await;
     let path = format!("/v1/dealers/{}/standing", west.account.id);

@@ -52,7 +52,7 @@ where
 // ---------------------------------------------------------------------------------------
 // Wire shapes
 
-fn item_json(i: &Item) -> Value {
+fn item_json(s: &AppState, i: &Item) -> Value {
     let mut v = json!({
         "id": i.id.to_string(),
         "auction": i.auction.to_string(),
@@ -70,6 +70,10 @@ fn item_json(i: &Item) -> Value {
     let Some(m) = v.as_object_mut() else {
         return v;
     };
+    // In a cluster, the market that sold the car: its auction id is that market's.
+    if let Some(market) = s.alliance.origin(i.id).or_else(|| s.market.clone()) {
+        m.insert("market".into(), market.into());
+    }
     // Consumer references and details stay with the consumer site: the catalogue is public.
     if let Some(r) = &i.retail {
         m.insert("retail_at".into(), r.at.into());
@@ -111,8 +115,8 @@ fn history_json(i: &Item) -> Value {
 
 /// The item as its holding dealer or an operator sees it: the public item and the note of
 /// its disposal.
-fn private_item_json(i: &Item) -> Value {
-    let mut v = item_json(i);
+fn private_item_json(s: &AppState, i: &Item) -> Value {
+    let mut v = item_json(s, i);
     if let (Some(d), Some(m)) = (&i.disposal, v.as_object_mut()) {
         m.insert("disposal_note".into(), d.note.clone().into());
     }
@@ -448,9 +452,9 @@ async fn list_inventory(
         .iter()
         .map(|i| {
             if sees_private(&caller, i) {
-                private_item_json(i)
+                private_item_json(&s, i)
             } else {
-                item_json(i)
+                item_json(&s, i)
             }
         })
         .collect();
@@ -468,9 +472,9 @@ async fn get_item(
         .item(id)
         .ok_or_else(|| ApiError::not_found("inventory item"))?;
     if sees_private(&caller, &item) {
-        return Ok(Json(private_item_json(&item)));
+        return Ok(Json(private_item_json(&s, &item)));
     }
-    Ok(Json(item_json(&item)))
+    Ok(Json(item_json(&s, &item)))
 }
 
 #[derive(Deserialize)]
@@ -521,7 +525,7 @@ async fn retail(
     }) {
         return Err(refused);
     }
-    Ok(Json(item_json(item_of(&events).ok_or_else(missing)?)))
+    Ok(Json(item_json(&s, item_of(&events).ok_or_else(missing)?)))
 }
 
 /// `409 zero_tolerance`: the retail sale was refused, and the attempt recorded.
@@ -612,7 +616,7 @@ async fn return_item(
     )
     .await?;
     let item = item_of(&events).ok_or_else(missing)?;
-    Ok((StatusCode::CREATED, Json(item_json(item))))
+    Ok((StatusCode::CREATED, Json(item_json(&s, item))))
 }
 
 async fn refund(
@@ -623,7 +627,7 @@ async fn refund(
     let item: ItemId = parse_id(&id, "inventory item")?;
     require_service(&caller)?;
     let events = submit(&s, AllianceCommand::Refund { item }).await?;
-    Ok(Json(item_json(item_of(&events).ok_or_else(missing)?)))
+    Ok(Json(item_json(&s, item_of(&events).ok_or_else(missing)?)))
 }
 
 #[derive(Deserialize)]
@@ -674,6 +678,7 @@ async fn dispose(
     )
     .await?;
     Ok(Json(private_item_json(
+        &s,
         item_of(&events).ok_or_else(missing)?,
     )))
 }

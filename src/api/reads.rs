@@ -179,7 +179,14 @@ pub(crate) async fn list_dealers(
 /// dealer paid, no consumer reference, no return details.
 fn catalogue_json(s: &AppState, i: &Item) -> Value {
     let standing = s.alliance.standing(i.dealer);
-    let vehicle = s.lots.vehicle_of(i.auction);
+    // A car another market sold: its auction id is that market's, not one of the lots
+    // here, so its vehicle is not read from them.
+    let from_elsewhere = s.alliance.origin(i.id);
+    let vehicle = from_elsewhere
+        .is_none()
+        .then(|| s.lots.vehicle_of(i.auction))
+        .flatten();
+    let market = from_elsewhere.or_else(|| s.market.clone());
     let mut v = json!({
         "id": i.id.to_string(),
         "vin": i.vin,
@@ -195,6 +202,9 @@ fn catalogue_json(s: &AppState, i: &Item) -> Value {
             "standing": standing.as_ref().map(standing_json),
         },
     });
+    if let Some(market) = market {
+        v["market"] = market.into();
+    }
     if let Some(car) = vehicle {
         v["vehicle"] = json!({
             "make": car.make, "model": car.model, "year": car.year,

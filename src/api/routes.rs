@@ -54,6 +54,9 @@ pub struct ApiState {
     /// A cluster's market server takes accounts only from the cluster's control stream
     /// (every market must give an account the same id), so its own account routes refuse.
     pub accounts_from_cluster: bool,
+    /// The cluster market this server serves (`None` for `gavel serve`): the market of its
+    /// own sales among the alliance's items.
+    pub market: Option<String>,
 }
 
 /// The API's measurements.

@@ -109,7 +109,10 @@ impl ClusterSettings {
 
     /// The stream other markets send their sold cars to: on the alliance market's slot.
     pub fn alliance_inbox(&self) -> String {
-        format!("{}:alliance_inbox", self.market_prefix(&self.alliance_market))
+        format!(
+            "{}:alliance_inbox",
+            self.market_prefix(&self.alliance_market)
+        )
     }
 
     /// The market a car in `city` is listed in.
@@ -288,5 +291,34 @@ impl Node {
         let _ = self.stop.send(true);
         let _ = self.markets.await;
         let _ = self.front.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(overlay: &str) -> ClusterSettings {
+        let overlay = format!("[store]\nredis_url = \"redis://127.0.0.1/\"\n{overlay}");
+        let config = Config::from_layers(Some(&overlay), []).expect("config");
+        ClusterSettings::from_config(&config)
+    }
+
+    #[test]
+    fn the_alliance_market_is_the_default_market_unless_named_and_must_be_a_market() {
+        let s = settings("");
+        assert_eq!(s.alliance_market, "north");
+        assert_eq!(s.alliance_inbox(), "{gavel:north}:alliance_inbox");
+        assert!(s.validate().is_empty(), "{:?}", s.validate());
+
+        let s = settings("[cluster]\nalliance_market = \"west\"\n");
+        assert_eq!(s.alliance_inbox(), "{gavel:west}:alliance_inbox");
+        assert!(s.validate().is_empty(), "{:?}", s.validate());
+
+        let s = settings("[cluster]\nalliance_market = \"moon\"\n");
+        assert_eq!(
+            s.validate(),
+            vec!["cluster.alliance_market \"moon\" is not one of cluster.markets".to_owned()]
+        );
     }
 }

@@ -292,7 +292,10 @@ pub fn market_config(config: &Config, settings: &ClusterSettings, market: &str) 
     c.server.cluster_market = true;
     let inbox = settings.alliance_inbox();
     c.server.sold_cars = if market == settings.alliance_market {
-        SoldCars::HereAndFromInbox { inbox }
+        SoldCars::HereAndFromInbox {
+            market: market.to_owned(),
+            inbox,
+        }
     } else {
         SoldCars::ToInbox {
             market: market.to_owned(),

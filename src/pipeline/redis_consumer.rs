@@ -183,13 +183,9 @@ impl RedisHandoff {
             .map_err(|e| HandoffError(format!("connecting to redis: {e}")))?;
         let inbox = match &config.role {
             Role::Forward { inbox, .. } => {
-                let target = RedisTarget::new(
-                    &config.url,
-                    &config.cluster_urls,
-                    inbox,
-                    config.op_timeout,
-                )
-                .map_err(HandoffError)?;
+                let target =
+                    RedisTarget::new(&config.url, &config.cluster_urls, inbox, config.op_timeout)
+                        .map_err(HandoffError)?;
                 let conn = tokio::time::timeout(config.op_timeout, target.connect())
                     .await
                     .map_err(|_| HandoffError("connecting to the inbox timed out".into()))?

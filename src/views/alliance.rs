@@ -170,6 +170,16 @@ impl AllianceBoard {
         self.state.read().alliance.item(id).cloned()
     }
 
+    /// The market of the cluster that sold `item`, if another market did (its auction id
+    /// is then that market's).
+    pub fn origin(&self, item: ItemId) -> Option<String> {
+        let state = self.state.read();
+        state
+            .alliance
+            .origin(item)
+            .map(|(market, _)| market.to_owned())
+    }
+
     /// The item of an auction, once handed off.
     pub fn item_for_auction(&self, lot: crate::vocab::LotId) -> Option<Item> {
         self.state.read().alliance.item_for_auction(lot).cloned()
