@@ -10,13 +10,15 @@
 //! printed with `FIGURE` in front: `cargo test --test console_browser -- --nocapture`.
 //! With `GAVEL_UPDATE_SCREENSHOTS=1` the README's screenshots are rewritten in
 //! `docs/screenshots/`; otherwise they go to the temp directory.
+//!
+//! At the end, the drivers' start (retried, each failure said) with fake drivers.
 
 mod support;
 
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use support::browser::{Browser, Driver, ONE_AT_A_TIME};
+use support::browser::{Browser, Driver, DriverProcess, Patience, StartFailure, ONE_AT_A_TIME};
 use support::gavel::{Gavel, GavelOpts, JournalArg, ADMIN};
 use support::ws::Ws;
 
@@ -1158,4 +1160,180 @@ async fn a_dealers_account_shows_its_credit_line_and_its_loans() {
     }
     let left = p.text("#bp-left").await.unwrap_or_default();
     assert_eq!(left, "¥130,000.55", "deposit × 10 + available credit");
+}
+
+// The driver's start, with fake drivers: shell scripts that fail the way chromedriver
+// might (exit at once, or stall silently) before they say a port. They need no browser,
+// so they do not wait for `ONE_AT_A_TIME`.
+
+/// A fake driver: `/bin/sh` running `script` with a counter file as `$1`, so the script
+/// knows which start this is. (`sh` runs it rather than the script being executed: a
+/// file just written can be "busy" to exec while another test's thread forks.)
+struct FakeDriver {
+    dir: tempfile::TempDir,
+    script: PathBuf,
+    counter: PathBuf,
+}
+
+impl FakeDriver {
+    fn new(script: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("gavel-fake-driver-")
+            .tempdir()
+            .expect("temp dir");
+        let path = dir.path().join("driver.sh");
+        std::fs::write(&path, script).expect("write the fake driver");
+        let counter = dir.path().join("starts");
+        Self {
+            dir,
+            script: path,
+            counter,
+        }
+    }
+
+    fn launch(
+        &self,
+        port_wait: Duration,
+    ) -> Result<(DriverProcess, Vec<StartFailure>), Vec<StartFailure>> {
+        let script = self.script.display().to_string();
+        let counter = self.counter.display().to_string();
+        DriverProcess::launch(
+            std::path::Path::new("/bin/sh"),
+            &[&script, &counter],
+            "started successfully on port ",
+            Patience {
+                attempts: 3,
+                port_wait,
+                pause: Duration::from_millis(50),
+            },
+        )
+    }
+
+    fn starts(&self) -> String {
+        std::fs::read_to_string(&self.counter).unwrap_or_default()
+    }
+}
+
+/// Counts this start in the counter file and sets `$n` to its number.
+const COUNT: &str = r#"n=$(( $(cat "$1" 2>/dev/null || echo 0) + 1 )); echo "$n" > "$1""#;
+
+/// Whether a process is gone (or a zombie left for its new parent to reap).
+fn is_dead(pid: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    }
+}
+
+#[test]
+fn a_driver_that_exits_at_once_is_tried_three_times_and_each_exit_is_reported() {
+    let fake = FakeDriver::new(&format!(
+        "{COUNT}\n\
+         i=1; while [ $i -le 100 ]; do echo \"start $n line $i\"; i=$((i+1)); done\n\
+         exit 7\n"
+    ));
+    let began = Instant::now();
+    let Err(failed) = fake.launch(Duration::from_secs(20)) else {
+        panic!("a driver that always exits started");
+    };
+    assert!(
+        began.elapsed() < Duration::from_secs(15),
+        "an exit is reported at once, not after the port wait: {:?}",
+        began.elapsed()
+    );
+    assert_eq!(fake.starts(), "3\n", "three starts");
+    assert_eq!(failed.len(), 3);
+    for (i, why) in failed.iter().enumerate() {
+        let n = i + 1;
+        let StartFailure::Exited { status, output } = why else {
+            panic!("attempt {n}: {why}");
+        };
+        assert_eq!(status.and_then(|s| s.code()), Some(7), "attempt {n}: {why}");
+        // The last 30 lines, in order.
+        let want: Vec<String> = (71..=100)
+            .map(|l| format!("out| start {n} line {l}"))
+            .collect();
+        assert_eq!(output, &want, "attempt {n}");
+        let said = why.to_string();
+        assert!(
+            said.starts_with("exited (exit status: 7) before saying which port it took"),
+            "{said}"
+        );
+    }
+}
+
+#[test]
+fn a_driver_that_exits_then_stalls_then_starts_is_used_and_its_group_killed() {
+    let fake = FakeDriver::new(&format!(
+        "{COUNT}\n\
+         dir=$(dirname \"$1\")\n\
+         if [ $n -eq 1 ]; then echo \"starting\"; echo \"bind: address in use\" >&2; exit 3; fi\n\
+         if [ $n -eq 2 ]; then sleep 300 & echo $! > \"$dir/stalled-child\"; exec sleep 300; fi\n\
+         # Chatty, on both pipes, before and after the port: more than a pipe holds.\n\
+         i=0; while [ $i -lt 3000 ]; do echo \"noise $i .................................\" >&2; i=$((i+1)); done\n\
+         echo \"Fake driver was started successfully on port 4242.\"\n\
+         i=0; while [ $i -lt 3000 ]; do echo \"noise $i .................................\"; echo \"noise $i\" >&2; i=$((i+1)); done\n\
+         : > \"$dir/said-everything\"\n\
+         exec sleep 300\n"
+    ));
+    let (driver, failed) = fake
+        .launch(Duration::from_secs(3))
+        .unwrap_or_else(|failed| panic!("the third start failed: {failed:?}"));
+    assert_eq!(driver.url(), "http://127.0.0.1:4242");
+    assert_eq!(fake.starts(), "3\n");
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    match &failed[0] {
+        StartFailure::Exited { status, output } => {
+            assert_eq!(status.and_then(|s| s.code()), Some(3));
+            let mut output = output.clone();
+            output.sort();
+            assert_eq!(output, ["err| bind: address in use", "out| starting"]);
+        }
+        other => panic!("attempt 1: {other}"),
+    }
+    match &failed[1] {
+        StartFailure::NoPort {
+            waited,
+            status,
+            output,
+        } => {
+            assert_eq!(*waited, Duration::from_secs(3));
+            assert_eq!(status.and_then(|s| s.code()), None, "killed by a signal");
+            assert!(output.is_empty(), "{output:?}");
+            assert!(
+                failed[1]
+                    .to_string()
+                    .starts_with("still running after 3s without saying which port it took"),
+                "{}",
+                failed[1]
+            );
+        }
+        other => panic!("attempt 2: {other}"),
+    }
+    // The stalled start's group was killed, its child with it.
+    let stalled = std::fs::read_to_string(fake.dir.path().join("stalled-child"))
+        .expect("the stalled start wrote its child's pid");
+    let stalled = stalled.trim();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !is_dead(stalled) {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled start's child {stalled} lives on"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The started driver's pipes are still read: it got through all it had to say.
+    let said = fake.dir.path().join("said-everything");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !said.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the driver blocked on a full pipe"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(driver);
 }

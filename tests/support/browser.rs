@@ -21,10 +21,13 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -34,6 +37,10 @@ pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Debian's Firefox ESR.
 pub const FIREFOX: &str = "/usr/bin/firefox-esr";
+
+/// How to get Chromium's pair, said whenever one of them is missing or will not start.
+const CHROMIUM_INSTALL: &str = "Install them with `apt-get install -y chromium \
+    chromium-driver` (.ci/run does this when they are missing).";
 
 /// How to get Firefox's pair, said whenever one of them is missing.
 const FIREFOX_INSTALL: &str = "Install them with `apt-get install -y firefox-esr` and \
@@ -72,8 +79,7 @@ fn require(path: &str) {
     assert!(
         std::path::Path::new(path).exists(),
         "{path} is missing: the console's browser tests need the distribution's Chromium \
-         and its driver. Install them with `apt-get install -y chromium chromium-driver` \
-         (.ci/run does this when they are missing)."
+         and its driver. {CHROMIUM_INSTALL}"
     );
 }
 
@@ -98,61 +104,332 @@ fn geckodriver() -> PathBuf {
         })
 }
 
+/// How a driver is started: CI once saw chromedriver say no port at all, among sixteen
+/// starts that did, and whether it had exited or stalled was not recorded. So each start
+/// records which it was, and a failed start is retried before the test fails.
+#[derive(Clone, Copy, Debug)]
+pub struct Patience {
+    /// Starts before giving up.
+    pub attempts: u32,
+    /// How long one start may take to say its port: chromedriver says it within a
+    /// second on an idle machine; twenty leave room for a busy two-core VM.
+    pub port_wait: Duration,
+    /// Between a failed start and the next, so a momentary squeeze can pass.
+    pub pause: Duration,
+}
+
+/// What the browser tests use.
+pub const PATIENCE: Patience = Patience {
+    attempts: 3,
+    port_wait: Duration::from_secs(20),
+    pause: Duration::from_secs(1),
+};
+
+/// How many of a driver's last lines (its standard output and error, as read) a failed
+/// start reports, and how much of each: enough to see why, never a browser's whole log.
+const TAIL_LINES: usize = 30;
+const TAIL_LINE_CHARS: usize = 400;
+
+/// Why one start of a driver gave no port.
+#[derive(Debug)]
+pub enum StartFailure {
+    /// The program could not be run at all.
+    CannotRun(std::io::Error),
+    /// It exited before printing its port.
+    Exited {
+        /// `None` if it could not be read.
+        status: Option<ExitStatus>,
+        /// Its last lines, oldest first, each `out| ` or `err| ` and the line.
+        output: Vec<String>,
+    },
+    /// It was still running, silent about its port, when the wait ran out; its process
+    /// group was then killed (`status` is what that left: normally the kill's signal).
+    NoPort {
+        waited: Duration,
+        status: Option<ExitStatus>,
+        /// As for [`StartFailure::Exited`].
+        output: Vec<String>,
+    },
+}
+
+impl std::fmt::Display for StartFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let output = match self {
+            Self::CannotRun(e) => return write!(f, "could not be run: {e}"),
+            Self::Exited { status, output } => {
+                write!(
+                    f,
+                    "exited ({}) before saying which port it took",
+                    shown(status)
+                )?;
+                output
+            }
+            Self::NoPort {
+                waited,
+                status,
+                output,
+            } => {
+                write!(
+                    f,
+                    "still running after {waited:?} without saying which port it took; \
+                     its process group was killed ({})",
+                    shown(status)
+                )?;
+                output
+            }
+        };
+        if output.is_empty() {
+            return write!(f, "; it wrote nothing");
+        }
+        write!(f, "; its last {} lines:", output.len())?;
+        for line in output {
+            write!(f, "\n    {line}")?;
+        }
+        Ok(())
+    }
+}
+
+fn shown(status: &Option<ExitStatus>) -> String {
+    status.map_or_else(|| "exit status unreadable".into(), |s| s.to_string())
+}
+
+/// The last [`TAIL_LINES`] lines of a driver's output, shared by the threads that drain
+/// its pipes.
+#[derive(Clone, Default)]
+struct Tail(Arc<Mutex<VecDeque<String>>>);
+
+impl Tail {
+    fn push(&self, stream: &str, line: &str) {
+        let line: String = line.chars().take(TAIL_LINE_CHARS).collect();
+        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if lines.len() == TAIL_LINES {
+            lines.pop_front();
+        }
+        lines.push_back(format!("{stream}| {line}"));
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.iter().cloned().collect()
+    }
+}
+
+/// What a pipe's drainer tells the start.
+enum Drained {
+    /// The port, from the line holding the marker.
+    Port(String),
+    /// The pipe reached its end: everything written to it is in the tail.
+    Closed,
+}
+
+/// Reads `pipe` to its end, keeping its last lines in `tail` and sending the port from a
+/// line holding `marker`. It runs for as long as the driver (or anything it started)
+/// holds the pipe open, so a chatty browser never blocks on a full pipe.
+fn drain(
+    pipe: impl Read,
+    stream: &'static str,
+    marker: Option<&'static str>,
+    tail: Tail,
+    tx: mpsc::Sender<Drained>,
+) {
+    let mut pipe = BufReader::new(pipe);
+    // Bytes, not `lines()`: a line that is not UTF-8 must not stop the draining.
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match pipe.read_until(b'\n', &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let line = text.trim_end_matches(['\n', '\r']);
+        if let Some(port) = marker.and_then(|m| line.split(m).nth(1)) {
+            let _ = tx.send(Drained::Port(port.trim_end_matches('.').to_string()));
+        }
+        tail.push(stream, line);
+    }
+    let _ = tx.send(Drained::Closed);
+}
+
+/// Whether `child` has exited, without reaping it: until it is reaped its pid, which is
+/// its process group's id, cannot be reused, so killing that group stays safe.
+fn has_exited(child: &Child) -> bool {
+    let pid: libc::id_t = child.id();
+    // SAFETY: waitid(2) writes only into `info`, a plain C struct for which all zeroes
+    // is a valid value; WNOWAIT leaves the child waitable by `Child::wait`.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let found = libc::waitid(
+            libc::P_PID,
+            pid,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        found == 0 && info.si_pid() != 0
+    }
+}
+
+/// Kills the driver's whole process group (the browsers it started are in it: killing
+/// the driver alone would leave them running) and reaps the driver.
+fn kill_group(child: &mut Child) -> Option<ExitStatus> {
+    // The group's id is the driver's pid (`process_group(0)`).
+    if let Ok(pgid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) with a negative pid signals that process group; no memory is
+        // touched.
+        unsafe {
+            libc::kill(-pgid, libc::SIGKILL);
+        }
+    }
+    let _ = child.kill();
+    child.wait().ok()
+}
+
 /// A WebDriver server in its own process group; the group is killed on drop.
-struct DriverProcess {
+pub struct DriverProcess {
     child: Child,
     url: String,
 }
 
 impl DriverProcess {
-    /// Starts `program` on a free port and reads the port from the line of its standard
-    /// output that holds `marker` (the port follows it). Its output is drained for as
-    /// long as it runs, so a chatty browser never blocks on a full pipe.
-    fn spawn(program: &Path, args: &[&str], marker: &'static str) -> Self {
+    /// Starts `program` on a free port (see [`DriverProcess::launch`], with
+    /// [`PATIENCE`]). A start that needed more than one attempt is said on the terminal,
+    /// so a flaky driver is seen even when the tests pass; when every attempt fails the
+    /// test fails with what each one did, and `install`.
+    fn spawn(program: &Path, args: &[&str], marker: &'static str, install: &str) -> Self {
+        match Self::launch(program, args, marker, PATIENCE) {
+            Ok((driver, failed)) => {
+                if !failed.is_empty() {
+                    loud(&format!(
+                        "{} started on attempt {}:{}",
+                        program.display(),
+                        failed.len() + 1,
+                        attempts(&failed)
+                    ));
+                }
+                driver
+            }
+            Err(failed) => panic!(
+                "{} did not say which port it took in {} attempts:{}\n{install}",
+                program.display(),
+                failed.len(),
+                attempts(&failed)
+            ),
+        }
+    }
+
+    /// Starts `program` and reads its port from the line of its standard output that
+    /// holds `marker` (the port follows it), up to `patience.attempts` times; a failed
+    /// attempt's process group is killed before the next. The driver and the failures of
+    /// the attempts before it, or every attempt's failure.
+    pub fn launch(
+        program: &Path,
+        args: &[&str],
+        marker: &'static str,
+        patience: Patience,
+    ) -> Result<(Self, Vec<StartFailure>), Vec<StartFailure>> {
+        let mut failed = Vec::new();
+        for attempt in 1..=patience.attempts {
+            if attempt > 1 {
+                std::thread::sleep(patience.pause);
+            }
+            match Self::start(program, args, marker, patience.port_wait) {
+                Ok(driver) => return Ok((driver, failed)),
+                Err(why) => failed.push(why),
+            }
+        }
+        Err(failed)
+    }
+
+    /// One start, waiting up to `wait` for the port.
+    fn start(
+        program: &Path,
+        args: &[&str],
+        marker: &'static str,
+        wait: Duration,
+    ) -> Result<Self, StartFailure> {
         // Its own process group: the browsers it starts join it.
         let mut child = Command::new(program)
             .process_group(0)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-        let out = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if let Some(port) = line
-                    .split(marker)
-                    .nth(1)
-                    .map(|p| p.trim_end_matches('.').to_string())
-                {
-                    let _ = tx.send(port);
+            .map_err(StartFailure::CannotRun)?;
+        let tail = Tail::default();
+        let (tx, rx) = mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            let (tail, tx) = (tail.clone(), tx.clone());
+            std::thread::spawn(move || drain(out, "out", Some(marker), tail, tx));
+        }
+        if let Some(err) = child.stderr.take() {
+            let tail = tail.clone();
+            std::thread::spawn(move || drain(err, "err", None, tail, tx));
+        } else {
+            drop(tx);
+        }
+        let deadline = Instant::now() + wait;
+        // Often enough that an early exit is reported at once.
+        let tick = Duration::from_millis(50);
+        loop {
+            match rx.recv_timeout(tick) {
+                Ok(Drained::Port(port)) => {
+                    return Ok(Self {
+                        child,
+                        url: format!("http://127.0.0.1:{port}"),
+                    })
                 }
+                Ok(Drained::Closed) | Err(RecvTimeoutError::Timeout) => {}
+                // Both pipes closed: nothing more will come, only its exit or the deadline.
+                Err(RecvTimeoutError::Disconnected) => std::thread::sleep(tick),
             }
-        });
-        let port = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("{} did not say which port it took", program.display()));
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
+            if has_exited(&child) {
+                // What it wrote last is still being read: wait for both pipes to close,
+                // a bounded wait since something it started may hold them open.
+                let drained_by = Instant::now() + Duration::from_secs(2);
+                let mut open = 2;
+                while open > 0 {
+                    let left = drained_by.saturating_duration_since(Instant::now());
+                    match rx.recv_timeout(left) {
+                        Ok(Drained::Closed) => open -= 1,
+                        Ok(Drained::Port(_)) => {}
+                        Err(_) => break,
+                    }
+                }
+                return Err(StartFailure::Exited {
+                    status: kill_group(&mut child),
+                    output: tail.lines(),
+                });
+            }
+            if Instant::now() >= deadline {
+                let status = kill_group(&mut child);
+                return Err(StartFailure::NoPort {
+                    waited: wait,
+                    status,
+                    output: tail.lines(),
+                });
+            }
         }
     }
+
+    /// Where its WebDriver server listens.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// The failures of a driver's attempts, one numbered line each.
+fn attempts(failed: &[StartFailure]) -> String {
+    failed
+        .iter()
+        .enumerate()
+        .map(|(i, why)| format!("\n  attempt {}: {why}", i + 1))
+        .collect()
 }
 
 impl Drop for DriverProcess {
     fn drop(&mut self) {
-        // The group's id is the driver's pid (`process_group(0)`).
-        if let Ok(pgid) = i32::try_from(self.child.id()) {
-            // SAFETY: kill(2) with a negative pid signals that process group; no memory
-            // is touched.
-            unsafe {
-                libc::kill(-pgid, libc::SIGKILL);
-            }
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
 }
 
@@ -176,6 +453,7 @@ impl Driver {
                     Path::new(CHROMEDRIVER),
                     &["--port=0"],
                     "started successfully on port ",
+                    CHROMIUM_INSTALL,
                 );
                 Self {
                     kind: Kind::Chromium,
@@ -239,11 +517,8 @@ impl Driver {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
         });
-        let client = connect(&chromedriver.url, caps).await.unwrap_or_else(|e| {
-            panic!(
-                "Chromium did not start under {CHROMEDRIVER}: {e}. Install it with \
-                     `apt-get install -y chromium chromium-driver`."
-            )
+        let client = connect(chromedriver.url(), caps).await.unwrap_or_else(|e| {
+            panic!("Chromium did not start under {CHROMEDRIVER}: {e}. {CHROMIUM_INSTALL}")
         });
         Browser {
             client,
@@ -275,6 +550,7 @@ impl Driver {
                 &root,
             ],
             "Listening on 127.0.0.1:",
+            FIREFOX_INSTALL,
         );
         let caps = json!({
             "browserName": "firefox",
@@ -287,7 +563,7 @@ impl Driver {
                 "prefs": {"intl.accept_languages": "en-US", "intl.locale.requested": "en-US"},
             },
         });
-        let client = connect(&gecko.url, caps).await.unwrap_or_else(|e| {
+        let client = connect(gecko.url(), caps).await.unwrap_or_else(|e| {
             panic!(
                 "Firefox did not start under {}: {e}. {FIREFOX_INSTALL}",
                 self.geckodriver.display()
