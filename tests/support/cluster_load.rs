@@ -98,35 +98,52 @@ pub async fn via_front(
     what: &str,
     done: impl Fn(u16, &Value) -> bool,
 ) -> Value {
+    let what = format!("{what}: {method} {path} via a front door");
+    until_done(c, &what, || async {
+        let front = c.front(front_index(c));
+        let r = http::try_request(front, method, path, Some(token), body, QUICK).await?;
+        if r.status != 307 {
+            return judged(r, &done);
+        }
+        let to = r.location.as_deref().and_then(|l| {
+            let rest = l.strip_prefix("http://")?;
+            let (host, path) = rest.split_at(rest.find('/')?);
+            Some((host.parse::<SocketAddr>().ok()?, path.to_owned()))
+        });
+        let (addr, path) = to.ok_or_else(|| format!("307 to {:?}", r.location))?;
+        judged(
+            http::try_request(addr, method, &path, Some(token), body, QUICK).await?,
+            &done,
+        )
+    })
+    .await
+}
+
+/// The body of an answer `done` accepts, else the answer as a reason to ask again.
+fn judged(r: http::Response, done: impl Fn(u16, &Value) -> bool) -> Result<Value, String> {
+    if done(r.status, &r.body) {
+        Ok(r.body)
+    } else {
+        Err(format!("{} {}", r.status, r.body))
+    }
+}
+
+/// Runs `attempt` every 50 ms until it succeeds; fails after 20 s with its last error and
+/// the nodes' output.
+async fn until_done<F, Fut>(c: &ClusterNodes, what: &str, mut attempt: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Value, String>>,
+{
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let front = c.front(front_index(c));
-        let last = match http::try_request(front, method, path, Some(token), body, QUICK).await {
-            Ok(r) if r.status == 307 => {
-                let to = r.location.as_deref().and_then(|l| {
-                    let rest = l.strip_prefix("http://")?;
-                    let (host, path) = rest.split_at(rest.find('/')?);
-                    Some((host.parse::<SocketAddr>().ok()?, path.to_owned()))
-                });
-                match to {
-                    Some((addr, path)) => {
-                        match http::try_request(addr, method, &path, Some(token), body, QUICK).await
-                        {
-                            Ok(r) if done(r.status, &r.body) => return r.body,
-                            Ok(r) => format!("{} {}", r.status, r.body),
-                            Err(e) => e,
-                        }
-                    }
-                    None => format!("307 to {:?}", r.location),
-                }
-            }
-            Ok(r) if done(r.status, &r.body) => return r.body,
-            Ok(r) => format!("{} {}", r.status, r.body),
+        let last = match attempt().await {
+            Ok(v) => return v,
             Err(e) => e,
         };
         assert!(
             Instant::now() < deadline,
-            "{what}: {method} {path} via a front door: last {last}\n{}",
+            "{what}: last {last}\n{}",
             c.outputs()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -149,25 +166,15 @@ pub async fn on_market(
     what: &str,
     done: impl Fn(u16, &Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let last = match resolve(&c.fronts(), market).await {
-            Some((_, addr)) => {
-                match http::try_request(addr, method, path, Some(token), body, QUICK).await {
-                    Ok(r) if done(r.status, &r.body) => return r.body,
-                    Ok(r) => format!("{} {}", r.status, r.body),
-                    Err(e) => e,
-                }
-            }
-            None => "not served".to_owned(),
-        };
-        assert!(
-            Instant::now() < deadline,
-            "{market}: {what}: {method} {path}: last {last}\n{}",
-            c.outputs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{market}: {what}: {method} {path}");
+    until_done(c, &what, || async {
+        let (_, addr) = resolve(&c.fronts(), market).await.ok_or("not served")?;
+        judged(
+            http::try_request(addr, method, path, Some(token), body, QUICK).await?,
+            &done,
+        )
+    })
+    .await
 }
 
 /// Lists `n` cars in each market on its own server, retrying while the market has not yet
