@@ -193,7 +193,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let markets = match market {
                     Some(m) if settings.markets.contains(&m) => vec![m],
                     Some(m) => bail!("{m:?} is not one of cluster.markets {:?}", settings.markets),
-                    None => settings.markets.clone(),
+                    // The alliance market first: every market read after it holds every
+                    // sale its inventory has taken in (`verify::check_sold_cars`).
+                    None => {
+                        let mut all = settings.markets.clone();
+                        all.sort_by_key(|m| *m != settings.alliance_market);
+                        all
+                    }
                 };
                 let mut all_ok = true;
                 let mut rebuilt = Vec::new();
@@ -219,7 +225,16 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .iter()
                         .map(|(m, market)| (m.clone(), market.book()))
                         .collect();
-                    let c = gavel::cluster::verify::check(&books);
+                    let mut c = gavel::cluster::verify::check(&books);
+                    let markets: Vec<(String, &gavel::market::Market)> = rebuilt
+                        .iter()
+                        .map(|(m, market)| (m.clone(), market))
+                        .collect();
+                    gavel::cluster::verify::check_sold_cars(
+                        &markets,
+                        &settings.alliance_market,
+                        &mut c,
+                    );
                     for p in &c.problems {
                         println!("CLUSTER MISMATCH {p}");
                     }
@@ -227,12 +242,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         println!("in flight: {t}");
                     }
                     println!(
-                        "cluster: {} markets, {} transfers checked, {} in flight; {}",
+                        "cluster: {} markets, {} transfers and {} sold cars checked, {} in \
+                         flight; {}",
                         books.len(),
                         c.transfers,
+                        c.cars,
                         c.in_flight.len(),
                         if c.problems.is_empty() {
-                            "accounts and transfers agree"
+                            "accounts, transfers and the inventory agree"
                         } else {
                             "DIFFERENCES FOUND"
                         }

@@ -855,5 +855,10 @@ async fn every_markets_sold_cars_reach_the_one_inventory_even_across_a_kill() {
     )
     .await;
     assert_replay_verifies(&c);
+    let (_, out) = c.replay_verify_all();
+    assert!(
+        out.contains("3 sold cars checked, 0 in flight"),
+        "replay did not find every other market's car in the inventory:\n{out}"
+    );
     eprintln!("one inventory test: {:?}", t0.elapsed());
 }

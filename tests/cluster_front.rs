@@ -187,7 +187,7 @@ async fn the_front_door_finds_redirects_registers_and_moves_buying_power() {
     let (status, out) = c.replay_verify_all();
     assert!(status.success(), "{out}");
     assert!(
-        out.contains("1 transfers checked, 0 in flight; accounts and transfers agree"),
+        out.contains("1 transfers and 0 sold cars checked, 0 in flight; accounts, transfers and the inventory agree"),
         "{out}"
     );
 }

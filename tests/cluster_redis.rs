@@ -661,7 +661,7 @@ async fn a_dealer_bidding_in_two_markets_never_exceeds_its_buying_power_even_acr
     assert_replay_verifies(&c);
     let (_, out) = c.replay_verify_all();
     assert!(
-        out.contains("accounts and transfers agree"),
+        out.contains("accounts, transfers and the inventory agree"),
         "replay did not check transfers across markets:\n{out}"
     );
     eprintln!("buying power test: {:?}", t0.elapsed());

@@ -1,10 +1,12 @@
 //! What must hold *across* a cluster's markets, checked on their rebuilt books
-//! (`gavel replay --verify --all-markets`): every market gives an account the same id, and
-//! every deposit that arrived in a market left another one, once.
+//! (`gavel replay --verify --all-markets`): every market gives an account the same id,
+//! every deposit that arrived in a market left another one, once, and every car sold in a
+//! market is one item of the alliance market's inventory, as sold.
 //!
 //! Pure: it reads books, nothing else.
 
-use crate::auction::{Book, Direction, TransferOutcome};
+use crate::auction::{Book, Direction, LotStatus, TransferOutcome};
+use crate::market::Market;
 use std::collections::BTreeMap;
 
 /// What the cross-market check found.
@@ -17,6 +19,8 @@ pub struct ClusterCheck {
     pub in_flight: Vec<String>,
     /// Transfers checked.
     pub transfers: usize,
+    /// Other markets' sold cars checked against the alliance market's inventory.
+    pub cars: usize,
 }
 
 /// Checks the markets' rebuilt books against each other.
@@ -82,6 +86,67 @@ pub fn check(markets: &[(String, &Book)]) -> ClusterCheck {
         }
     }
     out
+}
+
+/// Checks that every car another market sold is an item of `alliance`'s inventory, with
+/// the sale's dealer, price and VIN, and that every such item is a car its market sold.
+///
+/// A market's journal read after the alliance market's holds every sale the alliance
+/// market has taken in (`gavel replay` reads the alliance market first), so an item whose
+/// lot its market has not sold is a violation; a sold car not yet in the inventory is in
+/// flight (it is on its way through the inbox). A lot its market has pruned is not
+/// checked.
+pub fn check_sold_cars(markets: &[(String, &Market)], alliance: &str, out: &mut ClusterCheck) {
+    let Some((_, home)) = markets.iter().find(|(m, _)| m == alliance) else {
+        return;
+    };
+    let inventory = home.alliance();
+    for (market, m) in markets.iter().filter(|(m, _)| m != alliance) {
+        for lot in m.book().lots() {
+            let (LotStatus::Sold, Some(lead), Some(price)) = (lot.status, lot.lead, lot.price)
+            else {
+                continue;
+            };
+            out.cars += 1;
+            match inventory.item_from(market, lot.id) {
+                None => out.in_flight.push(format!(
+                    "car {market} {}: sold to {} and not yet in {alliance}'s inventory",
+                    lot.id, lead.dealer
+                )),
+                Some(item) => {
+                    if (item.dealer, item.price, item.vin.as_str())
+                        != (lead.dealer, price, lot.listing.vehicle.vin.as_str())
+                    {
+                        out.problems.push(format!(
+                            "car {market} {}: sold to {} for {price} fen, but {alliance}'s \
+                             item {} holds {} for {} fen",
+                            lot.id, lead.dealer, item.id, item.dealer, item.price
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for item in inventory.items() {
+        let Some((market, auction)) = inventory.origin(item.id) else {
+            continue;
+        };
+        let sold = markets
+            .iter()
+            .find(|(m, _)| m == market)
+            .map(|(_, m)| m.book().lot(auction).map(|l| l.status));
+        match sold {
+            None => out.problems.push(format!(
+                "{alliance}'s item {} came from {market:?}, which is not a market",
+                item.id
+            )),
+            Some(Some(status)) if status != LotStatus::Sold => out.problems.push(format!(
+                "{alliance}'s item {} is {market} {auction}, which {market} has not sold",
+                item.id
+            )),
+            Some(_) => {}
+        }
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +233,73 @@ mod tests {
                 .problems
                 .len(),
             1
+        );
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Sold cars and the one inventory
+
+    use crate::alliance::tests::clean;
+    use crate::alliance::{AllianceCommand, HandOffRecord};
+    use crate::market::tests::Sim;
+
+    fn hand_from(alliance: &mut Sim, market: &str, record: HandOffRecord) {
+        alliance.apply(AllianceCommand::HandOffFrom {
+            market: market.into(),
+            record: Box::new(record),
+        });
+    }
+
+    fn cars(markets: &[(&str, &Sim)]) -> ClusterCheck {
+        let markets: Vec<(String, &Market)> = markets
+            .iter()
+            .map(|(m, sim)| ((*m).to_owned(), &sim.market))
+            .collect();
+        let mut out = ClusterCheck::default();
+        check_sold_cars(&markets, "north", &mut out);
+        out
+    }
+
+    #[test]
+    fn a_car_sold_elsewhere_is_in_the_inventory_or_in_flight() {
+        let (mut north, mut west) = (Sim::new(), Sim::new());
+        let first = west.buy(1, clean());
+        west.buy(2, clean());
+        hand_from(&mut north, "west", first);
+        let c = cars(&[("north", &north), ("west", &west)]);
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        assert_eq!(c.cars, 2);
+        assert_eq!(c.in_flight.len(), 1, "{:?}", c.in_flight);
+    }
+
+    #[test]
+    fn an_item_that_disagrees_with_its_sale_or_has_none_is_a_violation() {
+        let (mut north, mut west) = (Sim::new(), Sim::new());
+        let mut sold = west.buy(1, clean());
+        sold.price += 1;
+        hand_from(&mut north, "west", sold.clone());
+        let c = cars(&[("north", &north), ("west", &west)]);
+        assert_eq!(c.problems.len(), 1, "wrong price: {:?}", c.problems);
+
+        // West's open lot, and a market the cluster does not have.
+        let open = west.list(clean());
+        let mut north = Sim::new();
+        hand_from(
+            &mut north,
+            "west",
+            HandOffRecord {
+                auction: open,
+                ..sold.clone()
+            },
+        );
+        hand_from(&mut north, "moon", sold);
+        let c = cars(&[("north", &north), ("west", &west)]);
+        assert_eq!(c.problems.len(), 2, "{:?}", c.problems);
+        assert_eq!(
+            c.in_flight.len(),
+            1,
+            "west's sale not handed off: {:?}",
+            c.in_flight
         );
     }
 }

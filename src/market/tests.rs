@@ -38,14 +38,14 @@ pub(crate) fn accounts() -> Vec<AuctionCommand> {
 }
 
 /// One market on a simulated clock.
-pub(super) struct Sim {
-    pub(super) market: Market,
+pub(crate) struct Sim {
+    pub(crate) market: Market,
     seq: u64,
     pub(super) now: u64,
 }
 
 impl Sim {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut m = Self {
             market: Market::default(),
             seq: 0,
@@ -57,7 +57,7 @@ impl Sim {
         m
     }
 
-    pub(super) fn apply(&mut self, command: impl Into<Command>) -> Vec<Event> {
+    pub(crate) fn apply(&mut self, command: impl Into<Command>) -> Vec<Event> {
         self.seq += 1;
         self.market.apply(self.seq, self.now, command.into())
     }
@@ -67,7 +67,7 @@ impl Sim {
         self.apply(AuctionCommand::Tick)
     }
 
-    pub(super) fn list(&mut self, inspection: Inspection) -> LotId {
+    pub(crate) fn list(&mut self, inspection: Inspection) -> LotId {
         let events = self.apply(AuctionCommand::ListCar {
             seller: SellerId(1),
             listing: Box::new(listing_of(inspection)),
@@ -93,7 +93,7 @@ impl Sim {
     }
 
     /// Lists a car and sells it to `dealer` at buy-now; returns the hand-off record.
-    pub(super) fn buy(&mut self, dealer: u32, inspection: Inspection) -> HandOffRecord {
+    pub(crate) fn buy(&mut self, dealer: u32, inspection: Inspection) -> HandOffRecord {
         let lot = self.list(inspection.clone());
         let outcome = self.bid(dealer, lot, 60_000 * Y, &format!("buy-{lot}"));
         assert!(
