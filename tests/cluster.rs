@@ -799,8 +799,20 @@ async fn every_markets_sold_cars_reach_the_one_inventory_even_across_a_kill() {
         |status, _| status == 200,
     )
     .await;
-    let shown = catalogue["items"].as_array().map_or(0, Vec::len);
-    assert_eq!(shown, 4, "{catalogue}");
+    let shown = catalogue["items"].as_array().cloned().unwrap_or_default();
+    assert_eq!(shown.len(), 4, "{catalogue}");
+    // Each car with its own market's description: the vehicle travels with the car.
+    for car in &shown {
+        let market = car["market"].as_str().unwrap_or("?");
+        assert_eq!(
+            (
+                car["vehicle"]["make"].as_str(),
+                car["vehicle"]["city"].as_str()
+            ),
+            (Some("Ford"), Some(c.spec.city(market))),
+            "{car}"
+        );
+    }
 
     // West's dealer retails its car at the alliance market; it comes back with hidden
     // structural damage: a violation of west's dealer, counted in west too.

@@ -1042,9 +1042,18 @@ fn handfrom_sequel() -> Vec<Entry> {
         inspection,
     };
     let from = |market: &str, record: HandOffRecord| {
+        let car = vehicle(
+            &record.vin,
+            "Volkswagen",
+            "Sagitar",
+            2021,
+            42_000,
+            Some("Beijing"),
+        );
         Command::Alliance(AllianceCommand::HandOffFrom {
             market: market.into(),
             record: Box::new(record),
+            vehicle: Box::new(car),
         })
     };
     let clean = || report(true, 4, "Clean.");
@@ -2209,7 +2218,11 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
                     item,
                     market,
                     auction,
-                }) => format!("{item} from {market} {auction}"),
+                    vehicle,
+                }) => format!(
+                    "{item} from {market} {auction} ({} {} {})",
+                    vehicle.make, vehicle.model, vehicle.year
+                ),
                 Event::Alliance(AllianceEvent::Expelled { dealer, warning }) => {
                     format!("{dealer} expelled by {warning}")
                 }
@@ -3617,12 +3630,12 @@ fn the_handfrom_sequel_does_what_its_comments_say() {
         story_facts(&applied),
         [
             "seq 251: A15 handed off as I7 duplicate=false",
-            "seq 251: I7 from beijing A15",
+            "seq 251: I7 from beijing A15 (Volkswagen Sagitar 2021)",
             "seq 252: A15 handed off as I7 duplicate=true",
             "seq 253: A15 handed off as I8 duplicate=false",
-            "seq 253: I8 from chengdu A15",
+            "seq 253: I8 from chengdu A15 (Volkswagen Sagitar 2021)",
             "seq 254: A2 handed off as I9 duplicate=false",
-            "seq 254: I9 from xian A2",
+            "seq 254: I9 from xian A2 (Volkswagen Sagitar 2021)",
             "seq 255: alliance refused invalid",
             "seq 256: alliance refused unknown_dealer",
             "seq 257: alliance refused invalid",

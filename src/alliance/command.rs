@@ -10,7 +10,7 @@ use super::model::{
     WarningId,
 };
 use crate::vocab::{
-    DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId, RULES_VERSION,
+    DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId, Vehicle, RULES_VERSION,
 };
 use serde::{Deserialize, Serialize};
 
@@ -240,6 +240,9 @@ pub enum AllianceCommand {
         market: String,
         /// Its sold auction, as that market handed it off.
         record: Box<HandOffRecord>,
+        /// The car as its seller described it (make, model, year, mileage, city): the
+        /// catalogue shows it, and this book holds no listing of it.
+        vehicle: Box<Vehicle>,
     },
 }
 
@@ -376,6 +379,8 @@ pub enum AllianceEvent {
         market: String,
         /// Its auction there.
         auction: LotId,
+        /// The car as its seller described it.
+        vehicle: Box<Vehicle>,
     },
 }
 

@@ -5,7 +5,9 @@
 //! are stored when they are set (`return_until`, `due_at`), so a later change of the
 //! configured windows never moves a promise already made to a consumer.
 
-use crate::vocab::{id_type, DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId};
+use crate::vocab::{
+    id_type, DealerId, DealerStatus, Fen, Inspection, LoanId, LotId, SellerId, Vehicle,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -426,6 +428,16 @@ impl Warning {
 /// The longest market name a [`RemoteWarning`] may carry, in bytes: the longest name
 /// `cluster.markets` accepts, and a bound that keeps a journaled note small.
 pub const MAX_MARKET_NAME: usize = 32;
+
+/// An item another market of the cluster sold, as filed here under that market's auction
+/// (`AllianceCommand::HandOffFrom`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SoldElsewhere {
+    /// The item.
+    pub item: ItemId,
+    /// The car as its seller described it: this book holds no listing of it.
+    pub vehicle: Vehicle,
+}
 
 /// A warning another market of the cluster issued to a dealer, as this market was told of
 /// it (`AllianceCommand::NoteRemoteWarning`). The alliance is one across the cluster's

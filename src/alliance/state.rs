@@ -12,10 +12,10 @@ use super::command::{
 };
 use super::model::{
     Cause, Channel, Complaint, ComplaintId, ComplaintStatus, Disposal, Finding, Item, ItemId,
-    ItemStatus, Reason, Record, RemoteWarning, RetailSale, ReturnClaim, Standing, Warning,
-    WarningId, MAX_MARKET_NAME,
+    ItemStatus, Reason, Record, RemoteWarning, RetailSale, ReturnClaim, SoldElsewhere, Standing,
+    Warning, WarningId, MAX_MARKET_NAME,
 };
-use crate::vocab::{DealerId, DealerStatus, Fen, LoanId, LotId, MAX_AMOUNT};
+use crate::vocab::{DealerId, DealerStatus, Fen, LoanId, LotId, Vehicle, MAX_AMOUNT};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,7 +47,7 @@ pub struct Alliance {
     /// of the cluster sold, and what makes their hand-offs idempotent. Keyed by market
     /// because every market numbers its lots from 1. Last, and left out while empty.
     #[serde(default)]
-    from_markets: BTreeMap<String, BTreeMap<LotId, ItemId>>,
+    from_markets: BTreeMap<String, BTreeMap<LotId, SoldElsewhere>>,
 }
 
 impl Serialize for Alliance {
@@ -97,12 +97,19 @@ impl Alliance {
         self.from_markets
             .get(market)
             .and_then(|lots| lots.get(&auction))
-            .and_then(|id| self.items.get(id))
+            .and_then(|f| self.items.get(&f.item))
     }
 
     /// The market and its auction an item was handed off from, for an item another market
     /// sold; `None` for a local item (its auction is this book's) or no such item.
     pub fn origin(&self, item: ItemId) -> Option<(&str, LotId)> {
+        self.sold_elsewhere(item)
+            .map(|(market, auction, _)| (market, auction))
+    }
+
+    /// For an item another market sold: that market, its auction, and the car as its
+    /// seller described it (this book holds no listing of it).
+    pub fn sold_elsewhere(&self, item: ItemId) -> Option<(&str, LotId, &Vehicle)> {
         let auction = self.items.get(&item)?.auction;
         self.origin_of(item, auction)
     }
@@ -110,11 +117,12 @@ impl Alliance {
     /// The market that filed `item` under `auction`, if one did. A scan of the markets,
     /// which are few (a cluster's), each a lookup by auction: no reverse index to keep in
     /// step or in the snapshot.
-    fn origin_of(&self, item: ItemId, auction: LotId) -> Option<(&str, LotId)> {
-        self.from_markets
-            .iter()
-            .find(|(_, lots)| lots.get(&auction) == Some(&item))
-            .map(|(market, _)| (market.as_str(), auction))
+    fn origin_of(&self, item: ItemId, auction: LotId) -> Option<(&str, LotId, &Vehicle)> {
+        self.from_markets.iter().find_map(|(market, lots)| {
+            lots.get(&auction)
+                .filter(|f| f.item == item)
+                .map(|f| (market.as_str(), auction, &f.vehicle))
+        })
     }
 
     /// Every item, in id order.
@@ -287,9 +295,11 @@ impl Alliance {
                 };
                 self.note_remote(dealer, note, registry, out)
             }
-            AllianceCommand::HandOffFrom { market, record } => {
-                self.hand_off_from(now, market, *record, registry, out)
-            }
+            AllianceCommand::HandOffFrom {
+                market,
+                record,
+                vehicle,
+            } => self.hand_off_from(now, market, *record, *vehicle, registry, out),
         };
         if let Err(refusal) = result {
             out.push(AllianceEvent::Refused(refusal));
@@ -388,11 +398,16 @@ impl Alliance {
                 item,
                 market,
                 auction,
+                vehicle,
             } => {
+                let filed = SoldElsewhere {
+                    item: *item,
+                    vehicle: (**vehicle).clone(),
+                };
                 self.from_markets
                     .entry(market.clone())
                     .or_default()
-                    .insert(*auction, *item);
+                    .insert(*auction, filed);
             }
             AllianceEvent::ComplaintChanged(c) => {
                 if let Some(old) = self.complaints.get(&c.id) {
@@ -458,6 +473,7 @@ impl Alliance {
         now: u64,
         market: String,
         record: HandOffRecord,
+        vehicle: Vehicle,
         registry: &impl Registry,
         out: &mut Vec<AllianceEvent>,
     ) -> Outcome {
@@ -465,10 +481,11 @@ impl Alliance {
             return Err(AllianceRefusal::InvalidMarket);
         }
         // Idempotent by (market, auction), as `hand_off` is by auction.
-        if let Some(&item) = self
+        if let Some(item) = self
             .from_markets
             .get(&market)
             .and_then(|lots| lots.get(&record.auction))
+            .map(|f| f.item)
         {
             out.push(AllianceEvent::HandedOff {
                 auction: record.auction,
@@ -488,12 +505,13 @@ impl Alliance {
         // can still fail is a report that bars the car, a bad VIN, and a claimed hash
         // that is not its report's (a record altered on its way).
         let reasons = certify(&record, &record.vin, &record.inspection);
-        self.deliver(now, record, reasons, Some(market), out);
+        self.deliver(now, record, reasons, Some((market, vehicle)), out);
         Ok(())
     }
 
     /// Creates the item of a hand-off that passed its checks and files it under its
-    /// auction: this book's (`market` is `None`) or the selling market's. The events that
+    /// auction: this book's (`elsewhere` is `None`) or the selling market's, with the car
+    /// as its seller described it. The events that
     /// answer it: `HandedOff`, `ItemFrom` when it came from another market, then
     /// `ItemChanged`.
     fn deliver(
@@ -501,7 +519,7 @@ impl Alliance {
         now: u64,
         record: HandOffRecord,
         reasons: Vec<Reason>,
-        market: Option<String>,
+        elsewhere: Option<(String, Vehicle)>,
         out: &mut Vec<AllianceEvent>,
     ) {
         let id = ItemId(next_id(self.items.len()));
@@ -532,20 +550,22 @@ impl Alliance {
             item: id,
             duplicate: false,
         });
-        match market {
+        match elsewhere {
             None => {
                 self.by_auction.insert(item.auction, id);
             }
-            Some(market) => {
-                self.from_markets
-                    .entry(market.clone())
-                    .or_default()
-                    .insert(item.auction, id);
+            Some((market, vehicle)) => {
                 out.push(AllianceEvent::ItemFrom {
                     item: id,
-                    market,
+                    market: market.clone(),
                     auction: item.auction,
+                    vehicle: Box::new(vehicle.clone()),
                 });
+                let filed = SoldElsewhere { item: id, vehicle };
+                self.from_markets
+                    .entry(market)
+                    .or_default()
+                    .insert(item.auction, filed);
             }
         }
         out.push(AllianceEvent::ItemChanged(Box::new(item.clone())));

@@ -1,7 +1,7 @@
 //! The alliance's rules, table by table, on a simulated clock (no I/O, no sleeps).
 
 use super::*;
-use crate::vocab::{DealerId, DealerStatus, Inspection, LotId, SellerId};
+use crate::vocab::{DealerId, DealerStatus, Inspection, LotId, SellerId, Vehicle};
 use std::collections::BTreeMap;
 
 const H: u64 = 3_600_000;
@@ -1615,12 +1615,25 @@ mod remote_notes {
 // ---------------------------------------------------------------------------------------
 // Hand-offs from other markets of the cluster
 
+/// The car of the records, as its seller described it.
+pub(crate) fn car() -> Vehicle {
+    Vehicle {
+        vin: VIN.into(),
+        make: "Ford".into(),
+        model: "Focus".into(),
+        year: 2019,
+        mileage_km: 61_000,
+        city: Some("Chengdu".into()),
+    }
+}
+
 impl Sim {
     /// Hands off `record` as market `market` sold it.
     fn hand_from(&mut self, market: &str, record: HandOffRecord) -> Vec<AllianceEvent> {
         self.run(AllianceCommand::HandOffFrom {
             market: market.into(),
             record: Box::new(record),
+            vehicle: Box::new(car()),
         })
     }
 }
@@ -1652,7 +1665,8 @@ fn a_sold_car_of_another_market_is_delivered_like_a_local_one_and_filed_under_it
             AllianceEvent::ItemFrom {
                 item: ItemId(1),
                 market: "beijing".into(),
-                auction: LotId(3)
+                auction: LotId(3),
+                vehicle: Box::new(car()),
             },
             AllianceEvent::ItemChanged(Box::new(item.clone())),
         ]

@@ -180,13 +180,11 @@ pub(crate) async fn list_dealers(
 fn catalogue_json(s: &AppState, i: &Item) -> Value {
     let standing = s.alliance.standing(i.dealer);
     // A car another market sold: its auction id is that market's, not one of the lots
-    // here, so its vehicle is not read from them.
-    let from_elsewhere = s.alliance.origin(i.id);
-    let vehicle = from_elsewhere
-        .is_none()
-        .then(|| s.lots.vehicle_of(i.auction))
-        .flatten();
-    let market = from_elsewhere.or_else(|| s.market.clone());
+    // here, so its vehicle is the one it was handed off with.
+    let (market, vehicle) = match s.alliance.sold_elsewhere(i.id) {
+        Some((market, vehicle)) => (Some(market), Some(vehicle)),
+        None => (s.market.clone(), s.lots.vehicle_of(i.auction)),
+    };
     let mut v = json!({
         "id": i.id.to_string(),
         "vin": i.vin,

@@ -239,7 +239,7 @@ mod tests {
     // ---------------------------------------------------------------------------------
     // Sold cars and the one inventory
 
-    use crate::alliance::tests::clean;
+    use crate::alliance::tests::{car, clean};
     use crate::alliance::{AllianceCommand, HandOffRecord};
     use crate::market::tests::Sim;
 
@@ -247,6 +247,7 @@ mod tests {
         alliance.apply(AllianceCommand::HandOffFrom {
             market: market.into(),
             record: Box::new(record),
+            vehicle: Box::new(car()),
         });
     }
 

@@ -343,6 +343,7 @@ fn a_car_from_another_market_is_not_judged_by_a_local_loan_on_a_lot_of_the_same_
             Some(market) => AllianceCommand::HandOffFrom {
                 market: market.into(),
                 record,
+                vehicle: Box::new(crate::alliance::tests::car()),
             },
             None => AllianceCommand::HandOff(record),
         });

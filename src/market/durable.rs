@@ -402,6 +402,7 @@ mod tests {
                 inspection_sha256: crate::alliance::inspection_sha256(&inspection),
                 inspection,
             }),
+            vehicle: Box::new(crate::alliance::tests::car()),
         });
         let named = rmp_serde::to_vec_named(&c).expect("encodes");
         // {"Alliance": {"HandOffFrom": {...}}}

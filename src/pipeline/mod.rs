@@ -40,7 +40,7 @@ use crate::alliance::{
 use crate::auction::Listing;
 use crate::engine::{EngineHandle, Unavailable};
 use crate::market::{Command, Event};
-use crate::vocab::{DealerId, Fen, LotId, SellerId};
+use crate::vocab::{DealerId, Fen, LotId, SellerId, Vehicle};
 
 /// The hand-off record of a sold auction, from its listing and its sale.
 pub fn hand_off_record(
@@ -91,10 +91,12 @@ pub async fn submit_hand_off_from(
     engine: &EngineHandle,
     market: String,
     record: HandOffRecord,
+    vehicle: Vehicle,
 ) -> Result<Handed, Unavailable> {
     let command = AllianceCommand::HandOffFrom {
         market,
         record: Box::new(record),
+        vehicle: Box::new(vehicle),
     };
     submit(engine, command).await
 }

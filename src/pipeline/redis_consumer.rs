@@ -41,6 +41,7 @@ use crate::engine::EngineHandle;
 use crate::store::redis::{redact_url, RedisConn, RedisTarget};
 use crate::store::OutcomeRecord;
 use crate::views::Lots;
+use crate::vocab::Vehicle;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 use redis::{FromRedisValue, Value};
 use std::sync::Arc;
@@ -123,8 +124,8 @@ pub struct Delivery {
     pub id: String,
     /// The outcome (field `o`), if the entry holds one that decodes.
     pub outcome: Option<OutcomeRecord>,
-    /// The sold car another market forwarded (fields `m` and `r`), if the entry holds one
-    /// that decodes.
+    /// The sold car another market forwarded (fields `m`, `r` and `v`), if the entry holds
+    /// one that decodes.
     pub sold: Option<Sold>,
 }
 
@@ -133,8 +134,10 @@ pub struct Delivery {
 pub struct Sold {
     /// The market that sold it.
     pub market: String,
-    /// The car, its sale and its report, as that market's book holds them.
+    /// Its sale and its report, as that market's book holds them.
     pub record: HandOffRecord,
+    /// The car as its seller described it (the catalogue shows it).
+    pub vehicle: Vehicle,
 }
 
 /// What handling one delivery came to.
@@ -330,23 +333,25 @@ impl RedisHandoff {
         };
         let record = hand_off_record(o.lot, o.seller, dealer, price, &listing);
         if let Role::Forward { market, inbox } = &self.config.role {
-            let (market, inbox) = (market.clone(), inbox.clone());
-            return self.forward(&inbox, market, record, &delivery.id).await;
+            let sold = Sold {
+                market: market.clone(),
+                record,
+                vehicle: listing.vehicle.clone(),
+            };
+            let inbox = inbox.clone();
+            return self.forward(&inbox, sold, &delivery.id).await;
         }
         let handed = submit_hand_off(&self.engine, record).await;
         answer(o.lot, None, &delivery.id, handed)
     }
 
     /// Puts one sold car on the alliance market's inbox.
-    async fn forward(
-        &mut self,
-        inbox: &str,
-        market: String,
-        record: HandOffRecord,
-        id: &str,
-    ) -> Handling {
-        let auction = record.auction;
-        let Ok(bytes) = rmp_serde::to_vec_named(&record) else {
+    async fn forward(&mut self, inbox: &str, sold: Sold, id: &str) -> Handling {
+        let (auction, market) = (sold.record.auction, sold.market);
+        let (Ok(record), Ok(vehicle)) = (
+            rmp_serde::to_vec_named(&sold.record),
+            rmp_serde::to_vec_named(&sold.vehicle),
+        ) else {
             tracing::error!(%auction, "hand-off record does not encode; skipped");
             return Handling::Ack;
         };
@@ -359,7 +364,9 @@ impl RedisHandoff {
             .arg("m")
             .arg(&market)
             .arg("r")
-            .arg(bytes);
+            .arg(record)
+            .arg("v")
+            .arg(vehicle);
         match tokio::time::timeout(self.config.op_timeout, conn.cmd(&add)).await {
             Ok(Ok(_)) => {
                 tracing::info!(%auction, %market, id, "sold car sent to the alliance market");
@@ -373,13 +380,18 @@ impl RedisHandoff {
 
     /// Hands a car another market sold to this market's alliance.
     async fn collect(&self, delivery: &Delivery) -> Handling {
-        let Some(Sold { market, record }) = &delivery.sold else {
+        let Some(sold) = &delivery.sold else {
             tracing::error!(id = %delivery.id, "inbox entry does not decode; skipped");
             return Handling::Ack;
         };
+        let Sold {
+            market,
+            record,
+            vehicle,
+        } = sold.clone();
         let auction = record.auction;
-        let handed = submit_hand_off_from(&self.engine, market.clone(), record.clone()).await;
-        answer(auction, Some(market), &delivery.id, handed)
+        let handed = submit_hand_off_from(&self.engine, market.clone(), record, vehicle).await;
+        answer(auction, Some(&market), &delivery.id, handed)
     }
 
     /// Handles and acknowledges each delivery; false if any must be retried.
@@ -512,12 +524,18 @@ fn decode(entry: &StreamId) -> Delivery {
         _ => None,
     };
     let outcome = bytes("o").and_then(|b| rmp_serde::from_slice(b).ok());
-    let sold = match (bytes("m").map(std::str::from_utf8), bytes("r")) {
-        (Some(Ok(market)), Some(r)) if !market.is_empty() && market.len() <= MAX_MARKET_NAME => {
-            rmp_serde::from_slice(r).ok().map(|record| Sold {
-                market: market.to_owned(),
-                record,
-            })
+    let sold = match (bytes("m").map(std::str::from_utf8), bytes("r"), bytes("v")) {
+        (Some(Ok(market)), Some(r), Some(v))
+            if !market.is_empty() && market.len() <= MAX_MARKET_NAME =>
+        {
+            match (rmp_serde::from_slice(r), rmp_serde::from_slice(v)) {
+                (Ok(record), Ok(vehicle)) => Some(Sold {
+                    market: market.to_owned(),
+                    record,
+                    vehicle,
+                }),
+                _ => None,
+            }
         }
         _ => None,
     };

@@ -10,7 +10,7 @@ use crate::alliance::{
 use crate::auction::Event as AuctionEvent;
 use crate::market::{Event, Market};
 use crate::views::Viewer;
-use crate::vocab::{DealerId, DealerStatus};
+use crate::vocab::{DealerId, DealerStatus, Vehicle};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -178,6 +178,14 @@ impl AllianceBoard {
             .alliance
             .origin(item)
             .map(|(market, _)| market.to_owned())
+    }
+
+    /// For an item another market of the cluster sold: that market, and the car as its
+    /// seller described it.
+    pub fn sold_elsewhere(&self, item: ItemId) -> Option<(String, Vehicle)> {
+        let state = self.state.read();
+        let (market, _, vehicle) = state.alliance.sold_elsewhere(item)?;
+        Some((market.to_owned(), vehicle.clone()))
     }
 
     /// The item of an auction, once handed off.
