@@ -34,10 +34,10 @@ fn clean_report() -> Value {
            "notes": "Front bumper resprayed; tyres 60%."})
 }
 
-fn redis_config(server: &RedisServer) -> RedisJournalConfig {
+fn redis_config_at(server: &RedisServer, prefix: &str) -> RedisJournalConfig {
     RedisJournalConfig {
         url: server.url(),
-        prefix: "alliance-test".into(),
+        prefix: prefix.into(),
         // Short, so a restarted server in the same test takes the lease over quickly.
         lease_ttl_ms: 300,
         op_timeout_ms: 2_000,
@@ -49,9 +49,14 @@ fn redis_config(server: &RedisServer) -> RedisJournalConfig {
 
 /// Opens the journal, waiting out a previous owner's lease.
 async fn open_redis(server: &RedisServer) -> RedisJournal {
+    open_redis_at(server, "alliance-test").await
+}
+
+/// Opens the journal under `prefix`, waiting out a previous owner's lease.
+async fn open_redis_at(server: &RedisServer, prefix: &str) -> RedisJournal {
     support::init_tracing();
     for _ in 0..50 {
-        match RedisJournal::open(&redis_config(server)).await {
+        match RedisJournal::open(&redis_config_at(server, prefix)).await {
             Ok(j) => return j,
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
@@ -912,4 +917,155 @@ async fn an_operator_links_a_dealer_to_a_seller_at_once_and_the_link_survives_a_
     assert_eq!(r["accepted"], true, "{r}");
     server.shutdown().await.expect("clean shutdown");
     verify_replay(dir.path());
+}
+
+// ---------------------------------------------------------------------------------------
+// A cluster's two hops: a market forwards, the alliance market collects
+
+/// An engine on `prefix` of `redis` with the accounts of [`sell`] (seller S1, dealer D1),
+/// its lots view, its alliance view, and its outcomes stream's key.
+async fn market_on(
+    redis: &RedisServer,
+    prefix: &str,
+) -> (
+    EngineHandle,
+    std::sync::Arc<Lots>,
+    std::sync::Arc<AllianceBoard>,
+    String,
+) {
+    let journal = open_redis_at(redis, prefix).await;
+    let stream = journal.outcome_stream().expect("outcomes stream").key;
+    let (lots, board) = (Lots::new(), AllianceBoard::new());
+    let publisher = ViewsPublisher {
+        lots: lots.clone(),
+        alliance: board.clone(),
+        market_data: MarketData::new(Default::default()),
+    };
+    let (engine, _task) = engine::spawn(
+        journal,
+        Rules::default(),
+        publisher,
+        EngineConfig::default(),
+    )
+    .await
+    .expect("engine");
+    submit(
+        &engine,
+        Command::Auction(AuctionCommand::RegisterSeller {
+            name: "s".into(),
+            token_hash: [1; 32],
+        }),
+    )
+    .await;
+    submit(
+        &engine,
+        Command::Auction(AuctionCommand::RegisterDealer {
+            name: "d".into(),
+            deposit: 1_000_000 * Y,
+            linked_sellers: Vec::new(),
+            token_hash: [2; 32],
+        }),
+    )
+    .await;
+    (engine, lots, board, stream)
+}
+
+async fn xlen(con: &mut MultiplexedConnection, key: &str) -> u64 {
+    redis::cmd("XLEN")
+        .arg(key)
+        .query_async(con)
+        .await
+        .expect("XLEN")
+}
+
+/// West's forwarder sends its sold car, report and vehicle, to north's inbox and only then
+/// acknowledges the outcome; the car sent twice (a forwarder that died between its XADD
+/// and its XACK) is one item in north, filed as west's auction; and what north collected
+/// is trimmed from the inbox, so it holds only cars on their way.
+#[tokio::test]
+async fn a_forwarded_car_is_collected_once_as_the_selling_markets_and_trimmed() {
+    let redis = RedisServer::start(RedisOpts::no_aof());
+    let (west, west_lots, _, outcomes) = market_on(&redis, "{t:west}").await;
+    let (north, north_lots, north_board, _) = market_on(&redis, "{t:north}").await;
+    let inbox = "{t:north}:alliance_inbox".to_owned();
+    let consumer = |stream: &str, role: Role| RedisHandoffConfig {
+        url: redis.url(),
+        cluster_urls: Vec::new(),
+        stream: stream.to_owned(),
+        group: "alliance".into(),
+        consumer: "c".into(),
+        claim_idle: Duration::from_millis(300),
+        block: Duration::from_millis(100),
+        count: 16,
+        op_timeout: Duration::from_secs(2),
+        role,
+    };
+    let mut raw = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+
+    // North sells a car of its own too: its lot A1 is not west's A1.
+    let north_lot = sell(&north, 1).await;
+    let west_lot = sell(&west, 1).await;
+    assert_eq!(north_lot, west_lot, "each market numbers its own lots");
+    let forward = Role::Forward {
+        market: "west".into(),
+        inbox: inbox.clone(),
+    };
+    let mut f = RedisHandoff::connect(consumer(&outcomes, forward), west.clone(), west_lots)
+        .await
+        .expect("forwarder");
+    let read = f.read_new().await.expect("read");
+    assert_eq!(read.len(), 1, "{read:?}");
+    assert!(f.process(&read).await.expect("forwarded"));
+    assert_eq!(
+        pending(&mut raw, &outcomes).await,
+        0,
+        "acknowledged once sent"
+    );
+    assert_eq!(f.handle(&read[0]).await, Handling::Ack, "sent again");
+    assert_eq!(xlen(&mut raw, &inbox).await, 2);
+
+    let mut c = RedisHandoff::connect(consumer(&inbox, Role::Collect), north.clone(), north_lots)
+        .await
+        .expect("collector");
+    assert!(c.round(true, true).await.expect("collected"));
+    let items = north_board.items(None, None);
+    assert_eq!(items.len(), 1, "one item for the car sent twice: {items:?}");
+    let item = &items[0];
+    assert_eq!((item.auction, item.dealer), (west_lot, DealerId(1)));
+    let (market, vehicle) = north_board
+        .sold_elsewhere(item.id)
+        .expect("filed as west's");
+    assert_eq!(
+        (
+            market.as_str(),
+            vehicle.make.as_str(),
+            vehicle.model.as_str()
+        ),
+        ("west", "Toyota", "Corolla")
+    );
+    assert!(item.certified, "{item:?}");
+    assert!(
+        north_board.item_for_auction(north_lot).is_none(),
+        "north's own A1 is not handed off here: west's car did not take its place"
+    );
+    assert_eq!(pending(&mut raw, &inbox).await, 0);
+    assert_eq!(xlen(&mut raw, &inbox).await, 0, "collected, then trimmed");
+
+    // A car on its way stays: forwarded, not yet collected.
+    sell(&west, 2).await;
+    let read = f.read_new().await.expect("read");
+    assert!(f.process(&read).await.expect("forwarded"));
+    assert_eq!(c.trim_collected().await.expect("trim"), 0);
+    assert_eq!(
+        xlen(&mut raw, &inbox).await,
+        1,
+        "not trimmed before it is collected"
+    );
+    assert!(c.round(false, true).await.expect("collected"));
+    assert_eq!(north_board.items(None, None).len(), 2);
+    assert_eq!(xlen(&mut raw, &inbox).await, 0);
 }

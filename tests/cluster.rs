@@ -480,6 +480,39 @@ async fn complain(c: &ClusterNodes, market: &str, service: &Account, dealer: &st
     created["id"].as_str().expect("complaint id").to_owned()
 }
 
+/// Whether the alliance's group on stream `key` has been delivered its last entry and has
+/// acknowledged everything.
+async fn caught_up(raw: &mut redis::aio::MultiplexedConnection, key: &str) -> bool {
+    let info: redis::Value = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("XINFO STREAM");
+    let fields: Vec<redis::Value> = match info {
+        redis::Value::Array(fields) => fields,
+        redis::Value::Map(pairs) => pairs.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+        other => panic!("XINFO STREAM {key}: {other:?}"),
+    };
+    let last = fields.chunks(2).find_map(|kv| match kv {
+        [redis::Value::BulkString(k), redis::Value::BulkString(v)]
+            if k.as_slice() == b"last-generated-id" =>
+        {
+            Some(String::from_utf8_lossy(v).into_owned())
+        }
+        _ => None,
+    });
+    let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg(key)
+        .query_async(raw)
+        .await
+        .expect("XINFO GROUPS");
+    groups.groups.iter().any(|g| {
+        g.name == "alliance" && Some(&g.last_delivered_id) == last.as_ref() && g.pending == 0
+    })
+}
+
 /// `market`'s remote warnings in a standing, as `(market, corrected)`.
 fn remote(standing: &Value) -> Vec<(String, bool)> {
     let mut notes: Vec<(String, bool)> = standing["remote_warnings"]
@@ -648,9 +681,11 @@ async fn every_markets_sold_cars_reach_the_one_inventory_even_across_a_kill() {
     let t0 = Instant::now();
     let redis = RedisServer::start(RedisOpts::no_aof());
     let mut spec = ClusterSpec::four_markets();
-    // Auctions short enough to close during the test; a late bid moves the close 1 s.
-    spec.extra_toml =
-        "[auction]\nmin_duration_s = 1\nextend_window_s = 1\nextend_by_s = 1\n".into();
+    // Auctions short enough to close during the test; a late bid moves the close 1 s. The
+    // alliance market trims its inbox every half claim_idle.
+    spec.extra_toml = "[auction]\nmin_duration_s = 1\nextend_window_s = 1\nextend_by_s = 1\n\
+                       [alliance]\nclaim_idle_ms = 1000\n"
+        .into();
     let mut c = ClusterNodes::start(&SharedRedis::Single(redis.url()), spec, 2).await;
     c.wait_until_all_served(Duration::from_secs(20)).await;
     let s = cluster_load::seller(&c).await;
@@ -731,56 +766,33 @@ async fn every_markets_sold_cars_reach_the_one_inventory_even_across_a_kill() {
             "the report travels: {i}"
         );
     }
-    // Every car again on the inbox (a forwarder that died after its XADD, before its
-    // XACK, sends it again): still one item each.
+    // Every other market's forwarder sends its whole history again (its group rewound, as
+    // if it had died before acknowledging anything): still one item each.
     let mut raw = redis::Client::open(redis.url())
         .expect("url")
         .get_multiplexed_async_connection()
         .await
         .expect("redis");
-    let inbox = "{gt:north}:alliance_inbox";
-    let sent: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(inbox)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut raw)
-        .await
-        .expect("XRANGE");
-    assert_eq!(sent.ids.len(), 3, "one entry per other market's sale");
-    let mut last_copy = String::new();
-    for entry in &sent.ids {
-        let mut again = redis::cmd("XADD");
-        again.arg(inbox).arg("*");
-        for (field, value) in &entry.map {
-            let redis::Value::BulkString(bytes) = value else {
-                panic!("inbox field {field}: {value:?}");
-            };
-            again.arg(field).arg(bytes.as_slice());
-        }
-        last_copy = again.query_async(&mut raw).await.expect("XADD");
-    }
-    // Collected: the alliance's group has read past the last copy and acknowledged all.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let groups: redis::streams::StreamInfoGroupsReply = redis::cmd("XINFO")
-            .arg("GROUPS")
-            .arg(inbox)
+    let mut streams = vec!["{gt:north}:alliance_inbox".to_owned()];
+    for market in ["east", "south", "west"] {
+        let outcomes = format!("{{gt:{market}}}:outcomes");
+        let _: () = redis::cmd("XGROUP")
+            .arg("SETID")
+            .arg(&outcomes)
+            .arg("alliance")
+            .arg("0")
             .query_async(&mut raw)
             .await
-            .expect("XINFO GROUPS");
-        let done = groups
-            .groups
-            .iter()
-            .any(|g| g.last_delivered_id == last_copy && g.pending == 0);
-        if done {
-            break;
+            .expect("XGROUP SETID");
+        streams.insert(0, outcomes);
+    }
+    // Sent and collected: every group has read its stream to the end, acknowledged all.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for key in &streams {
+        while !caught_up(&mut raw, key).await {
+            assert!(Instant::now() < deadline, "{key} was not read to the end");
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert!(
-            Instant::now() < deadline,
-            "the copies were not collected: {:?}",
-            groups.groups
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let again = via_front(
         &c,
@@ -790,6 +802,23 @@ async fn every_markets_sold_cars_reach_the_one_inventory_even_across_a_kill() {
     )
     .await;
     assert_eq!(again["items"].as_array().map(Vec::len), Some(4), "{again}");
+
+    // The inbox keeps only cars on their way: what was collected is trimmed.
+    loop {
+        let inbox: u64 = redis::cmd("XLEN")
+            .arg("{gt:north}:alliance_inbox")
+            .query_async(&mut raw)
+            .await
+            .expect("XLEN");
+        if inbox == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{inbox} collected cars left in the inbox"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // The consumer catalogue, through any front door, shows each car once.
     let catalogue = via_front(

@@ -42,7 +42,7 @@ use crate::store::redis::{redact_url, RedisConn, RedisTarget};
 use crate::store::OutcomeRecord;
 use crate::views::Lots;
 use crate::vocab::Vehicle;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamInfoGroupsReply, StreamReadReply};
 use redis::{FromRedisValue, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -425,7 +425,48 @@ impl RedisHandoff {
         }
         let d = self.read_new().await?;
         all &= self.process(&d).await?;
+        if claim && self.config.role == Role::Collect {
+            self.trim_collected().await?;
+        }
         Ok(all)
+    }
+
+    /// Drops the inbox's entries the group has read and acknowledged: each is an item in
+    /// this market's journal by then, so the inbox holds only cars on their way and stays
+    /// as small as the backlog. Trims below the oldest pending entry, or past the last one
+    /// delivered when none is pending; an entry added meanwhile is above both.
+    pub async fn trim_collected(&mut self) -> Result<u64, HandoffError> {
+        let mut info = redis::cmd("XINFO");
+        info.arg("GROUPS").arg(&self.config.stream);
+        let groups: StreamInfoGroupsReply = self.query(&info, Duration::ZERO).await?;
+        let Some(group) = groups
+            .groups
+            .into_iter()
+            .find(|g| g.name == self.config.group)
+        else {
+            return Ok(0);
+        };
+        let below = if group.pending > 0 {
+            let mut summary = redis::cmd("XPENDING");
+            summary.arg(&self.config.stream).arg(&self.config.group);
+            // [count, smallest id, greatest id, [[consumer, count], …]]
+            let reply: Value = self.query(&summary, Duration::ZERO).await?;
+            match reply {
+                Value::Array(parts) => match parts.get(1) {
+                    Some(Value::BulkString(id)) => String::from_utf8_lossy(id).into_owned(),
+                    _ => return Ok(0),
+                },
+                _ => return Ok(0),
+            }
+        } else {
+            match next_id(&group.last_delivered_id) {
+                Some(id) => id,
+                None => return Ok(0),
+            }
+        };
+        let mut trim = redis::cmd("XTRIM");
+        trim.arg(&self.config.stream).arg("MINID").arg(&below);
+        self.query(&trim, Duration::ZERO).await
     }
 
     /// Runs the consumer until `shutdown` turns true, reconnecting after Redis failures
@@ -518,6 +559,20 @@ fn answer(
     }
 }
 
+/// The stream id right after `id` (`ms-seq` → `ms-(seq+1)`); `None` for "0-0" (nothing
+/// delivered yet) or an id that does not parse.
+fn next_id(id: &str) -> Option<String> {
+    let (ms, seq) = id.split_once('-')?;
+    let (ms, seq) = (ms.parse::<u64>().ok()?, seq.parse::<u64>().ok()?);
+    if (ms, seq) == (0, 0) {
+        return None;
+    }
+    Some(match seq.checked_add(1) {
+        Some(seq) => format!("{ms}-{seq}"),
+        None => format!("{}-0", ms.checked_add(1)?),
+    })
+}
+
 fn decode(entry: &StreamId) -> Delivery {
     let bytes = |field: &str| match entry.map.get(field) {
         Some(Value::BulkString(bytes)) => Some(bytes.as_slice()),
@@ -543,5 +598,21 @@ fn decode(entry: &StreamId) -> Delivery {
         id: entry.id.clone(),
         outcome,
         sold,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_id;
+
+    #[test]
+    fn the_id_after_an_entry_is_its_next_sequence_and_nothing_follows_none() {
+        assert_eq!(
+            next_id("1700000000000-4").as_deref(),
+            Some("1700000000000-5")
+        );
+        assert_eq!(next_id(&format!("7-{}", u64::MAX)).as_deref(), Some("8-0"));
+        assert_eq!(next_id("0-0"), None, "nothing delivered yet");
+        assert_eq!(next_id("junk"), None);
     }
 }
