@@ -183,16 +183,24 @@ fn hand_offs_of(journal_entries: &[Command], lot: LotId) -> usize {
         .count()
 }
 
-#[tokio::test]
-async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
-    let redis = RedisServer::start(RedisOpts::always());
-    let journal = open_redis(&redis).await;
-    let stream = journal
+/// An engine journaling to `prefix` of a real Redis, with the accounts of [`sell`] (seller
+/// S1, dealer D1) and its views; no hand-off consumer of its own (a test's consumers are
+/// the only ones).
+struct RedisMarket {
+    engine: EngineHandle,
+    task: tokio::task::JoinHandle<Result<(), gavel::store::StoreError>>,
+    lots: std::sync::Arc<Lots>,
+    board: std::sync::Arc<AllianceBoard>,
+    /// Its outcomes stream.
+    outcomes: gavel::store::OutcomeStream,
+}
+
+async fn market_on(redis: &RedisServer, prefix: &str) -> RedisMarket {
+    let journal = open_redis_at(redis, prefix).await;
+    let outcomes = journal
         .outcome_stream()
         .expect("redis has an outcomes stream");
-    let lots = Lots::new();
-    let board = AllianceBoard::new();
-    // No consumer of the server's own: the test's consumers are the only ones.
+    let (lots, board) = (Lots::new(), AllianceBoard::new());
     let publisher = ViewsPublisher {
         lots: lots.clone(),
         alliance: board.clone(),
@@ -224,6 +232,25 @@ async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
         }),
     )
     .await;
+    RedisMarket {
+        engine,
+        task,
+        lots,
+        board,
+        outcomes,
+    }
+}
+
+#[tokio::test]
+async fn redelivery_after_a_killed_consumer_yields_one_inventory_item() {
+    let redis = RedisServer::start(RedisOpts::always());
+    let RedisMarket {
+        engine,
+        task,
+        lots,
+        board,
+        outcomes: stream,
+    } = market_on(&redis, "alliance-test").await;
     let consumer = |name: &str| RedisHandoffConfig {
         url: stream.url.clone(),
         cluster_urls: stream.cluster_urls.clone(),
@@ -922,54 +949,6 @@ async fn an_operator_links_a_dealer_to_a_seller_at_once_and_the_link_survives_a_
 // ---------------------------------------------------------------------------------------
 // A cluster's two hops: a market forwards, the alliance market collects
 
-/// An engine on `prefix` of `redis` with the accounts of [`sell`] (seller S1, dealer D1),
-/// its lots view, its alliance view, and its outcomes stream's key.
-async fn market_on(
-    redis: &RedisServer,
-    prefix: &str,
-) -> (
-    EngineHandle,
-    std::sync::Arc<Lots>,
-    std::sync::Arc<AllianceBoard>,
-    String,
-) {
-    let journal = open_redis_at(redis, prefix).await;
-    let stream = journal.outcome_stream().expect("outcomes stream").key;
-    let (lots, board) = (Lots::new(), AllianceBoard::new());
-    let publisher = ViewsPublisher {
-        lots: lots.clone(),
-        alliance: board.clone(),
-        market_data: MarketData::new(Default::default()),
-    };
-    let (engine, _task) = engine::spawn(
-        journal,
-        Rules::default(),
-        publisher,
-        EngineConfig::default(),
-    )
-    .await
-    .expect("engine");
-    submit(
-        &engine,
-        Command::Auction(AuctionCommand::RegisterSeller {
-            name: "s".into(),
-            token_hash: [1; 32],
-        }),
-    )
-    .await;
-    submit(
-        &engine,
-        Command::Auction(AuctionCommand::RegisterDealer {
-            name: "d".into(),
-            deposit: 1_000_000 * Y,
-            linked_sellers: Vec::new(),
-            token_hash: [2; 32],
-        }),
-    )
-    .await;
-    (engine, lots, board, stream)
-}
-
 async fn xlen(con: &mut MultiplexedConnection, key: &str) -> u64 {
     redis::cmd("XLEN")
         .arg(key)
@@ -985,8 +964,19 @@ async fn xlen(con: &mut MultiplexedConnection, key: &str) -> u64 {
 #[tokio::test]
 async fn a_forwarded_car_is_collected_once_as_the_selling_markets_and_trimmed() {
     let redis = RedisServer::start(RedisOpts::no_aof());
-    let (west, west_lots, _, outcomes) = market_on(&redis, "{t:west}").await;
-    let (north, north_lots, north_board, _) = market_on(&redis, "{t:north}").await;
+    let RedisMarket {
+        engine: west,
+        lots: west_lots,
+        outcomes,
+        ..
+    } = market_on(&redis, "{t:west}").await;
+    let outcomes = outcomes.key;
+    let RedisMarket {
+        engine: north,
+        lots: north_lots,
+        board: north_board,
+        ..
+    } = market_on(&redis, "{t:north}").await;
     let inbox = "{t:north}:alliance_inbox".to_owned();
     let consumer = |stream: &str, role: Role| RedisHandoffConfig {
         url: redis.url(),
