@@ -903,3 +903,122 @@ async fn every_markets_sold_cars_reach_the_one_inventory_even_across_a_kill() {
     );
     eprintln!("one inventory test: {:?}", t0.elapsed());
 }
+
+/// A car bought on credit in `west` (the dealer's home, where its line is) and retailed
+/// at the alliance market before the loan is repaid is sold out of trust there, as it
+/// would be in one market; repaying the loan in `west` corrects the warning. West relays
+/// its loans on the control stream; the alliance market notes them by (market, auction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_car_of_another_market_retailed_before_its_loan_is_repaid_is_sold_out_of_trust() {
+    let _turn = SERIAL.lock().await;
+    support::init_tracing();
+    let t0 = Instant::now();
+    let redis = RedisServer::start(RedisOpts::no_aof());
+    let mut spec = ClusterSpec::four_markets();
+    spec.extra_toml = "[auction]\nmin_duration_s = 1\nextend_window_s = 1\nextend_by_s = 1\n".into();
+    let c = ClusterNodes::start(&SharedRedis::Single(redis.url()), spec, 1).await;
+    c.wait_until_all_served(Duration::from_secs(20)).await;
+    let s = cluster_load::seller(&c).await;
+    let d = dealer(&c, "west buyer", "west").await;
+    let reserve = 2 * cluster_load::START_PRICE;
+    let credit = json!({"limit": 10 * reserve});
+    on_market(
+        &c,
+        "west",
+        (
+            "POST",
+            &format!("/v1/dealers/{}/credit", d.account.id),
+            ADMIN,
+            Some(&credit),
+        ),
+        "a credit line at home",
+        |status, _| status == 200,
+    )
+    .await;
+    let lots = cluster_load::list_lots_lasting(&c, &s, 1, 3).await;
+    let lot = lots.iter().find(|l| l.market == "west").expect("west's lot");
+    let mut k = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !accepted(&bid_at_least(&c, &d.account.token, lot, reserve, &mut k).await) {
+        assert!(Instant::now() < deadline, "no bid at the reserve on {lot:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Won and paid for from the line, once the auction has closed.
+    let loan = on_market(
+        &c,
+        "west",
+        (
+            "POST",
+            &format!("/v1/auctions/{}/finance", lot.id),
+            &d.account.token,
+            None,
+        ),
+        "financed",
+        |status, _| status == 201,
+    )
+    .await;
+    let loan = loan["id"].as_str().expect("loan id").to_owned();
+
+    // The car reaches the alliance market, its loan noted as open.
+    let path = format!("/v1/inventory?dealer={}", d.account.id);
+    let inventory = via_front(
+        &c,
+        ("GET", &path, ADMIN, None),
+        "west's car, its loan noted",
+        |status, v| status == 200 && v["items"][0]["loan"]["status"] == "open",
+    )
+    .await;
+    let item = &inventory["items"][0];
+    assert_eq!(
+        (item["market"].as_str(), item["loan"]["id"].as_str()),
+        (Some("west"), Some(loan.as_str())),
+        "{item}"
+    );
+    let item = item["id"].as_str().expect("item id").to_owned();
+    let retail = json!({"consumer_ref": "c-9", "price": 3 * reserve});
+    via_front(
+        &c,
+        (
+            "POST",
+            &format!("/v1/inventory/{item}/retail"),
+            &d.account.token,
+            Some(&retail),
+        ),
+        "retailed",
+        |status, _| status == 200,
+    )
+    .await;
+    let standing = format!("/v1/dealers/{}/standing", d.account.id);
+    let s1 = via_front(
+        &c,
+        ("GET", &standing, ADMIN, None),
+        "sold out of trust",
+        |status, s| status == 200 && s["violations"] == 1,
+    )
+    .await;
+    let w = &s1["warnings"][0];
+    assert_eq!(
+        (w["cause"].as_str(), w["inventory"].as_str(), w["corrected"].as_bool()),
+        (Some("sold_out_of_trust"), Some(item.as_str()), Some(false)),
+        "{s1}"
+    );
+
+    // Repaid at home: the alliance market corrects the warning.
+    on_market(
+        &c,
+        "west",
+        ("POST", &format!("/v1/loans/{loan}/repay"), ADMIN, None),
+        "repaid",
+        |status, _| status == 200,
+    )
+    .await;
+    via_front(
+        &c,
+        ("GET", &standing, ADMIN, None),
+        "the warning corrected",
+        |status, s| status == 200 && s["warnings"][0]["corrected"] == true,
+    )
+    .await;
+    assert_replay_verifies(&c);
+    eprintln!("loans across markets test: {:?}", t0.elapsed());
+}

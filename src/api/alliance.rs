@@ -117,6 +117,18 @@ fn history_json(i: &Item) -> Value {
 /// its disposal.
 fn private_item_json(s: &AppState, i: &Item) -> Value {
     let mut v = item_json(s, i);
+    // A car another market sold on credit: the loan as that market last relayed it.
+    let loan = s
+        .alliance
+        .origin(i.id)
+        .and_then(|market| s.alliance.remote_loan(&market, i.auction));
+    if let (Some(l), Some(m)) = (loan, v.as_object_mut()) {
+        let status = if l.repaid { "repaid" } else { "open" };
+        m.insert(
+            "loan".into(),
+            json!({"id": l.loan.to_string(), "status": status}),
+        );
+    }
     if let (Some(d), Some(m)) = (&i.disposal, v.as_object_mut()) {
         m.insert("disposal_note".into(), d.note.clone().into());
     }

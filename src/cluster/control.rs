@@ -71,6 +71,21 @@ pub enum ControlEntry {
         /// When `origin` corrected it, if it has.
         corrected_at: Option<u64>,
     },
+    /// `origin` financed its sold auction `auction` with `dealer`'s `loan`, or (`repaid`)
+    /// the loan was repaid: every other market notes it, so that the alliance market,
+    /// which holds the car, can tell a car sold out of trust.
+    Loan {
+        /// The market whose book holds the loan and the auction.
+        origin: String,
+        /// The auction the loan paid for.
+        auction: crate::vocab::LotId,
+        /// The loan's id in `origin`.
+        loan: crate::vocab::LoanId,
+        /// The borrower.
+        dealer: DealerId,
+        /// Whether it has been repaid.
+        repaid: bool,
+    },
     /// Move `amount` of `dealer`'s deposit from market `from` to market `to`: `from`
     /// applies `TransferOut` and publishes its result; `to` waits for that result and,
     /// if the deposit left, applies `TransferIn`. Both halves are idempotent by `transfer`.
@@ -415,6 +430,40 @@ async fn apply(
                 Err(_) => Applied::Retry,
             }
         }
+        ControlEntry::Loan {
+            origin,
+            auction,
+            loan,
+            dealer,
+            repaid,
+        } => {
+            if origin == market {
+                return Applied::Done(None);
+            }
+            let known = running.alliance.remote_loan(&origin, auction);
+            if known.is_some_and(|l| l.loan == loan && (l.repaid || !repaid)) {
+                return Applied::Done(None); // noted before, or relayed again: nothing new
+            }
+            let command = AllianceCommand::NoteRemoteLoan {
+                market: origin,
+                auction,
+                loan,
+                dealer,
+                repaid,
+            };
+            // As for a warning: a refused note is the origin's mistake, logged and passed.
+            match running.engine.submit(Command::Alliance(command)).await {
+                Ok(applied) => {
+                    for e in &applied.events {
+                        if let Event::Alliance(crate::alliance::AllianceEvent::Refused(r)) = e {
+                            tracing::warn!(%market, %dealer, %loan, refusal = r.code(), "remote loan not noted");
+                        }
+                    }
+                    Applied::Done(None)
+                }
+                Err(_) => Applied::Retry,
+            }
+        }
         ControlEntry::Transfer {
             transfer,
             dealer,
@@ -543,8 +592,8 @@ fn stream_id(id: &str) -> Option<(u64, u64)> {
 }
 
 /// Relays the status changes a market made by itself (its alliance's sanctions, an
-/// operator on the market's own server) and the warnings its alliance issued or
-/// corrected to the control stream, until `stop` or the market stops. Polls the market's
+/// operator on the market's own server), the warnings its alliance issued or corrected,
+/// and its loans as they are opened and repaid to the control stream, until `stop` or the market stops. Polls the market's
 /// accounts and alliance views; a change is relayed once per change seen by this server.
 ///
 /// A server knows the changes it saw, not those of the server before it (the view keeps
@@ -572,6 +621,7 @@ pub async fn relay_status(
 ) {
     let mut seen: std::collections::BTreeMap<DealerId, u64> = Default::default();
     let mut warned = std::collections::BTreeMap::new();
+    let mut lent = std::collections::BTreeMap::new();
     restate_expulsions(
         &mut conn,
         &keys,
@@ -609,6 +659,47 @@ pub async fn relay_status(
             }
         }
         relay_warnings(&mut conn, &keys, &market, &running, &mut warned).await;
+        relay_loans(&mut conn, &keys, &market, &running, &mut lent).await;
+    }
+}
+
+/// Appends every loan of this market's book that `relayed` does not hold as it now is (by
+/// id: whether it is repaid), and records what was appended. A new owner starts having
+/// relayed none, so it relays every loan again; other markets skip what they noted.
+async fn relay_loans(
+    conn: &mut Conn,
+    keys: &ControlKeys,
+    market: &str,
+    running: &RunningParts,
+    relayed: &mut std::collections::BTreeMap<crate::vocab::LoanId, bool>,
+) {
+    let mut after = None;
+    loop {
+        let page = running.accounts.every_loan(after, 1000);
+        let Some(last) = page.last() else { return };
+        after = Some(last.id);
+        for l in page {
+            let repaid = !l.is_open();
+            if relayed.get(&l.id) == Some(&repaid) {
+                continue;
+            }
+            let entry = ControlEntry::Loan {
+                origin: market.to_owned(),
+                auction: l.lot,
+                loan: l.id,
+                dealer: l.dealer,
+                repaid,
+            };
+            match append(conn, keys, &entry).await {
+                Ok(_) => {
+                    relayed.insert(l.id, repaid);
+                }
+                Err(e) => {
+                    tracing::warn!(%market, error = %e, "loan relay failed; will retry");
+                    return;
+                }
+            }
+        }
     }
 }
 

@@ -109,12 +109,26 @@ impl Accounts {
 
     /// A dealer's loans in id order, from after `after`, at most `limit`.
     pub fn loans(&self, dealer: DealerId, after: Option<LoanId>, limit: usize) -> Vec<Loan> {
+        self.loans_where(after, limit, |l| l.dealer == dealer)
+    }
+
+    /// Every dealer's loans in id order, from after `after`, at most `limit`.
+    pub fn every_loan(&self, after: Option<LoanId>, limit: usize) -> Vec<Loan> {
+        self.loans_where(after, limit, |_| true)
+    }
+
+    fn loans_where(
+        &self,
+        after: Option<LoanId>,
+        limit: usize,
+        keep: impl Fn(&Loan) -> bool,
+    ) -> Vec<Loan> {
         let s = self.state.read();
         let from = after.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
         s.loans
             .range((from, std::ops::Bound::Unbounded))
             .map(|(_, l)| l)
-            .filter(|l| l.dealer == dealer)
+            .filter(|l| keep(l))
             .take(limit)
             .cloned()
             .collect()

@@ -4,13 +4,13 @@
 //! (the rules are not run again here) and rebuilt from the book after every recovery.
 
 use crate::alliance::{
-    Alliance, AllianceRules, Complaint, ComplaintId, Item, ItemId, RemoteWarning, Standing,
-    Warning, WarningId,
+    Alliance, AllianceRules, Complaint, ComplaintId, Item, ItemId, RemoteLoan, RemoteWarning,
+    Standing, Warning, WarningId,
 };
 use crate::auction::Event as AuctionEvent;
 use crate::market::{Event, Market};
 use crate::views::Viewer;
-use crate::vocab::{DealerId, DealerStatus, Vehicle};
+use crate::vocab::{DealerId, DealerStatus, LotId, Vehicle};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -147,6 +147,15 @@ impl AllianceBoard {
             .take(limit)
             .cloned()
             .collect()
+    }
+
+    /// The loan `market` noted on its auction `auction`, if one was noted here.
+    pub fn remote_loan(&self, market: &str, auction: LotId) -> Option<RemoteLoan> {
+        self.state
+            .read()
+            .alliance
+            .remote_loan(market, auction)
+            .cloned()
     }
 
     /// The warning `market` issued to `dealer` as `warning`, if it was noted here.
