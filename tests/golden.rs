@@ -1023,6 +1023,36 @@ fn warnings_sequel() -> Vec<Entry> {
     log.entries
 }
 
+/// The record of a car another market of the cluster sold at its auction `lot` to `dealer`.
+fn sold_elsewhere(lot: u32, dealer: u32, price: Fen, inspection: Inspection) -> HandOffRecord {
+    HandOffRecord {
+        auction: LotId(lot),
+        vin: "LFV2A21K0M3123456".into(),
+        seller: SellerId(1),
+        dealer: DealerId(dealer),
+        price,
+        inspection_sha256: inspection_sha256(&inspection),
+        inspection,
+    }
+}
+
+/// `market` hands off `record`, with the car as its seller described it.
+fn hand_off_from(market: &str, record: HandOffRecord) -> Command {
+    let car = vehicle(
+        &record.vin,
+        "Volkswagen",
+        "Sagitar",
+        2021,
+        42_000,
+        Some("Beijing"),
+    );
+    Command::Alliance(AllianceCommand::HandOffFrom {
+        market: market.into(),
+        record: Box::new(record),
+        vehicle: Box::new(car),
+    })
+}
+
 /// The hand-off sequel: what the engine of a cluster's alliance market journals after the
 /// warnings sequel when other markets forward their sold cars. Its own batch, so the
 /// earlier ones stay the bytes their builds wrote.
@@ -1039,30 +1069,7 @@ fn handfrom_sequel() -> Vec<Entry> {
         entries: Vec::new(),
     };
     let start = 19 * HOUR;
-    let record = |lot, dealer, price, inspection: Inspection| HandOffRecord {
-        auction: LotId(lot),
-        vin: "LFV2A21K0M3123456".into(),
-        seller: SellerId(1),
-        dealer: DealerId(dealer),
-        price,
-        inspection_sha256: inspection_sha256(&inspection),
-        inspection,
-    };
-    let from = |market: &str, record: HandOffRecord| {
-        let car = vehicle(
-            &record.vin,
-            "Volkswagen",
-            "Sagitar",
-            2021,
-            42_000,
-            Some("Beijing"),
-        );
-        Command::Alliance(AllianceCommand::HandOffFrom {
-            market: market.into(),
-            record: Box::new(record),
-            vehicle: Box::new(car),
-        })
-    };
+    let (record, from) = (sold_elsewhere, hand_off_from);
     let clean = || report(true, 4, "Clean.");
     let fire = Inspection {
         fire: true,
@@ -1114,33 +1121,8 @@ fn rloans_sequel() -> Vec<Entry> {
         entries: Vec::new(),
     };
     let start = 20 * HOUR;
-    let record = |lot, dealer, price| {
-        let inspection = report(true, 4, "Clean.");
-        HandOffRecord {
-            auction: LotId(lot),
-            vin: "LFV2A21K0M3123456".into(),
-            seller: SellerId(1),
-            dealer: DealerId(dealer),
-            price,
-            inspection_sha256: inspection_sha256(&inspection),
-            inspection,
-        }
-    };
-    let from = |market: &str, record: HandOffRecord| {
-        let car = vehicle(
-            &record.vin,
-            "Volkswagen",
-            "Sagitar",
-            2021,
-            42_000,
-            Some("Beijing"),
-        );
-        Command::Alliance(AllianceCommand::HandOffFrom {
-            market: market.into(),
-            record: Box::new(record),
-            vehicle: Box::new(car),
-        })
-    };
+    let record = |lot, dealer, price| sold_elsewhere(lot, dealer, price, report(true, 4, "Clean."));
+    let from = hand_off_from;
     let loan = |market: &str, auction, loan, dealer, repaid| {
         Command::Alliance(AllianceCommand::NoteRemoteLoan {
             market: market.into(),
@@ -2372,6 +2354,15 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
         }
     }
     facts
+}
+
+/// The events the entry `seq` produced (none for an entry not applied).
+fn events_at(applied: &[(u64, Vec<Event>)], seq: u64) -> Vec<Event> {
+    applied
+        .iter()
+        .find(|(s, _)| *s == seq)
+        .map(|(_, e)| e.clone())
+        .unwrap_or_default()
 }
 
 /// The book's state, one line per object.
@@ -3760,13 +3751,7 @@ fn the_handfrom_sequel_does_what_its_comments_say() {
     );
     // The repeat said only that; the retail sale of I7 went through and warned no one,
     // though this book's A15 has L2 open.
-    let events = |seq| {
-        applied
-            .iter()
-            .find(|(s, _)| *s == seq)
-            .map(|(_, e)| e.clone())
-            .unwrap_or_default()
-    };
+    let events = |seq| events_at(&applied, seq);
     assert_eq!(events(252).len(), 1);
     let retail = events(258);
     assert!(
@@ -3842,13 +3827,7 @@ fn the_rloans_sequel_does_what_its_comments_say() {
     );
     // The repeated note and the stale one after the repayment changed nothing and said
     // nothing.
-    let events = |seq| {
-        applied
-            .iter()
-            .find(|(s, _)| *s == seq)
-            .map(|(_, e)| e.clone())
-            .unwrap_or_default()
-    };
+    let events = |seq| events_at(&applied, seq);
     let first = rloans_sequel().first().map_or(0, |e| e.seq);
     assert_eq!(events(first + 2).len(), 0);
     assert_eq!(events(first + 14).len(), 0);
