@@ -53,6 +53,13 @@
 //!   retail sale of one whose auction id is a local lot's with an open loan.
 //! - `snapshot-handfrom.msgpack.hex`: the book after the warnings sequel and the hand-off
 //!   sequel (an alliance holding items from other markets, beside remote warnings).
+//! - `journal-batch-rloans.msgpack.hex`: the remote loans sequel's batch, journaled after
+//!   the hand-off sequel: loans other markets made on cars they sold, noted
+//!   (`Alliance::NoteRemoteLoan`: new, repeated, before the car, repaid, open again after
+//!   repaid, refused), a car of another market sold out of trust, a repayment of this
+//!   book's loan of the same id that does not correct it, and the other market's that does.
+//! - `snapshot-rloans.msgpack.hex`: the book after the hand-off sequel and the remote loans
+//!   sequel (an alliance holding other markets' loans, beside their items and warnings).
 //! - `snapshot.msgpack.hex`: a snapshot (`rmp_serde::encode::write(&mut bytes, &book)`,
 //!   positional, as the engine's snapshot thread writes it) of the book a deterministic
 //!   command script builds: lots in every status, dealers with receipts (one with more than
@@ -1016,6 +1023,36 @@ fn warnings_sequel() -> Vec<Entry> {
     log.entries
 }
 
+/// The record of a car another market of the cluster sold at its auction `lot` to `dealer`.
+fn sold_elsewhere(lot: u32, dealer: u32, price: Fen, inspection: Inspection) -> HandOffRecord {
+    HandOffRecord {
+        auction: LotId(lot),
+        vin: "LFV2A21K0M3123456".into(),
+        seller: SellerId(1),
+        dealer: DealerId(dealer),
+        price,
+        inspection_sha256: inspection_sha256(&inspection),
+        inspection,
+    }
+}
+
+/// `market` hands off `record`, with the car as its seller described it.
+fn hand_off_from(market: &str, record: HandOffRecord) -> Command {
+    let car = vehicle(
+        &record.vin,
+        "Volkswagen",
+        "Sagitar",
+        2021,
+        42_000,
+        Some("Beijing"),
+    );
+    Command::Alliance(AllianceCommand::HandOffFrom {
+        market: market.into(),
+        record: Box::new(record),
+        vehicle: Box::new(car),
+    })
+}
+
 /// The hand-off sequel: what the engine of a cluster's alliance market journals after the
 /// warnings sequel when other markets forward their sold cars. Its own batch, so the
 /// earlier ones stay the bytes their builds wrote.
@@ -1032,30 +1069,7 @@ fn handfrom_sequel() -> Vec<Entry> {
         entries: Vec::new(),
     };
     let start = 19 * HOUR;
-    let record = |lot, dealer, price, inspection: Inspection| HandOffRecord {
-        auction: LotId(lot),
-        vin: "LFV2A21K0M3123456".into(),
-        seller: SellerId(1),
-        dealer: DealerId(dealer),
-        price,
-        inspection_sha256: inspection_sha256(&inspection),
-        inspection,
-    };
-    let from = |market: &str, record: HandOffRecord| {
-        let car = vehicle(
-            &record.vin,
-            "Volkswagen",
-            "Sagitar",
-            2021,
-            42_000,
-            Some("Beijing"),
-        );
-        Command::Alliance(AllianceCommand::HandOffFrom {
-            market: market.into(),
-            record: Box::new(record),
-            vehicle: Box::new(car),
-        })
-    };
+    let (record, from) = (sold_elsewhere, hand_off_from);
     let clean = || report(true, 4, "Clean.");
     let fire = Inspection {
         fire: true,
@@ -1086,6 +1100,75 @@ fn handfrom_sequel() -> Vec<Entry> {
         }),
     ); // no sold_out_of_trust
     log.entries
+}
+
+/// The remote loans sequel: what the engine of a cluster's alliance market journals after
+/// the hand-off sequel when other markets relay the loans they made on the cars they sold.
+/// Its own batch, so the earlier ones stay the bytes their builds wrote.
+///
+/// Beijing's A16, bought by D1, arrives (I10); Beijing financed it with its L2 (this
+/// book's L2, D1's overdue loan on this book's A15, is another), noted, then again
+/// (nothing changes). Chengdu's L1 on its A20 (D3's) is noted before the car arrives
+/// (I11). Xi'an's L5 on its A2 (I9, D2's) is noted, then its repayment. Notes with no
+/// market, for no dealer, and naming another loan for Beijing's A16 are refused. D1
+/// retails I10 before Beijing's L2 is repaid: sold out of trust (W12). D2 retails I9:
+/// Xi'an's loan was repaid, no violation. D1 repays this book's L2: its lateness (W9) is
+/// corrected, W12 is not. Beijing's L2 is noted repaid: W12 is corrected; a stale note
+/// saying it is open changes nothing.
+fn rloans_sequel() -> Vec<Entry> {
+    let mut log = Log {
+        base: handfrom_sequel().last().map_or(0, |e| e.seq),
+        entries: Vec::new(),
+    };
+    let start = 20 * HOUR;
+    let record = |lot, dealer, price| sold_elsewhere(lot, dealer, price, report(true, 4, "Clean."));
+    let from = hand_off_from;
+    let loan = |market: &str, auction, loan, dealer, repaid| {
+        Command::Alliance(AllianceCommand::NoteRemoteLoan {
+            market: market.into(),
+            auction: LotId(auction),
+            loan: LoanId(loan),
+            dealer: DealerId(dealer),
+            repaid,
+        })
+    };
+    let retail = |item, dealer, consumer_ref: &str| {
+        Command::Alliance(AllianceCommand::Retail {
+            item: ItemId(item),
+            by: Actor::Dealer(DealerId(dealer)),
+            consumer_ref: consumer_ref.into(),
+            price: 1_400_000,
+        })
+    };
+    log.at(start, from("beijing", record(16, 1, 1_100_000))); // I10
+    log.at(start + 1_000, loan("beijing", 16, 2, 1, false));
+    log.at(start + 2_000, loan("beijing", 16, 2, 1, false)); // the same note: nothing
+    log.at(start + 3_000, loan("chengdu", 20, 1, 3, false)); // before its car
+    log.at(start + 4_000, from("chengdu", record(20, 3, 800_000))); // I11
+    log.at(start + 5_000, loan("xian", 2, 5, 2, false));
+    log.at(start + 6_000, loan("xian", 2, 5, 2, true)); // repaid
+    log.at(start + 7_000, loan("", 16, 2, 1, false)); // invalid
+    log.at(start + 8_000, loan("beijing", 17, 3, 9, false)); // unknown_dealer
+    log.at(start + 9_000, loan("beijing", 16, 3, 1, false)); // record_mismatch
+    log.at(start + 10_000, retail(10, 1, "c-4001")); // W12: sold_out_of_trust
+    log.at(start + 11_000, retail(9, 2, "c-4002")); // no violation
+    log.at(
+        start + 12_000,
+        Command::Auction(AuctionCommand::Repay { loan: LoanId(2) }),
+    ); // this book's L2: W9 corrected, W12 not
+    log.at(start + 13_000, loan("beijing", 16, 2, 1, true)); // W12 corrected
+    log.at(start + 14_000, loan("beijing", 16, 2, 1, false)); // repaid is final: nothing
+    log.entries
+}
+
+/// The remote loans sequel as a batch (applied after the hand-off sequel).
+fn rloans_batch() -> Batch {
+    batch_after(handfrom_book(), rloans_sequel())
+}
+
+/// The book after the hand-off sequel and the remote loans sequel.
+fn rloans_book() -> Market {
+    book_after(handfrom_book(), &rloans_sequel())
 }
 
 /// The hand-off sequel as a batch (applied after the warnings sequel).
@@ -2087,11 +2170,12 @@ fn command_name(c: &Command) -> &'static str {
             AllianceCommand::Rate { .. } => "Alliance::Rate",
             AllianceCommand::NoteRemoteWarning { .. } => "Alliance::NoteRemoteWarning",
             AllianceCommand::HandOffFrom { .. } => "Alliance::HandOffFrom",
+            AllianceCommand::NoteRemoteLoan { .. } => "Alliance::NoteRemoteLoan",
         },
     }
 }
 
-const EVERY_COMMAND: [&str; 29] = [
+const EVERY_COMMAND: [&str; 30] = [
     "Configure",
     "RegisterSeller",
     "RegisterDealer",
@@ -2121,6 +2205,7 @@ const EVERY_COMMAND: [&str; 29] = [
     "Alliance::Rate",
     "Alliance::NoteRemoteWarning",
     "Alliance::HandOffFrom",
+    "Alliance::NoteRemoteLoan",
 ];
 
 /// The batch's shape and its outcomes, one line each.
@@ -2234,6 +2319,13 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
                         warning.corrected()
                     )
                 }
+                Event::Alliance(AllianceEvent::RemoteLoanNoted {
+                    market,
+                    auction,
+                    loan,
+                    dealer,
+                    repaid,
+                }) => format!("{market} {auction} {loan} {dealer} noted repaid={repaid}"),
                 Event::Alliance(AllianceEvent::RetailRefused {
                     item,
                     dealer,
@@ -2262,6 +2354,15 @@ fn story_facts(applied: &[(u64, Vec<Event>)]) -> Vec<String> {
         }
     }
     facts
+}
+
+/// The events the entry `seq` produced (none for an entry not applied).
+fn events_at(applied: &[(u64, Vec<Event>)], seq: u64) -> Vec<Event> {
+    applied
+        .iter()
+        .find(|(s, _)| *s == seq)
+        .map(|(_, e)| e.clone())
+        .unwrap_or_default()
 }
 
 /// The book's state, one line per object.
@@ -2370,6 +2471,12 @@ fn book_facts(book: &Market) -> Vec<String> {
                 w.corrected_at.map(|t| t - T0)
             ));
         }
+    }
+    for (market, auction, l) in alliance.remote_loans() {
+        facts.push(format!(
+            "remote loan {market} {auction} {} {} repaid={}",
+            l.loan, l.dealer, l.repaid
+        ));
     }
     for d in book.book().dealers() {
         let s = alliance.standing(d.id, d.status);
@@ -2998,6 +3105,7 @@ fn journal_batch_is_pinned() {
         .chain(&transfer_sequel())
         .chain(&warnings_sequel())
         .chain(&handfrom_sequel())
+        .chain(&rloans_sequel())
         .map(|e| command_name(&e.command))
         .collect();
     assert_eq!(
@@ -3643,13 +3751,7 @@ fn the_handfrom_sequel_does_what_its_comments_say() {
     );
     // The repeat said only that; the retail sale of I7 went through and warned no one,
     // though this book's A15 has L2 open.
-    let events = |seq| {
-        applied
-            .iter()
-            .find(|(s, _)| *s == seq)
-            .map(|(_, e)| e.clone())
-            .unwrap_or_default()
-    };
+    let events = |seq| events_at(&applied, seq);
     assert_eq!(events(252).len(), 1);
     let retail = events(258);
     assert!(
@@ -3690,4 +3792,101 @@ fn the_handfrom_snapshot_is_pinned() {
         ]
     );
     assert_eq!(gone, ["last_seq=250 last_now=T0+64807000"]);
+}
+
+#[test]
+fn the_rloans_batch_is_pinned() {
+    let decoded = pinned_batch("journal-batch-rloans.msgpack.hex", &rloans_batch());
+    assert_eq!(
+        batch_facts(&decoded),
+        ["entries 259..=273 (15), from T0+72000000 to T0+72014000"]
+    );
+}
+
+#[test]
+fn the_rloans_sequel_does_what_its_comments_say() {
+    let mut book = handfrom_book();
+    let applied = apply(&mut book, &rloans_sequel());
+    assert_eq!(
+        story_facts(&applied),
+        [
+            "seq 259: A16 handed off as I10 duplicate=false",
+            "seq 259: I10 from beijing A16 (Volkswagen Sagitar 2021)",
+            "seq 260: beijing A16 L2 D1 noted repaid=false",
+            "seq 262: chengdu A20 L1 D3 noted repaid=false",
+            "seq 263: A20 handed off as I11 duplicate=false",
+            "seq 263: I11 from chengdu A20 (Volkswagen Sagitar 2021)",
+            "seq 264: xian A2 L5 D2 noted repaid=false",
+            "seq 265: xian A2 L5 D2 noted repaid=true",
+            "seq 266: alliance refused invalid",
+            "seq 267: alliance refused unknown_dealer",
+            "seq 268: alliance refused record_mismatch",
+            "seq 271: L2 D1 repaid for A15",
+            "seq 272: beijing A16 L2 D1 noted repaid=true",
+        ]
+    );
+    // The repeated note and the stale one after the repayment changed nothing and said
+    // nothing.
+    let events = |seq| events_at(&applied, seq);
+    let first = rloans_sequel().first().map_or(0, |e| e.seq);
+    assert_eq!(events(first + 2).len(), 0);
+    assert_eq!(events(first + 14).len(), 0);
+    // What each repayment corrected: this book's L2 its lateness (W9) alone, Beijing's L2
+    // the sale out of trust of Beijing's car (W12).
+    let corrected = |seq| {
+        events(seq)
+            .iter()
+            .filter_map(|e| match e {
+                Event::Alliance(AllianceEvent::WarningChanged(w)) if w.corrected() => {
+                    Some(format!("{} {} {}", w.id, w.dealer, w.cause.as_str()))
+                }
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(corrected(first + 12), ["W9 D1 late_repayment"]);
+    assert_eq!(corrected(first + 13), ["W12 D1 sold_out_of_trust"]);
+}
+
+#[test]
+fn the_rloans_snapshot_is_pinned() {
+    let (decoded, facts) = pinned_snapshot("snapshot-rloans.msgpack.hex", &rloans_book());
+    let alliance = decoded.alliance();
+    assert_eq!(
+        alliance.item_from("chengdu", LotId(20)).map(|i| i.id),
+        Some(ItemId(11)),
+        "the car after its loan's note"
+    );
+    // What the remote loans sequel changed, against the hand-off sequel's book: every
+    // other fact is the same.
+    let before = book_facts(&handfrom_book());
+    let (new, gone) = new_and_gone(&facts, &before);
+    assert_eq!(
+        new,
+        [
+            "last_seq=273 last_now=T0+72014000",
+            "D1 Active deposit=30000000 exposure=9500000 receipts=143 linked=[] credit limit=1000000 drawn=0",
+            "L2 A15 D1 principal=1200000 due=T0+46807000 repaid=Some(72012000) overdue=true",
+            "I9 A2 D2 retailed certified=false reasons=[\"inspection_mismatch\"] rated=false from xian",
+            "I10 A16 D1 retailed certified=true reasons=[] rated=false from beijing",
+            "I11 A20 D3 in_stock certified=true reasons=[] rated=false from chengdu",
+            "W9 D1 late_repayment corrected=true",
+            "W12 D1 sold_out_of_trust corrected=true",
+            "remote loan beijing A16 L2 D1 repaid=true",
+            "remote loan chengdu A20 L1 D3 repaid=false",
+            "remote loan xian A2 L5 D2 repaid=true",
+            "D1 standing score=Some(4.5) ratings=1 violations=6 uncorrected=0 refused_retail=2",
+        ]
+    );
+    assert_eq!(
+        gone,
+        [
+            "last_seq=258 last_now=T0+68407000",
+            "D1 Active deposit=30000000 exposure=9500000 receipts=143 linked=[] credit limit=1000000 drawn=1200000",
+            "L2 A15 D1 principal=1200000 due=T0+46807000 repaid=None overdue=true",
+            "I9 A2 D2 in_stock certified=false reasons=[\"inspection_mismatch\"] rated=false from xian",
+            "W9 D1 late_repayment corrected=false",
+            "D1 standing score=Some(4.5) ratings=1 violations=5 uncorrected=1 refused_retail=2",
+        ]
+    );
 }

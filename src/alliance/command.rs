@@ -244,6 +244,27 @@ pub enum AllianceCommand {
         /// catalogue shows it, and this book holds no listing of it.
         vehicle: Box<Vehicle>,
     },
+    /// The market `market` of the cluster financed its sold auction `auction` with `loan`
+    /// from `dealer`'s credit line there, or (`repaid`) that loan was repaid. Noted so that
+    /// retailing that car here before the loan is repaid is a violation, as for a car of
+    /// this book. Idempotent; a repayment is final (a later note saying open changes
+    /// nothing).
+    ///
+    /// Noted whether or not the car has been handed off here yet: the relays of loans and
+    /// of sold cars are separate, so the note may come first.
+    NoteRemoteLoan {
+        /// The market whose book holds the loan (at most [`super::MAX_MARKET_NAME`]
+        /// bytes).
+        market: String,
+        /// Its auction the loan paid for (that market's lot id).
+        auction: LotId,
+        /// The loan's id in that market.
+        loan: LoanId,
+        /// The borrower, the auction's buyer.
+        dealer: DealerId,
+        /// Whether the loan has been repaid.
+        repaid: bool,
+    },
 }
 
 /// Why an alliance command changed nothing. The names are the API's error codes.
@@ -278,9 +299,10 @@ pub enum AllianceRefusal {
     InvalidAmount,
     /// A hand-off for an auction the book does not hold as sold.
     NotSold,
-    /// A hand-off whose seller, buyer or price differ from the book's sale.
+    /// A hand-off whose seller, buyer or price differ from the book's sale, or a remote
+    /// loan's note naming another loan or borrower than the one noted for its auction.
     RecordMismatch,
-    /// A remote warning's or a remote hand-off's market name is empty or longer than
+    /// A remote warning's, hand-off's or loan's market name is empty or longer than
     /// [`super::MAX_MARKET_NAME`].
     InvalidMarket,
 }
@@ -381,6 +403,21 @@ pub enum AllianceEvent {
         auction: LotId,
         /// The car as its seller described it.
         vehicle: Box<Vehicle>,
+    },
+    /// A loan another market made on a car it sold was noted here, or its repayment was
+    /// (`NoteRemoteLoan`); as this market now holds it. Not sent for a note that changed
+    /// nothing. A repayment's corrections (`WarningChanged`) follow it.
+    RemoteLoanNoted {
+        /// The market whose book holds the loan.
+        market: String,
+        /// Its auction the loan paid for.
+        auction: LotId,
+        /// The loan's id in that market.
+        loan: LoanId,
+        /// The borrower.
+        dealer: DealerId,
+        /// Whether it has been repaid.
+        repaid: bool,
     },
 }
 

@@ -34,8 +34,8 @@ pub use command::{
 };
 pub use model::{
     Cause, Channel, Complaint, ComplaintId, ComplaintStatus, Disposal, Finding, Item, ItemId,
-    ItemStatus, Reason, Record, RemoteWarning, RetailSale, ReturnClaim, SoldElsewhere, Standing,
-    Warning, WarningId, MAX_MARKET_NAME,
+    ItemStatus, Reason, Record, RemoteLoan, RemoteWarning, RetailSale, ReturnClaim, SoldElsewhere,
+    Standing, Warning, WarningId, MAX_MARKET_NAME,
 };
 pub use state::Alliance;
 

@@ -425,8 +425,9 @@ impl Warning {
     }
 }
 
-/// The longest market name a [`RemoteWarning`] may carry, in bytes: the longest name
-/// `cluster.markets` accepts, and a bound that keeps a journaled note small.
+/// The longest market name a [`RemoteWarning`] (or any note from another market) may
+/// carry, in bytes: the longest name `cluster.markets` accepts, and a bound that keeps a
+/// journaled note small.
 pub const MAX_MARKET_NAME: usize = 32;
 
 /// An item another market of the cluster sold, as filed here under that market's auction
@@ -437,6 +438,25 @@ pub struct SoldElsewhere {
     pub item: ItemId,
     /// The car as its seller described it: this book holds no listing of it.
     pub vehicle: Vehicle,
+}
+
+/// A loan another market of the cluster made on a car it sold, as this market was told of
+/// it (`AllianceCommand::NoteRemoteLoan`), filed under that market and its auction (a
+/// book finances an auction at most once). The loan lives in that market's book; what
+/// this market needs of it is whether it is still open when the car is retailed here, and
+/// when it is repaid (which corrects a sale out of trust, as for a car of this book).
+///
+/// A repayment is final: once `repaid`, a later note saying open changes nothing, so notes
+/// relayed late or twice end in the same value whatever their order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteLoan {
+    /// Its id in that market (ids are per market: this book's loan of the same id is
+    /// another).
+    pub loan: LoanId,
+    /// The borrower: the buyer of the car, who holds it here.
+    pub dealer: DealerId,
+    /// Whether that market saw it repaid.
+    pub repaid: bool,
 }
 
 /// A warning another market of the cluster issued to a dealer, as this market was told of

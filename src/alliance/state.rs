@@ -12,8 +12,8 @@ use super::command::{
 };
 use super::model::{
     Cause, Channel, Complaint, ComplaintId, ComplaintStatus, Disposal, Finding, Item, ItemId,
-    ItemStatus, Reason, Record, RemoteWarning, RetailSale, ReturnClaim, SoldElsewhere, Standing,
-    Warning, WarningId, MAX_MARKET_NAME,
+    ItemStatus, Reason, Record, RemoteLoan, RemoteWarning, RetailSale, ReturnClaim, SoldElsewhere,
+    Standing, Warning, WarningId, MAX_MARKET_NAME,
 };
 use crate::vocab::{DealerId, DealerStatus, Fen, LoanId, LotId, Vehicle, MAX_AMOUNT};
 use serde::ser::SerializeStruct;
@@ -39,26 +39,35 @@ pub struct Alliance {
     due: BTreeSet<(u64, ComplaintId)>,
     /// Warnings other markets of the cluster issued, per dealer, sorted by (market, id),
     /// so the state is the same whatever order the notes came in. Left out while empty
-    /// (and `from_markets` is), so an alliance without one is written as before they
+    /// (and every later field is), so an alliance without one is written as before they
     /// existed.
     #[serde(default)]
     remote: BTreeMap<DealerId, Vec<RemoteWarning>>,
     /// Selling market → its auction → the item it was handed off as: items other markets
     /// of the cluster sold, and what makes their hand-offs idempotent. Keyed by market
-    /// because every market numbers its lots from 1. Last, and left out while empty.
+    /// because every market numbers its lots from 1. Left out while empty (and
+    /// `remote_loans` is).
     #[serde(default)]
     from_markets: BTreeMap<String, BTreeMap<LotId, SoldElsewhere>>,
+    /// Selling market → its auction → the loan that market made on the car: what retail
+    /// asks of a car from another market instead of this book's loans, filed under the
+    /// same key as `from_markets` (the note may come before the car). Last, and left out
+    /// while empty.
+    #[serde(default)]
+    remote_loans: BTreeMap<String, BTreeMap<LotId, RemoteLoan>>,
 }
 
 impl Serialize for Alliance {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // The snapshot is positional: `from_markets` needs `remote`'s place written before
-        // it, empty or not. While both are empty the alliance is written as before
-        // either existed (six fields), and with notes alone as before hand-offs from
-        // other markets (seven), so older snapshots keep their bytes.
-        let from = !self.from_markets.is_empty();
+        // The snapshot is positional: a trailing field needs every place before it
+        // written, empty or not. While all three are empty the alliance is written as
+        // before any existed (six fields), with remote warnings alone as before hand-offs
+        // from other markets (seven), and without remote loans as before them (eight), so
+        // older snapshots keep their bytes.
+        let loans = !self.remote_loans.is_empty();
+        let from = loans || !self.from_markets.is_empty();
         let remote = from || !self.remote.is_empty();
-        let fields = 6 + usize::from(remote) + usize::from(from);
+        let fields = 6 + usize::from(remote) + usize::from(from) + usize::from(loans);
         let mut a = s.serialize_struct("Alliance", fields)?;
         a.serialize_field("items", &self.items)?;
         a.serialize_field("by_auction", &self.by_auction)?;
@@ -75,6 +84,11 @@ impl Serialize for Alliance {
             a.serialize_field("from_markets", &self.from_markets)?;
         } else {
             a.skip_field("from_markets")?;
+        }
+        if loans {
+            a.serialize_field("remote_loans", &self.remote_loans)?;
+        } else {
+            a.skip_field("remote_loans")?;
         }
         a.end()
     }
@@ -180,15 +194,26 @@ impl Alliance {
         self.remote.get(&dealer).map_or(&[], Vec::as_slice)
     }
 
+    /// The loan `market` made on the car it sold at `auction`, as noted here, if one was.
+    pub fn remote_loan(&self, market: &str, auction: LotId) -> Option<&RemoteLoan> {
+        self.remote_loans.get(market)?.get(&auction)
+    }
+
+    /// Every loan noted from other markets, by (market, auction).
+    pub fn remote_loans(&self) -> impl Iterator<Item = (&str, LotId, &RemoteLoan)> {
+        self.remote_loans.iter().flat_map(|(market, lots)| {
+            lots.iter()
+                .map(move |(&auction, loan)| (market.as_str(), auction, loan))
+        })
+    }
+
     /// A dealer's uncorrected warnings across the cluster: this market's and those other
     /// markets issued. What the rules count toward expulsion.
     fn uncorrected(&self, dealer: DealerId) -> usize {
-        let local = self.records.get(&dealer).map_or(0, |r| {
-            r.warnings
-                .iter()
-                .filter(|w| self.warnings.get(w).is_some_and(|w| !w.corrected()))
-                .count()
-        });
+        let local = self
+            .dealer_warnings(dealer)
+            .filter(|w| !w.corrected())
+            .count();
         let remote = self
             .remote_warnings(dealer)
             .iter()
@@ -300,6 +325,20 @@ impl Alliance {
                 record,
                 vehicle,
             } => self.hand_off_from(now, market, *record, *vehicle, registry, out),
+            AllianceCommand::NoteRemoteLoan {
+                market,
+                auction,
+                loan,
+                dealer,
+                repaid,
+            } => {
+                let note = RemoteLoan {
+                    loan,
+                    dealer,
+                    repaid,
+                };
+                self.note_remote_loan(now, market, auction, note, registry, out)
+            }
         };
         if let Err(refusal) = result {
             out.push(AllianceEvent::Refused(refusal));
@@ -345,8 +384,8 @@ impl Alliance {
         self.violate(now, dealer, Cause::LateRepayment { loan }, registry, out);
     }
 
-    /// A loan was repaid: what it caused (a late repayment, a car sold out of trust) is
-    /// corrected.
+    /// A loan of this book was repaid: what it caused (a late repayment, a car sold out of
+    /// trust) is corrected.
     pub fn loan_repaid(
         &mut self,
         now: u64,
@@ -354,10 +393,21 @@ impl Alliance {
         loan: LoanId,
         out: &mut Vec<AllianceEvent>,
     ) {
+        // Loan ids are per market: a car from another market was sold out of trust on
+        // that market's loan, which may bear this one's id. Its repayment comes as a
+        // `NoteRemoteLoan`; this one must not correct it.
+        let from_elsewhere: BTreeSet<ItemId> = self
+            .dealer_warnings(dealer)
+            .filter_map(|w| w.cause.item())
+            .filter(|&item| self.origin(item).is_some())
+            .collect();
         self.correct(
             now,
             dealer,
-            |w| w.cause.corrected_by_repayment_of(loan),
+            |w| {
+                w.cause.corrected_by_repayment_of(loan)
+                    && w.cause.item().is_none_or(|i| !from_elsewhere.contains(&i))
+            },
             out,
         );
     }
@@ -430,6 +480,23 @@ impl Alliance {
                     Ok(at) => notes[at] = warning.clone(),
                     Err(at) => notes.insert(at, warning.clone()),
                 }
+            }
+            AllianceEvent::RemoteLoanNoted {
+                market,
+                auction,
+                loan,
+                dealer,
+                repaid,
+            } => {
+                let noted = RemoteLoan {
+                    loan: *loan,
+                    dealer: *dealer,
+                    repaid: *repaid,
+                };
+                self.remote_loans
+                    .entry(market.clone())
+                    .or_default()
+                    .insert(*auction, noted);
             }
             AllianceEvent::HandedOff { .. }
             | AllianceEvent::RetailRefused { .. }
@@ -572,11 +639,10 @@ impl Alliance {
         self.items.insert(id, item);
     }
 
-    /// The holding dealer sold the car to a consumer. A car paid for from this book's
-    /// credit line and not yet repaid is sold out of trust (a violation). For a car
-    /// handed off from another market (`from_markets`) this book's loans are not asked:
-    /// a loan on it lives in the selling market's book, so selling it out of trust is not
-    /// seen here.
+    /// The holding dealer sold the car to a consumer. A car paid for from a credit line
+    /// and not yet repaid is sold out of trust (a violation): for a car of this book, a
+    /// loan of this book's; for a car handed off from another market (`from_markets`), the
+    /// loan that market made on it, as noted here (`remote_loans`).
     #[allow(clippy::too_many_arguments)] // the fields of one Retail, unpacked
     fn retail(
         &mut self,
@@ -602,9 +668,13 @@ impl Alliance {
         let (dealer, title_ok) = (item.dealer, item.inspection.title_transferable);
         // The registry's loans are keyed by this book's lots. An item from another market
         // carries that market's auction id, which here names an unrelated local lot:
-        // asking would find that lot's loan (a false "sold out of trust").
+        // asking would find that lot's loan (a false "sold out of trust"). Its own loan is
+        // the selling market's, as noted.
         let open_loan = match self.origin_of(id, item.auction) {
-            Some(_) => None,
+            Some((market, auction, _)) => self
+                .remote_loan(market, auction)
+                .filter(|l| !l.repaid)
+                .map(|l| l.loan),
             None => registry.open_loan(item.auction),
         };
         if rules.version >= 2 {
@@ -671,10 +741,7 @@ impl Alliance {
         out: &mut Vec<AllianceEvent>,
     ) {
         let cause = Cause::ZeroToleranceRetail { item: id };
-        let warned_before = self
-            .records
-            .get(&dealer)
-            .is_some_and(|r| r.warnings.iter().any(|w| self.warned_for(*w, cause)));
+        let warned_before = self.dealer_warnings(dealer).any(|w| w.cause == cause);
         let warn = match rules.refused_retail {
             RefusedRetail::WarnOncePerCar => !warned_before,
             RefusedRetail::CountOnly => false,
@@ -699,12 +766,6 @@ impl Alliance {
         } else {
             out.push(AllianceEvent::RecordChanged { dealer, record });
         }
-    }
-
-    fn warned_for(&self, warning: WarningId, cause: Cause) -> bool {
-        self.warnings
-            .get(&warning)
-            .is_some_and(|w| w.cause == cause)
     }
 
     /// The holding dealer (or an operator) records that the car left the alliance.
@@ -981,6 +1042,57 @@ impl Alliance {
         Ok(())
     }
 
+    /// Takes in another market's loan on a car it sold (or its repayment). A note is not a
+    /// violation: it is asked when the car is retailed here. A repayment noted corrects
+    /// the sale out of trust of that car, found by the item filed under (`market`,
+    /// `auction`), never by the loan's id, which other books (this one too) also use.
+    fn note_remote_loan(
+        &mut self,
+        now: u64,
+        market: String,
+        auction: LotId,
+        note: RemoteLoan,
+        registry: &impl Registry,
+        out: &mut Vec<AllianceEvent>,
+    ) -> Outcome {
+        if !valid_market(&market) {
+            return Err(AllianceRefusal::InvalidMarket);
+        }
+        registry
+            .dealer_status(note.dealer)
+            .ok_or(AllianceRefusal::UnknownDealer)?;
+        let noted = self.remote_loan(&market, auction).copied();
+        // A book finances an auction once: another loan or borrower for the same auction
+        // is a relay's mistake, and must not replace the loan a sale is judged by.
+        if noted.is_some_and(|n| (n.loan, n.dealer) != (note.loan, note.dealer)) {
+            return Err(AllianceRefusal::RecordMismatch);
+        }
+        // Idempotent, and a repayment is final: only a new loan or open → repaid changes.
+        let repays = note.repaid && noted.is_some_and(|n| !n.repaid);
+        if noted.is_some() && !repays {
+            return Ok(());
+        }
+        self.remote_loans
+            .entry(market.clone())
+            .or_default()
+            .insert(auction, note);
+        let car = self.item_from(&market, auction).map(|i| (i.id, i.dealer));
+        out.push(AllianceEvent::RemoteLoanNoted {
+            market,
+            auction,
+            loan: note.loan,
+            dealer: note.dealer,
+            repaid: note.repaid,
+        });
+        // Only the holder of the car can have sold it out of trust (`retail`).
+        if let (true, Some((item, holder))) = (repays, car) {
+            let corrects =
+                |w: &Warning| matches!(w.cause, Cause::SoldOutOfTrust { item: i, .. } if i == item);
+            self.correct(now, holder, corrects, out);
+        }
+        Ok(())
+    }
+
     /// Records a violation: one warning, and expulsion if the dealer already had two
     /// uncorrected warnings, in this market or (noted) in others of the cluster. Returns
     /// the warning's id.
@@ -1018,6 +1130,15 @@ impl Alliance {
             });
         }
         id
+    }
+
+    /// The warnings this market issued to `dealer`, oldest first.
+    fn dealer_warnings(&self, dealer: DealerId) -> impl Iterator<Item = &Warning> {
+        self.records
+            .get(&dealer)
+            .into_iter()
+            .flat_map(|r| &r.warnings)
+            .filter_map(|id| self.warnings.get(id))
     }
 
     /// Corrects the dealer's uncorrected warnings that `corrects` picks.

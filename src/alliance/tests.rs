@@ -1,7 +1,7 @@
 //! The alliance's rules, table by table, on a simulated clock (no I/O, no sleeps).
 
 use super::*;
-use crate::vocab::{DealerId, DealerStatus, Inspection, LotId, SellerId, Vehicle};
+use crate::vocab::{DealerId, DealerStatus, Inspection, LoanId, LotId, SellerId, Vehicle};
 use std::collections::BTreeMap;
 
 const H: u64 = 3_600_000;
@@ -32,11 +32,13 @@ fn record(lot: u32, dealer: u32, inspection: Inspection) -> HandOffRecord {
     }
 }
 
-/// The book as a table: sold lots (listing VIN and report, buyer, price) and statuses.
+/// The book as a table: sold lots (listing VIN and report, buyer, price), statuses, and
+/// the open loans on its lots (the market's tests cover how the credit line moves them).
 #[derive(Default)]
 struct Fake {
     sales: BTreeMap<LotId, (String, Inspection, DealerId, u64)>,
     statuses: BTreeMap<DealerId, DealerStatus>,
+    loans: BTreeMap<LotId, LoanId>,
 }
 
 impl Registry for Fake {
@@ -56,9 +58,8 @@ impl Registry for Fake {
         self.statuses.get(&dealer).copied()
     }
 
-    // The credit line is the book's: the market's tests cover a financed car's retail.
-    fn open_loan(&self, _: LotId) -> Option<crate::vocab::LoanId> {
-        None
+    fn open_loan(&self, lot: LotId) -> Option<LoanId> {
+        self.loans.get(&lot).copied()
     }
 }
 
@@ -1861,15 +1862,22 @@ fn a_car_from_another_market_is_certified_on_its_own_record() {
 
 #[test]
 fn an_alliance_with_cars_from_other_markets_round_trips_and_keeps_its_place() {
-    // (remote warnings noted, hand-offs from other markets, positional array length)
-    let table: &[(bool, bool, u8)] = &[
-        (false, false, 0x96),
-        (true, false, 0x97),
+    // (remote warnings noted, hand-offs from other markets, loans of other markets noted,
+    // positional array length)
+    let table: &[(bool, bool, bool, u8)] = &[
+        (false, false, false, 0x96),
+        (true, false, false, 0x97),
         // `remote` is written, empty, to keep its place before `from_markets`.
-        (false, true, 0x98),
-        (true, true, 0x98),
+        (false, true, false, 0x98),
+        (true, true, false, 0x98),
+        // And both, empty, before `remote_loans`.
+        (false, false, true, 0x99),
+        (true, false, true, 0x99),
+        (false, true, true, 0x99),
+        (true, true, true, 0x99),
     ];
-    for &(notes, from, len) in table {
+    for &(notes, from, loans, len) in table {
+        let case = format!("notes {notes} from {from} loans {loans}");
         let mut sim = Sim::new();
         sim.stock(1, 1);
         violation(&mut sim, "overdue");
@@ -1880,12 +1888,16 @@ fn an_alliance_with_cars_from_other_markets_round_trips_and_keeps_its_place() {
             sim.hand_from("beijing", record(1, 2, clean()));
             sim.hand_from("chengdu", record(1, 2, clean()));
         }
+        if loans {
+            sim.loan_note("beijing", 1, 4, 2, false);
+            sim.loan_note("xian", 2, 4, 1, true);
+        }
         let positional = rmp_serde::to_vec(&sim.alliance).expect("encodes");
-        assert_eq!(positional[0], len, "notes {notes} from {from}");
+        assert_eq!(positional[0], len, "{case}");
         let named = rmp_serde::to_vec_named(&sim.alliance).expect("encodes");
         for bytes in [&positional, &named] {
             let back: Alliance = rmp_serde::from_slice(bytes).expect("decodes");
-            assert_eq!(back, sim.alliance, "notes {notes} from {from}");
+            assert_eq!(back, sim.alliance, "{case}");
             // Filed as before: local lot 1 and the other markets' lot 1 stay apart.
             assert_eq!(
                 back.item_for_auction(LotId(1)).map(|i| i.id),
@@ -1893,6 +1905,15 @@ fn an_alliance_with_cars_from_other_markets_round_trips_and_keeps_its_place() {
             );
             if from {
                 assert_eq!(back.origin(ItemId(3)), Some(("chengdu", LotId(1))));
+            }
+            if loans {
+                let open = RemoteLoan {
+                    loan: LoanId(4),
+                    dealer: DealerId(2),
+                    repaid: false,
+                };
+                assert_eq!(back.remote_loan("beijing", LotId(1)), Some(&open));
+                assert_eq!(back.remote_loans().count(), 2, "{case}");
             }
         }
     }
@@ -1938,6 +1959,334 @@ mod hand_offs_from {
                 prop_assert_eq!(item.auction, LotId(lot));
                 let origin = markets.get(usize::from(m)).map(|&market| (market, LotId(lot)));
                 prop_assert_eq!(sim.alliance.origin(item.id), origin);
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Loans other markets of the cluster made on the cars they sold
+
+impl Sim {
+    /// Notes that `market` financed its auction `auction` with `loan` from `dealer`'s
+    /// line (or that the loan was repaid).
+    fn loan_note(
+        &mut self,
+        market: &str,
+        auction: u32,
+        loan: u32,
+        dealer: u32,
+        repaid: bool,
+    ) -> Vec<AllianceEvent> {
+        self.run(AllianceCommand::NoteRemoteLoan {
+            market: market.into(),
+            auction: LotId(auction),
+            loan: LoanId(loan),
+            dealer: DealerId(dealer),
+            repaid,
+        })
+    }
+
+    /// This book's loan `loan` of `dealer` was repaid (the market calls this on the
+    /// book's `LoanRepaid`).
+    fn repaid_here(&mut self, dealer: u32, loan: u32) -> Vec<AllianceEvent> {
+        let mut out = Vec::new();
+        self.alliance
+            .loan_repaid(self.now, DealerId(dealer), LoanId(loan), &mut out);
+        self.follow(&out);
+        out
+    }
+
+    /// Dealer `dealer`'s warnings as (cause, its item, its loan, corrected).
+    fn causes(&self, dealer: u32) -> Vec<(&'static str, Option<ItemId>, Option<LoanId>, bool)> {
+        self.standing(dealer)
+            .warnings
+            .iter()
+            .map(|w| {
+                let c = w.cause;
+                (c.as_str(), c.item(), c.loan(), w.corrected())
+            })
+            .collect()
+    }
+}
+
+/// A step of a story about Beijing's auction A3, which dealer 1 bought and Beijing
+/// financed with its loan L4.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// A note of L4 (repaid or not) from `market`, for its auction A3.
+    Loan(&'static str, bool),
+    /// Beijing's A3 arrives as item I1.
+    Car,
+    /// Dealer 1 retails I1.
+    Retail,
+}
+
+#[test]
+fn a_car_from_another_market_retailed_before_that_markets_loan_is_repaid_is_sold_out_of_trust() {
+    use Step::{Car, Loan, Retail};
+    let sold_out_of_trust = |corrected| {
+        vec![(
+            "sold_out_of_trust",
+            Some(ItemId(1)),
+            Some(LoanId(4)),
+            corrected,
+        )]
+    };
+    let table: &[(&str, &[Step], Vec<_>)] = &[
+        (
+            "open loan noted, then the car",
+            &[Loan("beijing", false), Car, Retail],
+            sold_out_of_trust(false),
+        ),
+        (
+            "the car, then the open loan",
+            &[Car, Loan("beijing", false), Retail],
+            sold_out_of_trust(false),
+        ),
+        (
+            "repaid before the sale",
+            &[Loan("beijing", false), Car, Loan("beijing", true), Retail],
+            vec![],
+        ),
+        (
+            "repaid after the sale corrects it",
+            &[Loan("beijing", false), Car, Retail, Loan("beijing", true)],
+            sold_out_of_trust(true),
+        ),
+        (
+            "noted repaid only",
+            &[Loan("beijing", true), Car, Retail],
+            vec![],
+        ),
+        (
+            "open after repaid changes nothing",
+            &[
+                Car,
+                Loan("beijing", false),
+                Loan("beijing", true),
+                Loan("beijing", false),
+                Retail,
+            ],
+            vec![],
+        ),
+        ("no loan noted", &[Car, Retail], vec![]),
+        (
+            "Chengdu's loan on its own A3 is another car's",
+            &[Loan("chengdu", false), Car, Retail],
+            vec![],
+        ),
+    ];
+    for (name, steps, expected) in table {
+        let mut sim = Sim::new();
+        // This book's A3, another car, has an open loan of the same id: never asked.
+        sim.book.loans.insert(LotId(3), LoanId(4));
+        for step in *steps {
+            let out = match *step {
+                Loan(market, repaid) => sim.loan_note(market, 3, 4, 1, repaid),
+                Car => sim.hand_from("beijing", record(3, 1, clean())),
+                Retail => {
+                    let out = sim.retail(ItemId(1), 1);
+                    // The sale stands either way: the consumer bought a car the dealer held.
+                    assert_eq!(
+                        sim.alliance.item(ItemId(1)).map(|i| i.status),
+                        Some(ItemStatus::Retailed),
+                        "{name}"
+                    );
+                    out
+                }
+            };
+            assert_eq!(refusal(&out), None, "{name}: {step:?}");
+        }
+        assert_eq!(sim.causes(1), *expected, "{name}");
+    }
+}
+
+#[test]
+fn repeated_loan_notes_change_nothing_and_a_repayment_is_final() {
+    let mut sim = Sim::new();
+    let noted = |repaid| {
+        vec![AllianceEvent::RemoteLoanNoted {
+            market: "beijing".into(),
+            auction: LotId(3),
+            loan: LoanId(4),
+            dealer: DealerId(1),
+            repaid,
+        }]
+    };
+    // (the note says repaid, what it answers)
+    let table = [
+        (false, noted(false)),
+        (false, vec![]),
+        (true, noted(true)),
+        (true, vec![]),
+        (false, vec![]),
+    ];
+    for (step, (repaid, expected)) in table.into_iter().enumerate() {
+        let before = sim.alliance.clone();
+        let out = sim.loan_note("beijing", 3, 4, 1, repaid);
+        assert_eq!(out, expected, "step {step}");
+        if expected.is_empty() {
+            assert_eq!(sim.alliance, before, "step {step}: changed nothing");
+        }
+    }
+    let repaid = RemoteLoan {
+        loan: LoanId(4),
+        dealer: DealerId(1),
+        repaid: true,
+    };
+    assert_eq!(sim.alliance.remote_loan("beijing", LotId(3)), Some(&repaid));
+    assert_eq!(sim.alliance.remote_loan("chengdu", LotId(3)), None);
+    assert_eq!(sim.alliance.remote_loan("beijing", LotId(4)), None);
+    // A note is not a violation, and no record holds it.
+    assert_eq!(sim.standing(1).violations, 0);
+}
+
+#[test]
+fn loan_notes_the_rules_refuse() {
+    let long = "x".repeat(MAX_MARKET_NAME + 1);
+    let longest = "x".repeat(MAX_MARKET_NAME);
+    // (market, loan, dealer, the refusal), each after Beijing's A3 noted as L4 of D1.
+    let table: &[(&str, u32, u32, Option<AllianceRefusal>)] = &[
+        ("", 4, 1, Some(AllianceRefusal::InvalidMarket)),
+        (&long, 4, 1, Some(AllianceRefusal::InvalidMarket)),
+        (&longest, 4, 1, None),
+        ("chengdu", 4, 9, Some(AllianceRefusal::UnknownDealer)),
+        ("beijing", 4, 9, Some(AllianceRefusal::UnknownDealer)),
+        // Beijing financed its A3 once: another loan or borrower is a relay's mistake.
+        ("beijing", 5, 1, Some(AllianceRefusal::RecordMismatch)),
+        ("beijing", 4, 2, Some(AllianceRefusal::RecordMismatch)),
+        ("beijing", 4, 1, None),
+        ("chengdu", 5, 2, None),
+    ];
+    for (market, loan, dealer, expected) in table {
+        let mut sim = Sim::new();
+        sim.loan_note("beijing", 3, 4, 1, false);
+        let before = sim.alliance.clone();
+        let out = sim.loan_note(market, 3, *loan, *dealer, true);
+        assert_eq!(
+            refusal(&out),
+            *expected,
+            "{market} L{loan} D{dealer}: {out:?}"
+        );
+        if expected.is_some() {
+            assert_eq!(sim.alliance, before, "{market} L{loan} D{dealer}");
+        } else {
+            assert_eq!(
+                sim.alliance.remote_loan(market, LotId(3)).map(|l| l.repaid),
+                Some(true)
+            );
+        }
+    }
+}
+
+#[test]
+fn a_repayment_in_one_book_corrects_only_that_books_sale_out_of_trust() {
+    let mut sim = Sim::new();
+    // I1: this book's A5, financed here with L4. I2: Beijing's A3, financed there with
+    // its own L4. Dealer 1 retails both before either loan is repaid.
+    sim.book.loans.insert(LotId(5), LoanId(4));
+    let local = sim.stock(5, 1);
+    let remote = handed(&sim.hand_from("beijing", record(3, 1, clean())))
+        .map(|(item, _)| item)
+        .expect("delivered");
+    sim.loan_note("beijing", 3, 4, 1, false);
+    sim.retail(local, 1);
+    sim.retail(remote, 1);
+    let warning = |item, corrected| ("sold_out_of_trust", Some(item), Some(LoanId(4)), corrected);
+    assert_eq!(
+        sim.causes(1),
+        [warning(local, false), warning(remote, false)]
+    );
+    // This book's L4 is repaid (and was late): its car's sale and its lateness are
+    // corrected, Beijing's car is not.
+    sim.book.loans.remove(&LotId(5));
+    let mut out = Vec::new();
+    sim.alliance
+        .loan_overdue(sim.now, DealerId(1), LoanId(4), &sim.book, &mut out);
+    sim.follow(&out);
+    let out = sim.repaid_here(1, 4);
+    assert_eq!(out.len(), 2, "{out:?}");
+    let late = ("late_repayment", None, Some(LoanId(4)), true);
+    assert_eq!(
+        sim.causes(1),
+        [warning(local, true), warning(remote, false), late]
+    );
+    assert_eq!(sim.standing(1).uncorrected(), 1);
+    // Beijing's repayment corrects Beijing's car, with the usual event.
+    sim.now += H;
+    let out = sim.loan_note("beijing", 3, 4, 1, true);
+    let corrected = sim.alliance.warning(WarningId(2)).cloned().expect("W2");
+    assert_eq!(corrected.corrected_at, Some(sim.now));
+    assert!(
+        matches!(
+            &out[..],
+            [AllianceEvent::RemoteLoanNoted { repaid: true, .. }, AllianceEvent::WarningChanged(w)]
+                if **w == corrected
+        ),
+        "{out:?}"
+    );
+    assert_eq!(
+        sim.causes(1),
+        [warning(local, true), warning(remote, true), late]
+    );
+    // A repeated repayment, of either book, corrects nothing more.
+    assert_eq!(sim.loan_note("beijing", 3, 4, 1, true), []);
+    assert_eq!(sim.repaid_here(1, 4), []);
+}
+
+#[test]
+fn a_sale_out_of_trust_of_another_markets_car_counts_toward_expulsion() {
+    let mut sim = Sim::new();
+    violation(&mut sim, "overdue");
+    violation(&mut sim, "overdue");
+    sim.hand_from("beijing", record(3, 1, clean()));
+    sim.loan_note("beijing", 3, 4, 1, false);
+    let out = sim.retail(ItemId(1), 1);
+    assert!(expelled(&out), "{out:?}");
+    assert_eq!(sim.status(1), DealerStatus::Expelled);
+}
+
+mod remote_loans {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A note: (market, auction, repaid). The loan and its borrower follow from the
+    /// auction, as a book finances an auction once.
+    type Note = (u8, u32, bool);
+
+    fn after(notes: &[Note]) -> Sim {
+        let mut sim = Sim::new();
+        for &(market, auction, repaid) in notes {
+            let market = ["beijing", "chengdu", "xian"][usize::from(market % 3)];
+            let out = sim.loan_note(market, auction, auction + 10, 1 + auction % 3, repaid);
+            assert_eq!(refusal(&out), None);
+        }
+        sim
+    }
+
+    proptest! {
+        /// Relays deliver notes late, twice and out of order: any order of the same notes
+        /// ends in the same state (and the event-built view agrees, checked in `run`), a
+        /// loan repaid once any note said so.
+        #[test]
+        fn any_order_of_the_same_loan_notes_ends_in_the_same_state(
+            (notes, shuffled) in prop::collection::vec((0u8..3, 1u32..4, any::<bool>()), 0..12)
+                .prop_flat_map(|v| (Just(v.clone()), Just(v).prop_shuffle()))
+        ) {
+            let (a, b) = (after(&notes), after(&shuffled));
+            prop_assert_eq!(&a.alliance, &b.alliance);
+            let mut keys: Vec<(u8, u32)> = notes.iter().map(|n| (n.0 % 3, n.1)).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            prop_assert_eq!(a.alliance.remote_loans().count(), keys.len());
+            for (market, auction, loan) in a.alliance.remote_loans() {
+                let m = ["beijing", "chengdu", "xian"].iter().position(|&n| n == market);
+                let repaid = notes
+                    .iter()
+                    .any(|n| Some(usize::from(n.0 % 3)) == m && n.1 == auction.0 && n.2);
+                prop_assert_eq!(loan.repaid, repaid);
+                prop_assert_eq!(loan.loan, LoanId(auction.0 + 10));
             }
         }
     }

@@ -354,6 +354,45 @@ fn a_car_from_another_market_is_not_judged_by_a_local_loan_on_a_lot_of_the_same_
 }
 
 #[test]
+fn a_car_from_another_market_is_judged_by_that_markets_loan_and_only_its_repayment_corrects_it() {
+    // This book financed its lot with L1; Beijing sold a car at its auction of the same
+    // id, financed it with its own L1, and the relay notes that loan here.
+    let (mut m, lot) = financed(100_000 * Y);
+    m.alliance(AllianceCommand::HandOffFrom {
+        market: "beijing".into(),
+        record: purchase(lot),
+        vehicle: Box::new(crate::alliance::tests::car()),
+    });
+    let note = |repaid| AllianceCommand::NoteRemoteLoan {
+        market: "beijing".into(),
+        auction: lot,
+        loan: LoanId(1),
+        dealer: DealerId(1),
+        repaid,
+    };
+    m.alliance(note(false));
+    let events = retail_item_1(&mut m);
+    assert!(retailed(&events), "{events:?}");
+    assert_eq!(warnings(&m), [("sold_out_of_trust", false)]);
+    // This book's L1 is repaid (its `LoanRepaid`, through the market): not Beijing's.
+    assert_eq!(refusal(&repay(&mut m, 1)), None);
+    assert_eq!(warnings(&m), [("sold_out_of_trust", false)]);
+    let events = m.alliance(note(true));
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            Event::Alliance(AllianceEvent::WarningChanged(w)) if w.corrected()
+        )),
+        "{events:?}"
+    );
+    assert_eq!(warnings(&m), [("sold_out_of_trust", true)]);
+    // The noted loan and its correction survive a snapshot.
+    let bytes = rmp_serde::to_vec(&m.market).expect("snapshot");
+    let back: Market = rmp_serde::from_slice(&bytes).expect("load");
+    assert_eq!(back, m.market);
+}
+
+#[test]
 fn a_loan_open_at_its_due_time_is_a_late_repayment() {
     // (repaid at, ticked at its due time first, the warnings after the repayment)
     let due = T0 + 60 * DAY;
