@@ -915,7 +915,8 @@ async fn a_car_of_another_market_retailed_before_its_loan_is_repaid_is_sold_out_
     let t0 = Instant::now();
     let redis = RedisServer::start(RedisOpts::no_aof());
     let mut spec = ClusterSpec::four_markets();
-    spec.extra_toml = "[auction]\nmin_duration_s = 1\nextend_window_s = 1\nextend_by_s = 1\n".into();
+    spec.extra_toml =
+        "[auction]\nmin_duration_s = 1\nextend_window_s = 1\nextend_by_s = 1\n".into();
     let c = ClusterNodes::start(&SharedRedis::Single(redis.url()), spec, 1).await;
     c.wait_until_all_served(Duration::from_secs(20)).await;
     let s = cluster_load::seller(&c).await;
@@ -936,11 +937,17 @@ async fn a_car_of_another_market_retailed_before_its_loan_is_repaid_is_sold_out_
     )
     .await;
     let lots = cluster_load::list_lots_lasting(&c, &s, 1, 3).await;
-    let lot = lots.iter().find(|l| l.market == "west").expect("west's lot");
+    let lot = lots
+        .iter()
+        .find(|l| l.market == "west")
+        .expect("west's lot");
     let mut k = 0;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !accepted(&bid_at_least(&c, &d.account.token, lot, reserve, &mut k).await) {
-        assert!(Instant::now() < deadline, "no bid at the reserve on {lot:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no bid at the reserve on {lot:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // Won and paid for from the line, once the auction has closed.
@@ -998,7 +1005,11 @@ async fn a_car_of_another_market_retailed_before_its_loan_is_repaid_is_sold_out_
     .await;
     let w = &s1["warnings"][0];
     assert_eq!(
-        (w["cause"].as_str(), w["inventory"].as_str(), w["corrected"].as_bool()),
+        (
+            w["cause"].as_str(),
+            w["inventory"].as_str(),
+            w["corrected"].as_bool()
+        ),
         (Some("sold_out_of_trust"), Some(item.as_str()), Some(false)),
         "{s1}"
     );
