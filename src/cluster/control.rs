@@ -416,19 +416,7 @@ async fn apply(
                 issued_at,
                 corrected_at,
             };
-            // A refused note (an origin name too long) is the origin's mistake, and
-            // retrying it would hold up this market's stream: it is logged and passed.
-            match running.engine.submit(Command::Alliance(command)).await {
-                Ok(applied) => {
-                    for e in &applied.events {
-                        if let Event::Alliance(crate::alliance::AllianceEvent::Refused(r)) = e {
-                            tracing::warn!(%market, %dealer, %warning, refusal = r.code(), "remote warning not noted");
-                        }
-                    }
-                    Applied::Done(None)
-                }
-                Err(_) => Applied::Retry,
-            }
+            note(running, market, command).await
         }
         ControlEntry::Loan {
             origin,
@@ -451,18 +439,7 @@ async fn apply(
                 dealer,
                 repaid,
             };
-            // As for a warning: a refused note is the origin's mistake, logged and passed.
-            match running.engine.submit(Command::Alliance(command)).await {
-                Ok(applied) => {
-                    for e in &applied.events {
-                        if let Event::Alliance(crate::alliance::AllianceEvent::Refused(r)) = e {
-                            tracing::warn!(%market, %dealer, %loan, refusal = r.code(), "remote loan not noted");
-                        }
-                    }
-                    Applied::Done(None)
-                }
-                Err(_) => Applied::Retry,
-            }
+            note(running, market, command).await
         }
         ControlEntry::Transfer {
             transfer,
@@ -700,6 +677,24 @@ async fn relay_loans(
                 }
             }
         }
+    }
+}
+
+/// Submits another market's note (a warning, a loan). A refused note (an origin name too
+/// long, a dealer unknown here) is the origin's mistake, and retrying it would hold up
+/// this market's stream: it is logged and passed.
+async fn note(running: &RunningParts, market: &str, command: AllianceCommand) -> Applied {
+    let what = format!("{command:?}");
+    match running.engine.submit(Command::Alliance(command)).await {
+        Ok(applied) => {
+            for e in &applied.events {
+                if let Event::Alliance(crate::alliance::AllianceEvent::Refused(r)) = e {
+                    tracing::warn!(%market, note = %what, refusal = r.code(), "another market's note not taken");
+                }
+            }
+            Applied::Done(None)
+        }
+        Err(_) => Applied::Retry,
     }
 }
 
