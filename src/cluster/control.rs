@@ -1,5 +1,6 @@
 //! The control stream: what every market must apply, in one order — accounts, dealer
-//! status changes, the alliance's warnings, and transfers of buying power between markets.
+//! status changes, the alliance's warnings, the loans markets made on the cars they sold,
+//! and transfers of buying power between markets.
 //!
 //! Keys (`{prefix}` is the registry's hash tag; `{prefix:market}` a market's):
 //!

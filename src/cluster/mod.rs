@@ -8,16 +8,22 @@
 //! atomic there. One node serves a market at a time, fenced by the market's lease exactly
 //! as the single journal is.
 //!
+//! The alliance is one: one market, the *alliance market* (`[cluster] alliance_market`),
+//! holds the inventory every market's sold cars reach (through its inbox stream, see
+//! `crate::pipeline::redis_consumer`), and the front doors send the alliance's routes to
+//! it; sanctions, warnings and loans reach every market through the control stream.
+//!
 //! - [`placement`]: which node should serve which market (pure, balanced rendezvous);
 //! - [`registry`]: live nodes and what they serve, heartbeated into Redis;
 //! - [`verify`]: what must hold across markets, on their rebuilt books;
 //! - [`routes`]: the front door's table of where each market is served;
 //! - [`node`]: the loop that starts and hands over market servers to match;
-//! - [`control`]: the control stream: accounts, statuses, alliance warnings and transfers
-//!   every market applies;
+//! - [`control`]: the control stream: accounts, statuses, alliance warnings, loans and
+//!   transfers every market applies;
 //! - [`metrics`]: what a node counts about its markets;
 //! - [`front`]: the node's own listener (the front door): the cluster map, redirects to a
-//!   market's server, and the accounts every market shares.
+//!   market's server (and to the alliance market's for the alliance's routes), and the
+//!   accounts every market shares.
 //!
 //! Clients talk to a market's server with the unchanged single-node protocol; they find it
 //! through any node's front door (see docs/protocol.md, "Cluster").
