@@ -1058,4 +1058,27 @@ async fn a_forwarded_car_is_collected_once_as_the_selling_markets_and_trimmed() 
     assert!(c.round(false, true).await.expect("collected"));
     assert_eq!(north_board.items(None, None).len(), 2);
     assert_eq!(xlen(&mut raw, &inbox).await, 0);
+
+    // Redis drops every client: the forwarder makes its inbox connection again and the
+    // car goes through on a later try (again harmlessly: one item per market and auction).
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .arg("SKIPME")
+        .arg("yes")
+        .query_async(&mut raw)
+        .await
+        .expect("CLIENT KILL");
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let h = f.handle(&read[0]).await;
+        tries.push(h.clone());
+        if h == Handling::Ack {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(tries.last(), Some(&Handling::Ack), "{tries:?}");
+    assert_eq!(xlen(&mut raw, &inbox).await, 1);
 }

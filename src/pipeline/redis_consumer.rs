@@ -156,8 +156,9 @@ pub struct RedisHandoff {
     conn: RedisConn,
     engine: EngineHandle,
     lots: Arc<Lots>,
-    /// The connection to the inbox's slot (`Role::Forward` only).
-    inbox: Option<RedisConn>,
+    /// Where the inbox is, and the connection to it while it works (`Role::Forward` only):
+    /// made when first needed, dropped after a failed call and made again at the next.
+    inbox: Option<(RedisTarget, Option<RedisConn>)>,
     /// Where the next read of this consumer's own pending entries starts, and where the
     /// next claim starts. Both walk forward page by page and wrap around, so an entry that
     /// keeps failing at the head never hides the ones behind it.
@@ -189,11 +190,7 @@ impl RedisHandoff {
                 let target =
                     RedisTarget::new(&config.url, &config.cluster_urls, inbox, config.op_timeout)
                         .map_err(HandoffError)?;
-                let conn = tokio::time::timeout(config.op_timeout, target.connect())
-                    .await
-                    .map_err(|_| HandoffError("connecting to the inbox timed out".into()))?
-                    .map_err(|e| HandoffError(format!("connecting to the inbox: {e}")))?;
-                Some(conn)
+                Some((target, None))
             }
             Role::HandOff | Role::Collect => None,
         };
@@ -355,8 +352,17 @@ impl RedisHandoff {
             tracing::error!(%auction, "hand-off record does not encode; skipped");
             return Handling::Ack;
         };
-        let Some(conn) = self.inbox.as_mut() else {
-            return Handling::Retry("no inbox connection");
+        let Some((target, slot)) = self.inbox.as_mut() else {
+            return Handling::Retry("not a forwarder");
+        };
+        if slot.is_none() {
+            match tokio::time::timeout(self.config.op_timeout, target.connect()).await {
+                Ok(Ok(conn)) => *slot = Some(conn),
+                Ok(Err(_)) | Err(_) => return Handling::Retry("alliance inbox unreachable"),
+            }
+        }
+        let Some(conn) = slot.as_mut() else {
+            return Handling::Retry("alliance inbox unreachable");
         };
         let mut add = redis::cmd("XADD");
         add.arg(inbox)
@@ -373,8 +379,12 @@ impl RedisHandoff {
                 Handling::Ack
             }
             // The entry may have reached the inbox anyway: sending it again is harmless,
-            // since the alliance takes one item per market and auction.
-            Ok(Err(_)) | Err(_) => Handling::Retry("alliance inbox unavailable"),
+            // since the alliance takes one item per market and auction. The connection is
+            // made again for the next try.
+            Ok(Err(_)) | Err(_) => {
+                *slot = None;
+                Handling::Retry("alliance inbox unavailable")
+            }
         }
     }
 
