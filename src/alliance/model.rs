@@ -459,6 +459,15 @@ pub struct RemoteLoan {
     pub repaid: bool,
 }
 
+impl RemoteLoan {
+    /// Whether another note of `loan` saying `repaid` would change nothing: it is this
+    /// loan, and it is repaid already or the note says open. A relay can skip submitting
+    /// it.
+    pub fn covers(&self, loan: LoanId, repaid: bool) -> bool {
+        self.loan == loan && (self.repaid || !repaid)
+    }
+}
+
 /// A warning another market of the cluster issued to a dealer, as this market was told of
 /// it (`AllianceCommand::NoteRemoteWarning`). The alliance is one across the cluster's
 /// markets, so its uncorrected remote warnings count toward expulsion here like the

@@ -1068,10 +1068,11 @@ impl Alliance {
             return Err(AllianceRefusal::RecordMismatch);
         }
         // Idempotent, and a repayment is final: only a new loan or open → repaid changes.
-        let repays = note.repaid && noted.is_some_and(|n| !n.repaid);
-        if noted.is_some() && !repays {
+        if noted.is_some_and(|n| n.covers(note.loan, note.repaid)) {
             return Ok(());
         }
+        // Past that check, a loan noted before is one this note repays.
+        let repays = noted.is_some();
         self.remote_loans
             .entry(market.clone())
             .or_default()

@@ -430,7 +430,7 @@ async fn apply(
                 return Applied::Done(None);
             }
             let known = running.alliance.remote_loan(&origin, auction);
-            if known.is_some_and(|l| l.loan == loan && (l.repaid || !repaid)) {
+            if known.is_some_and(|l| l.covers(loan, repaid)) {
                 return Applied::Done(None); // noted before, or relayed again: nothing new
             }
             let command = AllianceCommand::NoteRemoteLoan {
