@@ -11,7 +11,9 @@
 //! Only the public protocol: the map's fields are those docs/protocol.md gives.
 
 use crate::http::Http;
-use crate::setup::{listing_body, Auction, Created, Dealer, Fixture, Listed, SetupOpts};
+use crate::setup::{
+    listing_body, register_dealers, Auction, Created, Dealer, Fixture, Listed, SetupOpts,
+};
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use serde_json::json;
@@ -181,49 +183,26 @@ pub async fn make(o: &SetupOpts) -> anyhow::Result<Fixture> {
     )
     .await?;
 
-    const LANES: usize = 8;
-    let mut tasks = Vec::new();
-    for lane in 0..LANES {
-        let (front, admin, n, deposit, markets) = (
-            o.authority.clone(),
-            admin.clone(),
-            o.dealers,
-            o.deposit,
-            markets.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut h = Http::connect(&front).await?;
-            let mut out = Vec::new();
-            for i in (lane..n).step_by(LANES) {
-                let m = &markets[i % markets.len()];
-                let d = register(
-                    &mut h,
-                    &admin,
-                    "/v1/dealers",
-                    &json!({"name": format!("loadtest dealer {i}"), "deposit": deposit,
-                            "home_market": m.market}),
-                )
-                .await?;
-                out.push((
-                    i,
-                    Dealer {
-                        id: Some(d.id),
-                        token: d.token,
-                        ws_base: m.ws.as_deref().map(|w| format!("ws://{}", authority(w))),
-                        scope: (i % markets.len()) as u16,
-                    },
-                ));
-            }
-            anyhow::Ok(out)
-        }));
-    }
-    let mut dealers: Vec<Option<Dealer>> = vec![None; o.dealers];
-    for t in tasks {
-        for (i, d) in t.await?? {
-            dealers[i] = Some(d);
-        }
-    }
-    let dealers: Vec<Dealer> = dealers.into_iter().flatten().collect();
+    let (deposit, homes, routes) = (o.deposit, markets.clone(), markets.clone());
+    let dealers = register_dealers(
+        &o.authority,
+        &admin,
+        o.dealers,
+        move |i| {
+            json!({"name": format!("loadtest dealer {i}"), "deposit": deposit,
+                   "home_market": homes[i % homes.len()].market})
+        },
+        move |i, d| Dealer {
+            id: Some(d.id),
+            token: d.token,
+            ws_base: routes[i % routes.len()]
+                .ws
+                .as_deref()
+                .map(|w| format!("ws://{}", authority(w))),
+            scope: (i % routes.len()) as u16,
+        },
+    )
+    .await?;
 
     let mut servers = Vec::with_capacity(k);
     for m in markets.iter() {

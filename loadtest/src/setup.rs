@@ -154,45 +154,20 @@ async fn make_api(o: &SetupOpts) -> anyhow::Result<Fixture> {
         .json(201)
         .context("creating the seller")?;
 
-    // Dealers in parallel over a few keep-alive connections.
-    const LANES: usize = 8;
-    let mut tasks = Vec::new();
-    for lane in 0..LANES {
-        let (authority, admin, n, deposit) =
-            (o.authority.clone(), admin.clone(), o.dealers, o.deposit);
-        tasks.push(tokio::spawn(async move {
-            let mut h = Http::connect(&authority).await?;
-            let mut out = Vec::new();
-            for i in (lane..n).step_by(LANES) {
-                let d: Created = h
-                    .post(
-                        "/v1/dealers",
-                        &admin,
-                        &json!({"name": format!("loadtest dealer {i}"), "deposit": deposit}),
-                    )
-                    .await?
-                    .json(201)
-                    .context("creating a dealer")?;
-                out.push((
-                    i,
-                    Dealer {
-                        id: Some(d.id),
-                        token: d.token,
-                        ws_base: None,
-                        scope: 0,
-                    },
-                ));
-            }
-            anyhow::Ok(out)
-        }));
-    }
-    let mut dealers: Vec<Option<Dealer>> = vec![None; o.dealers];
-    for t in tasks {
-        for (i, d) in t.await?? {
-            dealers[i] = Some(d);
-        }
-    }
-    let dealers: Vec<Dealer> = dealers.into_iter().flatten().collect();
+    let deposit = o.deposit;
+    let dealers = register_dealers(
+        &o.authority,
+        &admin,
+        o.dealers,
+        move |i| json!({"name": format!("loadtest dealer {i}"), "deposit": deposit}),
+        |_, d| Dealer {
+            id: Some(d.id),
+            token: d.token,
+            ws_base: None,
+            scope: 0,
+        },
+    )
+    .await?;
 
     let mut auctions = Vec::with_capacity(o.auctions);
     for i in 0..o.auctions {
@@ -221,6 +196,45 @@ async fn make_api(o: &SetupOpts) -> anyhow::Result<Fixture> {
 }
 
 /// The body of `POST /v1/listings` for lot `i`, a car in `city`.
+/// Registers dealers `0..n` through `authority` (`POST /v1/dealers`, admin) in parallel
+/// over a few keep-alive connections; `body(i)` is dealer `i`'s registration, `keep(i,
+/// created)` what the run keeps of it. In index order.
+pub(crate) async fn register_dealers(
+    authority: &str,
+    admin: &str,
+    n: usize,
+    body: impl Fn(usize) -> serde_json::Value + Send + Sync + 'static,
+    keep: impl Fn(usize, Created) -> Dealer + Send + Sync + 'static,
+) -> anyhow::Result<Vec<Dealer>> {
+    const LANES: usize = 8;
+    let (body, keep) = (std::sync::Arc::new(body), std::sync::Arc::new(keep));
+    let mut tasks = Vec::new();
+    for lane in 0..LANES {
+        let (authority, admin) = (authority.to_owned(), admin.to_owned());
+        let (body, keep) = (body.clone(), keep.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut h = Http::connect(&authority).await?;
+            let mut out = Vec::new();
+            for i in (lane..n).step_by(LANES) {
+                let d: Created = h
+                    .post("/v1/dealers", &admin, &body(i))
+                    .await?
+                    .json(201)
+                    .context("creating a dealer")?;
+                out.push((i, keep(i, d)));
+            }
+            anyhow::Ok(out)
+        }));
+    }
+    let mut dealers: Vec<Option<Dealer>> = vec![None; n];
+    for t in tasks {
+        for (i, d) in t.await?? {
+            dealers[i] = Some(d);
+        }
+    }
+    Ok(dealers.into_iter().flatten().collect())
+}
+
 pub(crate) fn listing_body(o: &SetupOpts, i: usize, city: &str) -> serde_json::Value {
     json!({
         "vehicle": {"vin": random_vin(), "make": "Loadtest", "model": format!("Lot {i}"),
