@@ -25,6 +25,23 @@ fn loadtest() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gavel-loadtest"))
 }
 
+/// `gavel-loadtest verify` of a run's report against the journal's replayed digests must
+/// pass; `what` names the run in the failure.
+fn assert_verifies(what: &str, report: &std::path::Path, digests: &std::path::Path) {
+    let v = Command::new(loadtest())
+        .args(["verify", "--report"])
+        .arg(report)
+        .arg("--digests")
+        .arg(digests)
+        .output()
+        .expect("run verify");
+    assert!(
+        v.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+}
+
 fn sibling(name: &str) -> PathBuf {
     loadtest().with_file_name(name)
 }
@@ -265,19 +282,7 @@ fn every_scenario_against_gavel_then_the_journal() {
     let digests = dir.path().join("digests.txt");
     std::fs::write(&digests, &replay.stdout).expect("write digests");
     for name in ["steady", "hot"] {
-        let v = Command::new(loadtest())
-            .arg("verify")
-            .arg("--report")
-            .arg(out(name))
-            .arg("--digests")
-            .arg(&digests)
-            .output()
-            .expect("verify");
-        assert!(
-            v.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&v.stdout)
-        );
+        assert_verifies(name, &out(name), &digests);
     }
 }
 
@@ -640,18 +645,7 @@ fn steady_across_a_clusters_markets_then_every_markets_journal() {
     );
     let digests = dir.path().join("cluster.digests");
     std::fs::write(&digests, &replay.stdout).expect("write digests");
-    let v = Command::new(loadtest())
-        .args(["verify", "--report"])
-        .arg(&out)
-        .arg("--digests")
-        .arg(&digests)
-        .output()
-        .expect("run verify");
-    assert!(
-        v.status.success(),
-        "verify: {}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    assert_verifies("verify", &out, &digests);
 }
 
 /// The body of `GET path` from `addr` (HTTP/1.0, so the server closes when done).
