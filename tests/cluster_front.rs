@@ -130,28 +130,16 @@ async fn the_front_door_finds_redirects_registers_and_moves_buying_power() {
         deposit(east_url.clone(), dealer_id.clone()).await,
         Some(1_000_000)
     );
-    let t = http::post(
-        front,
-        "/v1/cluster/transfers",
-        Some(ADMIN),
-        &json!({"transfer": "move-1", "dealer": dealer_id, "from": "east", "to": "west",
-                "amount": 300_000}),
-    )
-    .await;
+    let move_1 = json!({"transfer": "move-1", "dealer": dealer_id, "from": "east", "to": "west",
+                        "amount": 300_000});
+    let t = http::post(front, "/v1/cluster/transfers", Some(ADMIN), &move_1).await;
     assert_eq!(
         (t.status, t.body["state"].as_str()),
         (200, Some("done")),
         "{t:?}"
     );
     // The same id again moves nothing twice.
-    let again = http::post(
-        front,
-        "/v1/cluster/transfers",
-        Some(ADMIN),
-        &json!({"transfer": "move-1", "dealer": dealer_id, "from": "east", "to": "west",
-                "amount": 300_000}),
-    )
-    .await;
+    let again = http::post(front, "/v1/cluster/transfers", Some(ADMIN), &move_1).await;
     assert_eq!(again.status, 200, "{again:?}");
     assert_eq!(
         deposit(east_url.clone(), dealer_id.clone()).await,
